@@ -1,0 +1,31 @@
+# The two commands that matter: `make dev` runs the whole system locally, `make test` runs
+# every test (it starts PostgreSQL, Redis and moto_server itself and stops them afterwards).
+SHELL := /bin/bash
+GO    ?= go
+
+.PHONY: build test test-go lint bench package clean
+
+build:
+	$(GO) build ./...
+
+# Everything CI runs. Services start before and stop after, even when a test fails.
+test:
+	scripts/with-services.sh scripts/test.sh
+
+# Only the Go tests, with services (for a quicker loop).
+test-go:
+	scripts/with-services.sh $(GO) test -race -count=1 ./...
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+bench:
+	scripts/with-services.sh scripts/bench.sh
+
+package:
+	scripts/package.sh
+
+clean:
+	rm -rf dist bin .run

@@ -1,0 +1,187 @@
+// Package clients builds the connections every function needs, once per execution
+// environment: the PostgreSQL pool (from DATABASE_URL, or from a Secrets Manager secret in
+// the RDS JSON shape so that credentials never sit in environment variables) and the Redis
+// client (a cluster client when REDIS_CLUSTER is set).
+package clients
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/config"
+	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+)
+
+// SecretGetter is the part of the Secrets Manager client this package uses.
+type SecretGetter interface {
+	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+}
+
+// rdsSecret is the JSON shape of an RDS-managed or RDS-style database secret.
+type rdsSecret struct {
+	Username string          `json:"username"`
+	Password string          `json:"password"`
+	Host     string          `json:"host"`
+	Port     json.RawMessage `json:"port"` // a number in RDS secrets, sometimes a string
+	DBName   string          `json:"dbname"`
+}
+
+// DatabaseURL returns DATABASE_URL when set, else the URL built from the secret.
+func DatabaseURL(ctx context.Context, cfg config.Shared, sm SecretGetter) (string, error) {
+	if cfg.DatabaseURL != "" {
+		return cfg.DatabaseURL, nil
+	}
+	if sm == nil {
+		return "", fmt.Errorf("clients: DATABASE_SECRET_ARN is set but no Secrets Manager client was given")
+	}
+	raw, err := secretString(ctx, sm, cfg.DatabaseSecretARN)
+	if err != nil {
+		return "", err
+	}
+	return urlFromSecret(raw)
+}
+
+func urlFromSecret(raw string) (string, error) {
+	var s rdsSecret
+	if err := json.Unmarshal([]byte(raw), &s); err != nil {
+		return "", fmt.Errorf("clients: database secret is not RDS-shaped JSON: %w", err)
+	}
+	port := "5432"
+	if len(s.Port) > 0 {
+		var n int
+		var str string
+		switch {
+		case json.Unmarshal(s.Port, &n) == nil:
+			port = strconv.Itoa(n)
+		case json.Unmarshal(s.Port, &str) == nil && str != "":
+			port = str
+		}
+	}
+	if s.Username == "" || s.Password == "" || s.Host == "" {
+		return "", fmt.Errorf("clients: database secret lacks username, password or host")
+	}
+	if s.DBName == "" {
+		s.DBName = "postgres"
+	}
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword(s.Username, s.Password),
+		Host:     net.JoinHostPort(s.Host, port),
+		Path:     "/" + s.DBName,
+		RawQuery: "sslmode=require",
+	}
+	return u.String(), nil
+}
+
+func secretString(ctx context.Context, sm SecretGetter, arn string) (string, error) {
+	out, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: &arn})
+	if err != nil {
+		return "", fmt.Errorf("clients: read secret %s: %w", arn, err)
+	}
+	if out.SecretString == nil {
+		return "", fmt.Errorf("clients: secret %s has no string value", arn)
+	}
+	return *out.SecretString, nil
+}
+
+// Postgres opens a pool sized for a Lambda execution environment (one invocation at a time,
+// a few concurrent queries within it) and checks it answers.
+func Postgres(ctx context.Context, dbURL string, maxConns int32) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("clients: database URL: %w", err)
+	}
+	if maxConns > 0 {
+		pc.MaxConns = maxConns
+	}
+	pc.MaxConnIdleTime = 5 * time.Minute
+	pc.ConnConfig.ConnectTimeout = 5 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("clients: open database pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("clients: database unreachable: %w", err)
+	}
+	return pool, nil
+}
+
+// Redis returns a client for REDIS_ADDR: a cluster client when REDIS_CLUSTER is set.
+func Redis(ctx context.Context, cfg config.Shared, sm SecretGetter) (redis.UniversalClient, error) {
+	password := ""
+	if cfg.RedisPasswordSecretARN != "" {
+		if sm == nil {
+			return nil, fmt.Errorf("clients: REDIS_PASSWORD_SECRET_ARN is set but no Secrets Manager client was given")
+		}
+		p, err := secretString(ctx, sm, cfg.RedisPasswordSecretARN)
+		if err != nil {
+			return nil, err
+		}
+		password = p
+	}
+	var tlsConfig *tls.Config
+	if cfg.RedisTLS {
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	opts := &redis.UniversalOptions{
+		Addrs:         []string{cfg.RedisAddr},
+		Password:      password,
+		TLSConfig:     tlsConfig,
+		DialTimeout:   3 * time.Second,
+		ReadTimeout:   2 * time.Second,
+		WriteTimeout:  2 * time.Second,
+		IsClusterMode: cfg.RedisCluster,
+	}
+	return redis.NewUniversalClient(opts), nil
+}
+
+// Stores are the connections of one execution environment.
+type Stores struct {
+	DB    *pgxpool.Pool
+	Redis redis.UniversalClient
+}
+
+// Close releases both.
+func (s *Stores) Close() {
+	if s.DB != nil {
+		s.DB.Close()
+	}
+	if s.Redis != nil {
+		_ = s.Redis.Close()
+	}
+}
+
+// Open connects to PostgreSQL and Redis and applies pending control-plane migrations
+// (under their advisory lock, so concurrent cold starts are safe). Redis being down does
+// not fail Open: the router degrades to PostgreSQL, and health checks report it.
+func Open(ctx context.Context, cfg config.Shared, sm SecretGetter, maxConns int32) (*Stores, error) {
+	dbURL, err := DatabaseURL(ctx, cfg, sm)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := Postgres(ctx, dbURL, maxConns)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := controlplane.Migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	rdb, err := Redis(ctx, cfg, sm)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Stores{DB: pool, Redis: rdb}, nil
+}

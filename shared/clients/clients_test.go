@@ -1,0 +1,73 @@
+package clients
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/botplatform/discord-sandboxes/shared/config"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
+)
+
+func TestURLFromSecret(t *testing.T) {
+	cases := map[string]string{
+		`{"username":"app","password":"p@ss/word","host":"db.example","port":5432,"dbname":"sandboxes","engine":"postgres"}`: "postgres://app:p%40ss%2Fword@db.example:5432/sandboxes?sslmode=require",
+		`{"username":"app","password":"x","host":"db.example","port":"6432"}`:                                                "postgres://app:x@db.example:6432/postgres?sslmode=require",
+	}
+	for in, want := range cases {
+		got, err := urlFromSecret(in)
+		if err != nil || got != want {
+			t.Errorf("urlFromSecret(%s) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{`not json`, `{"username":"app"}`, `{"password":"x","host":"h"}`} {
+		if _, err := urlFromSecret(bad); err == nil {
+			t.Errorf("urlFromSecret(%s) accepted", bad)
+		}
+	}
+}
+
+type fakeSecrets map[string]string
+
+func (f fakeSecrets) GetSecretValue(_ context.Context, in *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+	v, ok := f[*in.SecretId]
+	if !ok {
+		return nil, errors.New("ResourceNotFoundException")
+	}
+	return &secretsmanager.GetSecretValueOutput{SecretString: &v}, nil
+}
+
+func TestDatabaseURLPrefersTheURL(t *testing.T) {
+	got, err := DatabaseURL(context.Background(), config.Shared{DatabaseURL: "postgres://x@h/db"}, nil)
+	if err != nil || got != "postgres://x@h/db" {
+		t.Fatal(got, err)
+	}
+	_, err = DatabaseURL(context.Background(), config.Shared{DatabaseSecretARN: "arn:missing"}, fakeSecrets{})
+	if err == nil || !strings.Contains(err.Error(), "arn:missing") {
+		t.Fatalf("missing secret: %v", err)
+	}
+}
+
+func TestOpenMigratesAndConnects(t *testing.T) {
+	_, dbURL := testenv.Postgres(t)
+	addr := testenv.RedisAddr(t)
+	ctx := context.Background()
+	s, err := Open(ctx, config.Shared{DatabaseURL: dbURL, RedisAddr: addr}, nil, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var n int
+	if err := s.DB.QueryRow(ctx, `SELECT count(*) FROM sandbox_control.schema_migrations`).Scan(&n); err != nil || n == 0 {
+		t.Fatalf("migrations not applied: %d %v", n, err)
+	}
+	if err := s.Redis.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, config.Shared{DatabaseURL: "postgres://nobody@127.0.0.1:1/x?connect_timeout=1", RedisAddr: addr}, nil, 1); err == nil {
+		t.Fatal("Open succeeded against a closed port")
+	}
+}

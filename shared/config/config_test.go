@@ -1,0 +1,53 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadSharedDefaults(t *testing.T) {
+	r := NewReader(MapLookup(map[string]string{"DATABASE_URL": "postgres://x", "REDIS_ADDR": "127.0.0.1:6379"}))
+	c := LoadShared(r)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Environment != "dev" || c.Limits.DefaultTTL != 24*time.Hour || c.Limits.MaxLifetime != 168*time.Hour ||
+		c.Limits.OwnerQuota != 5 || c.TemplateSchema != "sandbox_template" {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestLoadSharedReportsEveryProblem(t *testing.T) {
+	r := NewReader(MapLookup(map[string]string{
+		"SANDBOX_DEFAULT_TTL":      "forever",
+		"SANDBOX_OWNER_QUOTA":      "-3",
+		"REDIS_TLS":                "maybe",
+		"SANDBOX_PROTECTED_GUILDS": "80351110224678912, nope",
+		"SANDBOX_TEMPLATE_SCHEMA":  "sb_evil",
+		"LOG_LEVEL":                "chatty",
+	}))
+	LoadShared(r)
+	err := r.Err()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"SANDBOX_DEFAULT_TTL", "SANDBOX_OWNER_QUOTA", "REDIS_TLS", "SANDBOX_PROTECTED_GUILDS", "SANDBOX_TEMPLATE_SCHEMA", "LOG_LEVEL", "DATABASE_URL", "REDIS_ADDR"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s: %v", want, err)
+		}
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{"90m": 90 * time.Minute, "24h": 24 * time.Hour, "7d": 168 * time.Hour, "1h30m": 90 * time.Minute} {
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %s, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "d", "-1d", "1.5d", "7days", "abc"} {
+		if _, err := ParseDuration(bad); err == nil {
+			t.Errorf("ParseDuration(%q) accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,79 @@
+package config
+
+import (
+	"log/slog"
+	"strings"
+
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// Shared is the configuration every function reads: where the stores are and the limits
+// of a sandbox.
+type Shared struct {
+	// Environment names the deployment; it is the Environment metric dimension.
+	Environment string
+	LogLevel    slog.Level
+
+	// DatabaseURL is used when set (local runs); otherwise DatabaseSecretARN names a Secrets
+	// Manager secret in the RDS JSON shape.
+	DatabaseURL       string
+	DatabaseSecretARN string
+
+	RedisAddr              string
+	RedisTLS               bool
+	RedisCluster           bool
+	RedisPasswordSecretARN string
+
+	Limits          sandbox.Limits
+	TemplateSchema  string
+	ProtectedGuilds []string
+}
+
+// LoadShared reads the shared configuration. Every problem is reported at once.
+func LoadShared(r *Reader) Shared {
+	def := sandbox.DefaultLimits()
+	c := Shared{
+		Environment:            r.String("ENVIRONMENT", "dev"),
+		DatabaseURL:            r.String("DATABASE_URL", ""),
+		DatabaseSecretARN:      r.String("DATABASE_SECRET_ARN", ""),
+		RedisAddr:              r.String("REDIS_ADDR", ""),
+		RedisTLS:               r.Bool("REDIS_TLS", false),
+		RedisCluster:           r.Bool("REDIS_CLUSTER", false),
+		RedisPasswordSecretARN: r.String("REDIS_PASSWORD_SECRET_ARN", ""),
+		TemplateSchema:         r.String("SANDBOX_TEMPLATE_SCHEMA", "sandbox_template"),
+		Limits: sandbox.Limits{
+			DefaultTTL:       r.Duration("SANDBOX_DEFAULT_TTL", def.DefaultTTL),
+			MinTTL:           r.Duration("SANDBOX_MIN_TTL", def.MinTTL),
+			MaxLifetime:      r.Duration("SANDBOX_MAX_LIFETIME", def.MaxLifetime),
+			OwnerQuota:       r.Int("SANDBOX_OWNER_QUOTA", def.OwnerQuota, 1, 1000),
+			MaxGuilds:        r.Int("SANDBOX_MAX_GUILDS", def.MaxGuilds, 1, 1000),
+			MetadataMaxBytes: r.Int("SANDBOX_METADATA_MAX_BYTES", def.MetadataMaxBytes, 2, 1<<20),
+			MetadataMaxKeys:  def.MetadataMaxKeys,
+		},
+	}
+	switch level := strings.ToLower(r.String("LOG_LEVEL", "info")); level {
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "info":
+		c.LogLevel = slog.LevelInfo
+	case "warn", "warning":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	default:
+		r.Check(false, "LOG_LEVEL", "%q is not one of debug, info, warn, error", level)
+	}
+	for _, g := range r.List("SANDBOX_PROTECTED_GUILDS") {
+		r.Check(sandbox.ValidGuildID(g), "SANDBOX_PROTECTED_GUILDS", "%q is not a Discord snowflake", g)
+		c.ProtectedGuilds = append(c.ProtectedGuilds, g)
+	}
+	r.Check(c.DatabaseURL != "" || c.DatabaseSecretARN != "", "DATABASE_URL", "is required (or DATABASE_SECRET_ARN)")
+	r.Check(c.RedisAddr != "", "REDIS_ADDR", "is required")
+	r.Check(identRE.MatchString(c.TemplateSchema) && !strings.HasPrefix(c.TemplateSchema, "sb_") && c.TemplateSchema != "sandbox_control",
+		"SANDBOX_TEMPLATE_SCHEMA", "%q must be a plain lowercase identifier, not sandbox_control nor starting with sb_", c.TemplateSchema)
+	r.Check(c.Limits.DefaultTTL >= c.Limits.MinTTL && c.Limits.DefaultTTL <= c.Limits.MaxLifetime,
+		"SANDBOX_DEFAULT_TTL", "%s must lie between SANDBOX_MIN_TTL (%s) and SANDBOX_MAX_LIFETIME (%s)",
+		c.Limits.DefaultTTL, c.Limits.MinTTL, c.Limits.MaxLifetime)
+	r.Check(c.Limits.MinTTL > 0, "SANDBOX_MIN_TTL", "must be positive")
+	return c
+}

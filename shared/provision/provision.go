@@ -1,0 +1,339 @@
+// Package provision creates, inspects and drops the per-sandbox resources of DESIGN §3.3:
+// schema sb_<id> cloned from a template schema (tables with their indexes, defaults,
+// constraints, identity sequences and the foreign keys between template tables), role
+// sb_<id> that can use only that schema, and the sandbox's Redis event stream with its
+// consumer group.
+//
+// Provisioning the database objects is one transaction: PostgreSQL DDL is transactional,
+// so a failure leaves nothing half-created. Dropping is the teardown's (cleanup) business;
+// Drop is here so that the knowledge of what a sandbox owns has one home.
+package provision
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// RoleConnectionLimit bounds the sessions one sandbox role may open.
+const RoleConnectionLimit = 20
+
+// roleCommentPrefix marks roles created by this control plane; the comment names the
+// database, because roles are cluster-wide while sandboxes belong to one database, and
+// orphan reconciliation must only ever consider its own database's roles.
+const roleCommentPrefix = "discord-sandboxes role of database "
+
+// Provisioner creates and drops per-sandbox resources.
+type Provisioner struct {
+	db       *pgxpool.Pool
+	rdb      redis.UniversalClient
+	template string
+}
+
+// New returns a Provisioner cloning from the template schema. rdb may be nil when only the
+// database part is wanted (tests of the clone, tools).
+func New(db *pgxpool.Pool, rdb redis.UniversalClient, templateSchema string) *Provisioner {
+	return &Provisioner{db: db, rdb: rdb, template: templateSchema}
+}
+
+// TemplateSchema returns the schema sandboxes are cloned from.
+func (p *Provisioner) TemplateSchema() string { return p.template }
+
+func checkID(id string) error {
+	if !sandbox.ValidID(id) {
+		return fmt.Errorf("provision: invalid sandbox id %q", id)
+	}
+	return nil
+}
+
+// Provision creates the schema, its tables and the role in one transaction, then the event
+// stream with its consumer group.
+func (p *Provisioner) Provision(ctx context.Context, id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	if err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error { return p.provisionDatabase(ctx, tx, id) }); err != nil {
+		return fmt.Errorf("provision schema and role of %s: %w", id, err)
+	}
+	if p.rdb != nil {
+		err := p.rdb.XGroupCreateMkStream(ctx, keys.EventStream(id), keys.EventsGroup, "0").Err()
+		if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+			return fmt.Errorf("provision event stream of %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+func (p *Provisioner) provisionDatabase(ctx context.Context, tx pgx.Tx, id string) error {
+	schema := pgx.Identifier{sandbox.SchemaName(id)}.Sanitize()
+	role := pgx.Identifier{sandbox.RoleName(id)}.Sanitize()
+	tmpl := pgx.Identifier{p.template}.Sanitize()
+
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, p.template).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		return fmt.Errorf("template schema %q does not exist", p.template)
+	}
+	tables, err := p.templateTables(ctx, tx)
+	if err != nil {
+		return err
+	}
+	stmts := []string{"CREATE SCHEMA " + schema}
+	for _, t := range tables {
+		name := pgx.Identifier{t}.Sanitize()
+		stmts = append(stmts, fmt.Sprintf("CREATE TABLE %s.%s (LIKE %s.%s INCLUDING ALL)", schema, name, tmpl, name))
+	}
+	for _, s := range stmts {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return err
+		}
+	}
+	if err := p.cloneForeignKeys(ctx, tx, sandbox.SchemaName(id)); err != nil {
+		return err
+	}
+	if err := ownSequences(ctx, tx, sandbox.SchemaName(id)); err != nil {
+		return err
+	}
+	var db string
+	if err := tx.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
+		return err
+	}
+	dbIdent := pgx.Identifier{db}.Sanitize()
+	stmts = []string{
+		// No password until connect hands one out; NOINHERIT so that no grant to PUBLIC-like
+		// roles widens it; no other attribute.
+		fmt.Sprintf("CREATE ROLE %s LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS CONNECTION LIMIT %d PASSWORD NULL",
+			role, RoleConnectionLimit),
+		fmt.Sprintf("COMMENT ON ROLE %s IS %s", role, quoteLiteral(roleCommentPrefix+db)),
+		fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s", dbIdent, role),
+		fmt.Sprintf("GRANT USAGE, CREATE ON SCHEMA %s TO %s", schema, role),
+		fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA %s TO %s", schema, role),
+		fmt.Sprintf("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA %s TO %s", schema, role),
+		fmt.Sprintf("ALTER ROLE %s IN DATABASE %s SET search_path TO %s", role, dbIdent, schema),
+	}
+	for _, s := range stmts {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Provisioner) templateTables(ctx context.Context, q pgx.Tx) ([]string, error) {
+	rows, err := q.Query(ctx, `
+		SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+		ORDER BY c.relname`, p.template)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// cloneForeignKeys adds to the clone the foreign keys between template tables, which
+// LIKE ... INCLUDING ALL does not copy, pointing them at the clone's own tables.
+func (p *Provisioner) cloneForeignKeys(ctx context.Context, tx pgx.Tx, target string) error {
+	rows, err := tx.Query(ctx, `
+		SELECT format('ALTER TABLE %I.%I ADD CONSTRAINT %I FOREIGN KEY (%s) REFERENCES %I.%I (%s)%s%s%s',
+			$2::text, cl.relname, c.conname,
+			(SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.ord)
+			   FROM unnest(c.conkey) WITH ORDINALITY k(attnum, ord)
+			   JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum),
+			$2::text, rcl.relname,
+			(SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.ord)
+			   FROM unnest(c.confkey) WITH ORDINALITY k(attnum, ord)
+			   JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.attnum),
+			CASE c.confmatchtype WHEN 'f' THEN ' MATCH FULL' ELSE '' END,
+			CASE c.confdeltype WHEN 'c' THEN ' ON DELETE CASCADE' WHEN 'n' THEN ' ON DELETE SET NULL'
+				WHEN 'd' THEN ' ON DELETE SET DEFAULT' WHEN 'r' THEN ' ON DELETE RESTRICT' ELSE '' END,
+			CASE c.confupdtype WHEN 'c' THEN ' ON UPDATE CASCADE' WHEN 'n' THEN ' ON UPDATE SET NULL'
+				WHEN 'd' THEN ' ON UPDATE SET DEFAULT' WHEN 'r' THEN ' ON UPDATE RESTRICT' ELSE '' END)
+		FROM pg_constraint c
+		JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_namespace n ON n.oid = cl.relnamespace
+		JOIN pg_class rcl ON rcl.oid = c.confrelid JOIN pg_namespace rn ON rn.oid = rcl.relnamespace
+		WHERE c.contype = 'f' AND n.nspname = $1 AND rn.nspname = $1
+		ORDER BY cl.relname, c.conname`, p.template, target)
+	if err != nil {
+		return err
+	}
+	stmts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, s := range stmts {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ownSequences gives every column of the clone whose default draws from a sequence outside
+// the clone (serial columns of the template) a sequence of its own: the sandbox role has
+// no access to the template's sequences, and sandboxes must not share counters.
+func ownSequences(ctx context.Context, tx pgx.Tx, target string) error {
+	rows, err := tx.Query(ctx, `
+		SELECT c.relname, a.attname
+		FROM pg_attrdef d
+		JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+		JOIN pg_class c ON c.oid = d.adrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%'
+		ORDER BY c.relname, a.attname`, target)
+	if err != nil {
+		return err
+	}
+	type column struct{ table, name string }
+	cols, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (column, error) {
+		var c column
+		return c, r.Scan(&c.table, &c.name)
+	})
+	if err != nil {
+		return err
+	}
+	for _, c := range cols {
+		seq := pgx.Identifier{target, c.table + "_" + c.name + "_seq"}.Sanitize()
+		tbl := pgx.Identifier{target, c.table}.Sanitize()
+		col := pgx.Identifier{c.name}.Sanitize()
+		for _, s := range []string{
+			fmt.Sprintf("CREATE SEQUENCE %s OWNED BY %s.%s", seq, tbl, col),
+			fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT nextval(%s::regclass)", tbl, col, quoteLiteral(seq)),
+		} {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Resources is what exists of one sandbox's resources.
+type Resources struct {
+	SchemaExists bool
+	RoleExists   bool
+	Tables       []string
+	StreamExists bool
+}
+
+// Inspect reports which of a sandbox's resources exist.
+func (p *Provisioner) Inspect(ctx context.Context, id string) (Resources, error) {
+	var r Resources
+	if err := checkID(id); err != nil {
+		return r, err
+	}
+	err := p.db.QueryRow(ctx, `SELECT
+		EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),
+		EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, sandbox.SchemaName(id)).Scan(&r.SchemaExists, &r.RoleExists)
+	if err != nil {
+		return r, err
+	}
+	rows, err := p.db.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname`, sandbox.SchemaName(id))
+	if err != nil {
+		return r, err
+	}
+	if r.Tables, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return r, err
+	}
+	if p.rdb != nil {
+		n, err := p.rdb.Exists(ctx, keys.EventStream(id)).Result()
+		if err != nil {
+			return r, err
+		}
+		r.StreamExists = n == 1
+	}
+	return r, nil
+}
+
+// DropResult says what Drop found.
+type DropResult struct {
+	SessionsTerminated int
+	SchemaExisted      bool
+	RoleExisted        bool
+}
+
+// Drop terminates the role's sessions, drops the schema (cascading to its tables) and the
+// role. It is idempotent. lockTimeout bounds how long it waits for locks held by others,
+// so a busy schema fails this attempt instead of hanging it.
+func (p *Provisioner) Drop(ctx context.Context, id string, lockTimeout time.Duration) (DropResult, error) {
+	var res DropResult
+	if err := checkID(id); err != nil {
+		return res, err
+	}
+	name := sandbox.SchemaName(id)
+	role := sandbox.RoleName(id)
+	err := p.db.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = $1`, role).Scan(&res.SessionsTerminated)
+	if err != nil {
+		return res, fmt.Errorf("terminate sessions of %s: %w", role, err)
+	}
+	err = pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", lockTimeout.Milliseconds())); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),
+			EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2)`, name, role).Scan(&res.SchemaExisted, &res.RoleExisted); err != nil {
+			return err
+		}
+		if res.SchemaExisted {
+			if _, err := tx.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
+				return err
+			}
+		}
+		if res.RoleExisted {
+			r := pgx.Identifier{role}.Sanitize()
+			// DROP OWNED revokes the role's grants in this database (CONNECT, defaults) and
+			// drops anything it created; the role's per-database settings go with DROP ROLE.
+			if _, err := tx.Exec(ctx, "DROP OWNED BY "+r); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, "DROP ROLE IF EXISTS "+r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("drop schema and role of %s: %w", id, err)
+	}
+	return res, nil
+}
+
+// RotatePassword gives the sandbox role a fresh random password valid until validUntil and
+// returns it. Every call invalidates the previous password.
+func (p *Provisioner) RotatePassword(ctx context.Context, id string, validUntil time.Time) (string, error) {
+	if err := checkID(id); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 24)
+	_, _ = rand.Read(buf)
+	password := hex.EncodeToString(buf)
+	stmt := fmt.Sprintf("ALTER ROLE %s WITH PASSWORD %s VALID UNTIL %s",
+		pgx.Identifier{sandbox.RoleName(id)}.Sanitize(), quoteLiteral(password),
+		quoteLiteral(validUntil.UTC().Format(time.RFC3339)))
+	if _, err := p.db.Exec(ctx, stmt); err != nil {
+		if strings.Contains(err.Error(), "does not exist") {
+			return "", errors.Join(sandbox.Errorf(sandbox.CodeNotFound, "the database role of sandbox %s does not exist", id), err)
+		}
+		return "", fmt.Errorf("rotate password of %s: %w", id, err)
+	}
+	return password, nil
+}
+
+// RoleCommentFor is the comment set on the roles this database's control plane creates.
+func RoleCommentFor(database string) string { return roleCommentPrefix + database }
+
+// quoteLiteral quotes a string as an SQL literal; only used for values this package made
+// (hex passwords, timestamps, identifiers already sanitized) because DDL takes no parameters.
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

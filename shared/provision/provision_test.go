@@ -1,0 +1,263 @@
+package provision_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
+	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+type env struct {
+	pool *pgxpool.Pool
+	url  string
+	rdb  *redis.Client
+	p    *provision.Provisioner
+}
+
+func setup(t *testing.T) env {
+	t.Helper()
+	pool, dbURL := testenv.Postgres(t)
+	if _, err := controlplane.Migrate(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	rdb := testenv.Redis(t)
+	return env{pool: pool, url: dbURL, rdb: rdb, p: provision.New(pool, rdb, "sandbox_template")}
+}
+
+// connectAs opens a connection to the test database as a sandbox role with its password.
+func connectAs(t *testing.T, dbURL, role, password string) (*pgx.Conn, error) {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(role, password)
+	conn, err := pgx.Connect(context.Background(), u.String())
+	if err == nil {
+		t.Cleanup(func() { conn.Close(context.Background()) })
+	}
+	return conn, err
+}
+
+func provisioned(t *testing.T, e env) (string, string) {
+	t.Helper()
+	id := sandbox.NewID()
+	if err := e.p.Provision(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	pw, err := e.p.RotatePassword(context.Background(), id, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, pw
+}
+
+func TestCloneHasTablesIndexesConstraintsAndForeignKeys(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	id, pw := provisioned(t, e)
+
+	res, err := e.p.Inspect(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "guild_settings members moderation_cases reminders"
+	if !res.SchemaExists || !res.RoleExists || !res.StreamExists || strings.Join(res.Tables, " ") != want {
+		t.Fatalf("inspect: %+v", res)
+	}
+	var indexes int
+	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexdef LIKE '%xp DESC%'`,
+		sandbox.SchemaName(id)).Scan(&indexes); err != nil || indexes != 1 {
+		t.Fatalf("leaderboard index in clone: %d %v", indexes, err)
+	}
+	var groups []redis.XInfoGroup
+	if groups, err = e.rdb.XInfoGroups(ctx, keys.EventStream(id)).Result(); err != nil || len(groups) != 1 || groups[0].Name != keys.EventsGroup {
+		t.Fatalf("stream groups %+v %v", groups, err)
+	}
+
+	conn, err := connectAs(t, e.url, sandbox.RoleName(id), pw)
+	if err != nil {
+		t.Fatalf("connect as sandbox role: %v", err)
+	}
+	// search_path points at the sandbox's schema; defaults apply.
+	var prefix string
+	if err := conn.QueryRow(ctx, `INSERT INTO guild_settings (guild_id) VALUES ('80351110224678912') RETURNING prefix`).Scan(&prefix); err != nil || prefix != "!" {
+		t.Fatalf("default prefix: %q %v", prefix, err)
+	}
+	// Check constraint.
+	if _, err := conn.Exec(ctx, `INSERT INTO members (guild_id, user_id, xp) VALUES ('80351110224678912', '1', -1)`); err == nil {
+		t.Fatal("check constraint xp >= 0 not cloned")
+	}
+	// Identity sequence of its own.
+	var caseID int64
+	if err := conn.QueryRow(ctx, `INSERT INTO moderation_cases (guild_id, user_id, moderator_id, action) VALUES ('80351110224678912', '1', '2', 'warn') RETURNING id`).Scan(&caseID); err != nil || caseID != 1 {
+		t.Fatalf("identity: %d %v", caseID, err)
+	}
+	// Foreign key cloned, pointing at the clone's own table.
+	if _, err := conn.Exec(ctx, `INSERT INTO moderation_cases (guild_id, user_id, moderator_id, action) VALUES ('80351110224678999', '1', '2', 'ban')`); err == nil {
+		t.Fatal("foreign key not cloned")
+	}
+	if _, err := conn.Exec(ctx, `DELETE FROM guild_settings`); err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM moderation_cases`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("ON DELETE CASCADE not cloned: %d %v", left, err)
+	}
+	// The template itself was not touched.
+	var tmplRows int
+	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM sandbox_template.guild_settings`).Scan(&tmplRows); err != nil || tmplRows != 0 {
+		t.Fatalf("template rows %d %v", tmplRows, err)
+	}
+}
+
+func TestRoleIsConfinedToItsSchema(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	a, pwA := provisioned(t, e)
+	b, _ := provisioned(t, e)
+	conn, err := connectAs(t, e.url, sandbox.RoleName(a), pwA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `SELECT count(*) FROM members`); err != nil {
+		t.Fatalf("own schema: %v", err)
+	}
+	for _, sql := range []string{
+		`SELECT count(*) FROM ` + sandbox.SchemaName(b) + `.members`,
+		`SELECT count(*) FROM sandbox_control.sandboxes`,
+		`SELECT count(*) FROM sandbox_control.audit_log`,
+		`SELECT count(*) FROM sandbox_template.members`,
+		`CREATE TABLE public.escape (x int)`,
+		`CREATE TABLE ` + sandbox.SchemaName(b) + `.escape (x int)`,
+	} {
+		if _, err := conn.Exec(ctx, sql); err == nil || !strings.Contains(err.Error(), "permission denied") {
+			t.Errorf("%s: want permission denied, got %v", sql, err)
+		}
+	}
+	// It may create its own tables in its schema (a worker running its own migrations).
+	if _, err := conn.Exec(ctx, `CREATE TABLE scratch (x int)`); err != nil {
+		t.Fatalf("create in own schema: %v", err)
+	}
+}
+
+func TestRotatePasswordInvalidatesThePreviousOne(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	id, first := provisioned(t, e)
+	second, err := e.p.RotatePassword(ctx, id, time.Now().Add(time.Hour))
+	if err != nil || second == first {
+		t.Fatalf("rotate: %v", err)
+	}
+	if _, err := connectAs(t, e.url, sandbox.RoleName(id), first); err == nil {
+		t.Fatal("the previous password still works")
+	}
+	if _, err := connectAs(t, e.url, sandbox.RoleName(id), second); err != nil {
+		t.Fatalf("new password: %v", err)
+	}
+	if _, err := e.p.RotatePassword(ctx, sandbox.NewID(), time.Now().Add(time.Hour)); !errors.Is(err, sandbox.ErrNotFound) {
+		t.Fatalf("missing role: %v", err)
+	}
+}
+
+func TestDropIsIdempotentAndTerminatesSessions(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	id, pw := provisioned(t, e)
+	other, _ := provisioned(t, e)
+	if _, err := connectAs(t, e.url, sandbox.RoleName(id), pw); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.p.Drop(ctx, id, 2*time.Second)
+	if err != nil || !res.SchemaExisted || !res.RoleExisted || res.SessionsTerminated != 1 {
+		t.Fatalf("first drop: %+v %v", res, err)
+	}
+	res, err = e.p.Drop(ctx, id, 2*time.Second)
+	if err != nil || res.SchemaExisted || res.RoleExisted {
+		t.Fatalf("second drop: %+v %v", res, err)
+	}
+	after, err := e.p.Inspect(ctx, id)
+	if err != nil || after.SchemaExists || after.RoleExists || len(after.Tables) != 0 {
+		t.Fatalf("after drop: %+v %v", after, err)
+	}
+	still, err := e.p.Inspect(ctx, other)
+	if err != nil || !still.SchemaExists || !still.RoleExists {
+		t.Fatalf("other sandbox touched: %+v %v", still, err)
+	}
+}
+
+func TestDropFailsFastOnABusySchema(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	id, _ := provisioned(t, e)
+	// Another transaction holds a lock on a table of the schema.
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `LOCK TABLE `+sandbox.SchemaName(id)+`.members IN ACCESS SHARE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = e.p.Drop(ctx, id, 200*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "lock timeout") {
+		t.Fatalf("want a lock timeout, got %v", err)
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Fatal("drop hung instead of failing")
+	}
+	tx.Rollback(ctx)
+	if _, err := e.p.Drop(ctx, id, time.Second); err != nil {
+		t.Fatalf("retry after the lock is gone: %v", err)
+	}
+}
+
+func TestProvisionFailureLeavesNothingAndMarksFailed(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	broken := provision.New(e.pool, e.rdb, "no_such_template")
+	m := controlplane.NewManager(e.pool, controlplane.Options{Limits: sandbox.DefaultLimits(), Provisioner: broken})
+	sb, err := m.Create(ctx, "alice", controlplane.CreateInput{Name: "broken", Owner: "alice"})
+	if !errors.Is(err, sandbox.ErrProvisioningFailed) {
+		t.Fatalf("want provisioning_failed, got %v", err)
+	}
+	if controlplane.ProvisioningCause(err) == nil || strings.Contains(err.Error(), "no_such_template") {
+		t.Fatalf("the caller-facing message must not carry the cause: %v", err)
+	}
+	if sb == nil || sb.Status != sandbox.StatusFailed || !strings.Contains(sb.LastError, "no_such_template") {
+		t.Fatalf("sandbox %+v", sb)
+	}
+	res, err := e.p.Inspect(ctx, sb.ID)
+	if err != nil || res.SchemaExists || res.RoleExists || res.StreamExists {
+		t.Fatalf("resources left by a failed provisioning: %+v %v", res, err)
+	}
+	entries, _ := m.AuditLog(ctx, sb.ID)
+	if len(entries) != 2 || entries[1].Action != controlplane.ActionFailed {
+		t.Fatalf("audit %+v", entries)
+	}
+}
+
+func TestProvisionRefusesInvalidIDs(t *testing.T) {
+	e := setup(t)
+	for _, id := range []string{"", "x", "abc; DROP TABLE", "ABCDEFGHIJKLMN"} {
+		if err := e.p.Provision(context.Background(), id); err == nil {
+			t.Errorf("Provision(%q) accepted", id)
+		}
+		if _, err := e.p.Drop(context.Background(), id, time.Second); err == nil {
+			t.Errorf("Drop(%q) accepted", id)
+		}
+	}
+}

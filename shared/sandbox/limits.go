@@ -1,0 +1,34 @@
+package sandbox
+
+import "time"
+
+// Limits bounds what a sandbox may be. Defaults live here; configuration overrides them.
+type Limits struct {
+	// DefaultTTL is the TTL of a sandbox created without one.
+	DefaultTTL time.Duration
+	// MinTTL is the shortest TTL accepted on create and the shortest extension.
+	MinTTL time.Duration
+	// MaxLifetime caps expires_at at created_at + MaxLifetime, whatever the extensions.
+	MaxLifetime time.Duration
+	// OwnerQuota is how many sandboxes that are not destroyed one owner may have.
+	OwnerQuota int
+	// MaxGuilds is how many guilds one sandbox may have mapped.
+	MaxGuilds int
+	// MetadataMaxBytes bounds the JSON encoding of a sandbox's metadata.
+	MetadataMaxBytes int
+	// MetadataMaxKeys bounds the number of metadata entries.
+	MetadataMaxKeys int
+}
+
+// DefaultLimits are the limits of DESIGN §3 and the foundation issue.
+func DefaultLimits() Limits {
+	return Limits{
+		DefaultTTL:       24 * time.Hour,
+		MinTTL:           10 * time.Minute,
+		MaxLifetime:      168 * time.Hour,
+		OwnerQuota:       5,
+		MaxGuilds:        25,
+		MetadataMaxBytes: 4096,
+		MetadataMaxKeys:  32,
+	}
+}

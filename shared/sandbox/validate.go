@@ -1,0 +1,166 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+var (
+	nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{2,31}$`)
+	idRE   = regexp.MustCompile(`^[a-z0-9]{12,20}$`)
+)
+
+// NamePattern is the rule a sandbox name follows, for messages and docs.
+const NamePattern = `^[a-z][a-z0-9-]{2,31}$`
+
+// ValidateName checks a user-facing sandbox name.
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) {
+		return InvalidField("name", "name %q must match %s (3-32 characters: lowercase letters, digits and '-', starting with a letter)", truncate(name, 40), NamePattern)
+	}
+	return nil
+}
+
+// ValidID reports whether id is a well-formed sandbox id. Only valid ids ever reach SQL
+// identifiers or Redis patterns.
+func ValidID(id string) bool { return idRE.MatchString(id) }
+
+// ValidGuildID reports whether s is a Discord snowflake: 17 to 20 decimal digits that fit
+// in an unsigned 64-bit integer.
+func ValidGuildID(s string) bool {
+	if len(s) < 17 || len(s) > 20 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	_, err := strconv.ParseUint(s, 10, 64)
+	return err == nil
+}
+
+// ValidateGuildID checks one guild id.
+func ValidateGuildID(id string) error {
+	if !ValidGuildID(id) {
+		return InvalidField("guild_id", "guild id %q is not a Discord snowflake (17-20 digits)", truncate(id, 40))
+	}
+	return nil
+}
+
+// NormalizeGuilds validates, de-duplicates and sorts guild ids, enforcing MaxGuilds.
+func (l Limits) NormalizeGuilds(ids []string) ([]string, error) {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !ValidGuildID(id) {
+			return nil, InvalidField("guilds", "guild id %q is not a Discord snowflake (17-20 digits)", truncate(id, 40))
+		}
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if len(out) > l.MaxGuilds {
+		return nil, InvalidField("guilds", "a sandbox may have at most %d guilds, got %d", l.MaxGuilds, len(out))
+	}
+	return out, nil
+}
+
+// ValidateOwner checks an owner (an IAM principal ARN or a local principal name).
+func ValidateOwner(owner string) error {
+	if owner == "" || len(owner) > 512 || !utf8.ValidString(owner) {
+		return InvalidField("owner", "owner must be 1-512 characters of valid UTF-8")
+	}
+	for _, r := range owner {
+		if r < 0x20 || r == 0x7f {
+			return InvalidField("owner", "owner must not contain control characters")
+		}
+	}
+	return nil
+}
+
+// ResolveTTL returns the TTL to use on create: DefaultTTL when ttl is zero, and an error
+// when it is outside [MinTTL, MaxLifetime].
+func (l Limits) ResolveTTL(ttl time.Duration) (time.Duration, error) {
+	if ttl == 0 {
+		ttl = l.DefaultTTL
+	}
+	if ttl < l.MinTTL {
+		return 0, InvalidField("ttl", "ttl %s is shorter than the minimum %s", ttl, l.MinTTL)
+	}
+	if ttl > l.MaxLifetime {
+		return 0, InvalidField("ttl", "ttl %s exceeds the maximum lifetime %s", ttl, l.MaxLifetime)
+	}
+	return ttl, nil
+}
+
+// ExtendedExpiry computes the expiry after extending by `by`: the current expiry plus by,
+// capped at createdAt + MaxLifetime. It reports whether the cap applied and refuses an
+// extension that would not move the expiry at all.
+func (l Limits) ExtendedExpiry(createdAt, expiresAt time.Time, by time.Duration) (time.Time, bool, error) {
+	if by < l.MinTTL {
+		return time.Time{}, false, InvalidField("by", "extension %s is shorter than the minimum %s", by, l.MinTTL)
+	}
+	if by > l.MaxLifetime {
+		return time.Time{}, false, InvalidField("by", "extension %s exceeds the maximum lifetime %s", by, l.MaxLifetime)
+	}
+	limit := createdAt.Add(l.MaxLifetime)
+	next := expiresAt.Add(by)
+	if !next.After(limit) {
+		return next, false, nil
+	}
+	if !limit.After(expiresAt) {
+		return time.Time{}, false, InvalidField("by", "sandbox already expires at its maximum lifetime (%s after creation)", l.MaxLifetime)
+	}
+	return limit, true, nil
+}
+
+// ValidateMetadata checks metadata: at most MetadataMaxKeys entries, keys of 1-64 printable
+// characters, values of at most 256 characters, and at most MetadataMaxBytes as JSON.
+func (l Limits) ValidateMetadata(md map[string]string) error {
+	if len(md) > l.MetadataMaxKeys {
+		return InvalidField("metadata", "metadata may have at most %d entries, got %d", l.MetadataMaxKeys, len(md))
+	}
+	for k, v := range md {
+		if k == "" || len(k) > 64 || !printable(k) {
+			return InvalidField("metadata", "metadata key %q must be 1-64 printable characters", truncate(k, 70))
+		}
+		if len(v) > 256 || !utf8.ValidString(v) {
+			return InvalidField("metadata", "metadata value of %q must be at most 256 characters of valid UTF-8", truncate(k, 70))
+		}
+	}
+	b, err := json.Marshal(md)
+	if err != nil {
+		return InvalidField("metadata", "metadata is not encodable")
+	}
+	if len(b) > l.MetadataMaxBytes {
+		return InvalidField("metadata", "metadata is %d bytes as JSON, more than the limit of %d", len(b), l.MetadataMaxBytes)
+	}
+	return nil
+}
+
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// truncate keeps error messages bounded when echoing user input.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
+}
