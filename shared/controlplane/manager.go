@@ -181,7 +181,7 @@ func (m *Manager) Create(ctx context.Context, actor string, in CreateInput) (*sa
 			return failed, &provisioningError{cause: perr}
 		}
 	}
-	running, err := m.transition(ctx, actor, id, sandbox.StatusRunning, ActionRunning, nil)
+	running, err := m.transition(ctx, actor, id, nil, sandbox.StatusRunning, ActionRunning, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -264,7 +264,7 @@ func (m *Manager) invalidate(ctx context.Context, guilds []string) {
 
 // MarkFailed moves a creating sandbox to failed, recording reason as its last error.
 func (m *Manager) MarkFailed(ctx context.Context, actor, id, reason string) (*sandbox.Sandbox, error) {
-	return m.transition(ctx, actor, id, sandbox.StatusFailed, ActionFailed, map[string]any{"error": reason})
+	return m.transition(ctx, actor, id, nil, sandbox.StatusFailed, ActionFailed, map[string]any{"error": reason})
 }
 
 // Transition moves a sandbox to `to` when its current status allows it (DESIGN §3.2),
@@ -272,14 +272,32 @@ func (m *Manager) MarkFailed(ctx context.Context, actor, id, reason string) (*sa
 // sandbox.ErrInvalidTransition when the current status does not allow the move and
 // sandbox.ErrNotFound when there is no such sandbox.
 func (m *Manager) Transition(ctx context.Context, actor, id string, to sandbox.Status, details map[string]any) (*sandbox.Sandbox, error) {
-	return m.transition(ctx, actor, id, to, ActionTransition, details)
+	return m.transition(ctx, actor, id, nil, to, ActionTransition, details)
 }
 
-func (m *Manager) transition(ctx context.Context, actor, id string, to sandbox.Status, action string, details map[string]any) (*sandbox.Sandbox, error) {
+// TransitionFrom is Transition restricted to some of the legal source statuses (for
+// example: cleanup reclaims only the creating sandboxes it selected as stuck).
+func (m *Manager) TransitionFrom(ctx context.Context, actor, id string, from []sandbox.Status, to sandbox.Status, details map[string]any) (*sandbox.Sandbox, error) {
+	if len(from) == 0 {
+		return nil, fmt.Errorf("controlplane: TransitionFrom needs at least one source status")
+	}
+	return m.transition(ctx, actor, id, from, to, ActionTransition, details)
+}
+
+// transition moves id to `to` from one of `from` (all legal sources when nil); every
+// source must be legal for `to`.
+func (m *Manager) transition(ctx context.Context, actor, id string, from []sandbox.Status, to sandbox.Status, action string, details map[string]any) (*sandbox.Sandbox, error) {
 	if !to.Valid() {
 		return nil, sandbox.InvalidField("status", "unknown status %q", to)
 	}
-	from := sandbox.Sources(to)
+	if from == nil {
+		from = sandbox.Sources(to)
+	}
+	for _, f := range from {
+		if !sandbox.CanTransition(f, to) {
+			return nil, fmt.Errorf("controlplane: %s -> %s is not a legal transition", f, to)
+		}
+	}
 	var out *sandbox.Sandbox
 	err := pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
 		var lastError any
@@ -330,7 +348,10 @@ func (m *Manager) transitionError(ctx context.Context, q queryer, id string, to 
 // returns that sandbox with changed false. A sandbox still creating cannot be destroyed
 // until creation ends (cleanup reclaims creations stuck past their limit).
 func (m *Manager) RequestDestroy(ctx context.Context, actor, id string) (sb *sandbox.Sandbox, changed bool, err error) {
-	sb, err = m.transition(ctx, actor, id, sandbox.StatusDestroying, ActionDestroyRequested, nil)
+	// A user may destroy what runs or failed; creating -> destroying is cleanup's, for
+	// creations stuck past their limit.
+	sb, err = m.transition(ctx, actor, id, []sandbox.Status{sandbox.StatusRunning, sandbox.StatusFailed},
+		sandbox.StatusDestroying, ActionDestroyRequested, nil)
 	if errors.Is(err, sandbox.ErrInvalidTransition) {
 		current, gerr := m.Get(ctx, id)
 		if gerr != nil {

@@ -27,7 +27,7 @@ func TestValidGuildID(t *testing.T) {
 			t.Errorf("ValidGuildID(%q) = false", ok)
 		}
 	}
-	for _, bad := range []string{"", "1234567890123456", "18446744073709551616", "123456789012345678901", "8035111022467891a", " 80351110224678912"} {
+	for _, bad := range []string{"", "1234567890123456", "18446744073709551616", "123456789012345678901", "8035111022467891a", " 80351110224678912", "08035111022467891"} {
 		if ValidGuildID(bad) {
 			t.Errorf("ValidGuildID(%q) = true", bad)
 		}

@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"regexp"
 	"slices"
-	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/botplatform/discord-sandboxes/shared/gateway"
 )
 
 var (
@@ -29,20 +30,9 @@ func ValidateName(name string) error {
 // identifiers or Redis patterns.
 func ValidID(id string) bool { return idRE.MatchString(id) }
 
-// ValidGuildID reports whether s is a Discord snowflake: 17 to 20 decimal digits that fit
-// in an unsigned 64-bit integer.
-func ValidGuildID(s string) bool {
-	if len(s) < 17 || len(s) > 20 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	_, err := strconv.ParseUint(s, 10, 64)
-	return err == nil
-}
+// ValidGuildID reports whether s is a Discord snowflake in canonical form. The rule's one
+// home is the gateway parser, which applies it on the router's hot path.
+func ValidGuildID(s string) bool { return gateway.ValidSnowflake(s) }
 
 // ValidateGuildID checks one guild id.
 func ValidateGuildID(id string) error {

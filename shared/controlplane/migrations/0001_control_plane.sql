@@ -30,7 +30,7 @@ CREATE INDEX sandboxes_created ON sandbox_control.sandboxes (created_at DESC, id
 
 -- guild_id is the primary key: a guild belongs to at most one sandbox, enforced here.
 CREATE TABLE sandbox_control.guild_mappings (
-    guild_id   text        PRIMARY KEY CHECK (guild_id ~ '^[0-9]{17,20}$'),
+    guild_id   text        PRIMARY KEY CHECK (guild_id ~ '^[1-9][0-9]{16,19}$'),
     sandbox_id text        NOT NULL REFERENCES sandbox_control.sandboxes (id),
     created_at timestamptz NOT NULL DEFAULT now(),
     created_by text        NOT NULL
@@ -39,7 +39,7 @@ CREATE INDEX guild_mappings_sandbox ON sandbox_control.guild_mappings (sandbox_i
 
 -- Guilds that may never be mapped (production guilds).
 CREATE TABLE sandbox_control.protected_guilds (
-    guild_id   text        PRIMARY KEY CHECK (guild_id ~ '^[0-9]{17,20}$'),
+    guild_id   text        PRIMARY KEY CHECK (guild_id ~ '^[1-9][0-9]{16,19}$'),
     reason     text        NOT NULL DEFAULT '',
     created_at timestamptz NOT NULL DEFAULT now(),
     created_by text        NOT NULL DEFAULT current_user

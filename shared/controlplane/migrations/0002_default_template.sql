@@ -6,7 +6,7 @@ CREATE SCHEMA IF NOT EXISTS sandbox_template;
 REVOKE ALL ON SCHEMA sandbox_template FROM PUBLIC;
 
 CREATE TABLE sandbox_template.guild_settings (
-    guild_id   text        PRIMARY KEY CHECK (guild_id ~ '^[0-9]{17,20}$'),
+    guild_id   text        PRIMARY KEY CHECK (guild_id ~ '^[1-9][0-9]{16,19}$'),
     prefix     text        NOT NULL DEFAULT '!' CHECK (length(prefix) BETWEEN 1 AND 8),
     locale     text        NOT NULL DEFAULT 'en-US',
     settings   jsonb       NOT NULL DEFAULT '{}',
