@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/botplatform/discord-sandboxes/shared/metrics"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -33,7 +34,7 @@ type Shared struct {
 func LoadShared(r *Reader) Shared {
 	def := sandbox.DefaultLimits()
 	c := Shared{
-		Environment:            r.String("ENVIRONMENT", "dev"),
+		Environment:            r.String("ENVIRONMENT", metrics.DefaultEnvironment),
 		DatabaseURL:            r.String("DATABASE_URL", ""),
 		DatabaseSecretARN:      r.String("DATABASE_SECRET_ARN", ""),
 		RedisAddr:              r.String("REDIS_ADDR", ""),

@@ -1,0 +1,422 @@
+#!/usr/bin/env bash
+# Starts and stops throwaway PostgreSQL, Redis and SQS (moto) servers on 127.0.0.1 for tests and
+# local runs. Everything lives in one run directory, so several sets can run side by side.
+#
+#   scripts/services.sh start [pg] [redis] [sqs]   start the named services (all when none named)
+#   scripts/services.sh stop                       stop what this run directory started; idempotent
+#   scripts/services.sh env                        print `export VAR=...` lines for the running set
+#
+# The run directory is $SANDBOX_RUN_DIR, or .run/ at the repository root. It holds logs, pid files,
+# one env fragment per service and services.env (their union). PostgreSQL's data directory is a
+# mktemp directory under /tmp (recorded in pg.dir) so that the postgres OS user can reach it.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ALL_SERVICES=(pg redis sqs)
+PG_USER=sandbox
+PG_PASSWORD=sandbox
+PG_DATABASE=sandbox
+REDIS_DATABASES=256
+
+usage() {
+	sed -n '5,7s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+	exit 2
+}
+
+set_run_dir() {
+	mkdir -p "${SANDBOX_RUN_DIR:-$REPO/.run}"
+	RUN_DIR="$(cd "${SANDBOX_RUN_DIR:-$REPO/.run}" && pwd)"
+}
+
+# apt_install PACKAGE... installs Debian packages when we are root, and otherwise says what to run.
+apt_install() {
+	if ! is_root; then
+		die "missing $*: install with 'sudo apt-get install -y $*' and run again"
+	fi
+	log "installing $* with apt-get (log: $RUN_DIR/apt.log)"
+	local apt=(apt-get -q -y -o DPkg::Lock::Timeout=300)
+	if ! { DEBIAN_FRONTEND=noninteractive "${apt[@]}" update &&
+		DEBIAN_FRONTEND=noninteractive "${apt[@]}" install --no-install-recommends "$@"; } >"$RUN_DIR/apt.log" 2>&1; then
+		show_log_tail "$RUN_DIR/apt.log"
+		die "apt-get install $* failed"
+	fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL
+
+# pg_bindir prints the bin directory of the newest PostgreSQL installed under /usr/lib/postgresql.
+pg_bindir() {
+	local dir
+	dir=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -type d -name bin 2>/dev/null | sort -V | tail -n 1)
+	[[ -n $dir && -x $dir/initdb ]] || return 1
+	echo "$dir"
+}
+
+# as_pg runs a PostgreSQL server program: as the postgres OS user when we are root, because
+# initdb and postgres refuse to run as root.
+as_pg() {
+	if is_root; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+ensure_pg() {
+	if ! PG_BIN=$(pg_bindir); then
+		apt_install postgresql
+		PG_BIN=$(pg_bindir) || die "PostgreSQL server binaries not found under /usr/lib/postgresql"
+	fi
+	if is_root && ! id postgres >/dev/null 2>&1; then
+		die "running as root needs the 'postgres' OS user to run the server (the postgresql package creates it)"
+	fi
+}
+
+pg_postmaster_pid() {
+	local dir
+	[[ -f $RUN_DIR/pg.dir ]] || return 1
+	dir=$(<"$RUN_DIR/pg.dir")
+	[[ -f $dir/data/postmaster.pid ]] || return 1
+	head -n 1 "$dir/data/postmaster.pid"
+}
+
+pg_running() {
+	local pid
+	pid=$(pg_postmaster_pid) && [[ -f $RUN_DIR/pg.env ]] && pid_is "$pid" "$(<"$RUN_DIR/pg.dir")/data"
+}
+
+start_pg() {
+	if pg_running; then
+		log "postgres already running on port $(<"$RUN_DIR/pg.port")"
+		return 0
+	fi
+	stop_pg
+
+	local dir port url attempt
+	dir=$(mktemp -d /tmp/sandbox-pg.XXXXXX)
+	echo "$dir" >"$RUN_DIR/pg.dir"
+	printf '%s\n' "$PG_PASSWORD" >"$dir/pwfile"
+	if is_root; then
+		chown -R postgres: "$dir"
+	fi
+	if ! as_pg "$PG_BIN/initdb" -D "$dir/data" -U "$PG_USER" --pwfile="$dir/pwfile" \
+		--auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 \
+		--no-sync --no-instructions >"$RUN_DIR/pg-initdb.log" 2>&1; then
+		show_log_tail "$RUN_DIR/pg-initdb.log"
+		die "initdb failed"
+	fi
+	rm -f "$dir/pwfile"
+	# Durability is worthless for a throwaway cluster; speed is what the tests need.
+	cat >>"$dir/data/postgresql.conf" <<-EOF
+		listen_addresses = '127.0.0.1'
+		unix_socket_directories = '$dir'
+		fsync = off
+		synchronous_commit = off
+		full_page_writes = off
+		max_connections = 300
+	EOF
+
+	for attempt in 1 2 3; do
+		port=$(free_port)
+		# The server inherits this file as its stderr: the root shell opens it, so the postgres
+		# user needs no access to the run directory.
+		if as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -o "-p $port" -w -t 60 start >"$RUN_DIR/pg.log" 2>&1; then
+			break
+		fi
+		if ((attempt < 3)) && grep -q 'Address already in use' "$RUN_DIR/pg.log"; then
+			log "postgres lost port $port to another process; retrying"
+			continue
+		fi
+		show_log_tail "$RUN_DIR/pg.log"
+		die "postgres did not start"
+	done
+	echo "$port" >"$RUN_DIR/pg.port"
+
+	local _ ready=false
+	for _ in $(seq 100); do
+		if "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port"; then
+			ready=true
+			break
+		fi
+		sleep 0.1
+	done
+	if ! $ready; then
+		show_log_tail "$RUN_DIR/pg.log"
+		die "postgres on port $port is not accepting connections after 10 s"
+	fi
+
+	# Over TCP with the password, as the tests will connect.
+	if ! PGPASSWORD=$PG_PASSWORD "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" \
+		-U "$PG_USER" -d postgres -c "CREATE DATABASE $PG_DATABASE" >>"$RUN_DIR/pg.log" 2>&1; then
+		show_log_tail "$RUN_DIR/pg.log"
+		die "could not create database $PG_DATABASE"
+	fi
+
+	url="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$port/$PG_DATABASE?sslmode=disable"
+	cat >"$RUN_DIR/pg.env" <<-EOF
+		export SANDBOX_TEST_DATABASE_URL='$url'
+		export DATABASE_URL='$url'
+	EOF
+	log "postgres $(basename "$(dirname "$PG_BIN")") ready on 127.0.0.1:$port (data $dir)"
+}
+
+stop_pg() {
+	[[ -f $RUN_DIR/pg.dir ]] || return 0
+	local dir pid
+	dir=$(<"$RUN_DIR/pg.dir")
+	if pid=$(pg_postmaster_pid) && pid_is "$pid" "$dir/data"; then
+		if ! as_pg "$(pg_bindir)/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >>"$RUN_DIR/pg.log" 2>&1; then
+			log "pg_ctl stop failed; killing postmaster $pid"
+			stop_pid "$pid" postgres
+		fi
+	fi
+	# Only ever remove a directory that start_pg made.
+	if [[ $dir == /tmp/sandbox-pg.* ]]; then
+		rm -rf -- "$dir"
+	fi
+	rm -f "$RUN_DIR/pg.dir" "$RUN_DIR/pg.env" "$RUN_DIR/pg.port"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Redis
+
+ensure_redis() {
+	if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+		apt_install redis-server
+	fi
+}
+
+redis_pid() {
+	local pid port
+	[[ -f $RUN_DIR/redis.pid && -f $RUN_DIR/redis.port ]] || return 1
+	pid=$(<"$RUN_DIR/redis.pid")
+	port=$(<"$RUN_DIR/redis.port")
+	pid_is "$pid" redis-server ":$port" || return 1
+	echo "$pid"
+}
+
+start_redis() {
+	if redis_pid >/dev/null && [[ -f $RUN_DIR/redis.env ]]; then
+		log "redis already running on port $(<"$RUN_DIR/redis.port")"
+		return 0
+	fi
+	stop_redis
+
+	local port attempt pid _ ready
+	mkdir -p "$RUN_DIR/redis"
+	for attempt in 1 2 3; do
+		port=$(free_port)
+		echo "$port" >"$RUN_DIR/redis.port"
+		rm -f "$RUN_DIR/redis.pid"
+		: >"$RUN_DIR/redis.log"
+		if ! redis-server --bind 127.0.0.1 --port "$port" --daemonize yes \
+			--pidfile "$RUN_DIR/redis.pid" --logfile "$RUN_DIR/redis.log" --dir "$RUN_DIR/redis" \
+			--save '' --appendonly no --databases "$REDIS_DATABASES"; then
+			show_log_tail "$RUN_DIR/redis.log"
+			die "redis-server refused to start"
+		fi
+		ready=false
+		for _ in $(seq 100); do
+			if pid=$(redis_pid) && pid_listens_on "$pid" "$port" &&
+				[[ $(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null) == PONG ]]; then
+				ready=true
+				break
+			fi
+			# It writes its pid file only once listening, so a failed bind shows in the log alone.
+			if grep -q 'Address already in use' "$RUN_DIR/redis.log" ||
+				{ [[ -f $RUN_DIR/redis.pid ]] && ! redis_pid >/dev/null; }; then
+				break
+			fi
+			sleep 0.1
+		done
+		$ready && break
+		if pid=$(redis_pid); then
+			stop_pid "$pid" redis-server
+		fi
+		if ((attempt < 3)) && grep -q 'Address already in use' "$RUN_DIR/redis.log"; then
+			log "redis lost port $port to another process; retrying"
+			continue
+		fi
+		show_log_tail "$RUN_DIR/redis.log"
+		die "redis did not answer PING on port $port"
+	done
+
+	cat >"$RUN_DIR/redis.env" <<-EOF
+		export SANDBOX_TEST_REDIS_ADDR='127.0.0.1:$port'
+		export REDIS_ADDR='127.0.0.1:$port'
+	EOF
+	log "redis ready on 127.0.0.1:$port ($REDIS_DATABASES databases)"
+}
+
+stop_redis() {
+	local pid
+	if pid=$(redis_pid); then
+		stop_pid "$pid" redis-server
+	fi
+	rm -rf -- "$RUN_DIR/redis"
+	rm -f "$RUN_DIR/redis.pid" "$RUN_DIR/redis.port" "$RUN_DIR/redis.env"
+}
+
+# ---------------------------------------------------------------------------------------------
+# SQS (moto)
+
+ensure_sqs() {
+	command -v moto_server >/dev/null ||
+		die "moto_server not found: the SQS endpoint needs moto's server, installed with: pip install 'moto[server]'"
+}
+
+sqs_pid() {
+	local pid port
+	[[ -f $RUN_DIR/sqs.pid && -f $RUN_DIR/sqs.port ]] || return 1
+	pid=$(<"$RUN_DIR/sqs.pid")
+	port=$(<"$RUN_DIR/sqs.port")
+	pid_is "$pid" moto_server "-p $port" || return 1
+	echo "$pid"
+}
+
+# http_answers PORT succeeds when an HTTP server answers a request on 127.0.0.1:PORT.
+http_answers() {
+	(
+		exec 3<>"/dev/tcp/127.0.0.1/$1"
+		printf 'GET /moto-api/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+		IFS= read -r -t 5 line <&3
+		[[ $line == HTTP/* ]]
+	) 2>/dev/null
+}
+
+start_sqs() {
+	if sqs_pid >/dev/null && [[ -f $RUN_DIR/sqs.env ]]; then
+		log "sqs (moto) already running on port $(<"$RUN_DIR/sqs.port")"
+		return 0
+	fi
+	stop_sqs
+
+	local port attempt pid _ ready
+	for attempt in 1 2 3; do
+		port=$(free_port)
+		echo "$port" >"$RUN_DIR/sqs.port"
+		# setsid: its own session, so a terminal's Ctrl-C reaches it only through stop.
+		MOTO_IAM_LOAD_MANAGED_POLICIES=true setsid moto_server -H 127.0.0.1 -p "$port" \
+			</dev/null >"$RUN_DIR/sqs.log" 2>&1 &
+		pid=$!
+		echo "$pid" >"$RUN_DIR/sqs.pid"
+		ready=false
+		for _ in $(seq 300); do
+			if pid_listens_on "$pid" "$port" && http_answers "$port"; then
+				ready=true
+				break
+			fi
+			pid_alive "$pid" || break
+			sleep 0.1
+		done
+		$ready && break
+		if sqs_pid >/dev/null; then
+			stop_pid "$pid" moto_server
+		fi
+		if ((attempt < 3)) && grep -q 'Address already in use' "$RUN_DIR/sqs.log"; then
+			log "moto lost port $port to another process; retrying"
+			continue
+		fi
+		show_log_tail "$RUN_DIR/sqs.log"
+		die "moto_server did not answer HTTP on port $port within 30 s"
+	done
+
+	# AWS credentials and region default to moto's dummies only where the caller set none.
+	cat >"$RUN_DIR/sqs.env" <<-EOF
+		export SANDBOX_TEST_SQS_ENDPOINT='http://127.0.0.1:$port'
+		export AWS_ACCESS_KEY_ID="\${AWS_ACCESS_KEY_ID:-test}"
+		export AWS_SECRET_ACCESS_KEY="\${AWS_SECRET_ACCESS_KEY:-test}"
+		export AWS_REGION="\${AWS_REGION:-us-east-1}"
+	EOF
+	log "sqs (moto) ready on http://127.0.0.1:$port"
+}
+
+stop_sqs() {
+	local pid
+	if pid=$(sqs_pid); then
+		stop_pid "$pid" moto_server
+	fi
+	rm -f "$RUN_DIR/sqs.pid" "$RUN_DIR/sqs.port" "$RUN_DIR/sqs.env"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+write_env_file() {
+	local svc
+	: >"$RUN_DIR/services.env.tmp"
+	for svc in "${ALL_SERVICES[@]}"; do
+		if [[ -f $RUN_DIR/$svc.env ]]; then
+			cat "$RUN_DIR/$svc.env" >>"$RUN_DIR/services.env.tmp"
+		fi
+	done
+	if [[ -s $RUN_DIR/services.env.tmp ]]; then
+		mv "$RUN_DIR/services.env.tmp" "$RUN_DIR/services.env"
+	else
+		rm -f "$RUN_DIR/services.env.tmp" "$RUN_DIR/services.env"
+	fi
+}
+
+cmd_start() {
+	local services=("$@") svc failed=() pids=() i
+	if ((${#services[@]} == 0)); then
+		services=("${ALL_SERVICES[@]}")
+	fi
+	for svc in "${services[@]}"; do
+		case $svc in
+		pg | redis | sqs) ;;
+		*) die "unknown service '$svc' (expected: ${ALL_SERVICES[*]})" ;;
+		esac
+	done
+	# Installs and missing tools first, one at a time, so their messages come out whole.
+	for svc in "${services[@]}"; do
+		"ensure_$svc"
+	done
+	# Then start them side by side: PostgreSQL's initdb and moto's imports take a second each.
+	for svc in "${services[@]}"; do
+		"start_$svc" &
+		pids+=($!)
+	done
+	for i in "${!services[@]}"; do
+		wait "${pids[$i]}" || failed+=("${services[$i]}")
+	done
+	if ((${#failed[@]} > 0)); then
+		log "failed to start: ${failed[*]}; stopping ${services[*]} (logs stay in $RUN_DIR)"
+		for svc in "${services[@]}"; do
+			"stop_$svc"
+		done
+		write_env_file
+		exit 1
+	fi
+	write_env_file
+}
+
+cmd_stop() {
+	stop_sqs
+	stop_redis
+	stop_pg
+	rm -f "$RUN_DIR/services.env"
+}
+
+cmd_env() {
+	[[ -s $RUN_DIR/services.env ]] ||
+		die "no services running in $RUN_DIR; start them with scripts/services.sh start"
+	cat "$RUN_DIR/services.env"
+}
+
+main() {
+	(($# > 0)) || usage
+	local cmd=$1
+	shift
+	set_run_dir
+	case $cmd in
+	start) cmd_start "$@" ;;
+	stop) cmd_stop ;;
+	env) cmd_env ;;
+	*) usage ;;
+	esac
+}
+
+main "$@"

@@ -1,0 +1,51 @@
+// Package testenv connects integration tests to the throwaway PostgreSQL, Redis and SQS servers
+// that scripts/services.sh starts, and isolates every test from the others that share them.
+//
+// go test runs packages in parallel against the same servers, so each caller gets its own
+// PostgreSQL database and its own Redis logical database, removed when the test ends. When the
+// services are not running the test fails rather than skips: a skipped integration test would
+// hide missing coverage.
+package testenv
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+	"time"
+)
+
+// Environment variables written by scripts/services.sh.
+const (
+	databaseURLVar = "SANDBOX_TEST_DATABASE_URL"
+	redisAddrVar   = "SANDBOX_TEST_REDIS_ADDR"
+	sqsEndpointVar = "SANDBOX_TEST_SQS_ENDPOINT"
+)
+
+const howToRun = "run the tests through `make test` or `scripts/with-services.sh go test ./...`"
+
+// cleanupTimeout bounds teardown, which runs after the test's own context is cancelled.
+const cleanupTimeout = 30 * time.Second
+
+// SQSEndpoint returns the URL of the SQS-compatible endpoint (moto). Queues created there are
+// visible to every test: name them uniquely.
+func SQSEndpoint(t testing.TB) string {
+	t.Helper()
+	return requireEnv(t, sqsEndpointVar)
+}
+
+func requireEnv(t testing.TB, name string) string {
+	t.Helper()
+	value := os.Getenv(name)
+	if value == "" {
+		t.Fatalf("testenv: %s is not set; integration tests need the throwaway services: %s", name, howToRun)
+	}
+	return value
+}
+
+// randomHex returns n random bytes as lowercase hex, safe in SQL identifiers and Redis keys.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never returns an error
+	return hex.EncodeToString(b)
+}

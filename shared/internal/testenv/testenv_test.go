@@ -1,0 +1,216 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+)
+
+func TestPostgresDatabasesAreIsolated(t *testing.T) {
+	t.Parallel()
+	poolA, urlA := Postgres(t)
+	poolB, urlB := Postgres(t)
+	if urlA == urlB {
+		t.Fatalf("two calls returned the same URL %s", urlA)
+	}
+	ctx := t.Context()
+
+	for _, c := range []struct {
+		url  string
+		pool *pgxpool.Pool
+	}{{urlA, poolA}, {urlB, poolB}} {
+		var current string
+		if err := c.pool.QueryRow(ctx, "SELECT current_database()").Scan(&current); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(c.url, "/"+current+"?") || !strings.HasPrefix(current, "sbtest_") {
+			t.Errorf("pool is on database %q, URL is %s", current, c.url)
+		}
+	}
+
+	if _, err := poolA.Exec(ctx, "CREATE TABLE only_in_a (id int)"); err != nil {
+		t.Fatal(err)
+	}
+	var found *string
+	if err := poolB.QueryRow(ctx, "SELECT to_regclass('only_in_a')::text").Scan(&found); err != nil {
+		t.Fatal(err)
+	}
+	if found != nil {
+		t.Errorf("table created in database A is visible in database B as %s", *found)
+	}
+}
+
+func TestPostgresDropsDatabaseWhenTestEnds(t *testing.T) {
+	t.Parallel()
+	var name string
+	t.Run("holder", func(t *testing.T) {
+		pool, _ := Postgres(t)
+		if err := pool.QueryRow(t.Context(), "SELECT current_database()").Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		// A session the test forgot to close must not keep the database alive.
+		conn, err := pool.Acquire(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.Hijack()
+	})
+
+	admin, err := pgx.Connect(t.Context(), AdminURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	var exists bool
+	if err := admin.QueryRow(t.Context(), "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if exists {
+		t.Errorf("database %s still exists after its test ended", name)
+	}
+}
+
+func TestRedisClientsGetDistinctDatabases(t *testing.T) {
+	t.Parallel()
+	a, b := Redis(t), Redis(t)
+	dbA, dbB := a.Options().DB, b.Options().DB
+	if dbA == dbB || dbA == 0 || dbB == 0 {
+		t.Fatalf("got databases %d and %d, want two distinct non-zero ones", dbA, dbB)
+	}
+	ctx := t.Context()
+	if err := a.Set(ctx, "only-in-a", "1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.Exists(ctx, "only-in-a").Result(); err != nil || n != 0 {
+		t.Errorf("key set through database %d seen through database %d: exists=%d err=%v", dbA, dbB, n, err)
+	}
+}
+
+func TestRedisDatabaseIsEmptiedAndReleasedWhenTestEnds(t *testing.T) {
+	t.Parallel()
+	marker := "testenv-marker-" + randomHex(8)
+	var lease dbLease
+	t.Run("holder", func(t *testing.T) {
+		lease = leaseRedisDB(t)
+		client := redis.NewClient(&redis.Options{Addr: RedisAddr(t), DB: lease.db})
+		defer client.Close()
+		if err := client.Set(t.Context(), marker, "1", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	ctx := t.Context()
+	admin := redis.NewClient(&redis.Options{Addr: RedisAddr(t)})
+	defer admin.Close()
+	// Another package may lease the same database meanwhile, so check only what is ours.
+	if holder, err := admin.Get(ctx, leaseKey(lease.db)).Result(); err != nil && err != redis.Nil {
+		t.Fatal(err)
+	} else if holder == lease.token {
+		t.Errorf("database %d is still leased after its test ended", lease.db)
+	}
+	inDB := redis.NewClient(&redis.Options{Addr: RedisAddr(t), DB: lease.db})
+	defer inDB.Close()
+	if n, err := inDB.Exists(ctx, marker).Result(); err != nil || n != 0 {
+		t.Errorf("database %d kept the test's key: exists=%d err=%v", lease.db, n, err)
+	}
+}
+
+func TestConcurrentLeasesAreDistinct(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	admin := redis.NewClient(&redis.Options{Addr: RedisAddr(t)})
+	defer admin.Close()
+
+	const callers = 32
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		leases []dbLease
+	)
+	for range callers {
+		wg.Go(func() {
+			lease, err := acquireDB(ctx, admin)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			leases = append(leases, lease)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	defer func() {
+		for _, l := range leases {
+			if err := releaseDB(context.Background(), admin, l); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+
+	seen := map[int]bool{}
+	for _, l := range leases {
+		if seen[l.db] {
+			t.Errorf("database %d leased twice", l.db)
+		}
+		seen[l.db] = true
+	}
+	if len(leases) != callers {
+		t.Errorf("got %d leases, want %d", len(leases), callers)
+	}
+}
+
+// fatalRecorder stands in for a test so that a helper's Fatal or Skip can be observed: both end
+// the helper's goroutine, as they would a test's.
+type fatalRecorder struct {
+	testing.TB
+	outcome string
+}
+
+func (r *fatalRecorder) Helper() {}
+func (r *fatalRecorder) Fatalf(format string, args ...any) {
+	r.outcome = "fatal: " + fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+func (r *fatalRecorder) Skip(args ...any)                 { r.skipped() }
+func (r *fatalRecorder) Skipf(format string, args ...any) { r.skipped() }
+func (r *fatalRecorder) SkipNow()                         { r.skipped() }
+func (r *fatalRecorder) skipped() {
+	r.outcome = "skipped"
+	runtime.Goexit()
+}
+
+func TestMissingServicesFailTheTest(t *testing.T) {
+	helpers := map[string]struct {
+		env  string
+		call func(testing.TB)
+	}{
+		"Postgres":    {databaseURLVar, func(tb testing.TB) { Postgres(tb) }},
+		"AdminURL":    {databaseURLVar, func(tb testing.TB) { AdminURL(tb) }},
+		"Redis":       {redisAddrVar, func(tb testing.TB) { Redis(tb) }},
+		"RedisDB":     {redisAddrVar, func(tb testing.TB) { RedisDB(tb) }},
+		"SQSEndpoint": {sqsEndpointVar, func(tb testing.TB) { SQSEndpoint(tb) }},
+	}
+	for name, h := range helpers {
+		t.Run(name, func(t *testing.T) {
+			t.Setenv(h.env, "")
+			rec := &fatalRecorder{TB: t}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				h.call(rec)
+			}()
+			<-done
+			if !strings.HasPrefix(rec.outcome, "fatal: ") || !strings.Contains(rec.outcome, "scripts/with-services.sh") {
+				t.Errorf("%s without %s: outcome %q, want a fatal error that says how to run the tests", name, h.env, rec.outcome)
+			}
+		})
+	}
+}
