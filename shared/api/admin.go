@@ -1,0 +1,58 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// errNoCleanup answers the admin routes of a function the cleanup service is not wired into.
+var errNoCleanup = sandbox.Errorf(sandbox.CodeUnavailable, "the cleanup service is not configured in this function")
+
+func (h *Handler) adminCleanup(w http.ResponseWriter, r *http.Request, c caller) error {
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var req CleanupRequest
+	if err := decodeJSON(body, &req); err != nil {
+		return err
+	}
+	if h.deps.Cleanup == nil {
+		return errNoCleanup
+	}
+	h.log.InfoContext(r.Context(), "admin cleanup requested", "principal", c.principal, "remove_orphans", req.RemoveOrphans)
+	run, err := h.deps.Cleanup.RunNow(r.Context())
+	if err != nil {
+		return err
+	}
+	out := AdminCleanupResponse{Run: run}
+	if req.RemoveOrphans {
+		if out.Orphans, err = h.deps.Cleanup.Orphans(r.Context(), true); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (h *Handler) adminOrphans(w http.ResponseWriter, r *http.Request, c caller) error {
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	if err := noRequestBody(r); err != nil {
+		return err
+	}
+	if h.deps.Cleanup == nil {
+		return errNoCleanup
+	}
+	report, err := h.deps.Cleanup.Orphans(r.Context(), false)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, report)
+	return nil
+}

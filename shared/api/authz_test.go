@@ -1,0 +1,130 @@
+package api_test
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"testing"
+
+	"github.com/botplatform/discord-sandboxes/shared/api"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// principals of the authorization matrix, in the order each row lists its statuses.
+var matrixPrincipals = []struct{ tag, principal string }{
+	{"owner", alice}, {"other", bob}, {"admin", admin}, {"none", nobody},
+}
+
+type matrixRow struct {
+	pattern string
+	// target: the row addresses a sandbox of alice's (one per principal, so that allowed
+	// requests of one principal never change what another sees).
+	target bool
+	build  func(name, guild, tag string) call
+	// want lists the status per principal: owner, other, admin, none.
+	want [4]int
+}
+
+func matrixRows() []matrixRow {
+	return []matrixRow{
+		{pattern: "GET /health", build: func(_, _, _ string) call { return call{method: "GET", path: "/health"} },
+			want: [4]int{200, 200, 200, 401}},
+		{pattern: "POST /v1/sandboxes", build: func(_, _, tag string) call {
+			return call{method: "POST", path: "/v1/sandboxes", body: `{"name":"new-` + tag + `"}`}
+		}, want: [4]int{201, 201, 201, 401}},
+		{pattern: "GET /v1/sandboxes", build: func(_, _, _ string) call { return call{method: "GET", path: "/v1/sandboxes"} },
+			want: [4]int{200, 200, 200, 401}},
+		{pattern: "GET /v1/sandboxes", build: func(_, _, _ string) call {
+			return call{method: "GET", path: "/v1/sandboxes", query: "owner=" + url.QueryEscape(alice)}
+		}, want: [4]int{200, 403, 200, 401}},
+		{pattern: "GET /v1/sandboxes", build: func(_, _, _ string) call {
+			return call{method: "GET", path: "/v1/sandboxes", query: "all=true"}
+		}, want: [4]int{403, 403, 200, 401}},
+		{pattern: "GET /v1/sandboxes/{name}", target: true, build: func(name, _, _ string) call {
+			return call{method: "GET", path: "/v1/sandboxes/" + name}
+		}, want: [4]int{200, 403, 200, 401}},
+		{pattern: "POST /v1/sandboxes/{name}/extend", target: true, build: func(name, _, _ string) call {
+			return call{method: "POST", path: "/v1/sandboxes/" + name + "/extend", body: `{"by":"1h"}`}
+		}, want: [4]int{200, 403, 200, 401}},
+		{pattern: "DELETE /v1/sandboxes/{name}", target: true, build: func(name, _, _ string) call {
+			return call{method: "DELETE", path: "/v1/sandboxes/" + name}
+		}, want: [4]int{202, 403, 202, 401}},
+		{pattern: "PUT /v1/sandboxes/{name}/guilds/{guild_id}", target: true, build: func(name, guild, _ string) call {
+			return call{method: "PUT", path: "/v1/sandboxes/" + name + "/guilds/" + nextGuild(guild)}
+		}, want: [4]int{201, 403, 201, 401}},
+		{pattern: "DELETE /v1/sandboxes/{name}/guilds/{guild_id}", target: true, build: func(name, guild, _ string) call {
+			return call{method: "DELETE", path: "/v1/sandboxes/" + name + "/guilds/" + guild}
+		}, want: [4]int{200, 403, 200, 401}},
+		{pattern: "POST /v1/sandboxes/{name}/connect", target: true, build: func(name, _, _ string) call {
+			return call{method: "POST", path: "/v1/sandboxes/" + name + "/connect"}
+		}, want: [4]int{200, 403, 200, 401}},
+		{pattern: "GET /v1/sandboxes/{name}/health", target: true, build: func(name, _, _ string) call {
+			return call{method: "GET", path: "/v1/sandboxes/" + name + "/health"}
+		}, want: [4]int{200, 403, 200, 401}},
+		{pattern: "GET /v1/routes/{guild_id}", target: true, build: func(_, guild, _ string) call {
+			return call{method: "GET", path: "/v1/routes/" + guild}
+		}, want: [4]int{200, 200, 200, 401}},
+		{pattern: "POST /v1/admin/cleanup", build: func(_, _, _ string) call {
+			return call{method: "POST", path: "/v1/admin/cleanup", body: `{"remove_orphans":false}`}
+		}, want: [4]int{403, 403, 200, 401}},
+		{pattern: "GET /v1/admin/orphans", build: func(_, _, _ string) call {
+			return call{method: "GET", path: "/v1/admin/orphans"}
+		}, want: [4]int{403, 403, 200, 401}},
+	}
+}
+
+// matrixGuildBase spaces the guilds of the matrix's sandboxes: each sandbox gets base+2k
+// mapped and base+2k+1 free.
+const matrixGuildBase = 80351110224690000
+
+func nextGuild(g string) string {
+	n, _ := strconv.ParseUint(g, 10, 64)
+	return strconv.FormatUint(n+1, 10)
+}
+
+func TestAuthorizationMatrix(t *testing.T) {
+	limits := sandbox.DefaultLimits()
+	limits.OwnerQuota = 100
+	e := newEnv(t, envOptions{limits: limits, cleanup: func(e *env) api.CleanupAdmin { return catalogCleanup{e: e} }})
+
+	covered := map[string]bool{}
+	targets := 0
+	for i, row := range matrixRows() {
+		covered[row.pattern] = true
+		for j, p := range matrixPrincipals {
+			name, guild := "", ""
+			if row.target {
+				name = fmt.Sprintf("m%d-%s", i, p.tag)
+				guild = strconv.FormatUint(matrixGuildBase+uint64(2*targets), 10)
+				targets++
+				e.create(t, alice, name, guild)
+			}
+			c := row.build(name, guild, p.tag)
+			c.principal = p.principal
+			t.Run(fmt.Sprintf("%s %s?%s as %s", c.method, row.pattern, c.query, p.tag), func(t *testing.T) {
+				want := row.want[j]
+				before := e.snapshot(t)
+				r := e.do(t, c)
+				switch want {
+				case 401:
+					wantProblem(t, r, 401, sandbox.CodeUnauthenticated, "")
+					e.unchanged(t, before)
+				case 403:
+					wantProblem(t, r, 403, sandbox.CodeForbidden, "")
+					e.unchanged(t, before)
+				default:
+					wantStatus(t, r, want)
+				}
+			})
+		}
+	}
+	var missing []string
+	for _, p := range e.handler.Routes() {
+		if !covered[p] {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 || len(covered) != len(e.handler.Routes()) {
+		t.Errorf("the matrix does not cover routes %v (covers %d of %d)", missing, len(covered), len(e.handler.Routes()))
+	}
+}

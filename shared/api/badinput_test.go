@@ -1,0 +1,152 @@
+package api_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/botplatform/discord-sandboxes/shared/api"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// validCall is a request each route accepts, as a principal allowed to make it; bad-input
+// cases start from it and break one thing.
+func validCall(pattern string) call {
+	method, path, _ := strings.Cut(pattern, " ")
+	path = strings.ReplaceAll(path, "{name}", "alpha")
+	path = strings.ReplaceAll(path, "{guild_id}", guild1)
+	c := call{method: method, path: path, principal: alice}
+	switch pattern {
+	case "POST /v1/sandboxes":
+		c.body = `{"name":"fresh"}`
+	case "POST /v1/sandboxes/{name}/extend":
+		c.body = `{"by":"1h"}`
+	case "POST /v1/admin/cleanup", "GET /v1/admin/orphans":
+		c.principal = admin
+	}
+	return c
+}
+
+type badCase struct {
+	name   string
+	call   call
+	status int
+	field  string
+}
+
+// genericBadInput breaks, for every route, what every route must refuse.
+func genericBadInput(patterns []string) []badCase {
+	var out []badCase
+	oversized := `{"name":"` + strings.Repeat("x", api.MaxBodyBytes) + `"}`
+	for _, p := range patterns {
+		c := validCall(p)
+		with := func(mod func(*call)) call { cc := c; mod(&cc); return cc }
+		out = append(out,
+			badCase{p + ": malformed JSON", with(func(c *call) { c.body = `{"name":` }), 400, "body"},
+			badCase{p + ": invalid JSON", with(func(c *call) { c.body = `{"name" "x"}` }), 400, "body"},
+			badCase{p + ": oversized body", with(func(c *call) { c.body = oversized }), 413, "body"},
+			badCase{p + ": unknown field", with(func(c *call) { c.body = `{"bogus":true}` }), 400, "bogus"},
+			badCase{p + ": trailing data", with(func(c *call) { c.body = `{} {}` }), 400, "body"},
+			badCase{p + ": not an object", with(func(c *call) { c.body = `["x"]` }), 400, "body"},
+			badCase{p + ": not JSON media type", with(func(c *call) { c.body = `{}`; c.contentType = "text/plain" }), 415, "body"},
+			badCase{p + ": unknown query parameter", with(func(c *call) { c.query = "bogus=1" }), 400, "bogus"},
+		)
+		if strings.Contains(p, "{name}") {
+			out = append(out,
+				badCase{p + ": invalid name", with(func(c *call) { c.path = strings.Replace(c.path, "/alpha", "/Bad_Name", 1) }), 400, "name"},
+				badCase{p + ": name too long", with(func(c *call) { c.path = strings.Replace(c.path, "/alpha", "/"+strings.Repeat("a", 33), 1) }), 400, "name"},
+			)
+		}
+		if strings.Contains(p, "{guild_id}") {
+			out = append(out,
+				badCase{p + ": guild id too short", with(func(c *call) { c.path = strings.Replace(c.path, guild1, "12345", 1) }), 400, "guild_id"},
+				badCase{p + ": guild id overflows", with(func(c *call) { c.path = strings.Replace(c.path, guild1, "99999999999999999999", 1) }), 400, "guild_id"},
+				badCase{p + ": guild id not digits", with(func(c *call) { c.path = strings.Replace(c.path, guild1, "8035111022467891x", 1) }), 400, "guild_id"},
+			)
+		}
+	}
+	return out
+}
+
+func specificBadInput() []badCase {
+	create := func(body string) call {
+		return call{method: "POST", path: "/v1/sandboxes", principal: alice, body: body}
+	}
+	extend := func(body string) call {
+		return call{method: "POST", path: "/v1/sandboxes/alpha/extend", principal: alice, body: body}
+	}
+	list := func(query string) call {
+		return call{method: "GET", path: "/v1/sandboxes", principal: admin, query: query}
+	}
+	manyKeys := make([]string, 33)
+	for i := range manyKeys {
+		manyKeys[i] = fmt.Sprintf(`"k%d":"v"`, i)
+	}
+	manyGuilds := make([]string, 26)
+	for i := range manyGuilds {
+		manyGuilds[i] = fmt.Sprintf(`"%d"`, 80351110224670000+i)
+	}
+	return []badCase{
+		{"create: empty body", create(""), 400, "body"},
+		{"create: no name", create(`{}`), 400, "name"},
+		{"create: invalid name", create(`{"name":"Alpha!"}`), 400, "name"},
+		{"create: name too short", create(`{"name":"ab"}`), 400, "name"},
+		{"create: name a number", create(`{"name":42}`), 400, "name"},
+		{"create: null body", create(`null`), 400, "body"},
+		{"create: ttl not a duration", create(`{"name":"fresh","ttl":"forever"}`), 400, "ttl"},
+		{"create: ttl a number", create(`{"name":"fresh","ttl":3600}`), 400, "ttl"},
+		{"create: ttl too short", create(`{"name":"fresh","ttl":"1m"}`), 400, "ttl"},
+		{"create: ttl too long", create(`{"name":"fresh","ttl":"999d"}`), 400, "ttl"},
+		{"create: ttl negative", create(`{"name":"fresh","ttl":"-1h"}`), 400, "ttl"},
+		{"create: guild not a snowflake", create(`{"name":"fresh","guilds":["abc"]}`), 400, "guilds"},
+		{"create: guild a number", create(`{"name":"fresh","guilds":[80351110224678913]}`), 400, "guilds"},
+		{"create: guilds not an array", create(`{"name":"fresh","guilds":"` + guild2 + `"}`), 400, "guilds"},
+		{"create: too many guilds", create(`{"name":"fresh","guilds":[` + strings.Join(manyGuilds, ",") + `]}`), 400, "guilds"},
+		{"create: too many metadata keys", create(`{"name":"fresh","metadata":{` + strings.Join(manyKeys, ",") + `}}`), 400, "metadata"},
+		{"create: empty metadata key", create(`{"name":"fresh","metadata":{"":"x"}}`), 400, "metadata"},
+		{"create: metadata value too long", create(`{"name":"fresh","metadata":{"k":"` + strings.Repeat("v", 300) + `"}}`), 400, "metadata"},
+		{"create: metadata not strings", create(`{"name":"fresh","metadata":{"k":1}}`), 400, "metadata"},
+		{"extend: by missing", extend(`{}`), 400, "by"},
+		{"extend: empty body", extend(``), 400, "by"},
+		{"extend: by not a duration", extend(`{"by":"soon"}`), 400, "by"},
+		{"extend: by negative", extend(`{"by":"-1h"}`), 400, "by"},
+		{"extend: by too short", extend(`{"by":"1m"}`), 400, "by"},
+		{"extend: by too long", extend(`{"by":"1000d"}`), 400, "by"},
+		{"list: limit zero", list("limit=0"), 400, "limit"},
+		{"list: limit too big", list("limit=201"), 400, "limit"},
+		{"list: limit not a number", list("limit=ten"), 400, "limit"},
+		{"list: limit twice", list("limit=1&limit=2"), 400, "limit"},
+		{"list: unknown status", list("status=sleeping"), 400, "status"},
+		{"list: forged cursor", list("cursor=bm90LWEtY3Vyc29y"), 400, "cursor"},
+		{"list: include_destroyed not a bool", list("include_destroyed=maybe"), 400, "include_destroyed"},
+		{"list: all not a bool", list("all=yes"), 400, "all"},
+		{"list: all with owner", list("all=true&owner=" + bob), 400, "all"},
+		{"list: malformed query", list("limit=%zz"), 400, "query"},
+		{"routes: guild id not a snowflake", call{method: "GET", path: "/v1/routes/abc", principal: bob}, 400, "guild_id"},
+		{"admin cleanup: remove_orphans not a bool", call{method: "POST", path: "/v1/admin/cleanup", principal: admin, body: `{"remove_orphans":"yes"}`}, 400, "remove_orphans"},
+		{"base64 body that is not base64", call{method: "POST", path: "/v1/sandboxes", principal: alice, body: "%%%"}, 400, "body"},
+	}
+}
+
+func TestBadInputIsRefusedWithoutChange(t *testing.T) {
+	e := newEnv(t, envOptions{cleanup: func(e *env) api.CleanupAdmin { return catalogCleanup{e: e} }})
+	e.create(t, alice, "alpha", guild1)
+	cases := append(genericBadInput(e.handler.Routes()), specificBadInput()...)
+	for _, bc := range cases {
+		t.Run(bc.name, func(t *testing.T) {
+			before := e.snapshot(t)
+			var r reply
+			if bc.name == "base64 body that is not base64" {
+				ev := event(t, bc.call)
+				r = e.invokeRaw(t, []byte(strings.Replace(string(ev), `"isBase64Encoded":false`, `"isBase64Encoded":true`, 1)))
+			} else {
+				r = e.do(t, bc.call)
+			}
+			p := wantProblem(t, r, bc.status, sandbox.CodeInvalidInput, bc.field)
+			if len(p.Detail) > 300 {
+				t.Errorf("detail is not a clear message (%d bytes): %.300s", len(p.Detail), p.Detail)
+			}
+			e.unchanged(t, before)
+		})
+	}
+}

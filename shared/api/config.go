@@ -1,0 +1,108 @@
+package api
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/botplatform/discord-sandboxes/shared/config"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// DefaultListenAddr is where local mode listens unless API_LISTEN_ADDR says otherwise.
+const DefaultListenAddr = "127.0.0.1:8080"
+
+// minTokenLength keeps local tokens from being guessable words.
+const minTokenLength = 16
+
+// Config is the api function's configuration: the shared settings and its own.
+type Config struct {
+	config.Shared
+
+	// AdminPrincipals may manage every sandbox and use the admin routes (API_ADMIN_PRINCIPALS).
+	AdminPrincipals []string
+	// PublicDatabaseHost overrides the database host (and port, as host:port) handed out by
+	// connect (API_PUBLIC_DATABASE_HOST); empty: the host the API itself connects to.
+	PublicDatabaseHost string
+	// PublicRedisAddr overrides REDIS_ADDR in connect answers (API_PUBLIC_REDIS_ADDR).
+	PublicRedisAddr string
+
+	// ListenAddr is the loopback address of local mode (API_LISTEN_ADDR).
+	ListenAddr string
+	// LocalTokens maps bearer tokens to principals in local mode (API_LOCAL_TOKENS); local
+	// mode refuses to start without any.
+	LocalTokens map[string]string
+}
+
+// LoadConfig reads the configuration, reporting every problem at once.
+func LoadConfig(l config.Lookup) (Config, error) {
+	r := config.NewReader(l)
+	c := Config{
+		Shared:             config.LoadShared(r),
+		AdminPrincipals:    r.List("API_ADMIN_PRINCIPALS"),
+		PublicDatabaseHost: r.String("API_PUBLIC_DATABASE_HOST", ""),
+		PublicRedisAddr:    r.String("API_PUBLIC_REDIS_ADDR", ""),
+		ListenAddr:         r.String("API_LISTEN_ADDR", DefaultListenAddr),
+	}
+	for _, p := range c.AdminPrincipals {
+		r.Check(sandbox.ValidateOwner(p) == nil, "API_ADMIN_PRINCIPALS", "%q is not a valid principal", p)
+	}
+	if h := c.PublicDatabaseHost; h != "" {
+		_, _, err := splitHostPort(h, 5432)
+		r.Check(err == nil, "API_PUBLIC_DATABASE_HOST", "%q must be host or host:port", h)
+	}
+	if a := c.PublicRedisAddr; a != "" {
+		_, _, err := net.SplitHostPort(a)
+		r.Check(err == nil, "API_PUBLIC_REDIS_ADDR", "%q must be host:port", a)
+	}
+	tokens, err := ParseTokens(r.String("API_LOCAL_TOKENS", ""))
+	r.Check(err == nil, "API_LOCAL_TOKENS", "%v", err)
+	c.LocalTokens = tokens
+	return c, r.Err()
+}
+
+// ParseTokens parses "token=principal,token2=principal2". Tokens are at least 16 characters
+// and unique; principals follow the owner rules.
+func ParseTokens(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for item := range strings.SplitSeq(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		token, principal, ok := strings.Cut(item, "=")
+		token, principal = strings.TrimSpace(token), strings.TrimSpace(principal)
+		switch {
+		case !ok || token == "" || principal == "":
+			return nil, fmt.Errorf("entry %d is not token=principal", len(out)+1)
+		case len(token) < minTokenLength:
+			return nil, fmt.Errorf("the token of %q is shorter than %d characters", principal, minTokenLength)
+		case strings.ContainsAny(token, " \t"):
+			return nil, fmt.Errorf("the token of %q contains whitespace", principal)
+		case sandbox.ValidateOwner(principal) != nil:
+			return nil, fmt.Errorf("principal %q is not valid", principal)
+		}
+		if _, dup := out[token]; dup {
+			return nil, fmt.Errorf("a token appears twice (principal %q)", principal)
+		}
+		out[token] = principal
+	}
+	return out, nil
+}
+
+// splitHostPort accepts "host" or "host:port" (IPv6 in brackets with a port).
+func splitHostPort(s string, defPort int) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(s)
+	if err != nil {
+		if strings.Contains(err.Error(), "missing port") {
+			return strings.Trim(s, "[]"), defPort, nil
+		}
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 1 || port > 65535 || host == "" {
+		return "", 0, fmt.Errorf("%q: bad host or port", s)
+	}
+	return host, port, nil
+}

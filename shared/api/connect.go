@@ -1,0 +1,138 @@
+package api
+
+import (
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// connectTarget is where workers reach the stores: the API's own database connection, or the
+// public overrides.
+type connectTarget struct {
+	dbHost    string
+	dbPort    int
+	database  string
+	sslMode   string
+	redisAddr string
+	redisTLS  bool
+}
+
+// connectTargetOf derives the target from the pool's configuration and the overrides.
+func connectTargetOf(cfg Config, pool *pgxpool.Pool) (connectTarget, error) {
+	cc := pool.Config().ConnConfig
+	t := connectTarget{
+		dbHost:    cc.Host,
+		dbPort:    int(cc.Port),
+		database:  cc.Database,
+		sslMode:   sslModeOf(cc.TLSConfig != nil, cc.Fallbacks),
+		redisAddr: cfg.RedisAddr,
+		redisTLS:  cfg.RedisTLS,
+	}
+	if cfg.PublicDatabaseHost != "" {
+		host, port, err := splitHostPort(cfg.PublicDatabaseHost, t.dbPort)
+		if err != nil {
+			return t, err
+		}
+		t.dbHost, t.dbPort = host, port
+	}
+	if cfg.PublicRedisAddr != "" {
+		t.redisAddr = cfg.PublicRedisAddr
+	}
+	return t, nil
+}
+
+// sslModeOf names the libpq sslmode that matches the API's own connection: no TLS is
+// disable, TLS with a plain fallback is prefer, TLS without one is require.
+func sslModeOf(tls bool, fallbacks []*pgconn.FallbackConfig) string {
+	if !tls {
+		return "disable"
+	}
+	for _, f := range fallbacks {
+		if f.TLSConfig == nil {
+			return "prefer"
+		}
+	}
+	return "require"
+}
+
+func (h *Handler) connectSandbox(w http.ResponseWriter, r *http.Request, c caller) error {
+	sb, err := h.addressed(r, c, nil, nil)
+	if err != nil {
+		return err
+	}
+	now := h.now()
+	if status := sb.DisplayStatus(now); status != string(sandbox.StatusRunning) {
+		return sandbox.Errorf(sandbox.CodeInvalidTransition, "sandbox %q is %s; connect needs a running sandbox that has not expired", sb.Name, status)
+	}
+	password, err := h.deps.Resources.RotatePassword(r.Context(), sb.ID, sb.ExpiresAt)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, h.connection(sb, password))
+	return nil
+}
+
+// connection assembles what a worker needs, as JSON and as environment variables.
+func (h *Handler) connection(sb *sandbox.Sandbox, password string) ConnectResponse {
+	t := h.connect
+	options := "-c search_path=" + sb.SchemaName
+	dbURL := url.URL{
+		Scheme: "postgres",
+		User:   url.UserPassword(sb.DBRole, password),
+		Host:   net.JoinHostPort(t.dbHost, strconv.Itoa(t.dbPort)),
+		Path:   "/" + t.database,
+		// libpq does not decode '+' as a space in URIs: escape spaces as %20.
+		RawQuery: "options=" + strings.ReplaceAll(url.QueryEscape(options), "+", "%20") + "&sslmode=" + t.sslMode,
+	}
+	guilds := sb.Guilds
+	if guilds == nil {
+		guilds = []string{}
+	}
+	expires := sb.ExpiresAt.UTC()
+	resp := ConnectResponse{
+		SandboxID: sb.ID,
+		Name:      sb.Name,
+		ExpiresAt: expires,
+		GuildIDs:  guilds,
+		Database: ConnectDatabase{
+			Host: t.dbHost, Port: t.dbPort, Database: t.database,
+			Schema: sb.SchemaName, Role: sb.DBRole, Password: password, PasswordExpiresAt: expires,
+			SSLMode: t.sslMode, URL: dbURL.String(),
+		},
+		Redis: ConnectRedis{
+			Addr: t.redisAddr, TLS: t.redisTLS,
+			Namespace: keys.Namespace(sb.ID), Stream: keys.EventStream(sb.ID), ConsumerGroup: keys.EventsGroup,
+		},
+	}
+	resp.Env = map[string]string{
+		"SANDBOX_ID":             sb.ID,
+		"SANDBOX_NAME":           sb.Name,
+		"SANDBOX_EXPIRES_AT":     expires.Format(time.RFC3339),
+		"SANDBOX_DATABASE_URL":   resp.Database.URL,
+		"SANDBOX_SCHEMA":         sb.SchemaName,
+		"PGHOST":                 t.dbHost,
+		"PGPORT":                 strconv.Itoa(t.dbPort),
+		"PGDATABASE":             t.database,
+		"PGUSER":                 sb.DBRole,
+		"PGPASSWORD":             password,
+		"PGOPTIONS":              options,
+		"PGSSLMODE":              t.sslMode,
+		"SANDBOX_REDIS_ADDR":     t.redisAddr,
+		"SANDBOX_REDIS_TLS":      strconv.FormatBool(t.redisTLS),
+		"SANDBOX_NAMESPACE":      resp.Redis.Namespace,
+		"SANDBOX_STREAM":         resp.Redis.Stream,
+		"SANDBOX_CONSUMER_GROUP": keys.EventsGroup,
+		"SANDBOX_GUILD_IDS":      strings.Join(guilds, ","),
+	}
+	return resp
+}

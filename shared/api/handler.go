@@ -1,0 +1,250 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/lambdakit"
+	"github.com/botplatform/discord-sandboxes/shared/metrics"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// Sandboxes is what the API needs of the control plane (controlplane.Manager).
+type Sandboxes interface {
+	Create(ctx context.Context, actor string, in controlplane.CreateInput) (*sandbox.Sandbox, error)
+	Get(ctx context.Context, id string) (*sandbox.Sandbox, error)
+	GetByName(ctx context.Context, name string) (*sandbox.Sandbox, error)
+	List(ctx context.Context, f controlplane.ListFilter) (controlplane.ListPage, error)
+	Extend(ctx context.Context, actor, id string, by time.Duration) (*sandbox.Sandbox, bool, error)
+	RequestDestroy(ctx context.Context, actor, id string) (*sandbox.Sandbox, bool, error)
+	AddGuild(ctx context.Context, actor, id, guildID string) error
+	RemoveGuild(ctx context.Context, actor, id, guildID string) error
+	LookupRoutes(ctx context.Context, guildIDs []string) (map[string]sandbox.Route, error)
+	Limits() sandbox.Limits
+}
+
+// Resources is what the API needs of the per-sandbox resources (provision.Provisioner).
+type Resources interface {
+	RotatePassword(ctx context.Context, id string, validUntil time.Time) (string, error)
+	Inspect(ctx context.Context, id string) (provision.Resources, error)
+}
+
+// RouteCache is what the API reads of the Redis route cache (routecache.Cache).
+type RouteCache interface {
+	Get(ctx context.Context, guild string) (r sandbox.Route, ttl time.Duration, ok bool, err error)
+	GetMany(ctx context.Context, guilds []string) (map[string]sandbox.Route, error)
+}
+
+// Teardown runs the teardown of DESIGN §5 on one sandbox, the same the scheduled cleanup
+// runs, and returns the sandbox as it left it.
+type Teardown interface {
+	Destroy(ctx context.Context, actor, sandboxID string) (*sandbox.Sandbox, error)
+}
+
+// CleanupAdmin is the cleanup service as the admin routes use it; results are encoded as
+// JSON as they are returned.
+type CleanupAdmin interface {
+	RunNow(ctx context.Context) (any, error)
+	Orphans(ctx context.Context, remove bool) (any, error)
+}
+
+// Deps are the services and stores the handler works with. Teardown and Cleanup are
+// optional: without a Teardown, destroy leaves the sandbox destroying for the scheduled
+// cleanup; without Cleanup, the admin routes answer unavailable.
+type Deps struct {
+	Sandboxes Sandboxes
+	Resources Resources
+	Routes    RouteCache
+	Teardown  Teardown
+	Cleanup   CleanupAdmin
+	DB        *pgxpool.Pool
+	Redis     redis.UniversalClient
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+// Handler is the API's http.Handler.
+type Handler struct {
+	mux      *http.ServeMux
+	patterns map[string]bool
+	deps     Deps
+	admins   map[string]bool
+	connect  connectTarget
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// New builds the handler from the configuration and its dependencies.
+func New(cfg Config, deps Deps) (*Handler, error) {
+	if deps.Sandboxes == nil || deps.Resources == nil || deps.Routes == nil || deps.DB == nil || deps.Redis == nil {
+		return nil, errors.New("api: Sandboxes, Resources, Routes, DB and Redis are required")
+	}
+	target, err := connectTargetOf(cfg, deps.DB)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		mux:      http.NewServeMux(),
+		patterns: map[string]bool{},
+		deps:     deps,
+		admins:   map[string]bool{},
+		connect:  target,
+		log:      deps.Logger,
+		now:      deps.Now,
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	for _, a := range cfg.AdminPrincipals {
+		h.admins[a] = true
+	}
+	h.routes()
+	return h, nil
+}
+
+// route is one entry of the route table; docs/api.md lists the same.
+type route struct {
+	pattern string
+	admin   bool
+	serve   func(w http.ResponseWriter, r *http.Request, caller caller) error
+}
+
+func (h *Handler) routes() {
+	for _, rt := range []route{
+		{pattern: "GET /health", serve: h.serviceHealth},
+		{pattern: "POST /v1/sandboxes", serve: h.create},
+		{pattern: "GET /v1/sandboxes", serve: h.list},
+		{pattern: "GET /v1/sandboxes/{name}", serve: h.get},
+		{pattern: "POST /v1/sandboxes/{name}/extend", serve: h.extend},
+		{pattern: "DELETE /v1/sandboxes/{name}", serve: h.destroy},
+		{pattern: "PUT /v1/sandboxes/{name}/guilds/{guild_id}", serve: h.addGuild},
+		{pattern: "DELETE /v1/sandboxes/{name}/guilds/{guild_id}", serve: h.removeGuild},
+		{pattern: "POST /v1/sandboxes/{name}/connect", serve: h.connectSandbox},
+		{pattern: "GET /v1/sandboxes/{name}/health", serve: h.sandboxHealth},
+		{pattern: "GET /v1/routes/{guild_id}", serve: h.explainRoute},
+		{pattern: "POST /v1/admin/cleanup", admin: true, serve: h.adminCleanup},
+		{pattern: "GET /v1/admin/orphans", admin: true, serve: h.adminOrphans},
+	} {
+		h.patterns[rt.pattern] = true
+		h.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+			c := h.callerOf(r.Context())
+			if rt.admin && !c.admin {
+				h.writeError(w, r, sandbox.Errorf(sandbox.CodeForbidden, "this route is for admins only"))
+				return
+			}
+			if err := rt.serve(w, r, c); err != nil {
+				h.writeError(w, r, err)
+			}
+		})
+	}
+}
+
+// Routes returns the route patterns the handler serves ("METHOD /path"), sorted.
+func (h *Handler) Routes() []string {
+	out := make([]string, 0, len(h.patterns))
+	for p := range h.patterns {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// unmatchedRoute is the Route dimension of requests no route matched.
+const unmatchedRoute = "unmatched"
+
+// ServeHTTP authenticates, routes, bounds the body, recovers panics into a problem, and
+// records ApiRequests and ApiLatency per route pattern.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if requestID(r.Context()) == "" {
+		r = r.WithContext(lambdakit.NewLocalContext(r.Context()))
+	}
+	w.Header().Set("X-Request-Id", requestID(r.Context()))
+	_, pattern := h.mux.Handler(r)
+	routeDim := pattern
+	if !h.patterns[pattern] {
+		routeDim = unmatchedRoute
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			h.log.ErrorContext(r.Context(), "handler panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			h.writeError(w, r, fmt.Errorf("panic: %v", p))
+		}
+		rec := recorderFrom(r.Context())
+		rec.Count(metrics.ApiRequests, 1, metrics.DimRoute, routeDim)
+		rec.Milliseconds(metrics.ApiLatency, time.Since(start), metrics.DimRoute, routeDim)
+	}()
+
+	if PrincipalFrom(r.Context()) == "" {
+		h.writeError(w, r, sandbox.Errorf(sandbox.CodeUnauthenticated, "the request carries no caller identity"))
+		return
+	}
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	}
+	if routeDim == unmatchedRoute {
+		h.writeError(w, r, h.unmatched(r))
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// unmatched tells a wrong method on a known path (405) from an unknown path (404).
+func (h *Handler) unmatched(r *http.Request) error {
+	var allowed []string
+	for p := range h.patterns {
+		method, _, _ := strings.Cut(p, " ")
+		probe := r.Clone(r.Context())
+		probe.Method = method
+		if _, got := h.mux.Handler(probe); got == p {
+			allowed = append(allowed, method)
+		}
+	}
+	if len(allowed) > 0 {
+		slices.Sort(allowed)
+		allowed = slices.Compact(allowed)
+		return &httpError{status: http.StatusMethodNotAllowed, allow: strings.Join(allowed, ", "),
+			err: sandbox.Errorf(sandbox.CodeInvalidInput, "method %s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allowed, ", "))}
+	}
+	return sandbox.Errorf(sandbox.CodeNotFound, "no route %s %s", r.Method, truncate(r.URL.Path, 100))
+}
+
+// caller is the authenticated principal of a request.
+type caller struct {
+	principal string
+	admin     bool
+}
+
+func (h *Handler) callerOf(ctx context.Context) caller {
+	p := PrincipalFrom(ctx)
+	return caller{principal: p, admin: h.admins[p]}
+}
+
+// may reports whether the caller may act on the sandbox: its owner or an admin.
+func (c caller) may(sb *sandbox.Sandbox) bool {
+	return c.admin || sb.Owner == c.principal
+}
+
+// requestID returns the invocation's request id.
+func requestID(ctx context.Context) string {
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		return lc.AwsRequestID
+	}
+	return ""
+}

@@ -1,0 +1,556 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/api"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
+	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+func TestCreateGetAndList(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.do(t, call{method: "POST", path: "/v1/sandboxes", principal: alice,
+		body: `{"name":"alpha","ttl":"2h","guilds":["` + guild1 + `","` + guild1 + `"],"metadata":{"branch":"feature-x"}}`})
+	wantStatus(t, r, 201)
+	if r.headers["Location"] != "/v1/sandboxes/alpha" {
+		t.Errorf("Location %q", r.headers["Location"])
+	}
+	sb := decode[api.Sandbox](t, r)
+	if sb.Name != "alpha" || sb.Owner != alice || sb.Status != "running" || sb.StoredStatus != sandbox.StatusRunning ||
+		!slices.Equal(sb.Guilds, []string{guild1}) || sb.Metadata["branch"] != "feature-x" ||
+		sb.Schema != sandbox.SchemaName(sb.ID) || sb.Role != sandbox.RoleName(sb.ID) ||
+		sb.Namespace != keys.Namespace(sb.ID) || sb.Stream != keys.EventStream(sb.ID) || sb.DestroyedAt != nil {
+		t.Errorf("created %+v", sb)
+	}
+	if sb.TimeLeftSeconds < 7190 || sb.TimeLeftSeconds > 7200 {
+		t.Errorf("time_left_seconds %d, want about 7200", sb.TimeLeftSeconds)
+	}
+	emf := e.emf.String()
+	for _, want := range []string{`"SandboxesCreated":1`, `"SandboxCreationDuration"`, `"Route":"POST /v1/sandboxes"`, `"ApiRequests":1`} {
+		if !strings.Contains(emf, want) {
+			t.Errorf("metrics lack %s:\n%s", want, emf)
+		}
+	}
+
+	got := decode[api.Sandbox](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha", principal: alice}))
+	if got.ID != sb.ID || !slices.Equal(got.Guilds, []string{guild1}) {
+		t.Errorf("get %+v", got)
+	}
+	if !strings.Contains(e.emf.String(), `"Route":"GET /v1/sandboxes/{name}"`) {
+		t.Errorf("no per-route metrics for get")
+	}
+
+	e.create(t, alice, "beta")
+	e.create(t, alice, "gamma")
+	e.create(t, bob, "bobs")
+
+	page1 := decode[api.ListResponse](t, e.do(t, call{method: "GET", path: "/v1/sandboxes", query: "limit=2", principal: alice}))
+	if len(page1.Sandboxes) != 2 || page1.NextCursor == "" || page1.Sandboxes[0].Name != "gamma" {
+		t.Fatalf("page 1: %+v", page1)
+	}
+	page2 := decode[api.ListResponse](t, e.do(t, call{method: "GET", path: "/v1/sandboxes",
+		query: "limit=2&cursor=" + url.QueryEscape(page1.NextCursor), principal: alice}))
+	if len(page2.Sandboxes) != 1 || page2.NextCursor != "" || page2.Sandboxes[0].Name != "alpha" {
+		t.Fatalf("page 2: %+v", page2)
+	}
+	bobs := decode[api.ListResponse](t, e.do(t, call{method: "GET", path: "/v1/sandboxes", principal: bob}))
+	if len(bobs.Sandboxes) != 1 || bobs.Sandboxes[0].Name != "bobs" {
+		t.Errorf("bob lists %+v", bobs)
+	}
+	all := decode[api.ListResponse](t, e.do(t, call{method: "GET", path: "/v1/sandboxes", query: "all=true", principal: admin}))
+	if len(all.Sandboxes) != 4 {
+		t.Errorf("admin lists %d sandboxes, want 4", len(all.Sandboxes))
+	}
+	ofAlice := decode[api.ListResponse](t, e.do(t, call{method: "GET", path: "/v1/sandboxes",
+		query: "owner=" + url.QueryEscape(alice) + "&status=running", principal: admin}))
+	if len(ofAlice.Sandboxes) != 3 {
+		t.Errorf("admin lists %d of alice's sandboxes, want 3", len(ofAlice.Sandboxes))
+	}
+
+	// Conflicts: the name, a mapped guild, a protected guild.
+	wantProblem(t, e.do(t, call{method: "POST", path: "/v1/sandboxes", principal: bob, body: `{"name":"alpha"}`}),
+		409, sandbox.CodeNameTaken, "")
+	wantProblem(t, e.do(t, call{method: "POST", path: "/v1/sandboxes", principal: bob, body: `{"name":"other","guilds":["` + guild1 + `"]}`}),
+		409, sandbox.CodeGuildAlreadyMapped, "")
+	wantProblem(t, e.do(t, call{method: "POST", path: "/v1/sandboxes", principal: bob, body: `{"name":"other","guilds":["` + guild3 + `"]}`}),
+		409, sandbox.CodeGuildProtected, "")
+	wantProblem(t, e.do(t, call{method: "GET", path: "/v1/sandboxes/nothing-here", principal: alice}), 404, sandbox.CodeNotFound, "")
+}
+
+func TestQuotaExceeded(t *testing.T) {
+	limits := sandbox.DefaultLimits()
+	limits.OwnerQuota = 1
+	e := newEnv(t, envOptions{limits: limits})
+	e.create(t, alice, "first")
+	before := e.snapshot(t)
+	wantProblem(t, e.do(t, call{method: "POST", path: "/v1/sandboxes", principal: alice, body: `{"name":"second"}`}),
+		409, sandbox.CodeQuotaExceeded, "")
+	e.unchanged(t, before)
+}
+
+func TestProvisioningFailedAnswersWithTheFailedSandbox(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	// A template table whose clone cannot be created makes provisioning fail for real.
+	if _, err := e.pool.Exec(context.Background(), `DROP SCHEMA sandbox_template CASCADE`); err != nil {
+		t.Fatal(err)
+	}
+	p := wantProblem(t, e.do(t, call{method: "POST", path: "/v1/sandboxes", principal: alice, body: `{"name":"doomed"}`}),
+		500, sandbox.CodeProvisioningFailed, "")
+	if p.Sandbox == nil || p.Sandbox.Name != "doomed" || p.Sandbox.Status != "failed" || p.Sandbox.LastError == "" {
+		t.Fatalf("problem sandbox %+v", p.Sandbox)
+	}
+	if !strings.Contains(e.emf.String(), `"SchemaCreationFailures":1`) {
+		t.Errorf("no SchemaCreationFailures metric:\n%s", e.emf.String())
+	}
+}
+
+func TestExtend(t *testing.T) {
+	clock := &fakeClock{now: time.Now().UTC().Truncate(time.Second)}
+	e := newEnv(t, envOptions{now: clock.Now})
+	sb := e.create(t, alice, "alpha")
+
+	r := e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/extend", principal: alice, body: `{"by":"1h"}`})
+	wantStatus(t, r, 200)
+	ext := decode[api.ExtendResponse](t, r)
+	if ext.Capped || !ext.Sandbox.ExpiresAt.Equal(sb.ExpiresAt.Add(time.Hour)) {
+		t.Errorf("extend by 1h: %+v (was %s)", ext, sb.ExpiresAt)
+	}
+	r = e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/extend", principal: admin, body: `{"by":"7d"}`})
+	wantStatus(t, r, 200)
+	ext = decode[api.ExtendResponse](t, r)
+	if !ext.Capped || !ext.Sandbox.ExpiresAt.Equal(sb.CreatedAt.Add(168*time.Hour)) {
+		t.Errorf("extend by 7d: %+v", ext)
+	}
+	wantProblem(t, e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/extend", principal: alice, body: `{"by":"1h"}`}),
+		400, sandbox.CodeInvalidInput, "by")
+
+	clock.now = clock.now.Add(200 * time.Hour)
+	got := decode[api.Sandbox](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha", principal: alice}))
+	if got.Status != sandbox.DisplayExpired || got.StoredStatus != sandbox.StatusRunning || got.TimeLeftSeconds != 0 {
+		t.Errorf("expired sandbox shows %+v", got)
+	}
+	before := e.snapshot(t)
+	wantProblem(t, e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/extend", principal: alice, body: `{"by":"1h"}`}),
+		409, sandbox.CodeInvalidTransition, "")
+	wantProblem(t, e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/connect", principal: alice}),
+		409, sandbox.CodeInvalidTransition, "")
+	e.unchanged(t, before)
+}
+
+type fakeClock struct{ now time.Time }
+
+func (c *fakeClock) Now() time.Time { return c.now }
+
+func TestDestroyWithoutTeardownLeavesItToCleanup(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.create(t, alice, "alpha", guild1)
+	if err := e.cache.SetMany(context.Background(), []sandbox.Route{{GuildID: guild1, SandboxID: "x0000000000000", Status: sandbox.StatusRunning}}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha", principal: alice})
+	wantStatus(t, r, 202)
+	d := decode[api.DestroyResponse](t, r)
+	if !d.Changed || d.Sandbox.Status != "destroying" || d.TeardownError != "" {
+		t.Errorf("destroy: %+v", d)
+	}
+	if n := e.rdb.Exists(context.Background(), keys.RouteCache(guild1)).Val(); n != 0 {
+		t.Errorf("route cache entry of the destroyed sandbox's guild survived")
+	}
+	r = e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha", principal: alice})
+	wantStatus(t, r, 202)
+	if d := decode[api.DestroyResponse](t, r); d.Changed || d.Sandbox.Status != "destroying" {
+		t.Errorf("second destroy: %+v", d)
+	}
+	if strings.Contains(e.emf.String(), "SandboxesDestroyed") {
+		t.Errorf("SandboxesDestroyed counted without a completed teardown")
+	}
+}
+
+func TestDestroyRunsTheTeardownAndIsIdempotent(t *testing.T) {
+	e := newEnv(t, envOptions{teardown: func(e *env) api.Teardown { return stepTeardown{e: e, lockTimeout: 200 * time.Millisecond} }})
+	sb := e.create(t, alice, "alpha", guild1)
+
+	r := e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha", principal: alice})
+	wantStatus(t, r, 200)
+	d := decode[api.DestroyResponse](t, r)
+	if !d.Changed || d.Sandbox.Status != "destroyed" || d.Sandbox.DestroyedAt == nil || len(d.Sandbox.Guilds) != 0 {
+		t.Fatalf("destroy: %+v", d.Sandbox)
+	}
+	var record map[string]any
+	if err := json.Unmarshal(d.Sandbox.Teardown, &record); err != nil || record["schema_dropped"] != true {
+		t.Errorf("teardown record %s", d.Sandbox.Teardown)
+	}
+	if !strings.Contains(e.emf.String(), `"SandboxesDestroyed":1`) {
+		t.Errorf("no SandboxesDestroyed metric:\n%s", e.emf.String())
+	}
+	res, err := e.resources.Inspect(context.Background(), sb.ID)
+	if err != nil || res.SchemaExists || res.RoleExists || res.StreamExists {
+		t.Errorf("resources after destroy: %+v, %v", res, err)
+	}
+
+	e.emf.Reset()
+	r = e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha", principal: alice})
+	wantStatus(t, r, 200)
+	again := decode[api.DestroyResponse](t, r)
+	if again.Changed || again.Sandbox.Status != "destroyed" || string(again.Sandbox.Teardown) != string(d.Sandbox.Teardown) {
+		t.Errorf("destroying a destroyed sandbox: %+v", again)
+	}
+	if strings.Contains(e.emf.String(), "SandboxesDestroyed") {
+		t.Errorf("a second destroy counted SandboxesDestroyed again")
+	}
+	// The name is free again and the destroyed one is still readable by id in listings.
+	e.create(t, alice, "alpha")
+}
+
+func TestDestroyResumesAfterAFailedTeardown(t *testing.T) {
+	e := newEnv(t, envOptions{teardown: func(e *env) api.Teardown { return stepTeardown{e: e, lockTimeout: 100 * time.Millisecond} }})
+	sb := e.create(t, alice, "alpha")
+
+	// A session holding a lock on the sandbox's table makes the drop fail fast.
+	ctx := context.Background()
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{sb.Schema, "guild_settings"}.Sanitize()+" IN ACCESS SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha", principal: alice})
+	wantStatus(t, r, 202)
+	d := decode[api.DestroyResponse](t, r)
+	if !d.Changed || d.Sandbox.Status != "destroying" || d.TeardownError == "" || !strings.Contains(string(d.Sandbox.Teardown), "failed_step") {
+		t.Errorf("failed teardown: %+v", d)
+	}
+	if strings.Contains(string(r.body), "SQLSTATE") || strings.Contains(string(r.body), "lock timeout") {
+		t.Errorf("destroy leaks the database error: %s", r.body)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r = e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha", principal: alice})
+	wantStatus(t, r, 200)
+	if d := decode[api.DestroyResponse](t, r); d.Changed || d.Sandbox.Status != "destroyed" {
+		t.Errorf("resumed destroy: %+v", d)
+	}
+}
+
+func TestDestroyWhileCreatingIsRefused(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	sb := e.create(t, alice, "alpha")
+	if _, err := e.pool.Exec(context.Background(), `UPDATE sandbox_control.sandboxes SET status = 'creating' WHERE id = $1`, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	before := e.snapshot(t)
+	wantProblem(t, e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha", principal: alice}), 409, sandbox.CodeInvalidTransition, "")
+	e.unchanged(t, before)
+}
+
+func TestGuildMappings(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.create(t, alice, "alpha", guild1)
+	e.create(t, bob, "bobs")
+	ctx := context.Background()
+	if err := e.cache.SetMany(ctx, []sandbox.Route{{GuildID: guild2}}); err != nil {
+		t.Fatal(err)
+	}
+
+	r := e.do(t, call{method: "PUT", path: "/v1/sandboxes/alpha/guilds/" + guild2, principal: alice})
+	wantStatus(t, r, 201)
+	if sb := decode[api.Sandbox](t, r); !slices.Equal(sb.Guilds, []string{guild1, guild2}) {
+		t.Errorf("guilds after add: %v", sb.Guilds)
+	}
+	if e.rdb.Exists(ctx, keys.RouteCache(guild2)).Val() != 0 {
+		t.Errorf("the negative cache entry of the newly mapped guild survived")
+	}
+	r = e.do(t, call{method: "PUT", path: "/v1/sandboxes/alpha/guilds/" + guild2, principal: alice})
+	wantStatus(t, r, 200)
+
+	before := e.snapshot(t)
+	wantProblem(t, e.do(t, call{method: "PUT", path: "/v1/sandboxes/bobs/guilds/" + guild1, principal: bob}), 409, sandbox.CodeGuildAlreadyMapped, "")
+	wantProblem(t, e.do(t, call{method: "PUT", path: "/v1/sandboxes/bobs/guilds/" + guild3, principal: bob}), 409, sandbox.CodeGuildProtected, "")
+	wantProblem(t, e.do(t, call{method: "DELETE", path: "/v1/sandboxes/bobs/guilds/" + guild1, principal: bob}), 404, sandbox.CodeNotFound, "")
+	e.unchanged(t, before)
+
+	r = e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha/guilds/" + guild2, principal: alice})
+	wantStatus(t, r, 200)
+	if sb := decode[api.Sandbox](t, r); !slices.Equal(sb.Guilds, []string{guild1}) {
+		t.Errorf("guilds after remove: %v", sb.Guilds)
+	}
+	wantProblem(t, e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha/guilds/" + guild2, principal: alice}), 404, sandbox.CodeNotFound, "")
+}
+
+func TestConnectRotatesAWorkingPassword(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	sb := e.create(t, alice, "alpha", guild1, guild2)
+	r := e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/connect", principal: alice})
+	wantStatus(t, r, 200)
+	if r.headers["Cache-Control"] != "no-store" {
+		t.Errorf("connect answer may be cached: %v", r.headers)
+	}
+	c := decode[api.ConnectResponse](t, r)
+	db, rd := c.Database, c.Redis
+	if c.SandboxID != sb.ID || c.Name != "alpha" || !slices.Equal(c.GuildIDs, []string{guild1, guild2}) ||
+		db.Schema != sb.Schema || db.Role != sb.Role || len(db.Password) < 32 || !db.PasswordExpiresAt.Equal(sb.ExpiresAt) ||
+		rd.Addr != testenv.RedisAddr(t) || rd.Namespace != sb.Namespace || rd.Stream != sb.Stream || rd.ConsumerGroup != keys.EventsGroup {
+		t.Errorf("connect: %+v", c)
+	}
+	env := c.Env
+	for k, want := range map[string]string{
+		"SANDBOX_DATABASE_URL": db.URL, "PGUSER": db.Role, "PGPASSWORD": db.Password, "PGHOST": db.Host,
+		"PGDATABASE": db.Database, "SANDBOX_SCHEMA": db.Schema, "SANDBOX_REDIS_ADDR": rd.Addr,
+		"SANDBOX_STREAM": rd.Stream, "SANDBOX_NAMESPACE": rd.Namespace, "SANDBOX_CONSUMER_GROUP": "workers",
+		"SANDBOX_GUILD_IDS": guild1 + "," + guild2, "SANDBOX_ID": sb.ID, "SANDBOX_NAME": "alpha",
+		"PGOPTIONS": "-c search_path=" + sb.Schema, "PGSSLMODE": db.SSLMode,
+	} {
+		if env[k] != want {
+			t.Errorf("env %s = %q, want %q", k, env[k], want)
+		}
+	}
+
+	// The URL works as handed out: the role lands in its schema and can write there.
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatalf("connect with the handed-out URL: %v", err)
+	}
+	var searchPath string
+	if err := conn.QueryRow(ctx, "SHOW search_path").Scan(&searchPath); err != nil || searchPath != sb.Schema {
+		t.Errorf("search_path %q, %v", searchPath, err)
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO guild_settings (guild_id) VALUES ($1)", guild1); err != nil {
+		t.Errorf("the role cannot write its schema: %v", err)
+	}
+	conn.Close(ctx)
+
+	// Every connect rotates: the previous password stops working.
+	second := decode[api.ConnectResponse](t, e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/connect", principal: admin, body: "{}"}))
+	if second.Database.Password == db.Password {
+		t.Fatal("connect did not rotate the password")
+	}
+	if conn, err := pgx.Connect(ctx, db.URL); err == nil {
+		conn.Close(ctx)
+		t.Error("the previous password still works after a second connect")
+	}
+	if conn, err := pgx.Connect(ctx, second.Database.URL); err != nil {
+		t.Errorf("the new password does not work: %v", err)
+	} else {
+		conn.Close(ctx)
+	}
+}
+
+func TestConnectHonoursPublicOverrides(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	cfg := testConfig(t, e.dbURL, "redis.internal:6379")
+	cfg.PublicDatabaseHost = "db.example.internal:6543"
+	cfg.PublicRedisAddr = "redis.example.internal:6380"
+	h, err := api.New(cfg, api.Deps{Sandboxes: e.manager, Resources: e.resources, Routes: e.cache, DB: e.pool, Redis: e.rdb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.handler = h
+	e.invoke = lambdaOf(h)
+	e.create(t, alice, "alpha")
+	c := decode[api.ConnectResponse](t, e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/connect", principal: alice}))
+	u, err := url.Parse(c.Database.URL)
+	if err != nil || c.Database.Host != "db.example.internal" || c.Database.Port != 6543 || u.Host != "db.example.internal:6543" ||
+		c.Redis.Addr != "redis.example.internal:6380" || c.Env["PGPORT"] != "6543" {
+		t.Errorf("overrides ignored: %+v", c)
+	}
+}
+
+func TestSandboxHealth(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	sb := e.create(t, alice, "alpha", guild1)
+	ctx := context.Background()
+
+	checks := func(h api.SandboxHealth) map[string]api.Check {
+		out := map[string]api.Check{}
+		for _, c := range h.Checks {
+			out[c.Name] = c
+		}
+		if len(out) != 4 {
+			t.Fatalf("checks %+v", h.Checks)
+		}
+		return out
+	}
+	h := decode[api.SandboxHealth](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha/health", principal: alice}))
+	if h.Overall != api.Healthy || h.SandboxID != sb.ID {
+		t.Fatalf("health %+v", h)
+	}
+	for name, c := range checks(h) {
+		if c.Status != api.CheckOK || c.Detail == "" || c.LatencyMS < 0 {
+			t.Errorf("check %s: %+v", name, c)
+		}
+	}
+
+	// A cache entry that disagrees with the database degrades.
+	if err := e.cache.SetMany(ctx, []sandbox.Route{{GuildID: guild1}}); err != nil {
+		t.Fatal(err)
+	}
+	h = decode[api.SandboxHealth](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha/health", principal: alice}))
+	if c := checks(h)["routes"]; h.Overall != api.Degraded || c.Status != api.CheckWarn || !strings.Contains(c.Detail, guild1) {
+		t.Errorf("stale cache: %s %+v", h.Overall, c)
+	}
+	if err := e.cache.Invalidate(ctx, guild1); err != nil {
+		t.Fatal(err)
+	}
+
+	// A missing stream is unhealthy.
+	if err := e.rdb.Del(ctx, keys.EventStream(sb.ID)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	h = decode[api.SandboxHealth](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha/health", principal: admin}))
+	if c := checks(h)["redis"]; h.Overall != api.Unhealthy || c.Status != api.CheckFail || !strings.Contains(c.Detail, "missing") {
+		t.Errorf("missing stream: %s %+v", h.Overall, c)
+	}
+
+	// A missing schema is unhealthy too, and a destroying sandbox fails its status and routes.
+	if _, err := e.pool.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{sb.Schema}.Sanitize()+" CASCADE"); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha", principal: alice}), 202)
+	h = decode[api.SandboxHealth](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha/health", principal: alice}))
+	cs := checks(h)
+	if cs["database"].Status != api.CheckFail || cs["status"].Status != api.CheckFail || h.Status != "destroying" {
+		t.Errorf("destroying sandbox health: %+v", h)
+	}
+}
+
+func TestRouteExplanation(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	sb := e.create(t, alice, "alpha", guild1)
+	ctx := context.Background()
+	explain := func(guild string) api.RouteExplanation {
+		r := e.do(t, call{method: "GET", path: "/v1/routes/" + guild, principal: bob})
+		wantStatus(t, r, 200)
+		return decode[api.RouteExplanation](t, r)
+	}
+
+	x := explain(guild1)
+	if x.Destination != api.DestinationSandbox || x.Source != "database" || x.Cache.Present || x.Mapping == nil ||
+		x.Mapping.SandboxID != sb.ID || x.Mapping.SandboxName != "alpha" || x.Mapping.Status != "running" || x.Protected {
+		t.Errorf("mapped, uncached: %+v", x)
+	}
+	routes, err := e.manager.LookupRoutes(ctx, []string{guild1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cache.SetMany(ctx, []sandbox.Route{routes[guild1]}); err != nil {
+		t.Fatal(err)
+	}
+	x = explain(guild1)
+	if x.Source != "cache" || !x.Cache.Present || !x.Cache.Agrees || x.Cache.TTLSeconds == nil || *x.Cache.TTLSeconds <= 0 ||
+		x.Cache.Value != "sandbox:"+sb.ID+":running" || x.Destination != api.DestinationSandbox {
+		t.Errorf("mapped, cached: %+v", x)
+	}
+
+	x = explain(guild2)
+	if x.Destination != api.DestinationProduction || x.Mapping != nil || x.Protected || !strings.Contains(x.Reason, "not mapped") {
+		t.Errorf("unmapped: %+v", x)
+	}
+	x = explain(guild3)
+	if x.Destination != api.DestinationProduction || !x.Protected || !strings.Contains(x.Reason, "protected") {
+		t.Errorf("protected: %+v", x)
+	}
+
+	// A stale negative entry: the router still sends to production until it goes.
+	if err := e.cache.SetMany(ctx, []sandbox.Route{{GuildID: guild1}}); err != nil {
+		t.Fatal(err)
+	}
+	x = explain(guild1)
+	if x.Destination != api.DestinationProduction || x.Cache.Agrees || x.Source != "cache" || !strings.Contains(x.Reason, "route cache still says") {
+		t.Errorf("stale cache: %+v", x)
+	}
+
+	// A destroying sandbox's guild is dropped, never sent to production.
+	if _, err := e.pool.Exec(ctx, `UPDATE sandbox_control.sandboxes SET status = 'destroying' WHERE id = $1`, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cache.Invalidate(ctx, guild1); err != nil {
+		t.Fatal(err)
+	}
+	x = explain(guild1)
+	if x.Destination != api.DestinationDropped || x.Mapping.Status != "destroying" || !strings.Contains(x.Reason, "dropped") {
+		t.Errorf("destroying: %+v", x)
+	}
+}
+
+func TestServiceHealth(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	r := e.do(t, call{method: "GET", path: "/health", principal: bob})
+	wantStatus(t, r, 200)
+	h := decode[api.ServiceHealth](t, r)
+	if h.Overall != api.Healthy || len(h.Checks) != 2 || h.Checks[0].Name != "database" || h.Checks[1].Name != "redis" {
+		t.Errorf("health %+v", h)
+	}
+
+	// Redis that does not answer: unhealthy, 503, and the address stays out of the answer.
+	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { _ = dead.Close() })
+	hd, err := api.New(testConfig(t, e.dbURL, "127.0.0.1:1"), api.Deps{Sandboxes: e.manager, Resources: e.resources, Routes: e.cache, DB: e.pool, Redis: dead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.invoke = lambdaOf(hd)
+	r = e.do(t, call{method: "GET", path: "/health", principal: bob})
+	wantStatus(t, r, 503)
+	h = decode[api.ServiceHealth](t, r)
+	if h.Overall != api.Unhealthy || h.Checks[1].Status != api.CheckFail || h.Checks[0].Status != api.CheckOK {
+		t.Errorf("health with Redis down: %+v", h)
+	}
+	if strings.Contains(string(r.body), "127.0.0.1:1") || strings.Contains(string(r.body), "connection refused") {
+		t.Errorf("health leaks the error: %s", r.body)
+	}
+}
+
+func TestAdminRoutes(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	wantProblem(t, e.do(t, call{method: "POST", path: "/v1/admin/cleanup", principal: admin}), 503, sandbox.CodeUnavailable, "")
+	wantProblem(t, e.do(t, call{method: "GET", path: "/v1/admin/orphans", principal: admin}), 503, sandbox.CodeUnavailable, "")
+
+	e = newEnv(t, envOptions{cleanup: func(e *env) api.CleanupAdmin { return catalogCleanup{e: e} }})
+	e.create(t, alice, "alpha", guild1)
+	if _, err := e.pool.Exec(context.Background(), `CREATE SCHEMA sb_orphan00000001`); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do(t, call{method: "POST", path: "/v1/admin/cleanup", principal: admin})
+	wantStatus(t, r, 200)
+	if got := string(r.body); !strings.Contains(got, `"run":{"active":1,"guild_mappings":1}`) || strings.Contains(got, "orphans") {
+		t.Errorf("cleanup run: %s", got)
+	}
+	r = e.do(t, call{method: "GET", path: "/v1/admin/orphans", principal: admin})
+	wantStatus(t, r, 200)
+	if got := string(r.body); !strings.Contains(got, `"schemas":["sb_orphan00000001"]`) || !strings.Contains(got, `"removed":false`) {
+		t.Errorf("orphans: %s", got)
+	}
+	r = e.do(t, call{method: "POST", path: "/v1/admin/cleanup", principal: admin, body: `{"remove_orphans":true}`})
+	wantStatus(t, r, 200)
+	if got := string(r.body); !strings.Contains(got, `"orphans":{"removed":true,"schemas":["sb_orphan00000001"]}`) {
+		t.Errorf("cleanup with orphan removal: %s", got)
+	}
+}
+
+func TestUnknownRoutesAndMethods(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	wantProblem(t, e.do(t, call{method: "GET", path: "/v1/nothing", principal: alice}), 404, sandbox.CodeNotFound, "")
+	wantProblem(t, e.do(t, call{method: "GET", path: "/v1/sandboxes/", principal: alice}), 404, sandbox.CodeNotFound, "")
+	r := e.do(t, call{method: "PATCH", path: "/v1/sandboxes/alpha", principal: alice})
+	wantProblem(t, r, 405, sandbox.CodeInvalidInput, "")
+	if r.headers["Allow"] != "DELETE, GET" {
+		t.Errorf("Allow %q", r.headers["Allow"])
+	}
+	if !strings.Contains(e.emf.String(), `"Route":"unmatched"`) {
+		t.Errorf("unmatched requests are not metered as such:\n%s", e.emf.String())
+	}
+}

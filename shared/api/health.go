@@ -1,0 +1,226 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+const (
+	// checkTimeout bounds each health check, so one hung store cannot hang the answer.
+	checkTimeout = 3 * time.Second
+	// slowThreshold is the latency above which a store that answered is reported degraded.
+	slowThreshold = 250 * time.Millisecond
+)
+
+// probe is one health check: it returns status and detail; runChecks times it.
+type probe struct {
+	name string
+	run  func(ctx context.Context) (status, detail string)
+}
+
+// runChecks runs the probes concurrently, each within checkTimeout, in the given order.
+func runChecks(ctx context.Context, probes []probe) []Check {
+	out := make([]Check, len(probes))
+	var wg sync.WaitGroup
+	for i, p := range probes {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+			defer cancel()
+			start := time.Now()
+			status, detail := p.run(cctx)
+			elapsed := time.Since(start)
+			if status == CheckOK && elapsed > slowThreshold {
+				status = CheckWarn
+				detail += fmt.Sprintf(" (slow: %s, above %s)", elapsed.Round(time.Millisecond), slowThreshold)
+			}
+			out[i] = Check{Name: p.name, Status: status, LatencyMS: millis(elapsed), Detail: detail}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// millis is a duration in milliseconds with two decimals.
+func millis(d time.Duration) float64 {
+	return math.Round(float64(d)/float64(time.Millisecond)*100) / 100
+}
+
+// unreachable is the caller-safe detail of a store error: the error's text may carry
+// addresses or SQL, so it goes to the log and the check says what failed.
+func (h *Handler) unreachable(ctx context.Context, what string, err error) string {
+	h.log.WarnContext(ctx, "health check failed", "check", what, "error", err)
+	if ctx.Err() != nil {
+		return what + " did not answer within " + checkTimeout.String()
+	}
+	return what + " failed (see the logs for the error)"
+}
+
+func (h *Handler) serviceHealth(w http.ResponseWriter, r *http.Request, c caller) error {
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	if err := noRequestBody(r); err != nil {
+		return err
+	}
+	checks := runChecks(r.Context(), []probe{
+		{name: "database", run: func(ctx context.Context) (string, string) {
+			var one int
+			if err := h.deps.DB.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+				return CheckFail, h.unreachable(ctx, "SELECT 1", err)
+			}
+			return CheckOK, "SELECT 1 answered"
+		}},
+		{name: "redis", run: func(ctx context.Context) (string, string) {
+			if err := h.deps.Redis.Ping(ctx).Err(); err != nil {
+				return CheckFail, h.unreachable(ctx, "PING", err)
+			}
+			return CheckOK, "PING answered"
+		}},
+	})
+	out := ServiceHealth{Overall: overall(checks), CheckedAt: h.now().UTC(), Checks: checks}
+	status := http.StatusOK
+	if out.Overall == Unhealthy {
+		status = http.StatusServiceUnavailable
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, status, out)
+	return nil
+}
+
+func (h *Handler) sandboxHealth(w http.ResponseWriter, r *http.Request, c caller) error {
+	sb, err := h.addressed(r, c, nil, nil)
+	if err != nil {
+		return err
+	}
+	now := h.now()
+	checks := runChecks(r.Context(), []probe{
+		{name: "status", run: func(context.Context) (string, string) { return statusCheck(sb, now) }},
+		{name: "database", run: func(ctx context.Context) (string, string) { return h.databaseCheck(ctx, sb) }},
+		{name: "redis", run: func(ctx context.Context) (string, string) { return h.redisCheck(ctx, sb) }},
+		{name: "routes", run: func(ctx context.Context) (string, string) { return h.routesCheck(ctx, sb) }},
+	})
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, SandboxHealth{
+		SandboxID: sb.ID, Name: sb.Name, Status: sb.DisplayStatus(now),
+		Overall: overall(checks), CheckedAt: now.UTC(), Checks: checks,
+	})
+	return nil
+}
+
+func statusCheck(sb *sandbox.Sandbox, now time.Time) (string, string) {
+	status := sb.DisplayStatus(now)
+	if status != string(sandbox.StatusRunning) {
+		return CheckFail, status + ": only a running sandbox receives events"
+	}
+	return CheckOK, fmt.Sprintf("running, %s left", sb.TimeLeft(now).Round(time.Second))
+}
+
+// databaseCheck proves the schema and role exist and the schema answers a query.
+func (h *Handler) databaseCheck(ctx context.Context, sb *sandbox.Sandbox) (string, string) {
+	res, err := h.deps.Resources.Inspect(ctx, sb.ID)
+	if err != nil {
+		return CheckFail, h.unreachable(ctx, "inspecting the schema", err)
+	}
+	var missing []string
+	if !res.SchemaExists {
+		missing = append(missing, "schema "+sb.SchemaName)
+	}
+	if !res.RoleExists {
+		missing = append(missing, "role "+sb.DBRole)
+	}
+	if len(missing) > 0 {
+		return CheckFail, strings.Join(missing, " and ") + " missing"
+	}
+	// The role's USAGE on its schema, and a read through the schema: identifiers come from
+	// the catalog (Inspect) and are quoted.
+	sql := "SELECT has_schema_privilege($1, $2, 'USAGE'), true"
+	if len(res.Tables) > 0 {
+		sql = "SELECT has_schema_privilege($1, $2, 'USAGE'), EXISTS (SELECT 1 FROM " +
+			pgx.Identifier{sb.SchemaName, res.Tables[0]}.Sanitize() + ")"
+	}
+	var usage, answered bool
+	if err := h.deps.DB.QueryRow(ctx, sql, sb.DBRole, sb.SchemaName).Scan(&usage, &answered); err != nil {
+		return CheckFail, h.unreachable(ctx, "querying schema "+sb.SchemaName, err)
+	}
+	if !usage {
+		return CheckFail, fmt.Sprintf("role %s may not use schema %s", sb.DBRole, sb.SchemaName)
+	}
+	return CheckOK, fmt.Sprintf("schema %s reachable, %d tables, role present", sb.SchemaName, len(res.Tables))
+}
+
+// redisCheck reads the sandbox's event stream and its consumer group.
+func (h *Handler) redisCheck(ctx context.Context, sb *sandbox.Sandbox) (string, string) {
+	stream := keys.EventStream(sb.ID)
+	pipe := h.deps.Redis.Pipeline()
+	info := pipe.XInfoStream(ctx, stream)
+	groups := pipe.XInfoGroups(ctx, stream)
+	_, _ = pipe.Exec(ctx)
+	if err := info.Err(); err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return CheckFail, "stream " + stream + " missing"
+		}
+		return CheckFail, h.unreachable(ctx, "XINFO STREAM "+stream, err)
+	}
+	detail := fmt.Sprintf("stream %s: length %d, groups %d", stream, info.Val().Length, info.Val().Groups)
+	if groups.Err() != nil {
+		return CheckFail, h.unreachable(ctx, "XINFO GROUPS "+stream, groups.Err())
+	}
+	for _, g := range groups.Val() {
+		if g.Name == keys.EventsGroup {
+			return CheckOK, fmt.Sprintf("%s, group %s pending %d", detail, g.Name, g.Pending)
+		}
+	}
+	return CheckWarn, fmt.Sprintf("%s; consumer group %s missing: workers cannot read with XREADGROUP", detail, keys.EventsGroup)
+}
+
+// routesCheck proves every mapped guild routes here, in the database and in the cache.
+func (h *Handler) routesCheck(ctx context.Context, sb *sandbox.Sandbox) (string, string) {
+	if len(sb.Guilds) == 0 {
+		return CheckOK, "no guilds mapped: no events arrive until one is"
+	}
+	db, err := h.deps.Sandboxes.LookupRoutes(ctx, sb.Guilds)
+	if err != nil {
+		return CheckFail, h.unreachable(ctx, "looking up routes", err)
+	}
+	var problems []string
+	for _, g := range sb.Guilds {
+		r := db[g]
+		switch {
+		case r.SandboxID != sb.ID:
+			problems = append(problems, fmt.Sprintf("guild %s is not mapped here", g))
+		case !r.Deliverable():
+			problems = append(problems, fmt.Sprintf("events of guild %s are dropped (sandbox %s)", g, r.Status))
+		}
+	}
+	if len(problems) > 0 {
+		return CheckFail, strings.Join(problems, "; ")
+	}
+	cached, err := h.deps.Routes.GetMany(ctx, sb.Guilds)
+	if err != nil {
+		h.log.WarnContext(ctx, "route cache read failed", "error", err)
+		return CheckWarn, fmt.Sprintf("mapped guilds routing to this sandbox in the database: %d; route cache unreadable (the router falls back to the database)", len(sb.Guilds))
+	}
+	var stale []string
+	for _, g := range sb.Guilds {
+		c, ok := cached[g]
+		if r := db[g]; ok && (c.SandboxID != r.SandboxID || c.Status != r.Status || c.Protected != r.Protected) {
+			stale = append(stale, fmt.Sprintf("guild %s cached as %s", g, destinationOf(c)))
+		}
+	}
+	detail := fmt.Sprintf("mapped guilds routing to this sandbox: %d (database: %d, cache: %d cached, %d stale)",
+		len(sb.Guilds), len(sb.Guilds), len(cached), len(stale))
+	if len(stale) > 0 {
+		return CheckWarn, detail + ": " + strings.Join(stale, "; ")
+	}
+	return CheckOK, detail
+}

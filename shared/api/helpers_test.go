@@ -1,0 +1,376 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/api"
+	"github.com/botplatform/discord-sandboxes/shared/config"
+	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
+	"github.com/botplatform/discord-sandboxes/shared/lambdakit"
+	"github.com/botplatform/discord-sandboxes/shared/metrics"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
+	"github.com/botplatform/discord-sandboxes/shared/routecache"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+const (
+	alice = "arn:aws:iam::123456789012:user/alice"
+	bob   = "arn:aws:iam::123456789012:user/bob"
+	admin = "arn:aws:sts::123456789012:assumed-role/PlatformAdmin/carol"
+	// nobody stands for a request without a caller identity.
+	nobody = ""
+
+	guild1 = "80351110224678912"
+	guild2 = "80351110224678913"
+	guild3 = "80351110224678914"
+)
+
+// env is one API over a fresh database and Redis database, invoked through real
+// payload-2.0 events.
+type env struct {
+	pool      *pgxpool.Pool
+	dbURL     string
+	rdb       *redis.Client
+	manager   *controlplane.Manager
+	resources *provision.Provisioner
+	cache     *routecache.Cache
+	handler   *api.Handler
+	invoke    lambda.Handler
+	emitter   *metrics.Emitter
+	emf       *syncBuffer
+	logs      *syncBuffer
+	now       func() time.Time
+}
+
+// envOptions tune an env.
+type envOptions struct {
+	limits   sandbox.Limits
+	teardown func(e *env) api.Teardown
+	cleanup  func(e *env) api.CleanupAdmin
+	now      func() time.Time
+	// discardOutput sends metrics and logs nowhere (benchmarks).
+	discardOutput bool
+}
+
+func newEnv(t testing.TB, opts envOptions) *env {
+	t.Helper()
+	ctx := context.Background()
+	pool, dbURL := testenv.Postgres(t)
+	if _, err := controlplane.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{pool: pool, dbURL: dbURL, rdb: testenv.Redis(t), emf: &syncBuffer{}, logs: &syncBuffer{}, now: opts.now}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if opts.limits == (sandbox.Limits{}) {
+		opts.limits = sandbox.DefaultLimits()
+	}
+	var emfOut, logOut io.Writer = e.emf, e.logs
+	if opts.discardOutput {
+		emfOut, logOut = io.Discard, io.Discard
+	}
+	logger := lambdakit.NewLogger(logOut, slog.LevelDebug)
+	e.resources = provision.New(pool, e.rdb, "sandbox_template")
+	e.cache = routecache.New(e.rdb, 0, 0)
+	e.manager = controlplane.NewManager(pool, controlplane.Options{
+		Limits: opts.limits, ProtectedGuilds: []string{guild3},
+		Provisioner: e.resources, Routes: e.cache, Logger: logger, Now: e.now,
+	})
+	cfg := testConfig(t, dbURL, testenv.RedisAddr(t))
+	deps := api.Deps{
+		Sandboxes: e.manager, Resources: e.resources, Routes: e.cache,
+		DB: pool, Redis: e.rdb, Logger: logger, Now: e.now,
+	}
+	if opts.teardown != nil {
+		deps.Teardown = opts.teardown(e)
+	}
+	if opts.cleanup != nil {
+		deps.Cleanup = opts.cleanup(e)
+	}
+	h, err := api.New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.handler = h
+	e.emitter, err = metrics.NewEmitter(emfOut, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.invoke = lambda.NewHandler(lambdakit.Wrap("api", e.emitter, h.HandleEvent))
+	t.Cleanup(func() { dropRoles(e) })
+	return e
+}
+
+// testConfig is the configuration of a test API, read through LoadConfig like production.
+func testConfig(t testing.TB, dbURL, redisAddr string) api.Config {
+	t.Helper()
+	cfg, err := api.LoadConfig(config.MapLookup(map[string]string{
+		"DATABASE_URL":         dbURL,
+		"REDIS_ADDR":           redisAddr,
+		"API_ADMIN_PRINCIPALS": admin + ",arn:aws:iam::123456789012:user/ops",
+		"ENVIRONMENT":          "test",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// dropRoles removes the sandbox roles a test created: roles are cluster-wide and outlive the
+// test's database.
+func dropRoles(e *env) {
+	ctx := context.Background()
+	rows, err := e.pool.Query(ctx, `SELECT id FROM sandbox_control.sandboxes`)
+	if err != nil {
+		return
+	}
+	ids, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+	for _, id := range ids {
+		_, _ = e.resources.Drop(ctx, id, time.Second)
+	}
+}
+
+// call is one request.
+type call struct {
+	method, path, query string
+	body                string
+	principal           string
+	contentType         string // default application/json when there is a body
+	base64              bool
+}
+
+// reply is the API Gateway response of a call.
+type reply struct {
+	status  int
+	headers map[string]string
+	body    []byte
+}
+
+var (
+	templateOnce sync.Once
+	templateErr  error
+	templateRaw  []byte
+)
+
+// event builds a payload-2.0 event from aws-lambda-go's IAM-authorized sample.
+func event(t testing.TB, c call) []byte {
+	t.Helper()
+	templateOnce.Do(func() { templateRaw, templateErr = os.ReadFile("testdata/apigw-v2-request-iam.json") })
+	if templateErr != nil {
+		t.Fatal(templateErr)
+	}
+	var ev events.APIGatewayV2HTTPRequest
+	if err := json.Unmarshal(templateRaw, &ev); err != nil {
+		t.Fatal(err)
+	}
+	ev.RouteKey = c.method + " " + c.path
+	ev.RequestContext.RouteKey = ev.RouteKey
+	ev.RawPath = c.path
+	ev.RequestContext.HTTP.Method = c.method
+	ev.RequestContext.HTTP.Path = c.path
+	ev.RawQueryString = c.query
+	ev.QueryStringParameters = nil
+	ev.PathParameters = nil
+	ev.Body = c.body
+	ev.IsBase64Encoded = false
+	if c.base64 {
+		ev.Body = base64.StdEncoding.EncodeToString([]byte(c.body))
+		ev.IsBase64Encoded = true
+	}
+	ev.Headers = map[string]string{"user-agent": "api-test"}
+	if c.body != "" {
+		ct := c.contentType
+		if ct == "" {
+			ct = "application/json"
+		}
+		ev.Headers["content-type"] = ct
+	}
+	if c.principal == nobody {
+		ev.RequestContext.Authorizer = nil
+	} else {
+		ev.RequestContext.Authorizer.IAM.UserARN = c.principal
+	}
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return payload
+}
+
+// do invokes the Lambda handler with the call's event.
+func (e *env) do(t testing.TB, c call) reply {
+	t.Helper()
+	return e.invokeRaw(t, event(t, c))
+}
+
+func (e *env) invokeRaw(t testing.TB, payload []byte) reply {
+	t.Helper()
+	out, err := e.invoke.Invoke(lambdakit.NewLocalContext(context.Background()), payload)
+	if err != nil {
+		t.Fatalf("invoke: %v", err)
+	}
+	var resp events.APIGatewayV2HTTPResponse
+	if err := json.Unmarshal(out, &resp); err != nil {
+		t.Fatalf("response is not a payload-2.0 response: %v: %s", err, out)
+	}
+	body := []byte(resp.Body)
+	if resp.IsBase64Encoded {
+		if body, err = base64.StdEncoding.DecodeString(resp.Body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return reply{status: resp.StatusCode, headers: resp.Headers, body: body}
+}
+
+// decode strictly decodes a JSON answer.
+func decode[T any](t testing.TB, r reply) T {
+	t.Helper()
+	var v T
+	dec := json.NewDecoder(bytes.NewReader(r.body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("answer %d is not the documented shape: %v\n%s", r.status, err, r.body)
+	}
+	return v
+}
+
+// wantStatus fails unless the reply has the status.
+func wantStatus(t testing.TB, r reply, status int) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d: %s", r.status, status, r.body)
+	}
+}
+
+// leaks are strings that must never reach a caller.
+var leaks = []string{"SQLSTATE", "pgx", "pgconn", "goroutine", "panic", "sandbox_control.", "redis:", "dial tcp", ".go:"}
+
+// wantProblem checks an RFC 9457 answer with the code (and field, when not empty).
+func wantProblem(t testing.TB, r reply, status int, code sandbox.Code, field string) api.Problem {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d: %s", r.status, status, r.body)
+	}
+	if ct := r.headers["Content-Type"]; ct != api.ProblemContentType {
+		t.Fatalf("content type %q, want %s", ct, api.ProblemContentType)
+	}
+	p := decode[api.Problem](t, r)
+	if p.Code != code || p.Status != status || p.Type != "urn:discord-sandboxes:problem:"+string(code) || p.Title == "" || p.Detail == "" {
+		t.Fatalf("problem %+v, want code %s status %d", p, code, status)
+	}
+	if field != "" && p.Field != field {
+		t.Fatalf("problem field %q, want %q (detail %q)", p.Field, field, p.Detail)
+	}
+	if p.RequestID == "" || r.headers["X-Request-Id"] != p.RequestID {
+		t.Fatalf("request id %q, header %q", p.RequestID, r.headers["X-Request-Id"])
+	}
+	for _, l := range leaks {
+		if strings.Contains(string(r.body), l) {
+			t.Fatalf("problem leaks %q: %s", l, r.body)
+		}
+	}
+	return p
+}
+
+// create makes a sandbox through the API.
+func (e *env) create(t testing.TB, principal, name string, guilds ...string) *api.Sandbox {
+	t.Helper()
+	body, _ := json.Marshal(api.CreateRequest{Name: name, TTL: "2h", Guilds: guilds})
+	r := e.do(t, call{method: "POST", path: "/v1/sandboxes", body: string(body), principal: principal})
+	wantStatus(t, r, 201)
+	sb := decode[api.Sandbox](t, r)
+	return &sb
+}
+
+// snapshot captures everything a request could change: control-plane rows, audit entries,
+// role passwords, sandbox schemas and every Redis key with its value.
+func (e *env) snapshot(t testing.TB) string {
+	t.Helper()
+	var sbs, maps, audit, passwords, schemas string
+	err := e.pool.QueryRow(context.Background(), `SELECT
+		coalesce((SELECT json_agg(s ORDER BY s.id)::text FROM sandbox_control.sandboxes s), ''),
+		coalesce((SELECT json_agg(m ORDER BY m.guild_id)::text FROM sandbox_control.guild_mappings m), ''),
+		(SELECT count(*) FROM sandbox_control.audit_log)::text,
+		coalesce((SELECT json_agg(coalesce(a.rolpassword, '') || a.rolname ORDER BY a.rolname)::text FROM pg_authid a
+			WHERE a.rolname IN (SELECT db_role FROM sandbox_control.sandboxes)), ''),
+		coalesce((SELECT json_agg(n.nspname ORDER BY n.nspname)::text FROM pg_namespace n WHERE n.nspname LIKE 'sb\_%'), '')`,
+	).Scan(&sbs, &maps, &audit, &passwords, &schemas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ks, err := e.rdb.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(ks)
+	var redisState strings.Builder
+	for _, k := range ks {
+		typ := e.rdb.Type(ctx, k).Val()
+		redisState.WriteString(k + "=" + typ)
+		switch typ {
+		case "string":
+			redisState.WriteString(":" + e.rdb.Get(ctx, k).Val())
+		case "stream":
+			redisState.WriteString(":" + strings.Repeat("x", int(e.rdb.XLen(ctx, k).Val())))
+		}
+		redisState.WriteString("\n")
+	}
+	return strings.Join([]string{sbs, maps, audit, passwords, schemas, redisState.String()}, "\n--\n")
+}
+
+// unchanged fails when the state differs from before.
+func (e *env) unchanged(t testing.TB, before string) {
+	t.Helper()
+	if after := e.snapshot(t); after != before {
+		t.Fatalf("a refused request changed state:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writers of tests.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *syncBuffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Reset()
+}
+
+// lambdaOf wraps a handler like the function does, without metrics.
+func lambdaOf(h *api.Handler) lambda.Handler {
+	return lambda.NewHandler(lambdakit.Wrap("api", nil, h.HandleEvent))
+}

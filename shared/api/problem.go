@@ -1,0 +1,134 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// ProblemContentType is the media type of every error answer (RFC 9457).
+const ProblemContentType = "application/problem+json"
+
+// problemTypePrefix makes a problem's type URI from its code.
+const problemTypePrefix = "urn:discord-sandboxes:problem:"
+
+// Problem is an RFC 9457 problem document with this API's extension members.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	// Code is the stable error code (sandbox.Codes()); clients branch on it.
+	Code sandbox.Code `json:"code"`
+	// Field names the offending input of an invalid_input problem, when one is to blame.
+	Field     string `json:"field,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+	// Sandbox is the failed sandbox of a provisioning_failed problem.
+	Sandbox *Sandbox `json:"sandbox,omitempty"`
+}
+
+// codeStatus is the one mapping from error codes to HTTP statuses (docs/api.md, Errors).
+var codeStatus = map[sandbox.Code]int{
+	sandbox.CodeInvalidInput:       http.StatusBadRequest,
+	sandbox.CodeUnauthenticated:    http.StatusUnauthorized,
+	sandbox.CodeForbidden:          http.StatusForbidden,
+	sandbox.CodeNotFound:           http.StatusNotFound,
+	sandbox.CodeNameTaken:          http.StatusConflict,
+	sandbox.CodeGuildAlreadyMapped: http.StatusConflict,
+	sandbox.CodeInvalidTransition:  http.StatusConflict,
+	sandbox.CodeGuildProtected:     http.StatusConflict,
+	sandbox.CodeQuotaExceeded:      http.StatusConflict,
+	sandbox.CodeProvisioningFailed: http.StatusInternalServerError,
+	sandbox.CodeUnavailable:        http.StatusServiceUnavailable,
+	sandbox.CodeInternal:           http.StatusInternalServerError,
+}
+
+// StatusOf returns the HTTP status of an error code.
+func StatusOf(code sandbox.Code) int {
+	if s, ok := codeStatus[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+var codeTitle = map[sandbox.Code]string{
+	sandbox.CodeInvalidInput:       "Invalid input",
+	sandbox.CodeUnauthenticated:    "Unauthenticated",
+	sandbox.CodeForbidden:          "Forbidden",
+	sandbox.CodeNotFound:           "Not found",
+	sandbox.CodeNameTaken:          "Name taken",
+	sandbox.CodeGuildAlreadyMapped: "Guild already mapped",
+	sandbox.CodeInvalidTransition:  "Invalid transition",
+	sandbox.CodeGuildProtected:     "Guild protected",
+	sandbox.CodeQuotaExceeded:      "Quota exceeded",
+	sandbox.CodeProvisioningFailed: "Provisioning failed",
+	sandbox.CodeUnavailable:        "Unavailable",
+	sandbox.CodeInternal:           "Internal error",
+}
+
+// httpError is a domain error that needs an HTTP status other than its code's default
+// (413 and 415 are invalid_input too, 405 as well).
+type httpError struct {
+	status int
+	err    *sandbox.Error
+	allow  string // Allow header of a 405
+}
+
+func (e *httpError) Error() string { return e.err.Error() }
+func (e *httpError) Unwrap() error { return e.err }
+
+// problemFor builds the problem document of err. Errors without a domain code are internal:
+// their text stays in the log and the caller gets a generic detail.
+func (h *Handler) problemFor(r *http.Request, err error) (Problem, string) {
+	p := Problem{Instance: r.URL.Path, RequestID: requestID(r.Context())}
+	var he *httpError
+	var de *sandbox.Error
+	allow := ""
+	switch {
+	case errors.As(err, &he):
+		de, p.Status, allow = he.err, he.status, he.allow
+	case errors.As(err, &de):
+		p.Status = StatusOf(de.Code)
+	}
+	if de == nil || de.Code == sandbox.CodeInternal {
+		h.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
+			"request_id", p.RequestID, "error", err)
+		de = &sandbox.Error{Code: sandbox.CodeInternal, Message: "an internal error occurred; the operators can find it in the logs by request id " + p.RequestID}
+		p.Status = http.StatusInternalServerError
+	} else if p.Status >= 500 {
+		h.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
+			"request_id", p.RequestID, "code", de.Code, "error", err)
+	}
+	p.Code = de.Code
+	p.Type = problemTypePrefix + string(de.Code)
+	p.Title = codeTitle[de.Code]
+	p.Detail = de.Message
+	p.Field = de.Field
+	return p, allow
+}
+
+// writeError answers err as a problem document.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	p, allow := h.problemFor(r, err)
+	if allow != "" {
+		w.Header().Set("Allow", allow)
+	}
+	writeProblem(w, p)
+}
+
+func writeProblem(w http.ResponseWriter, p Problem) {
+	w.Header().Set("Content-Type", ProblemContentType)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// writeJSON answers v as JSON with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,91 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/routecache"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+func (h *Handler) explainRoute(w http.ResponseWriter, r *http.Request, c caller) error {
+	guild := r.PathValue("guild_id")
+	if err := sandbox.ValidateGuildID(guild); err != nil {
+		return err
+	}
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	if err := noRequestBody(r); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	routes, err := h.deps.Sandboxes.LookupRoutes(ctx, []string{guild})
+	if err != nil {
+		return err
+	}
+	db := routes[guild]
+	db.GuildID = guild
+	now := h.now()
+	out := RouteExplanation{GuildID: guild, Protected: db.Protected, Source: "database"}
+
+	var sb *sandbox.Sandbox
+	if db.Mapped() {
+		sb, err = h.deps.Sandboxes.Get(ctx, db.SandboxID)
+		if err != nil {
+			return err
+		}
+		out.Mapping = &RouteMapping{
+			SandboxID: sb.ID, SandboxName: sb.Name, Status: sb.DisplayStatus(now),
+			StoredStatus: sb.Status, Stream: keys.EventStream(sb.ID),
+		}
+	}
+	dbDestination := destinationOf(db)
+	out.Destination = dbDestination
+	out.Reason = reasonFor(db, sb, now)
+
+	cached, ttl, ok, err := h.deps.Routes.Get(ctx, guild)
+	switch {
+	case err != nil:
+		h.log.WarnContext(ctx, "route cache read failed", "guild", guild, "error", err)
+		out.Cache.Error = "the route cache could not be read; the router falls back to the database"
+	case ok:
+		secs := int64(ttl / time.Second)
+		out.Cache = RouteCacheRow{
+			Present: true, Value: routecache.Encode(cached), TTLSeconds: &secs,
+			Destination: destinationOf(cached),
+			Agrees:      cached.SandboxID == db.SandboxID && cached.Status == db.Status && cached.Protected == db.Protected,
+		}
+		out.Source = "cache"
+		out.Destination = out.Cache.Destination
+		if out.Cache.Agrees {
+			out.Reason += "; the route cache agrees"
+		} else {
+			out.Reason += fmt.Sprintf("; but the route cache still says %q for %ds, so the router sends events to %s until the entry expires or is invalidated",
+				out.Cache.Value, secs, out.Cache.Destination)
+		}
+	default:
+		out.Reason += "; no route cache entry: the router reads the database and caches the answer"
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// reasonFor explains the database's view of a guild's route.
+func reasonFor(r sandbox.Route, sb *sandbox.Sandbox, now time.Time) string {
+	switch {
+	case r.Mapped() && sb != nil && r.Deliverable():
+		if sb.DisplayStatus(now) == sandbox.DisplayExpired {
+			return fmt.Sprintf("mapped to sandbox %q, which has expired: events still go to its stream until the cleanup tears it down", sb.Name)
+		}
+		return fmt.Sprintf("mapped to sandbox %q (running): events go to its stream", sb.Name)
+	case r.Mapped() && sb != nil:
+		return fmt.Sprintf("mapped to sandbox %q, which is %s: events are dropped (a test guild never falls back to production)", sb.Name, sb.DisplayStatus(now))
+	case r.Protected:
+		return "protected guild (production): it can never be mapped, events go to production"
+	default:
+		return "not mapped to any sandbox: events go to production"
+	}
+}

@@ -1,0 +1,266 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/metrics"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// provisioningFailedMessage is the caller-safe detail of a provisioning_failed problem.
+const provisioningFailedMessage = "the sandbox was recorded but its resources could not be created; it is marked failed and the cleanup tears it down"
+
+func (h *Handler) create(w http.ResponseWriter, r *http.Request, c caller) error {
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	in, err := ParseCreateRequest(body, h.deps.Sandboxes.Limits())
+	if err != nil {
+		return err
+	}
+	in.Owner = c.principal
+	rec := recorderFrom(r.Context())
+	start := time.Now()
+	sb, err := h.deps.Sandboxes.Create(r.Context(), c.principal, in)
+	switch {
+	case errors.Is(err, sandbox.ErrProvisioningFailed):
+		rec.Milliseconds(metrics.SandboxCreationDuration, time.Since(start))
+		rec.Count(metrics.SchemaCreationFailures, 1)
+		h.log.ErrorContext(r.Context(), "sandbox provisioning failed", "name", in.Name, "owner", c.principal,
+			"cause", controlplane.ProvisioningCause(err))
+		p, _ := h.problemFor(r, sandbox.Errorf(sandbox.CodeProvisioningFailed, provisioningFailedMessage))
+		if sb != nil {
+			p.Sandbox = viewOf(sb, h.now())
+		}
+		writeProblem(w, p)
+		return nil
+	case err != nil:
+		return err
+	}
+	rec.Milliseconds(metrics.SandboxCreationDuration, time.Since(start))
+	rec.Count(metrics.SandboxesCreated, 1)
+	w.Header().Set("Location", "/v1/sandboxes/"+url.PathEscape(sb.Name))
+	writeJSON(w, http.StatusCreated, viewOf(sb, h.now()))
+	return nil
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request, c caller) error {
+	if err := noRequestBody(r); err != nil {
+		return err
+	}
+	q, err := parseQuery(r, "owner", "all", "status", "include_destroyed", "limit", "cursor")
+	if err != nil {
+		return err
+	}
+	all, err := q.boolean("all")
+	if err != nil {
+		return err
+	}
+	includeDestroyed, err := q.boolean("include_destroyed")
+	if err != nil {
+		return err
+	}
+	limit, err := q.integer("limit", 50, 1, 200)
+	if err != nil {
+		return err
+	}
+	owner := q.str("owner")
+	switch {
+	case all && owner != "":
+		return sandbox.InvalidField("all", "all=true and owner exclude each other")
+	case all && !c.admin:
+		return sandbox.Errorf(sandbox.CodeForbidden, "listing every owner's sandboxes is for admins only")
+	case owner == "" && !all:
+		owner = c.principal
+	case owner != "" && owner != c.principal && !c.admin:
+		return sandbox.Errorf(sandbox.CodeForbidden, "listing another owner's sandboxes is for admins only")
+	}
+	if owner != "" {
+		if err := sandbox.ValidateOwner(owner); err != nil {
+			return err
+		}
+	}
+	page, err := h.deps.Sandboxes.List(r.Context(), controlplane.ListFilter{
+		Owner: owner, Status: q.str("status"), IncludeDestroyed: includeDestroyed, Limit: limit, Cursor: q.str("cursor"),
+	})
+	if err != nil {
+		return err
+	}
+	now := h.now()
+	out := ListResponse{Sandboxes: make([]*Sandbox, 0, len(page.Sandboxes)), NextCursor: page.NextCursor}
+	for _, sb := range page.Sandboxes {
+		out.Sandboxes = append(out.Sandboxes, viewOf(sb, now))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// addressed validates the request's path, query and body (decoded into body; nil: the
+// route takes none), then runs validate, and only then looks the named sandbox up and checks
+// that the caller may act on it. Bad input is refused the same way whoever asks.
+func (h *Handler) addressed(r *http.Request, c caller, body any, validate func() error) (*sandbox.Sandbox, error) {
+	name := r.PathValue("name")
+	if err := sandbox.ValidateName(name); err != nil {
+		return nil, err
+	}
+	if _, err := parseQuery(r); err != nil {
+		return nil, err
+	}
+	raw, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	if body == nil {
+		body = &noBody{}
+	}
+	if err := decodeJSON(raw, body); err != nil {
+		return nil, err
+	}
+	if validate != nil {
+		if err := validate(); err != nil {
+			return nil, err
+		}
+	}
+	sb, err := h.deps.Sandboxes.GetByName(r.Context(), name)
+	if err != nil {
+		return nil, err
+	}
+	if !c.may(sb) {
+		return nil, sandbox.Errorf(sandbox.CodeForbidden, "sandbox %q belongs to another owner", name)
+	}
+	return sb, nil
+}
+
+// guildPath validates the {guild_id} path segment.
+func guildPath(r *http.Request) func() error {
+	return func() error { return sandbox.ValidateGuildID(r.PathValue("guild_id")) }
+}
+
+// noRequestBody refuses a body on routes that take none (an empty one or {} is fine).
+func noRequestBody(r *http.Request) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	return decodeJSON(body, &noBody{})
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request, c caller) error {
+	sb, err := h.addressed(r, c, nil, nil)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, viewOf(sb, h.now()))
+	return nil
+}
+
+func (h *Handler) extend(w http.ResponseWriter, r *http.Request, c caller) error {
+	var req ExtendRequest
+	var by time.Duration
+	sb, err := h.addressed(r, c, &req, func() (err error) {
+		by, err = extendBy(req)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	updated, capped, err := h.deps.Sandboxes.Extend(r.Context(), c.principal, sb.ID, by)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ExtendResponse{Sandbox: viewOf(updated, h.now()), Capped: capped})
+	return nil
+}
+
+func (h *Handler) destroy(w http.ResponseWriter, r *http.Request, c caller) error {
+	sb, err := h.addressed(r, c, nil, nil)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	if sb.Status == sandbox.StatusDestroyed {
+		writeJSON(w, http.StatusOK, DestroyResponse{Sandbox: viewOf(sb, h.now())})
+		return nil
+	}
+	sb, changed, err := h.deps.Sandboxes.RequestDestroy(ctx, c.principal, sb.ID)
+	if err != nil {
+		return err
+	}
+	resp := DestroyResponse{Changed: changed}
+	if sb.Status != sandbox.StatusDestroyed && h.deps.Teardown != nil {
+		done, terr := h.deps.Teardown.Destroy(ctx, c.principal, sb.ID)
+		switch {
+		case terr != nil:
+			h.log.WarnContext(ctx, "teardown through destroy stopped; the scheduled cleanup resumes it",
+				"sandbox", sb.ID, "error", terr)
+			resp.TeardownError = "the teardown stopped at a failed step; the scheduled cleanup resumes it (see the teardown record)"
+			if code := sandbox.CodeOf(terr); code != sandbox.CodeInternal {
+				var de *sandbox.Error
+				if errors.As(terr, &de) && de.Message != "" {
+					resp.TeardownError = de.Message
+				}
+			}
+			if current, gerr := h.deps.Sandboxes.Get(ctx, sb.ID); gerr == nil {
+				sb = current
+			}
+		case done != nil:
+			sb = done
+			if sb.Status == sandbox.StatusDestroyed {
+				recorderFrom(ctx).Count(metrics.SandboxesDestroyed, 1)
+			}
+		}
+	}
+	resp.Sandbox = viewOf(sb, h.now())
+	status := http.StatusAccepted
+	if sb.Status == sandbox.StatusDestroyed {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, resp)
+	return nil
+}
+
+func (h *Handler) addGuild(w http.ResponseWriter, r *http.Request, c caller) error {
+	sb, err := h.addressed(r, c, nil, guildPath(r))
+	if err != nil {
+		return err
+	}
+	guild := r.PathValue("guild_id")
+	if slices.Contains(sb.Guilds, guild) {
+		writeJSON(w, http.StatusOK, viewOf(sb, h.now()))
+		return nil
+	}
+	if err := h.deps.Sandboxes.AddGuild(r.Context(), c.principal, sb.ID, guild); err != nil {
+		return err
+	}
+	updated, err := h.deps.Sandboxes.Get(r.Context(), sb.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, viewOf(updated, h.now()))
+	return nil
+}
+
+func (h *Handler) removeGuild(w http.ResponseWriter, r *http.Request, c caller) error {
+	sb, err := h.addressed(r, c, nil, guildPath(r))
+	if err != nil {
+		return err
+	}
+	if err := h.deps.Sandboxes.RemoveGuild(r.Context(), c.principal, sb.ID, r.PathValue("guild_id")); err != nil {
+		return err
+	}
+	updated, err := h.deps.Sandboxes.Get(r.Context(), sb.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, viewOf(updated, h.now()))
+	return nil
+}

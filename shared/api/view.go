@@ -1,0 +1,228 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// Sandbox is a sandbox as the API shows it (docs/api.md, Sandbox object).
+type Sandbox struct {
+	ID              string            `json:"id"`
+	Name            string            `json:"name"`
+	Owner           string            `json:"owner"`
+	Status          string            `json:"status"`
+	StoredStatus    sandbox.Status    `json:"stored_status"`
+	CreatedAt       time.Time         `json:"created_at"`
+	UpdatedAt       time.Time         `json:"updated_at"`
+	ExpiresAt       time.Time         `json:"expires_at"`
+	DestroyedAt     *time.Time        `json:"destroyed_at"`
+	TimeLeftSeconds int64             `json:"time_left_seconds"`
+	Guilds          []string          `json:"guilds"`
+	Metadata        map[string]string `json:"metadata"`
+	Schema          string            `json:"schema"`
+	Role            string            `json:"role"`
+	Namespace       string            `json:"namespace"`
+	Stream          string            `json:"stream"`
+	Teardown        json.RawMessage   `json:"teardown"`
+	CleanupAttempts int               `json:"cleanup_attempts"`
+	LastError       string            `json:"last_error"`
+}
+
+// viewOf renders a sandbox at now.
+func viewOf(sb *sandbox.Sandbox, now time.Time) *Sandbox {
+	v := &Sandbox{
+		ID:              sb.ID,
+		Name:            sb.Name,
+		Owner:           sb.Owner,
+		Status:          sb.DisplayStatus(now),
+		StoredStatus:    sb.Status,
+		CreatedAt:       sb.CreatedAt.UTC(),
+		UpdatedAt:       sb.UpdatedAt.UTC(),
+		ExpiresAt:       sb.ExpiresAt.UTC(),
+		TimeLeftSeconds: int64(sb.TimeLeft(now) / time.Second),
+		Guilds:          sb.Guilds,
+		Metadata:        sb.Metadata,
+		Schema:          sb.SchemaName,
+		Role:            sb.DBRole,
+		Namespace:       keys.Namespace(sb.ID),
+		Stream:          keys.EventStream(sb.ID),
+		CleanupAttempts: sb.CleanupAttempts,
+		LastError:       sb.LastError,
+	}
+	if sb.DestroyedAt != nil {
+		t := sb.DestroyedAt.UTC()
+		v.DestroyedAt = &t
+	}
+	if len(sb.Teardown) > 0 && json.Valid(sb.Teardown) {
+		v.Teardown = sb.Teardown
+	}
+	if v.Guilds == nil {
+		v.Guilds = []string{}
+	}
+	if v.Metadata == nil {
+		v.Metadata = map[string]string{}
+	}
+	return v
+}
+
+// ListResponse is the answer of GET /v1/sandboxes.
+type ListResponse struct {
+	Sandboxes  []*Sandbox `json:"sandboxes"`
+	NextCursor string     `json:"next_cursor,omitempty"`
+}
+
+// ExtendResponse is the answer of POST /v1/sandboxes/{name}/extend.
+type ExtendResponse struct {
+	Sandbox *Sandbox `json:"sandbox"`
+	Capped  bool     `json:"capped"`
+}
+
+// DestroyResponse is the answer of DELETE /v1/sandboxes/{name}.
+type DestroyResponse struct {
+	Sandbox *Sandbox `json:"sandbox"`
+	// Changed is true when this request moved the sandbox to destroying.
+	Changed bool `json:"changed"`
+	// TeardownError says, caller-safe, why the teardown of this request stopped.
+	TeardownError string `json:"teardown_error,omitempty"`
+}
+
+// ConnectResponse is the answer of POST /v1/sandboxes/{name}/connect.
+type ConnectResponse struct {
+	SandboxID string            `json:"sandbox_id"`
+	Name      string            `json:"name"`
+	ExpiresAt time.Time         `json:"expires_at"`
+	GuildIDs  []string          `json:"guild_ids"`
+	Database  ConnectDatabase   `json:"database"`
+	Redis     ConnectRedis      `json:"redis"`
+	Env       map[string]string `json:"env"`
+}
+
+// ConnectDatabase is how a worker reaches its schema.
+type ConnectDatabase struct {
+	Host              string    `json:"host"`
+	Port              int       `json:"port"`
+	Database          string    `json:"database"`
+	Schema            string    `json:"schema"`
+	Role              string    `json:"role"`
+	Password          string    `json:"password"`
+	PasswordExpiresAt time.Time `json:"password_expires_at"`
+	SSLMode           string    `json:"sslmode"`
+	URL               string    `json:"url"`
+}
+
+// ConnectRedis is how a worker reaches its namespace and event stream.
+type ConnectRedis struct {
+	Addr          string `json:"addr"`
+	TLS           bool   `json:"tls"`
+	Namespace     string `json:"namespace"`
+	Stream        string `json:"stream"`
+	ConsumerGroup string `json:"consumer_group"`
+}
+
+// Check statuses and overall health values.
+const (
+	CheckOK   = "ok"
+	CheckWarn = "warn"
+	CheckFail = "fail"
+
+	Healthy   = "healthy"
+	Degraded  = "degraded"
+	Unhealthy = "unhealthy"
+)
+
+// Check is one health check with its latency.
+type Check struct {
+	Name      string  `json:"name"`
+	Status    string  `json:"status"`
+	LatencyMS float64 `json:"latency_ms"`
+	Detail    string  `json:"detail"`
+}
+
+// SandboxHealth is the answer of GET /v1/sandboxes/{name}/health.
+type SandboxHealth struct {
+	SandboxID string    `json:"sandbox_id"`
+	Name      string    `json:"name"`
+	Status    string    `json:"status"`
+	Overall   string    `json:"overall"`
+	CheckedAt time.Time `json:"checked_at"`
+	Checks    []Check   `json:"checks"`
+}
+
+// ServiceHealth is the answer of GET /health.
+type ServiceHealth struct {
+	Overall   string    `json:"overall"`
+	CheckedAt time.Time `json:"checked_at"`
+	Checks    []Check   `json:"checks"`
+}
+
+// overall folds checks: any fail is unhealthy, any warn degraded.
+func overall(checks []Check) string {
+	out := Healthy
+	for _, c := range checks {
+		switch c.Status {
+		case CheckFail:
+			return Unhealthy
+		case CheckWarn:
+			out = Degraded
+		}
+	}
+	return out
+}
+
+// RouteExplanation is the answer of GET /v1/routes/{guild_id}.
+type RouteExplanation struct {
+	GuildID     string        `json:"guild_id"`
+	Destination string        `json:"destination"`
+	Reason      string        `json:"reason"`
+	Protected   bool          `json:"protected"`
+	Mapping     *RouteMapping `json:"mapping"`
+	Cache       RouteCacheRow `json:"cache"`
+	Source      string        `json:"source"`
+}
+
+// RouteMapping is the sandbox a guild is mapped to.
+type RouteMapping struct {
+	SandboxID    string         `json:"sandbox_id"`
+	SandboxName  string         `json:"sandbox_name"`
+	Status       string         `json:"status"`
+	StoredStatus sandbox.Status `json:"stored_status"`
+	Stream       string         `json:"stream"`
+}
+
+// RouteCacheRow is a guild's route cache entry.
+type RouteCacheRow struct {
+	Present     bool   `json:"present"`
+	Value       string `json:"value,omitempty"`
+	TTLSeconds  *int64 `json:"ttl_seconds,omitempty"`
+	Destination string `json:"destination,omitempty"`
+	Agrees      bool   `json:"agrees"`
+	Error       string `json:"error,omitempty"`
+}
+
+// Destinations of a guild's events (DESIGN §4).
+const (
+	DestinationSandbox    = "sandbox"
+	DestinationProduction = "production"
+	DestinationDropped    = "dropped"
+)
+
+// destinationOf is where the router sends events of a route.
+func destinationOf(r sandbox.Route) string {
+	switch {
+	case r.Deliverable():
+		return DestinationSandbox
+	case r.Mapped():
+		return DestinationDropped
+	default:
+		return DestinationProduction
+	}
+}
+
+// AdminCleanupResponse is the answer of POST /v1/admin/cleanup.
+type AdminCleanupResponse struct {
+	Run     any `json:"run"`
+	Orphans any `json:"orphans,omitempty"`
+}
