@@ -1,0 +1,220 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+)
+
+var (
+	binaryOnce sync.Once
+	binaryPath string
+	binaryErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binaryErr == nil && binaryPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binaryPath))
+	}
+	os.Exit(code)
+}
+
+// binaryEnv is the environment of the built binary against the stack: the process's own,
+// without anything that would change the CLI's behaviour, plus extra.
+func binaryEnv(s *stack, extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case EnvAPIURL, EnvAPIToken, EnvNoColor, EnvTerm:
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, append([]string{EnvAPIURL + "=" + s.url, EnvAPIToken + "=" + aliceToken}, extra...)...)
+}
+
+// TestBinary runs the built command as a script would: JSON on stdout, exit codes from the
+// process.
+func TestBinary(t *testing.T) {
+	s := newStack(t)
+	bin := sandboxBinary(t)
+	run := func(args ...string) (string, int) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = binaryEnv(s)
+		out, err := cmd.Output()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	out, code := run("create", "alice-binary", "--ttl", "90m", "--json")
+	var sb Sandbox
+	if code != ExitOK || json.Unmarshal([]byte(out), &sb) != nil || sb.Name != "alice-binary" {
+		t.Fatalf("create: exit %d %s", code, out)
+	}
+	out, code = run("connect", "alice-binary")
+	if code != ExitOK {
+		t.Fatalf("connect: exit %d", code)
+	}
+	if vars := evalInSh(t, out, "SANDBOX_NAME", "SANDBOX_STREAM"); vars[0] != "alice-binary" || vars[1] != sb.Stream {
+		t.Errorf("eval of the binary's exports: %q", vars)
+	}
+	out, code = run("status", "no-such-sandbox", "--json")
+	if code != ExitNotFound || !strings.Contains(out, `"code": "not_found"`) {
+		t.Errorf("status of a missing sandbox: exit %d %s", code, out)
+	}
+	if _, code = run("destroy", "alice-binary"); code != ExitUsage {
+		t.Errorf("destroy without a terminal or --yes: exit %d", code)
+	}
+	if _, code = run("destroy", "alice-binary", "--yes"); code != ExitOK {
+		t.Errorf("destroy --yes: exit %d", code)
+	}
+}
+
+// ptyRun is the binary running on a pseudo-terminal (stdin, stdout and stderr).
+type ptyRun struct {
+	t      *testing.T
+	ptmx   *os.File
+	out    *syncBuffer
+	copied chan struct{}
+	exited chan struct{}
+	cmd    *exec.Cmd
+}
+
+func startPTY(t *testing.T, env []string, bin string, args ...string) *ptyRun {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 50, Cols: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &ptyRun{t: t, ptmx: ptmx, out: &syncBuffer{}, copied: make(chan struct{}), exited: make(chan struct{}), cmd: cmd}
+	go func() {
+		_, _ = io.Copy(p.out, ptmx) // ends with EIO once the terminal's last user is gone
+		close(p.copied)
+	}()
+	go func() {
+		_ = cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.exited
+		}
+		_ = ptmx.Close()
+	})
+	return p
+}
+
+// waitFor polls the terminal's output until it contains s.
+func (p *ptyRun) waitFor(s string) {
+	p.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(p.out.String(), s) {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("the terminal never showed %q:\n%q", s, p.out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (p *ptyRun) send(s string) {
+	p.t.Helper()
+	if _, err := p.ptmx.Write([]byte(s)); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// exitCode waits for the process and for its last output.
+func (p *ptyRun) exitCode() int {
+	p.t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		p.t.Fatalf("the process did not exit:\n%q", p.out.String())
+	}
+	select {
+	case <-p.copied:
+	case <-time.After(5 * time.Second):
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+func TestBinaryOnATerminal(t *testing.T) {
+	s := newStack(t)
+	bin := sandboxBinary(t)
+	env := binaryEnv(s, "TERM=xterm-256color")
+
+	// create: a spinner and colors on the terminal.
+	p := startPTY(t, env, bin, "create", "alice-tty")
+	if code := p.exitCode(); code != ExitOK {
+		t.Fatalf("create: exit %d\n%q", code, p.out.String())
+	}
+	out := p.out.String()
+	for _, want := range []string{spinnerFrames[0] + ansiReset + " Creating sandbox alice-tty", "\r" + clearLineRight, ansiGreen + "Created" + ansiReset} {
+		if !strings.Contains(out, want) {
+			t.Errorf("create on a terminal lacks %q:\n%q", want, out)
+		}
+	}
+
+	// NO_COLOR: the same terminal, no decoration at all.
+	p = startPTY(t, append(env, "NO_COLOR=1"), bin, "create", "alice-plain")
+	if code := p.exitCode(); code != ExitOK {
+		t.Fatalf("create: exit %d", code)
+	}
+	if out := p.out.String(); strings.Contains(out, "\x1b") || strings.Contains(out, spinnerFrames[0]) {
+		t.Errorf("NO_COLOR still decorates:\n%q", out)
+	}
+
+	// status --watch redraws in place until Ctrl-C, then exits 0 and shows the cursor again.
+	p = startPTY(t, env, bin, "status", "alice-tty", "--watch", "--interval", "1h")
+	p.waitFor("CHECK")
+	p.waitFor(clearScreenDown)
+	out = p.out.String()
+	if !strings.HasPrefix(out, hideCursor+cursorHome+clearScreenDown) || !strings.Contains(out, ansiGreen+"healthy"+ansiReset) {
+		t.Errorf("watch frame on a terminal:\n%q", out)
+	}
+	p.send("\x03")
+	if code := p.exitCode(); code != ExitOK {
+		t.Errorf("Ctrl-C ends the watch with exit %d", code)
+	}
+	if !strings.HasSuffix(p.out.String(), showCursor) {
+		t.Errorf("the cursor is shown again:\n%q", p.out.String())
+	}
+
+	// destroy asks on a terminal: no keeps the sandbox, yes destroys it.
+	p = startPTY(t, env, bin, "destroy", "alice-tty")
+	p.waitFor("[y/N] ")
+	p.send("n\r")
+	if code := p.exitCode(); code != ExitFailure {
+		t.Errorf("answering no: exit %d\n%q", code, p.out.String())
+	}
+	if !strings.Contains(p.out.String(), "[aborted]") {
+		t.Errorf("answering no:\n%q", p.out.String())
+	}
+	p = startPTY(t, env, bin, "destroy", "alice-tty")
+	p.waitFor("Destroy sandbox alice-tty (running, owner alice, guilds: none)?")
+	p.send("yes\r")
+	if code := p.exitCode(); code != ExitOK {
+		t.Errorf("answering yes: exit %d\n%q", code, p.out.String())
+	}
+	if !strings.Contains(p.out.String(), "Destroyed"+ansiReset+" sandbox") {
+		t.Errorf("answering yes:\n%q", p.out.String())
+	}
+}

@@ -1,0 +1,370 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// maxResponseBytes bounds what the client reads of an answer; the API's largest documents (a
+// full list page, an orphan report) are far smaller.
+const maxResponseBytes = 8 << 20
+
+// problemContentType is the media type of the API's errors (RFC 9457).
+const problemContentType = "application/problem+json"
+
+// Client calls the sandbox API of docs/api.md.
+type Client struct {
+	base      *url.URL
+	http      *http.Client
+	auth      Authorizer
+	userAgent string
+	// Timeout bounds each request, answer included; 0 means no bound but the context's.
+	Timeout time.Duration
+	// strict makes decoding refuse unknown fields; tests set it to catch contract drift.
+	strict bool
+}
+
+// NewClient returns a client of the API at baseURL (scheme, host and an optional stage
+// path). auth may be nil for an unauthenticated client; hc nil means http.DefaultClient.
+func NewClient(baseURL string, auth Authorizer, hc *http.Client) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errorf(CodeConfig, "API URL %q is not an http(s) URL", baseURL)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, errorf(CodeConfig, "API URL %q must not have a query or fragment", baseURL)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	return &Client{base: u, http: hc, auth: auth, userAgent: "sandbox-cli"}, nil
+}
+
+// BaseURL is the API URL the client calls.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+// Create creates a sandbox (POST /v1/sandboxes).
+func (c *Client) Create(ctx context.Context, in CreateRequest) (*Sandbox, error) {
+	var out Sandbox
+	if _, err := c.do(ctx, http.MethodPost, []string{"v1", "sandboxes"}, nil, in, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// List returns one page of sandboxes (GET /v1/sandboxes).
+func (c *Client) List(ctx context.Context, o ListOptions) (*ListPage, error) {
+	q := url.Values{}
+	if o.Owner != "" {
+		q.Set("owner", o.Owner)
+	}
+	if o.All {
+		q.Set("all", "true")
+	}
+	if o.Status != "" {
+		q.Set("status", o.Status)
+	}
+	if o.IncludeDestroyed {
+		q.Set("include_destroyed", "true")
+	}
+	if o.Limit > 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	if o.Cursor != "" {
+		q.Set("cursor", o.Cursor)
+	}
+	var out ListPage
+	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "sandboxes"}, q, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListAll follows the cursors and returns every sandbox that matches.
+func (c *Client) ListAll(ctx context.Context, o ListOptions) ([]Sandbox, error) {
+	all := []Sandbox{}
+	for {
+		page, err := c.List(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page.Sandboxes...)
+		if page.NextCursor == "" {
+			return all, nil
+		}
+		o.Cursor = page.NextCursor
+	}
+}
+
+// Get returns one sandbox with its guilds and teardown record (GET /v1/sandboxes/{name}).
+func (c *Client) Get(ctx context.Context, name string) (*Sandbox, error) {
+	var out Sandbox
+	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "sandboxes", name}, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Extend moves the expiry later by `by`, a duration string such as "12h" or "2d".
+func (c *Client) Extend(ctx context.Context, name, by string) (*ExtendResult, error) {
+	var out ExtendResult
+	body := map[string]string{"by": by}
+	if _, err := c.do(ctx, http.MethodPost, []string{"v1", "sandboxes", name, "extend"}, nil, body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Destroy destroys a sandbox (DELETE /v1/sandboxes/{name}). completed is false when the API
+// answered 202: the sandbox is destroying and the scheduled cleanup finishes the teardown.
+func (c *Client) Destroy(ctx context.Context, name string) (res *DestroyResult, completed bool, err error) {
+	var out DestroyResult
+	status, err := c.do(ctx, http.MethodDelete, []string{"v1", "sandboxes", name}, nil, nil, &out)
+	if err != nil {
+		return nil, false, err
+	}
+	return &out, status != http.StatusAccepted, nil
+}
+
+// AddGuild maps a guild to a sandbox. added is false when it already was mapped to it.
+func (c *Client) AddGuild(ctx context.Context, name, guildID string) (sb *Sandbox, added bool, err error) {
+	var out Sandbox
+	status, err := c.do(ctx, http.MethodPut, []string{"v1", "sandboxes", name, "guilds", guildID}, nil, nil, &out)
+	if err != nil {
+		return nil, false, err
+	}
+	return &out, status == http.StatusCreated, nil
+}
+
+// RemoveGuild unmaps a guild from a sandbox.
+func (c *Client) RemoveGuild(ctx context.Context, name, guildID string) (*Sandbox, error) {
+	var out Sandbox
+	if _, err := c.do(ctx, http.MethodDelete, []string{"v1", "sandboxes", name, "guilds", guildID}, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Connect returns worker connection details; every call rotates the role's password.
+func (c *Client) Connect(ctx context.Context, name string) (*Connection, error) {
+	var out Connection
+	if _, err := c.do(ctx, http.MethodPost, []string{"v1", "sandboxes", name, "connect"}, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// SandboxHealth runs the health checks of one sandbox.
+func (c *Client) SandboxHealth(ctx context.Context, name string) (*Health, error) {
+	var out Health
+	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "sandboxes", name, "health"}, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Route explains where a guild's events go.
+func (c *Client) Route(ctx context.Context, guildID string) (*Route, error) {
+	var out Route
+	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "routes", guildID}, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Cleanup runs the cleanup now (admin), removing orphans afterwards when asked.
+func (c *Client) Cleanup(ctx context.Context, removeOrphans bool) (*CleanupResult, error) {
+	var out CleanupResult
+	var body any
+	if removeOrphans {
+		body = map[string]bool{"remove_orphans": true}
+	}
+	if _, err := c.do(ctx, http.MethodPost, []string{"v1", "admin", "cleanup"}, nil, body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Orphans returns the orphaned resources report (admin); it never removes anything.
+func (c *Client) Orphans(ctx context.Context) (json.RawMessage, error) {
+	var out json.RawMessage
+	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "admin", "orphans"}, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// do sends one request and decodes a 2xx answer into out; any other answer becomes an *Error.
+// It returns the HTTP status of a successful answer.
+func (c *Client) do(ctx context.Context, method string, segments []string, query url.Values, in, out any) (int, error) {
+	u := *c.base
+	escaped := make([]string, len(segments))
+	for i, s := range segments {
+		escaped[i] = url.PathEscape(s)
+	}
+	u.Path = c.base.Path + "/" + strings.Join(segments, "/")
+	u.RawPath = c.base.Path + "/" + strings.Join(escaped, "/")
+	u.RawQuery = query.Encode()
+
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return 0, fmt.Errorf("encoding the request: %w", err)
+		}
+	}
+	reqCtx := ctx
+	if c.Timeout > 0 {
+		var cancel context.CancelFunc
+		reqCtx, cancel = context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(reqCtx, method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return 0, errorf(CodeConfig, "building the request: %v", err)
+	}
+	if body == nil {
+		req.Body, req.ContentLength = http.NoBody, 0
+	} else {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json, "+problemContentType)
+	req.Header.Set("User-Agent", c.userAgent)
+	if c.auth != nil {
+		if err := c.auth.Authorize(reqCtx, req, body); err != nil {
+			return 0, err
+		}
+	}
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, &Error{Code: CodeInterrupted, Message: "interrupted before the API answered " + method + " " + u.Path}
+		}
+		if reqCtx.Err() != nil {
+			return 0, &Error{Code: CodeUnreachable, Message: fmt.Sprintf("the API at %s did not answer %s %s within %s", c.base, method, u.Path, c.Timeout)}
+		}
+		return 0, &Error{Code: CodeUnreachable, Message: fmt.Sprintf("cannot reach the API at %s: %v", c.base, unwrapURLError(err))}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return 0, &Error{Code: CodeUnreachable, Message: fmt.Sprintf("reading the API's answer to %s %s: %v", method, u.Path, err)}
+	}
+	if len(data) > maxResponseBytes {
+		return 0, errorf(CodeBadResponse, "the API's answer to %s %s exceeds %d bytes", method, u.Path, maxResponseBytes)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return 0, c.decodeError(resp, data)
+	}
+	if out != nil {
+		if err := c.decode(data, out); err != nil {
+			return 0, errorf(CodeBadResponse, "cannot read the API's answer to %s %s (HTTP %d): %v", method, u.Path, resp.StatusCode, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func (c *Client) decode(data []byte, out any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if c.strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(out); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON document")
+	}
+	return nil
+}
+
+// problem is the API's problem document (docs/api.md, Errors).
+type problem struct {
+	Type      string       `json:"type"`
+	Title     string       `json:"title"`
+	Status    int          `json:"status"`
+	Detail    string       `json:"detail"`
+	Instance  string       `json:"instance"`
+	Code      sandbox.Code `json:"code"`
+	Field     string       `json:"field"`
+	RequestID string       `json:"request_id"`
+	Sandbox   *Sandbox     `json:"sandbox"`
+}
+
+// decodeError turns a non-2xx answer into an *Error: the API's problem document when it is
+// one, otherwise (API Gateway's own answers, such as a rejected signature, or a proxy's) an
+// error whose code follows the HTTP status.
+func (c *Client) decodeError(resp *http.Response, data []byte) *Error {
+	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mediaType == problemContentType {
+		var p problem
+		if err := c.decode(data, &p); err == nil && p.Code != "" {
+			msg := p.Detail
+			if msg == "" {
+				msg = p.Title
+			}
+			return &Error{Code: p.Code, Message: msg, Status: resp.StatusCode, Field: p.Field,
+				RequestID: firstNonEmpty(p.RequestID, resp.Header.Get("X-Request-Id")), Sandbox: p.Sandbox}
+		}
+	}
+	// API Gateway answers {"message":"..."} for requests it rejects itself.
+	msg := http.StatusText(resp.StatusCode)
+	var gw struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(data, &gw) == nil && gw.Message != "" {
+		msg = gw.Message
+	}
+	return &Error{Code: codeForStatus(resp.StatusCode), Message: msg, Status: resp.StatusCode,
+		RequestID: firstNonEmpty(resp.Header.Get("X-Request-Id"), resp.Header.Get("Apigw-Requestid"))}
+}
+
+// codeForStatus classifies an answer that carries no code.
+func codeForStatus(status int) sandbox.Code {
+	switch {
+	case status == http.StatusUnauthorized:
+		return sandbox.CodeUnauthenticated
+	case status == http.StatusForbidden:
+		return sandbox.CodeForbidden
+	case status == http.StatusNotFound:
+		return sandbox.CodeNotFound
+	case status == http.StatusTooManyRequests || status == http.StatusBadGateway ||
+		status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
+		return sandbox.CodeUnavailable
+	case status >= 400 && status < 500:
+		return sandbox.CodeInvalidInput
+	}
+	return sandbox.CodeInternal
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

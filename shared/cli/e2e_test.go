@@ -1,0 +1,405 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// decodeStrict decodes a --json output, refusing fields the CLI's types do not have.
+func decodeStrict(t *testing.T, s string, v any) {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("decoding %T from %q: %v", v, s, err)
+	}
+}
+
+// errorDoc decodes the --json error document on stdout of a failed run.
+func errorDoc(t *testing.T, r result) errorBody {
+	t.Helper()
+	var doc errorDocument
+	decodeStrict(t, r.stdout, &doc)
+	if r.stderr != "" {
+		t.Errorf("a --json error leaves stderr empty, got %q", r.stderr)
+	}
+	return doc.Error
+}
+
+func mustMatch(t *testing.T, out, pattern string) {
+	t.Helper()
+	if !regexp.MustCompile(pattern).MatchString(out) {
+		t.Errorf("output does not match %s:\n%s", pattern, out)
+	}
+}
+
+func mustContain(t *testing.T, out string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+}
+
+// TestCommandsEndToEnd drives every command against the API served locally on real
+// PostgreSQL and Redis, the way a developer uses them, including each failure path and its
+// exit code. Its transcript is the source of docs/cli.md (SANDBOX_CLI_TRANSCRIPT=file).
+func TestCommandsEndToEnd(t *testing.T) {
+	s := newStack(t)
+	ctx := context.Background()
+	const name = "alice-feature-x"
+
+	r := s.run(t, aliceToken, "--help")
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "create", "list", "status", "extend", "destroy", "connect", "guilds", "route", "cleanup", "--api-url", "--json")
+
+	// create, with progress on a terminal only: here stderr is not one, so it stays empty.
+	r = s.run(t, aliceToken, "create", name, "--ttl", "24h", "--guild", guild1, "--meta", "branch=feature-x")
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "Created sandbox "+name, "Expires", guild1, `eval "$(sandbox connect `+name+`)"`)
+	mustMatch(t, r.stdout, `Expires  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(in (23h59m|24h0m)\)`)
+	if r.stderr != "" {
+		t.Errorf("no spinner without a terminal, got stderr %q", r.stderr)
+	}
+
+	// create without a name: generated from $USER.
+	r = s.runEnv(t, "USER=Alice.Smith", func(e *Env) { e.Lookup = withVar(e.Lookup, "USER", "Alice.Smith") }, aliceToken, "create", "--ttl", "2h", "--json")
+	expect(t, r, ExitOK)
+	var generated Sandbox
+	decodeStrict(t, r.stdout, &generated)
+	if !regexp.MustCompile(`^alice-smith-[a-z0-9]{6}$`).MatchString(generated.Name) || generated.Status != "running" ||
+		generated.TimeLeft() < 119*time.Minute || generated.TimeLeft() > 2*time.Hour {
+		t.Errorf("generated sandbox: %+v", generated)
+	}
+
+	// list: a table and a total; --json carries the same total.
+	r = s.run(t, aliceToken, "list")
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "NAME", "STATUS", "OWNER", "EXPIRES IN", "GUILDS", name, generated.Name, guild1, "2 sandboxes")
+	r = s.run(t, aliceToken, "list", "--json")
+	expect(t, r, ExitOK)
+	var listed listResult
+	decodeStrict(t, r.stdout, &listed)
+	if listed.Total != 2 || len(listed.Sandboxes) != 2 || listed.Sandboxes[0].Name != generated.Name {
+		t.Errorf("list --json: %+v", listed)
+	}
+	expect(t, s.run(t, bobToken, "list"), ExitOK)
+
+	// status: timing, guilds, every check with its latency, overall, checked-at.
+	r = s.run(t, aliceToken, "status", name)
+	expect(t, r, ExitOK)
+	mustMatch(t, r.stdout, `Time left +(23h59m|24h0m)\n`)
+	mustContain(t, r.stdout, "Created", "Expires", guild1, "branch=feature-x",
+		"Health  healthy (checked at", "CHECK", "LATENCY", "status", "database", "redis", "routes", " ms")
+	r = s.run(t, aliceToken, "status", name, "--json")
+	expect(t, r, ExitOK)
+	var before StatusView
+	decodeStrict(t, r.stdout, &before)
+	if before.Sandbox.Name != name || before.Health == nil || before.Health.Overall != "healthy" || len(before.Health.Checks) != 4 {
+		t.Fatalf("status --json: %+v", before)
+	}
+	for _, c := range before.Health.Checks {
+		if c.Status != "ok" || c.LatencyMS < 0 {
+			t.Errorf("check %+v", c)
+		}
+	}
+
+	// extend moves the expiry by exactly the duration.
+	r = s.run(t, aliceToken, "extend", name, "--by", "12h")
+	expect(t, r, ExitOK)
+	mustMatch(t, r.stdout, `^Extended `+name+` by 12h: expires .* UTC \(in (35h59m|36h0m)\)\n$`)
+	sb, err := s.manager.GetByName(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sb.ExpiresAt.Sub(before.Sandbox.ExpiresAt); got != 12*time.Hour {
+		t.Errorf("extend moved the expiry by %s", got)
+	}
+	r = s.run(t, aliceToken, "extend", name, "--by", "7d", "--json")
+	expect(t, r, ExitOK)
+	var extended ExtendResult
+	decodeStrict(t, r.stdout, &extended)
+	if !extended.Capped || !extended.Sandbox.ExpiresAt.Equal(extended.Sandbox.CreatedAt.Add(sandbox.DefaultLimits().MaxLifetime)) {
+		t.Errorf("extend --by 7d is capped at the maximum lifetime: %+v", extended)
+	}
+
+	// guilds add (idempotent) and remove; the route follows.
+	r = s.run(t, aliceToken, "guilds", "add", name, guild2)
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "Mapped guild "+guild2, guild1+", "+guild2)
+	r = s.run(t, aliceToken, "guilds", "add", name, guild2, "--json")
+	expect(t, r, ExitOK)
+	var change guildChange
+	decodeStrict(t, r.stdout, &change)
+	if change.Changed || change.GuildID != guild2 || len(change.Sandbox.Guilds) != 2 {
+		t.Errorf("guilds add again: %+v", change)
+	}
+	r = s.run(t, aliceToken, "route", guild2)
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "Guild "+guild2+" → sandbox", name)
+	r = s.run(t, aliceToken, "guilds", "remove", name, guild2)
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "Unmapped guild "+guild2, "Guilds of "+name+": "+guild1)
+	expect(t, s.run(t, aliceToken, "guilds", "remove", name, guild2), ExitNotFound)
+	r = s.run(t, aliceToken, "route", guild2, "--json")
+	expect(t, r, ExitOK)
+	var route Route
+	decodeStrict(t, r.stdout, &route)
+	if route.Destination != "production" || route.Mapping != nil {
+		t.Errorf("unmapped guild: %+v", route)
+	}
+	r = s.run(t, bobToken, "route", guild1)
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "Guild "+guild1+" → sandbox", "Stream")
+
+	// connect: exports on stdout only, comments on stderr; eval sets working credentials.
+	r = s.run(t, aliceToken, "connect", name)
+	expect(t, r, ExitOK)
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		if !strings.HasPrefix(line, "export ") {
+			t.Errorf("stdout line is not an export: %q", line)
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+		if !strings.HasPrefix(line, "# ") {
+			t.Errorf("stderr line is not a comment: %q", line)
+		}
+	}
+	vars := evalInSh(t, r.stdout, "SANDBOX_ID", "SANDBOX_NAME", "SANDBOX_NAMESPACE", "SANDBOX_GUILD_IDS", "SANDBOX_DATABASE_URL", "PGPASSWORD")
+	if vars[0] != sb.ID || vars[1] != name || vars[2] != "sandbox:{"+sb.ID+"}:" || vars[3] != guild1 || len(vars[5]) != 48 {
+		t.Errorf("variables after eval: %q", vars)
+	}
+	conn, err := pgx.Connect(ctx, vars[4])
+	if err != nil {
+		t.Fatalf("the evaluated SANDBOX_DATABASE_URL does not connect: %v", err)
+	}
+	var schema string
+	if err := conn.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil || schema != sb.SchemaName {
+		t.Errorf("current_schema() = %q, %v; want %s", schema, err, sb.SchemaName)
+	}
+	_ = conn.Close(ctx)
+	r = s.run(t, aliceToken, "connect", name, "--json")
+	expect(t, r, ExitOK)
+	var connection Connection
+	decodeStrict(t, r.stdout, &connection)
+	if connection.Database.Password == vars[5] || connection.Env["PGPASSWORD"] != connection.Database.Password {
+		t.Errorf("every connect rotates the password: %+v", connection.Database)
+	}
+
+	// failures and their exit codes, as text and as --json.
+	r = s.run(t, aliceToken, "status", "no-such-sandbox")
+	expect(t, r, ExitNotFound)
+	mustContain(t, r.stderr, "error:", "[not_found]", "request id:")
+	if r.stdout != "" {
+		t.Errorf("errors go to stderr without --json: %q", r.stdout)
+	}
+	r = s.run(t, aliceToken, "status", "no-such-sandbox", "--json")
+	expect(t, r, ExitNotFound)
+	if e := errorDoc(t, r); e.Code != sandbox.CodeNotFound || e.Status != 404 || e.Message == "" || e.RequestID == "" {
+		t.Errorf("not found as JSON: %+v", e)
+	}
+	r = s.run(t, aliceToken, "create", name, "--json")
+	expect(t, r, ExitConflict)
+	if e := errorDoc(t, r); e.Code != sandbox.CodeNameTaken || e.Status != 409 {
+		t.Errorf("name taken: %+v", e)
+	}
+	r = s.run(t, bobToken, "status", name)
+	expect(t, r, ExitAuth)
+	mustContain(t, r.stderr, "[forbidden]")
+	expect(t, s.run(t, bobToken, "destroy", name, "--yes"), ExitAuth)
+	r = s.run(t, aliceToken, "create", "alice-two", "--ttl", "soon", "--json")
+	expect(t, r, ExitUsage)
+	if e := errorDoc(t, r); e.Code != CodeUsage || e.Field != "ttl" || e.Status != 0 {
+		t.Errorf("bad duration: %+v", e)
+	}
+	r = s.run(t, aliceToken, "create", "alice-two", "--ttl", "1m", "--json")
+	expect(t, r, ExitUsage)
+	if e := errorDoc(t, r); e.Code != sandbox.CodeInvalidInput || e.Field != "ttl" || e.Status != 400 {
+		t.Errorf("ttl below the minimum: %+v", e)
+	}
+	expect(t, s.run(t, aliceToken, "status", "Not_A_Name"), ExitUsage)
+	r = s.run(t, aliceToken, "guilds", "add", name, protectedGuild)
+	expect(t, r, ExitConflict)
+	mustContain(t, r.stderr, "[guild_protected]")
+	r = s.run(t, aliceToken, "create", "alice-three", "--guild", guild1)
+	expect(t, r, ExitConflict)
+	mustContain(t, r.stderr, "[guild_already_mapped]")
+	r = s.runEnv(t, EnvAPIURL+" unset", func(e *Env) { e.Lookup = withVar(e.Lookup, EnvAPIURL, "") }, aliceToken, "list")
+	expect(t, r, ExitUsage)
+	mustContain(t, r.stderr, "no API URL", "[config]")
+	r = s.run(t, "devtoken-nobody-0123456789", "list", "--json")
+	expect(t, r, ExitAuth)
+	if e := errorDoc(t, r); e.Code != sandbox.CodeUnauthenticated || e.Status != 401 {
+		t.Errorf("unknown token: %+v", e)
+	}
+	r = s.run(t, aliceToken, "frobnicate")
+	expect(t, r, ExitUsage)
+	mustContain(t, r.stderr, "unknown command", "[usage]")
+	r = s.run(t, aliceToken, "extend", name, "--json")
+	expect(t, r, ExitUsage)
+	if e := errorDoc(t, r); e.Code != CodeUsage || !strings.Contains(e.Message, "by") {
+		t.Errorf("extend without --by: %+v", e)
+	}
+	expect(t, s.run(t, aliceToken, "list", "--bogus", "--json"), ExitUsage)
+	expect(t, s.run(t, aliceToken, "list", "--all"), ExitAuth)
+	r = s.run(t, adminToken, "list", "--all", "--json")
+	expect(t, r, ExitOK)
+	decodeStrict(t, r.stdout, &listed)
+	if listed.Total != 2 {
+		t.Errorf("admin list --all: %+v", listed)
+	}
+	expect(t, s.run(t, aliceToken, "cleanup", "orphans"), ExitAuth)
+	closed := httptest.NewServer(nil)
+	closed.Close()
+	r = s.runEnv(t, "the API is down", func(e *Env) { e.Lookup = withVar(e.Lookup, EnvAPIURL, closed.URL) }, aliceToken, "list")
+	expect(t, r, ExitUnavailable)
+	mustContain(t, r.stderr, "cannot reach the API", "[unreachable]")
+
+	// expiry and the admin cleanup: an expired sandbox shows EXPIRED, cannot be extended, and
+	// the cleanup run tears it down.
+	expect(t, s.run(t, aliceToken, "create", "alice-short", "--ttl", "10m"), ExitOK)
+	if _, err := s.pool.Exec(ctx, `UPDATE sandbox_control.sandboxes
+		SET created_at = now() - interval '1 hour', expires_at = now() - interval '5 minutes' WHERE name = 'alice-short'`); err != nil {
+		t.Fatal(err)
+	}
+	r = s.run(t, aliceToken, "list")
+	expect(t, r, ExitOK)
+	mustMatch(t, r.stdout, `alice-short +expired +alice +EXPIRED`)
+	r = s.run(t, aliceToken, "status", "alice-short")
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "Status     expired", "Time left  EXPIRED", "Health  unhealthy", "status    fail")
+	expect(t, s.run(t, aliceToken, "extend", "alice-short", "--by", "1h"), ExitConflict)
+	expect(t, s.run(t, aliceToken, "cleanup", "run"), ExitAuth)
+	r = s.run(t, adminToken, "cleanup", "run", "--json")
+	expect(t, r, ExitOK)
+	var run CleanupResult
+	decodeStrict(t, r.stdout, &run)
+	var report struct {
+		Destroyed []string `json:"destroyed"`
+	}
+	short, err := s.manager.GetByName(ctx, "alice-short")
+	if err != nil || json.Unmarshal(run.Run, &report) != nil || len(report.Destroyed) != 1 || report.Destroyed[0] != short.ID {
+		t.Errorf("the cleanup run destroys the expired sandbox %v: %s (%v)", short, run.Run, err)
+	}
+	r = s.run(t, aliceToken, "status", "alice-short")
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "Status     destroyed", "reason: expired")
+	r = s.run(t, adminToken, "cleanup", "orphans")
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "Orphaned resources:", "grace_seconds")
+	r = s.run(t, adminToken, "cleanup", "orphans", "--remove", "--json")
+	expect(t, r, ExitOK)
+	var orphans map[string]json.RawMessage
+	decodeStrict(t, r.stdout, &orphans)
+	if orphans["report"] == nil || orphans["removal"] == nil {
+		t.Errorf("orphans --remove --json is the orphan report after removal: %s", r.stdout)
+	}
+
+	// destroy: refuses without a terminal or --yes, shows the teardown record, is idempotent.
+	r = s.run(t, aliceToken, "destroy", name)
+	expect(t, r, ExitUsage)
+	mustContain(t, r.stderr, "--yes", "[confirmation_required]")
+	r = s.run(t, aliceToken, "destroy", name, "--yes")
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "Destroyed sandbox "+name, "Teardown record:", "remove_mappings", "drop_schema_and_role", "mark_destroyed")
+	if i, j := strings.Index(r.stdout, "mark_destroying"), strings.Index(r.stdout, "mark_destroyed"); i < 0 || j < i {
+		t.Errorf("teardown steps are shown in the order they ran:\n%s", r.stdout)
+	}
+	r = s.run(t, aliceToken, "destroy", name, "--yes", "--json")
+	expect(t, r, ExitOK)
+	var destroyed DestroyResult
+	decodeStrict(t, r.stdout, &destroyed)
+	if destroyed.Changed || destroyed.Sandbox.Status != statusDestroyed || len(destroyed.Sandbox.Teardown) == 0 {
+		t.Errorf("destroy again: %+v", destroyed)
+	}
+	r = s.run(t, aliceToken, "status", name)
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "destroyed", "Destroyed", "Teardown record")
+	expect(t, s.run(t, aliceToken, "extend", name, "--by", "1h"), ExitConflict)
+	r = s.run(t, aliceToken, "connect", name)
+	expect(t, r, ExitConflict)
+	if r.stdout != "" {
+		t.Errorf("a failed connect prints nothing for eval: %q", r.stdout)
+	}
+	r = s.run(t, aliceToken, "route", guild1)
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "→ production")
+
+	// A teardown that cannot finish (a session holds a lock on the schema): 202, destroying,
+	// the step's error; the next destroy resumes it.
+	expect(t, s.run(t, aliceToken, "create", "alice-busy", "--ttl", "1h"), ExitOK)
+	busy, err := s.manager.GetByName(ctx, "alice-busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table string
+	if err := tx.QueryRow(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1 LIMIT 1`,
+		busy.SchemaName).Scan(&table); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{busy.SchemaName, table}.Sanitize()+" IN ACCESS SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	r = s.run(t, aliceToken, "destroy", "alice-busy", "--yes")
+	_ = tx.Rollback(ctx)
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "is destroying: the teardown did not finish", "Teardown record:", "last_failure", "lock timeout")
+	r = s.run(t, aliceToken, "destroy", "alice-busy", "--yes")
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "Sandbox alice-busy (id "+busy.ID+") is destroyed since", "mark_destroyed")
+	expect(t, s.run(t, aliceToken, "destroy", generated.Name, "--yes"), ExitOK)
+	r = s.run(t, aliceToken, "list")
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "0 sandboxes")
+	r = s.run(t, aliceToken, "list", "--include-destroyed")
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "4 sandboxes", "destroyed")
+
+	s.writeTranscript(t)
+}
+
+// withVar returns l with name set to value ("" unsets it).
+func withVar(l func(string) (string, bool), name, value string) func(string) (string, bool) {
+	return func(n string) (string, bool) {
+		if n == name {
+			return value, value != ""
+		}
+		return l(n)
+	}
+}
+
+// evalInSh evaluates exports in sh, as `eval "$(sandbox connect NAME)"` does, and returns the
+// values of names afterwards.
+func evalInSh(t *testing.T, exports string, names ...string) []string {
+	t.Helper()
+	script := `eval "$(cat)"`
+	for _, n := range names {
+		script += `; printf '%s\0' "$` + n + `"`
+	}
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Stdin = strings.NewReader(exports)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("sh: %v: %s", err, stderr.String())
+	}
+	values := strings.Split(string(out), "\x00")
+	return values[:len(values)-1]
+}

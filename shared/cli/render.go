@@ -1,0 +1,300 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// style colors text when the output is a terminal that wants colors, and is the identity
+// otherwise, so renderers never check the terminal themselves.
+type style struct{ color bool }
+
+const (
+	ansiReset  = "\x1b[0m"
+	ansiBold   = "\x1b[1m"
+	ansiDim    = "\x1b[2m"
+	ansiRed    = "\x1b[31m"
+	ansiGreen  = "\x1b[32m"
+	ansiYellow = "\x1b[33m"
+)
+
+func (s style) wrap(code, text string) string {
+	if !s.color || text == "" {
+		return text
+	}
+	return code + text + ansiReset
+}
+
+func (s style) bold(t string) string   { return s.wrap(ansiBold, t) }
+func (s style) dim(t string) string    { return s.wrap(ansiDim, t) }
+func (s style) red(t string) string    { return s.wrap(ansiRed, t) }
+func (s style) green(t string) string  { return s.wrap(ansiGreen, t) }
+func (s style) yellow(t string) string { return s.wrap(ansiYellow, t) }
+
+// status colors a display status or a health verdict by how good it is.
+func (s style) status(t string) string {
+	switch t {
+	case "running", "ok", "healthy", "sandbox":
+		return s.green(t)
+	case "creating", "destroying", "warn", "degraded", "production":
+		return s.yellow(t)
+	case "expired", "failed", "fail", "unhealthy", "dropped", "EXPIRED":
+		return s.red(t)
+	case "destroyed":
+		return s.dim(t)
+	}
+	return t
+}
+
+// cell is one table cell: its text and how to color it (padding counts the text only).
+type cell struct {
+	text  string
+	paint func(string) string
+}
+
+func plain(t string) cell { return cell{text: t} }
+
+// writeTable writes rows under a header, columns separated by two spaces.
+func writeTable(w io.Writer, st style, indent string, header []string, rows [][]cell) {
+	widths := make([]int, len(header))
+	for i, h := range header {
+		widths[i] = utf8.RuneCountInString(h)
+	}
+	for _, r := range rows {
+		for i, c := range r {
+			widths[i] = max(widths[i], utf8.RuneCountInString(c.text))
+		}
+	}
+	line := func(cells []cell) {
+		var b strings.Builder
+		b.WriteString(indent)
+		for i, c := range cells {
+			text := c.text
+			if c.paint != nil {
+				text = c.paint(text)
+			}
+			b.WriteString(text)
+			if i < len(cells)-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c.text)+2))
+			}
+		}
+		fmt.Fprintln(w, b.String())
+	}
+	hc := make([]cell, len(header))
+	for i, h := range header {
+		hc[i] = cell{text: h, paint: st.bold}
+	}
+	line(hc)
+	for _, r := range rows {
+		line(r)
+	}
+}
+
+// writeFields writes "label  value" lines with the labels aligned.
+func writeFields(w io.Writer, st style, indent string, fields [][2]string) {
+	width := 0
+	for _, f := range fields {
+		width = max(width, len(f[0]))
+	}
+	for _, f := range fields {
+		fmt.Fprintf(w, "%s%s%s  %s\n", indent, st.bold(f[0]), strings.Repeat(" ", width-len(f[0])), f[1])
+	}
+}
+
+// humanDuration is a short, rounded-down duration for people: 6d23h, 23h59m, 45m, 30s.
+func humanDuration(d time.Duration) string {
+	if d < 0 {
+		d = -d
+	}
+	d = d.Truncate(time.Second)
+	switch {
+	case d >= 48*time.Hour:
+		days := d / (24 * time.Hour)
+		hours := (d % (24 * time.Hour)) / time.Hour
+		return fmt.Sprintf("%dd%dh", days, hours)
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh%dm", d/time.Hour, (d%time.Hour)/time.Minute)
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return fmt.Sprintf("%ds", d/time.Second)
+}
+
+// timeLeft is what people see for a sandbox's expiry: the time left, EXPIRED, or "-" for a
+// sandbox that is not live.
+func timeLeft(s *Sandbox) string {
+	switch s.Status {
+	case statusExpired:
+		return "EXPIRED"
+	case statusRunning, "creating":
+		return humanDuration(s.TimeLeft())
+	}
+	return "-"
+}
+
+// formatTime is an absolute time for people, in the CLI's zone, to the second.
+func formatTime(t time.Time, loc *time.Location) string {
+	return t.In(loc).Format("2006-01-02 15:04:05 MST")
+}
+
+// ago says how long before now t was, for people.
+func ago(t, now time.Time) string {
+	if d := now.Sub(t); d > -time.Second { // sub-second skew between clocks is "now"
+		return humanDuration(max(d, 0)) + " ago"
+	}
+	return "in " + humanDuration(t.Sub(now))
+}
+
+// guildList is a sandbox's guilds on one line.
+func guildList(guilds []string) string {
+	if len(guilds) == 0 {
+		return "none"
+	}
+	return strings.Join(guilds, ", ")
+}
+
+// writeJSONDoc writes v as indented JSON, the one format of every --json output.
+func writeJSONDoc(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// writeJSONLine writes v as one compact JSON line (the --watch --json stream).
+func writeJSONLine(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// hasRecord reports whether a pass-through record says anything: the API sends null or {}
+// for a sandbox whose teardown has not started.
+func hasRecord(raw json.RawMessage) bool {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return len(bytes.TrimSpace(raw)) > 0
+	}
+	switch v := v.(type) {
+	case nil:
+		return false
+	case map[string]any:
+		return len(v) > 0
+	}
+	return true
+}
+
+// writeRecord renders a JSON document whose shape this CLI does not own (the teardown record,
+// cleanup runs, orphan reports) as indented "key: value" lines, keys sorted, so people can
+// read it without the CLI tracking another service's format.
+func writeRecord(w io.Writer, st style, indent string, raw json.RawMessage) {
+	var v any
+	if len(raw) == 0 || json.Unmarshal(raw, &v) != nil {
+		fmt.Fprintf(w, "%s%s\n", indent, strings.TrimSpace(string(raw)))
+		return
+	}
+	writeValue(w, st, indent, v)
+}
+
+func writeValue(w io.Writer, st style, indent string, v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		keys := recordOrder(v)
+		if len(keys) == 0 {
+			fmt.Fprintf(w, "%s(empty)\n", indent)
+		}
+		for _, k := range keys {
+			if scalar, ok := scalarText(v[k]); ok {
+				fmt.Fprintf(w, "%s%s: %s\n", indent, st.bold(k), scalar)
+				continue
+			}
+			fmt.Fprintf(w, "%s%s:\n", indent, st.bold(k))
+			writeValue(w, st, indent+"  ", v[k])
+		}
+	case []any:
+		if len(v) == 0 {
+			fmt.Fprintf(w, "%s(none)\n", indent)
+		}
+		for _, item := range v {
+			if scalar, ok := scalarText(item); ok {
+				fmt.Fprintf(w, "%s- %s\n", indent, scalar)
+				continue
+			}
+			fmt.Fprintf(w, "%s-\n", indent)
+			writeValue(w, st, indent+"  ", item)
+		}
+	default:
+		s, _ := scalarText(v)
+		fmt.Fprintf(w, "%s%s\n", indent, s)
+	}
+}
+
+// recordOrder orders an object's keys for reading: scalars first, by name, then nested
+// objects in the order of their "at" times (the steps of a teardown record happened in
+// that order; JSON objects stored in PostgreSQL lose theirs), then the rest by name.
+func recordOrder(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	at := func(k string) (time.Time, bool) {
+		obj, ok := m[k].(map[string]any)
+		if !ok {
+			return time.Time{}, false
+		}
+		s, _ := obj["at"].(string)
+		t, err := time.Parse(time.RFC3339Nano, s)
+		return t, err == nil
+	}
+	rank := func(k string) int {
+		if _, ok := scalarText(m[k]); ok {
+			return 0
+		}
+		if _, ok := at(k); ok {
+			return 1
+		}
+		return 2
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		ri, rj := rank(keys[i]), rank(keys[j])
+		if ri != rj {
+			return ri < rj
+		}
+		if ri == 1 {
+			ti, _ := at(keys[i])
+			tj, _ := at(keys[j])
+			if !ti.Equal(tj) {
+				return ti.Before(tj)
+			}
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
+}
+
+// scalarText formats JSON scalars; ok is false for objects and arrays that are not empty.
+func scalarText(v any) (string, bool) {
+	switch v := v.(type) {
+	case nil:
+		return "null", true
+	case string:
+		if v == "" {
+			return `""`, true
+		}
+		return v, true
+	case bool, float64:
+		b, _ := json.Marshal(v)
+		return string(b), true
+	case map[string]any:
+		return "{}", len(v) == 0
+	case []any:
+		return "[]", len(v) == 0
+	}
+	return fmt.Sprint(v), true
+}
