@@ -1,0 +1,350 @@
+package routing_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/gateway"
+	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/routecache"
+	"github.com/botplatform/discord-sandboxes/shared/routing"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// The batch of the performance goal: 10,000 events, 10% for 50 sandboxes, 90% for production
+// (400 unmapped guilds, and one production event in nine without a guild).
+const (
+	benchEvents           = 10000
+	benchSandboxes        = 50
+	benchProductionGuilds = 400
+)
+
+// templateGuild is the guild id of the payloads in testdata/payloads.
+const templateGuild = "1081240586043576360"
+
+// fixture is a control plane with sandboxes and a batch routed to them.
+type fixture struct {
+	*env
+	batch     []routing.Message
+	sink      *countingSink
+	router    *routing.Router
+	trips     *roundTrips
+	sandboxes int // events for sandboxes in the batch
+	guilds    int // distinct guilds in the batch
+}
+
+func newFixture(tb testing.TB) *fixture {
+	tb.Helper()
+	e := newEnv(tb)
+	templates := payloadTemplates(tb)
+	sandboxGuilds := make([]string, benchSandboxes)
+	for i := range sandboxGuilds {
+		sandboxGuilds[i] = fmt.Sprintf("90000000000000%05d", i)
+		e.sandbox(tb, fmt.Sprintf("bench-%02d", i), sandboxGuilds[i])
+	}
+	f := &fixture{env: e, sink: &countingSink{}, trips: &roundTrips{}}
+	production := 0
+	for i := range benchEvents {
+		tmpl := templates[i%len(templates)]
+		var guild string
+		switch {
+		case i%10 == 0:
+			guild = sandboxGuilds[(i/10)%benchSandboxes]
+			f.sandboxes++
+		case i%10 == 5: // no guild
+		default:
+			guild = fmt.Sprintf("80000000000000%05d", production%benchProductionGuilds)
+			production++
+		}
+		body := strings.ReplaceAll(tmpl, `"`+templateGuild+`"`, "null")
+		if guild != "" {
+			body = strings.ReplaceAll(tmpl, templateGuild, guild)
+		}
+		if d, err := gateway.Parse([]byte(body)); err != nil || d.GuildID != guild {
+			tb.Fatalf("event %d: guild %q, want %q, error %v", i, d.GuildID, guild, err)
+		}
+		f.batch = append(f.batch, routing.Message{ID: fmt.Sprintf("bench-%05d", i), Body: body})
+	}
+	f.guilds = benchSandboxes + benchProductionGuilds
+	f.router = e.router(tb, f.sink)
+	e.rdb.AddHook(f.trips)
+	return f
+}
+
+// payloadTemplates reads realistic dispatch payloads (0.5 to 1.3 KB) that carry templateGuild.
+func payloadTemplates(tb testing.TB) []string {
+	tb.Helper()
+	paths, err := filepath.Glob("testdata/payloads/*.json")
+	if err != nil || len(paths) == 0 {
+		tb.Fatalf("no payload templates: %v", err)
+	}
+	var out []string
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		d, err := gateway.Parse(b)
+		if err != nil || d.GuildID != templateGuild {
+			tb.Fatalf("%s: guild %q, error %v", p, d.GuildID, err)
+		}
+		out = append(out, strings.TrimSpace(string(b)))
+	}
+	return out
+}
+
+// countingSink is a production queue that accepts everything and counts it.
+type countingSink struct {
+	calls, entries atomic.Int64
+}
+
+func (s *countingSink) SendMessageBatch(_ context.Context, in *sqs.SendMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	s.calls.Add(1)
+	s.entries.Add(int64(len(in.Entries)))
+	out := &sqs.SendMessageBatchOutput{Successful: make([]types.SendMessageBatchResultEntry, len(in.Entries))}
+	for i, e := range in.Entries {
+		out.Successful[i] = types.SendMessageBatchResultEntry{Id: e.Id}
+	}
+	return out, nil
+}
+
+// roundTrips is a go-redis hook recording every round trip to Redis as "command×count" for
+// each command name in it, in order.
+type roundTrips struct {
+	mu    sync.Mutex
+	trips []string
+}
+
+func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.record([]redis.Cmder{cmd})
+		return next(ctx, cmd)
+	}
+}
+
+func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.record(cmds)
+		return next(ctx, cmds)
+	}
+}
+
+func (h *roundTrips) record(cmds []redis.Cmder) {
+	var names []string
+	counts := map[string]int{}
+	for _, c := range cmds {
+		if counts[c.Name()] == 0 {
+			names = append(names, c.Name())
+		}
+		counts[c.Name()]++
+	}
+	var parts []string
+	for _, n := range names {
+		parts = append(parts, fmt.Sprintf("%s×%d", n, counts[n]))
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.trips = append(h.trips, strings.Join(parts, " "))
+}
+
+func (h *roundTrips) take() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := h.trips
+	h.trips = nil
+	return out
+}
+
+// TestRedisRoundTripsPerBatch counts what the performance goal promises: route resolution
+// costs one Redis round trip per batch (two when entries must be written back), stream
+// delivery one more.
+func TestRedisRoundTripsPerBatch(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := t.Context()
+	guilds := f.guilds
+	xadds := fmt.Sprintf("xadd×%d", f.sandboxes)
+	route := func() {
+		t.Helper()
+		res := f.router.Route(ctx, nil, f.batch)
+		if len(res.Failed) != 0 || res.Routed[routing.DestinationSandbox] != f.sandboxes ||
+			res.Routed[routing.DestinationProduction] != benchEvents-f.sandboxes {
+			t.Fatalf("failed %d, routed %v", len(res.Failed), res.Routed)
+		}
+	}
+	f.trips.take()
+
+	route() // nothing cached: one read, one write-back, one delivery
+	equal(t, "cold round trips", f.trips.take(), []string{fmt.Sprintf("get×%d", guilds), fmt.Sprintf("set×%d", guilds), xadds})
+
+	f.clock.Advance(memoryTTL) // the in-process tier expires; Redis knows every guild
+	route()
+	equal(t, "round trips with Redis warm", f.trips.take(), []string{fmt.Sprintf("get×%d", guilds), xadds})
+
+	route() // within the in-process TTL: no lookup leaves the process
+	equal(t, "round trips with memory warm", f.trips.take(), []string{xadds})
+
+	if calls, entries := f.sink.calls.Load(), f.sink.entries.Load(); calls != 3*900 || entries != 3*9000 {
+		t.Errorf("production sink: %d calls with %d entries, want %d with %d", calls, entries, 3*900, 3*9000)
+	}
+}
+
+// BenchmarkRouteBatch routes the 10,000-event batch with the Router and with a naive router
+// that makes one Redis round trip per event for its route and one per sandbox event for its
+// stream entry (production events go one by one to the same counting sink). Run it with
+//
+//	scripts/with-services.sh go test -run '^$' -bench RouteBatch -benchtime 10x ./shared/routing/
+//
+// Sub-benchmarks:
+//   - router: the in-process route cache is cold for every batch (one Redis round trip for
+//     the routes), the realistic case for a batch every few seconds;
+//   - router-memory-warm: batches within the in-process TTL (no lookup leaves the process);
+//   - naive: the baseline;
+//   - interleaved: one router batch then one naive batch per iteration, each timed on its
+//     own, so that both see the same machine load; it reports both rates and their ratio.
+func BenchmarkRouteBatch(b *testing.B) {
+	f := newFixture(b)
+	ctx := context.Background()
+	eventsPerSecond := func(d time.Duration, batches int) float64 {
+		return float64(benchEvents*batches) / d.Seconds()
+	}
+	routeOnce := func(b *testing.B) {
+		if res := f.router.Route(ctx, nil, f.batch); len(res.Failed) != 0 {
+			b.Fatalf("failed: %d", len(res.Failed))
+		}
+	}
+
+	b.Run("router", func(b *testing.B) {
+		f.warmRedis(b)
+		b.ReportAllocs()
+		for b.Loop() {
+			f.clock.Advance(memoryTTL) // in-process tier cold: every batch asks Redis once
+			routeOnce(b)
+		}
+		b.ReportMetric(eventsPerSecond(b.Elapsed(), b.N), "events/s")
+	})
+	b.Run("router-memory-warm", func(b *testing.B) {
+		f.warmRedis(b)
+		b.ReportAllocs()
+		for b.Loop() {
+			routeOnce(b)
+		}
+		b.ReportMetric(eventsPerSecond(b.Elapsed(), b.N), "events/s")
+	})
+	b.Run("naive", func(b *testing.B) {
+		f.warmRedis(b)
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := f.naiveRoute(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(eventsPerSecond(b.Elapsed(), b.N), "events/s")
+	})
+	b.Run("interleaved", func(b *testing.B) {
+		f.warmRedis(b)
+		var router, naive time.Duration
+		for b.Loop() {
+			f.clock.Advance(memoryTTL)
+			start := time.Now()
+			routeOnce(b)
+			router += time.Since(start)
+			start = time.Now()
+			if err := f.naiveRoute(ctx); err != nil {
+				b.Fatal(err)
+			}
+			naive += time.Since(start)
+		}
+		b.ReportMetric(eventsPerSecond(router, b.N), "router-events/s")
+		b.ReportMetric(eventsPerSecond(naive, b.N), "naive-events/s")
+		b.ReportMetric(float64(naive)/float64(router), "speedup")
+	})
+}
+
+// warmRedis writes the route of every guild of the batch to the Redis route cache, as the
+// steady state of a router has it (entries expire, so each sub-benchmark starts warm).
+func (f *fixture) warmRedis(tb testing.TB) {
+	tb.Helper()
+	var guilds []string
+	for _, m := range f.batch {
+		if d, _ := gateway.Parse([]byte(m.Body)); d.GuildID != "" && !slices.Contains(guilds, d.GuildID) {
+			guilds = append(guilds, d.GuildID)
+		}
+	}
+	routes, err := f.manager.LookupRoutes(context.Background(), guilds)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := f.cache.SetMany(context.Background(), slices.Collect(maps.Values(routes))); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// naiveRoute is the baseline: the same decisions, one round trip at a time (and, on a cache
+// miss, one query and one write-back for the guild).
+func (f *fixture) naiveRoute(ctx context.Context) error {
+	for i := range f.batch {
+		m := &f.batch[i]
+		d, err := gateway.Parse([]byte(m.Body))
+		if err != nil {
+			return err
+		}
+		if d.GuildID != "" {
+			route, err := f.naiveLookup(ctx, d.GuildID)
+			if err != nil {
+				return err
+			}
+			if route.Deliverable() && !route.Protected {
+				err := f.rdb.XAdd(ctx, &redis.XAddArgs{
+					Stream: keys.EventStream(route.SandboxID), NoMkStream: true, MaxLen: routing.DefaultStreamMaxLen, Approx: true,
+					Values: []string{routing.FieldType, d.Type, routing.FieldPayload, m.Body, routing.FieldMessageID, m.ID},
+				}).Err()
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			if route.Mapped() && !route.Protected {
+				continue // dropped
+			}
+		}
+		_, err = f.sink.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{Entries: []types.SendMessageBatchRequestEntry{{Id: &m.ID, MessageBody: &m.Body}}})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *fixture) naiveLookup(ctx context.Context, guild string) (sandbox.Route, error) {
+	v, err := f.rdb.Get(ctx, keys.RouteCache(guild)).Result()
+	if err == nil {
+		if route, ok := routecache.Decode(guild, v); ok {
+			return route, nil
+		}
+	} else if !errors.Is(err, redis.Nil) {
+		return sandbox.Route{}, err
+	}
+	routes, err := f.manager.LookupRoutes(ctx, []string{guild})
+	if err != nil {
+		return sandbox.Route{}, err
+	}
+	route := routes[guild]
+	return route, f.cache.SetMany(ctx, []sandbox.Route{route})
+}

@@ -1,0 +1,262 @@
+package routing_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
+	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
+	"github.com/botplatform/discord-sandboxes/shared/routecache"
+	"github.com/botplatform/discord-sandboxes/shared/routing"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+const (
+	owner           = "arn:aws:iam::123456789012:user/alice"
+	productionQueue = "https://sqs.us-east-1.amazonaws.com/123456789012/production"
+	memoryTTL       = 5 * time.Second
+)
+
+// env is a migrated control plane with a provisioner, on a database and a Redis of its own.
+type env struct {
+	pool    *pgxpool.Pool
+	rdb     *redis.Client
+	manager *controlplane.Manager
+	cache   *routecache.Cache
+	clock   *clock
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	pool, _ := testenv.Postgres(t)
+	if _, err := controlplane.Migrate(t.Context(), pool); err != nil {
+		t.Fatal(err)
+	}
+	rdb := testenv.Redis(t)
+	cache := routecache.New(rdb, 0, 0)
+	limits := sandbox.DefaultLimits()
+	limits.OwnerQuota = 100
+	limits.MaxGuilds = 100
+	return &env{
+		pool:  pool,
+		rdb:   rdb,
+		cache: cache,
+		manager: controlplane.NewManager(pool, controlplane.Options{
+			Limits: limits, Provisioner: provision.New(pool, rdb, "sandbox_template"), Routes: cache,
+		}),
+		clock: &clock{now: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)},
+	}
+}
+
+// sandbox creates a running sandbox (schema, role and stream provisioned) owning guilds.
+func (e *env) sandbox(t testing.TB, name string, guilds ...string) *sandbox.Sandbox {
+	t.Helper()
+	sb, err := e.manager.Create(t.Context(), owner, controlplane.CreateInput{Name: name, Owner: owner, Guilds: guilds})
+	if err != nil {
+		t.Fatalf("create sandbox %s: %v", name, err)
+	}
+	return sb
+}
+
+// router returns a Router on e's stores with production events going to queue.
+func (e *env) router(t testing.TB, queue routing.QueueSender, edit ...func(*routing.Options)) *routing.Router {
+	t.Helper()
+	o := routing.Options{
+		Store:              e.manager,
+		Cache:              e.cache,
+		Redis:              e.rdb,
+		Production:         queue,
+		ProductionQueueURL: productionQueue,
+		MemoryCacheTTL:     memoryTTL,
+		Now:                e.clock.Now,
+		Logger:             slog.New(slog.DiscardHandler),
+	}
+	for _, f := range edit {
+		f(&o)
+	}
+	r, err := routing.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// streamEntries reads a sandbox's whole stream.
+func (e *env) streamEntries(t testing.TB, sandboxID string) []redis.XMessage {
+	t.Helper()
+	msgs, err := e.rdb.XRange(context.Background(), keys.EventStream(sandboxID), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
+
+// streamIDs lists the message_id field of a sandbox's stream entries, in stream order.
+func (e *env) streamIDs(t testing.TB, sandboxID string) []string {
+	t.Helper()
+	var ids []string
+	for _, m := range e.streamEntries(t, sandboxID) {
+		ids = append(ids, fmt.Sprint(m.Values[routing.FieldMessageID]))
+	}
+	return ids
+}
+
+// clock is the settable clock of the in-process route cache.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// queue is an in-memory stand-in for the production queue's SendMessageBatch: it records
+// what it accepted and rejects the entries (or whole calls) its hooks choose. It checks the
+// request the way SQS does (at most 10 entries, valid and unique entry ids).
+type queue struct {
+	// reject, when set, fails the entries whose ingress message id it returns true for.
+	reject func(ingressID string) bool
+	// failCall, when set, fails the whole call when it returns an error.
+	failCall func(in *sqs.SendMessageBatchInput) error
+
+	mu       sync.Mutex
+	calls    int
+	inFlight int
+	maxLive  int
+	accepted []types.SendMessageBatchRequestEntry
+}
+
+// validEntryID is SQS's rule for batch entry ids.
+func validEntryID(id string) bool {
+	if id == "" || len(id) > 80 {
+		return false
+	}
+	for _, c := range id {
+		if !(c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+func (q *queue) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	q.mu.Lock()
+	q.calls++
+	q.inFlight++
+	q.maxLive = max(q.maxLive, q.inFlight)
+	q.mu.Unlock()
+	defer func() {
+		q.mu.Lock()
+		q.inFlight--
+		q.mu.Unlock()
+	}()
+	time.Sleep(time.Millisecond) // long enough for concurrent calls to overlap
+
+	if aws.ToString(in.QueueUrl) != productionQueue {
+		return nil, fmt.Errorf("unexpected queue %q", aws.ToString(in.QueueUrl))
+	}
+	if len(in.Entries) == 0 || len(in.Entries) > 10 {
+		return nil, fmt.Errorf("AWS.SimpleQueueService.TooManyEntriesInBatchRequest: %d entries", len(in.Entries))
+	}
+	if q.failCall != nil {
+		if err := q.failCall(in); err != nil {
+			return nil, err
+		}
+	}
+	seen := map[string]bool{}
+	out := &sqs.SendMessageBatchOutput{}
+	for _, e := range in.Entries {
+		id := aws.ToString(e.Id)
+		if !validEntryID(id) || seen[id] {
+			return nil, fmt.Errorf("AWS.SimpleQueueService.InvalidBatchEntryId: %q", id)
+		}
+		seen[id] = true
+		if q.reject != nil && q.reject(ingressID(e)) {
+			out.Failed = append(out.Failed, types.BatchResultErrorEntry{
+				Id: e.Id, Code: aws.String("InternalError"), Message: aws.String("try again"), SenderFault: false,
+			})
+			continue
+		}
+		q.mu.Lock()
+		q.accepted = append(q.accepted, e)
+		q.mu.Unlock()
+		out.Successful = append(out.Successful, types.SendMessageBatchResultEntry{Id: e.Id, MessageId: aws.String("prod-" + id)})
+	}
+	return out, nil
+}
+
+func ingressID(e types.SendMessageBatchRequestEntry) string {
+	return aws.ToString(e.MessageAttributes[routing.AttributeIngressMessageID].StringValue)
+}
+
+// acceptedIDs lists the ingress ids of the accepted entries, sorted (calls run concurrently).
+func (q *queue) acceptedIDs() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var ids []string
+	for _, e := range q.accepted {
+		ids = append(ids, ingressID(e))
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// dispatch builds a gateway dispatch payload; guild "" leaves guild_id out.
+func dispatch(eventType string, seq int, guild string) string {
+	d := `{"id":"1112409876543210987","channel_id":"1081240586957934662","content":"hello \"world\""`
+	if guild != "" {
+		d += `,"guild_id":"` + guild + `"`
+	}
+	d += "}"
+	return fmt.Sprintf(`{"op":0,"t":%q,"s":%d,"d":%s}`, eventType, seq, d)
+}
+
+func msg(id, body string) routing.Message { return routing.Message{ID: id, Body: body} }
+
+func sorted(ids ...string) []string {
+	out := slices.Clone(ids)
+	slices.Sort(out)
+	return out
+}
+
+func equal(t testing.TB, what string, got, want []string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Errorf("%s:\n got %q\nwant %q", what, got, want)
+	}
+}
+
+// closedAddr returns an address nothing listens on.
+func closedAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
+}

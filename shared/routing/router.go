@@ -1,0 +1,336 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/gateway"
+	"github.com/botplatform/discord-sandboxes/shared/metrics"
+	"github.com/botplatform/discord-sandboxes/shared/routecache"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// Options assembles a Router. Store, Redis, Production and ProductionQueueURL are required.
+type Options struct {
+	// Store is the authoritative route tier (controlplane.Manager).
+	Store RouteStore
+	// Cache is the Redis route tier (routecache.Cache); nil goes from memory to Store.
+	Cache RouteCache
+	// Redis holds the sandbox streams.
+	Redis redis.UniversalClient
+	// Production sends to the production queue at ProductionQueueURL.
+	Production         QueueSender
+	ProductionQueueURL string
+	// ProductionConcurrency bounds SendMessageBatch calls in flight; zero means
+	// DefaultProductionConcurrency.
+	ProductionConcurrency int
+	// StreamMaxLen bounds each sandbox stream (approximately); zero means DefaultStreamMaxLen.
+	StreamMaxLen int
+	// MemoryCacheTTL is the in-process route cache TTL; zero disables that tier.
+	MemoryCacheTTL time.Duration
+	// MemoryCacheSize bounds the in-process cache; zero means DefaultMemoryCacheSize.
+	MemoryCacheSize int
+	// Now is the clock of the in-process cache and of received_at when the queue gave no
+	// time; nil means time.Now.
+	Now func() time.Time
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Router routes batches of gateway events. It is safe for concurrent use.
+type Router struct {
+	routes     *resolver
+	streams    *streamWriter
+	production *productionSender
+	now        func() time.Time
+	log        *slog.Logger
+}
+
+// New returns a Router.
+func New(o Options) (*Router, error) {
+	var missing []error
+	if o.Store == nil {
+		missing = append(missing, errors.New("routing: Options.Store is required"))
+	}
+	if o.Redis == nil {
+		missing = append(missing, errors.New("routing: Options.Redis is required"))
+	}
+	if o.Production == nil || o.ProductionQueueURL == "" {
+		missing = append(missing, errors.New("routing: Options.Production and ProductionQueueURL are required"))
+	}
+	if err := errors.Join(missing...); err != nil {
+		return nil, err
+	}
+	if o.ProductionConcurrency <= 0 {
+		o.ProductionConcurrency = DefaultProductionConcurrency
+	}
+	if o.StreamMaxLen <= 0 {
+		o.StreamMaxLen = DefaultStreamMaxLen
+	}
+	if o.MemoryCacheSize <= 0 {
+		o.MemoryCacheSize = DefaultMemoryCacheSize
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Router{
+		routes: &resolver{
+			memory: newMemoryCache(o.MemoryCacheTTL, o.MemoryCacheSize, o.Now),
+			cache:  o.Cache,
+			store:  o.Store,
+			log:    o.Logger,
+		},
+		streams:    &streamWriter{rdb: o.Redis, maxLen: int64(o.StreamMaxLen)},
+		production: &productionSender{queue: o.Production, url: o.ProductionQueueURL, concurrency: o.ProductionConcurrency},
+		now:        o.Now,
+		log:        o.Logger,
+	}, nil
+}
+
+// NewFromConfig assembles the Router of the router function: routes from the control plane in
+// db (with cfg's protected guilds), the route cache and the streams in rdb, production events
+// through production.
+func NewFromConfig(cfg Config, db *pgxpool.Pool, rdb redis.UniversalClient, production QueueSender) (*Router, error) {
+	return New(Options{
+		Store: controlplane.NewManager(db, controlplane.Options{
+			Limits: cfg.Limits, ProtectedGuilds: cfg.ProtectedGuilds,
+		}),
+		Cache:              routecache.New(rdb, cfg.RouteCacheTTL, cfg.RouteCacheNegativeTTL),
+		Redis:              rdb,
+		Production:         production,
+		ProductionQueueURL: cfg.ProductionQueueURL,
+		StreamMaxLen:       cfg.StreamMaxLen,
+		MemoryCacheTTL:     cfg.MemoryCacheTTL,
+	})
+}
+
+// Route routes one batch and records its metrics in rec (nil: none). It never fails as a
+// whole: every message either is delivered (or deliberately dropped) or is listed in
+// Result.Failed.
+func (r *Router) Route(ctx context.Context, rec *metrics.Recorder, batch []Message) Result {
+	start := time.Now()
+	b := &batchState{
+		router:   r,
+		ctx:      ctx,
+		messages: batch,
+		failed:   make([]bool, len(batch)),
+		result: Result{
+			Routed: map[Destination]int{}, Errors: map[ErrorKind]int{}, Lookups: map[Tier]int{},
+		},
+	}
+	b.parse()
+	b.resolve(rec)
+	b.decide()
+	b.deliver()
+
+	for i, m := range batch {
+		if b.failed[i] {
+			b.result.Failed = append(b.result.Failed, m.ID)
+		}
+	}
+	rec.Count(metrics.RouterBatchSize, len(batch))
+	for _, d := range []Destination{DestinationSandbox, DestinationProduction, DestinationDropped} {
+		if n := b.result.Routed[d]; n > 0 {
+			rec.Count(metrics.EventsRouted, n, metrics.DimDestination, d)
+		}
+	}
+	for kind, n := range b.result.Errors {
+		rec.Count(metrics.RoutingErrors, n, metrics.DimKind, kind)
+	}
+	rec.Milliseconds(metrics.RouterBatchDuration, time.Since(start))
+	r.log.DebugContext(ctx, "batch routed", "messages", len(batch), "failed", len(b.result.Failed),
+		"sandbox", b.result.Routed[DestinationSandbox], "production", b.result.Routed[DestinationProduction],
+		"dropped", b.result.Routed[DestinationDropped])
+	return b.result
+}
+
+// batchState is one batch on its way through Route.
+type batchState struct {
+	router   *Router
+	ctx      context.Context
+	messages []Message
+	failed   []bool
+	result   Result
+
+	dispatches []gateway.Dispatch
+	parsed     []bool
+	guilds     []string // distinct, in order of first appearance
+	routes     map[string]sandbox.Route
+	lookupErr  error // why guilds missing from routes could not be resolved
+
+	toStream     []int // batch indexes, in batch order
+	toProduction []int
+}
+
+func (b *batchState) fail(i int, kind ErrorKind, err error) {
+	if err == nil {
+		err = errors.New(string(kind))
+	}
+	b.failed[i] = true
+	b.result.Errors[kind]++
+	// The reason never quotes the payload: gateway errors and delivery errors do not.
+	b.router.log.WarnContext(b.ctx, "message not routed",
+		"messageId", b.messages[i].ID, "kind", string(kind), "error", err.Error())
+}
+
+// parse extracts the dispatch facts of every message and the batch's distinct guilds.
+func (b *batchState) parse() {
+	var errs []error
+	b.dispatches, errs = parseAll(b.messages)
+	b.parsed = make([]bool, len(b.messages))
+	seen := make(map[string]struct{})
+	for i, err := range errs {
+		if err != nil {
+			b.fail(i, parseErrorKind(err), err)
+			continue
+		}
+		b.parsed[i] = true
+		guild := b.dispatches[i].GuildID
+		if guild == "" {
+			continue
+		}
+		if _, ok := seen[guild]; !ok {
+			seen[guild] = struct{}{}
+			b.guilds = append(b.guilds, guild)
+		}
+	}
+}
+
+// parseChunk is the least work worth another goroutine: parsing is the router's one
+// CPU-bound stage, and large batches spread it over the available cores.
+const parseChunk = 512
+
+// parseAll parses every message, in parallel for large batches.
+func parseAll(msgs []Message) ([]gateway.Dispatch, []error) {
+	dispatches := make([]gateway.Dispatch, len(msgs))
+	errs := make([]error, len(msgs))
+	parseRange := func(lo, hi int) {
+		// One buffer per worker instead of a copy per body: Parse keeps nothing of its input
+		// (its results are fresh strings), and bodies reach 256 KiB.
+		var buf []byte
+		for i := lo; i < hi; i++ {
+			buf = append(buf[:0], msgs[i].Body...)
+			dispatches[i], errs[i] = gateway.Parse(buf)
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), (len(msgs)+parseChunk-1)/parseChunk)
+	if workers <= 1 {
+		parseRange(0, len(msgs))
+		return dispatches, errs
+	}
+	per := (len(msgs) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(msgs); lo += per {
+		wg.Go(func() { parseRange(lo, min(lo+per, len(msgs))) })
+	}
+	wg.Wait()
+	return dispatches, errs
+}
+
+// resolve finds the route of every distinct guild and records the lookup metrics.
+func (b *batchState) resolve(rec *metrics.Recorder) {
+	if len(b.guilds) == 0 {
+		return
+	}
+	start := time.Now()
+	routes, stats, err := b.router.routes.resolve(b.ctx, b.guilds)
+	rec.Milliseconds(metrics.RouteLookupLatency, time.Since(start))
+	b.routes, b.lookupErr = routes, err
+	for tier, n := range map[Tier]int{TierMemory: stats.memory, TierRedis: stats.redis, TierDatabase: stats.database} {
+		if n > 0 {
+			b.result.Lookups[tier] = n
+			rec.Count(metrics.RouteLookups, n, metrics.DimTier, tier)
+		}
+	}
+	if stats.cacheFailures > 0 {
+		b.result.Errors[KindRouteCache] += stats.cacheFailures
+	}
+}
+
+// decide sorts every parsed message into stream, production, dropped or failed.
+func (b *batchState) decide() {
+	for i := range b.messages {
+		if !b.parsed[i] {
+			continue
+		}
+		guild := b.dispatches[i].GuildID
+		if guild == "" {
+			b.toProduction = append(b.toProduction, i)
+			continue
+		}
+		route, ok := b.routes[guild]
+		switch {
+		case !ok: // resolve leaves a guild out only when the database failed
+			b.fail(i, KindRouteLookup, b.lookupErr)
+		case route.Protected: // a production guild, whatever a stale mapping says
+			b.toProduction = append(b.toProduction, i)
+		case route.Deliverable():
+			b.toStream = append(b.toStream, i)
+		case route.Mapped():
+			b.drop(i, route.SandboxID, string(route.Status))
+		default:
+			b.toProduction = append(b.toProduction, i)
+		}
+	}
+}
+
+func (b *batchState) drop(i int, sandboxID, why string) {
+	b.result.Routed[DestinationDropped]++
+	b.router.log.DebugContext(b.ctx, "event dropped", "messageId", b.messages[i].ID,
+		"sandboxId", sandboxID, "reason", why)
+}
+
+// deliver appends the stream events and sends the production events at the same time.
+func (b *batchState) deliver() {
+	now := b.router.now().UnixMilli()
+	entries := make([]streamEntry, len(b.toStream))
+	for k, i := range b.toStream {
+		m := &b.messages[i]
+		receivedAt := now
+		if !m.SentAt.IsZero() {
+			receivedAt = m.SentAt.UnixMilli()
+		}
+		entries[k] = newStreamEntry(b.routes[b.dispatches[i].GuildID].SandboxID, m, b.dispatches[i], receivedAt)
+	}
+	production := make([]*Message, len(b.toProduction))
+	for k, i := range b.toProduction {
+		production[k] = &b.messages[i]
+	}
+
+	var streamErrs, productionErrs []error
+	var wg sync.WaitGroup
+	wg.Go(func() { streamErrs = b.router.streams.append(b.ctx, entries) })
+	productionErrs = b.router.production.send(b.ctx, production)
+	wg.Wait()
+
+	for k, i := range b.toStream {
+		switch err := streamErrs[k]; {
+		case err == nil:
+			b.result.Routed[DestinationSandbox]++
+		case errors.Is(err, errStreamGone):
+			// Torn down since its route was cached: forget the route, drop the event.
+			b.router.routes.memory.forget(b.dispatches[i].GuildID)
+			b.drop(i, entries[k].sandboxID, err.Error())
+		default:
+			b.fail(i, KindDeliveryStream, err)
+		}
+	}
+	for k, i := range b.toProduction {
+		if err := productionErrs[k]; err != nil {
+			b.fail(i, KindDeliveryProduction, err)
+			continue
+		}
+		b.result.Routed[DestinationProduction]++
+	}
+}

@@ -1,0 +1,83 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/gateway"
+	"github.com/botplatform/discord-sandboxes/shared/keys"
+)
+
+// Stream entry fields, the contract with sandbox workers (docs/streams.md).
+const (
+	FieldType       = "type"
+	FieldPayload    = "payload"
+	FieldMessageID  = "message_id"
+	FieldGuildID    = "guild_id"
+	FieldSeq        = "seq"
+	FieldReceivedAt = "received_at"
+)
+
+// errStreamGone is an append to a stream that does not exist: the stream is created when the
+// sandbox is provisioned and deleted on teardown, so the sandbox is gone.
+var errStreamGone = errors.New("sandbox stream does not exist")
+
+// streamEntry is one event bound for a sandbox stream.
+type streamEntry struct {
+	sandboxID string
+	values    []string
+}
+
+// newStreamEntry builds the entry fields of one event; receivedAt is in Unix milliseconds.
+func newStreamEntry(sandboxID string, m *Message, d gateway.Dispatch, receivedAt int64) streamEntry {
+	values := make([]string, 0, 12)
+	values = append(values,
+		FieldType, d.Type,
+		FieldPayload, m.Body,
+		FieldMessageID, m.ID,
+		FieldGuildID, d.GuildID)
+	if d.HasSequence {
+		values = append(values, FieldSeq, strconv.FormatInt(d.Sequence, 10))
+	}
+	values = append(values, FieldReceivedAt, strconv.FormatInt(receivedAt, 10))
+	return streamEntry{sandboxID: sandboxID, values: values}
+}
+
+// streamWriter appends events to sandbox streams.
+type streamWriter struct {
+	rdb    redis.UniversalClient
+	maxLen int64
+}
+
+// append adds the entries in one pipelined round trip, in order (so batch order holds within
+// each stream), and returns one result per entry: nil, errStreamGone or the command's error.
+// A pipeline does not stop at a failing command: one broken stream fails only its entries.
+func (w *streamWriter) append(ctx context.Context, entries []streamEntry) []error {
+	errs := make([]error, len(entries))
+	if len(entries) == 0 {
+		return errs
+	}
+	pipe := w.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(entries))
+	for i, e := range entries {
+		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{
+			Stream:     keys.EventStream(e.sandboxID),
+			NoMkStream: true,
+			MaxLen:     w.maxLen,
+			Approx:     true,
+			Values:     e.values,
+		})
+	}
+	_, _ = pipe.Exec(ctx) // errors are per command, read below
+	for i, cmd := range cmds {
+		err := cmd.Err()
+		if errors.Is(err, redis.Nil) { // NOMKSTREAM on a missing stream replies nil
+			err = errStreamGone
+		}
+		errs[i] = err
+	}
+	return errs
+}
