@@ -1,0 +1,91 @@
+data "aws_region" "current" {}
+
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
+locals {
+  name = "${var.name_prefix}-${var.environment}"
+
+  region     = data.aws_region.current.name
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+
+  package_dir = coalesce(var.package_dir, "${path.module}/../dist")
+
+  vpc_enabled = length(var.vpc_subnet_ids) > 0
+
+  ingress_visibility_timeout_seconds = coalesce(var.ingress_visibility_timeout_seconds, 6 * var.router_timeout_seconds)
+
+  production_queue = var.existing_production_queue != null ? var.existing_production_queue : {
+    url = aws_sqs_queue.production[0].url
+    arn = aws_sqs_queue.production[0].arn
+  }
+
+  alarm_topic_arn          = var.alarm_topic_arn != null ? var.alarm_topic_arn : aws_sns_topic.alarms[0].arn
+  expiry_warning_topic_arn = var.expiry_warning_topic_arn != null ? var.expiry_warning_topic_arn : aws_sns_topic.expiry_warnings[0].arn
+
+  # Environment shared by the three functions (the configuration contract of
+  # the functions). Optional settings are left out rather than set empty.
+  common_environment = merge(
+    {
+      ENVIRONMENT                = var.environment
+      LOG_LEVEL                  = var.log_level
+      DATABASE_SECRET_ARN        = var.database_secret_arn
+      REDIS_ADDR                 = var.redis_addr
+      REDIS_TLS                  = tostring(var.redis_tls)
+      REDIS_CLUSTER              = tostring(var.redis_cluster)
+      SANDBOX_DEFAULT_TTL        = var.sandbox_default_ttl
+      SANDBOX_MAX_LIFETIME       = var.sandbox_max_lifetime
+      SANDBOX_OWNER_QUOTA        = tostring(var.sandbox_owner_quota)
+      SANDBOX_TEMPLATE_SCHEMA    = var.sandbox_template_schema
+      SANDBOX_METADATA_MAX_BYTES = tostring(var.sandbox_metadata_max_bytes)
+    },
+    length(var.sandbox_protected_guilds) > 0 ? { SANDBOX_PROTECTED_GUILDS = join(",", var.sandbox_protected_guilds) } : {},
+    var.redis_password_secret_arn != null ? { REDIS_PASSWORD_SECRET_ARN = var.redis_password_secret_arn } : {},
+  )
+
+  # One entry per function: everything that differs between them.
+  functions = {
+    api = {
+      description          = "Sandbox management API behind API Gateway (payload 2.0, AWS_IAM)."
+      timeout              = var.api_timeout_seconds
+      memory_size          = var.memory_mb.api
+      reserved_concurrency = null
+      environment = length(var.api_admin_principals) > 0 ? {
+        API_ADMIN_PRINCIPALS = join(",", var.api_admin_principals)
+      } : {}
+    }
+    router = {
+      description          = "Routes Discord gateway events from the ingress queue to sandbox streams or production."
+      timeout              = var.router_timeout_seconds
+      memory_size          = var.memory_mb.router
+      reserved_concurrency = null
+      environment = {
+        PRODUCTION_QUEUE_URL     = local.production_queue.url
+        ROUTER_STREAM_MAXLEN     = tostring(var.router_stream_maxlen)
+        ROUTER_MEMORY_CACHE_TTL  = var.router_memory_cache_ttl
+        ROUTE_CACHE_TTL          = var.route_cache_ttl
+        ROUTE_CACHE_NEGATIVE_TTL = var.route_cache_negative_ttl
+      }
+    }
+    cleanup = {
+      description = "Tears down expired sandboxes and reports orphaned resources every 15 minutes."
+      timeout     = var.cleanup_timeout_seconds
+      memory_size = var.memory_mb.cleanup
+      # One run at a time: a second scheduled delivery waits instead of racing.
+      reserved_concurrency = 1
+      environment = {
+        CLEANUP_ORPHANED             = tostring(var.cleanup_orphaned)
+        CLEANUP_STUCK_CREATING_AFTER = var.cleanup_stuck_creating_after
+        CLEANUP_ORPHAN_GRACE         = var.cleanup_orphan_grace
+        CLEANUP_DEADLINE_MARGIN      = var.cleanup_deadline_margin
+        EXPIRY_WARNING_WINDOW        = var.expiry_warning_window
+        EXPIRY_WARNING_TOPIC_ARN     = local.expiry_warning_topic_arn
+      }
+    }
+  }
+
+  function_names = { for fn in keys(local.functions) : fn => "${local.name}-${fn}" }
+  package_paths  = { for fn in keys(local.functions) : fn => "${local.package_dir}/${fn}.zip" }
+}
