@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 GO    ?= go
 
-.PHONY: build test test-go lint bench package clean
+.PHONY: build test test-go lint bench package dev demo clean
 
 build:
 	$(GO) build ./...
@@ -26,6 +26,14 @@ bench:
 
 package:
 	scripts/package.sh
+
+# The whole system on this machine; Ctrl-C stops everything it started.
+dev:
+	scripts/dev.sh
+
+# Against a running `make dev`, in another terminal.
+demo:
+	scripts/demo.sh
 
 clean:
 	rm -rf dist bin .run

@@ -4,8 +4,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== lint (gofmt, go vet)"
+step() { printf '\n== %s\n' "$*"; }
+
+step "lint (gofmt, go vet)"
 make --no-print-directory lint
 
-echo "== go test -race"
+step "go test -race (unit, integration on PostgreSQL/Redis/moto, fuzz seed corpora)"
 go test -race -count=1 ./...
+
+step "packaging smoke test under the Lambda Runtime Interface Emulator"
+scripts/rie-smoke.sh
+
+step "terraform fmt, validate, test (mocked provider, then applied to moto_server)"
+scripts/terraform-check.sh
+
+step "local stack + demo + runbook commands (make dev, make demo)"
+scripts/demo-test.sh

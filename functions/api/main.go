@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/botplatform/discord-sandboxes/shared/api"
+	"github.com/botplatform/discord-sandboxes/shared/cleanup"
 	"github.com/botplatform/discord-sandboxes/shared/clients"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/lambdakit"
@@ -75,8 +76,19 @@ func run(invokeFile string) error {
 	if err != nil {
 		return err
 	}
+	// Destroy runs the same teardown as the scheduled cleanup (DESIGN §5), and the admin
+	// routes run cleanup on demand; the API publishes no expiry warnings (nil publisher).
+	cleanupCfg, err := cleanup.LoadConfig(os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	teardown, err := cleanup.NewFromConfig(cleanupCfg, stores.DB, stores.Redis, nil)
+	if err != nil {
+		return err
+	}
 	handler, err := api.New(cfg, api.Deps{
 		Sandboxes: manager, Resources: resources, Routes: routes,
+		Teardown: teardown, Cleanup: cleanup.Admin{Service: teardown},
 		DB: stores.DB, Redis: stores.Redis, Logger: logger,
 	})
 	if err != nil {
