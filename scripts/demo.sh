@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# `make demo`: the whole story against the stack that `make dev` runs, as a new user would
+# see it: create a sandbox with a test guild and a short TTL, send Discord gateway events for
+# it and for other guilds into the ingress queue, watch them arrive in the sandbox's stream
+# (read as a worker reads it) and in the production queue, ask why a guild routes where it
+# does, let the sandbox expire, run the cleanup, and check that nothing of it remains.
+#
+# Every step says what it expects and checks it; the demo exits non-zero at the first
+# expectation that fails. It reads the stack's settings from $SANDBOX_DEV_DIR/env (default
+# .run/dev/env), written by scripts/dev.sh once the stack is ready.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+DEV_DIR="${SANDBOX_DEV_DIR:-$REPO/.run/dev}"
+TTL_SECONDS=15
+# How long to wait for an event to travel ingress queue -> router -> destination.
+DELIVERY_TIMEOUT=20
+
+if [[ ! -f $DEV_DIR/env ]]; then
+	die "no running stack in $DEV_DIR: start it with 'make dev' in another terminal, wait until it prints 'ready', then run 'make demo' again"
+fi
+# shellcheck source=/dev/null
+source "$DEV_DIR/env"
+pid_is "$SANDBOX_DEV_PID" dev.sh ||
+	die "$DEV_DIR/env is left over from a stack that no longer runs: start it again with 'make dev'"
+for tool in sandbox sqsctl psql redis-cli jq; do
+	command -v "$tool" >/dev/null || die "$tool not found (the dev stack puts sandbox and sqsctl in $DEV_DIR/bin)"
+done
+
+# ---------------------------------------------------------------------------------------------
+# Narration and checks
+
+if [[ -t 1 && -z ${NO_COLOR:-} ]]; then
+	BOLD=$'\e[1m' GREEN=$'\e[32m' RED=$'\e[31m' CYAN=$'\e[36m' RESET=$'\e[0m'
+else
+	BOLD='' GREEN='' RED='' CYAN='' RESET=''
+fi
+STEP=0
+CHECKS=0
+
+step() {
+	STEP=$((STEP + 1))
+	printf '\n%s== %d. %s%s\n' "$BOLD" "$STEP" "$*" "$RESET"
+}
+say() { printf '%s\n' "$*" | fold -s -w 100; }
+
+# show CMD... prints the command as a user would type it (rcli and sql are redis-cli and psql
+# with the stack's address), then runs it with its output indented.
+show() {
+	local shown=() arg
+	for arg in "$@"; do
+		if [[ $arg =~ ^[A-Za-z0-9_./:=@,+-]+$ ]]; then
+			shown+=("$arg")
+		else
+			shown+=("'${arg//\'/\'\\\'\'}'")
+		fi
+	done
+	case $1 in
+	rcli) shown[0]="redis-cli" ;;
+	sql) shown[0]="psql" ;;
+	esac
+	printf '%s$ %s%s\n' "$CYAN" "${shown[*]}" "$RESET"
+	"$@" 2>&1 | sed 's/^/    /'
+	return "${PIPESTATUS[0]}"
+}
+
+pass() {
+	CHECKS=$((CHECKS + 1))
+	printf '%s  ✓ %s%s\n' "$GREEN" "$*" "$RESET"
+}
+fail() {
+	printf '%s  ✗ %s%s\n' "$RED" "$*" "$RESET" >&2
+	printf '%sdemo failed at step %d after %d checks passed (stack logs: %s/logs/)%s\n' \
+		"$RED" "$STEP" "$CHECKS" "$DEV_DIR" "$RESET" >&2
+	exit 1
+}
+
+# expect_eq WHAT WANT GOT
+expect_eq() {
+	if [[ $3 == "$2" ]]; then
+		pass "$1"
+	else
+		fail "$1: expected '$2', got '$3'"
+	fi
+}
+
+# eventually SECONDS CMD... retries CMD every half second until it succeeds or time runs out.
+eventually() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		((SECONDS < deadline)) || return 1
+		sleep 0.5
+	done
+}
+
+rcli() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" "$@"; }
+sql() { psql "$DATABASE_URL" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
+
+# random_snowflake prints a Discord-shaped id (19 digits) no other demo run uses.
+random_snowflake() {
+	printf '1%018d\n' "$(((RANDOM << 30 | RANDOM << 15 | RANDOM) * 1000 + RANDOM % 1000))"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Gateway events, shaped as the Discord gateway sends them (op 0 dispatches).
+
+event_message_create() { # GUILD SEQ CONTENT
+	cat <<-EOF
+		{"op":0,"s":$2,"t":"MESSAGE_CREATE","d":{"id":"130$RANDOM$RANDOM$RANDOM","channel_id":"1300000000000000101","guild_id":"$1","author":{"id":"1200000000000000042","username":"alice","discriminator":"0","global_name":"Alice","avatar":null},"member":{"roles":[],"joined_at":"2025-01-20T10:00:00.000000+00:00","deaf":false,"mute":false,"flags":0},"content":"$3","timestamp":"$(date -u +%FT%T.000000+00:00)","edited_timestamp":null,"tts":false,"mention_everyone":false,"mentions":[],"mention_roles":[],"attachments":[],"embeds":[],"pinned":false,"type":0,"flags":0}}
+	EOF
+}
+
+event_guild_member_add() { # GUILD SEQ
+	cat <<-EOF
+		{"op":0,"s":$2,"t":"GUILD_MEMBER_ADD","d":{"guild_id":"$1","user":{"id":"1200000000000000077","username":"bob","discriminator":"0","global_name":"Bob","avatar":null},"nick":null,"roles":[],"joined_at":"$(date -u +%FT%T.000000+00:00)","premium_since":null,"deaf":false,"mute":false,"pending":false,"flags":0}}
+	EOF
+}
+
+event_reaction_add() { # GUILD SEQ
+	cat <<-EOF
+		{"op":0,"s":$2,"t":"MESSAGE_REACTION_ADD","d":{"user_id":"1200000000000000042","channel_id":"1300000000000000101","message_id":"1300000000000000555","guild_id":"$1","emoji":{"id":null,"name":"👍"},"burst":false,"type":0}}
+	EOF
+}
+
+event_guild_update() { # GUILD SEQ (the guild id is d.id for GUILD_* events about the guild itself)
+	cat <<-EOF
+		{"op":0,"s":$2,"t":"GUILD_UPDATE","d":{"id":"$1","name":"Sandbox test guild","icon":null,"owner_id":"1200000000000000042","afk_timeout":300,"verification_level":1,"default_message_notifications":1,"explicit_content_filter":2,"roles":[],"emojis":[],"features":[],"mfa_level":0,"system_channel_id":null,"premium_tier":0,"preferred_locale":"en-US","nsfw_level":0}}
+	EOF
+}
+
+event_dm_message_create() { # SEQ TEXT (a direct message: no guild, so it belongs to production)
+	cat <<-EOF
+		{"op":0,"s":$1,"t":"MESSAGE_CREATE","d":{"id":"130$RANDOM$RANDOM$RANDOM","channel_id":"1300000000000000999","author":{"id":"1200000000000000042","username":"alice","discriminator":"0","global_name":"Alice","avatar":null},"content":"hello bot, says $2","timestamp":"$(date -u +%FT%T.000000+00:00)","edited_timestamp":null,"tts":false,"mention_everyone":false,"mentions":[],"mention_roles":[],"attachments":[],"embeds":[],"pinned":false,"type":0,"flags":0}}
+	EOF
+}
+
+# send_event LABEL < JSON: puts one gateway payload on the ingress queue.
+send_event() {
+	local id
+	id=$(sqsctl send -queue "$INGRESS_QUEUE_URL") || fail "sending $1 to the ingress queue"
+	printf '    sent %-44s message %s\n' "$1" "$id"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+NAME="demo-$(head -c 32 /dev/urandom | tr -dc 'a-z0-9' | head -c 6)"
+while ((${#NAME} < 11)); do NAME+=$((RANDOM % 10)); done
+GUILD=$(random_snowflake)
+OTHER_GUILD=$(random_snowflake)
+SANDBOX_ID=""
+
+# If the demo stops half-way, its sandbox is destroyed so a rerun starts clean.
+on_exit() {
+	local status=$?
+	if ((status != 0)) && [[ -n $SANDBOX_ID ]]; then
+		sandbox destroy "$NAME" --yes >/dev/null 2>&1 || true
+	fi
+}
+trap on_exit EXIT
+
+printf '%sDiscord server sandboxes: the whole story on the local stack%s\n' "$BOLD" "$RESET"
+say "API $SANDBOX_API_URL, PostgreSQL and Redis of the dev stack, SQS on $SQS_ENDPOINT."
+say "Sandbox '$NAME' with test guild $GUILD; guild $OTHER_GUILD belongs to production."
+say "psql and redis-cli below connect to the stack's PostgreSQL and Redis (DATABASE_URL, REDIS_HOST and REDIS_PORT of $DEV_DIR/env)."
+
+step "Create a sandbox with a test guild and a ${TTL_SECONDS}s TTL"
+say "The CLI calls POST /v1/sandboxes: the API clones the template schema into a new schema, creates a role, the Redis event stream with its consumer group, and maps the guild."
+show sandbox create "$NAME" --guild "$GUILD" --ttl "${TTL_SECONDS}s" --meta purpose=demo ||
+	fail "sandbox create failed"
+SANDBOX_JSON=$(sandbox status "$NAME" --json) || fail "sandbox status $NAME failed"
+SANDBOX_ID=$(jq -r .sandbox.id <<<"$SANDBOX_JSON")
+STREAM=$(jq -r .sandbox.stream <<<"$SANDBOX_JSON")
+SCHEMA=$(jq -r .sandbox.schema <<<"$SANDBOX_JSON")
+ROLE=$(jq -r .sandbox.role <<<"$SANDBOX_JSON")
+expect_eq "the sandbox is running" running "$(jq -r .sandbox.status <<<"$SANDBOX_JSON")"
+expect_eq "the guild is mapped to it" "$GUILD" "$(jq -r '.sandbox.guilds | join(",")' <<<"$SANDBOX_JSON")"
+show sql -c "SELECT table_name FROM information_schema.tables WHERE table_schema = '$SCHEMA' ORDER BY 1"
+expect_eq "its schema $SCHEMA holds the template's tables" \
+	"$(sql -c "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'sandbox_template'")" \
+	"$(sql -c "SELECT count(*) FROM information_schema.tables WHERE table_schema = '$SCHEMA'")"
+expect_eq "its role $ROLE exists" 1 "$(sql -c "SELECT count(*) FROM pg_roles WHERE rolname = '$ROLE'")"
+show rcli XINFO GROUPS "$STREAM"
+expect_eq "its stream has the consumer group 'workers'" workers "$(rcli --json XINFO GROUPS "$STREAM" | jq -r '.[0].name')"
+
+step "Send gateway events into the ingress queue"
+say "The Discord ingress service puts every gateway dispatch on the ingress queue as it came from the gateway. Four events of the test guild (GUILD_UPDATE carries the guild in d.id), one of another guild, one direct message (no guild):"
+event_message_create "$GUILD" 101 "testing my new command" | send_event "MESSAGE_CREATE (test guild)"
+event_guild_member_add "$GUILD" 102 | send_event "GUILD_MEMBER_ADD (test guild)"
+event_reaction_add "$GUILD" 103 | send_event "MESSAGE_REACTION_ADD (test guild)"
+event_guild_update "$GUILD" 104 | send_event "GUILD_UPDATE (test guild)"
+event_message_create "$OTHER_GUILD" 9001 "a production message for $NAME" | send_event "MESSAGE_CREATE (other guild)"
+event_dm_message_create 9002 "$NAME" | send_event "MESSAGE_CREATE (direct message)"
+DLQ_BEFORE=$(sqsctl count -queue "$INGRESS_DLQ_URL" | awk '{print $2}')
+say "And one message that is not a gateway payload at all (the router reports it as failed; after 3 receives the queue's redrive policy moves it to the dead-letter queue):"
+printf 'this is not JSON' | send_event "poison message"
+
+step "The test guild's events arrive in the sandbox's stream"
+say "The router polls the ingress queue, resolves each guild (in-process cache, Redis route cache, PostgreSQL) and appends sandbox events to the sandbox's stream. A worker reads them with a consumer group:"
+stream_has() { [[ $(rcli XLEN "$STREAM") -ge $1 ]]; }
+eventually "$DELIVERY_TIMEOUT" stream_has 4 || fail "the stream $STREAM has $(rcli XLEN "$STREAM") entries after ${DELIVERY_TIMEOUT}s, expected 4"
+printf '%s$ redis-cli XREADGROUP GROUP workers demo-worker COUNT 10 STREAMS %s ">"%s\n' "$CYAN" "$STREAM" "$RESET"
+ENTRIES=$(rcli -2 --json XREADGROUP GROUP workers demo-worker COUNT 10 STREAMS "$STREAM" ">")
+# RESP2 JSON: [[stream, [[id, [field, value, ...]], ...]]]
+jq -r '.[0][1][] | .[0] as $id | (.[1] | [range(0; length; 2) as $i | {(.[$i]): .[$i + 1]}] | add) as $f
+	| "    \($id)  type=\($f.type)  guild_id=\($f.guild_id)  seq=\($f.seq // "-")  message_id=\($f.message_id)  payload=\($f.payload | .[0:60])…"' <<<"$ENTRIES"
+expect_eq "the stream holds exactly the test guild's 4 events, in order" \
+	"MESSAGE_CREATE GUILD_MEMBER_ADD MESSAGE_REACTION_ADD GUILD_UPDATE" \
+	"$(jq -r '[.[0][1][] | .[1] | [range(0; length; 2) as $i | {(.[$i]): .[$i + 1]}] | add | .type] | join(" ")' <<<"$ENTRIES")"
+expect_eq "every entry carries the test guild's id" "$GUILD" \
+	"$(jq -r '[.[0][1][] | .[1] | [range(0; length; 2) as $i | {(.[$i]): .[$i + 1]}] | add | .guild_id] | unique | join(",")' <<<"$ENTRIES")"
+IDS=$(jq -r '.[0][1][] | .[0]' <<<"$ENTRIES" | tr '\n' ' ')
+# shellcheck disable=SC2086 # one argument per entry id
+show rcli XACK "$STREAM" workers $IDS
+expect_eq "the worker acknowledged them: nothing pending" 0 "$(rcli --json XPENDING "$STREAM" workers | jq -r '.[0]')"
+
+step "The other events arrive in the production queue"
+say "Events of guilds that belong to no sandbox, and events without a guild, go to the production bot's queue unchanged:"
+PRODUCTION_FILE=$(mktemp)
+# Both events are found by content, whatever else the queue holds.
+production_has_both() {
+	sqsctl receive -queue "$PRODUCTION_QUEUE_URL" -min 0 -timeout 1s >>"$PRODUCTION_FILE"
+	[[ $(jq -s --arg n "$NAME" '[.[] | select(.d.content? // "" | endswith($n))] | length' "$PRODUCTION_FILE") -ge 2 ]]
+}
+printf '%s$ sqsctl receive -queue %s%s\n' "$CYAN" "$PRODUCTION_QUEUE_URL" "$RESET"
+eventually "$DELIVERY_TIMEOUT" production_has_both ||
+	fail "the production queue did not receive both events within ${DELIVERY_TIMEOUT}s"
+PRODUCTION=$(jq -c --arg n "$NAME" 'select(.d.content? // "" | endswith($n))' "$PRODUCTION_FILE")
+jq -r '"    \(.t)  guild_id=\(.d.guild_id // "none (direct message)")  content=\(.d.content)"' <<<"$PRODUCTION"
+expect_eq "production got the other guild's event and the direct message" \
+	"$(printf '%s\n' "$OTHER_GUILD" none | sort | paste -sd,)" \
+	"$(jq -r '.d.guild_id // "none"' <<<"$PRODUCTION" | sort | paste -sd,)"
+if grep -q "$GUILD" "$PRODUCTION_FILE"; then
+	fail "a test guild event reached the production queue"
+fi
+rm -f "$PRODUCTION_FILE"
+pass "no test guild event reached production"
+
+step "Ask why a guild routes where it does"
+show sandbox route "$GUILD" || fail "sandbox route $GUILD failed"
+expect_eq "the test guild routes to the sandbox" sandbox "$(sandbox route "$GUILD" --json | jq -r .destination)"
+show sandbox route "$OTHER_GUILD" || fail "sandbox route $OTHER_GUILD failed"
+expect_eq "the other guild routes to production" production "$(sandbox route "$OTHER_GUILD" --json | jq -r .destination)"
+
+step "Let the sandbox expire"
+say "The sandbox was created with a ${TTL_SECONDS}s TTL. Once past it, it shows as expired and is a cleanup candidate (the stack's scheduled cleanup may already be tearing it down):"
+sandbox_status() { sandbox status "$NAME" --json | jq -r .sandbox.status; }
+is_expired() { [[ $(sandbox_status) =~ ^(expired|destroying|destroyed)$ ]]; }
+eventually $((TTL_SECONDS + 30)) is_expired || fail "the sandbox is not shown as expired ${TTL_SECONDS}s after creation"
+show sandbox status "$NAME"
+pass "the sandbox is $(sandbox_status)"
+
+step "The poison message ends in the dead-letter queue"
+say "The router never fails a whole batch for one message: it reports the poison message as failed, the queue delivers it again, and after 3 receives moves it to the dead-letter queue, where an operator finds it (docs/runbook.md, ingress-dlq-not-empty)."
+dlq_grew() { [[ $(sqsctl count -queue "$INGRESS_DLQ_URL" | awk '{print $2}') -gt $DLQ_BEFORE ]]; }
+eventually 45 dlq_grew || fail "the poison message did not reach the dead-letter queue within 45s"
+show sqsctl count -queue "$INGRESS_DLQ_URL"
+pass "the poison message is in the dead-letter queue"
+
+step "Run the cleanup"
+say "Cleanup runs every 15 minutes in AWS (every 30s here). An admin can also run it now; the dev token's principal is an admin:"
+WAIT=30
+if show sandbox cleanup run; then
+	:
+elif (($? == 6)); then # unavailable: this API was started without the cleanup service
+	say "The API answered 503 unavailable: it runs without the cleanup service. Waiting for the stack's scheduled cleanup run instead (every 30s)."
+	WAIT=75
+else
+	fail "sandbox cleanup run failed"
+fi
+is_destroyed() { [[ $(sandbox_status) == destroyed ]]; }
+eventually "$WAIT" is_destroyed || fail "the sandbox is $(sandbox_status), not destroyed, after the cleanup run"
+show sandbox status "$NAME"
+pass "the sandbox is destroyed, its teardown record shows every step"
+
+step "Nothing of the sandbox remains"
+show sql -c "SELECT id, name, status, destroyed_at IS NOT NULL AS destroyed FROM sandbox_control.sandboxes WHERE id = '$SANDBOX_ID'"
+expect_eq "schema $SCHEMA is gone" 0 "$(sql -c "SELECT count(*) FROM pg_namespace WHERE nspname = '$SCHEMA'")"
+expect_eq "role $ROLE is gone" 0 "$(sql -c "SELECT count(*) FROM pg_roles WHERE rolname = '$ROLE'")"
+expect_eq "no guild mapping is left" 0 "$(sql -c "SELECT count(*) FROM sandbox_control.guild_mappings WHERE sandbox_id = '$SANDBOX_ID' OR guild_id = '$GUILD'")"
+show rcli --scan --pattern "sandbox:{$SANDBOX_ID}:*"
+expect_eq "no Redis key of its namespace is left" "" "$(rcli --scan --pattern "sandbox:{$SANDBOX_ID}:*")"
+expect_eq "no route cache entry of its guild is left" 0 "$(rcli EXISTS "sandbox:route:$GUILD")"
+show sandbox route "$GUILD"
+expect_eq "the test guild now routes to production" production "$(sandbox route "$GUILD" --json | jq -r .destination)"
+show sql -c "SELECT at, actor, action FROM sandbox_control.audit_log WHERE sandbox_id = '$SANDBOX_ID' ORDER BY id"
+
+printf '\n%sDemo complete: %d checks passed.%s\n' "$GREEN$BOLD" "$CHECKS" "$RESET"

@@ -1,0 +1,309 @@
+#!/usr/bin/env bash
+# `make dev`: runs the whole system on this machine (DESIGN §8). It starts PostgreSQL, Redis and
+# moto_server (an SQS-compatible endpoint) on free loopback ports, creates the ingress queue,
+# its dead-letter queue and the production queue, builds the three functions and the sandbox
+# CLI, and runs the functions in local mode with their logs prefixed and interleaved:
+#
+#   [api]      the API on a loopback port, behind a bearer token printed below
+#   [router]   polling the ingress queue, routing to sandbox streams or the production queue
+#   [cleanup]  tearing down expired sandboxes every DEV_CLEANUP_INTERVAL (30s)
+#
+# Ctrl-C (or SIGTERM) stops everything it started, functions and services alike.
+# The run directory ($SANDBOX_DEV_DIR, default .run/dev) holds the binaries (bin/), each
+# function's logs, EMF metric lines and (cleanup) run reports (logs/), the services' own
+# directory (services/), and `env`: the exports a shell (or scripts/demo.sh) needs, written
+# once everything is ready.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+DEV_DIR="${SANDBOX_DEV_DIR:-$REPO/.run/dev}"
+# Queue names as Terraform names them for name_prefix "discord-sandboxes" and environment "dev",
+# so that the runbook's commands read the same here as in AWS.
+QUEUE_PREFIX="discord-sandboxes-dev"
+# The local caller: an IAM-shaped principal, made an admin so the demo can run cleanup.
+DEV_PRINCIPAL="arn:aws:iam::000000000000:user/developer"
+CLEANUP_INTERVAL="${DEV_CLEANUP_INTERVAL:-30s}"
+
+# ---------------------------------------------------------------------------------------------
+# Prerequisites
+
+# check_prerequisites lists everything missing at once, with what to install. PostgreSQL and
+# Redis are installed by scripts/services.sh when we are root, so they are only missing for
+# other users.
+check_prerequisites() {
+	local missing=() go_want go_have
+	if ! command -v go >/dev/null; then
+		missing+=("go: the Go toolchain (https://go.dev/dl/), version $(sed -n 's/^go //p' "$REPO/go.mod") or newer")
+	else
+		go_want=$(sed -n 's/^go //p' "$REPO/go.mod")
+		go_have=$(go env GOVERSION)
+		go_have=${go_have#go}
+		if [[ $(printf '%s\n%s\n' "$go_want" "$go_have" | sort -V | head -n 1) != "$go_want" ]]; then
+			missing+=("go $go_want or newer (found $go_have): https://go.dev/dl/")
+		fi
+	fi
+	if ! is_root; then
+		if ! find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -name initdb 2>/dev/null | grep -q .; then
+			missing+=("PostgreSQL 15 server binaries: sudo apt-get install -y postgresql")
+		fi
+		if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+			missing+=("redis-server and redis-cli: sudo apt-get install -y redis-server")
+		fi
+	fi
+	if ! command -v moto_server >/dev/null; then
+		missing+=("moto_server (the local SQS endpoint): pip install 'moto[server]'")
+	fi
+	# The demo and the runbook use psql, redis-cli (installed with the servers), curl and jq.
+	local tool
+	for tool in curl jq; do
+		if ! command -v "$tool" >/dev/null; then
+			if is_root; then
+				log "installing $tool with apt-get"
+				{ DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=300 update &&
+					DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=300 install --no-install-recommends "$tool"; } >/dev/null ||
+					missing+=("$tool: apt-get install -y $tool failed")
+			else
+				missing+=("$tool: sudo apt-get install -y $tool")
+			fi
+		fi
+	done
+	if ((${#missing[@]} > 0)); then
+		log "missing prerequisites; install them and run again:"
+		printf '  - %s\n' "${missing[@]}" >&2
+		exit 1
+	fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Lifecycle
+
+declare -A PIDS=()
+BUILD_PID=""
+STOPPING=false
+EXIT_STATUS=0
+
+# shutdown stops the functions, then the services, and removes the env file: nothing started
+# here outlives this script.
+shutdown() {
+	trap - EXIT INT TERM
+	$STOPPING && return
+	STOPPING=true
+	rm -f "$DEV_DIR/env"
+	local name
+	if [[ -n $BUILD_PID ]] && pid_alive "$BUILD_PID"; then
+		kill -TERM -- "$BUILD_PID" 2>/dev/null || true
+		wait "$BUILD_PID" 2>/dev/null || true
+	fi
+	for name in "${!PIDS[@]}"; do
+		kill -TERM "${PIDS[$name]}" 2>/dev/null || true
+	done
+	for name in "${!PIDS[@]}"; do
+		stop_pid "${PIDS[$name]}" "$name"
+		wait "${PIDS[$name]}" 2>/dev/null || true
+	done
+	if [[ -d $DEV_DIR/services ]]; then
+		SANDBOX_RUN_DIR="$DEV_DIR/services" "$REPO/scripts/services.sh" stop ||
+			log "warning: stopping the services failed; see $DEV_DIR/services"
+	fi
+	rm -f "$DEV_DIR/dev.pid" "$DEV_DIR/pids"
+	log "stopped"
+	exit "$EXIT_STATUS"
+}
+
+on_signal() {
+	log "$1 received: stopping"
+	EXIT_STATUS=0
+	shutdown
+}
+
+# route_output NAME reads a function's output: CloudWatch EMF metric lines go to
+# logs/NAME.metrics.jsonl, every other line to logs/NAME.log and to the terminal as
+# "[NAME] line". It ignores INT and
+# TERM: it ends when the function closes its output, so the function's last lines are never
+# lost to a Ctrl-C.
+route_output() {
+	local label line
+	label=$(printf '%-9s' "[$1]")
+	trap '' INT TERM
+	exec 3>>"$DEV_DIR/logs/$1.metrics.jsonl" 4>>"$DEV_DIR/logs/$1.log"
+	# A read loop, not awk: mawk buffers its input, which would hold the logs back.
+	while IFS= read -r line || [[ -n $line ]]; do
+		if [[ $line == *'"_aws":{'* ]]; then
+			printf '%s\n' "$line" >&3
+		else
+			printf '%s\n' "$line" >&4
+			printf '%s %s\n' "$label" "$line" >&2
+		fi
+	done
+}
+
+# start_function NAME ARGS... runs a function binary in the background, its output through
+# route_output. The cleanup function prints each run's report (indented JSON) on stdout: that
+# goes to logs/cleanup.reports.json instead of the terminal.
+start_function() {
+	local name=$1
+	shift
+	if [[ $name == cleanup ]]; then
+		"$DEV_DIR/bin/$name" "$@" >>"$DEV_DIR/logs/$name.reports.json" 2> >(route_output "$name") &
+	else
+		"$DEV_DIR/bin/$name" "$@" > >(route_output "$name") 2>&1 &
+	fi
+	PIDS[$name]=$!
+	echo "$name ${PIDS[$name]}" >>"$DEV_DIR/pids"
+}
+
+# wait_for_api waits until GET /health answers 200 on the API's port, or the API exits.
+wait_for_api() {
+	local _
+	for _ in $(seq 300); do
+		if curl -fsS -o /dev/null -H "Authorization: Bearer $SANDBOX_API_TOKEN" "$SANDBOX_API_URL/health" 2>/dev/null; then
+			return 0
+		fi
+		pid_alive "${PIDS[api]}" || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# ---------------------------------------------------------------------------------------------
+
+main() {
+	check_prerequisites
+	mkdir -p "$DEV_DIR"
+	DEV_DIR="$(cd "$DEV_DIR" && pwd)"
+	if [[ -f $DEV_DIR/dev.pid ]] && pid_is "$(<"$DEV_DIR/dev.pid")" dev.sh; then
+		die "a dev stack already runs from $DEV_DIR (pid $(<"$DEV_DIR/dev.pid")); stop it with Ctrl-C first"
+	fi
+	echo $$ >"$DEV_DIR/dev.pid"
+	rm -rf "$DEV_DIR/logs" "$DEV_DIR/env" "$DEV_DIR/pids"
+	mkdir -p "$DEV_DIR/logs" "$DEV_DIR/bin"
+	trap 'EXIT_STATUS=1; shutdown' EXIT
+	trap 'on_signal SIGINT' INT
+	trap 'on_signal SIGTERM' TERM
+
+	# Build while the services start: both take seconds.
+	log "building the functions and the CLI into $DEV_DIR/bin"
+	# DEV_GO_BUILD_FLAGS: extra `go build` flags, e.g. -race (scripts/demo-test.sh uses it).
+	# shellcheck disable=SC2086 # one word per flag
+	(cd "$REPO" && go build ${DEV_GO_BUILD_FLAGS:-} -o "$DEV_DIR/bin/" ./functions/api ./functions/router \
+		./functions/cleanup ./cmd/sandbox ./scripts/sqsctl) >"$DEV_DIR/logs/build.log" 2>&1 &
+	BUILD_PID=$!
+	SANDBOX_RUN_DIR="$DEV_DIR/services" "$REPO/scripts/services.sh" start pg redis sqs
+	if ! wait "$BUILD_PID"; then
+		cat "$DEV_DIR/logs/build.log" >&2
+		die "go build failed"
+	fi
+	BUILD_PID=""
+	# shellcheck source=/dev/null
+	source "$DEV_DIR/services/services.env"
+	export SQS_ENDPOINT="$SANDBOX_TEST_SQS_ENDPOINT"
+	export AWS_DEFAULT_REGION="$AWS_REGION" # the aws CLI v1 reads this one
+
+	log "creating the queues $QUEUE_PREFIX-{ingress,ingress-dlq,production}"
+	# A short visibility timeout and few receives, so a poison message reaches the
+	# dead-letter queue within seconds here.
+	"$DEV_DIR/bin/sqsctl" setup -prefix "$QUEUE_PREFIX" -max-receive 3 -visibility 5s >"$DEV_DIR/queues.env"
+	# shellcheck source=/dev/null
+	source "$DEV_DIR/queues.env"
+
+	SANDBOX_API_TOKEN="dev-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+	export ENVIRONMENT=dev
+	export LOG_LEVEL="${LOG_LEVEL:-info}"
+	# Short sandboxes are allowed here so the demo can watch one expire.
+	export SANDBOX_MIN_TTL=10s
+	export API_LOCAL_TOKENS="$SANDBOX_API_TOKEN=$DEV_PRINCIPAL"
+	export API_ADMIN_PRINCIPALS="$DEV_PRINCIPAL"
+	local attempt port
+	for attempt in 1 2 3; do
+		port=$(free_port)
+		export API_LISTEN_ADDR="127.0.0.1:$port"
+		SANDBOX_API_URL="http://$API_LISTEN_ADDR"
+		# The API applies the control plane migrations before it listens.
+		start_function api
+		if wait_for_api; then
+			break
+		fi
+		if pid_alive "${PIDS[api]}"; then
+			die "the API did not answer $SANDBOX_API_URL/health within 30 s (log: $DEV_DIR/logs/api.log)"
+		fi
+		wait "${PIDS[api]}" 2>/dev/null || true
+		unset 'PIDS[api]'
+		if ((attempt < 3)) && grep -q 'address already in use' "$DEV_DIR/logs/api.log"; then
+			log "the API lost port $port to another process; retrying"
+			continue
+		fi
+		die "the API exited at start (log: $DEV_DIR/logs/api.log)"
+	done
+	start_function router
+	start_function cleanup -interval "$CLEANUP_INTERVAL"
+	sleep 0.5
+	local name status
+	for name in router cleanup; do
+		pid_alive "${PIDS[$name]}" || die "$name exited at start (log: $DEV_DIR/logs/$name.log)"
+	done
+
+	cat >"$DEV_DIR/env.tmp" <<-EOF
+		# Written by scripts/dev.sh; valid while it runs (pid $$). Source it: . $DEV_DIR/env
+		export SANDBOX_DEV_DIR='$DEV_DIR'
+		export SANDBOX_DEV_PID='$$'
+		export PATH='$DEV_DIR/bin':"\$PATH"
+		export SANDBOX_API_URL='$SANDBOX_API_URL'
+		export SANDBOX_API_TOKEN='$SANDBOX_API_TOKEN'
+		export DATABASE_URL='$DATABASE_URL'
+		export REDIS_ADDR='$REDIS_ADDR'
+		export REDIS_HOST='${REDIS_ADDR%:*}'
+		export REDIS_PORT='${REDIS_ADDR##*:}'
+		export SQS_ENDPOINT='$SQS_ENDPOINT'
+		export INGRESS_QUEUE_URL='$INGRESS_QUEUE_URL'
+		export INGRESS_DLQ_URL='$INGRESS_DLQ_URL'
+		export PRODUCTION_QUEUE_URL='$PRODUCTION_QUEUE_URL'
+		export AWS_ACCESS_KEY_ID='$AWS_ACCESS_KEY_ID'
+		export AWS_SECRET_ACCESS_KEY='$AWS_SECRET_ACCESS_KEY'
+		export AWS_REGION='$AWS_REGION'
+		export AWS_DEFAULT_REGION='$AWS_DEFAULT_REGION'
+	EOF
+	mv "$DEV_DIR/env.tmp" "$DEV_DIR/env"
+
+	cat >&2 <<-EOF
+
+		================================================================================
+		 The sandbox stack is running. In another terminal:
+
+		   . $DEV_DIR/env        # or the exports below
+		   sandbox list
+		   make demo
+
+		   export SANDBOX_API_URL='$SANDBOX_API_URL'
+		   export SANDBOX_API_TOKEN='$SANDBOX_API_TOKEN'
+		   export PATH='$DEV_DIR/bin':"\$PATH"
+
+		 PostgreSQL  $DATABASE_URL
+		 Redis       $REDIS_ADDR
+		 SQS (moto)  $SQS_ENDPOINT
+		   ingress     $INGRESS_QUEUE_URL
+		   dead-letter $INGRESS_DLQ_URL
+		   production  $PRODUCTION_QUEUE_URL
+		 Logs and metrics: $DEV_DIR/logs/    Ctrl-C stops everything.
+		================================================================================
+
+	EOF
+	log "ready"
+
+	# Run until a signal, or until a function exits on its own (then stop everything).
+	while true; do
+		wait -n "${PIDS[@]}" || true
+		for name in "${!PIDS[@]}"; do
+			if ! pid_alive "${PIDS[$name]}"; then
+				wait "${PIDS[$name]}" 2>/dev/null && status=0 || status=$?
+				log "$name exited unexpectedly (status $status); stopping everything (log: $DEV_DIR/logs/$name.log)"
+				unset "PIDS[$name]"
+				EXIT_STATUS=1
+				shutdown
+			fi
+		done
+	done
+}
+
+main "$@"
