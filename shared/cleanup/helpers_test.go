@@ -1,0 +1,318 @@
+package cleanup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
+	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
+	"github.com/botplatform/discord-sandboxes/shared/routecache"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+const owner = "arn:aws:iam::123456789012:user/alice"
+
+var errInjected = errors.New("injected fault")
+
+// clock is a settable clock safe for concurrent use.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+func (c *clock) Add(d time.Duration) { c.Set(c.Now().Add(d)) }
+
+type fakePublisher struct {
+	mu   sync.Mutex
+	sent []ExpiryWarning
+	fail error
+}
+
+func (f *fakePublisher) Publish(_ context.Context, w ExpiryWarning) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	f.sent = append(f.sent, w)
+	return nil
+}
+
+func (f *fakePublisher) Sent() []ExpiryWarning {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.sent)
+}
+
+type env struct {
+	pool  *pgxpool.Pool
+	url   string
+	rdb   *redis.Client
+	p     *provision.Provisioner
+	m     *controlplane.Manager
+	s     *Service
+	clock *clock
+	pub   *fakePublisher
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// guildSeq makes guild ids unique within the test binary.
+var guildSeq atomic.Int64
+
+func newGuild() string { return fmt.Sprintf("80351110224%06d", guildSeq.Add(1)) }
+
+type envConfig struct {
+	template string // template schema; created by the caller's prepare when not the default
+	prepare  func(t testing.TB, pool *pgxpool.Pool)
+	options  func(o *Options)
+	maxConns int32
+}
+
+// setup returns a Service over a fresh database and Redis database, with a settable clock.
+func setup(t testing.TB, cfgs ...envConfig) *env {
+	t.Helper()
+	cfg := envConfig{template: "sandbox_template", maxConns: 12}
+	for _, c := range cfgs {
+		if c.template != "" {
+			cfg.template = c.template
+		}
+		if c.prepare != nil {
+			cfg.prepare = c.prepare
+		}
+		if c.options != nil {
+			cfg.options = c.options
+		}
+		if c.maxConns != 0 {
+			cfg.maxConns = c.maxConns
+		}
+	}
+	ctx := context.Background()
+	_, url := testenv.Postgres(t)
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.MaxConns = cfg.maxConns
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if _, err := controlplane.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.prepare != nil {
+		cfg.prepare(t, pool)
+	}
+	rdb := testenv.Redis(t)
+	clk := &clock{t: time.Date(2026, 1, 8, 12, 0, 0, 0, time.UTC)}
+	limits := sandbox.DefaultLimits()
+	limits.OwnerQuota = 1000
+	p := provision.New(pool, rdb, cfg.template)
+	m := controlplane.NewManager(pool, controlplane.Options{
+		Limits: limits, Provisioner: p, Routes: routecache.New(rdb, 0, 0), Now: clk.Now, Logger: quiet,
+	})
+	pub := &fakePublisher{}
+	opts := Options{
+		Manager: m, Resources: p, Redis: rdb, Publisher: pub, Now: clk.Now, Logger: quiet,
+		Concurrency: 2, DropLockTimeout: 2 * time.Second,
+	}
+	if cfg.options != nil {
+		cfg.options(&opts)
+	}
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{pool: pool, url: url, rdb: rdb, p: p, m: m, s: s, clock: clk, pub: pub}
+}
+
+// create makes a running sandbox with the given TTL and guilds, and drops its schema and role
+// when the test ends whatever happened (roles outlive the test database).
+func (e *env) create(t *testing.T, name string, ttl time.Duration, guilds ...string) *sandbox.Sandbox {
+	t.Helper()
+	sb, err := e.m.Create(context.Background(), owner, controlplane.CreateInput{Name: name, Owner: owner, TTL: ttl, Guilds: guilds})
+	if err != nil {
+		t.Fatalf("create %s: %v", name, err)
+	}
+	e.dropAtEnd(t, sb.ID)
+	return sb
+}
+
+func (e *env) dropAtEnd(t testing.TB, id string) {
+	t.Cleanup(func() {
+		if _, err := e.p.Drop(context.Background(), id, 5*time.Second); err != nil {
+			t.Logf("cleanup drop %s: %v", id, err)
+		}
+	})
+}
+
+// createExpired makes a sandbox that expired an hour ago, leaving the clock as it was.
+func (e *env) createExpired(t *testing.T, name string, guilds ...string) *sandbox.Sandbox {
+	t.Helper()
+	now := e.clock.Now()
+	e.clock.Set(now.Add(-2 * time.Hour))
+	defer e.clock.Set(now)
+	return e.create(t, name, time.Hour, guilds...)
+}
+
+// seed gives a sandbox keys besides its stream and route cache entries for its guilds.
+func (e *env) seed(t *testing.T, sb *sandbox.Sandbox, extraKeys int) {
+	t.Helper()
+	ctx := context.Background()
+	pipe := e.rdb.Pipeline()
+	for i := range extraKeys {
+		pipe.Set(ctx, fmt.Sprintf("%sk%d", keys.Namespace(sb.ID), i), "v", 0)
+	}
+	pipe.XAdd(ctx, &redis.XAddArgs{Stream: keys.EventStream(sb.ID), Values: map[string]any{"type": "MESSAGE_CREATE"}})
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var routes []sandbox.Route
+	for _, g := range sb.Guilds {
+		routes = append(routes, sandbox.Route{GuildID: g, SandboxID: sb.ID, Status: sandbox.StatusRunning})
+	}
+	if err := routecache.New(e.rdb, 0, 0).SetMany(ctx, routes); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// state is everything of one sandbox that the teardown touches.
+type state struct {
+	Status   sandbox.Status
+	Schema   bool
+	Role     bool
+	Keys     []string
+	Mappings []string
+	Cache    map[string]string
+}
+
+func (e *env) state(t *testing.T, id string, guilds []string) state {
+	t.Helper()
+	ctx := context.Background()
+	var st state
+	var status string
+	if err := e.pool.QueryRow(ctx, `SELECT status FROM sandbox_control.sandboxes WHERE id = $1`, id).Scan(&status); err != nil {
+		t.Fatal(err)
+	}
+	st.Status = sandbox.Status(status)
+	res, err := e.p.Inspect(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Schema, st.Role = res.SchemaExists, res.RoleExists
+	pattern, _ := keys.NamespacePattern(id)
+	found, err := e.rdb.Keys(ctx, pattern).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(found)
+	st.Keys = found
+	rows, err := e.pool.Query(ctx, `SELECT guild_id FROM sandbox_control.guild_mappings WHERE sandbox_id = $1 ORDER BY guild_id`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			t.Fatal(err)
+		}
+		st.Mappings = append(st.Mappings, g)
+	}
+	st.Cache = map[string]string{}
+	for _, g := range guilds {
+		if v, err := e.rdb.Get(ctx, keys.RouteCache(g)).Result(); err == nil {
+			st.Cache[g] = v
+		}
+	}
+	return st
+}
+
+// assertGone fails unless nothing of the sandbox remains and it is destroyed.
+func (e *env) assertGone(t *testing.T, id string, guilds []string) {
+	t.Helper()
+	st := e.state(t, id, guilds)
+	if st.Status != sandbox.StatusDestroyed || st.Schema || st.Role || len(st.Keys) > 0 || len(st.Mappings) > 0 || len(st.Cache) > 0 {
+		t.Fatalf("sandbox %s not torn down completely: %+v", id, st)
+	}
+}
+
+// auditCounts counts a sandbox's audit entries by action, transitions by target status and
+// teardown steps by step name.
+func (e *env) auditCounts(t *testing.T, id string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	rows, err := e.pool.Query(context.Background(), `SELECT action, coalesce(details->>'to', ''), coalesce(details->>'step', '')
+		FROM sandbox_control.audit_log WHERE sandbox_id = $1`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var action, to, step string
+		if err := rows.Scan(&action, &to, &step); err != nil {
+			t.Fatal(err)
+		}
+		switch action {
+		case controlplane.ActionTransition:
+			out["to:"+to]++
+		case controlplane.ActionTeardownStep:
+			out["step:"+step]++
+		default:
+			out[action]++
+		}
+	}
+	return out
+}
+
+// assertTornDownOnce checks the audit trail of one complete teardown: one transition to
+// destroyed, one entry per recorded step.
+func (e *env) assertTornDownOnce(t *testing.T, id string) {
+	t.Helper()
+	c := e.auditCounts(t, id)
+	for _, k := range []string{"to:destroyed", "step:remove_mappings", "step:invalidate_cache", "step:delete_keys", "step:drop_schema_and_role"} {
+		if c[k] != 1 {
+			t.Errorf("sandbox %s: %d audit entries %s, want 1 (all: %v)", id, c[k], k, c)
+		}
+	}
+	if c["to:destroying"]+c[controlplane.ActionDestroyRequested] != 1 {
+		t.Errorf("sandbox %s: marked destroying %d times (all: %v)", id, c["to:destroying"]+c[controlplane.ActionDestroyRequested], c)
+	}
+	sb, err := e.m.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := ParseRecord(sb.Teardown)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Next(sb.Status) != "" || rec.MarkDestroyed == nil || rec.MarkDestroying == nil || rec.StartedAt == nil {
+		t.Errorf("sandbox %s: record incomplete: %s", id, sb.Teardown)
+	}
+}

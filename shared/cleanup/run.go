@@ -1,0 +1,285 @@
+package cleanup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/metrics"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// RunOptions configures one run.
+type RunOptions struct {
+	// DryRun reports candidates, due warnings and orphans and changes nothing (not even
+	// orphan sightings); it records no metrics.
+	DryRun bool
+	// RemoveOrphans removes the orphans found (CLEANUP_ORPHANED for the scheduled job).
+	RemoveOrphans bool
+	// DeadlineMargin overrides the service's margin; callers with short deadlines (the API)
+	// pass a smaller one.
+	DeadlineMargin time.Duration
+	// Metrics receives the run's metrics; nil records none.
+	Metrics *metrics.Recorder
+}
+
+// Candidate is a sandbox due for teardown, as a dry run lists it.
+type Candidate struct {
+	ID     string                      `json:"id"`
+	Name   string                      `json:"name"`
+	Status sandbox.Status              `json:"status"`
+	Reason controlplane.TeardownReason `json:"reason"`
+}
+
+// SandboxFailure is a teardown that stopped at a failed step in this run.
+type SandboxFailure struct {
+	SandboxID string `json:"sandbox_id"`
+	Step      Step   `json:"step,omitempty"` // empty when the sandbox could not even be read
+	Error     string `json:"error"`
+}
+
+// RunReport is what one run did. It is the Lambda handler's response.
+type RunReport struct {
+	StartedAt  time.Time `json:"started_at"`
+	DurationMS int64     `json:"duration_ms"`
+	DryRun     bool      `json:"dry_run,omitempty"`
+
+	ExpiryWarnings ExpiryReport `json:"expiry_warnings"`
+
+	// CandidateCount is how many sandboxes were due when the run started.
+	CandidateCount int `json:"candidate_count"`
+	// Candidates lists them in a dry run.
+	Candidates []Candidate `json:"candidates,omitempty"`
+	// Destroyed lists the ids of the sandboxes this run tore down completely.
+	Destroyed []string         `json:"destroyed"`
+	Failed    []SandboxFailure `json:"failed"`
+	// Skipped counts candidates another run or a destroy held, or that were no longer due.
+	Skipped int `json:"skipped"`
+	// LeftAtDeadline counts candidates not taken because the deadline was near.
+	LeftAtDeadline int `json:"left_at_deadline"`
+	// Remaining is what this run left for the next one: failed plus left at the deadline.
+	Remaining int `json:"remaining"`
+
+	Orphans        *OrphanReport  `json:"orphans,omitempty"`
+	OrphansRemoved *OrphanRemoval `json:"orphans_removed,omitempty"`
+	// OrphansSkipped is set when the deadline left no time for orphan reconciliation.
+	OrphansSkipped bool `json:"orphans_skipped,omitempty"`
+
+	ActiveSandboxes int `json:"active_sandboxes"`
+	GuildMappings   int `json:"guild_mappings"`
+
+	// Errors lists problems of the run itself (not of one sandbox); Run returns them joined.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// Run is one cleanup run: expiry warnings, then the teardown of every due sandbox (several
+// at once, each claimed so that concurrent runs never share one), then orphan
+// reconciliation, then the gauges. It stops taking sandboxes when less than the deadline
+// margin remains before ctx's deadline and skips the orphans then. Failed teardowns are
+// recorded and reported, not returned; the error joins the problems of the run itself.
+func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
+	start := time.Now()
+	rep := RunReport{StartedAt: s.now(), DryRun: opts.DryRun, Destroyed: []string{}, Failed: []SandboxFailure{}}
+	rec := opts.Metrics
+	if opts.DryRun {
+		rec = nil
+	}
+	margin := orDefault(opts.DeadlineMargin, s.margin)
+	var errs []error
+	fail := func(err error) {
+		errs = append(errs, err)
+		rep.Errors = append(rep.Errors, err.Error())
+		s.log.ErrorContext(ctx, "cleanup run problem", "error", err)
+	}
+	rec.Count(metrics.CleanupRuns, 1)
+
+	var err error
+	if opts.DryRun {
+		rep.ExpiryWarnings, err = s.dueExpiryWarnings(ctx)
+	} else {
+		rep.ExpiryWarnings, err = s.SendExpiryWarnings(ctx)
+	}
+	if err != nil {
+		fail(err)
+	}
+	rec.Count(metrics.ExpiryWarningsSent, rep.ExpiryWarnings.Sent)
+
+	if err := s.runTeardowns(ctx, opts.DryRun, margin, &rep); err != nil {
+		fail(err)
+	}
+	rec.Count(metrics.CleanupSandboxes, len(rep.Destroyed))
+	rec.Count(metrics.SandboxesDestroyed, len(rep.Destroyed))
+	rec.Count(metrics.CleanupFailures, len(rep.Failed))
+	rec.Count(metrics.CleanupSandboxesRemaining, rep.Remaining)
+
+	if nearDeadline(ctx, margin) {
+		rep.OrphansSkipped = true
+		s.log.WarnContext(ctx, "orphan reconciliation skipped: the deadline is near")
+	} else if orphans, err := s.findOrphans(ctx, !opts.DryRun); err != nil {
+		fail(err)
+	} else {
+		rep.Orphans = &orphans
+		for _, t := range ResourceTypes() {
+			rec.Count(metrics.OrphanedResources, orphans.Count(t), metrics.DimResourceType, t)
+		}
+		if opts.RemoveOrphans && !opts.DryRun && len(orphans.Orphans) > 0 {
+			removal, err := s.RemoveOrphans(ctx, orphans)
+			rep.OrphansRemoved = &removal
+			if err != nil {
+				fail(err)
+			}
+			if len(removal.Failed) > 0 {
+				fail(fmt.Errorf("%d orphans could not be removed", len(removal.Failed)))
+			}
+		}
+	}
+
+	if stats, err := s.m.Stats(ctx); err != nil {
+		fail(fmt.Errorf("cleanup: read gauges: %w", err))
+	} else {
+		rep.ActiveSandboxes, rep.GuildMappings = stats.Active, stats.GuildMappings
+		rec.Gauge(metrics.ActiveSandboxes, stats.Active)
+		rec.Gauge(metrics.GuildMappings, stats.GuildMappings)
+	}
+
+	elapsed := time.Since(start)
+	rep.DurationMS = elapsed.Milliseconds()
+	rec.Milliseconds(metrics.CleanupDuration, elapsed)
+	s.log.InfoContext(ctx, "cleanup run finished", "dry_run", opts.DryRun, "candidates", rep.CandidateCount,
+		"destroyed", len(rep.Destroyed), "failed", len(rep.Failed), "skipped", rep.Skipped,
+		"left_at_deadline", rep.LeftAtDeadline, "warnings_sent", rep.ExpiryWarnings.Sent,
+		"orphans", orphanCount(rep.Orphans), "duration_ms", rep.DurationMS)
+	return rep, errors.Join(errs...)
+}
+
+func orphanCount(r *OrphanReport) int {
+	if r == nil {
+		return 0
+	}
+	return len(r.Orphans)
+}
+
+// nearDeadline reports whether less than margin remains before ctx's deadline, or ctx is done.
+func nearDeadline(ctx context.Context, margin time.Duration) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	deadline, ok := ctx.Deadline()
+	return ok && time.Until(deadline) < margin
+}
+
+// runTeardowns tears down the due sandboxes with s.concurrency workers sharing one claims
+// session. Every candidate ends up destroyed, failed, skipped or left at the deadline.
+func (s *Service) runTeardowns(ctx context.Context, dryRun bool, margin time.Duration, rep *RunReport) error {
+	now := s.now()
+	cands, err := s.m.TeardownCandidates(ctx, now, now.Add(-s.stuckAfter), s.batchLimit)
+	if err != nil {
+		return fmt.Errorf("cleanup: list teardown candidates: %w", err)
+	}
+	rep.CandidateCount = len(cands)
+	if dryRun {
+		rep.Candidates = make([]Candidate, len(cands))
+		for i, c := range cands {
+			rep.Candidates[i] = Candidate{ID: c.ID, Name: c.Name, Status: c.Status, Reason: c.Reason}
+		}
+		return nil
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	cl, err := s.openClaims(ctx)
+	if err != nil {
+		rep.LeftAtDeadline = len(cands) // nothing taken; the next run tries again
+		rep.Remaining = len(cands)
+		return err
+	}
+	defer cl.close()
+
+	var (
+		mu       sync.Mutex
+		next     atomic.Int64
+		claimErr error
+		wg       sync.WaitGroup
+	)
+	for range min(s.concurrency, len(cands)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(cands) {
+					return
+				}
+				mu.Lock()
+				stop := claimErr != nil
+				mu.Unlock()
+				if stop || nearDeadline(ctx, margin) {
+					mu.Lock()
+					rep.LeftAtDeadline++
+					mu.Unlock()
+					continue
+				}
+				outcome, failure, err := s.claimAndTearDown(ctx, cl, cands[i])
+				mu.Lock()
+				switch {
+				case err != nil:
+					// The claims session is unusable: take nothing more.
+					claimErr = err
+					rep.LeftAtDeadline++
+				case failure != nil:
+					rep.Failed = append(rep.Failed, *failure)
+				case outcome:
+					rep.Destroyed = append(rep.Destroyed, cands[i].ID)
+				default:
+					rep.Skipped++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	rep.Remaining = rep.LeftAtDeadline + len(rep.Failed)
+	return claimErr
+}
+
+// claimAndTearDown claims one candidate, re-reads it and tears it down when still due. It
+// returns destroyed true when the sandbox ended destroyed in this call, a failure when a step
+// failed, and an error only when the claims session itself failed.
+func (s *Service) claimAndTearDown(ctx context.Context, cl *claims, c controlplane.TeardownCandidate) (bool, *SandboxFailure, error) {
+	ok, err := cl.try(ctx, c.ID)
+	if err != nil {
+		return false, nil, fmt.Errorf("cleanup: claim %s: %w", c.ID, err)
+	}
+	if !ok {
+		return false, nil, nil
+	}
+	defer func() {
+		if err := cl.release(ctx, c.ID); err != nil {
+			s.log.WarnContext(ctx, "claim not released; it ends with the run's session", "sandbox", c.ID, "error", err)
+		}
+	}()
+	// Another run may have finished it, or its owner extended it, since the list was read.
+	now := s.now()
+	sb, reason, err := s.m.TeardownDue(ctx, c.ID, now, now.Add(-s.stuckAfter))
+	if errors.Is(err, sandbox.ErrNotFound) {
+		return false, nil, nil
+	}
+	if err != nil {
+		return false, &SandboxFailure{SandboxID: c.ID, Error: err.Error()}, nil
+	}
+	if reason == "" {
+		return false, nil, nil
+	}
+	err = s.teardown(ctx, s.actor, sb, reason)
+	var stepErr *StepError
+	switch {
+	case err == nil:
+		return true, nil, nil
+	case errors.As(err, &stepErr):
+		return false, &SandboxFailure{SandboxID: c.ID, Step: stepErr.Step, Error: stepErr.Err.Error()}, nil
+	default:
+		return false, &SandboxFailure{SandboxID: c.ID, Error: err.Error()}, nil
+	}
+}

@@ -1,0 +1,224 @@
+package cleanup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// Dropper drops a sandbox's schema and role (provision.Provisioner).
+type Dropper interface {
+	Drop(ctx context.Context, id string, lockTimeout time.Duration) (provision.DropResult, error)
+}
+
+// DefaultActor is the audit actor of scheduled runs.
+const DefaultActor = "cleanup"
+
+// Options configures a Service. Manager, Resources and Redis are required; zero durations
+// and counts take the defaults of config.go.
+type Options struct {
+	Manager   *controlplane.Manager
+	Resources Dropper
+	Redis     redis.UniversalClient
+	// Publisher delivers expiry warnings; nil logs them.
+	Publisher Publisher
+	Logger    *slog.Logger
+	// Now is the clock of every policy decision (expiry, grace periods); the deadline of a
+	// run is always measured on the real clock.
+	Now func() time.Time
+	// Actor is the audit actor of scheduled runs (DefaultActor).
+	Actor string
+
+	StuckCreatingAfter  time.Duration
+	OrphanGrace         time.Duration
+	DeadlineMargin      time.Duration
+	ExpiryWarningWindow time.Duration
+	// DropLockTimeout bounds the wait for locks when dropping a schema and a role, so a busy
+	// schema fails the step instead of hanging the run.
+	DropLockTimeout time.Duration
+	// Concurrency is how many sandboxes one run tears down at once. The pool needs that many
+	// connections for the run not to queue; the claims use one connection of their own.
+	Concurrency int
+	// ScanCount is the COUNT hint of every SCAN.
+	ScanCount int64
+	// BatchLimit caps the candidates one run considers; the rest wait for the next run.
+	BatchLimit int
+}
+
+// Service tears sandboxes down, warns owners before expiry and reconciles orphans.
+type Service struct {
+	m         *controlplane.Manager
+	db        *pgxpool.Pool
+	resources Dropper
+	rdb       redis.UniversalClient
+	publisher Publisher
+	log       *slog.Logger
+	clock     func() time.Time
+	actor     string
+
+	stuckAfter  time.Duration
+	grace       time.Duration
+	margin      time.Duration
+	warnWindow  time.Duration
+	lockTimeout time.Duration
+	concurrency int
+	scanCount   int64
+	batchLimit  int
+
+	// inject, set only by tests, fails the teardown at a chosen point (see fault).
+	inject func(ctx context.Context, point string, step Step, sandboxID string) error
+}
+
+// New returns a Service.
+func New(opts Options) (*Service, error) {
+	if opts.Manager == nil || opts.Resources == nil || opts.Redis == nil {
+		return nil, errors.New("cleanup: Manager, Resources and Redis are required")
+	}
+	s := &Service{
+		m:           opts.Manager,
+		db:          opts.Manager.DB(),
+		resources:   opts.Resources,
+		rdb:         opts.Redis,
+		publisher:   opts.Publisher,
+		log:         opts.Logger,
+		clock:       opts.Now,
+		actor:       opts.Actor,
+		stuckAfter:  orDefault(opts.StuckCreatingAfter, DefaultStuckCreatingAfter),
+		grace:       orDefault(opts.OrphanGrace, DefaultOrphanGrace),
+		margin:      orDefault(opts.DeadlineMargin, DefaultDeadlineMargin),
+		warnWindow:  orDefault(opts.ExpiryWarningWindow, DefaultExpiryWarningWindow),
+		lockTimeout: orDefault(opts.DropLockTimeout, DefaultDropLockTimeout),
+		concurrency: orDefault(opts.Concurrency, DefaultConcurrency),
+		scanCount:   orDefault(opts.ScanCount, DefaultScanCount),
+		batchLimit:  orDefault(opts.BatchLimit, DefaultBatchLimit),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	if s.actor == "" {
+		s.actor = DefaultActor
+	}
+	if s.publisher == nil {
+		s.publisher = LogPublisher{Logger: s.log}
+	}
+	return s, nil
+}
+
+func orDefault[T int | int64 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// now is the policy clock at PostgreSQL's precision, so a time written and compared later
+// (expiry_warned_at) round-trips exactly.
+func (s *Service) now() time.Time { return s.clock().UTC().Truncate(time.Microsecond) }
+
+// fault lets tests fail the teardown before or after a step of one sandbox.
+func (s *Service) fault(ctx context.Context, point string, step Step, id string) error {
+	if s.inject == nil {
+		return nil
+	}
+	return s.inject(ctx, point, step, id)
+}
+
+// claimLockClass is the first key of the session advisory locks that claim sandboxes
+// ("sbtd"); the second is hashtext(id).
+const claimLockClass int32 = 0x73627464
+
+// claims holds session advisory locks on a connection of its own, outside the pool: closing
+// it (or the process dying) releases every claim at once, and no pooled connection ever
+// carries a lock to its next user. pgx connections are not safe for concurrent use, hence
+// the mutex; each call is one short statement.
+type claims struct {
+	mu   sync.Mutex
+	conn *pgx.Conn
+}
+
+func (s *Service) openClaims(ctx context.Context) (*claims, error) {
+	conn, err := pgx.ConnectConfig(ctx, s.db.Config().ConnConfig)
+	if err != nil {
+		return nil, fmt.Errorf("cleanup: open the claims session: %w", err)
+	}
+	return &claims{conn: conn}, nil
+}
+
+// try claims a sandbox without waiting; false means another run or a destroy holds it. A
+// hash collision between two ids only makes one wait for the next run.
+func (c *claims) try(ctx context.Context, id string) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ok bool
+	err := c.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, claimLockClass, id).Scan(&ok)
+	return ok, err
+}
+
+func (c *claims) release(ctx context.Context, id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := c.conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1, hashtext($2))`, claimLockClass, id)
+	return err
+}
+
+func (c *claims) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_ = c.conn.Close(context.Background())
+}
+
+// Destroy tears one sandbox down now, for the API's destroy (after it marked the sandbox
+// destroying) or an operator, and returns the sandbox with its teardown record. When another
+// run holds the sandbox it returns the sandbox as it is, without waiting. A step that fails
+// is recorded in the teardown record and in last_error and is not an error here: the
+// sandbox stays destroying and the next scheduled run resumes it. A sandbox still being
+// created (within CLEANUP_STUCK_CREATING_AFTER) is refused with sandbox.ErrInvalidTransition.
+func (s *Service) Destroy(ctx context.Context, actor, sandboxID string) (*sandbox.Sandbox, error) {
+	if !sandbox.ValidID(sandboxID) {
+		return nil, sandbox.Errorf(sandbox.CodeNotFound, "sandbox %q not found", sandboxID)
+	}
+	cl, err := s.openClaims(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.close()
+	ok, err := cl.try(ctx, sandboxID)
+	if err != nil {
+		return nil, fmt.Errorf("cleanup: claim %s: %w", sandboxID, err)
+	}
+	if !ok {
+		return s.m.Get(ctx, sandboxID)
+	}
+	now := s.now()
+	sb, reason, err := s.m.TeardownDue(ctx, sandboxID, now, now.Add(-s.stuckAfter))
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case sb.Status == sandbox.StatusDestroyed:
+		return sb, nil
+	case reason == "" && sb.Status == sandbox.StatusCreating:
+		return nil, sandbox.Errorf(sandbox.CodeInvalidTransition, "sandbox %q is still being created; destroy it once it is running or failed", sb.Name)
+	case reason == "":
+		reason = controlplane.ReasonDestroyRequested // a running sandbox destroyed on request
+	}
+	var stepErr *StepError
+	if err := s.teardown(ctx, actor, sb, reason); err != nil && !(errors.As(err, &stepErr) && stepErr.Recorded) {
+		return nil, err
+	}
+	return s.m.Get(context.WithoutCancel(ctx), sandboxID)
+}

@@ -1,0 +1,322 @@
+package cleanup
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// StepError is a teardown that stopped at a failed step; the next run resumes at that step.
+type StepError struct {
+	SandboxID string
+	Step      Step
+	Err       error
+	// Recorded is false when even recording the failure failed (RecordErr says why).
+	Recorded  bool
+	RecordErr error
+}
+
+func (e *StepError) Error() string {
+	msg := fmt.Sprintf("teardown of sandbox %s stopped at %s: %v", e.SandboxID, e.Step, e.Err)
+	if !e.Recorded {
+		msg += fmt.Sprintf(" (recording the failure failed too: %v)", e.RecordErr)
+	}
+	return msg
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+// maxErrorLen bounds the error text kept in the record and in last_error.
+const maxErrorLen = 1000
+
+// failureRecordTimeout bounds recording a failure after the run's context has ended.
+const failureRecordTimeout = 10 * time.Second
+
+// teardownRun is one attempt at one claimed sandbox.
+type teardownRun struct {
+	s      *Service
+	actor  string
+	sb     *sandbox.Sandbox
+	rec    Record
+	reason controlplane.TeardownReason
+}
+
+// teardown runs the steps not yet completed for a sandbox the caller has claimed. It returns
+// a *StepError when a step failed.
+func (s *Service) teardown(ctx context.Context, actor string, sb *sandbox.Sandbox, reason controlplane.TeardownReason) error {
+	rec, err := ParseRecord(sb.Teardown)
+	if err != nil {
+		// Every step is idempotent: starting over from an unreadable record is safe.
+		s.log.WarnContext(ctx, "teardown record unreadable; starting over", "sandbox", sb.ID, "error", err)
+		rec = Record{}
+	}
+	if rec.StartedAt == nil {
+		at := s.now()
+		rec.StartedAt = &at
+	}
+	t := &teardownRun{s: s, actor: actor, sb: sb, rec: rec, reason: reason}
+	for _, step := range Steps() {
+		if t.rec.Completed(step, t.sb.Status) {
+			continue
+		}
+		err := s.fault(ctx, "before", step, sb.ID)
+		if err == nil {
+			err = t.run(ctx, step)
+		}
+		if err != nil {
+			return t.fail(ctx, step, err)
+		}
+	}
+	s.log.InfoContext(ctx, "sandbox torn down", "sandbox", sb.ID, "name", sb.Name, "reason", string(reason), "actor", actor,
+		"guilds", t.rec.RemoveMappings.Guilds, "keys_unlinked", t.rec.DeleteKeys.Unlinked,
+		"schema_existed", t.rec.DropDatabase.SchemaExisted, "role_existed", t.rec.DropDatabase.RoleExisted)
+	return nil
+}
+
+func (t *teardownRun) run(ctx context.Context, step Step) error {
+	switch step {
+	case StepMarkDestroying:
+		return t.markDestroying(ctx)
+	case StepRemoveMappings:
+		return t.removeMappings(ctx)
+	case StepInvalidateCache:
+		return t.invalidateCache(ctx)
+	case StepDeleteKeys:
+		return t.deleteKeys(ctx)
+	case StepDropDatabase:
+		return t.dropDatabase(ctx)
+	case StepMarkDestroyed:
+		return t.markDestroyed(ctx)
+	}
+	return fmt.Errorf("unknown step %q", step)
+}
+
+func (t *teardownRun) after(ctx context.Context, step Step) error {
+	return t.s.fault(ctx, "after", step, t.sb.ID)
+}
+
+// save stores the record, with an ActionTeardownStep audit entry when details is not nil.
+func (t *teardownRun) save(ctx context.Context, details map[string]any) error {
+	b, err := json.Marshal(t.rec)
+	if err != nil {
+		return err
+	}
+	action := ""
+	if details != nil {
+		action = controlplane.ActionTeardownStep
+	}
+	return t.s.m.SaveTeardown(ctx, t.actor, t.sb.ID, b, action, details)
+}
+
+// markDestroying moves the sandbox to destroying (unless a destroy request already did);
+// the transition writes its own audit entry.
+func (t *teardownRun) markDestroying(ctx context.Context) error {
+	from := t.sb.Status
+	if from != sandbox.StatusDestroying {
+		sb, err := t.s.m.Transition(ctx, t.actor, t.sb.ID, sandbox.StatusDestroying,
+			map[string]any{"step": StepMarkDestroying, "reason": t.reason})
+		if err != nil {
+			return err
+		}
+		t.sb = sb
+	}
+	if err := t.after(ctx, StepMarkDestroying); err != nil {
+		return err
+	}
+	t.rec.MarkDestroying = &MarkStep{At: t.s.now(), Actor: t.actor, From: from, Reason: string(t.reason)}
+	return t.save(ctx, nil)
+}
+
+// removeMappings deletes the guild mappings and records their guilds in the same
+// transaction, so the cache step knows them even after a crash.
+func (t *teardownRun) removeMappings(ctx context.Context) error {
+	var step *MappingsStep
+	_, err := t.s.m.RemoveMappingsForTeardown(ctx, t.actor, t.sb.ID, func(removed []string) ([]byte, map[string]any, error) {
+		guilds := slices.Sorted(slices.Values(removed))
+		if guilds == nil {
+			guilds = []string{}
+		}
+		step = &MappingsStep{At: t.s.now(), Removed: len(removed), Guilds: guilds}
+		rec := t.rec
+		rec.RemoveMappings = step
+		b, err := json.Marshal(rec)
+		return b, map[string]any{"step": StepRemoveMappings, "mappings_removed": len(removed), "guilds": guilds}, err
+	})
+	if err != nil {
+		return err
+	}
+	t.rec.RemoveMappings = step
+	return t.after(ctx, StepRemoveMappings)
+}
+
+// invalidateCache deletes the route cache entries of the guilds in the record (not of the
+// mappings, which are gone by now).
+func (t *teardownRun) invalidateCache(ctx context.Context) error {
+	guilds := t.rec.RemoveMappings.Guilds
+	n, err := t.s.invalidateRoutes(ctx, guilds)
+	if err != nil {
+		return err
+	}
+	if err := t.after(ctx, StepInvalidateCache); err != nil {
+		return err
+	}
+	t.rec.InvalidateCache = &CacheStep{At: t.s.now(), Invalidated: n}
+	return t.save(ctx, map[string]any{"step": StepInvalidateCache, "entries_invalidated": n, "guilds": guilds})
+}
+
+// invalidateRoutes deletes the route cache entries of guilds in one round trip and returns
+// how many existed.
+func (s *Service) invalidateRoutes(ctx context.Context, guilds []string) (int, error) {
+	if len(guilds) == 0 {
+		return 0, nil
+	}
+	// One DEL per key: route keys carry no hash tag, so a multi-key DEL would cross slots.
+	pipe := s.rdb.Pipeline()
+	dels := make([]*redis.IntCmd, len(guilds))
+	for i, g := range guilds {
+		dels[i] = pipe.Del(ctx, keys.RouteCache(g))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("invalidate route cache: %w", err)
+	}
+	n := 0
+	for _, d := range dels {
+		n += int(d.Val())
+	}
+	return n, nil
+}
+
+// deleteKeys unlinks every key of the sandbox's namespace, on every primary.
+func (t *teardownRun) deleteKeys(ctx context.Context) error {
+	pattern, err := keys.NamespacePattern(t.sb.ID)
+	if err != nil {
+		return err
+	}
+	n, primaries, err := unlinkMatching(ctx, t.s.rdb, pattern, t.s.scanCount)
+	if err != nil {
+		return err
+	}
+	if err := t.after(ctx, StepDeleteKeys); err != nil {
+		return err
+	}
+	t.rec.DeleteKeys = &KeysStep{At: t.s.now(), Unlinked: n, Primaries: primaries}
+	return t.save(ctx, map[string]any{"step": StepDeleteKeys, "keys_unlinked": n, "primaries_scanned": primaries})
+}
+
+// dropDatabase terminates the role's sessions and drops the schema and the role, waiting
+// for locks no longer than the lock timeout.
+func (t *teardownRun) dropDatabase(ctx context.Context) error {
+	res, err := t.s.dropWithRetry(ctx, t.sb.ID)
+	if err != nil {
+		return err
+	}
+	if err := t.after(ctx, StepDropDatabase); err != nil {
+		return err
+	}
+	t.rec.DropDatabase = &DatabaseStep{At: t.s.now(), SessionsTerminated: res.SessionsTerminated,
+		SchemaExisted: res.SchemaExisted, RoleExisted: res.RoleExisted}
+	return t.save(ctx, map[string]any{"step": StepDropDatabase, "sessions_terminated": res.SessionsTerminated,
+		"schema_existed": res.SchemaExisted, "role_existed": res.RoleExisted})
+}
+
+// raceAttempts bounds the retries of a transaction that lost a race on a catalog row.
+const raceAttempts = 8
+
+// dropWithRetry drops the schema and the role (see retryCatalogRace).
+func (s *Service) dropWithRetry(ctx context.Context, id string) (provision.DropResult, error) {
+	var res provision.DropResult
+	err := retryCatalogRace(ctx, func() error {
+		var err error
+		res, err = s.resources.Drop(ctx, id, s.lockTimeout)
+		return err
+	})
+	return res, err
+}
+
+// retryCatalogRace runs fn, a transaction, again when it lost a race with another session
+// changing the database's ACL: DROP OWNED BY revokes a role's CONNECT on the database, and
+// concurrent revokes and grants update the same pg_database row, so all but one fail with
+// "tuple concurrently updated". The transaction rolls back whole, so trying again is safe.
+func retryCatalogRace(ctx context.Context, fn func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || attempt == raceAttempts || !concurrentlyUpdated(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(rand.N(time.Duration(attempt) * 20 * time.Millisecond)):
+		}
+	}
+}
+
+// concurrentlyUpdated reports PostgreSQL's "tuple concurrently updated" on a catalog row.
+func concurrentlyUpdated(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "XX000" && strings.Contains(pgErr.Message, "tuple concurrently updated")
+}
+
+// markDestroyed writes the record's last entry, then moves the sandbox to destroyed (the
+// transition audits it, with a summary). The status, not the entry, says whether this step
+// is done; see Record.Completed.
+func (t *teardownRun) markDestroyed(ctx context.Context) error {
+	t.rec.MarkDestroyed = &MarkStep{At: t.s.now(), Actor: t.actor, From: sandbox.StatusDestroying, Reason: string(t.reason)}
+	if err := t.save(ctx, nil); err != nil {
+		return err
+	}
+	sb, err := t.s.m.Transition(ctx, t.actor, t.sb.ID, sandbox.StatusDestroyed, map[string]any{
+		"step":              StepMarkDestroyed,
+		"reason":            t.reason,
+		"guilds":            t.rec.RemoveMappings.Guilds,
+		"cache_invalidated": t.rec.InvalidateCache.Invalidated,
+		"keys_unlinked":     t.rec.DeleteKeys.Unlinked,
+		"schema_existed":    t.rec.DropDatabase.SchemaExisted,
+		"role_existed":      t.rec.DropDatabase.RoleExisted,
+	})
+	if err != nil {
+		return err
+	}
+	t.sb = sb
+	return t.after(ctx, StepMarkDestroyed)
+}
+
+// fail records a failed step: in the record, as last_error, in cleanup_attempts and in the
+// audit log. It uses a context of its own so that a run cut short still records why.
+func (t *teardownRun) fail(ctx context.Context, step Step, cause error) error {
+	msg := cause.Error()
+	if len(msg) > maxErrorLen {
+		msg = msg[:maxErrorLen]
+	}
+	if step == StepMarkDestroyed && t.sb.Status != sandbox.StatusDestroyed {
+		t.rec.MarkDestroyed = nil // written ahead of a transition that did not happen
+	}
+	t.rec.LastFailure = &Failure{At: t.s.now(), Step: step, Error: msg}
+	stepErr := &StepError{SandboxID: t.sb.ID, Step: step, Err: cause}
+	b, err := json.Marshal(t.rec)
+	if err == nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failureRecordTimeout)
+		defer cancel()
+		var attempts int
+		attempts, err = t.s.m.RecordTeardownFailure(rctx, t.actor, t.sb.ID, b, string(step)+": "+msg, map[string]any{"step": step})
+		if err == nil {
+			t.s.log.WarnContext(ctx, "teardown step failed; the next run resumes it", "sandbox", t.sb.ID, "name", t.sb.Name,
+				"step", string(step), "attempt", attempts, "error", cause)
+		}
+	}
+	stepErr.Recorded, stepErr.RecordErr = err == nil, err
+	return stepErr
+}

@@ -1,0 +1,243 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// This file holds the control-plane queries of the teardown, expiry warnings and orphan
+// reconciliation (DESIGN §5). The policy and the teardown record's shape belong to the
+// cleanup package; the record is stored here as opaque JSON.
+
+// Audit actions of the cleanup service; they complete the list in store.go.
+const (
+	ActionTeardownStep   = "sandbox.teardown_step"
+	ActionTeardownFailed = "sandbox.teardown_failed"
+	ActionExpiryWarned   = "sandbox.expiry_warned"
+	ActionOrphanRemoved  = "orphan.removed"
+)
+
+// TeardownReason says why a sandbox is due for teardown.
+type TeardownReason string
+
+// The reasons, in the order a run takes them.
+const (
+	ReasonDestroyRequested   TeardownReason = "destroy_requested"
+	ReasonProvisioningFailed TeardownReason = "provisioning_failed"
+	ReasonExpired            TeardownReason = "expired"
+	ReasonStuckCreating      TeardownReason = "stuck_creating"
+)
+
+// teardownDue is the one definition of "due for teardown" at $1 (now), with creations started
+// before $2 counting as stuck; reasonOf names the arm that matched.
+const teardownDue = `(status IN ('destroying', 'failed')
+		OR (status = 'running' AND expires_at <= $1)
+		OR (status = 'creating' AND created_at <= $2))`
+
+var reasonOf = fmt.Sprintf(`CASE status WHEN 'destroying' THEN '%s' WHEN 'failed' THEN '%s' WHEN 'running' THEN '%s' ELSE '%s' END`,
+	ReasonDestroyRequested, ReasonProvisioningFailed, ReasonExpired, ReasonStuckCreating)
+
+// TeardownCandidate is a sandbox due for teardown.
+type TeardownCandidate struct {
+	ID     string
+	Name   string
+	Status sandbox.Status
+	Reason TeardownReason
+}
+
+// TeardownCandidates lists at most limit sandboxes due for teardown at now: destroy requests
+// first, then failed provisionings, then expired sandboxes by expiry, then creations started
+// before stuckBefore. It takes no lock: callers claim each one before working on it.
+func (m *Manager) TeardownCandidates(ctx context.Context, now, stuckBefore time.Time, limit int) ([]TeardownCandidate, error) {
+	rows, err := m.db.Query(ctx, `
+		SELECT id, name, status, `+reasonOf+` FROM sandbox_control.sandboxes
+		WHERE `+teardownDue+`
+		ORDER BY CASE status WHEN 'destroying' THEN 0 WHEN 'failed' THEN 1 WHEN 'running' THEN 2 ELSE 3 END, expires_at, id
+		LIMIT $3`, now, stuckBefore, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (TeardownCandidate, error) {
+		var c TeardownCandidate
+		var status, reason string
+		err := row.Scan(&c.ID, &c.Name, &status, &reason)
+		c.Status, c.Reason = sandbox.Status(status), TeardownReason(reason)
+		return c, err
+	})
+}
+
+// TeardownDue re-reads one sandbox and says why it is due for teardown at now, with an empty
+// reason when it is not (any more). It returns sandbox.ErrNotFound for an unknown id.
+func (m *Manager) TeardownDue(ctx context.Context, id string, now, stuckBefore time.Time) (*sandbox.Sandbox, TeardownReason, error) {
+	sb, err := m.Get(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	var reason string
+	err = m.db.QueryRow(ctx, `SELECT `+reasonOf+` FROM sandbox_control.sandboxes WHERE id = $3 AND `+teardownDue,
+		now, stuckBefore, id).Scan(&reason)
+	if isNoRows(err) {
+		return sb, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return sb, TeardownReason(reason), nil
+}
+
+// SaveTeardown stores a sandbox's teardown record and, when action is not empty, an audit
+// entry in the same transaction. updated_at is left alone: it tracks status and expiry.
+func (m *Manager) SaveTeardown(ctx context.Context, actor, id string, record []byte, action string, details map[string]any) error {
+	return pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
+		if err := saveRecord(ctx, tx, id, record); err != nil {
+			return err
+		}
+		if action == "" {
+			return nil
+		}
+		return audit(ctx, tx, actor, action, id, details)
+	})
+}
+
+func saveRecord(ctx context.Context, q queryer, id string, record []byte) error {
+	tag, err := q.Exec(ctx, `UPDATE sandbox_control.sandboxes SET teardown = $2 WHERE id = $1`, id, record)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return sandbox.Errorf(sandbox.CodeNotFound, "sandbox %s not found", id)
+	}
+	return nil
+}
+
+// RecordTeardownFailure stores the record of a teardown that stopped at a failed step, counts
+// the attempt, keeps reason as the sandbox's last error and audits it, in one transaction. It
+// returns the number of failed attempts so far.
+func (m *Manager) RecordTeardownFailure(ctx context.Context, actor, id string, record []byte, reason string, details map[string]any) (int, error) {
+	var attempts int
+	err := pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `UPDATE sandbox_control.sandboxes
+			SET teardown = $2, cleanup_attempts = cleanup_attempts + 1, last_error = $3
+			WHERE id = $1 RETURNING cleanup_attempts`, id, record, reason).Scan(&attempts)
+		if isNoRows(err) {
+			return sandbox.Errorf(sandbox.CodeNotFound, "sandbox %s not found", id)
+		}
+		if err != nil {
+			return err
+		}
+		d := map[string]any{"error": reason, "attempt": attempts}
+		for k, v := range details {
+			d[k] = v
+		}
+		return audit(ctx, tx, actor, ActionTeardownFailed, id, d)
+	})
+	return attempts, err
+}
+
+// RemoveMappingsForTeardown deletes every guild mapping of a sandbox that is destroying and,
+// in the same transaction, stores the teardown record that record returns for the removed
+// guilds, with an ActionTeardownStep audit entry carrying details. A crash therefore never
+// loses the guilds whose route cache entries the teardown must still invalidate.
+func (m *Manager) RemoveMappingsForTeardown(ctx context.Context, actor, id string,
+	record func(removed []string) (rec []byte, details map[string]any, err error)) ([]string, error) {
+	var removed []string
+	err := pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
+		var status string
+		err := tx.QueryRow(ctx, `SELECT status FROM sandbox_control.sandboxes WHERE id = $1 FOR UPDATE`, id).Scan(&status)
+		if isNoRows(err) {
+			return sandbox.Errorf(sandbox.CodeNotFound, "sandbox %s not found", id)
+		}
+		if err != nil {
+			return err
+		}
+		if sandbox.Status(status) != sandbox.StatusDestroying {
+			return sandbox.Errorf(sandbox.CodeInvalidTransition, "sandbox %s is %s; mappings are removed only while it is destroying", id, status)
+		}
+		rows, err := tx.Query(ctx, `DELETE FROM sandbox_control.guild_mappings WHERE sandbox_id = $1 RETURNING guild_id`, id)
+		if err != nil {
+			return err
+		}
+		if removed, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return err
+		}
+		rec, details, err := record(removed)
+		if err != nil {
+			return err
+		}
+		if err := saveRecord(ctx, tx, id, rec); err != nil {
+			return err
+		}
+		return audit(ctx, tx, actor, ActionTeardownStep, id, details)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return removed, nil
+}
+
+// ExpiringUnwarned lists at most limit running sandboxes that expire after now and no later
+// than until and have not been warned yet, soonest first.
+func (m *Manager) ExpiringUnwarned(ctx context.Context, now, until time.Time, limit int) ([]*sandbox.Sandbox, error) {
+	rows, err := m.db.Query(ctx, `SELECT `+sandboxColumns+` FROM sandbox_control.sandboxes
+		WHERE status = 'running' AND expires_at > $1 AND expires_at <= $2 AND expiry_warned_at IS NULL
+		ORDER BY expires_at, id LIMIT $3`, now, until, limit)
+	if err != nil {
+		return nil, err
+	}
+	return collectSandboxes(rows)
+}
+
+// ClaimExpiryWarning marks a running sandbox expiring after now and no later than until as
+// warned at now, with one conditional update, so that of concurrent callers exactly one gets
+// ok true. Extend clears the mark.
+func (m *Manager) ClaimExpiryWarning(ctx context.Context, id string, now, until time.Time) (sb *sandbox.Sandbox, ok bool, err error) {
+	sb, err = scanSandbox(m.db.QueryRow(ctx, `UPDATE sandbox_control.sandboxes SET expiry_warned_at = $2
+		WHERE id = $1 AND status = 'running' AND expires_at > $2 AND expires_at <= $3 AND expiry_warned_at IS NULL
+		RETURNING `+sandboxColumns, id, now, until))
+	if isNoRows(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return sb, true, nil
+}
+
+// ReleaseExpiryWarning undoes a claim made at claimedAt whose warning could not be delivered,
+// so that a later run tries again.
+func (m *Manager) ReleaseExpiryWarning(ctx context.Context, id string, claimedAt time.Time) error {
+	_, err := m.db.Exec(ctx, `UPDATE sandbox_control.sandboxes SET expiry_warned_at = NULL
+		WHERE id = $1 AND expiry_warned_at = $2`, id, claimedAt)
+	return err
+}
+
+// RemoveOrphanMapping deletes the mapping of guildID to sandboxID when that sandbox is
+// neither running nor being created, with an ActionOrphanRemoved audit entry carrying
+// details. It reports whether it deleted one.
+func (m *Manager) RemoveOrphanMapping(ctx context.Context, actor, guildID, sandboxID string, details map[string]any) (bool, error) {
+	var removed bool
+	err := pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM sandbox_control.guild_mappings m USING sandbox_control.sandboxes s
+			WHERE m.guild_id = $1 AND m.sandbox_id = $2 AND s.id = m.sandbox_id AND s.status NOT IN ('running', 'creating')`,
+			guildID, sandboxID)
+		if err != nil {
+			return err
+		}
+		if removed = tag.RowsAffected() == 1; !removed {
+			return nil
+		}
+		return audit(ctx, tx, actor, ActionOrphanRemoved, sandboxID, details)
+	})
+	return removed, err
+}
+
+// Audit appends one audit entry on its own, for changes outside the control plane (resources
+// removed by orphan reconciliation). sandboxID may be empty.
+func (m *Manager) Audit(ctx context.Context, actor, action, sandboxID string, details map[string]any) error {
+	return audit(ctx, m.db, actor, action, sandboxID, details)
+}
