@@ -209,7 +209,9 @@ func (h *Handler) destroy(w http.ResponseWriter, r *http.Request, c caller) erro
 					resp.TeardownError = de.Message
 				}
 			}
-			if current, gerr := h.deps.Sandboxes.Get(ctx, sb.ID); gerr == nil {
+			if done != nil {
+				sb = done // the teardown recorded the failed step in the sandbox's record
+			} else if current, gerr := h.deps.Sandboxes.Get(ctx, sb.ID); gerr == nil {
 				sb = current
 			}
 		case done != nil:

@@ -184,8 +184,9 @@ func (c *claims) close() {
 // Destroy tears one sandbox down now, for the API's destroy (after it marked the sandbox
 // destroying) or an operator, and returns the sandbox with its teardown record. When another
 // run holds the sandbox it returns the sandbox as it is, without waiting. A step that fails
-// is recorded in the teardown record and in last_error and is not an error here: the
-// sandbox stays destroying and the next scheduled run resumes it. A sandbox still being
+// is recorded in the teardown record and in last_error; Destroy then returns the sandbox
+// (still destroying: the next scheduled run resumes it) together with the *StepError, so
+// that callers can tell "stopped at a failed step" from "held by another run". A sandbox still being
 // created (within CLEANUP_STUCK_CREATING_AFTER) is refused with sandbox.ErrInvalidTransition.
 func (s *Service) Destroy(ctx context.Context, actor, sandboxID string) (*sandbox.Sandbox, error) {
 	if !sandbox.ValidID(sandboxID) {
@@ -217,8 +218,16 @@ func (s *Service) Destroy(ctx context.Context, actor, sandboxID string) (*sandbo
 		reason = controlplane.ReasonDestroyRequested // a running sandbox destroyed on request
 	}
 	var stepErr *StepError
-	if err := s.teardown(ctx, actor, sb, reason); err != nil && !(errors.As(err, &stepErr) && stepErr.Recorded) {
+	terr := s.teardown(ctx, actor, sb, reason)
+	if terr != nil && !(errors.As(terr, &stepErr) && stepErr.Recorded) {
+		return nil, terr
+	}
+	current, err := s.m.Get(context.WithoutCancel(ctx), sandboxID)
+	if err != nil {
 		return nil, err
 	}
-	return s.m.Get(context.WithoutCancel(ctx), sandboxID)
+	if stepErr != nil {
+		return current, stepErr
+	}
+	return current, nil
 }

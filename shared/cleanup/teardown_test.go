@@ -489,6 +489,28 @@ func TestDestroyTearsDownNowAndDefersToAHolder(t *testing.T) {
 	e.assertGone(t, sb.ID, sb.Guilds)
 	e.assertTornDownOnce(t, sb.ID)
 
+	// A failed step: the sandbox comes back still destroying, with the recorded StepError.
+	failing := e.create(t, "on-demand-fail", 24*time.Hour)
+	if _, _, err := e.m.RequestDestroy(ctx, owner, failing.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.s.inject = func(_ context.Context, point string, step Step, _ string) error {
+		if point == "before" && step == StepDropDatabase {
+			return errors.New("injected drop failure")
+		}
+		return nil
+	}
+	stopped, err := e.s.Destroy(ctx, "x", failing.ID)
+	e.s.inject = nil
+	var stepErr *StepError
+	if !errors.As(err, &stepErr) || !stepErr.Recorded || stepErr.Step != StepDropDatabase ||
+		stopped == nil || stopped.Status != sandbox.StatusDestroying || stopped.LastError == "" {
+		t.Fatalf("failed step: %+v %v", stopped, err)
+	}
+	if resumed, err := e.s.Destroy(ctx, "x", failing.ID); err != nil || resumed.Status != sandbox.StatusDestroyed {
+		t.Fatalf("resume: %+v %v", resumed, err)
+	}
+
 	// Idempotent; a creation in progress and an unknown id are refused.
 	if again, err := e.s.Destroy(ctx, "x", sb.ID); err != nil || again.Status != sandbox.StatusDestroyed {
 		t.Fatalf("again: %v", err)
