@@ -514,9 +514,7 @@ func (s *Service) dropOrphanSchema(ctx context.Context, name string) error {
 // dropOrphanRole drops a role only while it carries this database's comment, after ending
 // its sessions.
 func (s *Service) dropOrphanRole(ctx context.Context, name string) error {
-	return retryCatalogRace(ctx, func() error {
-		return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error { return s.dropRoleTx(ctx, tx, name) })
-	})
+	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error { return s.dropRoleTx(ctx, tx, name) })
 }
 
 func (s *Service) dropRoleTx(ctx context.Context, tx pgx.Tx, name string) error {
@@ -540,6 +538,9 @@ func (s *Service) dropRoleTx(ctx context.Context, tx pgx.Tx, name string) error 
 	}
 	role := pgx.Identifier{name}.Sanitize()
 	// DROP OWNED revokes its grants in this database; DROP ROLE then has nothing left.
+	if err := provision.LockDatabaseACL(ctx, tx); err != nil {
+		return err
+	}
 	if _, err := tx.Exec(ctx, "DROP OWNED BY "+role); err != nil {
 		return err
 	}

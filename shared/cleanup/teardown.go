@@ -3,19 +3,14 @@ package cleanup
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
-	"github.com/botplatform/discord-sandboxes/shared/provision"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -219,7 +214,7 @@ func (t *teardownRun) deleteKeys(ctx context.Context) error {
 // dropDatabase terminates the role's sessions and drops the schema and the role, waiting
 // for locks no longer than the lock timeout.
 func (t *teardownRun) dropDatabase(ctx context.Context) error {
-	res, err := t.s.dropWithRetry(ctx, t.sb.ID)
+	res, err := t.s.resources.Drop(ctx, t.sb.ID, t.s.lockTimeout)
 	if err != nil {
 		return err
 	}
@@ -230,44 +225,6 @@ func (t *teardownRun) dropDatabase(ctx context.Context) error {
 		SchemaExisted: res.SchemaExisted, RoleExisted: res.RoleExisted}
 	return t.save(ctx, map[string]any{"step": StepDropDatabase, "sessions_terminated": res.SessionsTerminated,
 		"schema_existed": res.SchemaExisted, "role_existed": res.RoleExisted})
-}
-
-// raceAttempts bounds the retries of a transaction that lost a race on a catalog row.
-const raceAttempts = 8
-
-// dropWithRetry drops the schema and the role (see retryCatalogRace).
-func (s *Service) dropWithRetry(ctx context.Context, id string) (provision.DropResult, error) {
-	var res provision.DropResult
-	err := retryCatalogRace(ctx, func() error {
-		var err error
-		res, err = s.resources.Drop(ctx, id, s.lockTimeout)
-		return err
-	})
-	return res, err
-}
-
-// retryCatalogRace runs fn, a transaction, again when it lost a race with another session
-// changing the database's ACL: DROP OWNED BY revokes a role's CONNECT on the database, and
-// concurrent revokes and grants update the same pg_database row, so all but one fail with
-// "tuple concurrently updated". The transaction rolls back whole, so trying again is safe.
-func retryCatalogRace(ctx context.Context, fn func() error) error {
-	for attempt := 1; ; attempt++ {
-		err := fn()
-		if err == nil || attempt == raceAttempts || !concurrentlyUpdated(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(rand.N(time.Duration(attempt) * 20 * time.Millisecond)):
-		}
-	}
-}
-
-// concurrentlyUpdated reports PostgreSQL's "tuple concurrently updated" on a catalog row.
-func concurrentlyUpdated(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "XX000" && strings.Contains(pgErr.Message, "tuple concurrently updated")
 }
 
 // markDestroyed writes the record's last entry, then moves the sandbox to destroyed (the

@@ -302,26 +302,10 @@ func smallTemplate(t testing.TB, pool *pgxpool.Pool) {
 	}
 }
 
-// retryingProvisioner retries a provisioning that lost a race on the database's ACL:
-// concurrent GRANT CONNECT ON DATABASE statements update the same pg_database row and all but
-// one fail with "tuple concurrently updated" (the transaction rolls back whole, so a retry
-// is safe). Reported to the provision package; the test creates sandboxes in parallel.
-type retryingProvisioner struct{ real *provision.Provisioner }
-
-func (r retryingProvisioner) Provision(ctx context.Context, id string) error {
-	for attempt := 1; ; attempt++ {
-		err := r.real.Provision(ctx, id)
-		if err == nil || attempt == 10 || !strings.Contains(err.Error(), "tuple concurrently updated") {
-			return err
-		}
-		time.Sleep(time.Duration(attempt) * 5 * time.Millisecond)
-	}
-}
-
 // createMany creates n expired sandboxes in parallel.
 func (e *env) createMany(t testing.TB, n, parallel int) []*sandbox.Sandbox {
 	t.Helper()
-	m := controlplane.NewManager(e.pool, controlplane.Options{Limits: e.m.Limits(), Provisioner: retryingProvisioner{e.p},
+	m := controlplane.NewManager(e.pool, controlplane.Options{Limits: e.m.Limits(), Provisioner: e.p,
 		Now: e.clock.Now, Logger: quiet})
 	now := e.clock.Now()
 	e.clock.Set(now.Add(-2 * time.Hour))

@@ -34,6 +34,19 @@ const RoleConnectionLimit = 20
 // orphan reconciliation must only ever consider its own database's roles.
 const roleCommentPrefix = "discord-sandboxes role of database "
 
+// databaseACLLockKey serialises the statements that rewrite the database's ACL row in
+// pg_database (GRANT CONNECT ON DATABASE, DROP OWNED BY): two sessions doing either at once
+// fail with "tuple concurrently updated", so parallel creates and drops would fail.
+const databaseACLLockKey int64 = 0x7362786461636c00
+
+// LockDatabaseACL takes the transaction-scoped advisory lock that every change to the
+// database's ACL made by this suite holds until commit. Take it just before the statement,
+// so it is held briefly.
+func LockDatabaseACL(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", databaseACLLockKey)
+	return err
+}
+
 // Provisioner creates and drops per-sandbox resources.
 type Provisioner struct {
 	db       *pgxpool.Pool
@@ -112,6 +125,9 @@ func (p *Provisioner) provisionDatabase(ctx context.Context, tx pgx.Tx, id strin
 		return err
 	}
 	dbIdent := pgx.Identifier{db}.Sanitize()
+	if err := LockDatabaseACL(ctx, tx); err != nil {
+		return err
+	}
 	stmts = []string{
 		// No password until connect hands one out; NOINHERIT so that no grant to PUBLIC-like
 		// roles widens it; no other attribute.
@@ -295,6 +311,9 @@ func (p *Provisioner) Drop(ctx context.Context, id string, lockTimeout time.Dura
 			r := pgx.Identifier{role}.Sanitize()
 			// DROP OWNED revokes the role's grants in this database (CONNECT, defaults) and
 			// drops anything it created; the role's per-database settings go with DROP ROLE.
+			if err := LockDatabaseACL(ctx, tx); err != nil {
+				return err
+			}
 			if _, err := tx.Exec(ctx, "DROP OWNED BY "+r); err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -258,6 +259,47 @@ func TestProvisionRefusesInvalidIDs(t *testing.T) {
 		}
 		if _, err := e.p.Drop(context.Background(), id, time.Second); err == nil {
 			t.Errorf("Drop(%q) accepted", id)
+		}
+	}
+}
+
+// TestConcurrentProvisionAndDrop: GRANT CONNECT ON DATABASE and DROP OWNED both rewrite the
+// database's ACL row, so unserialized they fail with "tuple concurrently updated". Parallel
+// creates (API) and drops (cleanup runs) must all succeed.
+func TestConcurrentProvisionAndDrop(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	const n = 16
+	ids := make([]string, n)
+	errs := make(chan error, 2*n)
+	var wg sync.WaitGroup
+	for i := range ids {
+		ids[i] = sandbox.NewID()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- e.p.Provision(ctx, ids[i])
+		}()
+	}
+	wg.Wait()
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.p.Drop(ctx, ids[i], 5*time.Second)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	for _, id := range ids {
+		if res, err := e.p.Inspect(ctx, id); err != nil || res.SchemaExists || res.RoleExists {
+			t.Errorf("%s left behind: %+v %v", id, res, err)
 		}
 	}
 }
