@@ -59,6 +59,7 @@ show() {
 	done
 	case $1 in
 	rcli) shown[0]="redis-cli" ;;
+	wcli) shown[0]="redis-cli --user \$SANDBOX_REDIS_USERNAME" ;;
 	sql) shown[0]="psql" ;;
 	esac
 	printf '%s$ %s%s\n' "$CYAN" "${shown[*]}" "$RESET"
@@ -96,7 +97,10 @@ eventually() {
 	done
 }
 
-rcli() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" "$@"; }
+# rcli is redis-cli as the stack's own user (the functions'); wcli as the sandbox's worker
+# user, with the credentials `sandbox connect` handed out.
+rcli() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --user "$REDIS_USERNAME" --pass "$REDIS_PASSWORD" --no-auth-warning "$@"; }
+wcli() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --user "$SANDBOX_REDIS_USERNAME" --pass "$SANDBOX_REDIS_PASSWORD" --no-auth-warning "$@"; }
 sql() { psql "$DATABASE_URL" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
 
 # random_snowflake prints a Discord-shaped id (19 digits) no other demo run uses.
@@ -184,6 +188,12 @@ expect_eq "its schema $SCHEMA holds the template's tables" \
 expect_eq "its role $ROLE exists" 1 "$(sql -c "SELECT count(*) FROM pg_roles WHERE rolname = '$ROLE'")"
 show rcli XINFO GROUPS "$STREAM"
 expect_eq "its stream has the consumer group 'workers'" workers "$(rcli --json XINFO GROUPS "$STREAM" | jq -r '.[0].name')"
+say "A worker gets its own credentials with sandbox connect: a database password for its role, and a Redis user that reaches the sandbox's namespace and nothing else:"
+CONNECT_EXPORTS=$(sandbox connect "$NAME" 2>/dev/null) || fail "sandbox connect $NAME failed"
+eval "$CONNECT_EXPORTS"
+expect_eq "its Redis user is the sandbox's own" "sb_$SANDBOX_ID" "$SANDBOX_REDIS_USERNAME"
+show wcli GET "sandbox:route:$GUILD"
+expect_eq "the worker's user may not touch the route cache" NOPERM "$(wcli GET "sandbox:route:$GUILD" 2>&1 | awk '{print $1}')"
 
 step "Send gateway events into the ingress queue"
 say "The Discord ingress service puts every gateway dispatch on the ingress queue as it came from the gateway. Four events of the test guild (GUILD_UPDATE carries the guild in d.id), one of another guild, one direct message (no guild):"
@@ -201,8 +211,8 @@ step "The test guild's events arrive in the sandbox's stream"
 say "The router polls the ingress queue, resolves each guild (in-process cache, Redis route cache, PostgreSQL) and appends sandbox events to the sandbox's stream. A worker reads them with a consumer group:"
 stream_has() { [[ $(rcli XLEN "$STREAM") -ge $1 ]]; }
 eventually "$DELIVERY_TIMEOUT" stream_has 4 || fail "the stream $STREAM has $(rcli XLEN "$STREAM") entries after ${DELIVERY_TIMEOUT}s, expected 4"
-printf '%s$ redis-cli XREADGROUP GROUP workers demo-worker COUNT 10 STREAMS %s ">"%s\n' "$CYAN" "$STREAM" "$RESET"
-ENTRIES=$(rcli -2 --json XREADGROUP GROUP workers demo-worker COUNT 10 STREAMS "$STREAM" ">")
+printf '%s$ redis-cli --user $SANDBOX_REDIS_USERNAME XREADGROUP GROUP workers demo-worker COUNT 10 STREAMS %s ">"%s\n' "$CYAN" "$STREAM" "$RESET"
+ENTRIES=$(wcli -2 --json XREADGROUP GROUP workers demo-worker COUNT 10 STREAMS "$STREAM" ">")
 # RESP2 JSON: [[stream, [[id, [field, value, ...]], ...]]]
 jq -r '.[0][1][] | .[0] as $id | (.[1] | [range(0; length; 2) as $i | {(.[$i]): .[$i + 1]}] | add) as $f
 	| "    \($id)  type=\($f.type)  guild_id=\($f.guild_id)  seq=\($f.seq // "-")  message_id=\($f.message_id)  payload=\($f.payload | .[0:60])…"' <<<"$ENTRIES"
@@ -213,8 +223,8 @@ expect_eq "every entry carries the test guild's id" "$GUILD" \
 	"$(jq -r '[.[0][1][] | .[1] | [range(0; length; 2) as $i | {(.[$i]): .[$i + 1]}] | add | .guild_id] | unique | join(",")' <<<"$ENTRIES")"
 IDS=$(jq -r '.[0][1][] | .[0]' <<<"$ENTRIES" | tr '\n' ' ')
 # shellcheck disable=SC2086 # one argument per entry id
-show rcli XACK "$STREAM" workers $IDS
-expect_eq "the worker acknowledged them: nothing pending" 0 "$(rcli --json XPENDING "$STREAM" workers | jq -r '.[0]')"
+show wcli XACK "$STREAM" workers $IDS
+expect_eq "the worker acknowledged them: nothing pending" 0 "$(wcli --json XPENDING "$STREAM" workers | jq -r '.[0]')"
 
 step "The other events arrive in the production queue"
 say "Events of guilds that belong to no sandbox, and events without a guild, go to the production bot's queue unchanged:"

@@ -253,6 +253,11 @@ main() {
 		export SANDBOX_API_TOKEN='$SANDBOX_API_TOKEN'
 		export DATABASE_URL='$DATABASE_URL'
 		export REDIS_ADDR='$REDIS_ADDR'
+		export REDIS_USERNAME='$REDIS_USERNAME'
+		export REDIS_PASSWORD='$REDIS_PASSWORD'
+		# redis-cli without --user authenticates as the server's administrator (the runbook's
+		# commands need INFO and SCAN over every namespace).
+		export REDISCLI_AUTH='$SANDBOX_TEST_REDIS_ADMIN_PASSWORD'
 		export REDIS_HOST='${REDIS_ADDR%:*}'
 		export REDIS_PORT='${REDIS_ADDR##*:}'
 		export SQS_ENDPOINT='$SQS_ENDPOINT'
@@ -280,7 +285,7 @@ main() {
 		   export PATH='$DEV_DIR/bin':"\$PATH"
 
 		 PostgreSQL  $DATABASE_URL
-		 Redis       $REDIS_ADDR
+		 Redis       $REDIS_ADDR (user $REDIS_USERNAME; each sandbox gets its own from connect)
 		 SQS (moto)  $SQS_ENDPOINT
 		   ingress     $INGRESS_QUEUE_URL
 		   dead-letter $INGRESS_DLQ_URL

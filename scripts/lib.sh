@@ -13,6 +13,9 @@ die() {
 
 is_root() { [[ $(id -u) -eq 0 ]]; }
 
+# sha256_hex STRING prints the SHA-256 of STRING in hex (the form of a Redis ACL password hash).
+sha256_hex() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+
 # port_answers PORT succeeds when something accepts TCP connections on 127.0.0.1:PORT.
 port_answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

@@ -15,10 +15,21 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ALL_SERVICES=(pg redis sqs)
+# The cluster's superuser is for this script and the test harness only (creating databases).
+# The functions and the tests connect as PG_USER, which has the rights production's control
+# user has (docs/deploy.md): LOGIN CREATEROLE, pg_signal_backend, owner of its database; no
+# SUPERUSER, no BYPASSRLS, no CREATEDB.
+PG_ADMIN_USER=sandbox_admin
+PG_ADMIN_PASSWORD=sandbox_admin
 PG_USER=sandbox
 PG_PASSWORD=sandbox
 PG_DATABASE=sandbox
 REDIS_DATABASES=256
+# Redis users: the default user is the harness's administrator (FLUSHDB, CONFIG, leases); the
+# functions and the tests use REDIS_CONTROL_USER, whose rules are those of docs/deploy.md.
+REDIS_ADMIN_PASSWORD=sandbox-admin
+REDIS_CONTROL_USER=sandbox-control
+REDIS_CONTROL_PASSWORD=sandbox-control
 
 usage() {
 	sed -n '5,7s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
@@ -95,14 +106,14 @@ start_pg() {
 	fi
 	stop_pg
 
-	local dir port url attempt
+	local dir port url admin_url attempt
 	dir=$(mktemp -d /tmp/sandbox-pg.XXXXXX)
 	echo "$dir" >"$RUN_DIR/pg.dir"
-	printf '%s\n' "$PG_PASSWORD" >"$dir/pwfile"
+	printf '%s\n' "$PG_ADMIN_PASSWORD" >"$dir/pwfile"
 	if is_root; then
 		chown -R postgres: "$dir"
 	fi
-	if ! as_pg "$PG_BIN/initdb" -D "$dir/data" -U "$PG_USER" --pwfile="$dir/pwfile" \
+	if ! as_pg "$PG_BIN/initdb" -D "$dir/data" -U "$PG_ADMIN_USER" --pwfile="$dir/pwfile" \
 		--auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 \
 		--no-sync --no-instructions >"$RUN_DIR/pg-initdb.log" 2>&1; then
 		show_log_tail "$RUN_DIR/pg-initdb.log"
@@ -148,16 +159,28 @@ start_pg() {
 		die "postgres on port $port is not accepting connections after 10 s"
 	fi
 
-	# Over TCP with the password, as the tests will connect.
-	if ! PGPASSWORD=$PG_PASSWORD "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" \
-		-U "$PG_USER" -d postgres -c "CREATE DATABASE $PG_DATABASE" >>"$RUN_DIR/pg.log" 2>&1; then
+	# Over TCP with the password, as the tests will connect. The control user owns its
+	# database; PUBLIC loses CONNECT everywhere, so a sandbox role reaches only the database
+	# it is granted.
+	if ! PGPASSWORD=$PG_ADMIN_PASSWORD "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" \
+		-U "$PG_ADMIN_USER" -d postgres >>"$RUN_DIR/pg.log" 2>&1 <<-EOF; then
+			CREATE ROLE $PG_USER LOGIN CREATEROLE NOSUPERUSER NOCREATEDB NOREPLICATION NOBYPASSRLS PASSWORD '$PG_PASSWORD';
+			GRANT pg_signal_backend TO $PG_USER;
+			CREATE DATABASE $PG_DATABASE OWNER $PG_USER;
+			REVOKE CONNECT ON DATABASE $PG_DATABASE FROM PUBLIC;
+			REVOKE CONNECT ON DATABASE postgres FROM PUBLIC;
+			REVOKE CONNECT ON DATABASE template1 FROM PUBLIC;
+		EOF
 		show_log_tail "$RUN_DIR/pg.log"
-		die "could not create database $PG_DATABASE"
+		die "could not create the control user $PG_USER and database $PG_DATABASE"
 	fi
 
 	url="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$port/$PG_DATABASE?sslmode=disable"
+	admin_url="postgres://$PG_ADMIN_USER:$PG_ADMIN_PASSWORD@127.0.0.1:$port/postgres?sslmode=disable"
 	cat >"$RUN_DIR/pg.env" <<-EOF
 		export SANDBOX_TEST_DATABASE_URL='$url'
+		export SANDBOX_TEST_ADMIN_DATABASE_URL='$admin_url'
+		export SANDBOX_TEST_PG_LOG='$RUN_DIR/pg.log'
 		export DATABASE_URL='$url'
 	EOF
 	log "postgres $(basename "$(dirname "$PG_BIN")") ready on 127.0.0.1:$port (data $dir)"
@@ -244,11 +267,28 @@ start_redis() {
 		die "redis did not answer PING on port $port"
 	done
 
+	# The functions' own user, then a password on the default user: from here on nothing
+	# reaches this server without a user and a password. Passwords go over as SHA-256 hashes.
+	local rules
+	read -r -a rules <"$REPO/scripts/redis-control-user.rules"
+	if ! redis-cli -h 127.0.0.1 -p "$port" ACL SETUSER "$REDIS_CONTROL_USER" reset on \
+		"#$(sha256_hex "$REDIS_CONTROL_PASSWORD")" "${rules[@]}" >>"$RUN_DIR/redis.log" 2>&1 ||
+		! redis-cli -h 127.0.0.1 -p "$port" ACL SETUSER default resetpass \
+			"#$(sha256_hex "$REDIS_ADMIN_PASSWORD")" >>"$RUN_DIR/redis.log" 2>&1; then
+		show_log_tail "$RUN_DIR/redis.log"
+		die "could not create the Redis users on port $port"
+	fi
+
 	cat >"$RUN_DIR/redis.env" <<-EOF
 		export SANDBOX_TEST_REDIS_ADDR='127.0.0.1:$port'
+		export SANDBOX_TEST_REDIS_ADMIN_PASSWORD='$REDIS_ADMIN_PASSWORD'
+		export SANDBOX_TEST_REDIS_USERNAME='$REDIS_CONTROL_USER'
+		export SANDBOX_TEST_REDIS_PASSWORD='$REDIS_CONTROL_PASSWORD'
 		export REDIS_ADDR='127.0.0.1:$port'
+		export REDIS_USERNAME='$REDIS_CONTROL_USER'
+		export REDIS_PASSWORD='$REDIS_CONTROL_PASSWORD'
 	EOF
-	log "redis ready on 127.0.0.1:$port ($REDIS_DATABASES databases)"
+	log "redis ready on 127.0.0.1:$port ($REDIS_DATABASES databases, user $REDIS_CONTROL_USER)"
 }
 
 stop_redis() {

@@ -27,7 +27,12 @@ resource "aws_lambda_function" "this" {
   reserved_concurrent_executions = each.value.reserved_concurrency
 
   environment {
-    variables = merge(local.common_environment, each.value.environment)
+    # The api function's owner key (API_OWNER_KEY; docs/api.md, "Who owns a sandbox").
+    variables = merge(
+      local.common_environment,
+      each.value.environment,
+      each.key == "api" ? { API_OWNER_KEY = var.api_owner_key } : {},
+    )
   }
 
   # JSON system logs; the functions write JSON (slog and EMF) themselves, which

@@ -35,6 +35,7 @@ locals {
       REDIS_ADDR                 = var.redis_addr
       REDIS_TLS                  = tostring(var.redis_tls)
       REDIS_CLUSTER              = tostring(var.redis_cluster)
+      SANDBOX_REDIS_ACCESS       = var.sandbox_redis_access
       SANDBOX_DEFAULT_TTL        = var.sandbox_default_ttl
       SANDBOX_MAX_LIFETIME       = var.sandbox_max_lifetime
       SANDBOX_OWNER_QUOTA        = tostring(var.sandbox_owner_quota)
@@ -43,6 +44,7 @@ locals {
     },
     length(var.sandbox_protected_guilds) > 0 ? { SANDBOX_PROTECTED_GUILDS = join(",", var.sandbox_protected_guilds) } : {},
     var.redis_password_secret_arn != null ? { REDIS_PASSWORD_SECRET_ARN = var.redis_password_secret_arn } : {},
+    var.redis_username != null ? { REDIS_USERNAME = var.redis_username } : {},
   )
 
   # One entry per function: everything that differs between them.

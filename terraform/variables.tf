@@ -114,6 +114,28 @@ variable "redis_cluster" {
   default     = false
 }
 
+variable "redis_username" {
+  description = "The functions' own Redis ACL user (rules: scripts/redis-control-user.rules). Null: the default user."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.redis_username == null || can(regex("^[A-Za-z0-9_.-]{1,64}$", var.redis_username))
+    error_message = "redis_username must be 1-64 letters, digits, '_', '.' or '-', or null."
+  }
+}
+
+variable "sandbox_redis_access" {
+  description = "acl: a Redis ACL user per sandbox, confined to its namespace (needs ACL SETUSER). shared: no per-sandbox users; the namespace is a convention only (docs/security.md)."
+  type        = string
+  default     = "acl"
+
+  validation {
+    condition     = contains(["acl", "shared"], var.sandbox_redis_access)
+    error_message = "sandbox_redis_access must be acl or shared."
+  }
+}
+
 variable "redis_password_secret_arn" {
   description = "Optional ARN of a Secrets Manager secret holding the Redis password (AUTH token)."
   type        = string
@@ -290,6 +312,17 @@ variable "api_admin_principals" {
   validation {
     condition     = alltrue([for p in var.api_admin_principals : can(regex("^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:.+$", p))])
     error_message = "api_admin_principals must hold IAM or STS principal ARNs."
+  }
+}
+
+variable "api_owner_key" {
+  description = "API_OWNER_KEY: how an assumed-role caller owns sandboxes: \"session\" (one owner per role session) or \"role\" (one owner per role, shared by everyone who can assume it). With \"role\", list roles, not sessions, in api_admin_principals."
+  type        = string
+  default     = "session"
+
+  validation {
+    condition     = contains(["session", "role"], var.api_owner_key)
+    error_message = "api_owner_key must be \"session\" or \"role\"."
   }
 }
 

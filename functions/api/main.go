@@ -60,7 +60,7 @@ func run(invokeFile string) error {
 	}
 	defer stores.Close()
 
-	resources := provision.New(stores.DB, stores.Redis, cfg.TemplateSchema)
+	resources := provision.New(stores.DB, stores.Redis, cfg.TemplateSchema, provision.WithRedisAccess(cfg.RedisAccess))
 	routes := routecache.New(stores.Redis, 0, 0)
 	manager := controlplane.NewManager(stores.DB, controlplane.Options{
 		Limits: cfg.Limits, ProtectedGuilds: cfg.ProtectedGuilds,

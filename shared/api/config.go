@@ -21,7 +21,11 @@ type Config struct {
 	config.Shared
 
 	// AdminPrincipals may manage every sandbox and use the admin routes (API_ADMIN_PRINCIPALS).
+	// A role listed as arn:PARTITION:iam::ACCOUNT:role/[PATH/]ROLE covers every session of it.
 	AdminPrincipals []string
+	// OwnerKey says whether an assumed-role caller owns sandboxes as its session or as its
+	// role (API_OWNER_KEY); see CanonicalPrincipal.
+	OwnerKey OwnerKey
 	// PublicDatabaseHost overrides the database host (and port, as host:port) handed out by
 	// connect (API_PUBLIC_DATABASE_HOST); empty: the host the API itself connects to.
 	PublicDatabaseHost string
@@ -45,8 +49,15 @@ func LoadConfig(l config.Lookup) (Config, error) {
 		PublicRedisAddr:    r.String("API_PUBLIC_REDIS_ADDR", ""),
 		ListenAddr:         r.String("API_LISTEN_ADDR", DefaultListenAddr),
 	}
+	ownerKey, err := ParseOwnerKey(r.String("API_OWNER_KEY", string(OwnerKeySession)))
+	r.Check(err == nil, "API_OWNER_KEY", "%v", err)
+	if err == nil {
+		c.OwnerKey = ownerKey
+	}
 	for _, p := range c.AdminPrincipals {
 		r.Check(sandbox.ValidateOwner(p) == nil, "API_ADMIN_PRINCIPALS", "%q is not a valid principal", p)
+		aerr := checkAdminPrincipal(p, c.OwnerKey)
+		r.Check(aerr == nil, "API_ADMIN_PRINCIPALS", "%v", aerr)
 	}
 	if h := c.PublicDatabaseHost; h != "" {
 		_, _, err := splitHostPort(h, 5432)

@@ -11,7 +11,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -73,17 +75,26 @@ func (h *Handler) connectSandbox(w http.ResponseWriter, r *http.Request, c calle
 	if status := sb.DisplayStatus(now); status != string(sandbox.StatusRunning) {
 		return sandbox.Errorf(sandbox.CodeInvalidTransition, "sandbox %q is %s; connect needs a running sandbox that has not expired", sb.Name, status)
 	}
-	password, err := h.deps.Resources.RotatePassword(r.Context(), sb.ID, sb.ExpiresAt)
+	creds, err := h.deps.Resources.RotateCredentials(r.Context(), sb.ID, sb.ExpiresAt)
 	if err != nil {
 		return err
 	}
+	// The previous credentials are void already; without an audit entry the new ones are not
+	// handed out either (a retry rotates again).
+	if err := h.deps.Sandboxes.Audit(r.Context(), c.principal, controlplane.ActionConnect, sb.ID, map[string]any{
+		"rotated": creds.Rotated(), "redis_access": h.deps.Resources.RedisAccess(),
+		"valid_until": sb.ExpiresAt.UTC(),
+	}); err != nil {
+		return err
+	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, h.connection(sb, password))
+	writeJSON(w, http.StatusOK, h.connection(sb, creds))
 	return nil
 }
 
 // connection assembles what a worker needs, as JSON and as environment variables.
-func (h *Handler) connection(sb *sandbox.Sandbox, password string) ConnectResponse {
+func (h *Handler) connection(sb *sandbox.Sandbox, creds provision.Credentials) ConnectResponse {
+	password := creds.DatabasePassword
 	t := h.connect
 	options := "-c search_path=" + sb.SchemaName
 	dbURL := url.URL{
@@ -110,9 +121,13 @@ func (h *Handler) connection(sb *sandbox.Sandbox, password string) ConnectRespon
 			SSLMode: t.sslMode, URL: dbURL.String(),
 		},
 		Redis: ConnectRedis{
-			Addr: t.redisAddr, TLS: t.redisTLS,
+			Addr: t.redisAddr, TLS: t.redisTLS, Access: string(h.deps.Resources.RedisAccess()),
+			Username: creds.RedisUser, Password: creds.RedisPassword,
 			Namespace: keys.Namespace(sb.ID), Stream: keys.EventStream(sb.ID), ConsumerGroup: keys.EventsGroup,
 		},
+	}
+	if creds.RedisUser == "" {
+		resp.Redis.Warning = sandbox.SharedRedisWarning
 	}
 	resp.Env = map[string]string{
 		"SANDBOX_ID":             sb.ID,
@@ -129,10 +144,15 @@ func (h *Handler) connection(sb *sandbox.Sandbox, password string) ConnectRespon
 		"PGSSLMODE":              t.sslMode,
 		"SANDBOX_REDIS_ADDR":     t.redisAddr,
 		"SANDBOX_REDIS_TLS":      strconv.FormatBool(t.redisTLS),
+		"SANDBOX_REDIS_ACCESS":   resp.Redis.Access,
 		"SANDBOX_NAMESPACE":      resp.Redis.Namespace,
 		"SANDBOX_STREAM":         resp.Redis.Stream,
 		"SANDBOX_CONSUMER_GROUP": keys.EventsGroup,
 		"SANDBOX_GUILD_IDS":      strings.Join(guilds, ","),
+	}
+	if creds.RedisUser != "" {
+		resp.Env["SANDBOX_REDIS_USERNAME"] = creds.RedisUser
+		resp.Env["SANDBOX_REDIS_PASSWORD"] = creds.RedisPassword
 	}
 	return resp
 }

@@ -12,8 +12,11 @@ type (
 	recorderKey  struct{}
 )
 
-// WithPrincipal returns a context carrying the authenticated caller. Only the adapters (the
-// Lambda adapter and the local server) call it, after they verified the identity.
+// WithPrincipal returns a context carrying the authenticated caller, which is the owner
+// identity of the sandboxes it creates and what API_ADMIN_PRINCIPALS is matched against.
+// Only the adapters call it, after they verified the identity: the Lambda adapter with the
+// IAM ARN in its canonical form (CanonicalPrincipal), the local server with the principal
+// of the bearer token as configured.
 func WithPrincipal(ctx context.Context, principal string) context.Context {
 	return context.WithValue(ctx, principalKey{}, principal)
 }

@@ -33,13 +33,17 @@ type Sandboxes interface {
 	AddGuild(ctx context.Context, actor, id, guildID string) error
 	RemoveGuild(ctx context.Context, actor, id, guildID string) error
 	LookupRoutes(ctx context.Context, guildIDs []string) (map[string]sandbox.Route, error)
+	Audit(ctx context.Context, actor, action, sandboxID string, details map[string]any) error
 	Limits() sandbox.Limits
 }
 
 // Resources is what the API needs of the per-sandbox resources (provision.Provisioner).
 type Resources interface {
-	RotatePassword(ctx context.Context, id string, validUntil time.Time) (string, error)
+	RotateCredentials(ctx context.Context, id string, validUntil time.Time) (provision.Credentials, error)
 	Inspect(ctx context.Context, id string) (provision.Resources, error)
+	RedisUserExists(ctx context.Context, id string) (bool, error)
+	RedisUserName(id string) string
+	RedisAccess() sandbox.RedisAccess
 }
 
 // RouteCache is what the API reads of the Redis route cache (routecache.Cache).
@@ -81,7 +85,7 @@ type Handler struct {
 	mux      *http.ServeMux
 	patterns map[string]bool
 	deps     Deps
-	admins   map[string]bool
+	admins   principals
 	connect  connectTarget
 	log      *slog.Logger
 	now      func() time.Time
@@ -100,7 +104,7 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 		mux:      http.NewServeMux(),
 		patterns: map[string]bool{},
 		deps:     deps,
-		admins:   map[string]bool{},
+		admins:   newPrincipals(cfg),
 		connect:  target,
 		log:      deps.Logger,
 		now:      deps.Now,
@@ -110,9 +114,6 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	}
 	if h.now == nil {
 		h.now = time.Now
-	}
-	for _, a := range cfg.AdminPrincipals {
-		h.admins[a] = true
 	}
 	h.routes()
 	return h, nil
@@ -233,7 +234,7 @@ type caller struct {
 
 func (h *Handler) callerOf(ctx context.Context) caller {
 	p := PrincipalFrom(ctx)
-	return caller{principal: p, admin: h.admins[p]}
+	return caller{principal: p, admin: h.admins.admin(p)}
 }
 
 // may reports whether the caller may act on the sandbox: its owner or an admin.

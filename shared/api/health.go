@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
@@ -125,7 +123,10 @@ func statusCheck(sb *sandbox.Sandbox, now time.Time) (string, string) {
 	return CheckOK, fmt.Sprintf("running, %s left", sb.TimeLeft(now).Round(time.Second))
 }
 
-// databaseCheck proves the schema and role exist and the schema answers a query.
+// databaseCheck proves the schema and role exist and the role may use its schema and
+// tables. It reads the catalogs only (provision.Inspect): a query over a sandbox's relation
+// would run, with the API's rights, whatever view, rule, policy or function the sandbox's
+// role put behind it.
 func (h *Handler) databaseCheck(ctx context.Context, sb *sandbox.Sandbox) (string, string) {
 	res, err := h.deps.Resources.Inspect(ctx, sb.ID)
 	if err != nil {
@@ -141,21 +142,14 @@ func (h *Handler) databaseCheck(ctx context.Context, sb *sandbox.Sandbox) (strin
 	if len(missing) > 0 {
 		return CheckFail, strings.Join(missing, " and ") + " missing"
 	}
-	// The role's USAGE on its schema, and a read through the schema: identifiers come from
-	// the catalog (Inspect) and are quoted.
-	sql := "SELECT has_schema_privilege($1, $2, 'USAGE'), true"
-	if len(res.Tables) > 0 {
-		sql = "SELECT has_schema_privilege($1, $2, 'USAGE'), EXISTS (SELECT 1 FROM " +
-			pgx.Identifier{sb.SchemaName, res.Tables[0]}.Sanitize() + ")"
-	}
-	var usage, answered bool
-	if err := h.deps.DB.QueryRow(ctx, sql, sb.DBRole, sb.SchemaName).Scan(&usage, &answered); err != nil {
-		return CheckFail, h.unreachable(ctx, "querying schema "+sb.SchemaName, err)
-	}
-	if !usage {
+	if !res.RoleUsage {
 		return CheckFail, fmt.Sprintf("role %s may not use schema %s", sb.DBRole, sb.SchemaName)
 	}
-	return CheckOK, fmt.Sprintf("schema %s reachable, %d tables, role present", sb.SchemaName, len(res.Tables))
+	if len(res.Ungranted) > 0 {
+		return CheckFail, fmt.Sprintf("role %s lacks its rights on %s", sb.DBRole, strings.Join(res.Ungranted, ", "))
+	}
+	return CheckOK, fmt.Sprintf("schema %s present, %d tables, %d bytes, role %s may use them",
+		sb.SchemaName, len(res.Tables), res.Bytes, sb.DBRole)
 }
 
 // redisCheck reads the sandbox's event stream and its consumer group.
@@ -175,12 +169,26 @@ func (h *Handler) redisCheck(ctx context.Context, sb *sandbox.Sandbox) (string, 
 	if groups.Err() != nil {
 		return CheckFail, h.unreachable(ctx, "XINFO GROUPS "+stream, groups.Err())
 	}
+	found := false
 	for _, g := range groups.Val() {
 		if g.Name == keys.EventsGroup {
-			return CheckOK, fmt.Sprintf("%s, group %s pending %d", detail, g.Name, g.Pending)
+			detail, found = fmt.Sprintf("%s, group %s pending %d", detail, g.Name, g.Pending), true
 		}
 	}
-	return CheckWarn, fmt.Sprintf("%s; consumer group %s missing: workers cannot read with XREADGROUP", detail, keys.EventsGroup)
+	if !found {
+		return CheckWarn, fmt.Sprintf("%s; consumer group %s missing: workers cannot read with XREADGROUP", detail, keys.EventsGroup)
+	}
+	if h.deps.Resources.RedisAccess() == sandbox.RedisAccessShared {
+		return CheckWarn, detail + "; " + sandbox.SharedRedisWarning
+	}
+	exists, err := h.deps.Resources.RedisUserExists(ctx, sb.ID)
+	if err != nil {
+		return CheckFail, h.unreachable(ctx, "ACL GETUSER "+h.deps.Resources.RedisUserName(sb.ID), err)
+	}
+	if !exists {
+		return CheckFail, fmt.Sprintf("%s; Redis user %s missing: workers cannot authenticate", detail, h.deps.Resources.RedisUserName(sb.ID))
+	}
+	return CheckOK, fmt.Sprintf("%s, user %s limited to %s*", detail, h.deps.Resources.RedisUserName(sb.ID), keys.Namespace(sb.ID))
 }
 
 // routesCheck proves every mapped guild routes here, in the database and in the cache.

@@ -306,7 +306,8 @@ func (e *env) create(t testing.TB, principal, name string, guilds ...string) *ap
 func (e *env) snapshot(t testing.TB) string {
 	t.Helper()
 	var sbs, maps, audit, passwords, schemas string
-	err := e.pool.QueryRow(context.Background(), `SELECT
+	// As the superuser: role passwords are in pg_authid, which the control user cannot read.
+	err := testenv.AdminPool(t, e.dbURL).QueryRow(context.Background(), `SELECT
 		coalesce((SELECT json_agg(s ORDER BY s.id)::text FROM sandbox_control.sandboxes s), ''),
 		coalesce((SELECT json_agg(m ORDER BY m.guild_id)::text FROM sandbox_control.guild_mappings m), ''),
 		(SELECT count(*) FROM sandbox_control.audit_log)::text,
@@ -318,7 +319,8 @@ func (e *env) snapshot(t testing.TB) string {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	ks, err := e.rdb.Keys(ctx, "*").Result()
+	admin := testenv.RedisAdmin(t, e.rdb.Options().DB) // KEYS is not the functions' to run
+	ks, err := admin.Keys(ctx, "*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +337,28 @@ func (e *env) snapshot(t testing.TB) string {
 		}
 		redisState.WriteString("\n")
 	}
-	return strings.Join([]string{sbs, maps, audit, passwords, schemas, redisState.String()}, "\n--\n")
+	// The sandboxes' Redis users, with their password hashes (connect rotates them).
+	var ids []string
+	rows, err := e.pool.Query(ctx, `SELECT id FROM sandbox_control.sandboxes ORDER BY id`)
+	if err == nil {
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	acl, err := admin.Do(ctx, "ACL", "LIST").StringSlice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var users []string
+	for _, line := range acl {
+		for _, id := range ids {
+			if strings.HasPrefix(line, "user "+e.resources.RedisUserName(id)+" ") {
+				users = append(users, line)
+			}
+		}
+	}
+	return strings.Join([]string{sbs, maps, audit, passwords, schemas, redisState.String(), strings.Join(users, "\n")}, "\n--\n")
 }
 
 // unchanged fails when the state differs from before.

@@ -19,13 +19,14 @@ import (
 
 // HandleEvent adapts the handler to API Gateway HTTP API payload-2.0 events; it is a
 // lambdakit.MeteredHandler. The caller is the IAM principal ARN the AWS_IAM authorizer
-// verified (requestContext.authorizer.iam.userArn); there is no fallback to callerId, so an
-// event without userArn is answered 401. Failures are answered as problems, never returned
+// verified (requestContext.authorizer.iam.userArn), in its canonical form under API_OWNER_KEY
+// (CanonicalPrincipal); there is no fallback to callerId, so an event without userArn is
+// answered 401. Failures are answered as problems, never returned
 // as invocation errors: API Gateway would turn those into bare 500s.
 func (h *Handler) HandleEvent(ctx context.Context, rec *metrics.Recorder, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	ctx = WithRecorder(ctx, rec)
 	if auth := ev.RequestContext.Authorizer; auth != nil && auth.IAM != nil && auth.IAM.UserARN != "" {
-		ctx = WithPrincipal(ctx, auth.IAM.UserARN)
+		ctx = WithPrincipal(ctx, h.admins.canonical(auth.IAM.UserARN))
 	}
 	w := newResponseBuffer()
 	r, err := requestOf(ctx, ev)

@@ -115,8 +115,15 @@ type ConnectDatabase struct {
 
 // ConnectRedis is how a worker reaches its namespace and event stream.
 type ConnectRedis struct {
-	Addr          string `json:"addr"`
-	TLS           bool   `json:"tls"`
+	Addr string `json:"addr"`
+	TLS  bool   `json:"tls"`
+	// Access is "acl" (Username and Password are the sandbox's own Redis user, which reaches
+	// its namespace alone) or "shared" (no credentials: the namespace is a convention only,
+	// and Warning says so).
+	Access        string `json:"access"`
+	Username      string `json:"username,omitempty"`
+	Password      string `json:"password,omitempty"`
+	Warning       string `json:"warning,omitempty"`
 	Namespace     string `json:"namespace"`
 	Stream        string `json:"stream"`
 	ConsumerGroup string `json:"consumer_group"`

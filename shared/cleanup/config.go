@@ -67,7 +67,7 @@ func LoadConfig(l config.Lookup) (Config, error) {
 // NewFromConfig builds the Service of the cleanup function from its configuration and the
 // execution environment's clients. publisher may be nil (warnings are logged).
 func NewFromConfig(cfg Config, db *pgxpool.Pool, rdb redis.UniversalClient, publisher Publisher) (*Service, error) {
-	p := provision.New(db, rdb, cfg.TemplateSchema)
+	p := provision.New(db, rdb, cfg.TemplateSchema, provision.WithRedisAccess(cfg.RedisAccess))
 	m := controlplane.NewManager(db, controlplane.Options{
 		Limits: cfg.Limits, ProtectedGuilds: cfg.ProtectedGuilds, Provisioner: p, Routes: routecache.New(rdb, 0, 0),
 	})

@@ -205,12 +205,13 @@ func (e *env) seed(t *testing.T, sb *sandbox.Sandbox, extraKeys int) {
 
 // state is everything of one sandbox that the teardown touches.
 type state struct {
-	Status   sandbox.Status
-	Schema   bool
-	Role     bool
-	Keys     []string
-	Mappings []string
-	Cache    map[string]string
+	Status    sandbox.Status
+	Schema    bool
+	Role      bool
+	RedisUser bool
+	Keys      []string
+	Mappings  []string
+	Cache     map[string]string
 }
 
 func (e *env) state(t *testing.T, id string, guilds []string) state {
@@ -226,9 +227,9 @@ func (e *env) state(t *testing.T, id string, guilds []string) state {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.Schema, st.Role = res.SchemaExists, res.RoleExists
+	st.Schema, st.Role, st.RedisUser = res.SchemaExists, res.RoleExists, res.RedisUserExists
 	pattern, _ := keys.NamespacePattern(id)
-	found, err := e.rdb.Keys(ctx, pattern).Result()
+	found, err := testenv.RedisAdmin(t, e.rdb.Options().DB).Keys(ctx, pattern).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +259,7 @@ func (e *env) state(t *testing.T, id string, guilds []string) state {
 func (e *env) assertGone(t *testing.T, id string, guilds []string) {
 	t.Helper()
 	st := e.state(t, id, guilds)
-	if st.Status != sandbox.StatusDestroyed || st.Schema || st.Role || len(st.Keys) > 0 || len(st.Mappings) > 0 || len(st.Cache) > 0 {
+	if st.Status != sandbox.StatusDestroyed || st.Schema || st.Role || st.RedisUser || len(st.Keys) > 0 || len(st.Mappings) > 0 || len(st.Cache) > 0 {
 		t.Fatalf("sandbox %s not torn down completely: %+v", id, st)
 	}
 }

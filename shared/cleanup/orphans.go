@@ -30,20 +30,21 @@ const (
 	ResourceSchema     ResourceType = "schema"
 	ResourceRole       ResourceType = "role"
 	ResourceRedis      ResourceType = "redis"
+	ResourceRedisUser  ResourceType = "redis_user"
 	ResourceMapping    ResourceType = "mapping"
 	ResourceRouteCache ResourceType = "route_cache"
 )
 
 // ResourceTypes lists every resource type in report order.
 func ResourceTypes() []ResourceType {
-	return []ResourceType{ResourceSchema, ResourceRole, ResourceRedis, ResourceMapping, ResourceRouteCache}
+	return []ResourceType{ResourceSchema, ResourceRole, ResourceRedis, ResourceRedisUser, ResourceMapping, ResourceRouteCache}
 }
 
 // Orphan is a resource named like a sandbox's whose sandbox does not exist or cannot use it.
 type Orphan struct {
 	Type ResourceType `json:"type"`
-	// Name is the schema or role name, the namespace prefix (sandbox:{id}:), the guild id of a
-	// mapping, or the route cache key.
+	// Name is the schema or role name, the namespace prefix (sandbox:{id}:), the Redis ACL
+	// user's name, the guild id of a mapping, or the route cache key.
 	Name      string `json:"name"`
 	SandboxID string `json:"sandbox_id"`
 	// SandboxStatus is the status of the sandbox it belongs to, empty when there is none.
@@ -104,6 +105,10 @@ func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (Orphan
 	if err != nil {
 		return rep, err
 	}
+	redisUsers, err := s.resources.SandboxRedisUsers(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("cleanup: list sandbox Redis users: %w", err)
+	}
 	schemas, roles, err := s.databaseResources(ctx)
 	if err != nil {
 		return rep, err
@@ -120,7 +125,7 @@ func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (Orphan
 	for _, r := range routes {
 		ids = append(ids, r.SandboxID)
 	}
-	ids = append(append(ids, schemas...), roles...)
+	ids = append(append(append(ids, schemas...), roles...), redisUsers...)
 	states, err := s.sandboxStates(ctx, ids)
 	if err != nil {
 		return rep, err
@@ -145,6 +150,9 @@ func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (Orphan
 	}
 	for id, n := range namespaces {
 		add(Orphan{Type: ResourceRedis, Name: keys.Namespace(id), SandboxID: id, Keys: n})
+	}
+	for _, id := range redisUsers {
+		add(Orphan{Type: ResourceRedisUser, Name: s.resources.RedisUserName(id), SandboxID: id})
 	}
 	for key, r := range routes {
 		add(Orphan{Type: ResourceRouteCache, Name: key, SandboxID: r.SandboxID, Value: routecache.Encode(r)})
@@ -410,7 +418,7 @@ func (s *Service) RemoveOrphans(ctx context.Context, report OrphanReport) (Orpha
 }
 
 func (s *Service) removeOrphan(ctx context.Context, o Orphan) error {
-	if err := checkOrphanName(o); err != nil {
+	if err := s.checkOrphanName(o); err != nil {
 		return err
 	}
 	if o.Type == ResourceMapping {
@@ -442,6 +450,8 @@ func (s *Service) removeOrphan(ctx context.Context, o Orphan) error {
 			return perr
 		}
 		_, _, err = unlinkMatching(ctx, s.rdb, pattern, s.scanCount)
+	case ResourceRedisUser:
+		_, err = s.resources.DeleteRedisUser(ctx, o.SandboxID)
 	case ResourceRouteCache:
 		var n int
 		n, err = compareAndDelete.Run(ctx, s.rdb, []string{o.Name}, o.Value).Int()
@@ -461,7 +471,7 @@ func (s *Service) removeOrphan(ctx context.Context, o Orphan) error {
 
 // checkOrphanName refuses anything whose name is not exactly what a sandbox would own: a
 // report may come from elsewhere than FindOrphans.
-func checkOrphanName(o Orphan) error {
+func (s *Service) checkOrphanName(o Orphan) error {
 	ok := sandbox.ValidID(o.SandboxID)
 	switch o.Type {
 	case ResourceSchema:
@@ -470,6 +480,8 @@ func checkOrphanName(o Orphan) error {
 		ok = ok && o.Name == sandbox.RoleName(o.SandboxID)
 	case ResourceRedis:
 		ok = ok && o.Name == keys.Namespace(o.SandboxID)
+	case ResourceRedisUser:
+		ok = ok && o.Name == s.resources.RedisUserName(o.SandboxID)
 	case ResourceMapping:
 		ok = ok && sandbox.ValidGuildID(o.Name)
 	case ResourceRouteCache:
@@ -536,14 +548,5 @@ func (s *Service) dropRoleTx(ctx context.Context, tx pgx.Tx, name string) error 
 	if _, err := tx.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, name); err != nil {
 		return err
 	}
-	role := pgx.Identifier{name}.Sanitize()
-	// DROP OWNED revokes its grants in this database; DROP ROLE then has nothing left.
-	if err := provision.LockDatabaseACL(ctx, tx); err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, "DROP OWNED BY "+role); err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, "DROP ROLE "+role)
-	return err
+	return provision.DropRole(ctx, tx, name)
 }

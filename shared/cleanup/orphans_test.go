@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/provision"
 	"github.com/botplatform/discord-sandboxes/shared/routecache"
@@ -101,6 +102,10 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 	setRoute(t, e, ghostGuild, ghost)
 	staleGuild := newGuild()
 	setRoute(t, e, staleGuild, leaked.ID)
+	admin := testenv.RedisAdmin(t, e.rdb.Options().DB)
+	if err := admin.Do(ctx, "ACL", "SETUSER", e.p.RedisUserName(ghost), "reset").Err(); err != nil {
+		t.Fatal(err)
+	}
 
 	// Never ours: roles of other databases or without comment, names that only look similar.
 	foreign := sandbox.NewID()
@@ -111,6 +116,14 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 		e.exec(t, "CREATE SCHEMA "+s)
 	}
 	mustSet(t, e, "sandbox:{BAD-ID}:k", "sandbox:{"+sandbox.NewID()+"}", "sandbox:route:notaguild", "other:{"+sandbox.NewID()+"}:k")
+	// Redis users of another logical database (ACL users are server-wide) or not a sandbox's.
+	foreignUser, oddUser := keys.ACLUser(sandbox.NewID(), e.rdb.Options().DB+1), "sb_"+sandbox.NewID()+"_x"
+	for _, u := range []string{foreignUser, oddUser} {
+		if err := admin.Do(ctx, "ACL", "SETUSER", u, "reset").Err(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { admin.Do(context.Background(), "ACL", "DELUSER", u) })
+	}
 	if err := e.rdb.Set(ctx, keys.RouteCache(newGuild()), "garbage", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +133,7 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Everything not owned is young now (destroyed or first seen at t0).
-	if len(first.Orphans) != 0 || first.Young != 11 {
+	if len(first.Orphans) != 0 || first.Young != 13 {
 		t.Fatalf("first look: young %d, orphans %+v", first.Young, first.Orphans)
 	}
 
@@ -148,6 +161,8 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 		{ResourceRole, sandbox.RoleName(leaked.ID)},
 		{ResourceRedis, keys.Namespace(ghost)},
 		{ResourceRedis, keys.Namespace(leaked.ID)},
+		{ResourceRedisUser, e.p.RedisUserName(ghost)},
+		{ResourceRedisUser, e.p.RedisUserName(leaked.ID)},
 		{ResourceMapping, failedGuild},
 		{ResourceMapping, leakGuild},
 		{ResourceRouteCache, keys.RouteCache(ghostGuild)},
@@ -158,9 +173,9 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 	if got := keysOf(rep.Orphans); !reflect.DeepEqual(got, want) {
 		t.Fatalf("orphans\n got %v\nwant %v", got, want)
 	}
-	// recent: schema, role, namespace, mapping, cache entry; newborn: schema.
-	if rep.Young != 6 {
-		t.Errorf("young %d, want 6", rep.Young)
+	// recent: schema, role, namespace, Redis user, mapping, cache entry; newborn: schema.
+	if rep.Young != 7 {
+		t.Errorf("young %d, want 7", rep.Young)
 	}
 	for _, o := range rep.Orphans {
 		switch {
@@ -185,8 +200,13 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 	// The orphans are gone...
 	for _, id := range []string{ghost, leaked.ID} {
 		res, err := e.p.Inspect(ctx, id)
-		if err != nil || res.SchemaExists || res.RoleExists || res.StreamExists {
+		if err != nil || res.SchemaExists || res.RoleExists || res.StreamExists || res.RedisUserExists {
 			t.Errorf("%s left: %+v %v", id, res, err)
+		}
+	}
+	for _, u := range []string{foreignUser, oddUser} {
+		if err := admin.Do(ctx, "ACL", "GETUSER", u).Err(); err != nil {
+			t.Errorf("Redis user %s, not ours, was removed: %v", u, err)
 		}
 	}
 	for _, g := range []string{ghostGuild, leakGuild, staleGuild} {
@@ -226,13 +246,13 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 			t.Errorf("key %s removed", k)
 		}
 	}
-	if c := e.auditCounts(t, ghost); c[controlplane.ActionOrphanRemoved] != 4 {
+	if c := e.auditCounts(t, ghost); c[controlplane.ActionOrphanRemoved] != 5 {
 		t.Errorf("audit of ghost removals: %v", c)
 	}
 
 	// Found again: only the young remain, still young.
 	again, err := e.s.FindOrphans(ctx)
-	if err != nil || len(again.Orphans) != 0 || again.Young != 6 {
+	if err != nil || len(again.Orphans) != 0 || again.Young != 7 {
 		t.Fatalf("after removal: %+v %v", again, err)
 	}
 	// A report from elsewhere with a name that is not a sandbox's is refused.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/botplatform/discord-sandboxes/shared/provision"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -15,6 +16,9 @@ const (
 	StepMarkDestroying  Step = "mark_destroying"
 	StepRemoveMappings  Step = "remove_mappings"
 	StepInvalidateCache Step = "invalidate_cache"
+	// StepDeleteRedisUser comes before the keys: once the user is gone, the sandbox's code can
+	// write no key that the next step would miss.
+	StepDeleteRedisUser Step = "delete_redis_user"
 	StepDeleteKeys      Step = "delete_keys"
 	StepDropDatabase    Step = "drop_schema_and_role"
 	StepMarkDestroyed   Step = "mark_destroyed"
@@ -22,20 +26,21 @@ const (
 
 // Steps lists the teardown steps in the order they run.
 func Steps() []Step {
-	return []Step{StepMarkDestroying, StepRemoveMappings, StepInvalidateCache, StepDeleteKeys, StepDropDatabase, StepMarkDestroyed}
+	return []Step{StepMarkDestroying, StepRemoveMappings, StepInvalidateCache, StepDeleteRedisUser, StepDeleteKeys, StepDropDatabase, StepMarkDestroyed}
 }
 
 // Record is the teardown record of one sandbox, stored as JSON in its teardown column and
 // shown by the API as it is. This type is the one home of the record's shape. A step's entry
 // is present once the step completed; the next run resumes at the first step without one.
 type Record struct {
-	StartedAt       *time.Time    `json:"started_at,omitempty"`
-	MarkDestroying  *MarkStep     `json:"mark_destroying,omitempty"`
-	RemoveMappings  *MappingsStep `json:"remove_mappings,omitempty"`
-	InvalidateCache *CacheStep    `json:"invalidate_cache,omitempty"`
-	DeleteKeys      *KeysStep     `json:"delete_keys,omitempty"`
-	DropDatabase    *DatabaseStep `json:"drop_schema_and_role,omitempty"`
-	MarkDestroyed   *MarkStep     `json:"mark_destroyed,omitempty"`
+	StartedAt       *time.Time     `json:"started_at,omitempty"`
+	MarkDestroying  *MarkStep      `json:"mark_destroying,omitempty"`
+	RemoveMappings  *MappingsStep  `json:"remove_mappings,omitempty"`
+	InvalidateCache *CacheStep     `json:"invalidate_cache,omitempty"`
+	DeleteKeys      *KeysStep      `json:"delete_keys,omitempty"`
+	DeleteRedisUser *RedisUserStep `json:"delete_redis_user,omitempty"`
+	DropDatabase    *DatabaseStep  `json:"drop_schema_and_role,omitempty"`
+	MarkDestroyed   *MarkStep      `json:"mark_destroyed,omitempty"`
 	// LastFailure is the most recent failed attempt; the sandbox's cleanup_attempts counts them.
 	LastFailure *Failure `json:"last_failure,omitempty"`
 }
@@ -67,6 +72,13 @@ type KeysStep struct {
 	At        time.Time `json:"at"`
 	Unlinked  int64     `json:"keys_unlinked"`
 	Primaries int       `json:"primaries_scanned"`
+}
+
+// RedisUserStep records the deletion of the sandbox's Redis ACL user, which also closed the
+// connections authenticated as it.
+type RedisUserStep struct {
+	At time.Time `json:"at"`
+	provision.RedisUserResult
 }
 
 // DatabaseStep records what dropping the schema and the role found.
@@ -108,6 +120,8 @@ func (r Record) Completed(step Step, status sandbox.Status) bool {
 		return r.InvalidateCache != nil
 	case StepDeleteKeys:
 		return r.DeleteKeys != nil
+	case StepDeleteRedisUser:
+		return r.DeleteRedisUser != nil
 	case StepDropDatabase:
 		return r.DropDatabase != nil
 	case StepMarkDestroyed:

@@ -17,9 +17,13 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
-// Dropper drops a sandbox's schema and role (provision.Provisioner).
+// Dropper drops a sandbox's schema and role and its Redis user, and lists the Redis users
+// of sandboxes for orphan reconciliation (provision.Provisioner).
 type Dropper interface {
 	Drop(ctx context.Context, id string, lockTimeout time.Duration) (provision.DropResult, error)
+	DeleteRedisUser(ctx context.Context, id string) (provision.RedisUserResult, error)
+	SandboxRedisUsers(ctx context.Context) ([]string, error)
+	RedisUserName(id string) string
 }
 
 // DefaultActor is the audit actor of scheduled runs.

@@ -91,6 +91,8 @@ func (t *teardownRun) run(ctx context.Context, step Step) error {
 		return t.invalidateCache(ctx)
 	case StepDeleteKeys:
 		return t.deleteKeys(ctx)
+	case StepDeleteRedisUser:
+		return t.deleteRedisUser(ctx)
 	case StepDropDatabase:
 		return t.dropDatabase(ctx)
 	case StepMarkDestroyed:
@@ -209,6 +211,21 @@ func (t *teardownRun) deleteKeys(ctx context.Context) error {
 	}
 	t.rec.DeleteKeys = &KeysStep{At: t.s.now(), Unlinked: n, Primaries: primaries}
 	return t.save(ctx, map[string]any{"step": StepDeleteKeys, "keys_unlinked": n, "primaries_scanned": primaries})
+}
+
+// deleteRedisUser deletes the sandbox's Redis ACL user on every node, which closes the
+// connections of workers still authenticated as it (skipped in shared Redis mode).
+func (t *teardownRun) deleteRedisUser(ctx context.Context) error {
+	res, err := t.s.resources.DeleteRedisUser(ctx, t.sb.ID)
+	if err != nil {
+		return err
+	}
+	if err := t.after(ctx, StepDeleteRedisUser); err != nil {
+		return err
+	}
+	t.rec.DeleteRedisUser = &RedisUserStep{At: t.s.now(), RedisUserResult: res}
+	return t.save(ctx, map[string]any{"step": StepDeleteRedisUser, "deleted_on_nodes": res.Deleted,
+		"nodes": res.Nodes, "skipped": res.Skipped})
 }
 
 // dropDatabase terminates the role's sessions and drops the schema and the role, waiting

@@ -25,7 +25,7 @@ func TestRecordKeysAreTheStepNames(t *testing.T) {
 	t.Parallel()
 	at := time.Now()
 	full := Record{StartedAt: &at, MarkDestroying: &MarkStep{}, RemoveMappings: &MappingsStep{}, InvalidateCache: &CacheStep{},
-		DeleteKeys: &KeysStep{}, DropDatabase: &DatabaseStep{}, MarkDestroyed: &MarkStep{}}
+		DeleteRedisUser: &RedisUserStep{}, DeleteKeys: &KeysStep{}, DropDatabase: &DatabaseStep{}, MarkDestroyed: &MarkStep{}}
 	b, err := json.Marshal(full)
 	if err != nil {
 		t.Fatal(err)
@@ -378,8 +378,9 @@ func TestConcurrentRunsTearEachSandboxDownOnce(t *testing.T) {
 		FROM sandbox_control.audit_log`, controlplane.ActionTeardownStep, controlplane.ActionTransition).Scan(&steps, &transitions); err != nil {
 		t.Fatal(err)
 	}
-	if steps != 4*len(sbs) || transitions != 2*len(sbs) {
-		t.Fatalf("audit: %d step entries (want %d), %d transitions (want %d)", steps, 4*len(sbs), transitions, 2*len(sbs))
+	// One entry per step between the two transitions.
+	if steps != 5*len(sbs) || transitions != 2*len(sbs) {
+		t.Fatalf("audit: %d step entries (want %d), %d transitions (want %d)", steps, 5*len(sbs), transitions, 2*len(sbs))
 	}
 	for _, sb := range sbs {
 		e.assertTornDownOnce(t, sb.ID)

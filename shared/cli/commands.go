@@ -355,11 +355,11 @@ func (a *app) confirm(ctx context.Context, question string) (bool, error) {
 func (a *app) connectCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "connect NAME",
-		Short: "Print a worker's connection settings as shell exports (rotates the password)",
+		Short: "Print a worker's connection settings as shell exports (rotates the passwords)",
 		Long: "connect prints `export KEY=\"value\"` lines on stdout, and only those, so that\n\n" +
 			"  eval \"$(sandbox connect NAME)\"\n\n" +
 			"sets them in the current shell; comments for people go to stderr. Every call rotates the\n" +
-			"sandbox role's password: the previous one stops working.",
+			"sandbox role's password and its Redis user's password: the previous ones stop working.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			name := argv[0]
@@ -381,6 +381,13 @@ func (a *app) connectCommand() *cobra.Command {
 			fmt.Fprintf(e, "# sandbox %s (id %s): worker connection settings; guilds: %s\n", conn.Name, conn.SandboxID, guildList(conn.GuildIDs))
 			fmt.Fprintf(e, "# new database password, valid until %s; the previous one no longer works\n",
 				formatTime(conn.Database.PasswordExpiresAt, a.loc()))
+			if conn.Redis.Username != "" {
+				fmt.Fprintf(e, "# new password of Redis user %s, which reaches %s* only; the previous one no longer works\n",
+					conn.Redis.Username, conn.Redis.Namespace)
+			}
+			if conn.Redis.Warning != "" {
+				fmt.Fprintf(e, "# warning: %s\n", conn.Redis.Warning)
+			}
 			skipped, err := writeExports(a.env.Stdout, conn.Env)
 			if err != nil {
 				return err

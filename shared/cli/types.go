@@ -110,8 +110,14 @@ type DatabaseAccess struct {
 
 // RedisAccess is the Redis part of a Connection.
 type RedisAccess struct {
-	Addr          string `json:"addr"`
-	TLS           bool   `json:"tls"`
+	Addr string `json:"addr"`
+	TLS  bool   `json:"tls"`
+	// Access is "acl" (a Redis user of the sandbox's own) or "shared" (Warning says what that
+	// means).
+	Access        string `json:"access"`
+	Username      string `json:"username,omitempty"`
+	Password      string `json:"password,omitempty"`
+	Warning       string `json:"warning,omitempty"`
 	Namespace     string `json:"namespace"`
 	Stream        string `json:"stream"`
 	ConsumerGroup string `json:"consumer_group"`

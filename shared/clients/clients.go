@@ -119,7 +119,7 @@ func Postgres(ctx context.Context, dbURL string, maxConns int32) (*pgxpool.Pool,
 
 // Redis returns a client for REDIS_ADDR: a cluster client when REDIS_CLUSTER is set.
 func Redis(ctx context.Context, cfg config.Shared, sm SecretGetter) (redis.UniversalClient, error) {
-	password := ""
+	password := cfg.RedisPassword
 	if cfg.RedisPasswordSecretARN != "" {
 		if sm == nil {
 			return nil, fmt.Errorf("clients: REDIS_PASSWORD_SECRET_ARN is set but no Secrets Manager client was given")
@@ -136,6 +136,7 @@ func Redis(ctx context.Context, cfg config.Shared, sm SecretGetter) (redis.Unive
 	}
 	opts := &redis.UniversalOptions{
 		Addrs:         []string{cfg.RedisAddr},
+		Username:      cfg.RedisUsername,
 		Password:      password,
 		TLSConfig:     tlsConfig,
 		DialTimeout:   3 * time.Second,

@@ -54,8 +54,9 @@ func TestDatabaseURLPrefersTheURL(t *testing.T) {
 func TestOpenMigratesAndConnects(t *testing.T) {
 	_, dbURL := testenv.Postgres(t)
 	addr := testenv.RedisAddr(t)
+	user, password := testenv.RedisCredentials(t)
 	ctx := context.Background()
-	s, err := Open(ctx, config.Shared{DatabaseURL: dbURL, RedisAddr: addr}, nil, 4)
+	s, err := Open(ctx, config.Shared{DatabaseURL: dbURL, RedisAddr: addr, RedisUsername: user, RedisPassword: password}, nil, 4)
 	if err != nil {
 		t.Fatal(err)
 	}

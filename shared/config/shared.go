@@ -20,10 +20,16 @@ type Shared struct {
 	DatabaseURL       string
 	DatabaseSecretARN string
 
-	RedisAddr              string
-	RedisTLS               bool
-	RedisCluster           bool
+	RedisAddr    string
+	RedisTLS     bool
+	RedisCluster bool
+	// RedisUsername and RedisPassword are the functions' own ACL user; in AWS the password
+	// comes from the secret RedisPasswordSecretARN names instead.
+	RedisUsername          string
+	RedisPassword          string
 	RedisPasswordSecretARN string
+	// RedisAccess says whether each sandbox gets a Redis user of its own.
+	RedisAccess sandbox.RedisAccess
 
 	Limits          sandbox.Limits
 	TemplateSchema  string
@@ -40,7 +46,10 @@ func LoadShared(r *Reader) Shared {
 		RedisAddr:              r.String("REDIS_ADDR", ""),
 		RedisTLS:               r.Bool("REDIS_TLS", false),
 		RedisCluster:           r.Bool("REDIS_CLUSTER", false),
+		RedisUsername:          r.String("REDIS_USERNAME", ""),
+		RedisPassword:          r.String("REDIS_PASSWORD", ""),
 		RedisPasswordSecretARN: r.String("REDIS_PASSWORD_SECRET_ARN", ""),
+		RedisAccess:            sandbox.RedisAccess(r.String("SANDBOX_REDIS_ACCESS", string(sandbox.RedisAccessACL))),
 		TemplateSchema:         r.String("SANDBOX_TEMPLATE_SCHEMA", "sandbox_template"),
 		Limits: sandbox.Limits{
 			DefaultTTL:       r.Duration("SANDBOX_DEFAULT_TTL", def.DefaultTTL),
@@ -70,6 +79,8 @@ func LoadShared(r *Reader) Shared {
 	}
 	r.Check(c.DatabaseURL != "" || c.DatabaseSecretARN != "", "DATABASE_URL", "is required (or DATABASE_SECRET_ARN)")
 	r.Check(c.RedisAddr != "", "REDIS_ADDR", "is required")
+	r.Check(c.RedisAccess.Valid(), "SANDBOX_REDIS_ACCESS", "%q is not one of %s, %s", c.RedisAccess, sandbox.RedisAccessACL, sandbox.RedisAccessShared)
+	r.Check(c.RedisPassword == "" || c.RedisPasswordSecretARN == "", "REDIS_PASSWORD", "set either REDIS_PASSWORD or REDIS_PASSWORD_SECRET_ARN, not both")
 	r.Check(identRE.MatchString(c.TemplateSchema) && !strings.HasPrefix(c.TemplateSchema, "sb_") && c.TemplateSchema != "sandbox_control",
 		"SANDBOX_TEMPLATE_SCHEMA", "%q must be a plain lowercase identifier, not sandbox_control nor starting with sb_", c.TemplateSchema)
 	r.Check(c.Limits.DefaultTTL >= c.Limits.MinTTL && c.Limits.DefaultTTL <= c.Limits.MaxLifetime,

@@ -479,7 +479,7 @@ func (m *Manager) ProtectGuild(ctx context.Context, actor, guildID, reason strin
 	if err := sandbox.ValidateGuildID(guildID); err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
 		// Lock the mapping row, if any, so a concurrent mapping cannot slip in unseen.
 		var sandboxID string
 		err := tx.QueryRow(ctx, `SELECT sandbox_id FROM sandbox_control.guild_mappings WHERE guild_id = $1 FOR SHARE`, guildID).Scan(&sandboxID)
@@ -494,6 +494,12 @@ func (m *Manager) ProtectGuild(ctx context.Context, actor, guildID, reason strin
 		}
 		return audit(ctx, tx, actor, ActionGuildProtect, "", map[string]any{"guild_id": guildID, "reason": reason})
 	})
+	if err != nil {
+		return err
+	}
+	// A cached route computed before the protection must not outlive it.
+	m.invalidate(ctx, []string{guildID})
+	return nil
 }
 
 // Get returns a sandbox by id, with its guilds.

@@ -76,6 +76,8 @@ const (
 	ActionGuildAdd         = "guild.add"
 	ActionGuildRemove      = "guild.remove"
 	ActionGuildProtect     = "guild.protect"
+	// ActionConnect records a connect: who asked and which credentials were rotated.
+	ActionConnect = "sandbox.connect"
 )
 
 // audit appends one entry; callers pass the transaction of the change it records.

@@ -5,12 +5,16 @@
 //	sandbox:{<id>}:events    the sandbox's event stream
 //	sandbox:route:<guild_id> route cache entry of one guild (outside any namespace: per guild)
 //
+// and of the Redis ACL users that confine each sandbox to its namespace (ACLUser,
+// SandboxACLRules): a sandbox's user matches its own keys and channels only, never a route.
+//
 // Patterns for SCAN MATCH are built only from validated ids, so user input never reaches a
 // glob.
 package keys
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
@@ -69,4 +73,66 @@ func ParseRouteKey(key string) (string, bool) {
 		return "", false
 	}
 	return guild, true
+}
+
+// aclUserPrefix starts the name of every sandbox's Redis ACL user, like its database role.
+const aclUserPrefix = "sb_"
+
+// ACLUser returns the name of a sandbox's Redis ACL user for a suite working on logical
+// database db: "sb_<id>" on database 0 (production, and the only database of a cluster),
+// "sb_<id>@<db>" elsewhere. ACL users are server-wide while keys are per database, so the
+// suffix keeps the orphan finder of one database from taking another database's users.
+func ACLUser(id string, db int) string {
+	if db == 0 {
+		return aclUserPrefix + id
+	}
+	return aclUserPrefix + id + "@" + strconv.Itoa(db)
+}
+
+// ParseACLUser returns the sandbox id of a sandbox ACL user's name made for database db, and
+// false for any other name.
+func ParseACLUser(name string, db int) (string, bool) {
+	rest, ok := strings.CutPrefix(name, aclUserPrefix)
+	if !ok {
+		return "", false
+	}
+	id, suffix, scoped := strings.Cut(rest, "@")
+	if scoped != (db != 0) || (scoped && suffix != strconv.Itoa(db)) || !sandbox.ValidID(id) {
+		return "", false
+	}
+	return id, true
+}
+
+// SandboxACLRules are the ACL SETUSER rules of a sandbox's user, after "reset" and the
+// password: its own keys and channels and nothing else. The command set is the data
+// commands a worker needs (streams with consumer groups, strings, hashes, lists, sets,
+// sorted sets, pub/sub, transactions, Lua scripts, whose every call Redis checks against
+// these key patterns too), without anything that reaches past its keys: no SCAN, RANDOMKEY,
+// DBSIZE or PUBSUB (they list or count other namespaces), no FUNCTION, SCRIPT FLUSH/KILL, no
+// client tracking (it reports other keys' changes), nothing @admin or @dangerous (KEYS,
+// FLUSHALL, CONFIG, ACL, DEBUG, MIGRATE, SORT, ...). SELECT is allowed only when the suite
+// itself runs on a logical database other than 0 (tests); in production it is refused, so no
+// key escapes the database that teardown cleans. The cluster topology commands a cluster
+// client needs are allowed.
+func SandboxACLRules(id string, allowSelect bool) ([]string, error) {
+	if !sandbox.ValidID(id) {
+		return nil, fmt.Errorf("keys: invalid sandbox id %q", id)
+	}
+	rules := []string{
+		"~" + Namespace(id) + "*", "&" + Namespace(id) + "*",
+		"-@all",
+		"+@read", "+@write", "+@keyspace", "+@string", "+@hash", "+@list", "+@set", "+@sortedset",
+		"+@stream", "+@bitmap", "+@hyperloglog", "+@geo", "+@pubsub", "+@transaction",
+		"+@connection", "+@scripting",
+		"-@dangerous", "-@admin",
+		"-scan", "-randomkey", "-dbsize", "-pubsub", "-move", "-swapdb", "-select",
+		"-function", "-fcall", "-fcall_ro", "-script|flush", "-script|kill", "-script|debug",
+		"-client|tracking", "-client|caching", "-client|trackinginfo", "-client|getredir",
+		"+cluster|slots", "+cluster|shards", "+cluster|nodes", "+cluster|info", "+cluster|myid",
+		"+readonly", "+readwrite", "+asking",
+	}
+	if allowSelect {
+		rules = append(rules, "+select")
+	}
+	return rules, nil
 }

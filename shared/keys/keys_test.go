@@ -55,3 +55,44 @@ func TestParseRouteKey(t *testing.T) {
 		}
 	}
 }
+
+func TestACLUserIsScopedToItsDatabase(t *testing.T) {
+	const id = "abc123def456gh"
+	if got := ACLUser(id, 0); got != "sb_abc123def456gh" {
+		t.Fatalf("ACLUser(db 0) = %q", got)
+	}
+	if got := ACLUser(id, 7); got != "sb_abc123def456gh@7" {
+		t.Fatalf("ACLUser(db 7) = %q", got)
+	}
+	for name, db := range map[string]int{"sb_abc123def456gh": 0, "sb_abc123def456gh@7": 7} {
+		if got, ok := ParseACLUser(name, db); !ok || got != id {
+			t.Errorf("ParseACLUser(%q, %d) = %q, %v", name, db, got, ok)
+		}
+	}
+	for name, db := range map[string]int{
+		"sb_abc123def456gh@7": 0, "sb_abc123def456gh": 7, "sb_abc123def456gh@8": 7,
+		"sb_ABC": 0, "default": 0, "sandbox-control": 0, "sb_abc123def456gh@": 0,
+	} {
+		if _, ok := ParseACLUser(name, db); ok {
+			t.Errorf("ParseACLUser(%q, %d) accepted", name, db)
+		}
+	}
+}
+
+func TestSandboxACLRulesConfineToTheNamespace(t *testing.T) {
+	rules, err := SandboxACLRules("abc123def456gh", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rules[0] != "~sandbox:{abc123def456gh}:*" || rules[1] != "&sandbox:{abc123def456gh}:*" {
+		t.Fatalf("patterns %v", rules[:2])
+	}
+	for _, r := range rules {
+		if r == "~*" || r == "&*" || r == "allkeys" || r == "+@all" || r == "+select" {
+			t.Fatalf("rule %q widens the user", r)
+		}
+	}
+	if _, err := SandboxACLRules("*", false); err == nil {
+		t.Fatal("a glob id was accepted")
+	}
+}

@@ -1,12 +1,16 @@
-// Package provision creates, inspects and drops the per-sandbox resources of DESIGN §3.3:
-// schema sb_<id> cloned from a template schema (tables with their indexes, defaults,
-// constraints, identity sequences and the foreign keys between template tables), role
-// sb_<id> that can use only that schema, and the sandbox's Redis event stream with its
-// consumer group.
+// Package provision creates, inspects and drops the per-sandbox resources: schema sb_<id>
+// cloned from a template schema (tables with their indexes, defaults, constraints, identity
+// sequences and the foreign keys between template tables), role sb_<id> that can use only
+// that schema, the sandbox's Redis event stream with its consumer group, and (in ACL mode)
+// the Redis ACL user sb_<id> that can reach only the sandbox's namespace.
 //
 // Provisioning the database objects is one transaction: PostgreSQL DDL is transactional,
 // so a failure leaves nothing half-created. Dropping is the teardown's (cleanup) business;
 // Drop is here so that the knowledge of what a sandbox owns has one home.
+//
+// Everything here runs with the control user's rights over objects a sandbox role may have
+// changed, so none of it reads, writes or plans over a sandbox's relations: inspection reads
+// the catalogs only, and dropping runs no code a sandbox can define (docs/security.md).
 package provision
 
 import (
@@ -49,15 +53,41 @@ func LockDatabaseACL(ctx context.Context, tx pgx.Tx) error {
 
 // Provisioner creates and drops per-sandbox resources.
 type Provisioner struct {
-	db       *pgxpool.Pool
-	rdb      redis.UniversalClient
-	template string
+	db          *pgxpool.Pool
+	rdb         redis.UniversalClient
+	template    string
+	redisAccess sandbox.RedisAccess
+}
+
+// Option configures a Provisioner.
+type Option func(*Provisioner)
+
+// WithRedisAccess sets how sandboxes reach Redis (SANDBOX_REDIS_ACCESS); the default is
+// sandbox.RedisAccessACL, a Redis user per sandbox.
+func WithRedisAccess(a sandbox.RedisAccess) Option {
+	return func(p *Provisioner) {
+		if a.Valid() {
+			p.redisAccess = a
+		}
+	}
 }
 
 // New returns a Provisioner cloning from the template schema. rdb may be nil when only the
 // database part is wanted (tests of the clone, tools).
-func New(db *pgxpool.Pool, rdb redis.UniversalClient, templateSchema string) *Provisioner {
-	return &Provisioner{db: db, rdb: rdb, template: templateSchema}
+func New(db *pgxpool.Pool, rdb redis.UniversalClient, templateSchema string, opts ...Option) *Provisioner {
+	p := &Provisioner{db: db, rdb: rdb, template: templateSchema, redisAccess: sandbox.RedisAccessACL}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+// RedisAccess returns the Redis mode sandboxes are provisioned in.
+func (p *Provisioner) RedisAccess() sandbox.RedisAccess { return p.redisAccess }
+
+// redisUsers reports whether this Provisioner manages per-sandbox Redis users.
+func (p *Provisioner) redisUsers() bool {
+	return p.rdb != nil && p.redisAccess == sandbox.RedisAccessACL
 }
 
 // TemplateSchema returns the schema sandboxes are cloned from.
@@ -83,6 +113,12 @@ func (p *Provisioner) Provision(ctx context.Context, id string) error {
 		err := p.rdb.XGroupCreateMkStream(ctx, keys.EventStream(id), keys.EventsGroup, "0").Err()
 		if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
 			return fmt.Errorf("provision event stream of %s: %w", id, err)
+		}
+	}
+	if p.redisUsers() {
+		// No password until connect hands one out: the user exists but nobody can log in.
+		if err := p.setRedisUser(ctx, id, ""); err != nil {
+			return fmt.Errorf("provision Redis user of %s: %w", id, err)
 		}
 	}
 	return nil
@@ -134,6 +170,9 @@ func (p *Provisioner) provisionDatabase(ctx context.Context, tx pgx.Tx, id strin
 		fmt.Sprintf("CREATE ROLE %s LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS CONNECTION LIMIT %d PASSWORD NULL",
 			role, RoleConnectionLimit),
 		fmt.Sprintf("COMMENT ON ROLE %s IS %s", role, quoteLiteral(roleCommentPrefix+db)),
+		// The control user becomes a member of the role (never the other way round): a
+		// non-superuser needs it to DROP OWNED BY the role at teardown.
+		fmt.Sprintf("GRANT %s TO CURRENT_USER", role),
 		fmt.Sprintf("GRANT CONNECT ON DATABASE %s TO %s", dbIdent, role),
 		fmt.Sprintf("GRANT USAGE, CREATE ON SCHEMA %s TO %s", schema, role),
 		fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA %s TO %s", schema, role),
@@ -235,33 +274,80 @@ func ownSequences(ctx context.Context, tx pgx.Tx, target string) error {
 	return nil
 }
 
-// Resources is what exists of one sandbox's resources.
+// Resources is what exists of one sandbox's resources, read from the catalogs alone.
 type Resources struct {
 	SchemaExists bool
 	RoleExists   bool
-	Tables       []string
+	// RoleUsage is whether the role may use (USAGE) its schema.
+	RoleUsage bool
+	// Tables are the schema's tables (relkind r or p), whoever owns them.
+	Tables []string
+	// Ungranted are the tables created by provisioning (owned by the control user) on which
+	// the role lacks one of the rights provisioning granted.
+	Ungranted []string
+	// Bytes is the total size of the schema's relations, indexes and TOAST included.
+	Bytes        int64
 	StreamExists bool
+	// RedisUserExists is whether the sandbox's Redis ACL user exists (ACL mode only).
+	RedisUserExists bool
 }
 
-// Inspect reports which of a sandbox's resources exist.
+// Inspect reports which of a sandbox's resources exist. It reads only catalogs and
+// privilege and size functions, never a sandbox's relation: the role can turn any of its
+// tables into a view, or give one a row-level security policy, and a query over it by the
+// control user would run whatever function the role wrote with the control user's rights.
 func (p *Provisioner) Inspect(ctx context.Context, id string) (Resources, error) {
 	var r Resources
 	if err := checkID(id); err != nil {
 		return r, err
 	}
+	schema, role := sandbox.SchemaName(id), sandbox.RoleName(id)
 	err := p.db.QueryRow(ctx, `SELECT
-		EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),
-		EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, sandbox.SchemaName(id)).Scan(&r.SchemaExists, &r.RoleExists)
+		EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1),
+		EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $2)`, schema, role).Scan(&r.SchemaExists, &r.RoleExists)
 	if err != nil {
 		return r, err
 	}
-	rows, err := p.db.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname`, sandbox.SchemaName(id))
-	if err != nil {
-		return r, err
+	if r.SchemaExists && r.RoleExists {
+		if err := p.db.QueryRow(ctx, `SELECT pg_catalog.has_schema_privilege($1, $2, 'USAGE')`, role, schema).Scan(&r.RoleUsage); err != nil {
+			return r, err
+		}
 	}
-	if r.Tables, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-		return r, err
+	if r.SchemaExists {
+		type table struct {
+			name      string
+			ungranted bool
+		}
+		rows, err := p.db.Query(ctx, `
+			SELECT c.relname,
+				c.relowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
+				AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $2)
+				AND NOT pg_catalog.has_table_privilege($2, c.oid, 'SELECT, INSERT, UPDATE, DELETE')
+			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname`, schema, role)
+		if err != nil {
+			return r, err
+		}
+		tables, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (table, error) {
+			var t table
+			return t, row.Scan(&t.name, &t.ungranted)
+		})
+		if err != nil {
+			return r, err
+		}
+		for _, t := range tables {
+			r.Tables = append(r.Tables, t.name)
+			if t.ungranted {
+				r.Ungranted = append(r.Ungranted, t.name)
+			}
+		}
+		// Sizes from the catalog: pg_total_relation_size reads no row of the relation.
+		err = p.db.QueryRow(ctx, `SELECT coalesce(pg_catalog.sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::bigint
+			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'm')`, schema).Scan(&r.Bytes)
+		if err != nil {
+			return r, err
+		}
 	}
 	if p.rdb != nil {
 		n, err := p.rdb.Exists(ctx, keys.EventStream(id)).Result()
@@ -269,6 +355,13 @@ func (p *Provisioner) Inspect(ctx context.Context, id string) (Resources, error)
 			return r, err
 		}
 		r.StreamExists = n == 1
+	}
+	if p.redisUsers() {
+		exists, err := p.RedisUserExists(ctx, id)
+		if err != nil {
+			return r, err
+		}
+		r.RedisUserExists = exists
 	}
 	return r, nil
 }
@@ -308,18 +401,7 @@ func (p *Provisioner) Drop(ctx context.Context, id string, lockTimeout time.Dura
 			}
 		}
 		if res.RoleExisted {
-			r := pgx.Identifier{role}.Sanitize()
-			// DROP OWNED revokes the role's grants in this database (CONNECT, defaults) and
-			// drops anything it created; the role's per-database settings go with DROP ROLE.
-			if err := LockDatabaseACL(ctx, tx); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, "DROP OWNED BY "+r); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, "DROP ROLE IF EXISTS "+r); err != nil {
-				return err
-			}
+			return DropRole(ctx, tx, role)
 		}
 		return nil
 	})
@@ -329,25 +411,83 @@ func (p *Provisioner) Drop(ctx context.Context, id string, lockTimeout time.Dura
 	return res, nil
 }
 
-// RotatePassword gives the sandbox role a fresh random password valid until validUntil and
-// returns it. Every call invalidates the previous password.
-func (p *Provisioner) RotatePassword(ctx context.Context, id string, validUntil time.Time) (string, error) {
-	if err := checkID(id); err != nil {
-		return "", err
+// DropRole drops a sandbox role inside tx: DROP OWNED revokes the role's grants in this
+// database (CONNECT, defaults) and drops anything it still owns (large objects, whatever it
+// created outside its schema); the role's per-database settings go with DROP ROLE. The
+// control user first makes sure it is a member of the role, which a non-superuser needs for
+// DROP OWNED (roles provisioned before membership was granted at creation lack it). None of
+// these statements runs code a sandbox can define. The caller has checked that name is a
+// sandbox role of this database.
+func DropRole(ctx context.Context, tx pgx.Tx, name string) error {
+	r := pgx.Identifier{name}.Sanitize()
+	if _, err := tx.Exec(ctx, "GRANT "+r+" TO CURRENT_USER"); err != nil {
+		return err
 	}
-	buf := make([]byte, 24)
-	_, _ = rand.Read(buf)
-	password := hex.EncodeToString(buf)
+	if err := LockDatabaseACL(ctx, tx); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "DROP OWNED BY "+r); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, "DROP ROLE IF EXISTS "+r)
+	return err
+}
+
+// Credentials are a sandbox's fresh credentials, handed out once by connect.
+type Credentials struct {
+	DatabasePassword string
+	// RedisUser and RedisPassword are empty in shared Redis mode.
+	RedisUser     string
+	RedisPassword string
+}
+
+// Rotated names the credentials a rotation replaced, for the audit log (never a secret).
+func (c Credentials) Rotated() []string {
+	out := []string{"database_password"}
+	if c.RedisUser != "" {
+		out = append(out, "redis_password")
+	}
+	return out
+}
+
+// RotateCredentials gives the sandbox role a fresh random password valid until validUntil
+// and, in ACL mode, its Redis user a fresh password, and returns them. Every call
+// invalidates the previous passwords; sessions already open stay open. Neither password
+// travels in plain text: PostgreSQL receives a SCRAM-SHA-256 verifier computed here, Redis
+// a SHA-256 hash, so neither a statement log nor a command log holds one.
+func (p *Provisioner) RotateCredentials(ctx context.Context, id string, validUntil time.Time) (Credentials, error) {
+	var c Credentials
+	if err := checkID(id); err != nil {
+		return c, err
+	}
+	c.DatabasePassword = randomPassword()
+	verifier, err := scramVerifier(c.DatabasePassword)
+	if err != nil {
+		return Credentials{}, err
+	}
 	stmt := fmt.Sprintf("ALTER ROLE %s WITH PASSWORD %s VALID UNTIL %s",
-		pgx.Identifier{sandbox.RoleName(id)}.Sanitize(), quoteLiteral(password),
+		pgx.Identifier{sandbox.RoleName(id)}.Sanitize(), quoteLiteral(verifier),
 		quoteLiteral(validUntil.UTC().Format(time.RFC3339)))
 	if _, err := p.db.Exec(ctx, stmt); err != nil {
 		if strings.Contains(err.Error(), "does not exist") {
-			return "", errors.Join(sandbox.Errorf(sandbox.CodeNotFound, "the database role of sandbox %s does not exist", id), err)
+			return Credentials{}, errors.Join(sandbox.Errorf(sandbox.CodeNotFound, "the database role of sandbox %s does not exist", id), err)
 		}
-		return "", fmt.Errorf("rotate password of %s: %w", id, err)
+		return Credentials{}, fmt.Errorf("rotate password of %s: %w", id, err)
 	}
-	return password, nil
+	if p.redisUsers() {
+		c.RedisUser, c.RedisPassword = p.RedisUserName(id), randomPassword()
+		if err := p.setRedisUser(ctx, id, c.RedisPassword); err != nil {
+			return Credentials{}, fmt.Errorf("rotate Redis password of %s: %w", id, err)
+		}
+	}
+	return c, nil
+}
+
+// randomPassword returns 24 random bytes as hex: ASCII, so SASLprep leaves it unchanged.
+func randomPassword() string {
+	buf := make([]byte, 24)
+	_, _ = rand.Read(buf)
+	return hex.EncodeToString(buf)
 }
 
 // RoleCommentFor is the comment set on the roles this database's control plane creates.

@@ -58,11 +58,11 @@ func provisioned(t *testing.T, e env) (string, string) {
 	if err := e.p.Provision(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
-	pw, err := e.p.RotatePassword(context.Background(), id, time.Now().Add(time.Hour))
+	creds, err := e.p.RotateCredentials(context.Background(), id, time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return id, pw
+	return id, creds.DatabasePassword
 }
 
 func TestCloneHasTablesIndexesConstraintsAndForeignKeys(t *testing.T) {
@@ -158,7 +158,8 @@ func TestRotatePasswordInvalidatesThePreviousOne(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
 	id, first := provisioned(t, e)
-	second, err := e.p.RotatePassword(ctx, id, time.Now().Add(time.Hour))
+	creds, err := e.p.RotateCredentials(ctx, id, time.Now().Add(time.Hour))
+	second := creds.DatabasePassword
 	if err != nil || second == first {
 		t.Fatalf("rotate: %v", err)
 	}
@@ -168,7 +169,7 @@ func TestRotatePasswordInvalidatesThePreviousOne(t *testing.T) {
 	if _, err := connectAs(t, e.url, sandbox.RoleName(id), second); err != nil {
 		t.Fatalf("new password: %v", err)
 	}
-	if _, err := e.p.RotatePassword(ctx, sandbox.NewID(), time.Now().Add(time.Hour)); !errors.Is(err, sandbox.ErrNotFound) {
+	if _, err := e.p.RotateCredentials(ctx, sandbox.NewID(), time.Now().Add(time.Hour)); !errors.Is(err, sandbox.ErrNotFound) {
 		t.Fatalf("missing role: %v", err)
 	}
 }

@@ -1,7 +1,7 @@
 // Package routecache is the shared Redis tier of route resolution: one entry per guild at
-// keys.RouteCache(guild), saying "sandbox X in status S", "protected" or "no sandbox", each
-// with its own TTL. Reads and writes for many guilds are pipelined into one round trip
-// (MGET would fail across cluster slots, since route keys carry no hash tag).
+// keys.RouteCache(guild), saying "sandbox X in status S" (protected or not), "protected" or
+// "no sandbox", each with its own TTL. Reads and writes for many guilds are pipelined into one
+// round trip (MGET would fail across cluster slots, since route keys carry no hash tag).
 package routecache
 
 import (
@@ -25,10 +25,18 @@ const (
 )
 
 // Value encodings. The one place that knows them.
+//
+// A mapped route that is also protected (a guild protected after it was mapped, or mapped
+// through a race with its protection) is sandbox:<id>:<status>:protected: the flag must
+// survive the cache, or the guild reaches production from the database and the sandbox from
+// every cache hit. Entries written before the suffix existed (sandbox:<id>:<status>) still
+// decode, as unprotected; they live minutes, and the router applies its configured protected
+// guilds after every tier anyway.
 const (
-	valueNone      = "none"
-	valueProtected = "protected"
-	valueSandbox   = "sandbox:" // sandbox:<id>:<status>
+	valueNone            = "none"
+	valueProtected       = "protected"
+	valueSandbox         = "sandbox:"   // sandbox:<id>:<status>[:protected]
+	valueProtectedSuffix = ":protected" // after a mapped route's status
 )
 
 // Cache reads and writes route cache entries.
@@ -52,6 +60,8 @@ func New(rdb redis.UniversalClient, ttl, negativeTTL time.Duration) *Cache {
 // Encode returns the cache value of a route.
 func Encode(r sandbox.Route) string {
 	switch {
+	case r.Mapped() && r.Protected:
+		return valueSandbox + r.SandboxID + ":" + string(r.Status) + valueProtectedSuffix
 	case r.Mapped():
 		return valueSandbox + r.SandboxID + ":" + string(r.Status)
 	case r.Protected:
@@ -73,11 +83,12 @@ func Decode(guild, v string) (sandbox.Route, bool) {
 	if !ok {
 		return sandbox.Route{}, false
 	}
+	rest, protected := strings.CutSuffix(rest, valueProtectedSuffix)
 	id, status, ok := strings.Cut(rest, ":")
 	if !ok || !sandbox.ValidID(id) || !sandbox.Status(status).Valid() {
 		return sandbox.Route{}, false
 	}
-	return sandbox.Route{GuildID: guild, SandboxID: id, Status: sandbox.Status(status)}, true
+	return sandbox.Route{GuildID: guild, SandboxID: id, Status: sandbox.Status(status), Protected: protected}, true
 }
 
 // GetMany returns the cached routes of the guilds that have a valid entry, in one round trip.

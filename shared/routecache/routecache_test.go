@@ -24,16 +24,53 @@ func TestEncodeDecode(t *testing.T) {
 		{GuildID: guild1, Protected: true},
 		{GuildID: guild1, SandboxID: "abc123def456gh", Status: sandbox.StatusRunning},
 		{GuildID: guild1, SandboxID: "abc123def456gh", Status: sandbox.StatusDestroying},
+		{GuildID: guild1, SandboxID: "abc123def456gh", Status: sandbox.StatusRunning, Protected: true},
+		{GuildID: guild1, SandboxID: "abc123def456gh", Status: sandbox.StatusCreating, Protected: true},
 	} {
 		got, ok := routecache.Decode(guild1, routecache.Encode(r))
 		if !ok || got != r {
 			t.Errorf("round trip of %+v: %+v %v", r, got, ok)
 		}
 	}
-	for _, v := range []string{"", "sandbox:", "sandbox:abc:running", "sandbox:abc123def456gh:zombie", "yes"} {
+	for _, v := range []string{"", "sandbox:", "sandbox:abc:running", "sandbox:abc123def456gh:zombie", "yes",
+		"sandbox:abc123def456gh:running:", "sandbox:abc123def456gh:running:yes", "sandbox:abc123def456gh:protected",
+		"sandbox:abc123def456gh:running:protected:protected", "sandbox:abc123def456gh::protected"} {
 		if _, ok := routecache.Decode(guild1, v); ok {
 			t.Errorf("Decode(%q) accepted", v)
 		}
+	}
+}
+
+// A mapped route keeps its protection through the cache (a guild protected after it was
+// mapped must not reach its sandbox from a cache hit), and entries written before the flag
+// was encoded still decode, as unprotected.
+func TestEncodeKeepsProtectedMapping(t *testing.T) {
+	r := sandbox.Route{GuildID: guild1, SandboxID: "abc123def456gh", Status: sandbox.StatusRunning, Protected: true}
+	v := routecache.Encode(r)
+	if v != "sandbox:abc123def456gh:running:protected" {
+		t.Errorf("Encode(%+v) = %q", r, v)
+	}
+	if got, ok := routecache.Decode(guild1, v); !ok || !got.Protected || got != r {
+		t.Errorf("Decode(%q) = %+v %v, want %+v", v, got, ok, r)
+	}
+	old := sandbox.Route{GuildID: guild1, SandboxID: "abc123def456gh", Status: sandbox.StatusRunning}
+	if got, ok := routecache.Decode(guild1, "sandbox:abc123def456gh:running"); !ok || got != old {
+		t.Errorf("old encoding: %+v %v, want %+v", got, ok, old)
+	}
+
+	rdb := testenv.Redis(t)
+	ctx := context.Background()
+	c := routecache.New(rdb, time.Minute, 10*time.Second)
+	if err := c.SetMany(ctx, []sandbox.Route{r}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.GetMany(ctx, []string{guild1})
+	if err != nil || got[guild1] != r {
+		t.Fatalf("GetMany %+v %v, want %+v", got, err, r)
+	}
+	one, _, ok, err := c.Get(ctx, guild1)
+	if err != nil || !ok || one != r {
+		t.Fatalf("Get %+v %v %v, want %+v", one, ok, err, r)
 	}
 }
 

@@ -10,6 +10,8 @@
 //   - Decisions: a guild mapped to a running sandbox goes to the sandbox's stream; a guild
 //     mapped to a sandbox in any other status is dropped and counted (a test guild must never
 //     reach the production bot); protected, unmapped and guild-less events go to production.
+//     The configured protected guilds (Options.ProtectedGuilds) are checked before any route,
+//     so no cache entry, stale or forged, can send them elsewhere.
 //   - Delivery: stream entries are appended in one pipelined round trip (XADD NOMKSTREAM with
 //     an approximate MAXLEN, batch order kept per stream); production events are sent with
 //     SendMessageBatch in groups of at most 10, concurrently, checking every entry's result.

@@ -38,6 +38,9 @@ type Options struct {
 	MemoryCacheTTL time.Duration
 	// MemoryCacheSize bounds the in-process cache; zero means DefaultMemoryCacheSize.
 	MemoryCacheSize int
+	// ProtectedGuilds are production guilds (SANDBOX_PROTECTED_GUILDS): their events go to
+	// production whatever any route tier answers, a forged or stale Redis entry included.
+	ProtectedGuilds []string
 	// Now is the clock of the in-process cache and of received_at when the queue gave no
 	// time; nil means time.Now.
 	Now func() time.Time
@@ -48,6 +51,7 @@ type Options struct {
 // Router routes batches of gateway events. It is safe for concurrent use.
 type Router struct {
 	routes     *resolver
+	protected  map[string]bool
 	streams    *streamWriter
 	production *productionSender
 	now        func() time.Time
@@ -84,7 +88,12 @@ func New(o Options) (*Router, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	protected := make(map[string]bool, len(o.ProtectedGuilds))
+	for _, g := range o.ProtectedGuilds {
+		protected[g] = true
+	}
 	return &Router{
+		protected: protected,
 		routes: &resolver{
 			memory: newMemoryCache(o.MemoryCacheTTL, o.MemoryCacheSize, o.Now),
 			cache:  o.Cache,
@@ -107,6 +116,7 @@ func NewFromConfig(cfg Config, db *pgxpool.Pool, rdb redis.UniversalClient, prod
 			Limits: cfg.Limits, ProtectedGuilds: cfg.ProtectedGuilds,
 		}),
 		Cache:              routecache.New(rdb, cfg.RouteCacheTTL, cfg.RouteCacheNegativeTTL),
+		ProtectedGuilds:    cfg.ProtectedGuilds,
 		Redis:              rdb,
 		Production:         production,
 		ProductionQueueURL: cfg.ProductionQueueURL,
@@ -259,6 +269,17 @@ func (b *batchState) resolve(rec *metrics.Recorder) {
 }
 
 // decide sorts every parsed message into stream, production, dropped or failed.
+//
+// The configured protected guilds are checked first, on the router's own set, whichever tier
+// answered: the memory and Redis tiers only repeat what some writer said, and a Redis entry
+// can be stale (written before the guild was protected) or forged by anyone who can SET the
+// key, so no cache entry may send a production guild to a sandbox. Guilds protected in the
+// sandbox_control.protected_guilds table are known only to the database: its answer carries
+// Protected, which the route cache keeps (routecache.Encode), and ProtectGuild refuses a guild
+// mapped at the time, so an entry older than the protection lasts at most its TTL unless
+// invalidated. Those guilds rely on whoever writes the cache; SANDBOX_PROTECTED_GUILDS is the
+// protection that holds even against a writable Redis. Protected guilds need no lookup, so
+// they go to production even when the database is down.
 func (b *batchState) decide() {
 	for i := range b.messages {
 		if !b.parsed[i] {
@@ -271,6 +292,8 @@ func (b *batchState) decide() {
 		}
 		route, ok := b.routes[guild]
 		switch {
+		case b.router.protected[guild]: // configured production guild: no tier can override it
+			b.toProduction = append(b.toProduction, i)
 		case !ok: // resolve leaves a guild out only when the database failed
 			b.fail(i, KindRouteLookup, b.lookupErr)
 		case route.Protected: // a production guild, whatever a stale mapping says

@@ -10,28 +10,49 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// AdminURL returns the URL of the test server's own database, as a superuser. Tests that need a
-// database of their own use Postgres instead.
+// AdminURL returns the URL of the test server's maintenance database as its superuser. Only
+// the harness and assertions that must see past the control user's rights use it.
 func AdminURL(t testing.TB) string {
+	t.Helper()
+	return requireEnv(t, adminDatabaseURLVar)
+}
+
+// ControlURL returns the URL of the control user's own database (the one `make dev` uses).
+func ControlURL(t testing.TB) string {
 	t.Helper()
 	return requireEnv(t, databaseURLVar)
 }
 
-// Postgres creates a fresh database (sbtest_<random>) on the test server and returns a pool
-// connected to it and its URL. The pool is closed and the database dropped, whatever sessions
-// remain on it, when the test ends.
+// ServerLog returns the path of the test server's log (log_statement checks read it).
+func ServerLog(t testing.TB) string {
+	t.Helper()
+	return requireEnv(t, pgLogVar)
+}
+
+// Postgres creates a fresh database (sbtest_<random>) owned by the control user and returns a
+// pool connected to it as that user, and its URL. PUBLIC may not connect to it, as on the
+// control user's own database. The pool is closed and the database dropped, whatever
+// sessions remain on it, when the test ends.
 func Postgres(t testing.TB) (*pgxpool.Pool, string) {
 	t.Helper()
 	admin := AdminURL(t)
+	control := ControlURL(t)
 	name := "sbtest_" + randomHex(8)
-	dbURL, err := replaceDatabase(admin, name)
+	dbURL, err := replaceDatabase(control, name)
+	if err != nil {
+		t.Fatalf("testenv: %s: %v", databaseURLVar, err)
+	}
+	owner, err := userOf(control)
 	if err != nil {
 		t.Fatalf("testenv: %s: %v", databaseURLVar, err)
 	}
 	quoted := pgx.Identifier{name}.Sanitize()
 
-	if err := adminExec(t.Context(), admin, "CREATE DATABASE "+quoted); err != nil {
+	if err := adminExec(t.Context(), admin, "CREATE DATABASE "+quoted+" OWNER "+pgx.Identifier{owner}.Sanitize()); err != nil {
 		t.Fatalf("testenv: create database %s: %v", name, err)
+	}
+	if err := adminExec(t.Context(), admin, "REVOKE CONNECT ON DATABASE "+quoted+" FROM PUBLIC"); err != nil {
+		t.Fatalf("testenv: revoke connect on %s: %v", name, err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
@@ -50,6 +71,54 @@ func Postgres(t testing.TB) (*pgxpool.Pool, string) {
 		t.Fatalf("testenv: connect to %s: %v", name, err)
 	}
 	return pool, dbURL
+}
+
+// AdminExec runs one statement as the superuser on the database of dbURL (a URL Postgres
+// returned): test setup that production's control user could not do, such as ALTER DATABASE
+// ... SET log_statement.
+func AdminExec(t testing.TB, dbURL, sql string) {
+	t.Helper()
+	if err := adminExec(t.Context(), adminURLOf(t, dbURL), sql); err != nil {
+		t.Fatalf("testenv: %s: %v", sql, err)
+	}
+}
+
+// AdminPool returns a pool on the database of dbURL (a URL Postgres returned) as the
+// superuser, closed when the test ends: for assertions over what the control user may not
+// read, such as pg_authid.
+func AdminPool(t testing.TB, dbURL string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(t.Context(), adminURLOf(t, dbURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// adminURLOf is the superuser's URL of the database of dbURL.
+func adminURLOf(t testing.TB, dbURL string) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminURL, err := replaceDatabase(AdminURL(t), u.Path[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return adminURL
+}
+
+func userOf(serverURL string) (string, error) {
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		return "", fmt.Errorf("not a URL: %w", err)
+	}
+	if u.User == nil || u.User.Username() == "" {
+		return "", fmt.Errorf("no user in the URL")
+	}
+	return u.User.Username(), nil
 }
 
 // replaceDatabase returns serverURL with its database name replaced by name.

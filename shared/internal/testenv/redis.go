@@ -37,16 +37,39 @@ func RedisAddr(t testing.TB) string {
 	return requireEnv(t, redisAddrVar)
 }
 
-// Redis returns a client on a logical database that no concurrent test uses, empty at the start.
-// The client is closed, and the database emptied and released, when the test ends.
+// RedisCredentials returns the user and password of the functions' Redis ACL user, for code
+// that builds its own client (REDIS_USERNAME, REDIS_PASSWORD).
+func RedisCredentials(t testing.TB) (user, password string) {
+	t.Helper()
+	return requireEnv(t, redisUserVar), requireEnv(t, redisPassVar)
+}
+
+// Redis returns a client on a logical database that no concurrent test uses, empty at the start,
+// authenticated as the functions' ACL user. The client is closed, and the database emptied and
+// released, when the test ends.
 func Redis(t testing.TB) *redis.Client {
 	t.Helper()
 	db := RedisDB(t)
-	client := redis.NewClient(&redis.Options{Addr: RedisAddr(t), DB: db})
+	user, password := RedisCredentials(t)
+	client := redis.NewClient(&redis.Options{Addr: RedisAddr(t), DB: db, Username: user, Password: password})
 	t.Cleanup(func() {
 		_ = client.Close() // the test may have closed it already
 	})
 	return client
+}
+
+// RedisAdmin returns a client on logical database db as the server's administrator (the
+// default user): for assertions that need commands the functions may not run, such as KEYS.
+func RedisAdmin(t testing.TB, db int) *redis.Client {
+	t.Helper()
+	client := adminClient(t, db)
+	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+func adminClient(t testing.TB, db int) *redis.Client {
+	t.Helper()
+	return redis.NewClient(&redis.Options{Addr: RedisAddr(t), DB: db, Password: requireEnv(t, redisAdminPassVar)})
 }
 
 // RedisDB leases a logical database index that no concurrent test holds and empties it; when the
@@ -67,7 +90,7 @@ func leaseKey(db int) string { return leaseKeyPrefix + strconv.Itoa(db) }
 func leaseRedisDB(t testing.TB) dbLease {
 	t.Helper()
 	addr := RedisAddr(t)
-	admin := redis.NewClient(&redis.Options{Addr: addr})
+	admin := adminClient(t, 0)
 	defer admin.Close()
 
 	lease, err := acquireDB(t.Context(), admin)
@@ -77,9 +100,9 @@ func leaseRedisDB(t testing.TB) dbLease {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 		defer cancel()
-		admin := redis.NewClient(&redis.Options{Addr: addr})
+		admin := adminClient(t, 0)
 		defer admin.Close()
-		err := flushDB(ctx, addr, lease.db)
+		err := flushDB(ctx, adminClient(t, lease.db))
 		if err == nil {
 			err = releaseDB(ctx, admin, lease)
 		}
@@ -87,7 +110,7 @@ func leaseRedisDB(t testing.TB) dbLease {
 			t.Errorf("testenv: redis at %s: release database %d: %v", addr, lease.db, err)
 		}
 	})
-	if err := flushDB(t.Context(), addr, lease.db); err != nil {
+	if err := flushDB(t.Context(), adminClient(t, lease.db)); err != nil {
 		t.Fatalf("testenv: redis at %s: empty database %d: %v", addr, lease.db, err)
 	}
 	return lease
@@ -138,10 +161,9 @@ func databaseCount(ctx context.Context, admin *redis.Client) (int, error) {
 	return count, nil
 }
 
-// flushDB empties one logical database through a client of its own: a SELECT on a pooled
-// connection would leak into later users of that connection.
-func flushDB(ctx context.Context, addr string, db int) error {
-	client := redis.NewClient(&redis.Options{Addr: addr, DB: db})
+// flushDB empties one logical database through a client of its own (a SELECT on a pooled
+// connection would leak into later users of that connection) and closes the client.
+func flushDB(ctx context.Context, client *redis.Client) error {
 	defer client.Close()
 	return client.FlushDB(ctx).Err()
 }

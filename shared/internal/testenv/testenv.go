@@ -5,6 +5,11 @@
 // PostgreSQL database and its own Redis logical database, removed when the test ends. When the
 // services are not running the test fails rather than skips: a skipped integration test would
 // hide missing coverage.
+//
+// Code under test connects with the rights production has: PostgreSQL as the non-superuser
+// control user (CREATEROLE, owner of the test's database), Redis as the functions' ACL user.
+// The superuser and Redis's default user serve the harness alone (creating databases,
+// emptying and leasing logical databases) and the assertions that need to see everything.
 package testenv
 
 import (
@@ -17,9 +22,14 @@ import (
 
 // Environment variables written by scripts/services.sh.
 const (
-	databaseURLVar = "SANDBOX_TEST_DATABASE_URL"
-	redisAddrVar   = "SANDBOX_TEST_REDIS_ADDR"
-	sqsEndpointVar = "SANDBOX_TEST_SQS_ENDPOINT"
+	databaseURLVar      = "SANDBOX_TEST_DATABASE_URL"
+	adminDatabaseURLVar = "SANDBOX_TEST_ADMIN_DATABASE_URL"
+	pgLogVar            = "SANDBOX_TEST_PG_LOG"
+	redisAddrVar        = "SANDBOX_TEST_REDIS_ADDR"
+	redisAdminPassVar   = "SANDBOX_TEST_REDIS_ADMIN_PASSWORD"
+	redisUserVar        = "SANDBOX_TEST_REDIS_USERNAME"
+	redisPassVar        = "SANDBOX_TEST_REDIS_PASSWORD"
+	sqsEndpointVar      = "SANDBOX_TEST_SQS_ENDPOINT"
 )
 
 const howToRun = "run the tests through `make test` or `scripts/with-services.sh go test ./...`"

@@ -99,24 +99,21 @@ func TestRedisDatabaseIsEmptiedAndReleasedWhenTestEnds(t *testing.T) {
 	var lease dbLease
 	t.Run("holder", func(t *testing.T) {
 		lease = leaseRedisDB(t)
-		client := redis.NewClient(&redis.Options{Addr: RedisAddr(t), DB: lease.db})
-		defer client.Close()
+		client := RedisAdmin(t, lease.db)
 		if err := client.Set(t.Context(), marker, "1", 0).Err(); err != nil {
 			t.Fatal(err)
 		}
 	})
 
 	ctx := t.Context()
-	admin := redis.NewClient(&redis.Options{Addr: RedisAddr(t)})
-	defer admin.Close()
+	admin := RedisAdmin(t, 0)
 	// Another package may lease the same database meanwhile, so check only what is ours.
 	if holder, err := admin.Get(ctx, leaseKey(lease.db)).Result(); err != nil && err != redis.Nil {
 		t.Fatal(err)
 	} else if holder == lease.token {
 		t.Errorf("database %d is still leased after its test ended", lease.db)
 	}
-	inDB := redis.NewClient(&redis.Options{Addr: RedisAddr(t), DB: lease.db})
-	defer inDB.Close()
+	inDB := RedisAdmin(t, lease.db)
 	if n, err := inDB.Exists(ctx, marker).Result(); err != nil || n != 0 {
 		t.Errorf("database %d kept the test's key: exists=%d err=%v", lease.db, n, err)
 	}
@@ -125,8 +122,7 @@ func TestRedisDatabaseIsEmptiedAndReleasedWhenTestEnds(t *testing.T) {
 func TestConcurrentLeasesAreDistinct(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	admin := redis.NewClient(&redis.Options{Addr: RedisAddr(t)})
-	defer admin.Close()
+	admin := RedisAdmin(t, 0)
 
 	const callers = 32
 	var (
@@ -193,7 +189,9 @@ func TestMissingServicesFailTheTest(t *testing.T) {
 		call func(testing.TB)
 	}{
 		"Postgres":    {databaseURLVar, func(tb testing.TB) { Postgres(tb) }},
-		"AdminURL":    {databaseURLVar, func(tb testing.TB) { AdminURL(tb) }},
+		"AdminURL":    {adminDatabaseURLVar, func(tb testing.TB) { AdminURL(tb) }},
+		"ControlURL":  {databaseURLVar, func(tb testing.TB) { ControlURL(tb) }},
+		"RedisCreds":  {redisUserVar, func(tb testing.TB) { RedisCredentials(tb) }},
 		"Redis":       {redisAddrVar, func(tb testing.TB) { Redis(tb) }},
 		"RedisDB":     {redisAddrVar, func(tb testing.TB) { RedisDB(tb) }},
 		"SQSEndpoint": {sqsEndpointVar, func(tb testing.TB) { SQSEndpoint(tb) }},
@@ -212,5 +210,37 @@ func TestMissingServicesFailTheTest(t *testing.T) {
 				t.Errorf("%s without %s: outcome %q, want a fatal error that says how to run the tests", name, h.env, rec.outcome)
 			}
 		})
+	}
+}
+
+// The code under test connects with production's rights: a PostgreSQL user that is neither
+// superuser nor exempt from row-level security, and a Redis user without admin commands.
+func TestClientsHaveProductionRights(t *testing.T) {
+	t.Parallel()
+	pool, _ := Postgres(t)
+	ctx := t.Context()
+	var super, bypass, createRole, owner bool
+	err := pool.QueryRow(ctx, `SELECT rolsuper, rolbypassrls, rolcreaterole,
+		(SELECT datdba = r.oid FROM pg_database WHERE datname = current_database())
+		FROM pg_roles r WHERE rolname = current_user`).Scan(&super, &bypass, &createRole, &owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if super || bypass || !createRole || !owner {
+		t.Errorf("control user: superuser=%v bypassrls=%v createrole=%v owns database=%v; want false false true true",
+			super, bypass, createRole, owner)
+	}
+
+	rdb := Redis(t)
+	if err := rdb.FlushAll(ctx).Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("FLUSHALL as the functions' Redis user: %v, want NOPERM", err)
+	}
+	if err := rdb.ConfigGet(ctx, "databases").Err(); err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Errorf("CONFIG GET as the functions' Redis user: %v, want NOPERM", err)
+	}
+	anonymous := redis.NewClient(&redis.Options{Addr: RedisAddr(t)})
+	defer anonymous.Close()
+	if err := anonymous.Ping(ctx).Err(); err == nil {
+		t.Error("a client without credentials was served")
 	}
 }

@@ -1,0 +1,161 @@
+package provision
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/keys"
+)
+
+// forEachNode runs fn on every node of a cluster client (primaries and replicas: ACL users
+// exist per node, and a worker may read from a replica), or on the client itself otherwise,
+// and returns how many nodes it ran on.
+func forEachNode(ctx context.Context, rdb redis.UniversalClient, fn func(ctx context.Context, node redis.UniversalClient) error) (int, error) {
+	if cluster, ok := rdb.(*redis.ClusterClient); ok {
+		var n atomic.Int32
+		err := cluster.ForEachShard(ctx, func(ctx context.Context, node *redis.Client) error {
+			n.Add(1)
+			return fn(ctx, node)
+		})
+		return int(n.Load()), err
+	}
+	return 1, fn(ctx, rdb)
+}
+
+// redisDB is the logical database the suite works on: 0 but in tests (a cluster has no other).
+func (p *Provisioner) redisDB() int {
+	if c, ok := p.rdb.(*redis.Client); ok {
+		return c.Options().DB
+	}
+	return 0
+}
+
+// RedisUserName returns the name of the sandbox's Redis ACL user (keys.ACLUser).
+func (p *Provisioner) RedisUserName(id string) string { return keys.ACLUser(id, p.redisDB()) }
+
+// allowSelect is whether sandbox users may SELECT: only when the suite itself works on a
+// logical database other than 0, which happens in tests alone, so that a sandbox's keys never
+// leave the database teardown cleans.
+func (p *Provisioner) allowSelect() bool { return p.redisDB() != 0 }
+
+// setRedisUser creates or redefines the sandbox's ACL user on every node, in one ACL SETUSER
+// each: "reset" first, so the rules are exactly keys.SandboxACLRules whatever the user had,
+// and the password as its SHA-256 hash ("#<hex>"), so the password is never sent. An empty
+// password leaves the user without one: it exists, but nobody can authenticate as it.
+func (p *Provisioner) setRedisUser(ctx context.Context, id, password string) error {
+	args, err := setUserArgs(p.RedisUserName(id), id, password, p.allowSelect())
+	if err != nil {
+		return err
+	}
+	_, err = forEachNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
+		return node.Do(ctx, args...).Err()
+	})
+	return err
+}
+
+// setUserArgs is the ACL SETUSER command of a sandbox's user; the password appears only as
+// its SHA-256 hash.
+func setUserArgs(user, id, password string, allowSelect bool) ([]any, error) {
+	rules, err := keys.SandboxACLRules(id, allowSelect)
+	if err != nil {
+		return nil, err
+	}
+	args := []any{"ACL", "SETUSER", user, "reset", "on"}
+	if password != "" {
+		sum := sha256.Sum256([]byte(password))
+		args = append(args, "#"+hex.EncodeToString(sum[:]))
+	}
+	for _, r := range rules {
+		args = append(args, r)
+	}
+	return args, nil
+}
+
+// RedisUserExists reports whether the sandbox's Redis ACL user exists (on the node a plain
+// command reaches). Always false in shared Redis mode.
+func (p *Provisioner) RedisUserExists(ctx context.Context, id string) (bool, error) {
+	if !p.redisUsers() {
+		return false, nil
+	}
+	err := p.rdb.Do(ctx, "ACL", "GETUSER", p.RedisUserName(id)).Err()
+	switch {
+	case err == nil:
+		return true, nil
+	case err == redis.Nil:
+		return false, nil
+	}
+	return false, fmt.Errorf("ACL GETUSER %s: %w", p.RedisUserName(id), err)
+}
+
+// RedisUserResult says what DeleteRedisUser found.
+type RedisUserResult struct {
+	// Deleted counts the nodes on which the user existed.
+	Deleted int `json:"deleted"`
+	// Nodes counts the nodes asked.
+	Nodes int `json:"nodes"`
+	// Skipped is true in shared Redis mode, where there are no sandbox users.
+	Skipped bool `json:"skipped,omitempty"`
+}
+
+// DeleteRedisUser deletes the sandbox's ACL user on every node. ACL DELUSER also closes every
+// connection authenticated as the user, so a worker still connected loses its session at
+// once. Idempotent: a user already gone counts as deleted nowhere.
+func (p *Provisioner) DeleteRedisUser(ctx context.Context, id string) (RedisUserResult, error) {
+	var res RedisUserResult
+	if err := checkID(id); err != nil {
+		return res, err
+	}
+	if !p.redisUsers() {
+		res.Skipped = true
+		return res, nil
+	}
+	var deleted atomic.Int32
+	nodes, err := forEachNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
+		n, err := node.Do(ctx, "ACL", "DELUSER", p.RedisUserName(id)).Int()
+		deleted.Add(int32(n))
+		return err
+	})
+	res.Deleted, res.Nodes = int(deleted.Load()), nodes
+	if err != nil {
+		return res, fmt.Errorf("delete Redis user of %s: %w", id, err)
+	}
+	return res, nil
+}
+
+// SandboxRedisUsers lists the ids of the sandbox ACL users of this database (named
+// keys.ACLUser) on every node; empty in shared Redis mode.
+func (p *Provisioner) SandboxRedisUsers(ctx context.Context) ([]string, error) {
+	if !p.redisUsers() {
+		return nil, nil
+	}
+	seen := map[string]bool{}
+	var mu sync.Mutex
+	_, err := forEachNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
+		users, err := node.Do(ctx, "ACL", "USERS").StringSlice()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, u := range users {
+			if id, ok := keys.ParseACLUser(u, p.redisDB()); ok {
+				seen[id] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ACL USERS: %w", err)
+	}
+	ids := make([]string, 0, len(seen))
+	for id := range seen {
+		ids = append(ids, id)
+	}
+	return ids, nil
+}

@@ -1,0 +1,295 @@
+package provision_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
+	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// hostile provisions a sandbox, connects as its role and arms every trap the role can set.
+func hostile(t *testing.T, e env) (string, *testenv.Traps) {
+	t.Helper()
+	id, pw := provisioned(t, e)
+	conn, err := connectAs(t, e.url, sandbox.RoleName(id), pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, testenv.ArmTraps(t, conn, sandbox.SchemaName(id), sandbox.RoleName(id))
+}
+
+// Inspection (the health check's database part) never runs a sandbox's code, however often,
+// and the traps are proven armed: the control user's plain SELECT over the role's table
+// springs them.
+func TestInspectRunsNoSandboxCode(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	id, traps := hostile(t, e)
+
+	for range 20 {
+		res, err := e.p.Inspect(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.SchemaExists || !res.RoleExists || !res.RoleUsage || len(res.Ungranted) != 0 || res.Bytes <= 0 {
+			t.Fatalf("inspect: %+v", res)
+		}
+		// The tables the role made are listed (the rule turned aaa_rule into a view).
+		if res.Tables[0] != "aaa_policy" {
+			t.Fatalf("tables: %v", res.Tables)
+		}
+	}
+	traps.RequireNotSprung(t, e.pool)
+
+	// The control experiment: what the health check used to do.
+	if _, err := e.pool.Exec(ctx, fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s.aaa_policy)", sandbox.SchemaName(id))); err != nil {
+		t.Fatal(err)
+	}
+	seen := traps.Seen(t)
+	if len(seen) == 0 || seen[len(seen)-1] == sandbox.RoleName(id) {
+		t.Fatalf("the trap did not spring for the control user (seen %v): this test proves nothing", seen)
+	}
+}
+
+// Teardown drops the schema, with the role's views, rules, policies, triggers and functions,
+// and the role, without running any of them; a non-superuser control user can do it.
+func TestDropRunsNoSandboxCode(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	id, traps := hostile(t, e)
+	// A large object is owned by the role outside its schema: DROP OWNED must take it.
+	if _, err := provisionedConn(t, e, id).Exec(ctx, "SELECT lo_create(0)"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.p.Drop(ctx, id, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.SchemaExisted || !res.RoleExisted || res.SessionsTerminated == 0 {
+		t.Fatalf("drop: %+v", res)
+	}
+	traps.RequireNoEscalation(t, e.pool)
+	after, err := e.p.Inspect(ctx, id)
+	if err != nil || after.SchemaExists || after.RoleExists {
+		t.Fatalf("after drop: %+v %v", after, err)
+	}
+}
+
+// provisionedConn opens a further session of a provisioned sandbox's role.
+func provisionedConn(t *testing.T, e env, id string) *pgx.Conn {
+	t.Helper()
+	creds, err := e.p.RotateCredentials(context.Background(), id, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := connectAs(t, e.url, sandbox.RoleName(id), creds.DatabasePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// With log_statement = all, the server log holds the rotation statement but never the password.
+func TestRotationSendsNoPlaintextPassword(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	id, _ := provisioned(t, e)
+	var database string
+	if err := e.pool.QueryRow(ctx, "SELECT current_database()").Scan(&database); err != nil {
+		t.Fatal(err)
+	}
+	testenv.AdminExec(t, e.url, "ALTER DATABASE "+database+" SET log_statement = 'all'")
+	// Settings apply to new sessions: a pool of its own.
+	pool, err := pgxpool.New(ctx, e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	p := provision.New(pool, e.rdb, "sandbox_template")
+	creds, err := p.RotateCredentials(ctx, id, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := connectAs(t, e.url, sandbox.RoleName(id), creds.DatabasePassword); err != nil {
+		t.Fatalf("the new password does not log in: %v", err)
+	}
+	// The log is written asynchronously by the server process; the statement is logged before
+	// it runs, so it is there once RotateCredentials returned.
+	log, err := os.ReadFile(testenv.ServerLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), `ALTER ROLE "`+sandbox.RoleName(id)+`" WITH PASSWORD 'SCRAM-SHA-256$4096:`) {
+		t.Fatal("the server log lacks the rotation statement: log_statement did not apply, and this test proves nothing")
+	}
+	for _, secret := range []string{creds.DatabasePassword, creds.RedisPassword} {
+		if strings.Contains(string(log), secret) {
+			t.Fatal("the server log holds a plaintext password")
+		}
+	}
+}
+
+// A sandbox's Redis user reaches its own namespace and nothing else; teardown deletes it and
+// closes its connections.
+func TestSandboxRedisUserIsConfinedToItsNamespace(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	id, _ := provisioned(t, e)
+	other, _ := provisioned(t, e)
+	creds, err := e.p.RotateCredentials(ctx, id, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if creds.RedisUser != keys.ACLUser(id, e.rdb.Options().DB) || creds.RedisPassword == "" {
+		t.Fatalf("credentials: user %q", creds.RedisUser)
+	}
+	const guild = "80351110224678912"
+	if err := e.rdb.Set(ctx, keys.RouteCache(guild), "none", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.EventStream(other), Values: []string{"t", "SECRET"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	db := e.rdb.Options().DB
+	sb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t), DB: db, Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1})
+	defer sb.Close()
+	own := keys.Namespace(id)
+
+	allowed := map[string]func() error{
+		"XADD own stream": func() error {
+			return sb.XAdd(ctx, &redis.XAddArgs{Stream: keys.EventStream(id), Values: []string{"t", "x"}}).Err()
+		},
+		"XREADGROUP own stream": func() error {
+			return sb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: keys.EventsGroup, Consumer: "w", Streams: []string{keys.EventStream(id), ">"}, Count: 1, Block: -1}).Err()
+		},
+		"SET own key":         func() error { return sb.Set(ctx, own+"k", "v", 0).Err() },
+		"EVAL on own key":     func() error { return sb.Eval(ctx, "return redis.call('GET', KEYS[1])", []string{own + "k"}).Err() },
+		"PUBLISH own channel": func() error { return sb.Publish(ctx, own+"chan", "x").Err() },
+	}
+	for name, f := range allowed {
+		if err := f(); err != nil && err != redis.Nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	refused := map[string]func() error{
+		"GET outside":           func() error { return sb.Get(ctx, "elsewhere").Err() },
+		"SET outside":           func() error { return sb.Set(ctx, "elsewhere", "x", 0).Err() },
+		"SET route cache":       func() error { return sb.Set(ctx, keys.RouteCache(guild), "sandbox:"+id+":running", 0).Err() },
+		"DEL route cache":       func() error { return sb.Del(ctx, keys.RouteCache(guild)).Err() },
+		"SCAN":                  func() error { return sb.Scan(ctx, 0, own+"*", 10).Err() },
+		"SCAN outside":          func() error { return sb.Scan(ctx, 0, "sandbox:route:*", 10).Err() },
+		"KEYS":                  func() error { return sb.Keys(ctx, "*").Err() },
+		"FLUSHALL":              func() error { return sb.FlushAll(ctx).Err() },
+		"FLUSHDB":               func() error { return sb.FlushDB(ctx).Err() },
+		"CONFIG GET":            func() error { return sb.ConfigGet(ctx, "*").Err() },
+		"ACL LIST":              func() error { return sb.Do(ctx, "ACL", "LIST").Err() },
+		"ACL SETUSER":           func() error { return sb.Do(ctx, "ACL", "SETUSER", creds.RedisUser, "~*").Err() },
+		"XRANGE another stream": func() error { return sb.XRange(ctx, keys.EventStream(other), "-", "+").Err() },
+		"XADD another stream": func() error {
+			return sb.XAdd(ctx, &redis.XAddArgs{Stream: keys.EventStream(other), Values: []string{"t", "x"}}).Err()
+		},
+		"EVAL on the route cache": func() error {
+			return sb.Eval(ctx, "return redis.call('SET', KEYS[1], 'x')", []string{keys.RouteCache(guild)}).Err()
+		},
+		"EVAL undeclared key": func() error { return sb.Eval(ctx, "return redis.call('GET', 'sandbox:route:"+guild+"')", nil).Err() },
+		"RENAME out":          func() error { return sb.Rename(ctx, own+"k", "sandbox:route:"+guild).Err() },
+		"SUBSCRIBE outside":   func() error { _, err := sb.Subscribe(ctx, "elsewhere").Receive(ctx); return err },
+		"FUNCTION FLUSH":      func() error { return sb.Do(ctx, "FUNCTION", "FLUSH").Err() },
+		"SCRIPT FLUSH":        func() error { return sb.ScriptFlush(ctx).Err() },
+		"CLIENT LIST":         func() error { return sb.ClientList(ctx).Err() },
+		"INFO":                func() error { return sb.Info(ctx).Err() },
+		"RANDOMKEY":           func() error { return sb.RandomKey(ctx).Err() },
+		"DEBUG":               func() error { return sb.Do(ctx, "DEBUG", "SLEEP", "0").Err() },
+	}
+	for name, f := range refused {
+		if err := f(); !refusal(err) {
+			t.Errorf("%s: got %v, want a refusal", name, err)
+		}
+	}
+	if v, _ := e.rdb.Get(ctx, keys.RouteCache(guild)).Result(); v != "none" {
+		t.Errorf("route cache entry is %q after the attempts", v)
+	}
+
+	// An open session is closed when teardown deletes the user, and no new one opens.
+	conn := sb.Conn()
+	defer conn.Close()
+	if err := conn.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.p.DeleteRedisUser(ctx, id)
+	if err != nil || res.Deleted != 1 || res.Nodes != 1 {
+		t.Fatalf("delete: %+v %v", res, err)
+	}
+	if err := conn.Ping(ctx).Err(); err == nil {
+		t.Error("the session of the deleted user still answers")
+	}
+	if err := sb.Ping(ctx).Err(); err == nil {
+		t.Error("a new session of the deleted user was accepted")
+	}
+	if again, err := e.p.DeleteRedisUser(ctx, id); err != nil || again.Deleted != 0 {
+		t.Errorf("second delete: %+v %v", again, err)
+	}
+	if exists, err := e.p.RedisUserExists(ctx, other); err != nil || !exists {
+		t.Errorf("the other sandbox's user: exists %v, %v", exists, err)
+	}
+}
+
+// In shared mode no user is made and connect hands out no Redis credentials.
+func TestSharedRedisModeMakesNoUsers(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	p := provision.New(e.pool, e.rdb, "sandbox_template", provision.WithRedisAccess(sandbox.RedisAccessShared))
+	id := sandbox.NewID()
+	if err := p.Provision(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	creds, err := p.RotateCredentials(ctx, id, time.Now().Add(time.Hour))
+	if err != nil || creds.RedisUser != "" || creds.RedisPassword != "" {
+		t.Fatalf("shared mode credentials: %+v %v", creds, err)
+	}
+	if exists, err := e.p.RedisUserExists(ctx, id); err != nil || exists {
+		t.Fatalf("shared mode made user %s: %v %v", e.p.RedisUserName(id), exists, err)
+	}
+	if res, err := p.DeleteRedisUser(ctx, id); err != nil || !res.Skipped {
+		t.Fatalf("delete in shared mode: %+v %v", res, err)
+	}
+	if _, err := p.Drop(ctx, id, time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// refusal reports whether err is Redis refusing a command for its ACL (or, for DEBUG, the
+// server refusing it to everyone).
+func refusal(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "NOPERM") || strings.Contains(msg, "can't access") || strings.Contains(msg, "command not allowed")
+}
+
+// A sandbox role reaches its own database only: PUBLIC has no CONNECT elsewhere, as
+// docs/deploy.md has operators set up.
+func TestSandboxRoleCannotConnectToAnotherDatabase(t *testing.T) {
+	e := setup(t)
+	id, pw := provisioned(t, e)
+	_, otherURL := testenv.Postgres(t)
+	if _, err := connectAs(t, otherURL, sandbox.RoleName(id), pw); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("the role connected to another database: %v", err)
+	}
+	if _, err := connectAs(t, e.url, sandbox.RoleName(id), pw); err != nil {
+		t.Fatalf("the role cannot connect to its own: %v", err)
+	}
+}
