@@ -203,9 +203,9 @@ event_reaction_add "$GUILD" 103 | send_event "MESSAGE_REACTION_ADD (test guild)"
 event_guild_update "$GUILD" 104 | send_event "GUILD_UPDATE (test guild)"
 event_message_create "$OTHER_GUILD" 9001 "a production message for $NAME" | send_event "MESSAGE_CREATE (other guild)"
 event_dm_message_create 9002 "$NAME" | send_event "MESSAGE_CREATE (direct message)"
-DLQ_BEFORE=$(sqsctl count -queue "$INGRESS_DLQ_URL" | awk '{print $2}')
-say "And one message that is not a gateway payload at all (the router reports it as failed; after 3 receives the queue's redrive policy moves it to the dead-letter queue):"
-printf 'this is not JSON' | send_event "poison message"
+say "And one message that is not a gateway payload at all (the router sends it to the dead-letter queue itself, with the reason, from the first receive):"
+POISON_ID=$(printf 'this is not JSON' | sqsctl send -queue "$INGRESS_QUEUE_URL") || fail "sending the poison message to the ingress queue"
+printf '    sent %-44s message %s\n' "poison message" "$POISON_ID"
 
 step "The test guild's events arrive in the sandbox's stream"
 say "The router polls the ingress queue, resolves each guild (in-process cache, Redis route cache, PostgreSQL) and appends sandbox events to the sandbox's stream. A worker reads them with a consumer group:"
@@ -262,12 +262,27 @@ eventually $((TTL_SECONDS + 30)) is_expired || fail "the sandbox is not shown as
 show sandbox status "$NAME"
 pass "the sandbox is $(sandbox_status)"
 
-step "The poison message ends in the dead-letter queue"
-say "The router never fails a whole batch for one message: it reports the poison message as failed, the queue delivers it again, and after 3 receives moves it to the dead-letter queue, where an operator finds it (docs/runbook.md, ingress-dlq-not-empty)."
-dlq_grew() { [[ $(sqsctl count -queue "$INGRESS_DLQ_URL" | awk '{print $2}') -gt $DLQ_BEFORE ]]; }
-eventually 45 dlq_grew || fail "the poison message did not reach the dead-letter queue within 45s"
-show sqsctl count -queue "$INGRESS_DLQ_URL"
-pass "the poison message is in the dead-letter queue"
+step "The poison message is in the dead-letter queue, with its reason"
+say "The router never fails a whole batch for one message, and never waits for the queue's redrive policy (3 receives here, 5 in AWS) to take a message that retrying cannot help: it sends the poison message to the dead-letter queue itself, with the original body and the reason as message attributes, where an operator finds it at once (docs/runbook.md, ingress-dlq-not-empty)."
+DLQ_FILE=$(mktemp)
+# Found by its ingress message id, whatever else the queue holds (the demo takes it out).
+dlq_has_poison() {
+	sqsctl receive -queue "$INGRESS_DLQ_URL" -min 0 -timeout 1s -json >>"$DLQ_FILE"
+	jq -e -s --arg id "$POISON_ID" 'any(.[]; .attributes.ingress_message_id == $id)' "$DLQ_FILE"
+}
+printf '%s$ sqsctl receive -queue %s -json%s\n' "$CYAN" "$INGRESS_DLQ_URL" "$RESET"
+eventually "$DELIVERY_TIMEOUT" dlq_has_poison ||
+	fail "the poison message $POISON_ID did not reach the dead-letter queue within ${DELIVERY_TIMEOUT}s"
+POISON=$(jq -c -s --arg id "$POISON_ID" 'first(.[] | select(.attributes.ingress_message_id == $id))' "$DLQ_FILE")
+rm -f "$DLQ_FILE"
+jq -r '"    body=\(.body)  " + (.attributes | to_entries | map(select(.key | startswith("sandbox-poison-"))) | map("\(.key)=\(.value)") | join("  "))' <<<"$POISON"
+expect_eq "its reason is malformed" malformed "$(jq -r '.attributes["sandbox-poison-reason"]' <<<"$POISON")"
+expect_eq "its body is the original" "this is not JSON" "$(jq -r .body <<<"$POISON")"
+[[ -n $(jq -r '.attributes["sandbox-poison-at"] // empty' <<<"$POISON") ]] || fail "the poison message does not say when it was dead-lettered"
+poison_logged() { grep -qF "\"messageId\":\"$POISON_ID\"" "$DEV_DIR/logs/router.log"; }
+eventually 5 poison_logged || fail "the router did not log the poison message $POISON_ID"
+expect_eq "the router received it once and dead-lettered it (the redrive policy adds no reason)" \
+	'1 1' "$(grep -cF "\"messageId\":\"$POISON_ID\"" "$DEV_DIR/logs/router.log") $(grep -F "\"messageId\":\"$POISON_ID\"" "$DEV_DIR/logs/router.log" | grep -c '"deadLettered":true')"
 
 step "Run the cleanup"
 say "Cleanup runs every 15 minutes in AWS (every 30s here). An admin can also run it now; the dev token's principal is an admin:"
@@ -293,8 +308,34 @@ expect_eq "no guild mapping is left" 0 "$(sql -c "SELECT count(*) FROM sandbox_c
 show rcli --scan --pattern "sandbox:{$SANDBOX_ID}:*"
 expect_eq "no Redis key of its namespace is left" "" "$(rcli --scan --pattern "sandbox:{$SANDBOX_ID}:*")"
 expect_eq "no route cache entry of its guild is left" 0 "$(rcli EXISTS "sandbox:route:$GUILD")"
+
+step "The test guild stays a test guild: parked"
+say "Its sandbox is gone, but the guild is still a test guild: the teardown parked it. Its events are dropped and counted (EventsRouted, Destination=parked), never sent to the production bot, until its owner or an admin releases it or maps it again:"
 show sandbox route "$GUILD"
-expect_eq "the test guild now routes to production" production "$(sandbox route "$GUILD" --json | jq -r .destination)"
+expect_eq "the test guild is parked" parked "$(sandbox route "$GUILD" --json | jq -r .destination)"
+show sandbox guilds parked
+expect_eq "it is listed among the owner's parked guilds" "$GUILD" "$(sandbox guilds parked --json | jq -r --arg g "$GUILD" '.guilds[] | select(.guild_id == $g) | .guild_id')"
+event_message_create "$GUILD" 106 "after the teardown of $NAME" | send_event "MESSAGE_CREATE (parked test guild)"
+parked_counted() { grep -q '"Destination":"parked"' "$DEV_DIR/logs/router.metrics.jsonl"; }
+eventually "$DELIVERY_TIMEOUT" parked_counted || fail "the router did not count an event of the parked guild within ${DELIVERY_TIMEOUT}s"
+pass "the router dropped it as parked"
+
+step "Release the test guild to production"
+show sandbox guilds release "$GUILD" || fail "sandbox guilds release $GUILD failed"
+show sandbox route "$GUILD"
+expect_eq "the released guild routes to production" production "$(sandbox route "$GUILD" --json | jq -r .destination)"
+event_message_create "$GUILD" 107 "released by $NAME" | send_event "MESSAGE_CREATE (released guild)"
+RELEASED_FILE=$(mktemp)
+released_arrived() {
+	sqsctl receive -queue "$PRODUCTION_QUEUE_URL" -min 0 -timeout 1s >>"$RELEASED_FILE"
+	grep -qF "released by $NAME" "$RELEASED_FILE"
+}
+eventually "$DELIVERY_TIMEOUT" released_arrived || fail "the released guild's event did not reach production within ${DELIVERY_TIMEOUT}s"
+if grep -qF "after the teardown of $NAME" "$RELEASED_FILE"; then
+	fail "the event sent while the guild was parked reached production"
+fi
+rm -f "$RELEASED_FILE"
+pass "its events reach production from the release on, and the parked one never did"
 show sql -c "SELECT at, actor, action FROM sandbox_control.audit_log WHERE sandbox_id = '$SANDBOX_ID' ORDER BY id"
 
 printf '\n%sDemo complete: %d checks passed.%s\n' "$GREEN$BOLD" "$CHECKS" "$RESET"

@@ -202,11 +202,13 @@ main() {
 	export AWS_DEFAULT_REGION="$AWS_REGION" # the aws CLI v1 reads this one
 
 	log "creating the queues $QUEUE_PREFIX-{ingress,ingress-dlq,production}"
-	# A short visibility timeout and few receives, so a poison message reaches the
-	# dead-letter queue within seconds here.
+	# A short visibility timeout and few receives, so a message that keeps failing reaches
+	# the dead-letter queue within seconds here.
 	"$DEV_DIR/bin/sqsctl" setup -prefix "$QUEUE_PREFIX" -max-receive 3 -visibility 5s >"$DEV_DIR/queues.env"
 	# shellcheck source=/dev/null
 	source "$DEV_DIR/queues.env"
+	# As in AWS, the router sends poison messages to the dead-letter queue itself, at once.
+	export ROUTER_DEAD_LETTER_QUEUE_URL="$INGRESS_DLQ_URL"
 
 	SANDBOX_API_TOKEN="dev-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 	export ENVIRONMENT=dev

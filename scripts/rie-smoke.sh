@@ -43,6 +43,7 @@ common_env=(
 	AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 	AWS_ENDPOINT_URL="$SANDBOX_TEST_SQS_ENDPOINT"
 	PRODUCTION_QUEUE_URL="$prod_queue"
+	ROUTER_DEAD_LETTER_QUEUE_URL="$INGRESS_DLQ_URL"
 	LOG_LEVEL=warn
 )
 
@@ -93,6 +94,11 @@ expect router '.batchItemFailures == []' "$out"
 received=$("$work/sqsctl" receive -queue "$prod_queue" -min 1 -timeout 10s)
 grep -q 'hello from the smoke test' <<<"$received" || die "router: the event did not reach the production queue"
 log "router: event delivered to the production queue"
+# The event's second record is poison: handled (not a batch item failure), it is in the
+# dead-letter queue with its reason.
+dead=$("$work/sqsctl" receive -queue "$INGRESS_DLQ_URL" -min 1 -timeout 10s -json)
+expect router '.attributes["sandbox-poison-reason"] == "malformed" and .attributes.ingress_message_id == "6f1c2a86-4a1e-4f39-9d1b-1c9a3a4f0002"' "$dead"
+log "router: poison message sent to the dead-letter queue"
 
 out=$(invoke cleanup scripts/smoke/cleanup-scheduled.json)
 expect cleanup '(.started_at | type == "string") and .failed == [] and .left_at_deadline == 0' "$out"

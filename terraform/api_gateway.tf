@@ -17,6 +17,8 @@ locals {
     "POST /v1/sandboxes/{name}/connect",
     "GET /v1/sandboxes/{name}/health",
     "GET /v1/routes/{guild_id}",
+    "GET /v1/guilds/parked",
+    "POST /v1/guilds/{guild_id}/release",
     "POST /v1/admin/cleanup",
     "GET /v1/admin/orphans",
   ]

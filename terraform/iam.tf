@@ -36,6 +36,14 @@ locals {
           Action   = ["sqs:SendMessage"]
           Resource = [local.production_queue.arn]
         },
+        {
+          # The router dead-letters poison messages itself (SendMessageBatch
+          # needs sqs:SendMessage); SSE-SQS needs no KMS permission.
+          Sid      = "SendPoisonToIngressDeadLetterQueue"
+          Effect   = "Allow"
+          Action   = ["sqs:SendMessage"]
+          Resource = [aws_sqs_queue.ingress_dlq.arn]
+        },
       ],
       var.production_queue_kms_key_arn == null ? [] : [{
         Sid      = "EncryptForProductionQueue"

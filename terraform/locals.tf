@@ -64,11 +64,17 @@ locals {
       memory_size          = var.memory_mb.router
       reserved_concurrency = null
       environment = {
-        PRODUCTION_QUEUE_URL     = local.production_queue.url
-        ROUTER_STREAM_MAXLEN     = tostring(var.router_stream_maxlen)
-        ROUTER_MEMORY_CACHE_TTL  = var.router_memory_cache_ttl
-        ROUTE_CACHE_TTL          = var.route_cache_ttl
-        ROUTE_CACHE_NEGATIVE_TTL = var.route_cache_negative_ttl
+        PRODUCTION_QUEUE_URL = local.production_queue.url
+        # Poison messages go there at once, with their reason, instead of
+        # after ingress_max_receive_count receives.
+        ROUTER_DEAD_LETTER_QUEUE_URL = aws_sqs_queue.ingress_dlq.url
+        ROUTER_STREAM_MAXLEN         = tostring(var.router_stream_maxlen)
+        ROUTER_MEMORY_CACHE_TTL      = var.router_memory_cache_ttl
+        ROUTER_PUBLISH_INTERVAL      = var.router_publish_interval
+        ROUTER_REDIS_TIMEOUT         = var.router_redis_timeout
+        ROUTER_SQS_TIMEOUT           = var.router_sqs_timeout
+        ROUTE_CACHE_TTL              = var.route_cache_ttl
+        ROUTE_CACHE_NEGATIVE_TTL     = var.route_cache_negative_ttl
       }
     }
     cleanup = {

@@ -309,7 +309,9 @@ locals {
         { name = "EventsRouted", dimensions = { Destination = "sandbox" }, label = "sandbox" },
         { name = "EventsRouted", dimensions = { Destination = "production" }, label = "production" },
         { name = "EventsRouted", dimensions = { Destination = "dropped" }, label = "dropped" },
+        { name = "EventsRouted", dimensions = { Destination = "parked" }, label = "parked" },
         { name = "RoutingErrors", yAxis = "right" },
+        { name = "PoisonDeadLettered", label = "poison dead-lettered", yAxis = "right" },
       ]
     },
     {
@@ -357,6 +359,7 @@ locals {
     { title = "API requests by route", name = "ApiRequests", dimensions = ["Route"], stat = "Sum", period = 300 },
     { title = "API latency by route (p99)", name = "ApiLatency", dimensions = ["Route"], stat = "p99", period = 300 },
     { title = "Routing errors by kind", name = "RoutingErrors", dimensions = ["Kind"], stat = "Sum", period = 300 },
+    { title = "Poison dead-lettered by kind", name = "PoisonDeadLettered", dimensions = ["Kind"], stat = "Sum", period = 300 },
     { title = "Orphaned resources by type", name = "OrphanedResources", dimensions = ["ResourceType"], stat = "Maximum", period = 900 },
   ]
 

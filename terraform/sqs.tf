@@ -1,7 +1,9 @@
 # Ingress: the Discord ingress service (not part of this stack) puts every
 # gateway dispatch on the ingress queue; the router consumes it and reports
 # per-message failures, so one bad message never fails its whole batch.
-# Messages that keep failing move to the dead-letter queue.
+# The router sends poison messages to the dead-letter queue itself, at once
+# (ROUTER_DEAD_LETTER_QUEUE_URL); messages that keep failing, and poison the
+# router could not send there, move to it through the redrive policy.
 
 resource "aws_sqs_queue" "ingress_dlq" {
   name                      = "${local.name}-ingress-dlq"

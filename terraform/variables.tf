@@ -463,6 +463,17 @@ variable "router_stream_maxlen" {
   }
 }
 
+variable "router_publish_interval" {
+  description = "ROUTER_PUBLISH_INTERVAL: how often the router publishes route changes left pending by a writer whose Redis call failed."
+  type        = string
+  default     = "1s"
+
+  validation {
+    condition     = can(regex(local.go_duration_pattern, var.router_publish_interval))
+    error_message = "router_publish_interval must be a Go duration such as 1s."
+  }
+}
+
 variable "router_memory_cache_ttl" {
   description = "ROUTER_MEMORY_CACHE_TTL: lifetime of the router's in-process route cache."
   type        = string
@@ -471,6 +482,28 @@ variable "router_memory_cache_ttl" {
   validation {
     condition     = can(regex(local.go_duration_pattern, var.router_memory_cache_ttl))
     error_message = "router_memory_cache_ttl must be a Go duration such as 5s."
+  }
+}
+
+variable "router_redis_timeout" {
+  description = "ROUTER_REDIS_TIMEOUT: deadline of a batch's sandbox stream append, go-redis retries included; keep it well below router_timeout_seconds."
+  type        = string
+  default     = "1s"
+
+  validation {
+    condition     = can(regex(local.go_duration_pattern, var.router_redis_timeout))
+    error_message = "router_redis_timeout must be a Go duration such as 1s (the router accepts 10ms to 10s)."
+  }
+}
+
+variable "router_sqs_timeout" {
+  description = "ROUTER_SQS_TIMEOUT: deadline of a batch's production delivery (all its SendMessageBatch calls) and of its dead-letter send; keep it well below router_timeout_seconds."
+  type        = string
+  default     = "5s"
+
+  validation {
+    condition     = can(regex(local.go_duration_pattern, var.router_sqs_timeout))
+    error_message = "router_sqs_timeout must be a Go duration such as 5s (the router accepts 10ms to 20s)."
   }
 }
 

@@ -4,7 +4,7 @@
 //
 //	sqsctl setup   -prefix discord-sandboxes-dev      create ingress, its dead-letter queue and production
 //	sqsctl send    -queue URL [FILE...]                send each file (or stdin) as one message
-//	sqsctl receive -queue URL [-min N] [-timeout D]    print message bodies, one per line
+//	sqsctl receive -queue URL [-min N] [-timeout D]    print message bodies, one per line (-json: with attributes)
 //	sqsctl count   -queue URL                          print visible and in-flight counts
 //	sqsctl purge   -queue URL                          delete every message
 //	sqsctl redrive -from URL -to URL                   move every message (local start-message-move-task)
@@ -16,6 +16,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -40,9 +41,10 @@ commands:
           create NAME-ingress-dlq, NAME-ingress (redrive to the DLQ) and NAME-production,
           and print their URLs as shell exports
   send    -queue URL [FILE...]      send each file (stdin when none or "-") as one message
-  receive -queue URL [-min N] [-max N] [-timeout D] [-keep]
+  receive -queue URL [-min N] [-max N] [-timeout D] [-keep] [-json]
           print message bodies, one per line, until at least -min arrived or -timeout passed;
-          received messages are deleted unless -keep
+          received messages are deleted unless -keep; -json prints each message as one JSON
+          object instead: {"id", "body", "attributes": {name: value}} (binary values base64)
   count   -queue URL                print "visible N in_flight N"
   purge   -queue URL                delete every message
   redrive -from URL -to URL         move every message (what start-message-move-task does)
@@ -81,7 +83,10 @@ func run(ctx context.Context, cmd string, args []string, stdin io.Reader, stdout
 		atMost := fs.Int("max", 100, "stop after this many messages")
 		timeout := fs.Duration("timeout", 10*time.Second, "give up waiting for -min messages after this long")
 		keep := fs.Bool("keep", false, "leave the messages in the queue (they become visible again later)")
-		action = func(c *sqs.Client) error { return receive(ctx, c, *queue, *atLeast, *atMost, *timeout, *keep, stdout) }
+		asJSON := fs.Bool("json", false, "print each message as a JSON object with its id, body and message attributes")
+		action = func(c *sqs.Client) error {
+			return receive(ctx, c, *queue, *atLeast, *atMost, *timeout, *keep, *asJSON, stdout)
+		}
 	case "count":
 		action = func(c *sqs.Client) error { return count(ctx, c, *queue, stdout) }
 	case "purge":
@@ -194,9 +199,10 @@ func send(ctx context.Context, c *sqs.Client, queue string, files []string, stdi
 }
 
 // receive prints message bodies, one per line (newlines inside a body are escaped by
-// compacting JSON bodies; other bodies are printed as they are), until at least atLeast messages
-// arrived or timeout passed. Fewer than atLeast messages is an error.
-func receive(ctx context.Context, c *sqs.Client, queue string, atLeast, atMost int, timeout time.Duration, keep bool, w io.Writer) error {
+// compacting JSON bodies; other bodies are printed as they are), or with asJSON one JSON
+// object per message, until at least atLeast messages arrived or timeout passed. Fewer than
+// atLeast messages is an error.
+func receive(ctx context.Context, c *sqs.Client, queue string, atLeast, atMost int, timeout time.Duration, keep, asJSON bool, w io.Writer) error {
 	deadline := time.Now().Add(timeout)
 	got := 0
 	for got < atMost {
@@ -206,12 +212,17 @@ func receive(ctx context.Context, c *sqs.Client, queue string, atLeast, atMost i
 		}
 		out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl: &queue, MaxNumberOfMessages: int32(min(10, atMost-got)), WaitTimeSeconds: wait,
+			MessageAttributeNames: []string{"All"},
 		})
 		if err != nil {
 			return err
 		}
 		for _, m := range out.Messages {
-			if err := printBody(w, aws.ToString(m.Body)); err != nil {
+			show := printBody
+			if asJSON {
+				show = func(w io.Writer, _ string) error { return printMessage(w, m) }
+			}
+			if err := show(w, aws.ToString(m.Body)); err != nil {
 				return err
 			}
 			got++
@@ -238,6 +249,29 @@ func printBody(w io.Writer, body string) error {
 		line.WriteString(strings.ReplaceAll(body, "\n", `\n`))
 	}
 	_, err := fmt.Fprintln(w, line.String())
+	return err
+}
+
+// printMessage prints m as one JSON line: its id, its body, and its message attributes by
+// name (string and number values as they are, binary values base64).
+func printMessage(w io.Writer, m types.Message) error {
+	attrs := make(map[string]string, len(m.MessageAttributes))
+	for name, a := range m.MessageAttributes {
+		if a.BinaryValue != nil {
+			attrs[name] = base64.StdEncoding.EncodeToString(a.BinaryValue)
+			continue
+		}
+		attrs[name] = aws.ToString(a.StringValue)
+	}
+	line, err := json.Marshal(struct {
+		ID         string            `json:"id"`
+		Body       string            `json:"body"`
+		Attributes map[string]string `json:"attributes"`
+	}{aws.ToString(m.MessageId), aws.ToString(m.Body), attrs})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(line))
 	return err
 }
 

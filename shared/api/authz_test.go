@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -21,6 +22,8 @@ type matrixRow struct {
 	// requests of one principal never change what another sees).
 	target bool
 	build  func(name, guild, tag string) call
+	// prepare, when set, readies the target before the request.
+	prepare func(t *testing.T, e *env, name, guild string)
 	// want lists the status per principal: owner, other, admin, none.
 	want [4]int
 }
@@ -64,12 +67,35 @@ func matrixRows() []matrixRow {
 		{pattern: "GET /v1/routes/{guild_id}", target: true, build: func(_, guild, _ string) call {
 			return call{method: "GET", path: "/v1/routes/" + guild}
 		}, want: [4]int{200, 200, 200, 401}},
+		{pattern: "GET /v1/guilds/parked", build: func(_, _, _ string) call {
+			return call{method: "GET", path: "/v1/guilds/parked"}
+		}, want: [4]int{200, 200, 200, 401}},
+		{pattern: "POST /v1/guilds/{guild_id}/release", target: true, prepare: parkGuild, build: func(_, guild, _ string) call {
+			return call{method: "POST", path: "/v1/guilds/" + guild + "/release"}
+		}, want: [4]int{200, 403, 200, 401}},
 		{pattern: "POST /v1/admin/cleanup", build: func(_, _, _ string) call {
 			return call{method: "POST", path: "/v1/admin/cleanup", body: `{"remove_orphans":false}`}
 		}, want: [4]int{403, 403, 200, 401}},
 		{pattern: "GET /v1/admin/orphans", build: func(_, _, _ string) call {
 			return call{method: "GET", path: "/v1/admin/orphans"}
 		}, want: [4]int{403, 403, 200, 401}},
+	}
+}
+
+// parkGuild parks the guild of alice's sandbox name, as its teardown would have.
+func parkGuild(t *testing.T, e *env, name, guild string) {
+	t.Helper()
+	ctx := context.Background()
+	sb, err := e.manager.GetByName(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(ctx, `DELETE FROM sandbox_control.guild_mappings WHERE guild_id = $1`, guild); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(ctx, `INSERT INTO sandbox_control.parked_guilds (guild_id, sandbox_id, owner, reason)
+		VALUES ($1, $2, $3, 'destroy_requested')`, guild, sb.ID, sb.Owner); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -98,6 +124,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 				guild = strconv.FormatUint(matrixGuildBase+uint64(2*targets), 10)
 				targets++
 				e.create(t, alice, name, guild)
+			}
+			if row.prepare != nil {
+				row.prepare(t, e, name, guild)
 			}
 			c := row.build(name, guild, p.tag)
 			c.principal = p.principal

@@ -33,6 +33,9 @@ type Sandboxes interface {
 	AddGuild(ctx context.Context, actor, id, guildID string) error
 	RemoveGuild(ctx context.Context, actor, id, guildID string) error
 	LookupRoutes(ctx context.Context, guildIDs []string) (map[string]sandbox.Route, error)
+	Parked(ctx context.Context, guildID string) (controlplane.ParkedGuild, error)
+	ListParked(ctx context.Context, owner string) ([]controlplane.ParkedGuild, error)
+	ReleaseGuild(ctx context.Context, actor, guildID, sandboxID string) error
 	Audit(ctx context.Context, actor, action, sandboxID string, details map[string]any) error
 	Limits() sandbox.Limits
 }
@@ -139,6 +142,8 @@ func (h *Handler) routes() {
 		{pattern: "POST /v1/sandboxes/{name}/connect", serve: h.connectSandbox},
 		{pattern: "GET /v1/sandboxes/{name}/health", serve: h.sandboxHealth},
 		{pattern: "GET /v1/routes/{guild_id}", serve: h.explainRoute},
+		{pattern: "GET /v1/guilds/parked", serve: h.listParked},
+		{pattern: "POST /v1/guilds/{guild_id}/release", serve: h.releaseGuild},
 		{pattern: "POST /v1/admin/cleanup", admin: true, serve: h.adminCleanup},
 		{pattern: "GET /v1/admin/orphans", admin: true, serve: h.adminOrphans},
 	} {

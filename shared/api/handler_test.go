@@ -15,6 +15,7 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/api"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -155,7 +156,7 @@ func (c *fakeClock) Now() time.Time { return c.now }
 func TestDestroyWithoutTeardownLeavesItToCleanup(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.create(t, alice, "alpha", guild1)
-	if err := e.cache.SetMany(context.Background(), []sandbox.Route{{GuildID: guild1, SandboxID: "x0000000000000", Status: sandbox.StatusRunning}}); err != nil {
+	if err := e.cache.SetCurrent(context.Background(), []sandbox.Route{{GuildID: guild1, SandboxID: "x0000000000000", Status: sandbox.StatusRunning}}); err != nil {
 		t.Fatal(err)
 	}
 	r := e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha", principal: alice})
@@ -261,7 +262,7 @@ func TestGuildMappings(t *testing.T) {
 	e.create(t, alice, "alpha", guild1)
 	e.create(t, bob, "bobs")
 	ctx := context.Background()
-	if err := e.cache.SetMany(ctx, []sandbox.Route{{GuildID: guild2}}); err != nil {
+	if err := e.cache.SetCurrent(ctx, []sandbox.Route{{GuildID: guild2}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -395,7 +396,7 @@ func TestSandboxHealth(t *testing.T) {
 	}
 
 	// A cache entry that disagrees with the database degrades.
-	if err := e.cache.SetMany(ctx, []sandbox.Route{{GuildID: guild1}}); err != nil {
+	if err := e.cache.SetCurrent(ctx, []sandbox.Route{{GuildID: guild1}}); err != nil {
 		t.Fatal(err)
 	}
 	h = decode[api.SandboxHealth](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha/health", principal: alice}))
@@ -446,12 +447,13 @@ func TestRouteExplanation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.cache.SetMany(ctx, []sandbox.Route{routes[guild1]}); err != nil {
+	if err := e.cache.SetCurrent(ctx, []sandbox.Route{routes[guild1]}); err != nil {
 		t.Fatal(err)
 	}
 	x = explain(guild1)
 	if x.Source != "cache" || !x.Cache.Present || !x.Cache.Agrees || x.Cache.TTLSeconds == nil || *x.Cache.TTLSeconds <= 0 ||
-		x.Cache.Value != "sandbox:"+sb.ID+":running" || x.Destination != api.DestinationSandbox {
+		x.Cache.Value != routecache.Encode(routes[guild1]) || !strings.HasPrefix(x.Cache.Value, "sandbox:"+sb.ID+":running:") ||
+		x.Destination != api.DestinationSandbox {
 		t.Errorf("mapped, cached: %+v", x)
 	}
 
@@ -465,7 +467,7 @@ func TestRouteExplanation(t *testing.T) {
 	}
 
 	// A stale negative entry: the router still sends to production until it goes.
-	if err := e.cache.SetMany(ctx, []sandbox.Route{{GuildID: guild1}}); err != nil {
+	if err := e.cache.SetCurrent(ctx, []sandbox.Route{{GuildID: guild1}}); err != nil {
 		t.Fatal(err)
 	}
 	x = explain(guild1)

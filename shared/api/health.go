@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -206,8 +207,8 @@ func (h *Handler) routesCheck(ctx context.Context, sb *sandbox.Sandbox) (string,
 		switch {
 		case r.SandboxID != sb.ID:
 			problems = append(problems, fmt.Sprintf("guild %s is not mapped here", g))
-		case !r.Deliverable():
-			problems = append(problems, fmt.Sprintf("events of guild %s are dropped (sandbox %s)", g, r.Status))
+		case r.Destination(h.now()) != DestinationSandbox:
+			problems = append(problems, fmt.Sprintf("events of guild %s are %s (sandbox %s)", g, r.Destination(h.now()), sb.DisplayStatus(h.now())))
 		}
 	}
 	if len(problems) > 0 {
@@ -221,8 +222,8 @@ func (h *Handler) routesCheck(ctx context.Context, sb *sandbox.Sandbox) (string,
 	var stale []string
 	for _, g := range sb.Guilds {
 		c, ok := cached[g]
-		if r := db[g]; ok && (c.SandboxID != r.SandboxID || c.Status != r.Status || c.Protected != r.Protected) {
-			stale = append(stale, fmt.Sprintf("guild %s cached as %s", g, destinationOf(c)))
+		if r := db[g]; ok && routecache.Encode(c) != routecache.Encode(r) {
+			stale = append(stale, fmt.Sprintf("guild %s cached as %s", g, c.Destination(h.now())))
 		}
 	}
 	detail := fmt.Sprintf("mapped guilds routing to this sandbox: %d (database: %d, cache: %d cached, %d stale)",

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -42,9 +43,19 @@ func (h *Handler) explainRoute(w http.ResponseWriter, r *http.Request, c caller)
 			StoredStatus: sb.Status, Stream: keys.EventStream(sb.ID),
 		}
 	}
-	dbDestination := destinationOf(db)
-	out.Destination = dbDestination
+	out.Destination = db.Destination(now)
 	out.Reason = reasonFor(db, sb, now)
+	if db.Parked() {
+		parked, err := h.deps.Sandboxes.Parked(ctx, guild)
+		switch {
+		case err == nil:
+			out.Parked = &parked
+			out.Reason = fmt.Sprintf("parked since %s (sandbox %q %s): events are dropped, never sent to production, until its owner or an admin releases it (sandbox guilds release %s) or maps it again",
+				parked.ParkedAt.Format(time.RFC3339), parked.SandboxName, parkedBecause(parked.Reason), guild)
+		case !errors.Is(err, sandbox.ErrNotFound):
+			return err
+		}
+	}
 
 	cached, ttl, ok, err := h.deps.Routes.Get(ctx, guild)
 	switch {
@@ -55,8 +66,8 @@ func (h *Handler) explainRoute(w http.ResponseWriter, r *http.Request, c caller)
 		secs := int64(ttl / time.Second)
 		out.Cache = RouteCacheRow{
 			Present: true, Value: routecache.Encode(cached), TTLSeconds: &secs,
-			Destination: destinationOf(cached),
-			Agrees:      cached.SandboxID == db.SandboxID && cached.Status == db.Status && cached.Protected == db.Protected,
+			Destination: cached.Destination(now),
+			Agrees:      routecache.Encode(cached) == routecache.Encode(db),
 		}
 		out.Source = "cache"
 		out.Destination = out.Cache.Destination
@@ -73,18 +84,31 @@ func (h *Handler) explainRoute(w http.ResponseWriter, r *http.Request, c caller)
 	return nil
 }
 
+// parkedBecause says why a guild was parked, from the teardown reason.
+func parkedBecause(reason string) string {
+	switch reason {
+	case "expired":
+		return "expired and was torn down"
+	case "destroy_requested":
+		return "was destroyed"
+	}
+	return "was torn down (" + reason + ")"
+}
+
 // reasonFor explains the database's view of a guild's route.
 func reasonFor(r sandbox.Route, sb *sandbox.Sandbox, now time.Time) string {
 	switch {
-	case r.Mapped() && sb != nil && r.Deliverable():
-		if sb.DisplayStatus(now) == sandbox.DisplayExpired {
-			return fmt.Sprintf("mapped to sandbox %q, which has expired: events still go to its stream until the cleanup tears it down", sb.Name)
-		}
-		return fmt.Sprintf("mapped to sandbox %q (running): events go to its stream", sb.Name)
-	case r.Mapped() && sb != nil:
-		return fmt.Sprintf("mapped to sandbox %q, which is %s: events are dropped (a test guild never falls back to production)", sb.Name, sb.DisplayStatus(now))
 	case r.Protected:
 		return "protected guild (production): it can never be mapped, events go to production"
+	case r.Mapped() && sb != nil && r.Deliverable(now):
+		return fmt.Sprintf("mapped to sandbox %q (running): events go to its stream", sb.Name)
+	case r.Mapped() && sb != nil && r.Status == sandbox.StatusRunning:
+		return fmt.Sprintf("mapped to sandbox %q, which expired at %s: its events are parked (dropped, never sent to production) until the cleanup tears it down, and the guild stays parked after that",
+			sb.Name, r.ExpiresAt.Format(time.RFC3339))
+	case r.Mapped() && sb != nil:
+		return fmt.Sprintf("mapped to sandbox %q, which is %s: events are dropped (a test guild never falls back to production)", sb.Name, sb.DisplayStatus(now))
+	case r.Parked():
+		return "parked: events are dropped, never sent to production"
 	default:
 		return "not mapped to any sandbox: events go to production"
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
@@ -186,8 +187,10 @@ type RouteExplanation struct {
 	Reason      string        `json:"reason"`
 	Protected   bool          `json:"protected"`
 	Mapping     *RouteMapping `json:"mapping"`
-	Cache       RouteCacheRow `json:"cache"`
-	Source      string        `json:"source"`
+	// Parked is the parking of a parked test guild.
+	Parked *controlplane.ParkedGuild `json:"parked,omitempty"`
+	Cache  RouteCacheRow             `json:"cache"`
+	Source string                    `json:"source"`
 }
 
 // RouteMapping is the sandbox a guild is mapped to.
@@ -209,23 +212,25 @@ type RouteCacheRow struct {
 	Error       string `json:"error,omitempty"`
 }
 
-// Destinations of a guild's events (DESIGN §4).
+// Destinations of a guild's events (sandbox.Route.Destination is the rule).
 const (
-	DestinationSandbox    = "sandbox"
-	DestinationProduction = "production"
-	DestinationDropped    = "dropped"
+	DestinationSandbox    = sandbox.DestinationSandbox
+	DestinationProduction = sandbox.DestinationProduction
+	DestinationDropped    = sandbox.DestinationDropped
+	DestinationParked     = sandbox.DestinationParked
 )
 
-// destinationOf is where the router sends events of a route.
-func destinationOf(r sandbox.Route) string {
-	switch {
-	case r.Deliverable():
-		return DestinationSandbox
-	case r.Mapped():
-		return DestinationDropped
-	default:
-		return DestinationProduction
-	}
+// ParkedGuilds answers GET /v1/guilds/parked.
+type ParkedGuilds struct {
+	Guilds []controlplane.ParkedGuild `json:"guilds"`
+}
+
+// ReleasedGuild answers POST /v1/guilds/{guild_id}/release.
+type ReleasedGuild struct {
+	GuildID     string `json:"guild_id"`
+	Destination string `json:"destination"`
+	// Released is the parking that was lifted.
+	Released controlplane.ParkedGuild `json:"released"`
 }
 
 // AdminCleanupResponse is the answer of POST /v1/admin/cleanup.

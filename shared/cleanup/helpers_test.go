@@ -198,7 +198,7 @@ func (e *env) seed(t *testing.T, sb *sandbox.Sandbox, extraKeys int) {
 	for _, g := range sb.Guilds {
 		routes = append(routes, sandbox.Route{GuildID: g, SandboxID: sb.ID, Status: sandbox.StatusRunning})
 	}
-	if err := routecache.New(e.rdb, 0, 0).SetMany(ctx, routes); err != nil {
+	if err := routecache.New(e.rdb, 0, 0).SetCurrent(ctx, routes); err != nil {
 		t.Fatal(err)
 	}
 }

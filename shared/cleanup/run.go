@@ -97,6 +97,16 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
 	}
 	rec.Count(metrics.CleanupRuns, 1)
 
+	// Route changes whose publication failed (Redis was down for their writer) wait in the
+	// control plane; every run publishes them, like every router does every second.
+	if !opts.DryRun {
+		if n, err := s.m.PublishRouteChanges(ctx); err != nil {
+			fail(fmt.Errorf("publish pending route changes: %w", err))
+		} else if n > 0 {
+			s.log.InfoContext(ctx, "published route changes left pending by their writer", "changes", n)
+		}
+	}
+
 	var err error
 	if opts.DryRun {
 		rep.ExpiryWarnings, err = s.dueExpiryWarnings(ctx)

@@ -7,10 +7,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -141,7 +140,7 @@ func (t *teardownRun) markDestroying(ctx context.Context) error {
 // transaction, so the cache step knows them even after a crash.
 func (t *teardownRun) removeMappings(ctx context.Context) error {
 	var step *MappingsStep
-	_, err := t.s.m.RemoveMappingsForTeardown(ctx, t.actor, t.sb.ID, func(removed []string) ([]byte, map[string]any, error) {
+	_, err := t.s.m.RemoveMappingsForTeardown(ctx, t.actor, t.sb.ID, string(t.reason), func(removed []string) ([]byte, map[string]any, error) {
 		guilds := slices.Sorted(slices.Values(removed))
 		if guilds == nil {
 			guilds = []string{}
@@ -174,24 +173,19 @@ func (t *teardownRun) invalidateCache(ctx context.Context) error {
 	return t.save(ctx, map[string]any{"step": StepInvalidateCache, "entries_invalidated": n, "guilds": guilds})
 }
 
-// invalidateRoutes deletes the route cache entries of guilds in one round trip and returns
-// how many existed.
+// invalidateRoutes publishes route changes of guilds (the route generation bumped, their
+// entries deleted, atomically) and returns how many entries existed; then it publishes what
+// route_changes still holds, so a change whose publication failed earlier is not left waiting.
 func (s *Service) invalidateRoutes(ctx context.Context, guilds []string) (int, error) {
-	if len(guilds) == 0 {
-		return 0, nil
-	}
-	// One DEL per key: route keys carry no hash tag, so a multi-key DEL would cross slots.
-	pipe := s.rdb.Pipeline()
-	dels := make([]*redis.IntCmd, len(guilds))
-	for i, g := range guilds {
-		dels[i] = pipe.Del(ctx, keys.RouteCache(g))
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, fmt.Errorf("invalidate route cache: %w", err)
-	}
 	n := 0
-	for _, d := range dels {
-		n += int(d.Val())
+	if len(guilds) > 0 {
+		var err error
+		if n, err = routecache.New(s.rdb, 0, 0).Publish(ctx, guilds...); err != nil {
+			return 0, fmt.Errorf("invalidate route cache: %w", err)
+		}
+	}
+	if _, err := s.m.PublishRouteChanges(ctx); err != nil {
+		return 0, fmt.Errorf("publish route changes: %w", err)
 	}
 	return n, nil
 }

@@ -186,6 +186,24 @@ func (c *Client) Route(ctx context.Context, guildID string) (*Route, error) {
 	return &out, nil
 }
 
+// ParkedGuilds lists the caller's parked guilds (every owner's for an admin).
+func (c *Client) ParkedGuilds(ctx context.Context) (*ParkedGuilds, error) {
+	var out ParkedGuilds
+	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "guilds", "parked"}, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ReleaseGuild releases a parked guild to production.
+func (c *Client) ReleaseGuild(ctx context.Context, guildID string) (*ReleasedGuild, error) {
+	var out ReleasedGuild
+	if _, err := c.do(ctx, http.MethodPost, []string{"v1", "guilds", guildID, "release"}, nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Cleanup runs the cleanup now (admin), removing orphans afterwards when asked.
 func (c *Client) Cleanup(ctx context.Context, removeOrphans bool) (*CleanupResult, error) {
 	var out CleanupResult

@@ -418,7 +418,7 @@ func (a *app) guildsCommand() *cobra.Command {
 		Short: "Map Discord guilds to a sandbox, or unmap them",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageError{errors.New("guilds needs a subcommand: add or remove")}
+			return usageError{errors.New("guilds needs a subcommand: add, remove, parked or release")}
 		},
 	}
 	run := func(add bool) func(*cobra.Command, []string) error {
@@ -466,8 +466,71 @@ func (a *app) guildsCommand() *cobra.Command {
 	cmd.AddCommand(
 		&cobra.Command{Use: "add NAME GUILD_ID", Short: "Map a guild to a sandbox", Args: cobra.ExactArgs(2), RunE: run(true)},
 		&cobra.Command{Use: "remove NAME GUILD_ID", Short: "Unmap a guild from a sandbox", Args: cobra.ExactArgs(2), RunE: run(false)},
+		a.guildsParkedCommand(),
+		a.guildsReleaseCommand(),
 	)
 	return cmd
+}
+
+func (a *app) guildsParkedCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "parked",
+		Short: "List your parked guilds: test guilds of torn-down sandboxes, whose events are dropped",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.api(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out, err := c.ParkedGuilds(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return writeJSONDoc(a.env.Stdout, out)
+			}
+			w := a.env.Stdout
+			if len(out.Guilds) == 0 {
+				fmt.Fprintln(w, "No parked guilds.")
+				return nil
+			}
+			fmt.Fprintf(w, "%-20s  %-20s  %-18s  %-20s  %s\n", "GUILD", "PARKED SINCE", "REASON", "SANDBOX", "OWNER")
+			for _, p := range out.Guilds {
+				fmt.Fprintf(w, "%-20s  %-20s  %-18s  %-20s  %s\n", p.GuildID, formatTime(p.ParkedAt, a.loc()), p.Reason, p.SandboxName, p.Owner)
+			}
+			fmt.Fprintln(w, "Their events are dropped, never sent to production: map one again, or release it with sandbox guilds release GUILD_ID.")
+			return nil
+		},
+	}
+}
+
+func (a *app) guildsReleaseCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "release GUILD_ID",
+		Short: "Release a parked guild: its events go to the production bot again",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			guild := argv[0]
+			if err := checkGuild(guild); err != nil {
+				return err
+			}
+			c, err := a.api(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out, err := c.ReleaseGuild(cmd.Context(), guild)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return writeJSONDoc(a.env.Stdout, out)
+			}
+			st := a.outStyle()
+			fmt.Fprintf(a.env.Stdout, "%s guild %s (parked since %s by sandbox %s): its events go to production from now on\n",
+				st.green("Released"), guild, formatTime(out.Released.ParkedAt, a.loc()), out.Released.SandboxName)
+			return nil
+		},
+	}
 }
 
 func (a *app) routeCommand() *cobra.Command {
@@ -495,6 +558,10 @@ func (a *app) routeCommand() *cobra.Command {
 			fmt.Fprintf(w, "Guild %s → %s (source: %s)\n", r.GuildID, st.status(r.Destination), r.Source)
 			fmt.Fprintf(w, "  %s\n", r.Reason)
 			fields := [][2]string{{"Protected", yesNo(r.Protected)}}
+			if p := r.Parked; p != nil {
+				fields = append(fields, [2]string{"Parked", fmt.Sprintf("since %s by sandbox %s (id %s, %s)",
+					formatTime(p.ParkedAt, a.loc()), p.SandboxName, p.SandboxID, p.Reason)})
+			}
 			if m := r.Mapping; m != nil {
 				fields = append(fields,
 					[2]string{"Sandbox", fmt.Sprintf("%s (id %s), %s", m.SandboxName, m.SandboxID, st.status(m.Status))},

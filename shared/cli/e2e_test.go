@@ -333,6 +333,21 @@ func TestCommandsEndToEnd(t *testing.T) {
 	if r.stdout != "" {
 		t.Errorf("a failed connect prints nothing for eval: %q", r.stdout)
 	}
+	// The destroyed sandbox's test guild is parked: never production, until released.
+	r = s.run(t, aliceToken, "route", guild1)
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "→ parked", "parked since", "Parked", "sandbox guilds release "+guild1)
+	r = s.run(t, aliceToken, "guilds", "parked")
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, guild1, "destroy_requested", name)
+	r = s.run(t, bobToken, "guilds", "parked")
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "No parked guilds.")
+	expect(t, s.run(t, bobToken, "guilds", "release", guild1), ExitAuth)
+	r = s.run(t, aliceToken, "guilds", "release", guild1)
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "Released guild "+guild1, "production")
+	expect(t, s.run(t, aliceToken, "guilds", "release", guild1), ExitNotFound)
 	r = s.run(t, aliceToken, "route", guild1)
 	expect(t, r, ExitOK)
 	mustContain(t, r.stdout, "→ production")

@@ -149,8 +149,32 @@ type Route struct {
 	Reason      string        `json:"reason"`
 	Protected   bool          `json:"protected"`
 	Mapping     *RouteMapping `json:"mapping"`
+	Parked      *ParkedGuild  `json:"parked,omitempty"`
 	Cache       RouteCache    `json:"cache"`
 	Source      string        `json:"source"`
+}
+
+// ParkedGuild is a test guild whose sandbox was torn down: its events are dropped until it
+// is released or mapped again.
+type ParkedGuild struct {
+	GuildID     string    `json:"guild_id"`
+	SandboxID   string    `json:"sandbox_id"`
+	SandboxName string    `json:"sandbox_name"`
+	Owner       string    `json:"owner"`
+	Reason      string    `json:"reason"`
+	ParkedAt    time.Time `json:"parked_at"`
+}
+
+// ParkedGuilds answers GET /v1/guilds/parked.
+type ParkedGuilds struct {
+	Guilds []ParkedGuild `json:"guilds"`
+}
+
+// ReleasedGuild answers POST /v1/guilds/{guild_id}/release.
+type ReleasedGuild struct {
+	GuildID     string      `json:"guild_id"`
+	Destination string      `json:"destination"`
+	Released    ParkedGuild `json:"released"`
 }
 
 // RouteMapping is the sandbox a guild is mapped to.

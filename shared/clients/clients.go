@@ -143,6 +143,10 @@ func Redis(ctx context.Context, cfg config.Shared, sm SecretGetter) (redis.Unive
 		ReadTimeout:   2 * time.Second,
 		WriteTimeout:  2 * time.Second,
 		IsClusterMode: cfg.RedisCluster,
+		// A caller's deadline (the router's ROUTER_REDIS_TIMEOUT, a Lambda invocation's end)
+		// also bounds the socket reads and writes, not only the waits between retries: without
+		// it a Redis that never answers holds a call for ReadTimeout on every retry.
+		ContextTimeoutEnabled: true,
 	}
 	return redis.NewUniversalClient(opts), nil
 }

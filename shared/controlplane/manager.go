@@ -21,9 +21,11 @@ type Provisioner interface {
 	Provision(ctx context.Context, id string) error
 }
 
-// RouteInvalidator forgets cached routes of guilds whose routing just changed.
-type RouteInvalidator interface {
-	Invalidate(ctx context.Context, guildIDs ...string) error
+// RoutePublisher makes route changes of guilds visible to every router: it bumps the route
+// generation and forgets the guilds' cached routes, returning how many entries existed
+// (routecache.Cache).
+type RoutePublisher interface {
+	Publish(ctx context.Context, guildIDs ...string) (int, error)
 }
 
 // quotaLockClass is the first key of the per-owner advisory transaction lock that makes the
@@ -36,7 +38,7 @@ type Options struct {
 	Limits          sandbox.Limits
 	ProtectedGuilds []string
 	Provisioner     Provisioner
-	Routes          RouteInvalidator
+	Routes          RoutePublisher
 	Now             func() time.Time
 	Logger          *slog.Logger
 }
@@ -47,7 +49,7 @@ type Manager struct {
 	limits      sandbox.Limits
 	protected   map[string]bool
 	provisioner Provisioner
-	routes      RouteInvalidator
+	routes      RoutePublisher
 	now         func() time.Time
 	log         *slog.Logger
 }
@@ -161,14 +163,19 @@ func (m *Manager) Create(ctx context.Context, actor string, in CreateInput) (*sa
 		if err := insertMappings(ctx, tx, id, actor, guilds); err != nil {
 			return err
 		}
+		unparked, err := unpark(ctx, tx, guilds)
+		if err != nil {
+			return err
+		}
 		return audit(ctx, tx, actor, ActionCreate, id, map[string]any{
 			"name": in.Name, "owner": in.Owner, "ttl_seconds": int64(ttl / time.Second), "guilds": guilds, "expires_at": now.Add(ttl),
+			"unparked": unparked,
 		})
 	})
 	if err != nil {
 		return nil, err
 	}
-	m.invalidate(ctx, guilds)
+	m.publishRouteChanges(ctx)
 
 	if m.provisioner != nil {
 		if perr := m.provisioner.Provision(ctx, id); perr != nil {
@@ -185,8 +192,7 @@ func (m *Manager) Create(ctx context.Context, actor string, in CreateInput) (*sa
 	if err != nil {
 		return nil, err
 	}
-	running.Guilds = guilds
-	m.invalidate(ctx, guilds)
+	running.Guilds = guilds // the transition published the route change
 	return running, nil
 }
 
@@ -251,14 +257,67 @@ func insertMappings(ctx context.Context, tx pgx.Tx, id, actor string, guilds []s
 	return err
 }
 
-// invalidate forgets cached routes after a commit. A failure is logged, not returned: the
-// change is committed, and cache entries expire on their own TTL.
-func (m *Manager) invalidate(ctx context.Context, guilds []string) {
-	if m.routes == nil || len(guilds) == 0 {
+// publishRouteChanges publishes the route changes just committed (and any left over by an
+// earlier failure). A failure is logged, not returned: the change is committed, and its
+// record in route_changes waits for the next publication (docs/streams.md).
+func (m *Manager) publishRouteChanges(ctx context.Context) {
+	if m.routes == nil {
 		return
 	}
-	if err := m.routes.Invalidate(context.WithoutCancel(ctx), guilds...); err != nil {
-		m.log.WarnContext(ctx, "route cache invalidation failed; entries expire on their TTL", "guilds", guilds, "error", err)
+	if _, err := m.PublishRouteChanges(context.WithoutCancel(ctx)); err != nil {
+		m.log.WarnContext(ctx, "publishing route changes failed; the next publication retries them", "error", err)
+	}
+}
+
+// publishBatch bounds the guilds one publication takes from route_changes.
+const publishBatch = 1000
+
+// PublishRouteChanges publishes every route change recorded in route_changes: for each batch
+// of rows it bumps the route generation and deletes the guilds' cache entries (one atomic
+// Redis step), and only then deletes the rows, so a change is never forgotten before it is
+// published. Concurrent publishers may publish the same rows twice, which is harmless. It
+// returns how many rows it published.
+func (m *Manager) PublishRouteChanges(ctx context.Context) (int, error) {
+	if m.routes == nil {
+		return 0, errors.New("controlplane: no route publisher configured")
+	}
+	total := 0
+	for {
+		rows, err := m.db.Query(ctx, `SELECT id, guild_id FROM sandbox_control.route_changes ORDER BY id LIMIT $1`, publishBatch)
+		if err != nil {
+			return total, err
+		}
+		type change struct {
+			id    int64
+			guild string
+		}
+		changes, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (change, error) {
+			var c change
+			return c, r.Scan(&c.id, &c.guild)
+		})
+		if err != nil || len(changes) == 0 {
+			return total, err
+		}
+		ids := make([]int64, len(changes))
+		seen := map[string]bool{}
+		var guilds []string
+		for i, c := range changes {
+			ids[i] = c.id
+			if !seen[c.guild] {
+				seen[c.guild] = true
+				guilds = append(guilds, c.guild)
+			}
+		}
+		if _, err := m.routes.Publish(ctx, guilds...); err != nil {
+			return total, err
+		}
+		if _, err := m.db.Exec(ctx, `DELETE FROM sandbox_control.route_changes WHERE id = ANY($1)`, ids); err != nil {
+			return total, err
+		}
+		total += len(changes)
+		if len(changes) < publishBatch {
+			return total, nil
+		}
 	}
 }
 
@@ -328,6 +387,9 @@ func (m *Manager) transition(ctx context.Context, actor, id string, from []sandb
 		out = sb
 		return audit(ctx, tx, actor, action, id, d)
 	})
+	if err == nil {
+		m.publishRouteChanges(ctx)
+	}
 	return out, err
 }
 
@@ -371,7 +433,6 @@ func (m *Manager) RequestDestroy(ctx context.Context, actor, id string) (sb *san
 	if err := m.loadGuilds(ctx, []*sandbox.Sandbox{sb}); err != nil {
 		return nil, false, err
 	}
-	m.invalidate(ctx, sb.Guilds)
 	return sb, true, nil
 }
 
@@ -410,6 +471,7 @@ func (m *Manager) Extend(ctx context.Context, actor, id string, by time.Duration
 	if err != nil {
 		return nil, false, err
 	}
+	m.publishRouteChanges(ctx) // the routes carry the expiry
 	return sb, capped, m.loadGuilds(ctx, []*sandbox.Sandbox{sb})
 }
 
@@ -443,12 +505,20 @@ func (m *Manager) AddGuild(ctx context.Context, actor, id, guildID string) error
 		if err := insertMappings(ctx, tx, id, actor, []string{guildID}); err != nil {
 			return err
 		}
-		return audit(ctx, tx, actor, ActionGuildAdd, id, map[string]any{"guild_id": guildID})
+		unparked, err := unpark(ctx, tx, []string{guildID})
+		if err != nil {
+			return err
+		}
+		details := map[string]any{"guild_id": guildID}
+		if len(unparked) > 0 {
+			details["unparked"] = true
+		}
+		return audit(ctx, tx, actor, ActionGuildAdd, id, details)
 	})
 	if err != nil {
 		return err
 	}
-	m.invalidate(ctx, []string{guildID})
+	m.publishRouteChanges(ctx)
 	return nil
 }
 
@@ -470,7 +540,7 @@ func (m *Manager) RemoveGuild(ctx context.Context, actor, id, guildID string) er
 	if err != nil {
 		return err
 	}
-	m.invalidate(ctx, []string{guildID})
+	m.publishRouteChanges(ctx)
 	return nil
 }
 
@@ -498,7 +568,7 @@ func (m *Manager) ProtectGuild(ctx context.Context, actor, guildID, reason strin
 		return err
 	}
 	// A cached route computed before the protection must not outlive it.
-	m.invalidate(ctx, []string{guildID})
+	m.publishRouteChanges(ctx)
 	return nil
 }
 
@@ -668,11 +738,13 @@ func (m *Manager) LookupRoutes(ctx context.Context, guildIDs []string) (map[stri
 		return out, nil
 	}
 	rows, err := m.db.Query(ctx, `
-		SELECT g.guild_id, coalesce(mp.sandbox_id, ''), coalesce(s.status, ''), p.guild_id IS NOT NULL
+		SELECT g.guild_id, coalesce(mp.sandbox_id, ''), coalesce(s.status, ''), s.expires_at, p.guild_id IS NOT NULL,
+			coalesce(pk.sandbox_id, ''), pk.parked_at
 		FROM unnest($1::text[]) AS g(guild_id)
 		LEFT JOIN sandbox_control.guild_mappings mp ON mp.guild_id = g.guild_id
 		LEFT JOIN sandbox_control.sandboxes s ON s.id = mp.sandbox_id
-		LEFT JOIN sandbox_control.protected_guilds p ON p.guild_id = g.guild_id`, guildIDs)
+		LEFT JOIN sandbox_control.protected_guilds p ON p.guild_id = g.guild_id
+		LEFT JOIN sandbox_control.parked_guilds pk ON pk.guild_id = g.guild_id`, guildIDs)
 	if err != nil {
 		return nil, err
 	}
@@ -680,8 +752,15 @@ func (m *Manager) LookupRoutes(ctx context.Context, guildIDs []string) (map[stri
 	for rows.Next() {
 		var r sandbox.Route
 		var status string
-		if err := rows.Scan(&r.GuildID, &r.SandboxID, &status, &r.Protected); err != nil {
+		var expires, parked *time.Time
+		if err := rows.Scan(&r.GuildID, &r.SandboxID, &status, &expires, &r.Protected, &r.ParkedBy, &parked); err != nil {
 			return nil, err
+		}
+		if expires != nil {
+			r.ExpiresAt = expires.UTC()
+		}
+		if parked != nil {
+			r.ParkedAt = parked.UTC()
 		}
 		r.Status = sandbox.Status(status)
 		r.Protected = r.Protected || m.protected[r.GuildID]

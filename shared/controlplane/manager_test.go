@@ -191,7 +191,7 @@ func TestGuildConflictsAndProtection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := routes[guild1]; r.SandboxID != a.ID || r.Status != sandbox.StatusRunning || !r.Deliverable() {
+	if r := routes[guild1]; r.SandboxID != a.ID || r.Status != sandbox.StatusRunning || !r.Deliverable(time.Now()) {
 		t.Fatalf("guild1 route %+v", r)
 	}
 	if r := routes[guild2]; r.Mapped() || !r.Protected {

@@ -139,11 +139,13 @@ func (m *Manager) RecordTeardownFailure(ctx context.Context, actor, id string, r
 	return attempts, err
 }
 
-// RemoveMappingsForTeardown deletes every guild mapping of a sandbox that is destroying and,
-// in the same transaction, stores the teardown record that record returns for the removed
-// guilds, with an ActionTeardownStep audit entry carrying details. A crash therefore never
-// loses the guilds whose route cache entries the teardown must still invalidate.
-func (m *Manager) RemoveMappingsForTeardown(ctx context.Context, actor, id string,
+// RemoveMappingsForTeardown deletes every guild mapping of a sandbox that is destroying,
+// parks the guilds (they stay test guilds: never routed to production until released or
+// mapped again; reason is the teardown's) and, in the same transaction, stores the teardown
+// record that record returns for the removed guilds, with an ActionTeardownStep audit entry
+// carrying details. A crash therefore never loses the guilds whose route cache entries the
+// teardown must still invalidate.
+func (m *Manager) RemoveMappingsForTeardown(ctx context.Context, actor, id, reason string,
 	record func(removed []string) (rec []byte, details map[string]any, err error)) ([]string, error) {
 	var removed []string
 	err := pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
@@ -165,6 +167,9 @@ func (m *Manager) RemoveMappingsForTeardown(ctx context.Context, actor, id strin
 		if removed, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 			return err
 		}
+		if _, err := park(ctx, tx, actor, id, removed, reason); err != nil {
+			return err
+		}
 		rec, details, err := record(removed)
 		if err != nil {
 			return err
@@ -177,6 +182,7 @@ func (m *Manager) RemoveMappingsForTeardown(ctx context.Context, actor, id strin
 	if err != nil {
 		return nil, err
 	}
+	m.publishRouteChanges(ctx)
 	return removed, nil
 }
 

@@ -34,6 +34,13 @@ func Namespace(id string) string { return prefix + "{" + id + "}:" }
 // EventStream returns the sandbox's event stream key: "sandbox:{<id>}:events".
 func EventStream(id string) string { return Namespace(id) + "events" }
 
+// RouteGeneration is the route generation, bumped by every published route change
+// (routecache). It is outside every namespace and matches neither AllRoutesPattern nor
+// AllNamespacesPattern. In a Redis Cluster it hashes to another slot than the route keys, so
+// the generation scripts, which touch both, need route keys that share its slot (a hash tag:
+// one slot for every route, a hot slot).
+const RouteGeneration = "sandbox:routes:generation"
+
 // RouteCache returns the route cache key of a guild: "sandbox:route:<guild_id>".
 func RouteCache(guildID string) string { return routePrefix + guildID }
 

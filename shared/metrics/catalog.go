@@ -17,9 +17,11 @@ const (
 	DimRoute Dimension = "Route"
 	// DimTier is where a route lookup was answered: memory, redis or database.
 	DimTier Dimension = "Tier"
-	// DimDestination is where an event went: sandbox, production or dropped.
+	// DimDestination is where an event went: sandbox, production, dropped or parked.
 	DimDestination Dimension = "Destination"
-	// DimKind classifies a routing error, e.g. parse, lookup, deliver.
+	// DimKind classifies a routing error: malformed, not_dispatch, too_large, invalid_guild_id
+	// (poison), route_lookup, route_cache, delivery_stream, delivery_production,
+	// delivery_dead_letter.
 	DimKind Dimension = "Kind"
 	// DimResourceType is the kind of orphaned resource, e.g. schema, role, redis, mapping.
 	DimResourceType Dimension = "ResourceType"
@@ -169,12 +171,17 @@ var (
 	EventsRouted = Metric{
 		Name: "EventsRouted", Unit: unitCount, DimensionSets: byEnvironmentAnd(DimDestination),
 		EmittedBy:   []Function{FunctionRouter},
-		Description: "Gateway events delivered, in total and per destination: sandbox, production or dropped.",
+		Description: "Gateway events delivered, in total and per destination: sandbox, production, dropped or parked.",
 	}
 	RoutingErrors = Metric{
 		Name: "RoutingErrors", Unit: unitCount, DimensionSets: byEnvironmentAnd(DimKind),
 		EmittedBy:   []Function{FunctionRouter},
 		Description: "Messages that failed to route, in total and per kind of error; alarm above 50 in 5 minutes.",
+	}
+	PoisonDeadLettered = Metric{
+		Name: "PoisonDeadLettered", Unit: unitCount, DimensionSets: byEnvironmentAnd(DimKind),
+		EmittedBy:   []Function{FunctionRouter},
+		Description: "Poison messages the router sent to the ingress dead-letter queue itself, in total and per kind (also counted in RoutingErrors); the ingress-dlq-not-empty alarm hears of them at once.",
 	}
 	RouterBatchSize = Metric{
 		Name: "RouterBatchSize", Unit: unitCount, DimensionSets: byEnvironment(),
@@ -210,6 +217,7 @@ func Catalog() []Metric {
 		RouteLookupLatency,
 		EventsRouted,
 		RoutingErrors,
+		PoisonDeadLettered,
 		RouterBatchSize,
 		RouterBatchDuration,
 	}

@@ -1,13 +1,24 @@
 // Package routecache is the shared Redis tier of route resolution: one entry per guild at
-// keys.RouteCache(guild), saying "sandbox X in status S" (protected or not), "protected" or
-// "no sandbox", each with its own TTL. Reads and writes for many guilds are pipelined into one
-// round trip (MGET would fail across cluster slots, since route keys carry no hash tag).
+// keys.RouteCache(guild), saying "sandbox X in status S until T" (protected or not),
+// "parked since T (sandbox X)", "protected" or "no sandbox", each with its own TTL, and the
+// route generation (keys.RouteGeneration) that every published route change bumps.
+//
+// The generation makes the tiers exact (docs/streams.md, "Route changes"): a reader takes the
+// generation in the same round trip as its entries; the in-process tier is valid only for the
+// generation it was filled at; and a write-back of a route read from PostgreSQL is a
+// compare-and-set on the generation read before that query, so an entry computed from an
+// older state is never written after a change was published.
+//
+// Reads for many guilds are pipelined into one round trip (MGET would fail across cluster
+// slots, since route keys carry no hash tag). The generation scripts touch the generation
+// and route keys together, which a Redis Cluster refuses across slots (keys.RouteGeneration).
 package routecache
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,8 +28,8 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
-// Defaults for the entry TTLs. Negative entries live shorter: a guild mapped meanwhile is
-// invalidated explicitly, but a short TTL bounds the damage of a lost invalidation.
+// Defaults for the entry TTLs. Negative entries live shorter, though every change is
+// published: the TTLs bound what an entry written by a buggy or foreign writer can do.
 const (
 	DefaultTTL         = 5 * time.Minute
 	DefaultNegativeTTL = time.Minute
@@ -26,24 +37,28 @@ const (
 
 // Value encodings. The one place that knows them.
 //
-// A mapped route that is also protected (a guild protected after it was mapped, or mapped
-// through a race with its protection) is sandbox:<id>:<status>:protected: the flag must
-// survive the cache, or the guild reaches production from the database and the sandbox from
-// every cache hit. Entries written before the suffix existed (sandbox:<id>:<status>) still
-// decode, as unprotected; they live minutes, and the router applies its configured protected
-// guilds after every tier anyway.
+//	none
+//	protected
+//	sandbox:<id>:<status>:<expires_at unix ms>[:protected]
+//	parked:<former sandbox id>:<parked_at unix ms>
+//
+// A mapped route that is also protected (a guild protected after it was mapped) keeps the
+// flag: otherwise the guild would reach production from the database and the sandbox from
+// every cache hit. Values of an older layout do not decode, so they read as a miss.
 const (
 	valueNone            = "none"
 	valueProtected       = "protected"
-	valueSandbox         = "sandbox:"   // sandbox:<id>:<status>[:protected]
-	valueProtectedSuffix = ":protected" // after a mapped route's status
+	valueSandbox         = "sandbox:"
+	valueParked          = "parked:"
+	valueProtectedSuffix = ":protected"
 )
 
-// Cache reads and writes route cache entries.
+// Cache reads and writes route cache entries and the route generation.
 type Cache struct {
 	rdb         redis.UniversalClient
 	ttl         time.Duration
 	negativeTTL time.Duration
+	now         func() time.Time
 }
 
 // New returns a Cache; zero TTLs take the defaults.
@@ -54,18 +69,22 @@ func New(rdb redis.UniversalClient, ttl, negativeTTL time.Duration) *Cache {
 	if negativeTTL <= 0 {
 		negativeTTL = DefaultNegativeTTL
 	}
-	return &Cache{rdb: rdb, ttl: ttl, negativeTTL: negativeTTL}
+	return &Cache{rdb: rdb, ttl: ttl, negativeTTL: negativeTTL, now: time.Now}
 }
 
 // Encode returns the cache value of a route.
 func Encode(r sandbox.Route) string {
 	switch {
-	case r.Mapped() && r.Protected:
-		return valueSandbox + r.SandboxID + ":" + string(r.Status) + valueProtectedSuffix
 	case r.Mapped():
-		return valueSandbox + r.SandboxID + ":" + string(r.Status)
+		v := valueSandbox + r.SandboxID + ":" + string(r.Status) + ":" + strconv.FormatInt(r.ExpiresAt.UnixMilli(), 10)
+		if r.Protected {
+			v += valueProtectedSuffix
+		}
+		return v
 	case r.Protected:
 		return valueProtected
+	case r.Parked():
+		return valueParked + r.ParkedBy + ":" + strconv.FormatInt(r.ParkedAt.UnixMilli(), 10)
 	default:
 		return valueNone
 	}
@@ -79,42 +98,72 @@ func Decode(guild, v string) (sandbox.Route, bool) {
 	case valueProtected:
 		return sandbox.Route{GuildID: guild, Protected: true}, true
 	}
+	if rest, ok := strings.CutPrefix(v, valueParked); ok {
+		id, at, ok := strings.Cut(rest, ":")
+		ms, err := strconv.ParseInt(at, 10, 64)
+		if !ok || err != nil || !sandbox.ValidID(id) {
+			return sandbox.Route{}, false
+		}
+		return sandbox.Route{GuildID: guild, ParkedBy: id, ParkedAt: time.UnixMilli(ms).UTC()}, true
+	}
 	rest, ok := strings.CutPrefix(v, valueSandbox)
 	if !ok {
 		return sandbox.Route{}, false
 	}
 	rest, protected := strings.CutSuffix(rest, valueProtectedSuffix)
-	id, status, ok := strings.Cut(rest, ":")
-	if !ok || !sandbox.ValidID(id) || !sandbox.Status(status).Valid() {
+	f := strings.Split(rest, ":")
+	if len(f) != 3 || !sandbox.ValidID(f[0]) || !sandbox.Status(f[1]).Valid() {
 		return sandbox.Route{}, false
 	}
-	return sandbox.Route{GuildID: guild, SandboxID: id, Status: sandbox.Status(status), Protected: protected}, true
+	ms, err := strconv.ParseInt(f[2], 10, 64)
+	if err != nil {
+		return sandbox.Route{}, false
+	}
+	return sandbox.Route{GuildID: guild, SandboxID: f[0], Status: sandbox.Status(f[1]),
+		ExpiresAt: time.UnixMilli(ms).UTC(), Protected: protected}, true
 }
 
-// GetMany returns the cached routes of the guilds that have a valid entry, in one round trip.
-func (c *Cache) GetMany(ctx context.Context, guilds []string) (map[string]sandbox.Route, error) {
-	out := make(map[string]sandbox.Route, len(guilds))
-	if len(guilds) == 0 {
-		return out, nil
-	}
+// Generation identifies the published state of every route: it changes with every published
+// route change. The zero value means Redis holds none (never set, or lost with the data).
+type Generation string
+
+// Snapshot is what one read returns: the generation and the valid entries among the guilds
+// asked for, read in the same round trip.
+type Snapshot struct {
+	Generation Generation
+	Routes     map[string]sandbox.Route
+}
+
+// Read returns the route generation and the cached routes of the guilds that have a valid
+// entry, in one round trip. With no guilds it reads the generation alone.
+func (c *Cache) Read(ctx context.Context, guilds []string) (Snapshot, error) {
+	snap := Snapshot{Routes: make(map[string]sandbox.Route, len(guilds))}
 	pipe := c.rdb.Pipeline()
+	gen := pipe.Get(ctx, keys.RouteGeneration)
 	cmds := make([]*redis.StringCmd, len(guilds))
 	for i, g := range guilds {
 		cmds[i] = pipe.Get(ctx, keys.RouteCache(g))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("route cache get: %w", err)
+		return Snapshot{}, fmt.Errorf("route cache get: %w", err)
 	}
+	snap.Generation = Generation(gen.Val())
 	for i, cmd := range cmds {
 		v, err := cmd.Result()
 		if err != nil {
 			continue // redis.Nil: not cached
 		}
 		if r, ok := Decode(guilds[i], v); ok {
-			out[guilds[i]] = r
+			snap.Routes[guilds[i]] = r
 		}
 	}
-	return out, nil
+	return snap, nil
+}
+
+// GetMany returns the cached routes of the guilds that have a valid entry, in one round trip.
+func (c *Cache) GetMany(ctx context.Context, guilds []string) (map[string]sandbox.Route, error) {
+	snap, err := c.Read(ctx, guilds)
+	return snap.Routes, err
 }
 
 // Get returns one guild's cached route, with ok false when there is no valid entry, and the
@@ -134,37 +183,97 @@ func (c *Cache) Get(ctx context.Context, guild string) (r sandbox.Route, ttl tim
 	return r, pttl.Val(), ok, nil
 }
 
-// SetMany writes routes in one round trip: mapped routes with the TTL, the others with the
-// negative TTL.
-func (c *Cache) SetMany(ctx context.Context, routes []sandbox.Route) error {
+// writeBack sets the entries only while the generation is still the one the caller read
+// before it queried PostgreSQL. KEYS[1] is the generation, KEYS[2..] the route keys;
+// ARGV[1] the expected generation ("" for none), then a value and a TTL in ms per route key.
+var writeBack = redis.NewScript(`
+local current = redis.call('GET', KEYS[1]) or ''
+if current ~= ARGV[1] then
+	return 0
+end
+for i = 2, #KEYS do
+	redis.call('SET', KEYS[i], ARGV[2 * i - 2], 'PX', ARGV[2 * i - 1])
+end
+return 1`)
+
+// ErrGenerationChanged says a write-back was refused: a route change was published since the
+// generation was read, so the routes may be older than the published state.
+var ErrGenerationChanged = errors.New("route cache: the route generation changed; entries not written")
+
+// SetMany writes routes computed from PostgreSQL after the caller read generation gen, in
+// one round trip, only if no route change was published meanwhile (ErrGenerationChanged
+// otherwise). Mapped and parked routes take the TTL, the others the negative TTL.
+func (c *Cache) SetMany(ctx context.Context, gen Generation, routes []sandbox.Route) error {
 	if len(routes) == 0 {
 		return nil
 	}
-	pipe := c.rdb.Pipeline()
+	ks := make([]string, 0, len(routes)+1)
+	args := make([]any, 0, 2*len(routes)+1)
+	ks = append(ks, keys.RouteGeneration)
+	args = append(args, string(gen))
 	for _, r := range routes {
 		ttl := c.negativeTTL
-		if r.Mapped() {
+		if r.Mapped() || r.Parked() {
 			ttl = c.ttl
 		}
-		pipe.Set(ctx, keys.RouteCache(r.GuildID), Encode(r), ttl)
+		ks = append(ks, keys.RouteCache(r.GuildID))
+		args = append(args, Encode(r), ttl.Milliseconds())
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	n, err := writeBack.Run(ctx, c.rdb, ks, args...).Int()
+	if err != nil {
 		return fmt.Errorf("route cache set: %w", err)
+	}
+	if n == 0 {
+		return ErrGenerationChanged
 	}
 	return nil
 }
 
-// Invalidate deletes the entries of the guilds, in one round trip.
-func (c *Cache) Invalidate(ctx context.Context, guilds ...string) error {
-	if len(guilds) == 0 {
-		return nil
-	}
-	pipe := c.rdb.Pipeline()
+// publish bumps the generation and deletes the guilds' entries, atomically. A generation
+// that does not exist (never set, evicted, or lost in a restart) starts from the caller's
+// clock in microseconds, so a generation never comes back to a value a reader may still hold.
+// KEYS[1] is the generation, KEYS[2..] the route keys; ARGV[1] the starting value. It returns
+// the new generation and how many entries existed.
+var publish = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+	redis.call('SET', KEYS[1], ARGV[1])
+end
+local generation = redis.call('INCR', KEYS[1])
+local deleted = 0
+for i = 2, #KEYS do
+	deleted = deleted + redis.call('DEL', KEYS[i])
+end
+return {generation, deleted}`)
+
+// Publish makes route changes of guilds visible to every reader: it bumps the generation
+// (which voids every in-process tier filled before) and deletes the guilds' entries, in one
+// atomic step, and returns how many entries existed.
+func (c *Cache) Publish(ctx context.Context, guilds ...string) (int, error) {
+	ks := make([]string, 0, len(guilds)+1)
+	ks = append(ks, keys.RouteGeneration)
 	for _, g := range guilds {
-		pipe.Del(ctx, keys.RouteCache(g))
+		ks = append(ks, keys.RouteCache(g))
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("route cache invalidate: %w", err)
+	res, err := publish.Run(ctx, c.rdb, ks, c.now().UnixMicro()).Int64Slice()
+	if err != nil {
+		return 0, fmt.Errorf("route cache publish: %w", err)
 	}
-	return nil
+	return int(res[1]), nil
+}
+
+// Invalidate publishes route changes of guilds (Publish without the count).
+func (c *Cache) Invalidate(ctx context.Context, guilds ...string) error {
+	_, err := c.Publish(ctx, guilds...)
+	return err
+}
+
+// SetCurrent writes routes as of the current generation, read first: for callers whose
+// routes cannot predate a published change (tests seeding the cache, tools). The router
+// writes back with SetMany and the generation it read before its query.
+func (c *Cache) SetCurrent(ctx context.Context, routes []sandbox.Route) error {
+	snap, err := c.Read(ctx, nil)
+	if err != nil {
+		return err
+	}
+	return c.SetMany(ctx, snap.Generation, routes)
 }

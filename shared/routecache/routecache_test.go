@@ -18,14 +18,18 @@ const (
 	guild3 = "80351110224678914"
 )
 
+// exp is an expiry as the cache keeps it: milliseconds, UTC.
+var exp = time.UnixMilli(1768989600000).UTC()
+
 func TestEncodeDecode(t *testing.T) {
 	for _, r := range []sandbox.Route{
 		{GuildID: guild1},
 		{GuildID: guild1, Protected: true},
-		{GuildID: guild1, SandboxID: "abc123def456gh", Status: sandbox.StatusRunning},
-		{GuildID: guild1, SandboxID: "abc123def456gh", Status: sandbox.StatusDestroying},
-		{GuildID: guild1, SandboxID: "abc123def456gh", Status: sandbox.StatusRunning, Protected: true},
-		{GuildID: guild1, SandboxID: "abc123def456gh", Status: sandbox.StatusCreating, Protected: true},
+		{GuildID: guild1, SandboxID: "abc123def456gh", Status: sandbox.StatusRunning, ExpiresAt: exp},
+		{GuildID: guild1, SandboxID: "abc123def456gh", Status: sandbox.StatusDestroying, ExpiresAt: exp},
+		{GuildID: guild1, SandboxID: "abc123def456gh", Status: sandbox.StatusRunning, ExpiresAt: exp, Protected: true},
+		{GuildID: guild1, SandboxID: "abc123def456gh", Status: sandbox.StatusCreating, ExpiresAt: exp, Protected: true},
+		{GuildID: guild1, ParkedBy: "abc123def456gh", ParkedAt: exp},
 	} {
 		got, ok := routecache.Decode(guild1, routecache.Encode(r))
 		if !ok || got != r {
@@ -33,35 +37,33 @@ func TestEncodeDecode(t *testing.T) {
 		}
 	}
 	for _, v := range []string{"", "sandbox:", "sandbox:abc:running", "sandbox:abc123def456gh:zombie", "yes",
+		"sandbox:abc123def456gh:running", "sandbox:abc123def456gh:running:protected", // the older layouts: a miss
 		"sandbox:abc123def456gh:running:", "sandbox:abc123def456gh:running:yes", "sandbox:abc123def456gh:protected",
-		"sandbox:abc123def456gh:running:protected:protected", "sandbox:abc123def456gh::protected"} {
+		"sandbox:abc123def456gh:running:1:protected:protected", "sandbox:abc123def456gh::1:protected",
+		"parked:", "parked:abc123def456gh", "parked:abc:1", "parked:abc123def456gh:x"} {
 		if _, ok := routecache.Decode(guild1, v); ok {
 			t.Errorf("Decode(%q) accepted", v)
 		}
 	}
 }
 
-// A mapped route keeps its protection through the cache (a guild protected after it was
-// mapped must not reach its sandbox from a cache hit), and entries written before the flag
-// was encoded still decode, as unprotected.
+// A mapped route keeps its protection and its expiry through the cache (a guild protected
+// after it was mapped must not reach its sandbox from a cache hit); values of the older
+// layouts read as a miss, so the router asks the database.
 func TestEncodeKeepsProtectedMapping(t *testing.T) {
-	r := sandbox.Route{GuildID: guild1, SandboxID: "abc123def456gh", Status: sandbox.StatusRunning, Protected: true}
+	r := sandbox.Route{GuildID: guild1, SandboxID: "abc123def456gh", Status: sandbox.StatusRunning, ExpiresAt: exp, Protected: true}
 	v := routecache.Encode(r)
-	if v != "sandbox:abc123def456gh:running:protected" {
+	if v != "sandbox:abc123def456gh:running:1768989600000:protected" {
 		t.Errorf("Encode(%+v) = %q", r, v)
 	}
 	if got, ok := routecache.Decode(guild1, v); !ok || !got.Protected || got != r {
 		t.Errorf("Decode(%q) = %+v %v, want %+v", v, got, ok, r)
 	}
-	old := sandbox.Route{GuildID: guild1, SandboxID: "abc123def456gh", Status: sandbox.StatusRunning}
-	if got, ok := routecache.Decode(guild1, "sandbox:abc123def456gh:running"); !ok || got != old {
-		t.Errorf("old encoding: %+v %v, want %+v", got, ok, old)
-	}
 
 	rdb := testenv.Redis(t)
 	ctx := context.Background()
 	c := routecache.New(rdb, time.Minute, 10*time.Second)
-	if err := c.SetMany(ctx, []sandbox.Route{r}); err != nil {
+	if err := c.SetCurrent(ctx, []sandbox.Route{r}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := c.GetMany(ctx, []string{guild1})
@@ -82,7 +84,7 @@ func TestSetGetInvalidate(t *testing.T) {
 		{GuildID: guild1, SandboxID: "abc123def456gh", Status: sandbox.StatusRunning},
 		{GuildID: guild2},
 	}
-	if err := c.SetMany(ctx, routes); err != nil {
+	if err := c.SetCurrent(ctx, routes); err != nil {
 		t.Fatal(err)
 	}
 	got, err := c.GetMany(ctx, []string{guild1, guild2, guild3})
@@ -127,7 +129,7 @@ func TestManagerInvalidatesOnMappingChanges(t *testing.T) {
 		_, ok := got[g]
 		return ok
 	}
-	_ = c.SetMany(ctx, []sandbox.Route{{GuildID: guild1}, {GuildID: guild2}})
+	_ = c.SetCurrent(ctx, []sandbox.Route{{GuildID: guild1}, {GuildID: guild2}})
 	sb, err := m.Create(ctx, "alice", controlplane.CreateInput{Name: "cache", Owner: "alice", Guilds: []string{guild1}})
 	if err != nil {
 		t.Fatal(err)
@@ -141,14 +143,14 @@ func TestManagerInvalidatesOnMappingChanges(t *testing.T) {
 	if cached(guild2) {
 		t.Fatal("add guild left a stale entry")
 	}
-	_ = c.SetMany(ctx, []sandbox.Route{{GuildID: guild2, SandboxID: sb.ID, Status: sandbox.StatusRunning}})
+	_ = c.SetCurrent(ctx, []sandbox.Route{{GuildID: guild2, SandboxID: sb.ID, Status: sandbox.StatusRunning}})
 	if err := m.RemoveGuild(ctx, "alice", sb.ID, guild2); err != nil {
 		t.Fatal(err)
 	}
 	if cached(guild2) {
 		t.Fatal("remove guild left a stale entry")
 	}
-	_ = c.SetMany(ctx, []sandbox.Route{{GuildID: guild1, SandboxID: sb.ID, Status: sandbox.StatusRunning}})
+	_ = c.SetCurrent(ctx, []sandbox.Route{{GuildID: guild1, SandboxID: sb.ID, Status: sandbox.StatusRunning}})
 	if _, _, err := m.RequestDestroy(ctx, "alice", sb.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -212,7 +212,8 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.StreamMaxLen != 10000 || cfg.MemoryCacheTTL != 5*time.Second || cfg.RouteCacheTTL != 5*time.Minute ||
-		cfg.RouteCacheNegativeTTL != time.Minute || cfg.IngressQueueURL != "" || cfg.SQSEndpoint != "" {
+		cfg.RouteCacheNegativeTTL != time.Minute || cfg.IngressQueueURL != "" || cfg.SQSEndpoint != "" ||
+		cfg.DeadLetterQueueURL != "" || cfg.RedisTimeout != time.Second || cfg.SQSTimeout != 5*time.Second {
 		t.Errorf("defaults: %+v", cfg)
 	}
 
@@ -220,24 +221,38 @@ func TestLoadConfig(t *testing.T) {
 	maps.Copy(set, map[string]string{
 		"ROUTER_STREAM_MAXLEN": "500", "ROUTER_MEMORY_CACHE_TTL": "0s", "ROUTE_CACHE_TTL": "1d",
 		"ROUTE_CACHE_NEGATIVE_TTL": "30s", "INGRESS_QUEUE_URL": "http://localhost:4566/000000000000/ingress",
-		"SQS_ENDPOINT": "http://localhost:4566",
+		"SQS_ENDPOINT": "http://localhost:4566", "ROUTER_DEAD_LETTER_QUEUE_URL": "http://localhost:4566/000000000000/ingress-dlq",
+		"ROUTER_REDIS_TIMEOUT": "250ms", "ROUTER_SQS_TIMEOUT": "2s",
 	})
 	cfg, err = routing.LoadConfig(config.MapLookup(set))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.StreamMaxLen != 500 || cfg.MemoryCacheTTL != 0 || cfg.RouteCacheTTL != 24*time.Hour ||
-		cfg.RouteCacheNegativeTTL != 30*time.Second || cfg.SQSEndpoint != "http://localhost:4566" {
+		cfg.RouteCacheNegativeTTL != 30*time.Second || cfg.SQSEndpoint != "http://localhost:4566" ||
+		cfg.DeadLetterQueueURL != "http://localhost:4566/000000000000/ingress-dlq" ||
+		cfg.RedisTimeout != 250*time.Millisecond || cfg.SQSTimeout != 2*time.Second {
 		t.Errorf("explicit values: %+v", cfg)
 	}
 
 	bad := maps.Clone(base)
 	delete(bad, "PRODUCTION_QUEUE_URL")
-	maps.Copy(bad, map[string]string{"ROUTER_STREAM_MAXLEN": "0", "ROUTER_MEMORY_CACHE_TTL": "10m", "ROUTE_CACHE_TTL": "-1s"})
+	maps.Copy(bad, map[string]string{"ROUTER_STREAM_MAXLEN": "0", "ROUTER_MEMORY_CACHE_TTL": "10m", "ROUTE_CACHE_TTL": "-1s",
+		"ROUTER_REDIS_TIMEOUT": "0s", "ROUTER_SQS_TIMEOUT": "1m"})
 	_, err = routing.LoadConfig(config.MapLookup(bad))
-	for _, name := range []string{"PRODUCTION_QUEUE_URL", "ROUTER_STREAM_MAXLEN", "ROUTER_MEMORY_CACHE_TTL", "ROUTE_CACHE_TTL"} {
+	for _, name := range []string{"PRODUCTION_QUEUE_URL", "ROUTER_STREAM_MAXLEN", "ROUTER_MEMORY_CACHE_TTL", "ROUTE_CACHE_TTL",
+		"ROUTER_REDIS_TIMEOUT", "ROUTER_SQS_TIMEOUT"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("error %v does not name %s", err, name)
+		}
+	}
+	for value, ok := range map[string]bool{"10ms": true, "9ms": false, "10s": true, "11s": false, "soon": false} {
+		_, err := routing.LoadConfig(config.MapLookup(map[string]string{
+			"DATABASE_URL": base["DATABASE_URL"], "REDIS_ADDR": base["REDIS_ADDR"],
+			"PRODUCTION_QUEUE_URL": base["PRODUCTION_QUEUE_URL"], "ROUTER_REDIS_TIMEOUT": value,
+		}))
+		if (err == nil) != ok {
+			t.Errorf("ROUTER_REDIS_TIMEOUT=%s: error %v, want accepted %t", value, err, ok)
 		}
 	}
 }

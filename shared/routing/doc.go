@@ -14,13 +14,19 @@
 //     so no cache entry, stale or forged, can send them elsewhere.
 //   - Delivery: stream entries are appended in one pipelined round trip (XADD NOMKSTREAM with
 //     an approximate MAXLEN, batch order kept per stream); production events are sent with
-//     SendMessageBatch in groups of at most 10, concurrently, checking every entry's result.
+//     SendMessageBatch in groups of at most 10, concurrently, checking every entry's result;
+//     poison messages go to the dead-letter queue the same way. The three run at the same
+//     time, each under its own deadline (Options.RedisTimeout, Options.SQSTimeout), so a store
+//     that does not answer fails only the messages bound for it, and costs the batch its
+//     deadline.
 //
 // The core knows nothing of SQS events: it takes Messages and returns a Result whose Failed
 // ids the Lambda adapter (package sqsadapter) reports as batch item failures. Poison messages
-// (malformed, not a dispatch, too large, invalid guild id) are failures too, so the queue's
-// redrive policy moves them to the dead-letter queue; transient delivery failures are retried
-// by the queue. Nothing is dropped silently: every outcome is counted in the metrics catalog's
+// (malformed, not a dispatch, too large, invalid guild id) are sent to the ingress dead-letter
+// queue by the router itself (Options.DeadLetterQueueURL), with their reason as message
+// attributes (AttributePoisonReason and the others), and are not failures; without that
+// queue, or when the send fails, they are failures, so the queue's redrive policy moves them
+// there. Transient delivery failures are retried by the queue. Nothing is dropped silently: every outcome is counted in the metrics catalog's
 // router metrics, and every failure is logged with the message id and the reason, never the
 // payload.
 package routing

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/botplatform/discord-sandboxes/shared/gateway"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
 // Message is one ingress message: one Discord gateway dispatch payload and what the queue
@@ -33,18 +34,23 @@ type Destination string
 
 // Destinations of an event.
 const (
-	DestinationSandbox    Destination = "sandbox"
-	DestinationProduction Destination = "production"
+	DestinationSandbox    Destination = sandbox.DestinationSandbox
+	DestinationProduction Destination = sandbox.DestinationProduction
 	// DestinationDropped counts events of guilds mapped to a sandbox that is not running (or
 	// whose stream is gone): they must not reach production, and no worker reads them.
-	DestinationDropped Destination = "dropped"
+	DestinationDropped Destination = sandbox.DestinationDropped
+	// DestinationParked counts events of parked test guilds (their sandbox was torn down) and
+	// of guilds of a sandbox past its expiry: a test guild never falls back to production.
+	DestinationParked Destination = sandbox.DestinationParked
 )
 
 // ErrorKind classifies a routing error; the values are the Kind metric dimension.
 type ErrorKind string
 
-// Kinds of routing errors. The first four are poison messages (retrying cannot help: the
-// redrive policy moves them to the dead-letter queue); the others are transient.
+// Kinds of routing errors. The first four are poison messages (retrying cannot help): the
+// router sends them to the ingress dead-letter queue itself when it has one
+// (Options.DeadLetterQueueURL), else, and whenever that send fails, they are batch item
+// failures that the queue's redrive policy moves there. The others are transient.
 const (
 	KindMalformed      ErrorKind = "malformed"
 	KindNotDispatch    ErrorKind = "not_dispatch"
@@ -57,6 +63,9 @@ const (
 	KindRouteCache         ErrorKind = "route_cache"
 	KindDeliveryStream     ErrorKind = "delivery_stream"
 	KindDeliveryProduction ErrorKind = "delivery_production"
+	// KindDeliveryDeadLetter: a poison message could not be sent to the dead-letter queue and
+	// is a batch item failure instead. It is counted besides the message's poison kind.
+	KindDeliveryDeadLetter ErrorKind = "delivery_dead_letter"
 )
 
 // parseErrorKind maps a gateway.Parse error to its kind.
@@ -86,12 +95,16 @@ const (
 // Result is the outcome of one batch.
 type Result struct {
 	// Failed lists the ids of the messages that were not delivered, in batch order: the
-	// queue must deliver them again (or move them to the dead-letter queue).
+	// queue must deliver them again (or move them to the dead-letter queue). Poison messages
+	// the router sent to the dead-letter queue itself are not in it.
 	Failed []string
 	// Routed counts the delivered messages per destination.
 	Routed map[Destination]int
 	// Errors counts routing errors per kind.
 	Errors map[ErrorKind]int
+	// DeadLettered counts the poison messages the router sent to the dead-letter queue, per
+	// kind: they are counted in Errors too, but are not in Failed.
+	DeadLettered map[ErrorKind]int
 	// Lookups counts the batch's distinct guilds per tier that resolved them.
 	Lookups map[Tier]int
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -49,18 +50,33 @@ var entryIDs = func() (ids [maxBatchEntries]string) {
 // stringType is the data type of the attribute the router adds.
 var stringType = "String"
 
-// productionSender delivers events to the production queue.
+// productionSender delivers events to the production queue; the router's dead-letter sender
+// is one too, pointed at the ingress dead-letter queue.
 type productionSender struct {
 	queue       QueueSender
 	url         string
+	name        string // of the queue, in errors: "production queue"
 	concurrency int
+	// timeout bounds one send, all its calls together (the SDK honours the context deadline
+	// through its retries); zero sets no deadline of its own.
+	timeout time.Duration
 }
 
 // send delivers msgs in groups of at most 10 entries (and 256 KiB), with at most
 // p.concurrency calls in flight, and returns one result per message. SendMessageBatch
-// succeeds as a call even when some entries failed: every entry's result is checked.
+// succeeds as a call even when some entries failed: every entry's result is checked. The
+// calls share one deadline, p.timeout from now: a message whose call did not finish by then
+// fails with an error wrapping context.DeadlineExceeded.
 func (p *productionSender) send(ctx context.Context, msgs []*Message) []error {
 	errs := make([]error, len(msgs))
+	if len(msgs) == 0 {
+		return errs
+	}
+	if p.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
+	}
 	groups := batchGroups(msgs)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -108,8 +124,11 @@ func (p *productionSender) sendGroup(ctx context.Context, group []*Message, errs
 	}
 	out, err := p.queue.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(p.url), Entries: entries})
 	if err != nil {
+		if late := ctx.Err(); late != nil && !errors.Is(err, late) {
+			err = fmt.Errorf("%w: %w", late, err) // the deadline is the cause, whatever the SDK says
+		}
 		for i := range errs {
-			errs[i] = fmt.Errorf("send message batch: %w", err)
+			errs[i] = fmt.Errorf("send message batch to the %s: %w", p.name, err)
 		}
 		return
 	}
@@ -122,13 +141,13 @@ func (p *productionSender) sendGroup(ctx context.Context, group []*Message, errs
 	for _, f := range out.Failed {
 		if i, ok := entryIndex(f.Id, len(group)); ok {
 			answered[i] = true
-			errs[i] = fmt.Errorf("production queue rejected the message: %s: %s (sender fault: %t)",
-				aws.ToString(f.Code), aws.ToString(f.Message), f.SenderFault)
+			errs[i] = fmt.Errorf("%s rejected the message: %s: %s (sender fault: %t)",
+				p.name, aws.ToString(f.Code), aws.ToString(f.Message), f.SenderFault)
 		}
 	}
 	for i, ok := range answered {
 		if !ok {
-			errs[i] = errors.New("production queue returned no result for the message")
+			errs[i] = fmt.Errorf("%s returned no result for the message", p.name)
 		}
 	}
 }

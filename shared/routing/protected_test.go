@@ -10,6 +10,7 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/routing"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
@@ -95,7 +96,8 @@ func TestForgedRouteCacheEntryCannotUnprotect(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
 	sb := e.sandbox(t, "forged-target", gProtected)
-	if err := e.rdb.Set(ctx, keys.RouteCache(gProtected), "sandbox:"+sb.ID+":running", time.Hour).Err(); err != nil {
+	forged := routecache.Encode(sandbox.Route{GuildID: gProtected, SandboxID: sb.ID, Status: sandbox.StatusRunning, ExpiresAt: time.Now().Add(time.Hour)})
+	if err := e.rdb.Set(ctx, keys.RouteCache(gProtected), forged, time.Hour).Err(); err != nil {
 		t.Fatal(err)
 	}
 	q := &queue{}

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -32,6 +33,20 @@ type Options struct {
 	// ProductionConcurrency bounds SendMessageBatch calls in flight; zero means
 	// DefaultProductionConcurrency.
 	ProductionConcurrency int
+	// DeadLetterQueueURL is the ingress dead-letter queue (ROUTER_DEAD_LETTER_QUEUE_URL): the
+	// router sends poison messages there itself, with the AttributePoison* attributes, and
+	// reports them as handled; only when that send fails are they batch item failures. Empty
+	// leaves every poison message to the ingress queue's redrive policy.
+	DeadLetterQueueURL string
+	// DeadLetter sends to DeadLetterQueueURL; nil means Production (one SQS client serves both).
+	DeadLetter QueueSender
+	// RedisTimeout bounds each Redis call of a batch, go-redis's retries included
+	// (ROUTER_REDIS_TIMEOUT); zero means DefaultRedisTimeout. New sets it before it builds
+	// anything, so every Redis caller of the router can use it.
+	RedisTimeout time.Duration
+	// SQSTimeout bounds a batch's production delivery, all its SendMessageBatch calls
+	// together, and its dead-letter send (ROUTER_SQS_TIMEOUT); zero means DefaultSQSTimeout.
+	SQSTimeout time.Duration
 	// StreamMaxLen bounds each sandbox stream (approximately); zero means DefaultStreamMaxLen.
 	StreamMaxLen int
 	// MemoryCacheTTL is the in-process route cache TTL; zero disables that tier.
@@ -41,6 +56,11 @@ type Options struct {
 	// ProtectedGuilds are production guilds (SANDBOX_PROTECTED_GUILDS): their events go to
 	// production whatever any route tier answers, a forged or stale Redis entry included.
 	ProtectedGuilds []string
+	// Publisher publishes route changes left pending by a writer whose publication failed
+	// (controlplane.Manager), every PublishInterval (DefaultPublishInterval when zero); nil
+	// publishes nothing.
+	Publisher       RoutePublisher
+	PublishInterval time.Duration
 	// Now is the clock of the in-process cache and of received_at when the queue gave no
 	// time; nil means time.Now.
 	Now func() time.Time
@@ -54,6 +74,7 @@ type Router struct {
 	protected  map[string]bool
 	streams    *streamWriter
 	production *productionSender
+	deadLetter *productionSender // nil: poison messages are batch item failures
 	now        func() time.Time
 	log        *slog.Logger
 }
@@ -70,8 +91,17 @@ func New(o Options) (*Router, error) {
 	if o.Production == nil || o.ProductionQueueURL == "" {
 		missing = append(missing, errors.New("routing: Options.Production and ProductionQueueURL are required"))
 	}
+	if o.DeadLetter != nil && o.DeadLetterQueueURL == "" {
+		missing = append(missing, errors.New("routing: Options.DeadLetter needs DeadLetterQueueURL"))
+	}
 	if err := errors.Join(missing...); err != nil {
 		return nil, err
+	}
+	if o.RedisTimeout <= 0 {
+		o.RedisTimeout = DefaultRedisTimeout
+	}
+	if o.SQSTimeout <= 0 {
+		o.SQSTimeout = DefaultSQSTimeout
 	}
 	if o.ProductionConcurrency <= 0 {
 		o.ProductionConcurrency = DefaultProductionConcurrency
@@ -92,16 +122,35 @@ func New(o Options) (*Router, error) {
 	for _, g := range o.ProtectedGuilds {
 		protected[g] = true
 	}
+	var deadLetter *productionSender
+	if o.DeadLetterQueueURL != "" {
+		queue := o.DeadLetter
+		if queue == nil {
+			queue = o.Production
+		}
+		deadLetter = &productionSender{
+			queue: queue, url: o.DeadLetterQueueURL, name: "dead-letter queue",
+			concurrency: o.ProductionConcurrency, timeout: o.SQSTimeout,
+		}
+	}
 	return &Router{
 		protected: protected,
 		routes: &resolver{
-			memory: newMemoryCache(o.MemoryCacheTTL, o.MemoryCacheSize, o.Now),
-			cache:  o.Cache,
-			store:  o.Store,
-			log:    o.Logger,
+			memory:          newMemoryCache(o.MemoryCacheTTL, o.MemoryCacheSize, o.Now),
+			cache:           o.Cache,
+			store:           o.Store,
+			log:             o.Logger,
+			timeout:         o.RedisTimeout,
+			publisher:       o.Publisher,
+			publishInterval: cmp.Or(o.PublishInterval, DefaultPublishInterval),
+			now:             o.Now,
 		},
-		streams:    &streamWriter{rdb: o.Redis, maxLen: int64(o.StreamMaxLen)},
-		production: &productionSender{queue: o.Production, url: o.ProductionQueueURL, concurrency: o.ProductionConcurrency},
+		streams: &streamWriter{rdb: o.Redis, maxLen: int64(o.StreamMaxLen), timeout: o.RedisTimeout},
+		production: &productionSender{
+			queue: o.Production, url: o.ProductionQueueURL, name: "production queue",
+			concurrency: o.ProductionConcurrency, timeout: o.SQSTimeout,
+		},
+		deadLetter: deadLetter,
 		now:        o.Now,
 		log:        o.Logger,
 	}, nil
@@ -111,23 +160,34 @@ func New(o Options) (*Router, error) {
 // db (with cfg's protected guilds), the route cache and the streams in rdb, production events
 // through production.
 func NewFromConfig(cfg Config, db *pgxpool.Pool, rdb redis.UniversalClient, production QueueSender) (*Router, error) {
+	cache := routecache.New(rdb, cfg.RouteCacheTTL, cfg.RouteCacheNegativeTTL)
+	manager := controlplane.NewManager(db, controlplane.Options{
+		Limits: cfg.Limits, ProtectedGuilds: cfg.ProtectedGuilds, Routes: cache,
+	})
+	if cfg.DeadLetterQueueURL == "" {
+		slog.Warn("ROUTER_DEAD_LETTER_QUEUE_URL is not set: poison messages are batch item failures " +
+			"until the ingress queue's redrive policy moves them to its dead-letter queue")
+	}
 	return New(Options{
-		Store: controlplane.NewManager(db, controlplane.Options{
-			Limits: cfg.Limits, ProtectedGuilds: cfg.ProtectedGuilds,
-		}),
-		Cache:              routecache.New(rdb, cfg.RouteCacheTTL, cfg.RouteCacheNegativeTTL),
+		Store:              manager,
+		Publisher:          manager,
+		Cache:              cache,
 		ProtectedGuilds:    cfg.ProtectedGuilds,
 		Redis:              rdb,
 		Production:         production,
 		ProductionQueueURL: cfg.ProductionQueueURL,
+		DeadLetterQueueURL: cfg.DeadLetterQueueURL,
+		RedisTimeout:       cfg.RedisTimeout,
+		SQSTimeout:         cfg.SQSTimeout,
 		StreamMaxLen:       cfg.StreamMaxLen,
 		MemoryCacheTTL:     cfg.MemoryCacheTTL,
+		PublishInterval:    cfg.PublishInterval,
 	})
 }
 
 // Route routes one batch and records its metrics in rec (nil: none). It never fails as a
-// whole: every message either is delivered (or deliberately dropped) or is listed in
-// Result.Failed.
+// whole: every message either is delivered (or deliberately dropped, or, poison, sent to the
+// dead-letter queue) or is listed in Result.Failed.
 func (r *Router) Route(ctx context.Context, rec *metrics.Recorder, batch []Message) Result {
 	start := time.Now()
 	b := &batchState{
@@ -139,6 +199,9 @@ func (r *Router) Route(ctx context.Context, rec *metrics.Recorder, batch []Messa
 			Routed: map[Destination]int{}, Errors: map[ErrorKind]int{}, Lookups: map[Tier]int{},
 		},
 	}
+	// The route generation is read while the batch is parsed: when every guild is in the
+	// in-process tier, that read is the batch's only lookup round trip, and it costs no time.
+	b.generation = r.routes.prefetch(ctx)
 	b.parse()
 	b.resolve(rec)
 	b.decide()
@@ -150,13 +213,16 @@ func (r *Router) Route(ctx context.Context, rec *metrics.Recorder, batch []Messa
 		}
 	}
 	rec.Count(metrics.RouterBatchSize, len(batch))
-	for _, d := range []Destination{DestinationSandbox, DestinationProduction, DestinationDropped} {
+	for _, d := range []Destination{DestinationSandbox, DestinationProduction, DestinationDropped, DestinationParked} {
 		if n := b.result.Routed[d]; n > 0 {
 			rec.Count(metrics.EventsRouted, n, metrics.DimDestination, d)
 		}
 	}
 	for kind, n := range b.result.Errors {
 		rec.Count(metrics.RoutingErrors, n, metrics.DimKind, kind)
+	}
+	for kind, n := range b.result.DeadLettered {
+		rec.Count(metrics.PoisonDeadLettered, n, metrics.DimKind, kind)
 	}
 	rec.Milliseconds(metrics.RouterBatchDuration, time.Since(start))
 	r.log.DebugContext(ctx, "batch routed", "messages", len(batch), "failed", len(b.result.Failed),
@@ -173,6 +239,7 @@ type batchState struct {
 	failed   []bool
 	result   Result
 
+	generation *prefetched // the route generation, read while parsing
 	dispatches []gateway.Dispatch
 	parsed     []bool
 	guilds     []string // distinct, in order of first appearance
@@ -181,8 +248,10 @@ type batchState struct {
 
 	toStream     []int // batch indexes, in batch order
 	toProduction []int
+	poison       []poisonMessage // for the dead-letter queue, in batch order
 }
 
+// fail makes message i a batch item failure: the queue delivers it again.
 func (b *batchState) fail(i int, kind ErrorKind, err error) {
 	if err == nil {
 		err = errors.New(string(kind))
@@ -194,15 +263,17 @@ func (b *batchState) fail(i int, kind ErrorKind, err error) {
 		"messageId", b.messages[i].ID, "kind", string(kind), "error", err.Error())
 }
 
-// parse extracts the dispatch facts of every message and the batch's distinct guilds.
+// parse extracts the dispatch facts of every message and the batch's distinct guilds, and sets
+// the poison messages aside.
 func (b *batchState) parse() {
 	var errs []error
 	b.dispatches, errs = parseAll(b.messages)
 	b.parsed = make([]bool, len(b.messages))
+	b.result.DeadLettered = map[ErrorKind]int{}
 	seen := make(map[string]struct{})
 	for i, err := range errs {
 		if err != nil {
-			b.fail(i, parseErrorKind(err), err)
+			b.poisoned(i, parseErrorKind(err), err)
 			continue
 		}
 		b.parsed[i] = true
@@ -254,7 +325,7 @@ func (b *batchState) resolve(rec *metrics.Recorder) {
 		return
 	}
 	start := time.Now()
-	routes, stats, err := b.router.routes.resolve(b.ctx, b.guilds)
+	routes, stats, err := b.router.routes.resolve(b.ctx, b.guilds, b.generation)
 	rec.Milliseconds(metrics.RouteLookupLatency, time.Since(start))
 	b.routes, b.lookupErr = routes, err
 	for tier, n := range map[Tier]int{TierMemory: stats.memory, TierRedis: stats.redis, TierDatabase: stats.database} {
@@ -281,6 +352,7 @@ func (b *batchState) resolve(rec *metrics.Recorder) {
 // protection that holds even against a writable Redis. Protected guilds need no lookup, so
 // they go to production even when the database is down.
 func (b *batchState) decide() {
+	now := b.router.now()
 	for i := range b.messages {
 		if !b.parsed[i] {
 			continue
@@ -291,16 +363,25 @@ func (b *batchState) decide() {
 			continue
 		}
 		route, ok := b.routes[guild]
-		switch {
-		case b.router.protected[guild]: // configured production guild: no tier can override it
+		if b.router.protected[guild] { // configured production guild: no tier can override it
 			b.toProduction = append(b.toProduction, i)
-		case !ok: // resolve leaves a guild out only when the database failed
+			continue
+		}
+		if !ok { // resolve leaves a guild out only when the database failed
 			b.fail(i, KindRouteLookup, b.lookupErr)
-		case route.Protected: // a production guild, whatever a stale mapping says
-			b.toProduction = append(b.toProduction, i)
-		case route.Deliverable():
+			continue
+		}
+		switch route.Destination(now) {
+		case sandbox.DestinationSandbox:
 			b.toStream = append(b.toStream, i)
-		case route.Mapped():
+		case sandbox.DestinationParked:
+			// Expired (its teardown not done yet) or parked: a test guild never reaches production.
+			why := "parked since " + route.ParkedAt.UTC().Format(time.RFC3339)
+			if route.Mapped() {
+				why = "sandbox expired at " + route.ExpiresAt.UTC().Format(time.RFC3339)
+			}
+			b.park(i, cmp.Or(route.SandboxID, route.ParkedBy), why)
+		case sandbox.DestinationDropped:
 			b.drop(i, route.SandboxID, string(route.Status))
 		default:
 			b.toProduction = append(b.toProduction, i)
@@ -314,7 +395,16 @@ func (b *batchState) drop(i int, sandboxID, why string) {
 		"sandboxId", sandboxID, "reason", why)
 }
 
-// deliver appends the stream events and sends the production events at the same time.
+// park drops the event of a parked (or expired) test guild: counted apart from the events of
+// sandboxes that are not running, and never sent to production.
+func (b *batchState) park(i int, sandboxID, why string) {
+	b.result.Routed[DestinationParked]++
+	b.router.log.DebugContext(b.ctx, "event of a parked guild dropped", "messageId", b.messages[i].ID,
+		"sandboxId", sandboxID, "reason", why)
+}
+
+// deliver appends the stream events, sends the production events and sends the poison
+// messages to the dead-letter queue, all at the same time.
 func (b *batchState) deliver() {
 	now := b.router.now().UnixMilli()
 	entries := make([]streamEntry, len(b.toStream))
@@ -331,11 +421,22 @@ func (b *batchState) deliver() {
 		production[k] = &b.messages[i]
 	}
 
-	var streamErrs, productionErrs []error
+	deadLetters := b.deadLetters()
+
+	// Each stage has its own deadline (RedisTimeout, SQSTimeout) and waits for no other: a
+	// store that does not answer fails only its own messages, and costs the batch its deadline.
+	var streamErrs, productionErrs, deadLetterErrs []error
 	var wg sync.WaitGroup
 	wg.Go(func() { streamErrs = b.router.streams.append(b.ctx, entries) })
+	if len(deadLetters) > 0 {
+		wg.Go(func() { deadLetterErrs = b.router.deadLetter.send(b.ctx, deadLetters) })
+	}
 	productionErrs = b.router.production.send(b.ctx, production)
 	wg.Wait()
+
+	for k, p := range b.poison {
+		b.deadLettered(p, deadLetterErrs[k])
+	}
 
 	for k, i := range b.toStream {
 		switch err := streamErrs[k]; {

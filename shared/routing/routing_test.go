@@ -187,9 +187,10 @@ func TestRouteCacheTiers(t *testing.T) {
 	equal(t, "production", q.acceptedIDs(), []string{"p1", "p2", "p3", "q1", "q2", "q3"})
 }
 
-// A mapping change reaches the router within the in-process TTL: the control plane
-// invalidates the Redis entry, and the in-process entry expires.
-func TestMappingChangeSeenWithinMemoryTTL(t *testing.T) {
+// A mapping change reaches the router's very next batch, in-process tier included: the
+// control plane publishes it (the route generation changes), and the in-process entries of
+// the older generation are void. The clock never moves: no TTL is involved.
+func TestMappingChangeSeenByTheNextBatch(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
@@ -204,29 +205,27 @@ func TestMappingChangeSeenWithinMemoryTTL(t *testing.T) {
 	}
 
 	route("before") // unmapped: production, cached as such in memory and Redis
+	res := route("warm")
+	wantCounts(t, "warm lookups", res.Lookups, map[routing.Tier]int{routing.TierMemory: 1})
 	if err := e.manager.AddGuild(ctx, owner, sb.ID, gRun); err != nil {
 		t.Fatal(err)
 	}
-	route("stale") // the in-process entry still says production: the accepted staleness
-	e.clock.Advance(memoryTTL)
-	res := route("mapped")
-	wantCounts(t, "lookups after expiry", res.Lookups, map[routing.Tier]int{routing.TierDatabase: 1})
+	res = route("mapped")
+	wantCounts(t, "lookups after the mapping", res.Lookups, map[routing.Tier]int{routing.TierDatabase: 1})
 
 	if _, _, err := e.manager.RequestDestroy(ctx, owner, sb.ID); err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Advance(memoryTTL)
 	res = route("destroying")
 	wantCounts(t, "routed while destroying", res.Routed, map[routing.Destination]int{routing.DestinationDropped: 1})
 
 	if err := e.manager.RemoveGuild(ctx, owner, sb.ID, gRun); err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Advance(memoryTTL)
 	route("unmapped-again")
 
 	equal(t, "stream", e.streamIDs(t, sb.ID), []string{"mapped"})
-	equal(t, "production", q.acceptedIDs(), []string{"before", "stale", "unmapped-again"})
+	equal(t, "production", q.acceptedIDs(), []string{"before", "unmapped-again", "warm"})
 }
 
 // deadRedis returns a client of a Redis that is not there.

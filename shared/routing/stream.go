@@ -3,7 +3,9 @@ package routing
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -48,13 +50,17 @@ func newStreamEntry(sandboxID string, m *Message, d gateway.Dispatch, receivedAt
 
 // streamWriter appends events to sandbox streams.
 type streamWriter struct {
-	rdb    redis.UniversalClient
-	maxLen int64
+	rdb     redis.UniversalClient
+	maxLen  int64
+	timeout time.Duration // of the whole round trip, retries included
 }
 
 // append adds the entries in one pipelined round trip, in order (so batch order holds within
 // each stream), and returns one result per entry: nil, errStreamGone or the command's error.
 // A pipeline does not stop at a failing command: one broken stream fails only its entries.
+// The round trip has w.timeout: when Redis does not answer by then, every entry fails with an
+// error wrapping context.DeadlineExceeded (the appends may still happen: the queue delivers
+// those events again, and workers see them twice, as after any retry).
 func (w *streamWriter) append(ctx context.Context, entries []streamEntry) []error {
 	errs := make([]error, len(entries))
 	if len(entries) == 0 {
@@ -71,11 +77,26 @@ func (w *streamWriter) append(ctx context.Context, entries []streamEntry) []erro
 			Values:     e.values,
 		})
 	}
-	_, _ = pipe.Exec(ctx) // errors are per command, read below
+	var late error // the deadline's error, when Exec returned past it
+	err := withDeadline(ctx, w.timeout, func(ctx context.Context) error {
+		_, _ = pipe.Exec(ctx) // errors are per command, read below
+		late = ctx.Err()
+		return nil
+	})
+	if err != nil { // abandoned: the commands are not ours to read any more
+		err = fmt.Errorf("sandbox stream append: %w", err)
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
 	for i, cmd := range cmds {
 		err := cmd.Err()
-		if errors.Is(err, redis.Nil) { // NOMKSTREAM on a missing stream replies nil
+		switch {
+		case errors.Is(err, redis.Nil): // NOMKSTREAM on a missing stream replies nil
 			err = errStreamGone
+		case err != nil && late != nil:
+			err = fmt.Errorf("sandbox stream append: %w: %w", late, err)
 		}
 		errs[i] = err
 	}

@@ -43,17 +43,68 @@ func (s *Sandbox) TimeLeft(now time.Time) time.Duration {
 }
 
 // Route is where the control plane says a guild's events go: the sandbox a guild is mapped
-// to and that sandbox's status. A zero SandboxID means the guild is not mapped.
+// to, that sandbox's status and expiry, whether the guild is protected, and whether it is
+// parked. A zero SandboxID means the guild is not mapped.
 type Route struct {
 	GuildID   string
 	SandboxID string
 	Status    Status
+	// ExpiresAt is the mapped sandbox's expiry: past it, events are not delivered even while
+	// the sandbox is still running (its teardown is due).
+	ExpiresAt time.Time
 	// Protected is true for guilds that may never be mapped (production guilds).
 	Protected bool
+	// ParkedBy is the sandbox that last owned a parked guild: a test guild whose sandbox was
+	// torn down. Its events are dropped, never sent to production, until it is released or
+	// mapped again. ParkedAt is when it was parked.
+	ParkedBy string
+	ParkedAt time.Time
 }
 
 // Mapped reports whether the guild belongs to a sandbox.
 func (r Route) Mapped() bool { return r.SandboxID != "" }
 
-// Deliverable reports whether events for the guild go to the sandbox's stream.
-func (r Route) Deliverable() bool { return r.Mapped() && r.Status == StatusRunning }
+// Parked reports whether the guild is a parked test guild.
+func (r Route) Parked() bool { return !r.Mapped() && r.ParkedBy != "" }
+
+// Expired reports whether the guild is mapped to a sandbox whose expiry has passed.
+func (r Route) Expired(now time.Time) bool { return r.Mapped() && !now.Before(r.ExpiresAt) }
+
+// Where a guild's events go (Route.Destination). The values are the router's Destination
+// metric dimension and the API's destination field.
+const (
+	DestinationSandbox    = "sandbox"
+	DestinationProduction = "production"
+	// DestinationDropped: mapped to a sandbox that is not running (creating, destroying,
+	// failed): no worker reads them, and a test guild never reaches production.
+	DestinationDropped = "dropped"
+	// DestinationParked: a parked test guild (its sandbox was torn down), or a guild of a
+	// running sandbox past its expiry.
+	DestinationParked = "parked"
+)
+
+// Destination is where the router sends the guild's events at now, the one statement of the
+// routing rule: protected guilds to production, whatever a mapping says; a running sandbox
+// before its expiry to its stream; a running sandbox past its expiry and a parked guild
+// nowhere (parked); a sandbox in any other status nowhere (dropped); any other guild to
+// production.
+func (r Route) Destination(now time.Time) string {
+	switch {
+	case r.Protected:
+		return DestinationProduction
+	case r.Deliverable(now):
+		return DestinationSandbox
+	case r.Mapped() && r.Status == StatusRunning, r.Parked():
+		return DestinationParked
+	case r.Mapped():
+		return DestinationDropped
+	default:
+		return DestinationProduction
+	}
+}
+
+// Deliverable reports whether events for the guild go to the sandbox's stream at now: the
+// sandbox runs and has not expired.
+func (r Route) Deliverable(now time.Time) bool {
+	return r.Mapped() && r.Status == StatusRunning && !r.Expired(now)
+}

@@ -131,6 +131,13 @@ run "read_back" {
     condition     = aws_sqs_queue.ingress.visibility_timeout_seconds == 6 * var.router_timeout_seconds && jsondecode(aws_sqs_queue.ingress.redrive_policy).deadLetterTargetArn == aws_sqs_queue.ingress_dlq.arn
     error_message = "The ingress queue must read back with its visibility timeout and redrive policy."
   }
+  assert {
+    condition = (
+      aws_lambda_function.this["router"].environment[0].variables.ROUTER_DEAD_LETTER_QUEUE_URL == aws_sqs_queue.ingress_dlq.url &&
+      one([for s in jsondecode(aws_iam_role_policy.function["router"].policy).Statement : s.Resource if s.Sid == "SendPoisonToIngressDeadLetterQueue"]) == [aws_sqs_queue.ingress_dlq.arn]
+    )
+    error_message = "The router must read back knowing the ingress dead-letter queue and allowed to send to it."
+  }
 
   assert {
     condition     = toset([for r in aws_apigatewayv2_route.api : r.route_key]) == toset(local.api_routes)

@@ -222,11 +222,39 @@ run "visibility_timeout_below_six_router_timeouts_is_rejected" {
   expect_failures = [var.ingress_visibility_timeout_seconds]
 }
 
+run "router_store_deadlines_come_from_the_variables" {
+  command = plan
+
+  variables {
+    router_redis_timeout = "750ms"
+    router_sqs_timeout   = "3s"
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.this["router"].environment[0].variables.ROUTER_REDIS_TIMEOUT == "750ms" &&
+      aws_lambda_function.this["router"].environment[0].variables.ROUTER_SQS_TIMEOUT == "3s"
+    )
+    error_message = "ROUTER_REDIS_TIMEOUT and ROUTER_SQS_TIMEOUT must come from router_redis_timeout and router_sqs_timeout."
+  }
+}
+
+run "router_store_deadline_must_be_a_duration" {
+  command = plan
+
+  variables {
+    router_redis_timeout = "1 second"
+    router_sqs_timeout   = "5"
+  }
+
+  expect_failures = [var.router_redis_timeout, var.router_sqs_timeout]
+}
+
 run "every_route_is_iam_authorized" {
   command = apply
 
   assert {
-    condition     = length(local.api_routes) == 13 && length(aws_apigatewayv2_route.api) == length(local.api_routes)
+    condition     = length(local.api_routes) == 15 && length(aws_apigatewayv2_route.api) == length(local.api_routes)
     error_message = "Every route of the API contract must exist, and no other."
   }
   assert {
@@ -377,6 +405,14 @@ run "functions_are_configured_for_provided_al2023_on_arm64" {
     error_message = "The router must know the production queue and cleanup the expiry topic."
   }
   assert {
+    condition = (
+      aws_lambda_function.this["router"].environment[0].variables.ROUTER_DEAD_LETTER_QUEUE_URL == aws_sqs_queue.ingress_dlq.url &&
+      aws_lambda_function.this["router"].environment[0].variables.ROUTER_REDIS_TIMEOUT == "1s" &&
+      aws_lambda_function.this["router"].environment[0].variables.ROUTER_SQS_TIMEOUT == "5s"
+    )
+    error_message = "The router must dead-letter poison to the ingress dead-letter queue, with the default store deadlines."
+  }
+  assert {
     condition     = alltrue([for f in aws_lambda_function.this : length(f.vpc_config) == 0])
     error_message = "Without subnets the functions must run outside a VPC."
   }
@@ -399,7 +435,7 @@ run "roles_are_least_privilege" {
   assert {
     condition = (
       [for s in jsondecode(aws_iam_role_policy.function["api"].policy).Statement : s.Sid] == ["WriteOwnLogs", "ReadSecrets"] &&
-      [for s in jsondecode(aws_iam_role_policy.function["router"].policy).Statement : s.Sid] == ["WriteOwnLogs", "ReadSecrets", "ConsumeIngressQueue", "SendToProductionQueue"] &&
+      [for s in jsondecode(aws_iam_role_policy.function["router"].policy).Statement : s.Sid] == ["WriteOwnLogs", "ReadSecrets", "ConsumeIngressQueue", "SendToProductionQueue", "SendPoisonToIngressDeadLetterQueue"] &&
       [for s in jsondecode(aws_iam_role_policy.function["cleanup"].policy).Statement : s.Sid] == ["WriteOwnLogs", "ReadSecrets", "PublishExpiryWarnings"]
     )
     error_message = "Each role must hold only the statements its function needs."
@@ -412,6 +448,21 @@ run "roles_are_least_privilege" {
       one([for s in jsondecode(aws_iam_role_policy.function["api"].policy).Statement : s.Resource if s.Sid == "ReadSecrets"]) == [var.database_secret_arn]
     )
     error_message = "Statements must name exactly the queue, topic or secret they are for."
+  }
+  assert {
+    condition = (
+      one([for s in jsondecode(aws_iam_role_policy.function["router"].policy).Statement : s.Resource if s.Sid == "SendPoisonToIngressDeadLetterQueue"]) == [aws_sqs_queue.ingress_dlq.arn] &&
+      one([for s in jsondecode(aws_iam_role_policy.function["router"].policy).Statement : s.Action if s.Sid == "SendPoisonToIngressDeadLetterQueue"]) == ["sqs:SendMessage"] &&
+      alltrue([for s in jsondecode(aws_iam_role_policy.function["router"].policy).Statement : !contains(s.Resource, aws_sqs_queue.ingress_dlq.arn) if s.Sid != "SendPoisonToIngressDeadLetterQueue"])
+    )
+    error_message = "The router may send to the ingress dead-letter queue, and do nothing else with it."
+  }
+  assert {
+    condition = alltrue([
+      for fn, p in aws_iam_role_policy.function :
+      !contains(flatten([for s in jsondecode(p.policy).Statement : s.Resource]), aws_sqs_queue.ingress_dlq.arn) if fn != "router"
+    ])
+    error_message = "Only the router may touch the ingress dead-letter queue."
   }
 }
 

@@ -1,0 +1,59 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// listParked answers GET /v1/guilds/parked: the caller's parked guilds, every owner's for an
+// admin.
+func (h *Handler) listParked(w http.ResponseWriter, r *http.Request, c caller) error {
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	if err := noRequestBody(r); err != nil {
+		return err
+	}
+	owner := c.principal
+	if c.admin {
+		owner = ""
+	}
+	parked, err := h.deps.Sandboxes.ListParked(r.Context(), owner)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ParkedGuilds{Guilds: parked})
+	return nil
+}
+
+// releaseGuild answers POST /v1/guilds/{guild_id}/release: a parked test guild's events go
+// to production from the next batch on. Only its former owner or an admin may.
+func (h *Handler) releaseGuild(w http.ResponseWriter, r *http.Request, c caller) error {
+	guild := r.PathValue("guild_id")
+	if err := sandbox.ValidateGuildID(guild); err != nil {
+		return err
+	}
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	raw, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	if err := decodeJSON(raw, &noBody{}); err != nil {
+		return err
+	}
+	parked, err := h.deps.Sandboxes.Parked(r.Context(), guild)
+	if err != nil {
+		return err
+	}
+	if !c.admin && parked.Owner != c.principal {
+		return sandbox.Errorf(sandbox.CodeForbidden, "guild %s was parked by a sandbox of another owner", guild)
+	}
+	if err := h.deps.Sandboxes.ReleaseGuild(r.Context(), c.principal, guild, parked.SandboxID); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ReleasedGuild{GuildID: guild, Destination: DestinationProduction, Released: parked})
+	return nil
+}

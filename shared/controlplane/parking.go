@@ -1,0 +1,135 @@
+package controlplane
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// Audit actions of parked guilds.
+const (
+	// ActionGuildParked records a test guild parked by its sandbox's teardown.
+	ActionGuildParked = "guild.parked"
+	// ActionGuildReleased records a parked guild released to production.
+	ActionGuildReleased = "guild.released"
+)
+
+// ParkedGuild is a test guild whose sandbox was torn down: its events are dropped, never
+// sent to production, until its former owner or an admin releases it or it is mapped again.
+type ParkedGuild struct {
+	GuildID     string    `json:"guild_id"`
+	SandboxID   string    `json:"sandbox_id"`
+	SandboxName string    `json:"sandbox_name"`
+	Owner       string    `json:"owner"`
+	Reason      string    `json:"reason"`
+	ParkedAt    time.Time `json:"parked_at"`
+}
+
+const parkedColumns = `pk.guild_id, pk.sandbox_id, s.name, pk.owner, pk.reason, pk.parked_at`
+
+func scanParked(row pgx.CollectableRow) (ParkedGuild, error) {
+	var p ParkedGuild
+	err := row.Scan(&p.GuildID, &p.SandboxID, &p.SandboxName, &p.Owner, &p.Reason, &p.ParkedAt)
+	p.ParkedAt = p.ParkedAt.UTC()
+	return p, err
+}
+
+// park parks the guilds a teardown removed from sandbox id, inside its transaction, with an
+// audit entry per guild. Protected guilds are not parked: they belong to production.
+func park(ctx context.Context, tx pgx.Tx, actor, id string, guilds []string, reason string) ([]string, error) {
+	if len(guilds) == 0 {
+		return []string{}, nil
+	}
+	rows, err := tx.Query(ctx, `
+		INSERT INTO sandbox_control.parked_guilds (guild_id, sandbox_id, owner, reason)
+		SELECT g, s.id, s.owner, $3 FROM unnest($1::text[]) AS g, sandbox_control.sandboxes s
+		WHERE s.id = $2 AND NOT EXISTS (SELECT 1 FROM sandbox_control.protected_guilds p WHERE p.guild_id = g)
+		ON CONFLICT (guild_id) DO UPDATE SET sandbox_id = excluded.sandbox_id, owner = excluded.owner,
+			reason = excluded.reason, parked_at = now()
+		RETURNING guild_id`, guilds, id, reason)
+	if err != nil {
+		return nil, err
+	}
+	parked, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range parked {
+		if err := audit(ctx, tx, actor, ActionGuildParked, id, map[string]any{"guild_id": g, "reason": reason}); err != nil {
+			return nil, err
+		}
+	}
+	return parked, nil
+}
+
+// unpark releases the guilds a new mapping takes, inside its transaction, and returns them.
+func unpark(ctx context.Context, tx pgx.Tx, guilds []string) ([]string, error) {
+	if len(guilds) == 0 {
+		return []string{}, nil
+	}
+	rows, err := tx.Query(ctx, `DELETE FROM sandbox_control.parked_guilds WHERE guild_id = ANY($1) RETURNING guild_id`, guilds)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// Parked returns a parked guild, or a not_found error when the guild is not parked.
+func (m *Manager) Parked(ctx context.Context, guildID string) (ParkedGuild, error) {
+	if err := sandbox.ValidateGuildID(guildID); err != nil {
+		return ParkedGuild{}, err
+	}
+	rows, err := m.db.Query(ctx, `SELECT `+parkedColumns+` FROM sandbox_control.parked_guilds pk
+		JOIN sandbox_control.sandboxes s ON s.id = pk.sandbox_id WHERE pk.guild_id = $1`, guildID)
+	if err != nil {
+		return ParkedGuild{}, err
+	}
+	p, err := pgx.CollectExactlyOneRow(rows, scanParked)
+	if isNoRows(err) {
+		return ParkedGuild{}, sandbox.Errorf(sandbox.CodeNotFound, "guild %s is not parked", guildID)
+	}
+	return p, err
+}
+
+// ListParked returns the parked guilds of owner (every owner's when owner is empty), most
+// recently parked first.
+func (m *Manager) ListParked(ctx context.Context, owner string) ([]ParkedGuild, error) {
+	rows, err := m.db.Query(ctx, `SELECT `+parkedColumns+` FROM sandbox_control.parked_guilds pk
+		JOIN sandbox_control.sandboxes s ON s.id = pk.sandbox_id
+		WHERE $1 = '' OR pk.owner = $1 ORDER BY pk.parked_at DESC, pk.guild_id`, owner)
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, scanParked)
+	if out == nil {
+		out = []ParkedGuild{}
+	}
+	return out, err
+}
+
+// ReleaseGuild releases a parked guild to production: its events go to the production bot
+// from the next batch on. The caller has checked that actor may (the former owner or an
+// admin); sandboxID is the parking the caller saw, so a guild parked again meanwhile by
+// another sandbox is not released on that basis.
+func (m *Manager) ReleaseGuild(ctx context.Context, actor, guildID, sandboxID string) error {
+	err := pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
+		var reason string
+		err := tx.QueryRow(ctx, `DELETE FROM sandbox_control.parked_guilds WHERE guild_id = $1 AND sandbox_id = $2 RETURNING reason`,
+			guildID, sandboxID).Scan(&reason)
+		if isNoRows(err) {
+			return sandbox.Errorf(sandbox.CodeNotFound, "guild %s is not parked", guildID)
+		}
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, actor, ActionGuildReleased, sandboxID, map[string]any{"guild_id": guildID, "parked_reason": reason})
+	})
+	if err != nil {
+		return err
+	}
+	m.publishRouteChanges(ctx)
+	return nil
+}

@@ -1,0 +1,179 @@
+package controlplane_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// recordingPublisher records what each publication was asked, and can fail.
+type recordingPublisher struct {
+	mu     sync.Mutex
+	calls  [][]string
+	failed bool
+}
+
+func (p *recordingPublisher) Publish(_ context.Context, guilds ...string) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failed {
+		return 0, errors.New("redis down")
+	}
+	p.calls = append(p.calls, slices.Sorted(slices.Values(guilds)))
+	return 0, nil
+}
+
+func pendingChanges(t *testing.T, m *controlplane.Manager) int {
+	t.Helper()
+	var n int
+	if err := m.DB().QueryRow(context.Background(), `SELECT count(*) FROM sandbox_control.route_changes`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Every committed route change is recorded by the database and published after the commit;
+// a failed publication leaves the record for the next one.
+func TestRouteChangesAreRecordedAndPublished(t *testing.T) {
+	pub := &recordingPublisher{}
+	m, _ := newManager(t, controlplane.Options{Limits: sandbox.DefaultLimits(), Routes: pub})
+	ctx := context.Background()
+	sb, err := m.Create(ctx, alice, controlplane.CreateInput{Name: "alpha", Owner: alice, Guilds: []string{guild1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.AddGuild(ctx, alice, sb.ID, guild2); err != nil {
+		t.Fatal(err)
+	}
+	if got := pub.calls[len(pub.calls)-1]; !slices.Equal(got, []string{guild2}) {
+		t.Fatalf("the mapping published %v", got)
+	}
+	// The routes carry the expiry: an extension is a route change of every mapped guild.
+	if _, _, err := m.Extend(ctx, alice, sb.ID, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if got := pub.calls[len(pub.calls)-1]; !slices.Equal(got, []string{guild1, guild2}) {
+		t.Fatalf("the extension published %v", got)
+	}
+	if n := pendingChanges(t, m); n != 0 {
+		t.Fatalf("%d changes left after successful publications", n)
+	}
+
+	pub.failed = true
+	if err := m.RemoveGuild(ctx, alice, sb.ID, guild2); err != nil {
+		t.Fatal(err) // the change is committed whatever Redis says
+	}
+	if n := pendingChanges(t, m); n != 1 {
+		t.Fatalf("%d changes pending after a failed publication, want 1", n)
+	}
+	pub.failed = false
+	if n, err := m.PublishRouteChanges(ctx); err != nil || n != 1 {
+		t.Fatalf("publish pending: %d %v", n, err)
+	}
+	if got := pub.calls[len(pub.calls)-1]; !slices.Equal(got, []string{guild2}) {
+		t.Fatalf("last publication %v", got)
+	}
+	// A status change is a route change of every mapped guild.
+	if _, _, err := m.RequestDestroy(ctx, alice, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := pub.calls[len(pub.calls)-1]; !slices.Equal(got, []string{guild1}) {
+		t.Fatalf("destroy published %v", got)
+	}
+}
+
+// A teardown parks its guilds; mapping a parked guild again unparks it; only a release with
+// the parking's sandbox releases it; parking and release are audited.
+func TestTeardownParksGuildsUntilReleasedOrMapped(t *testing.T) {
+	m, _ := newManager(t, controlplane.Options{Limits: sandbox.DefaultLimits(), Routes: &recordingPublisher{}})
+	ctx := context.Background()
+	sb, err := m.Create(ctx, alice, controlplane.CreateInput{Name: "alpha", Owner: alice, Guilds: []string{guild1, guild2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.RequestDestroy(ctx, alice, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.RemoveMappingsForTeardown(ctx, "cleanup", sb.ID, "expired",
+		func([]string) ([]byte, map[string]any, error) { return []byte(`{}`), map[string]any{}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	routes, err := m.LookupRoutes(ctx, []string{guild1, guild2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []string{guild1, guild2} {
+		if r := routes[g]; !r.Parked() || r.ParkedBy != sb.ID || r.ParkedAt.IsZero() || r.Destination(sb.CreatedAt) != sandbox.DestinationParked {
+			t.Fatalf("route of %s after the teardown: %+v", g, r)
+		}
+	}
+	mine, err := m.ListParked(ctx, alice)
+	if err != nil || len(mine) != 2 || mine[0].Reason != "expired" || mine[0].SandboxName != "alpha" || mine[0].Owner != alice {
+		t.Fatalf("alice's parked guilds: %+v %v", mine, err)
+	}
+	if theirs, err := m.ListParked(ctx, bob); err != nil || len(theirs) != 0 {
+		t.Fatalf("bob's parked guilds: %+v %v", theirs, err)
+	}
+
+	// Mapped again by a new sandbox: no longer parked.
+	next, err := m.Create(ctx, bob, controlplane.CreateInput{Name: "beta", Owner: bob, Guilds: []string{guild2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := m.LookupRoutes(ctx, []string{guild2}); r[guild2].Parked() || r[guild2].SandboxID != next.ID {
+		t.Fatalf("guild2 mapped again: %+v", r[guild2])
+	}
+	// Released: with another sandbox's id nothing happens; with its own, production.
+	if err := m.ReleaseGuild(ctx, alice, guild1, next.ID); !errors.Is(err, sandbox.ErrNotFound) {
+		t.Fatalf("release with the wrong parking: %v", err)
+	}
+	if err := m.ReleaseGuild(ctx, alice, guild1, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := m.LookupRoutes(ctx, []string{guild1}); r[guild1].Parked() || r[guild1].Destination(sb.CreatedAt) != sandbox.DestinationProduction {
+		t.Fatalf("guild1 released: %+v", r[guild1])
+	}
+	if _, err := m.Parked(ctx, guild1); !errors.Is(err, sandbox.ErrNotFound) {
+		t.Fatalf("parked after release: %v", err)
+	}
+	entries, err := m.AuditLog(ctx, sb.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, e := range entries {
+		counts[e.Action]++
+	}
+	if counts[controlplane.ActionGuildParked] != 2 || counts[controlplane.ActionGuildReleased] != 1 {
+		t.Fatalf("audit %v", counts)
+	}
+}
+
+// A protected guild is never parked: it belongs to production.
+func TestProtectedGuildIsNotParked(t *testing.T) {
+	m, _ := newManager(t, controlplane.Options{Limits: sandbox.DefaultLimits(), Routes: &recordingPublisher{}})
+	ctx := context.Background()
+	sb, err := m.Create(ctx, alice, controlplane.CreateInput{Name: "alpha", Owner: alice, Guilds: []string{guild1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.DB().Exec(ctx, `INSERT INTO sandbox_control.protected_guilds (guild_id) VALUES ($1)`, guild1); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.RequestDestroy(ctx, alice, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.RemoveMappingsForTeardown(ctx, "cleanup", sb.ID, "destroy_requested",
+		func([]string) ([]byte, map[string]any, error) { return []byte(`{}`), map[string]any{}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := m.LookupRoutes(ctx, []string{guild1}); r[guild1].Parked() || r[guild1].Destination(sb.CreatedAt) != sandbox.DestinationProduction {
+		t.Fatalf("protected guild after teardown: %+v", r[guild1])
+	}
+}
