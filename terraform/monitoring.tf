@@ -294,6 +294,7 @@ locals {
         { name = "CleanupSandboxes" },
         { name = "CleanupFailures" },
         { name = "CleanupSandboxesRemaining", stat = "Maximum" },
+        { name = "CleanupClaimsLost" },
         { name = "ExpiryWarningsSent" },
         { name = "CleanupDuration", stat = "Maximum", yAxis = "right" },
       ]

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -46,7 +47,10 @@ const (
 // env is one API over a fresh database and Redis database, invoked through real
 // payload-2.0 events.
 type env struct {
-	pool      *pgxpool.Pool
+	pool *pgxpool.Pool
+	// direct is a pool that bypasses the proxy (the same as pool without one).
+	direct    *pgxpool.Pool
+	proxy     *testenv.Proxy
 	dbURL     string
 	rdb       *redis.Client
 	manager   *controlplane.Manager
@@ -68,6 +72,11 @@ type envOptions struct {
 	now      func() time.Time
 	// discardOutput sends metrics and logs nowhere (benchmarks).
 	discardOutput bool
+	// proxy, when set, puts the API's database connections through it (the test's own
+	// assertions keep a direct pool: e.direct).
+	proxy bool
+	// provisioner wraps the provisioner the control plane calls at creation.
+	provisioner func(e *env, p controlplane.Provisioner) controlplane.Provisioner
 }
 
 func newEnv(t testing.TB, opts envOptions) *env {
@@ -77,7 +86,21 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	if _, err := controlplane.Migrate(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{pool: pool, dbURL: dbURL, rdb: testenv.Redis(t), emf: &syncBuffer{}, logs: &syncBuffer{}, now: opts.now}
+	e := &env{pool: pool, direct: pool, dbURL: dbURL, rdb: testenv.Redis(t), emf: &syncBuffer{}, logs: &syncBuffer{}, now: opts.now}
+	if opts.proxy {
+		u, err := url.Parse(dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.proxy = testenv.NewProxy(t, u.Host)
+		proxied, err := pgxpool.New(ctx, e.proxy.Via(t, dbURL))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(proxied.Close)
+		e.pool = proxied
+		pool = proxied
+	}
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -91,9 +114,13 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	logger := lambdakit.NewLogger(logOut, slog.LevelDebug)
 	e.resources = provision.New(pool, e.rdb, "sandbox_template")
 	e.cache = routecache.New(e.rdb, 0, 0)
+	var provisioner controlplane.Provisioner = e.resources
+	if opts.provisioner != nil {
+		provisioner = opts.provisioner(e, e.resources)
+	}
 	e.manager = controlplane.NewManager(pool, controlplane.Options{
 		Limits: opts.limits, ProtectedGuilds: []string{guild3},
-		Provisioner: e.resources, Routes: e.cache, Logger: logger, Now: e.now,
+		Provisioner: provisioner, Routes: e.cache, Logger: logger, Now: e.now,
 	})
 	cfg := testConfig(t, dbURL, testenv.RedisAddr(t))
 	deps := api.Deps{
@@ -139,7 +166,7 @@ func testConfig(t testing.TB, dbURL, redisAddr string) api.Config {
 // test's database.
 func dropRoles(e *env) {
 	ctx := context.Background()
-	rows, err := e.pool.Query(ctx, `SELECT id FROM sandbox_control.sandboxes`)
+	rows, err := e.direct.Query(ctx, `SELECT id FROM sandbox_control.sandboxes`)
 	if err != nil {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/botplatform/discord-sandboxes/shared/clients"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -69,6 +70,14 @@ var codeTitle = map[sandbox.Code]string{
 	sandbox.CodeInternal:           "Internal error",
 }
 
+// retryAfterSeconds is the Retry-After of every 503: a store that refused or dropped the
+// request usually answers again within seconds (a failover, a restart, a full pool).
+const retryAfterSeconds = "5"
+
+// unavailableMessage is the detail of a 503 for a store error: the error's own text names
+// addresses and SQL, so it goes to the log.
+const unavailableMessage = "a store is unavailable right now; nothing was changed unless the answer says otherwise: retry in a few seconds"
+
 // httpError is a domain error that needs an HTTP status other than its code's default
 // (413 and 415 are invalid_input too, 405 as well).
 type httpError struct {
@@ -92,6 +101,8 @@ func (h *Handler) problemFor(r *http.Request, err error) (Problem, string) {
 		de, p.Status, allow = he.err, he.status, he.allow
 	case errors.As(err, &de):
 		p.Status = StatusOf(de.Code)
+	case clients.IsUnavailable(err):
+		de, p.Status = &sandbox.Error{Code: sandbox.CodeUnavailable, Message: unavailableMessage}, http.StatusServiceUnavailable
 	}
 	if de == nil || de.Code == sandbox.CodeInternal {
 		h.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
@@ -120,6 +131,9 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 }
 
 func writeProblem(w http.ResponseWriter, p Problem) {
+	if p.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfterSeconds)
+	}
 	w.Header().Set("Content-Type", ProblemContentType)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(p.Status)

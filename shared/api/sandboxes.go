@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -37,6 +38,9 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, c caller) error
 		rec.Count(metrics.SchemaCreationFailures, 1)
 		h.log.ErrorContext(r.Context(), "sandbox provisioning failed", "name", in.Name, "owner", c.principal,
 			"cause", controlplane.ProvisioningCause(err))
+		if sb != nil {
+			sb = h.compensate(r.Context(), c.principal, sb)
+		}
 		p, _ := h.problemFor(r, sandbox.Errorf(sandbox.CodeProvisioningFailed, provisioningFailedMessage))
 		if sb != nil {
 			p.Sandbox = viewOf(sb, h.now())
@@ -51,6 +55,25 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, c caller) error
 	w.Header().Set("Location", "/v1/sandboxes/"+url.PathEscape(sb.Name))
 	writeJSON(w, http.StatusCreated, viewOf(sb, h.now()))
 	return nil
+}
+
+// compensate tears a failed creation down at once, with the teardown the scheduled cleanup
+// runs: best effort within the request (the caller may be gone, so it runs on), and what it
+// cannot finish the next cleanup run does, the sandbox being failed. It returns the sandbox
+// as the teardown left it.
+func (h *Handler) compensate(ctx context.Context, actor string, failed *sandbox.Sandbox) *sandbox.Sandbox {
+	if h.deps.Teardown == nil {
+		return failed
+	}
+	after, err := h.deps.Teardown.Destroy(context.WithoutCancel(ctx), actor, failed.ID)
+	if err != nil {
+		h.log.WarnContext(ctx, "compensating a failed creation stopped; the next cleanup run finishes it",
+			"sandbox", failed.ID, "error", err)
+	}
+	if after == nil {
+		return failed
+	}
+	return after
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request, c caller) error {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 )
 
@@ -75,15 +76,19 @@ func (h *latencyHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 
 var _ redis.Hook = (*latencyHook)(nil)
 
-const benchKeysPerSandbox = 2000
+// comparePerNamespace makes BenchmarkFullRun also time the per-namespace deletion passes
+// (SCAN+UNLINK per sandbox, KEYS+DEL per sandbox) after the run; they take minutes at the large
+// sizes, so they are opt-in.
+var comparePerNamespace = flag.Bool("cleanup.compare-per-namespace", false,
+	"BenchmarkFullRun: also time deleting the keyspace namespace by namespace (SCAN+UNLINK, KEYS+DEL)")
 
-// populate gives every sandbox benchKeysPerSandbox keys (its stream included), one MSET each.
-func populate(b *testing.B, rdb *redis.Client, ids []string) {
+// populate gives every sandbox perSandbox keys (its stream included), one MSET each.
+func populate(b *testing.B, rdb *redis.Client, ids []string, perSandbox int) {
 	b.Helper()
 	ctx := context.Background()
 	for _, id := range ids {
-		pairs := make([]any, 0, 2*benchKeysPerSandbox)
-		for i := range benchKeysPerSandbox - 1 {
+		pairs := make([]any, 0, 2*perSandbox)
+		for i := range perSandbox - 1 {
 			pairs = append(pairs, fmt.Sprintf("%sstate:%d", keys.Namespace(id), i), "0123456789abcdef")
 		}
 		pipe := rdb.Pipeline()
@@ -101,7 +106,7 @@ const slowlogThreshold = 500 * time.Microsecond
 
 // serverMax returns the longest server-side execution time SLOWLOG holds for the commands,
 // among entries about sandbox keys, and resets the log.
-func serverMax(b *testing.B, rdb *redis.Client, commands ...string) time.Duration {
+func serverMax(b *testing.B, rdb *redis.Client, commands ...string) time.Duration { // rdb: an admin client
 	b.Helper()
 	ctx := context.Background()
 	entries, err := rdb.SlowLogGet(ctx, -1).Result()
@@ -122,7 +127,8 @@ func serverMax(b *testing.B, rdb *redis.Client, commands ...string) time.Duratio
 }
 
 // commandStats returns the calls and the total server-side execution time of each command
-// since the last CONFIG RESETSTAT, and resets the statistics.
+// since the last CONFIG RESETSTAT, and resets the statistics. rdb is an admin client
+// (testenv.RedisAdmin): the functions' user may not run INFO.
 func commandStats(b *testing.B, rdb *redis.Client) map[string]struct {
 	calls int64
 	busy  time.Duration
@@ -192,43 +198,54 @@ var deletionPasses = []deletionPass{
 	}},
 }
 
-// BenchmarkFullRun measures one cleanup run over n expired sandboxes, each with a schema
-// cloned from the default template and benchKeysPerSandbox Redis keys (the default
-// concurrency and SCAN COUNT). It then fills the same keyspace again for each deletion pass
-// and deletes it namespace by namespace, once with SCAN+UNLINK (what the teardown does, at
-// two COUNT hints) and once with KEYS+DEL, reporting each pass's time and its longest single
-// command, client-side (go-redis hook) and server-side (SLOWLOG). Run it alone: SLOWLOG is
-// server-wide. The 500-sandbox size runs only with -benchtime=1x (it takes minutes).
+// benchSizes are BenchmarkFullRun's sizes: 500 x 2,000 and 2,000 x 500 hold the same
+// 1,000,000 keys, so the cost of a run can be compared at a constant keyspace.
+var benchSizes = []struct{ sandboxes, keys int }{{20, 2000}, {100, 2000}, {500, 2000}, {2000, 500}}
+
+// BenchmarkFullRun measures one cleanup run over S expired sandboxes (sub-benchmark
+// sandboxes=S/keys=K), each with a schema cloned from the default template and K Redis keys
+// (the default concurrency and SCAN COUNT), and reports the run's wall time and the Redis
+// commands and server busy time (INFO commandstats) it cost. With
+// -cleanup.compare-per-namespace it then fills the same keyspace again for each deletion pass
+// and deletes it namespace by namespace, once with SCAN+UNLINK (at two COUNT hints) and once
+// with KEYS+DEL, reporting each pass's time and its longest single command, client-side
+// (go-redis hook) and server-side (SLOWLOG). Run it alone: SLOWLOG and the command statistics
+// are server-wide. The sizes above 50 sandboxes run only with -benchtime=1x.
 func BenchmarkFullRun(b *testing.B) {
-	for _, n := range []int{20, 500} {
-		b.Run(fmt.Sprintf("sandboxes=%d", n), func(b *testing.B) {
-			if n > 50 && flag.Lookup("test.benchtime").Value.String() != "1x" {
+	for _, size := range benchSizes {
+		b.Run(fmt.Sprintf("sandboxes=%d/keys=%d", size.sandboxes, size.keys), func(b *testing.B) {
+			if size.sandboxes > 50 && flag.Lookup("test.benchtime").Value.String() != "1x" {
 				b.Skip("run with -benchtime=1x")
 			}
-			benchmarkFullRun(b, n)
+			benchmarkFullRun(b, size.sandboxes, size.keys)
 		})
 	}
 }
 
-func benchmarkFullRun(b *testing.B, n int) {
+func benchmarkFullRun(b *testing.B, n, perSandbox int) {
 	b.StopTimer()
 	ctx := context.Background()
 	e := setup(b, envConfig{maxConns: DefaultConcurrency + 4, options: func(o *Options) {
 		o.Concurrency, o.DropLockTimeout = DefaultConcurrency, DefaultDropLockTimeout
 	}})
+	admin := testenv.RedisAdmin(b, e.rdb.Options().DB)
 	hook := newLatencyHook()
 	e.rdb.AddHook(hook)
 	for _, kv := range [][2]string{{"slowlog-log-slower-than", fmt.Sprint(slowlogThreshold.Microseconds())}, {"slowlog-max-len", "100000"}} {
-		if err := e.rdb.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+		if err := admin.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.Cleanup(func() {
-		e.rdb.ConfigSet(context.Background(), "slowlog-log-slower-than", "10000")
-		e.rdb.ConfigSet(context.Background(), "slowlog-max-len", "128")
+		admin.ConfigSet(context.Background(), "slowlog-log-slower-than", "10000")
+		admin.ConfigSet(context.Background(), "slowlog-max-len", "128")
 	})
 
-	var runTotal time.Duration
+	var (
+		runTotal, runBusy, scanBusy time.Duration
+		runCalls, scanCalls         int64
+		unlinkCalls                 int64
+	)
 	passTotal := make([]time.Duration, len(deletionPasses))
 	clientMax := make([]time.Duration, len(deletionPasses))
 	serverLongest := make([]time.Duration, len(deletionPasses))
@@ -240,7 +257,8 @@ func benchmarkFullRun(b *testing.B, n int) {
 		for j, sb := range sbs {
 			ids[j] = sb.ID
 		}
-		populate(b, e.rdb, ids)
+		populate(b, e.rdb, ids, perSandbox)
+		commandStats(b, admin)
 
 		b.StartTimer()
 		start := time.Now()
@@ -250,14 +268,46 @@ func benchmarkFullRun(b *testing.B, n int) {
 		if err != nil || len(rep.Destroyed) != n {
 			b.Fatalf("run: destroyed %d of %d, failed %v, %v", len(rep.Destroyed), n, rep.Failed, err)
 		}
+		stats := commandStats(b, admin)
+		var iterCalls int64
+		var iterBusy time.Duration
+		for name, st := range stats {
+			if name == "INFO" { // the statistics' own reads
+				continue
+			}
+			iterCalls += st.calls
+			iterBusy += st.busy
+		}
 		runTotal += elapsed
-		b.Logf("full run of %d sandboxes: %v", n, elapsed)
+		runCalls += iterCalls
+		runBusy += iterBusy
+		scanCalls += stats["SCAN"].calls
+		unlinkCalls += stats["UNLINK"].calls
+		scanBusy += stats["SCAN"].busy + stats["UNLINK"].busy
+		b.Logf("full run of %d sandboxes x %d keys: %v; %d Redis commands (%d SCAN, %d UNLINK), Redis busy %v (SCAN+UNLINK %v)",
+			n, perSandbox, elapsed, iterCalls, stats["SCAN"].calls, stats["UNLINK"].calls, iterBusy, stats["SCAN"].busy+stats["UNLINK"].busy)
+		type cmdCalls struct {
+			name  string
+			calls int64
+		}
+		var top []cmdCalls
+		for name, st := range stats {
+			top = append(top, cmdCalls{name, st.calls})
+		}
+		slices.SortFunc(top, func(a, b cmdCalls) int { return int(b.calls - a.calls) })
+		b.Logf("commands by calls: %v", top[:min(len(top), 12)])
+		if left, _ := admin.DBSize(ctx).Result(); left > 1 { // the route generation stays
+			b.Fatalf("the run left %d keys", left)
+		}
 
+		if !*comparePerNamespace {
+			continue
+		}
 		for p, pass := range deletionPasses {
-			populate(b, e.rdb, ids)
+			populate(b, e.rdb, ids, perSandbox)
 			hook.reset()
-			serverMax(b, e.rdb)
-			commandStats(b, e.rdb)
+			serverMax(b, admin)
+			commandStats(b, admin)
 			start := time.Now()
 			for _, id := range ids {
 				if err := pass.delete(ctx, e.rdb, id); err != nil {
@@ -266,28 +316,37 @@ func benchmarkFullRun(b *testing.B, n int) {
 			}
 			passTotal[p] += time.Since(start)
 			clientMax[p] = max(clientMax[p], hook.longest(pass.commands...))
-			serverLongest[p] = max(serverLongest[p], serverMax(b, e.rdb, pass.commands...))
-			stats := commandStats(b, e.rdb)
+			serverLongest[p] = max(serverLongest[p], serverMax(b, admin, pass.commands...))
+			stats := commandStats(b, admin)
 			for _, c := range pass.commands {
 				serverBusy[p] += stats[c].busy
 				calls[p] += stats[c].calls
 			}
 			b.Logf("%s pass: %v, longest command %v client-side, %v server-side", pass.name, time.Since(start),
 				hook.longest(pass.commands...), serverLongest[p])
-			if left, _ := e.rdb.DBSize(ctx).Result(); left != 0 {
+			if left, _ := admin.DBSize(ctx).Result(); left > 1 {
 				b.Fatalf("%s left %d keys", pass.name, left)
 			}
 		}
 	}
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	b.ReportMetric(ms(runTotal)/float64(b.N), "run-ms")
-	b.ReportMetric(ms(runTotal)/float64(b.N*n), "ms/sandbox")
+	iters := float64(b.N)
+	b.ReportMetric(ms(runTotal)/iters, "run-ms")
+	b.ReportMetric(ms(runTotal)/(iters*float64(n)), "ms/sandbox")
+	b.ReportMetric(float64(runCalls)/iters, "redis-commands/run")
+	b.ReportMetric(ms(runBusy)/iters, "redis-busy-ms/run")
+	b.ReportMetric(float64(scanCalls)/iters, "scan-calls/run")
+	b.ReportMetric(float64(unlinkCalls)/iters, "unlink-calls/run")
+	b.ReportMetric(ms(scanBusy)/iters, "scan+unlink-busy-ms/run")
+	if !*comparePerNamespace {
+		return
+	}
 	for p, pass := range deletionPasses {
-		b.ReportMetric(ms(passTotal[p])/float64(b.N), pass.name+"-ms")
+		b.ReportMetric(ms(passTotal[p])/iters, pass.name+"-ms")
 		b.ReportMetric(ms(clientMax[p]), pass.name+"-max-client-ms")
 		b.ReportMetric(ms(serverLongest[p]), pass.name+"-max-server-ms")
-		b.ReportMetric(ms(serverBusy[p])/float64(b.N), pass.name+"-server-busy-ms")
-		b.ReportMetric(float64(calls[p])/float64(b.N), pass.name+"-calls")
+		b.ReportMetric(ms(serverBusy[p])/iters, pass.name+"-server-busy-ms")
+		b.ReportMetric(float64(calls[p])/iters, pass.name+"-calls")
 	}
 	last := len(deletionPasses) - 1
 	b.ReportMetric(float64(passTotal[0])/float64(passTotal[last]), "scan1000/keys-time-ratio")

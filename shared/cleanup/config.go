@@ -23,6 +23,13 @@ const (
 	DefaultConcurrency         = 4
 	DefaultScanCount           = 1000
 	DefaultBatchLimit          = 2000
+	// DefaultClaimLease is how long a teardown claim lasts unless renewed. A run renews its
+	// claims every third of it, concurrently with its steps, so the lease only has to outlast
+	// the longest stall of a live run (the longest step: the keyspace pass over a million keys
+	// takes well under a minute, a schema drop waits at most DropLockTimeout); a run that
+	// crashed or was frozen at its deadline loses its claims after it, to the next run (every
+	// 15 minutes).
+	DefaultClaimLease = 5 * time.Minute
 )
 
 // Config is the cleanup function's configuration: the shared settings and its own.

@@ -11,17 +11,21 @@
 // through the steps of Steps, each idempotent and recorded in the sandbox's teardown record
 // (Record, the one home of the record's shape; the API shows it as it is):
 //
-//  1. mark destroying (Manager.Transition: conditional update and audit entry);
+//  1. mark destroying (Manager.TransitionClaimed: conditional update and audit entry);
 //  2. remove the guild mappings, writing the removed guild ids into the record in the same
 //     transaction;
 //  3. invalidate those guilds' route cache entries, taking the guilds from the record, so a
 //     retry after a crash between 2 and 3 still invalidates them;
-//  4. delete the namespace's Redis keys with SCAN MATCH keys.NamespacePattern + UNLINK, one
-//     SCAN reply per UNLINK, on every primary of a cluster;
+//  4. delete the sandbox's Redis ACL user (after it, no new key can appear), then its
+//     namespace's Redis keys: a scheduled run does this for its whole batch at once, with one
+//     SCAN keys.AllNamespacesPattern pass per primary that unlinks the keys whose hash tag
+//     (keys.ParseNamespaceKey) is a sandbox of the batch, then records each sandbox's count
+//     (runTeardowns: the steps before delete_keys per sandbox, the pass, the remaining steps
+//     per sandbox); Service.Destroy scans its one namespace (keys.NamespacePattern);
 //  5. terminate the role's sessions, drop the schema and the role with a lock timeout
 //     (provision.Provisioner.Drop), so that a busy schema fails this attempt instead of
 //     hanging the run;
-//  6. mark destroyed (Manager.Transition). Its record entry is written just before the
+//  6. mark destroyed (Manager.TransitionClaimed). Its record entry is written just before the
 //     transition and the status, not the entry, says whether the step is done.
 //
 // Each step records what it did (mappings removed and their guilds, cache entries deleted,
@@ -34,17 +38,21 @@
 // # Claims
 //
 // Two runs (EventBridge delivers at least once; an operator may run one by hand; the API
-// destroys) never work on the same sandbox: a run claims each sandbox with
-// pg_try_advisory_lock(class, hashtext(id)) on a session of its own, held outside the pool,
-// and re-reads the sandbox after claiming it. Session advisory locks rather than row locks,
-// because the teardown runs many transactions of its own and through the Manager, which
-// locks the sandbox's row FOR UPDATE: a row lock held for the whole teardown would block
-// those very transactions, and a claim column with a lease would need an expiry to guess.
-// An advisory lock lives exactly as long as the claiming session: a run that crashes or
-// times out loses its connection and with it every claim, and never waits for another's
-// (try, not wait). A hash collision between two ids only postpones one of them to the next
-// run. Within a run, Options.Concurrency workers tear sandboxes down at once; each holds at
-// most one pooled connection at a time.
+// destroys) never work on the same sandbox. A run first takes
+// pg_try_advisory_lock(class, hashtext(id)) on a session of its own (a cheap pre-filter that
+// vanishes with that session), then the claim proper: a row of teardown_claims with a fencing
+// token from a sequence and a lease (Options.ClaimLease, DefaultClaimLease), renewed every
+// third of the lease while the run works (leases). It re-reads the sandbox after claiming it.
+// Every record write and status change of the teardown goes through the Manager's *Claimed
+// methods, which lock the claim row in the same transaction and write nothing unless the
+// token is still current; before a step acting outside PostgreSQL (route cache, Redis user,
+// keys, schema) the teardown checks the token too. A run whose lease expired and was taken
+// over (it was frozen, or cut off from the database, for longer than the lease) thus stops
+// before its next step, records nothing (no failure: RunReport.ClaimsLost, metric
+// CleanupClaimsLost) and leaves the sandbox to the new holder, which resumes from the record.
+// The reason a teardown recorded at its first step (mark_destroying) is kept on every resume.
+// Within a run, Options.Concurrency workers tear sandboxes down at once; each holds at most
+// one pooled connection at a time.
 //
 // # Deadline
 //

@@ -59,6 +59,9 @@ type RunReport struct {
 	Failed    []SandboxFailure `json:"failed"`
 	// Skipped counts candidates another run or a destroy held, or that were no longer due.
 	Skipped int `json:"skipped"`
+	// ClaimsLost counts teardowns this run stopped because another run took their claim over
+	// (their lease had expired); that run finishes them.
+	ClaimsLost int `json:"claims_lost"`
 	// LeftAtDeadline counts candidates not taken because the deadline was near.
 	LeftAtDeadline int `json:"left_at_deadline"`
 	// Remaining is what this run left for the next one: failed plus left at the deadline.
@@ -124,6 +127,7 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
 	rec.Count(metrics.CleanupSandboxes, len(rep.Destroyed))
 	rec.Count(metrics.SandboxesDestroyed, len(rep.Destroyed))
 	rec.Count(metrics.CleanupFailures, len(rep.Failed))
+	rec.Count(metrics.CleanupClaimsLost, rep.ClaimsLost)
 	rec.Count(metrics.CleanupSandboxesRemaining, rep.Remaining)
 
 	if nearDeadline(ctx, margin) {
@@ -160,7 +164,7 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
 	rep.DurationMS = elapsed.Milliseconds()
 	rec.Milliseconds(metrics.CleanupDuration, elapsed)
 	s.log.InfoContext(ctx, "cleanup run finished", "dry_run", opts.DryRun, "candidates", rep.CandidateCount,
-		"destroyed", len(rep.Destroyed), "failed", len(rep.Failed), "skipped", rep.Skipped,
+		"destroyed", len(rep.Destroyed), "failed", len(rep.Failed), "skipped", rep.Skipped, "claims_lost", rep.ClaimsLost,
 		"left_at_deadline", rep.LeftAtDeadline, "warnings_sent", rep.ExpiryWarnings.Sent,
 		"orphans", orphanCount(rep.Orphans), "duration_ms", rep.DurationMS)
 	return rep, errors.Join(errs...)
@@ -208,88 +212,244 @@ func (s *Service) runTeardowns(ctx context.Context, dryRun bool, margin time.Dur
 		return err
 	}
 	defer cl.close()
+	ls := s.startLeases(ctx)
+	defer ls.close()
 
+	// Phase 1: claim each candidate and run its steps before delete_keys.
 	var (
 		mu       sync.Mutex
-		next     atomic.Int64
 		claimErr error
-		wg       sync.WaitGroup
+		waiting  []*teardownRun // reached delete_keys
 	)
-	for range min(s.concurrency, len(cands)) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(cands) {
-					return
-				}
-				mu.Lock()
-				stop := claimErr != nil
-				mu.Unlock()
-				if stop || nearDeadline(ctx, margin) {
-					mu.Lock()
-					rep.LeftAtDeadline++
-					mu.Unlock()
-					continue
-				}
-				outcome, failure, err := s.claimAndTearDown(ctx, cl, cands[i])
-				mu.Lock()
-				switch {
-				case err != nil:
-					// The claims session is unusable: take nothing more.
-					claimErr = err
-					rep.LeftAtDeadline++
-				case failure != nil:
-					rep.Failed = append(rep.Failed, *failure)
-				case outcome:
-					rep.Destroyed = append(rep.Destroyed, cands[i].ID)
-				default:
-					rep.Skipped++
-				}
-				mu.Unlock()
-			}
-		})
+	tally := func(id string, o outcome) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch o.kind {
+		case outcomeDestroyed:
+			rep.Destroyed = append(rep.Destroyed, id)
+		case outcomeFailed:
+			rep.Failed = append(rep.Failed, *o.failure)
+		case outcomeLost:
+			rep.ClaimsLost++
+		case outcomeLeft:
+			rep.LeftAtDeadline++
+		default:
+			rep.Skipped++
+		}
 	}
-	wg.Wait()
+	s.forEach(len(cands), func(i int) {
+		mu.Lock()
+		stop := claimErr != nil
+		mu.Unlock()
+		if stop || nearDeadline(ctx, margin) {
+			tally(cands[i].ID, outcome{kind: outcomeLeft})
+			return
+		}
+		t, o, err := s.claimAndPrepare(ctx, cl, ls, cands[i])
+		if err != nil {
+			// The claims session is unusable: take nothing more.
+			mu.Lock()
+			claimErr = err
+			mu.Unlock()
+			tally(cands[i].ID, outcome{kind: outcomeLeft})
+			return
+		}
+		if t != nil && o.kind == outcomeWaiting {
+			mu.Lock()
+			waiting = append(waiting, t)
+			mu.Unlock()
+			return
+		}
+		s.finish(ctx, cl, ls, t, cands[i].ID)
+		tally(cands[i].ID, o)
+	})
+
+	// Phase 2: one keyspace pass for every sandbox that reached delete_keys.
+	counts, primaries, ready := s.deleteKeysOnce(ctx, ls, waiting, func(t *teardownRun, o outcome) {
+		s.finish(ctx, cl, ls, t, t.sb.ID)
+		tally(t.sb.ID, o)
+	})
+
+	// Phase 3: record each sandbox's keys, then its remaining steps.
+	s.forEach(len(ready), func(i int) {
+		t := ready[i]
+		defer s.finish(ctx, cl, ls, t, t.sb.ID)
+		err := t.recordKeys(ctx, counts[t.sb.ID], primaries)
+		if err != nil {
+			err = t.fail(ctx, StepDeleteKeys, err)
+		} else if nearDeadline(ctx, margin) {
+			// The keys are recorded; the next run resumes at the next step.
+			tally(t.sb.ID, outcome{kind: outcomeLeft})
+			return
+		} else {
+			err = t.runUntil(ctx, "")
+		}
+		tally(t.sb.ID, s.outcomeOf(ctx, t, err))
+	})
 	rep.Remaining = rep.LeftAtDeadline + len(rep.Failed)
 	return claimErr
 }
 
-// claimAndTearDown claims one candidate, re-reads it and tears it down when still due. It
-// returns destroyed true when the sandbox ended destroyed in this call, a failure when a step
-// failed, and an error only when the claims session itself failed.
-func (s *Service) claimAndTearDown(ctx context.Context, cl *claims, c controlplane.TeardownCandidate) (bool, *SandboxFailure, error) {
+// forEach calls fn(i) for every i below n, on s.concurrency workers.
+func (s *Service) forEach(n int, fn func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(s.concurrency, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+type outcomeKind int
+
+const (
+	outcomeSkipped   outcomeKind = iota // held by another run, or no longer due
+	outcomeWaiting                      // claimed, its steps before delete_keys done
+	outcomeDestroyed                    // torn down completely in this run
+	outcomeFailed                       // stopped at a failed step (recorded)
+	outcomeLost                         // its claim was lost: another run has it now
+	outcomeLeft                         // not taken, or left, because the deadline is near
+)
+
+type outcome struct {
+	kind    outcomeKind
+	failure *SandboxFailure
+}
+
+// claimAndPrepare claims one candidate, re-reads it and, when still due, runs its steps
+// before delete_keys. It returns the teardown (nil when nothing was claimed) with its
+// outcome, and an error only when the claims session itself failed.
+func (s *Service) claimAndPrepare(ctx context.Context, cl *claims, ls *leases, c controlplane.TeardownCandidate) (*teardownRun, outcome, error) {
 	ok, err := cl.try(ctx, c.ID)
 	if err != nil {
-		return false, nil, fmt.Errorf("cleanup: claim %s: %w", c.ID, err)
+		return nil, outcome{}, fmt.Errorf("cleanup: claim %s: %w", c.ID, err)
 	}
 	if !ok {
-		return false, nil, nil
+		return nil, outcome{kind: outcomeSkipped}, nil
 	}
-	defer func() {
-		if err := cl.release(ctx, c.ID); err != nil {
-			s.log.WarnContext(ctx, "claim not released; it ends with the run's session", "sandbox", c.ID, "error", err)
+	claim, err := ls.take(ctx, c.ID)
+	if err != nil || claim == nil {
+		s.releaseLock(ctx, cl, c.ID)
+		if err != nil {
+			return nil, outcome{kind: outcomeFailed, failure: &SandboxFailure{SandboxID: c.ID, Error: err.Error()}}, nil
 		}
-	}()
+		return nil, outcome{kind: outcomeSkipped}, nil
+	}
+	t := &teardownRun{s: s, claim: claim, sb: &sandbox.Sandbox{ID: c.ID}} // until read
 	// Another run may have finished it, or its owner extended it, since the list was read.
 	now := s.now()
 	sb, reason, err := s.m.TeardownDue(ctx, c.ID, now, now.Add(-s.stuckAfter))
-	if errors.Is(err, sandbox.ErrNotFound) {
-		return false, nil, nil
+	switch {
+	case errors.Is(err, sandbox.ErrNotFound):
+		return t, outcome{kind: outcomeSkipped}, nil
+	case err != nil:
+		return t, outcome{kind: outcomeFailed, failure: &SandboxFailure{SandboxID: c.ID, Error: err.Error()}}, nil
+	case reason == "":
+		return t, outcome{kind: outcomeSkipped}, nil
 	}
-	if err != nil {
-		return false, &SandboxFailure{SandboxID: c.ID, Error: err.Error()}, nil
+	t = s.newTeardown(ctx, s.actor, sb, reason, claim)
+	if err := t.runUntil(ctx, StepDeleteKeys); err != nil {
+		return t, s.outcomeOf(ctx, t, err), nil
 	}
-	if reason == "" {
-		return false, nil, nil
+	if !t.rec.Completed(StepDeleteKeys, t.sb.Status) {
+		return t, outcome{kind: outcomeWaiting}, nil
 	}
-	err = s.teardown(ctx, s.actor, sb, reason)
+	// delete_keys was done by an earlier run: runUntil went on to the end.
+	return t, s.outcomeOf(ctx, t, nil), nil
+}
+
+// outcomeOf classifies the result of a teardown's steps.
+func (s *Service) outcomeOf(ctx context.Context, t *teardownRun, err error) outcome {
 	var stepErr *StepError
 	switch {
+	case err == nil && t.done():
+		t.logDone(ctx)
+		return outcome{kind: outcomeDestroyed}
 	case err == nil:
-		return true, nil, nil
+		return outcome{kind: outcomeSkipped}
+	case errors.Is(err, controlplane.ErrClaimLost):
+		return outcome{kind: outcomeLost}
 	case errors.As(err, &stepErr):
-		return false, &SandboxFailure{SandboxID: c.ID, Step: stepErr.Step, Error: stepErr.Err.Error()}, nil
+		return outcome{kind: outcomeFailed, failure: &SandboxFailure{SandboxID: t.sb.ID, Step: stepErr.Step, Error: stepErr.Err.Error()}}
 	default:
-		return false, &SandboxFailure{SandboxID: c.ID, Error: err.Error()}, nil
+		return outcome{kind: outcomeFailed, failure: &SandboxFailure{SandboxID: t.sb.ID, Error: err.Error()}}
 	}
+}
+
+// finish releases what claimAndPrepare took for a sandbox (t may be nil: nothing but the
+// advisory lock was taken, and that was released already).
+func (s *Service) finish(ctx context.Context, cl *claims, ls *leases, t *teardownRun, id string) {
+	if t == nil {
+		return
+	}
+	ls.release(ctx, t.claim)
+	s.releaseLock(ctx, cl, id)
+}
+
+func (s *Service) releaseLock(ctx context.Context, cl *claims, id string) {
+	if err := cl.release(ctx, id); err != nil {
+		s.log.WarnContext(ctx, "claim not released; it ends with the run's session", "sandbox", id, "error", err)
+	}
+}
+
+// deleteKeysOnce unlinks the keys of every teardown in waiting with one keyspace pass
+// (unlinkNamespaces), after the fault hook and a check that each claim is still current, and
+// returns the keys unlinked per sandbox, the primaries scanned and the teardowns that are
+// to record them. A teardown that drops out (its hook failed, its claim was lost, the pass
+// failed) is recorded as such and handed to done.
+func (s *Service) deleteKeysOnce(ctx context.Context, ls *leases, waiting []*teardownRun, done func(*teardownRun, outcome)) (map[string]int64, int, []*teardownRun) {
+	if len(waiting) == 0 {
+		return nil, 0, nil
+	}
+	var ready []*teardownRun
+	for _, t := range waiting {
+		if err := s.fault(ctx, "before", StepDeleteKeys, t.sb.ID); err != nil {
+			done(t, s.outcomeOf(ctx, t, t.fail(ctx, StepDeleteKeys, err)))
+			continue
+		}
+		ready = append(ready, t)
+	}
+	// Renewing the leases tells which claims are still current, in one statement.
+	if _, err := ls.renew(ctx); err != nil {
+		for _, t := range ready {
+			done(t, s.outcomeOf(ctx, t, t.fail(ctx, StepDeleteKeys, fmt.Errorf("check the claims: %w", err))))
+		}
+		return nil, 0, nil
+	}
+	ids := make(map[string]bool, len(ready))
+	kept := ready[:0]
+	for _, t := range ready {
+		if t.claim.lost.Load() {
+			done(t, s.outcomeOf(ctx, t, t.fail(ctx, StepDeleteKeys, t.lostErr())))
+			continue
+		}
+		ids[t.sb.ID] = true
+		kept = append(kept, t)
+	}
+	if len(kept) == 0 {
+		return nil, 0, nil
+	}
+	start := time.Now()
+	counts, primaries, err := unlinkNamespaces(ctx, s.rdb, ids, s.scanCount)
+	if err != nil {
+		for _, t := range kept {
+			done(t, s.outcomeOf(ctx, t, t.fail(ctx, StepDeleteKeys, err)))
+		}
+		return nil, 0, nil
+	}
+	var total int64
+	for _, n := range counts {
+		total += n
+	}
+	s.log.InfoContext(ctx, "keyspace pass done", "sandboxes", len(kept), "keys_unlinked", total,
+		"primaries", primaries, "duration_ms", time.Since(start).Milliseconds())
+	return counts, primaries, kept
 }

@@ -2,13 +2,17 @@ package cleanup
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
@@ -58,6 +62,9 @@ type Options struct {
 	ScanCount int64
 	// BatchLimit caps the candidates one run considers; the rest wait for the next run.
 	BatchLimit int
+	// ClaimLease is how long a claim on a sandbox's teardown lasts without renewal
+	// (DefaultClaimLease); a run renews its claims every third of it.
+	ClaimLease time.Duration
 }
 
 // Service tears sandboxes down, warns owners before expiry and reconciles orphans.
@@ -79,6 +86,7 @@ type Service struct {
 	concurrency int
 	scanCount   int64
 	batchLimit  int
+	claimLease  time.Duration
 
 	// inject, set only by tests, fails the teardown at a chosen point (see fault).
 	inject func(ctx context.Context, point string, step Step, sandboxID string) error
@@ -106,6 +114,7 @@ func New(opts Options) (*Service, error) {
 		concurrency: orDefault(opts.Concurrency, DefaultConcurrency),
 		scanCount:   orDefault(opts.ScanCount, DefaultScanCount),
 		batchLimit:  orDefault(opts.BatchLimit, DefaultBatchLimit),
+		claimLease:  orDefault(opts.ClaimLease, DefaultClaimLease),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -145,17 +154,28 @@ func (s *Service) fault(ctx context.Context, point string, step Step, id string)
 // ("sbtd"); the second is hashtext(id).
 const claimLockClass int32 = 0x73627464
 
+// claimsApplicationName is the application_name of the claims session, for operators (and
+// tests) to find it in pg_stat_activity.
+const claimsApplicationName = "sandbox-cleanup-claims"
+
 // claims holds session advisory locks on a connection of its own, outside the pool: closing
 // it (or the process dying) releases every claim at once, and no pooled connection ever
 // carries a lock to its next user. pgx connections are not safe for concurrent use, hence
 // the mutex; each call is one short statement.
+//
+// The advisory locks are only a fast pre-filter: they vanish with the session (a connection
+// killed while the process lives on), so a second run may then pass them. What makes a
+// claim exclusive is its lease (leases below): a fencing token that every write of the
+// teardown checks.
 type claims struct {
 	mu   sync.Mutex
 	conn *pgx.Conn
 }
 
 func (s *Service) openClaims(ctx context.Context) (*claims, error) {
-	conn, err := pgx.ConnectConfig(ctx, s.db.Config().ConnConfig)
+	cfg := s.db.Config().ConnConfig.Copy()
+	cfg.RuntimeParams["application_name"] = claimsApplicationName
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cleanup: open the claims session: %w", err)
 	}
@@ -185,6 +205,106 @@ func (c *claims) close() {
 	_ = c.conn.Close(context.Background())
 }
 
+// heldClaim is a lease on one sandbox's teardown held by this process; lost is set once the
+// lease is known to be another holder's.
+type heldClaim struct {
+	*controlplane.TeardownClaim
+	lost atomic.Bool
+}
+
+// leases holds the teardown claims (controlplane.TeardownClaim) of one run or destroy and
+// renews them every third of the lease while it works, so that only a run that stopped
+// (crashed, frozen, cut off from the database) loses them.
+type leases struct {
+	s      *Service
+	holder string
+	mu     sync.Mutex
+	held   map[*heldClaim]struct{}
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func (s *Service) startLeases(ctx context.Context) *leases {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	l := &leases{s: s, holder: s.actor + "/" + hex.EncodeToString(b[:]), held: map[*heldClaim]struct{}{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go l.renewLoop(context.WithoutCancel(ctx))
+	return l
+}
+
+func (l *leases) renewLoop(ctx context.Context) {
+	defer close(l.done)
+	tick := time.NewTicker(max(l.s.claimLease/3, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-tick.C:
+			if _, err := l.renew(ctx); err != nil {
+				l.s.log.WarnContext(ctx, "teardown claims not renewed; retrying", "error", err)
+			}
+		}
+	}
+}
+
+// renew extends every held lease and marks the lost ones; it returns those.
+func (l *leases) renew(ctx context.Context) ([]*heldClaim, error) {
+	l.mu.Lock()
+	held := make([]*heldClaim, 0, len(l.held))
+	for h := range l.held {
+		held = append(held, h)
+	}
+	l.mu.Unlock()
+	tcs := make([]*controlplane.TeardownClaim, len(held))
+	for i, h := range held {
+		tcs[i] = h.TeardownClaim
+	}
+	lostTCs, err := l.s.m.RenewTeardownClaims(ctx, tcs, l.s.claimLease)
+	if err != nil {
+		return nil, err
+	}
+	var lost []*heldClaim
+	for _, tc := range lostTCs {
+		for _, h := range held {
+			if h.TeardownClaim == tc {
+				h.lost.Store(true)
+				lost = append(lost, h)
+			}
+		}
+	}
+	return lost, nil
+}
+
+// take claims a sandbox's teardown; nil means another holder's lease runs.
+func (l *leases) take(ctx context.Context, id string) (*heldClaim, error) {
+	tc, err := l.s.m.ClaimTeardown(ctx, id, l.holder, l.s.claimLease)
+	if err != nil || tc == nil {
+		return nil, err
+	}
+	h := &heldClaim{TeardownClaim: tc}
+	l.mu.Lock()
+	l.held[h] = struct{}{}
+	l.mu.Unlock()
+	return h, nil
+}
+
+func (l *leases) release(ctx context.Context, h *heldClaim) {
+	l.mu.Lock()
+	delete(l.held, h)
+	l.mu.Unlock()
+	if err := l.s.m.ReleaseTeardownClaim(context.WithoutCancel(ctx), h.TeardownClaim); err != nil {
+		l.s.log.WarnContext(ctx, "teardown claim not released; its lease expires", "sandbox", h.SandboxID, "error", err)
+	}
+}
+
+// close stops the renewals; claims not released expire with their lease.
+func (l *leases) close() {
+	close(l.stop)
+	<-l.done
+}
+
 // Destroy tears one sandbox down now, for the API's destroy (after it marked the sandbox
 // destroying) or an operator, and returns the sandbox with its teardown record. When another
 // run holds the sandbox it returns the sandbox as it is, without waiting. A step that fails
@@ -208,6 +328,19 @@ func (s *Service) Destroy(ctx context.Context, actor, sandboxID string) (*sandbo
 	if !ok {
 		return s.m.Get(ctx, sandboxID)
 	}
+	ls := s.startLeases(ctx)
+	defer ls.close()
+	claim, err := ls.take(ctx, sandboxID)
+	if errors.Is(err, sandbox.ErrNotFound) || isForeignKeyViolation(err) {
+		return nil, sandbox.Errorf(sandbox.CodeNotFound, "sandbox %q not found", sandboxID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cleanup: claim %s: %w", sandboxID, err)
+	}
+	if claim == nil {
+		return s.m.Get(ctx, sandboxID)
+	}
+	defer ls.release(ctx, claim)
 	now := s.now()
 	sb, reason, err := s.m.TeardownDue(ctx, sandboxID, now, now.Add(-s.stuckAfter))
 	if err != nil {
@@ -222,7 +355,11 @@ func (s *Service) Destroy(ctx context.Context, actor, sandboxID string) (*sandbo
 		reason = controlplane.ReasonDestroyRequested // a running sandbox destroyed on request
 	}
 	var stepErr *StepError
-	terr := s.teardown(ctx, actor, sb, reason)
+	terr := s.teardown(ctx, actor, sb, reason, claim)
+	if errors.Is(terr, controlplane.ErrClaimLost) {
+		// Another run took the sandbox over: it is that run's now.
+		terr = nil
+	}
 	if terr != nil && !(errors.As(terr, &stepErr) && stepErr.Recorded) {
 		return nil, terr
 	}
@@ -234,4 +371,10 @@ func (s *Service) Destroy(ctx context.Context, actor, sandboxID string) (*sandbo
 		return current, stepErr
 	}
 	return current, nil
+}
+
+// isForeignKeyViolation reports a claim of an id that has no sandbox row.
+func isForeignKeyViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23503"
 }

@@ -3,6 +3,7 @@ package cleanup
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -46,11 +47,26 @@ type teardownRun struct {
 	sb     *sandbox.Sandbox
 	rec    Record
 	reason controlplane.TeardownReason
+	claim  *heldClaim
 }
 
-// teardown runs the steps not yet completed for a sandbox the caller has claimed. It returns
-// a *StepError when a step failed.
-func (s *Service) teardown(ctx context.Context, actor string, sb *sandbox.Sandbox, reason controlplane.TeardownReason) error {
+// teardown runs the steps not yet completed for a sandbox the caller has claimed, deleting
+// its keys with a scan of its own (a run's batch shares one pass: runTeardowns). It returns
+// a *StepError when a step failed, and an error wrapping controlplane.ErrClaimLost, having
+// written nothing more, when the claim was lost.
+func (s *Service) teardown(ctx context.Context, actor string, sb *sandbox.Sandbox, reason controlplane.TeardownReason, claim *heldClaim) error {
+	t := s.newTeardown(ctx, actor, sb, reason, claim)
+	if err := t.runUntil(ctx, ""); err != nil {
+		return err
+	}
+	t.logDone(ctx)
+	return nil
+}
+
+// newTeardown reads the record of a claimed sandbox. A teardown keeps the reason its first
+// transition recorded, whatever the sandbox's status says now (a resumed expiry is destroying,
+// which alone would read as destroy_requested).
+func (s *Service) newTeardown(ctx context.Context, actor string, sb *sandbox.Sandbox, reason controlplane.TeardownReason, claim *heldClaim) *teardownRun {
 	rec, err := ParseRecord(sb.Teardown)
 	if err != nil {
 		// Every step is idempotent: starting over from an unreadable record is safe.
@@ -61,12 +77,26 @@ func (s *Service) teardown(ctx context.Context, actor string, sb *sandbox.Sandbo
 		at := s.now()
 		rec.StartedAt = &at
 	}
-	t := &teardownRun{s: s, actor: actor, sb: sb, rec: rec, reason: reason}
+	if rec.MarkDestroying != nil && rec.MarkDestroying.Reason != "" {
+		reason = controlplane.TeardownReason(rec.MarkDestroying.Reason)
+	}
+	return &teardownRun{s: s, actor: actor, sb: sb, rec: rec, reason: reason, claim: claim}
+}
+
+// runUntil runs the steps not yet completed, in order, and returns before stop when stop is
+// not completed yet ("" runs them all).
+func (t *teardownRun) runUntil(ctx context.Context, stop Step) error {
 	for _, step := range Steps() {
 		if t.rec.Completed(step, t.sb.Status) {
 			continue
 		}
-		err := s.fault(ctx, "before", step, sb.ID)
+		if step == stop {
+			return nil
+		}
+		err := t.s.fault(ctx, "before", step, t.sb.ID)
+		if err == nil {
+			err = t.checkClaim(ctx, step)
+		}
 		if err == nil {
 			err = t.run(ctx, step)
 		}
@@ -74,10 +104,41 @@ func (s *Service) teardown(ctx context.Context, actor string, sb *sandbox.Sandbo
 			return t.fail(ctx, step, err)
 		}
 	}
-	s.log.InfoContext(ctx, "sandbox torn down", "sandbox", sb.ID, "name", sb.Name, "reason", string(reason), "actor", actor,
+	return nil
+}
+
+// done reports whether every step has completed.
+func (t *teardownRun) done() bool { return t.rec.Next(t.sb.Status) == "" }
+
+func (t *teardownRun) logDone(ctx context.Context) {
+	t.s.log.InfoContext(ctx, "sandbox torn down", "sandbox", t.sb.ID, "name", t.sb.Name, "reason", string(t.reason), "actor", t.actor,
 		"guilds", t.rec.RemoveMappings.Guilds, "keys_unlinked", t.rec.DeleteKeys.Unlinked,
 		"schema_existed", t.rec.DropDatabase.SchemaExisted, "role_existed", t.rec.DropDatabase.RoleExisted)
+}
+
+// checkClaim stops the teardown before a step once its claim is lost. The steps whose effect
+// is outside the control plane (Redis, the schema) ask the database first; the others write
+// only through the fenced methods (controlplane's *Claimed), which check it themselves.
+func (t *teardownRun) checkClaim(ctx context.Context, step Step) error {
+	if t.claim.lost.Load() {
+		return t.lostErr()
+	}
+	switch step {
+	case StepInvalidateCache, StepDeleteRedisUser, StepDeleteKeys, StepDropDatabase:
+		ok, err := t.s.m.TeardownClaimCurrent(ctx, t.claim.TeardownClaim)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			t.claim.lost.Store(true)
+			return t.lostErr()
+		}
+	}
 	return nil
+}
+
+func (t *teardownRun) lostErr() error {
+	return fmt.Errorf("%w: sandbox %s, token %d", controlplane.ErrClaimLost, t.sb.ID, t.claim.Token)
 }
 
 func (t *teardownRun) run(ctx context.Context, step Step) error {
@@ -114,7 +175,7 @@ func (t *teardownRun) save(ctx context.Context, details map[string]any) error {
 	if details != nil {
 		action = controlplane.ActionTeardownStep
 	}
-	return t.s.m.SaveTeardown(ctx, t.actor, t.sb.ID, b, action, details)
+	return t.s.m.SaveTeardownClaimed(ctx, t.claim.TeardownClaim, t.actor, b, action, details)
 }
 
 // markDestroying moves the sandbox to destroying (unless a destroy request already did);
@@ -122,7 +183,7 @@ func (t *teardownRun) save(ctx context.Context, details map[string]any) error {
 func (t *teardownRun) markDestroying(ctx context.Context) error {
 	from := t.sb.Status
 	if from != sandbox.StatusDestroying {
-		sb, err := t.s.m.Transition(ctx, t.actor, t.sb.ID, sandbox.StatusDestroying,
+		sb, err := t.s.m.TransitionClaimed(ctx, t.claim.TeardownClaim, t.actor, sandbox.StatusDestroying,
 			map[string]any{"step": StepMarkDestroying, "reason": t.reason})
 		if err != nil {
 			return err
@@ -140,7 +201,7 @@ func (t *teardownRun) markDestroying(ctx context.Context) error {
 // transaction, so the cache step knows them even after a crash.
 func (t *teardownRun) removeMappings(ctx context.Context) error {
 	var step *MappingsStep
-	_, err := t.s.m.RemoveMappingsForTeardown(ctx, t.actor, t.sb.ID, string(t.reason), func(removed []string) ([]byte, map[string]any, error) {
+	_, err := t.s.m.RemoveMappingsForTeardownClaimed(ctx, t.claim.TeardownClaim, t.actor, string(t.reason), func(removed []string) ([]byte, map[string]any, error) {
 		guilds := slices.Sorted(slices.Values(removed))
 		if guilds == nil {
 			guilds = []string{}
@@ -190,7 +251,8 @@ func (s *Service) invalidateRoutes(ctx context.Context, guilds []string) (int, e
 	return n, nil
 }
 
-// deleteKeys unlinks every key of the sandbox's namespace, on every primary.
+// deleteKeys unlinks every key of the sandbox's namespace, on every primary, with a scan of
+// its own (Service.Destroy; a run's batch shares one pass, see deleteKeysOnce).
 func (t *teardownRun) deleteKeys(ctx context.Context) error {
 	pattern, err := keys.NamespacePattern(t.sb.ID)
 	if err != nil {
@@ -200,6 +262,11 @@ func (t *teardownRun) deleteKeys(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	return t.recordKeys(ctx, n, primaries)
+}
+
+// recordKeys records the delete_keys step once the keys are unlinked.
+func (t *teardownRun) recordKeys(ctx context.Context, n int64, primaries int) error {
 	if err := t.after(ctx, StepDeleteKeys); err != nil {
 		return err
 	}
@@ -246,7 +313,7 @@ func (t *teardownRun) markDestroyed(ctx context.Context) error {
 	if err := t.save(ctx, nil); err != nil {
 		return err
 	}
-	sb, err := t.s.m.Transition(ctx, t.actor, t.sb.ID, sandbox.StatusDestroyed, map[string]any{
+	sb, err := t.s.m.TransitionClaimed(ctx, t.claim.TeardownClaim, t.actor, sandbox.StatusDestroyed, map[string]any{
 		"step":              StepMarkDestroyed,
 		"reason":            t.reason,
 		"guilds":            t.rec.RemoveMappings.Guilds,
@@ -264,7 +331,16 @@ func (t *teardownRun) markDestroyed(ctx context.Context) error {
 
 // fail records a failed step: in the record, as last_error, in cleanup_attempts and in the
 // audit log. It uses a context of its own so that a run cut short still records why.
+//
+// A lost claim is no failure: the teardown is another holder's now, so nothing is written and
+// the error (wrapping controlplane.ErrClaimLost) is returned as it is.
 func (t *teardownRun) fail(ctx context.Context, step Step, cause error) error {
+	if errors.Is(cause, controlplane.ErrClaimLost) {
+		t.claim.lost.Store(true)
+		t.s.log.WarnContext(ctx, "teardown claim lost; another run took the sandbox over, this one stops", "sandbox", t.sb.ID,
+			"name", t.sb.Name, "step", string(step), "token", t.claim.Token, "error", cause)
+		return cause
+	}
 	msg := cause.Error()
 	if len(msg) > maxErrorLen {
 		msg = msg[:maxErrorLen]
@@ -279,7 +355,13 @@ func (t *teardownRun) fail(ctx context.Context, step Step, cause error) error {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failureRecordTimeout)
 		defer cancel()
 		var attempts int
-		attempts, err = t.s.m.RecordTeardownFailure(rctx, t.actor, t.sb.ID, b, string(step)+": "+msg, map[string]any{"step": step})
+		attempts, err = t.s.m.RecordTeardownFailureClaimed(rctx, t.claim.TeardownClaim, t.actor, b, string(step)+": "+msg, map[string]any{"step": step})
+		if errors.Is(err, controlplane.ErrClaimLost) {
+			t.claim.lost.Store(true)
+			t.s.log.WarnContext(ctx, "teardown claim lost; the failure is not recorded", "sandbox", t.sb.ID,
+				"step", string(step), "token", t.claim.Token, "error", cause)
+			return err
+		}
 		if err == nil {
 			t.s.log.WarnContext(ctx, "teardown step failed; the next run resumes it", "sandbox", t.sb.ID, "name", t.sb.Name,
 				"step", string(step), "attempt", attempts, "error", cause)

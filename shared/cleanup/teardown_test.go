@@ -315,7 +315,9 @@ func smallTemplate(t testing.TB, pool *pgxpool.Pool) {
 // createMany creates n expired sandboxes in parallel.
 func (e *env) createMany(t testing.TB, n, parallel int) []*sandbox.Sandbox {
 	t.Helper()
-	m := controlplane.NewManager(e.pool, controlplane.Options{Limits: e.m.Limits(), Provisioner: e.p,
+	limits := e.m.Limits()
+	limits.OwnerQuota = max(limits.OwnerQuota, n)
+	m := controlplane.NewManager(e.pool, controlplane.Options{Limits: limits, Provisioner: e.p,
 		Now: e.clock.Now, Logger: quiet})
 	now := e.clock.Now()
 	e.clock.Set(now.Add(-2 * time.Hour))
@@ -517,6 +519,10 @@ func TestDestroyTearsDownNowAndDefersToAHolder(t *testing.T) {
 	if _, err := e.pool.Exec(ctx, `INSERT INTO sandbox_control.sandboxes (id, name, owner, status, schema_name, db_role, created_at, updated_at, expires_at)
 		VALUES ('creatingnow0001', 'creating-now', 'o', 'creating', 'sb_creatingnow0001', 'sb_creatingnow0001', $1, $1, $2)`,
 		e.clock.Now(), e.clock.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// Its creator is alive: it holds the creation lease.
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_lock($1, hashtext($2))`, controlplane.CreationLockClass, "creatingnow0001"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.s.Destroy(ctx, "x", "creatingnow0001"); !errors.Is(err, sandbox.ErrInvalidTransition) {

@@ -32,6 +32,37 @@ type RoutePublisher interface {
 // quota check and the insert atomic.
 const quotaLockClass int32 = 0x73627100
 
+// CreationLockClass is the first key of the session advisory lock a creation holds on its
+// sandbox id ("sbcr"; the second is hashtext(id)) from before the row exists until it is
+// running or failed: the creation lease. A sandbox in creating whose lease is free has lost
+// its creator.
+const CreationLockClass int32 = 0x73626372
+
+// creationLease is the connection that holds a creation lease: a connection of its own,
+// outside the pool, so that concurrent creations never wait for each other's connections,
+// and so that a creator that dies (or loses its network) frees the lease with its session.
+type creationLease struct {
+	conn *pgx.Conn
+	id   string
+}
+
+func (m *Manager) takeCreationLease(ctx context.Context, id string) (*creationLease, error) {
+	conn, err := pgx.ConnectConfig(ctx, m.db.Config().ConnConfig)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, hashtext($2))", CreationLockClass, id); err != nil {
+		_ = conn.Close(context.Background())
+		return nil, err
+	}
+	return &creationLease{conn: conn, id: id}, nil
+}
+
+// release ends the lease by closing its session (which releases the lock either way).
+func (l *creationLease) release() {
+	_ = l.conn.Close(context.Background())
+}
+
 // Options configures a Manager. Provisioner and Routes may be nil in tests of the
 // lifecycle alone: then a create goes straight to running and nothing is invalidated.
 type Options struct {
@@ -134,6 +165,15 @@ func (m *Manager) Create(ctx context.Context, actor string, in CreateInput) (*sa
 	id := sandbox.NewID()
 	now := m.now().UTC()
 
+	// The creation lease: taken before the row exists, held until creation ends. Cleanup
+	// reclaims a sandbox left in creating as soon as the lease is free (its creator is gone),
+	// whatever its age.
+	lease, err := m.takeCreationLease(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer lease.release()
+
 	err = pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", quotaLockClass, in.Owner); err != nil {
 			return err
@@ -190,6 +230,11 @@ func (m *Manager) Create(ctx context.Context, actor string, in CreateInput) (*sa
 	}
 	running, err := m.transition(ctx, actor, id, nil, sandbox.StatusRunning, ActionRunning, nil)
 	if err != nil {
+		// Provisioned but not running: leave it failed, for the teardown to take at once.
+		if _, ferr := m.MarkFailed(context.WithoutCancel(ctx), actor, id, "creation did not complete: "+err.Error()); ferr != nil {
+			m.log.WarnContext(ctx, "a creation that failed could not be marked failed; cleanup reclaims it once its lease is free",
+				"sandbox", id, "error", ferr)
+		}
 		return nil, err
 	}
 	running.Guilds = guilds // the transition published the route change

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -35,9 +36,14 @@ const (
 
 // teardownDue is the one definition of "due for teardown" at $1 (now), with creations started
 // before $2 counting as stuck; reasonOf names the arm that matched.
-const teardownDue = `(status IN ('destroying', 'failed')
+//
+// A creation is due when its creator is gone: its creation lease (CreationLockClass) is free,
+// probed with a transaction lock that the statement's end releases. created_at <= $2 is the
+// backstop (CLEANUP_STUCK_CREATING_AFTER) for a lease that cannot be probed.
+var teardownDue = fmt.Sprintf(`(status IN ('destroying', 'failed')
 		OR (status = 'running' AND expires_at <= $1)
-		OR (status = 'creating' AND created_at <= $2))`
+		OR (status = 'creating' AND (created_at <= $2 OR pg_catalog.pg_try_advisory_xact_lock(%d, pg_catalog.hashtext(id)))))`,
+	CreationLockClass)
 
 var reasonOf = fmt.Sprintf(`CASE status WHEN 'destroying' THEN '%s' WHEN 'failed' THEN '%s' WHEN 'running' THEN '%s' ELSE '%s' END`,
 	ReasonDestroyRequested, ReasonProvisioningFailed, ReasonExpired, ReasonStuckCreating)
@@ -93,7 +99,20 @@ func (m *Manager) TeardownDue(ctx context.Context, id string, now, stuckBefore t
 // SaveTeardown stores a sandbox's teardown record and, when action is not empty, an audit
 // entry in the same transaction. updated_at is left alone: it tracks status and expiry.
 func (m *Manager) SaveTeardown(ctx context.Context, actor, id string, record []byte, action string, details map[string]any) error {
+	return m.saveTeardown(ctx, nil, actor, id, record, action, details)
+}
+
+// SaveTeardownClaimed is SaveTeardown fenced by claim: it writes nothing and returns
+// ErrClaimLost unless claim is still the sandbox's current claim.
+func (m *Manager) SaveTeardownClaimed(ctx context.Context, claim *TeardownClaim, actor string, record []byte, action string, details map[string]any) error {
+	return m.saveTeardown(ctx, claim, actor, claim.SandboxID, record, action, details)
+}
+
+func (m *Manager) saveTeardown(ctx context.Context, claim *TeardownClaim, actor, id string, record []byte, action string, details map[string]any) error {
 	return pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
+		if err := checkClaim(ctx, tx, claim); err != nil {
+			return err
+		}
 		if err := saveRecord(ctx, tx, id, record); err != nil {
 			return err
 		}
@@ -119,8 +138,21 @@ func saveRecord(ctx context.Context, q queryer, id string, record []byte) error 
 // the attempt, keeps reason as the sandbox's last error and audits it, in one transaction. It
 // returns the number of failed attempts so far.
 func (m *Manager) RecordTeardownFailure(ctx context.Context, actor, id string, record []byte, reason string, details map[string]any) (int, error) {
+	return m.recordTeardownFailure(ctx, nil, actor, id, record, reason, details)
+}
+
+// RecordTeardownFailureClaimed is RecordTeardownFailure fenced by claim (see
+// SaveTeardownClaimed).
+func (m *Manager) RecordTeardownFailureClaimed(ctx context.Context, claim *TeardownClaim, actor string, record []byte, reason string, details map[string]any) (int, error) {
+	return m.recordTeardownFailure(ctx, claim, actor, claim.SandboxID, record, reason, details)
+}
+
+func (m *Manager) recordTeardownFailure(ctx context.Context, claim *TeardownClaim, actor, id string, record []byte, reason string, details map[string]any) (int, error) {
 	var attempts int
 	err := pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
+		if err := checkClaim(ctx, tx, claim); err != nil {
+			return err
+		}
 		err := tx.QueryRow(ctx, `UPDATE sandbox_control.sandboxes
 			SET teardown = $2, cleanup_attempts = cleanup_attempts + 1, last_error = $3
 			WHERE id = $1 RETURNING cleanup_attempts`, id, record, reason).Scan(&attempts)
@@ -147,8 +179,23 @@ func (m *Manager) RecordTeardownFailure(ctx context.Context, actor, id string, r
 // teardown must still invalidate.
 func (m *Manager) RemoveMappingsForTeardown(ctx context.Context, actor, id, reason string,
 	record func(removed []string) (rec []byte, details map[string]any, err error)) ([]string, error) {
+	return m.removeMappingsForTeardown(ctx, nil, actor, id, reason, record)
+}
+
+// RemoveMappingsForTeardownClaimed is RemoveMappingsForTeardown fenced by claim (see
+// SaveTeardownClaimed).
+func (m *Manager) RemoveMappingsForTeardownClaimed(ctx context.Context, claim *TeardownClaim, actor, reason string,
+	record func(removed []string) (rec []byte, details map[string]any, err error)) ([]string, error) {
+	return m.removeMappingsForTeardown(ctx, claim, actor, claim.SandboxID, reason, record)
+}
+
+func (m *Manager) removeMappingsForTeardown(ctx context.Context, claim *TeardownClaim, actor, id, reason string,
+	record func(removed []string) (rec []byte, details map[string]any, err error)) ([]string, error) {
 	var removed []string
 	err := pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
+		if err := checkClaim(ctx, tx, claim); err != nil {
+			return err
+		}
 		var status string
 		err := tx.QueryRow(ctx, `SELECT status FROM sandbox_control.sandboxes WHERE id = $1 FOR UPDATE`, id).Scan(&status)
 		if isNoRows(err) {
@@ -184,6 +231,149 @@ func (m *Manager) RemoveMappingsForTeardown(ctx context.Context, actor, id, reas
 	}
 	m.publishRouteChanges(ctx)
 	return removed, nil
+}
+
+// ErrClaimLost is returned by the *Claimed methods when the claim is no longer the sandbox's
+// current one: its lease expired and another run took the sandbox over (or released it).
+var ErrClaimLost = errors.New("controlplane: teardown claim lost")
+
+// TeardownClaim is a claim on one sandbox's teardown (table teardown_claims): its token is
+// the fence of every write of the teardown. A nil *TeardownClaim fences nothing.
+type TeardownClaim struct {
+	SandboxID string
+	Token     int64
+}
+
+// ClaimTeardown claims the teardown of a sandbox for holder, for lease: it returns nil (and
+// no error) when another holder's lease has not expired. Taking over an expired claim draws
+// a new token, which fences every later write of the previous holder.
+func (m *Manager) ClaimTeardown(ctx context.Context, id, holder string, lease time.Duration) (*TeardownClaim, error) {
+	var token int64
+	err := m.db.QueryRow(ctx, `
+		INSERT INTO sandbox_control.teardown_claims AS c (sandbox_id, token, holder, claimed_at, expires_at)
+		SELECT $1, nextval('sandbox_control.teardown_claim_tokens'), $2, clock_timestamp(),
+			clock_timestamp() + make_interval(secs => $3)
+		ON CONFLICT (sandbox_id) DO UPDATE SET token = EXCLUDED.token, holder = EXCLUDED.holder,
+			claimed_at = EXCLUDED.claimed_at, expires_at = EXCLUDED.expires_at
+		WHERE c.expires_at <= clock_timestamp()
+		RETURNING token`, id, holder, lease.Seconds()).Scan(&token)
+	if isNoRows(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &TeardownClaim{SandboxID: id, Token: token}, nil
+}
+
+// RenewTeardownClaims extends the leases of claims still current by lease from now and
+// returns those no longer current (lost).
+func (m *Manager) RenewTeardownClaims(ctx context.Context, claims []*TeardownClaim, lease time.Duration) ([]*TeardownClaim, error) {
+	if len(claims) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(claims))
+	tokens := make([]int64, len(claims))
+	for i, c := range claims {
+		ids[i], tokens[i] = c.SandboxID, c.Token
+	}
+	rows, err := m.db.Query(ctx, `
+		UPDATE sandbox_control.teardown_claims c SET expires_at = clock_timestamp() + make_interval(secs => $3)
+		FROM unnest($1::text[], $2::bigint[]) AS h (sandbox_id, token)
+		WHERE c.sandbox_id = h.sandbox_id AND c.token = h.token
+		RETURNING c.token`, ids, tokens, lease.Seconds())
+	if err != nil {
+		return nil, err
+	}
+	renewed, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, err
+	}
+	current := make(map[int64]bool, len(renewed))
+	for _, t := range renewed {
+		current[t] = true
+	}
+	var lost []*TeardownClaim
+	for _, c := range claims {
+		if !current[c.Token] {
+			lost = append(lost, c)
+		}
+	}
+	return lost, nil
+}
+
+// TeardownClaimCurrent reports whether claim is still the sandbox's current claim.
+func (m *Manager) TeardownClaimCurrent(ctx context.Context, claim *TeardownClaim) (bool, error) {
+	var ok bool
+	err := m.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sandbox_control.teardown_claims
+		WHERE sandbox_id = $1 AND token = $2)`, claim.SandboxID, claim.Token).Scan(&ok)
+	return ok, err
+}
+
+// ReleaseTeardownClaim deletes the claim when it is still current (a lost one is another
+// holder's now).
+func (m *Manager) ReleaseTeardownClaim(ctx context.Context, claim *TeardownClaim) error {
+	_, err := m.db.Exec(ctx, `DELETE FROM sandbox_control.teardown_claims WHERE sandbox_id = $1 AND token = $2`,
+		claim.SandboxID, claim.Token)
+	return err
+}
+
+// checkClaim locks the claim's row for the rest of the transaction, so that no takeover
+// commits between the check and the write, and returns ErrClaimLost when claim is no longer
+// current. A nil claim passes.
+func checkClaim(ctx context.Context, tx pgx.Tx, claim *TeardownClaim) error {
+	if claim == nil {
+		return nil
+	}
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM sandbox_control.teardown_claims WHERE sandbox_id = $1 AND token = $2 FOR UPDATE`,
+		claim.SandboxID, claim.Token).Scan(&one)
+	if isNoRows(err) {
+		return fmt.Errorf("%w: sandbox %s, token %d", ErrClaimLost, claim.SandboxID, claim.Token)
+	}
+	return err
+}
+
+// TransitionClaimed is Transition (every legal source status) fenced by claim: the status
+// change and its audit entry are written only while claim is current, else ErrClaimLost.
+func (m *Manager) TransitionClaimed(ctx context.Context, claim *TeardownClaim, actor string, to sandbox.Status, details map[string]any) (*sandbox.Sandbox, error) {
+	if !to.Valid() {
+		return nil, sandbox.InvalidField("status", "unknown status %q", to)
+	}
+	id := claim.SandboxID
+	from := sandbox.Sources(to)
+	var out *sandbox.Sandbox
+	err := pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
+		if err := checkClaim(ctx, tx, claim); err != nil {
+			return err
+		}
+		row := tx.QueryRow(ctx, `
+			WITH prev AS (SELECT id, status FROM sandbox_control.sandboxes WHERE id = $1 FOR UPDATE)
+			UPDATE sandbox_control.sandboxes s SET
+				status = $2, updated_at = $3,
+				destroyed_at = CASE WHEN $2 = 'destroyed' THEN $3 ELSE s.destroyed_at END
+			FROM prev WHERE s.id = prev.id AND prev.status = ANY($4)
+			RETURNING prev.status, `+columnsOf("s."),
+			id, string(to), m.now().UTC(), statusStrings(from))
+		var prev string
+		sb, err := scanSandbox(row, &prev)
+		if isNoRows(err) {
+			return m.transitionError(ctx, tx, id, to)
+		}
+		if err != nil {
+			return err
+		}
+		d := map[string]any{"from": prev, "to": string(to)}
+		for k, v := range details {
+			d[k] = v
+		}
+		out = sb
+		return audit(ctx, tx, actor, ActionTransition, id, d)
+	})
+	if err == nil {
+		m.publishRouteChanges(ctx)
+	}
+	return out, err
 }
 
 // ExpiringUnwarned lists at most limit running sandboxes that expire after now and no later

@@ -144,6 +144,11 @@ var (
 		EmittedBy:   []Function{FunctionCleanup},
 		Description: "Sandboxes due for teardown that a run left for the next one (deadline reached or failed).",
 	}
+	CleanupClaimsLost = Metric{
+		Name: "CleanupClaimsLost", Unit: unitCount, DimensionSets: byEnvironment(),
+		EmittedBy:   []Function{FunctionCleanup},
+		Description: "Teardowns a cleanup run stopped, writing nothing more, because its claim's lease expired and another run took the sandbox over (that run finishes it); not a failure.",
+	}
 	OrphanedResources = Metric{
 		Name: "OrphanedResources", Unit: unitCount, DimensionSets: byEnvironmentAnd(DimResourceType),
 		EmittedBy:   []Function{FunctionCleanup},
@@ -211,6 +216,7 @@ func Catalog() []Metric {
 		CleanupFailures,
 		CleanupDuration,
 		CleanupSandboxesRemaining,
+		CleanupClaimsLost,
 		OrphanedResources,
 		ExpiryWarningsSent,
 		RouteLookups,

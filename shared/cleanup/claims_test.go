@@ -1,0 +1,310 @@
+package cleanup
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/metrics"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// TestLostClaimIsFencedAndCounted kills the claims session of a run in the middle of its
+// teardowns (the process lives on), lets the lease of one of its sandboxes run out and starts a
+// second run then, all from the fault hook: the second run takes that sandbox over and
+// finishes it; the first stops it before its next step, writes nothing more and counts a lost
+// claim, not a failure; it finishes its other sandboxes, whose leases still run.
+func TestLostClaimIsFencedAndCounted(t *testing.T) {
+	t.Parallel()
+	// A lease of an hour: no renewal ticks during the test; its end is simulated.
+	e := setup(t, envConfig{options: func(o *Options) { o.ClaimLease = time.Hour }})
+	ctx := context.Background()
+	var sbs []*sandbox.Sandbox
+	for _, name := range []string{"lease-a", "lease-b", "lease-c"} {
+		sb := e.createExpired(t, name, newGuild())
+		e.seed(t, sb, 3)
+		sbs = append(sbs, sb)
+	}
+
+	newRecorder := func() (*metrics.Recorder, *bytes.Buffer) {
+		var out bytes.Buffer
+		em, err := metrics.NewEmitter(&out, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return em.Begin(), &out
+	}
+	rec1, out1 := newRecorder()
+	rec2, out2 := newRecorder()
+
+	var (
+		fired   atomic.Bool
+		taken   string
+		rep2    RunReport
+		run2Err error
+	)
+	e.s.inject = func(_ context.Context, point string, step Step, id string) error {
+		if point != "before" || step != StepDropDatabase || !fired.CompareAndSwap(false, true) {
+			return nil
+		}
+		taken = id
+		// The claims session dies; the process goes on.
+		var killed int
+		if err := e.pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE application_name = $1 AND datname = current_database()`, claimsApplicationName).Scan(&killed); err != nil || killed != 1 {
+			t.Errorf("claims session not terminated: %d %v", killed, err)
+		}
+		// This sandbox's lease runs out (the run stalled past it).
+		if _, err := e.pool.Exec(ctx, `UPDATE sandbox_control.teardown_claims SET expires_at = clock_timestamp() - interval '1 second'
+			WHERE sandbox_id = $1`, id); err != nil {
+			t.Error(err)
+		}
+		rep2, run2Err = e.s.Run(ctx, RunOptions{Metrics: rec2})
+		return nil
+	}
+	rep1, err := e.s.Run(ctx, RunOptions{Metrics: rec1})
+	e.s.inject = nil
+	if err != nil || run2Err != nil {
+		t.Fatalf("runs: %v / %v", err, run2Err)
+	}
+	if taken == "" {
+		t.Fatal("the hook never fired")
+	}
+	if len(rep1.Failed) != 0 || rep1.ClaimsLost != 1 || len(rep1.Destroyed) != 2 || slices.Contains(rep1.Destroyed, taken) {
+		t.Fatalf("first run: %+v", rep1)
+	}
+	if len(rep2.Failed) != 0 || rep2.ClaimsLost != 0 || !slices.Equal(rep2.Destroyed, []string{taken}) {
+		t.Fatalf("second run: %+v", rep2)
+	}
+	if err := rec1.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec2.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	m1, _ := emfValues(t, out1.Bytes())
+	m2, _ := emfValues(t, out2.Bytes())
+	if m1["CleanupClaimsLost"] != 1 || m1["CleanupFailures"] != 0 || m2["CleanupClaimsLost"] != 0 || m2["CleanupFailures"] != 0 {
+		t.Fatalf("metrics: first run %v, second run %v", m1, m2)
+	}
+	for _, sb := range sbs {
+		e.assertGone(t, sb.ID, sb.Guilds)
+		e.assertTornDownOnce(t, sb.ID) // every step audited once: none ran twice
+		got, err := e.m.Get(ctx, sb.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, _ := ParseRecord(got.Teardown)
+		if got.CleanupAttempts != 0 || got.LastError != "" || rec.LastFailure != nil {
+			t.Errorf("sandbox %s: a failure was recorded: %s", sb.ID, got.Teardown)
+		}
+		// The first run's entries stand; the second run resumed from them.
+		if rec.DeleteKeys == nil || rec.DeleteKeys.Unlinked != 4 || rec.MarkDestroying.Actor != DefaultActor {
+			t.Errorf("sandbox %s: record %s", sb.ID, got.Teardown)
+		}
+	}
+	var left int
+	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM sandbox_control.teardown_claims`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d claims left (%v)", left, err)
+	}
+}
+
+// TestStaleClaimWritesNothing checks the fence at the control plane: once a claim is taken
+// over, every write of its former holder is refused and changes nothing.
+func TestStaleClaimWritesNothing(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	sb := e.createExpired(t, "fenced")
+	old, err := e.m.ClaimTeardown(ctx, sb.ID, "run-1", time.Hour)
+	if err != nil || old == nil {
+		t.Fatalf("claim: %v %v", old, err)
+	}
+	if again, err := e.m.ClaimTeardown(ctx, sb.ID, "run-2", time.Hour); err != nil || again != nil {
+		t.Fatalf("claimed twice: %v %v", again, err)
+	}
+	if _, err := e.pool.Exec(ctx, `UPDATE sandbox_control.teardown_claims SET expires_at = clock_timestamp() - interval '1 second'`); err != nil {
+		t.Fatal(err)
+	}
+	current, err := e.m.ClaimTeardown(ctx, sb.ID, "run-2", time.Hour)
+	if err != nil || current == nil || current.Token <= old.Token {
+		t.Fatalf("takeover: %v %v", current, err)
+	}
+	if _, err := e.m.TransitionClaimed(ctx, old, "x", sandbox.StatusDestroying, nil); !strings.Contains(errString(err), controlplane.ErrClaimLost.Error()) {
+		t.Fatalf("transition: %v", err)
+	}
+	if err := e.m.SaveTeardownClaimed(ctx, old, "x", []byte(`{"stale":true}`), "", nil); !strings.Contains(errString(err), controlplane.ErrClaimLost.Error()) {
+		t.Fatalf("save: %v", err)
+	}
+	if _, err := e.m.RecordTeardownFailureClaimed(ctx, old, "x", []byte(`{"stale":true}`), "boom", nil); !strings.Contains(errString(err), controlplane.ErrClaimLost.Error()) {
+		t.Fatalf("failure: %v", err)
+	}
+	lost, err := e.m.RenewTeardownClaims(ctx, []*controlplane.TeardownClaim{old, current}, time.Hour)
+	if err != nil || len(lost) != 1 || lost[0] != old {
+		t.Fatalf("renew: %v %v", lost, err)
+	}
+	got, _ := e.m.Get(ctx, sb.ID)
+	if got.Status != sandbox.StatusRunning || len(got.Teardown) > 2 || got.CleanupAttempts != 0 {
+		t.Fatalf("a stale write landed: %+v %s", got, got.Teardown)
+	}
+	if _, err := e.m.TransitionClaimed(ctx, current, "x", sandbox.StatusDestroying, nil); err != nil {
+		t.Fatalf("current holder: %v", err)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// scanPatterns records the MATCH pattern of every SCAN.
+type scanPatterns struct {
+	mu       sync.Mutex
+	patterns []string
+}
+
+func (h *scanPatterns) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *scanPatterns) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if args := cmd.Args(); strings.EqualFold(cmd.Name(), "scan") {
+			for i := 0; i+1 < len(args); i++ {
+				if s, _ := args[i].(string); strings.EqualFold(s, "match") {
+					h.mu.Lock()
+					h.patterns = append(h.patterns, args[i+1].(string))
+					h.mu.Unlock()
+				}
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *scanPatterns) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestOnePassDeletesOnlyTheBatchsKeys tears down two sandboxes in one run, with one keyspace
+// pass, beside keys that the pass must leave: a running sandbox's (one of them with the
+// targets' ids inside its suffix), namespaces whose ids extend or are cut from the targets',
+// and keys outside the layout.
+func TestOnePassDeletesOnlyTheBatchsKeys(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	a, b := e.createExpired(t, "pass-a"), e.createExpired(t, "pass-b")
+	e.seed(t, a, 3)
+	e.seed(t, b, 5)
+	bystander := e.create(t, "pass-bystander", 168*time.Hour)
+	e.seed(t, bystander, 4)
+	// Keys of the targets whose suffix holds braces and other ids: theirs, to delete.
+	for _, k := range []string{keys.Namespace(a.ID) + "x}:y", keys.Namespace(b.ID) + "{" + bystander.ID + "}:z"} {
+		if err := e.rdb.Set(ctx, k, "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	survivors := []string{
+		keys.Namespace(bystander.ID) + "{" + a.ID + "}:k", keys.Namespace(bystander.ID) + "x}:" + b.ID,
+		keys.Namespace(a.ID+"x") + "k", keys.Namespace(a.ID[:12]) + "k", keys.EventStream(b.ID + "y"),
+		"sandbox:{" + a.ID + "}x", "sandbox:{" + a.ID + "}", "sandbox:" + a.ID + ":k", "other:{" + b.ID + "}:k",
+		"sandbox:{" + strings.ToUpper(b.ID) + "}:k", "sandbox:{" + a.ID + "x}:" + b.ID, "sandbox:{{" + a.ID + "}}:k",
+	}
+	for _, k := range survivors {
+		if err := e.rdb.Set(ctx, k, "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bystanderBefore := e.state(t, bystander.ID, bystander.Guilds)
+	hook := &scanPatterns{}
+	e.rdb.AddHook(hook)
+
+	rep, err := e.s.Run(ctx, RunOptions{})
+	if err != nil || len(rep.Destroyed) != 2 || len(rep.Failed) != 0 {
+		t.Fatalf("run: %+v %v", rep, err)
+	}
+	e.assertGone(t, a.ID, nil)
+	e.assertGone(t, b.ID, nil)
+	for _, k := range survivors {
+		if n, err := e.rdb.Exists(ctx, k).Result(); err != nil || n != 1 {
+			t.Errorf("key %s, not a target's, deleted (%v)", k, err)
+		}
+	}
+	if got := e.state(t, bystander.ID, bystander.Guilds); !slices.Equal(got.Keys, bystanderBefore.Keys) {
+		t.Fatalf("bystander's keys: %v, want %v", got.Keys, bystanderBefore.Keys)
+	}
+	for _, c := range []struct {
+		sb   *sandbox.Sandbox
+		keys int64
+	}{{a, 3 + 1 + 1}, {b, 5 + 1 + 1}} { // seeded keys, the stream, the key with braces
+		got, _ := e.m.Get(ctx, c.sb.ID)
+		rec, _ := ParseRecord(got.Teardown)
+		if rec.DeleteKeys == nil || rec.DeleteKeys.Unlinked != c.keys || rec.DeleteKeys.Primaries != 1 {
+			t.Errorf("sandbox %s: keys step %+v, want %d keys", c.sb.ID, rec.DeleteKeys, c.keys)
+		}
+		e.assertTornDownOnce(t, c.sb.ID)
+	}
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	if !slices.Contains(hook.patterns, keys.AllNamespacesPattern) {
+		t.Fatalf("no pass over every namespace: %v", hook.patterns)
+	}
+	for _, p := range hook.patterns {
+		if p != keys.AllNamespacesPattern && strings.HasPrefix(p, "sandbox:{") {
+			t.Errorf("SCAN MATCH %q: the teardowns should share one pass over every namespace", p)
+		}
+	}
+}
+
+// TestReasonSurvivesResume: a teardown started for an expiry and resumed after a crash keeps
+// "expired" (its status, destroying, alone would read as destroy_requested).
+func TestReasonSurvivesResume(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	g := newGuild()
+	sb := e.createExpired(t, "expired-resumed", g)
+	e.s.inject = func(_ context.Context, point string, step Step, _ string) error {
+		if point == "before" && step == StepRemoveMappings {
+			return errInjected
+		}
+		return nil
+	}
+	if _, err := e.s.Run(ctx, RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.s.inject = nil
+	if _, reason, err := e.m.TeardownDue(ctx, sb.ID, e.clock.Now(), e.clock.Now()); err != nil || reason != controlplane.ReasonDestroyRequested {
+		t.Fatalf("due: %q %v", reason, err)
+	}
+	rep, err := e.s.Run(ctx, RunOptions{})
+	if err != nil || len(rep.Destroyed) != 1 {
+		t.Fatalf("resume: %+v %v", rep, err)
+	}
+	got, _ := e.m.Get(ctx, sb.ID)
+	rec, _ := ParseRecord(got.Teardown)
+	if rec.MarkDestroying.Reason != string(controlplane.ReasonExpired) || rec.MarkDestroyed.Reason != string(controlplane.ReasonExpired) {
+		t.Fatalf("record %s", got.Teardown)
+	}
+	var parked, transition string
+	if err := e.pool.QueryRow(ctx, `SELECT reason FROM sandbox_control.parked_guilds WHERE guild_id = $1`, g).Scan(&parked); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.pool.QueryRow(ctx, `SELECT details->>'reason' FROM sandbox_control.audit_log
+		WHERE sandbox_id = $1 AND action = $2 AND details->>'to' = 'destroyed'`, sb.ID, controlplane.ActionTransition).Scan(&transition); err != nil {
+		t.Fatal(err)
+	}
+	if parked != string(controlplane.ReasonExpired) || transition != string(controlplane.ReasonExpired) {
+		t.Fatalf("parked for %q, destroyed for %q", parked, transition)
+	}
+}

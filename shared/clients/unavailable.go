@@ -1,0 +1,53 @@
+package clients
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/redis/go-redis/v9"
+)
+
+// unavailableStates are the SQLSTATEs that say the database cannot serve now, though the
+// request was fine: retrying later can succeed.
+var unavailableStates = map[string]bool{
+	"57P01": true, // admin_shutdown
+	"57P02": true, // crash_shutdown
+	"57P03": true, // cannot_connect_now
+	"53300": true, // too_many_connections
+	"25006": true, // read_only_sql_transaction (a replica, or a failover in progress)
+	"40001": true, // serialization_failure
+	"40P01": true, // deadlock_detected
+	"55P03": true, // lock_not_available (lock_timeout)
+	"57014": true, // query_canceled (statement_timeout)
+}
+
+// IsUnavailable reports whether err says that PostgreSQL or Redis could not serve the request
+// now (refused or dropped connections, timeouts, a server shutting down or read-only), as
+// opposed to a request the stores refused: the API answers such errors 503 with Retry-After.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, redis.ErrClosed) || errors.Is(err, redis.ErrPoolTimeout) {
+		return true
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true // every network error: dial, read, write, timeouts
+	}
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) || pgconn.Timeout(err) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return unavailableStates[pgErr.Code] || pgErr.Code[:2] == "08" // connection_exception
+	}
+	return false
+}
