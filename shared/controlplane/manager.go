@@ -391,6 +391,13 @@ func (m *Manager) TransitionFrom(ctx context.Context, actor, id string, from []s
 // transition moves id to `to` from one of `from` (all legal sources when nil); every
 // source must be legal for `to`.
 func (m *Manager) transition(ctx context.Context, actor, id string, from []sandbox.Status, to sandbox.Status, action string, details map[string]any) (*sandbox.Sandbox, error) {
+	return m.fencedTransition(ctx, nil, actor, id, from, to, action, details)
+}
+
+// fencedTransition is transition written only while claim is current (ErrClaimLost
+// otherwise); a nil claim fences nothing.
+func (m *Manager) fencedTransition(ctx context.Context, claim *TeardownClaim, actor, id string, from []sandbox.Status, to sandbox.Status,
+	action string, details map[string]any) (*sandbox.Sandbox, error) {
 	if !to.Valid() {
 		return nil, sandbox.InvalidField("status", "unknown status %q", to)
 	}
@@ -404,6 +411,9 @@ func (m *Manager) transition(ctx context.Context, actor, id string, from []sandb
 	}
 	var out *sandbox.Sandbox
 	err := pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
+		if err := checkClaim(ctx, tx, claim); err != nil {
+			return err
+		}
 		var lastError any
 		if reason, ok := details["error"].(string); ok && to == sandbox.StatusFailed {
 			lastError = reason

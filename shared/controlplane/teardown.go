@@ -337,43 +337,7 @@ func checkClaim(ctx context.Context, tx pgx.Tx, claim *TeardownClaim) error {
 // TransitionClaimed is Transition (every legal source status) fenced by claim: the status
 // change and its audit entry are written only while claim is current, else ErrClaimLost.
 func (m *Manager) TransitionClaimed(ctx context.Context, claim *TeardownClaim, actor string, to sandbox.Status, details map[string]any) (*sandbox.Sandbox, error) {
-	if !to.Valid() {
-		return nil, sandbox.InvalidField("status", "unknown status %q", to)
-	}
-	id := claim.SandboxID
-	from := sandbox.Sources(to)
-	var out *sandbox.Sandbox
-	err := pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
-		if err := checkClaim(ctx, tx, claim); err != nil {
-			return err
-		}
-		row := tx.QueryRow(ctx, `
-			WITH prev AS (SELECT id, status FROM sandbox_control.sandboxes WHERE id = $1 FOR UPDATE)
-			UPDATE sandbox_control.sandboxes s SET
-				status = $2, updated_at = $3,
-				destroyed_at = CASE WHEN $2 = 'destroyed' THEN $3 ELSE s.destroyed_at END
-			FROM prev WHERE s.id = prev.id AND prev.status = ANY($4)
-			RETURNING prev.status, `+columnsOf("s."),
-			id, string(to), m.now().UTC(), statusStrings(from))
-		var prev string
-		sb, err := scanSandbox(row, &prev)
-		if isNoRows(err) {
-			return m.transitionError(ctx, tx, id, to)
-		}
-		if err != nil {
-			return err
-		}
-		d := map[string]any{"from": prev, "to": string(to)}
-		for k, v := range details {
-			d[k] = v
-		}
-		out = sb
-		return audit(ctx, tx, actor, ActionTransition, id, d)
-	})
-	if err == nil {
-		m.publishRouteChanges(ctx)
-	}
-	return out, err
+	return m.fencedTransition(ctx, claim, actor, claim.SandboxID, nil, to, ActionTransition, details)
 }
 
 // ExpiringUnwarned lists at most limit running sandboxes that expire after now and no later
