@@ -14,19 +14,27 @@
 //  1. mark destroying (Manager.TransitionClaimed: conditional update and audit entry);
 //  2. remove the guild mappings, writing the removed guild ids into the record in the same
 //     transaction;
-//  3. invalidate those guilds' route cache entries, taking the guilds from the record, so a
-//     retry after a crash between 2 and 3 still invalidates them;
+//  3. publish those guilds' route changes (the route generation bumped, their cache entries
+//     deleted), taking the guilds from the record, so a retry after a crash between 2 and 3
+//     still publishes them; the count of entries that existed is recorded;
 //  4. delete the sandbox's Redis ACL user (after it, no new key can appear), then its
-//     namespace's Redis keys: a scheduled run does this for its whole batch at once, with one
-//     SCAN keys.AllNamespacesPattern pass per primary that unlinks the keys whose hash tag
-//     (keys.ParseNamespaceKey) is a sandbox of the batch, then records each sandbox's count
-//     (runTeardowns: the steps before delete_keys per sandbox, the pass, the remaining steps
-//     per sandbox); Service.Destroy scans its one namespace (keys.NamespacePattern);
+//     namespace's Redis keys;
 //  5. terminate the role's sessions, drop the schema and the role with a lock timeout
 //     (provision.Provisioner.Drop), so that a busy schema fails this attempt instead of
 //     hanging the run;
 //  6. mark destroyed (Manager.TransitionClaimed). Its record entry is written just before the
 //     transition and the status, not the entry, says whether the step is done.
+//
+// The engine (engine.go) takes a batch of sandboxes through the steps together, one step
+// after the other: a scheduled run its whole batch, Service.Destroy a batch of one. The
+// PostgreSQL steps (1, 2, 5, 6) run for each sandbox on Options.Concurrency workers, through a
+// Deferred controlplane.Manager whose writes leave their route changes waiting; the Redis
+// steps run once for the batch: one publication of every guild's route change (step 3,
+// with every change waiting), one ACL DELUSER per node naming every user (step 4), one SCAN
+// keys.AllNamespacesPattern pass per primary unlinking the keys whose hash tag
+// (keys.ParseNamespaceKey) is a sandbox of the batch (step 4; a batch of one scans its own
+// keys.NamespacePattern). Each sandbox then records its share. A run's Redis commands thus
+// follow its guilds, users and keys, never its sandboxes times its keys.
 //
 // Each step records what it did (mappings removed and their guilds, cache entries deleted,
 // keys unlinked, whether the schema and role existed, sessions ended, timestamps) with an
@@ -51,14 +59,16 @@
 // before its next step, records nothing (no failure: RunReport.ClaimsLost, metric
 // CleanupClaimsLost) and leaves the sandbox to the new holder, which resumes from the record.
 // The reason a teardown recorded at its first step (mark_destroying) is kept on every resume.
-// Within a run, Options.Concurrency workers tear sandboxes down at once; each holds at most
-// one pooled connection at a time.
+// Within a run, Options.Concurrency workers run the per-sandbox steps at once; each holds at
+// most one pooled connection at a time. A batched step checks every claim of the batch with
+// the one statement that renews their leases.
 //
 // # Deadline
 //
-// A run stops taking sandboxes when less than CLEANUP_DEADLINE_MARGIN remains before its
-// context's deadline (the Lambda invocation's), skips orphan reconciliation then, and reports
-// how many it left (RunReport.LeftAtDeadline; the CleanupSandboxesRemaining metric counts
+// A run stops taking sandboxes, and stops its sandboxes before their next step, when less
+// than CLEANUP_DEADLINE_MARGIN remains before its context's deadline (the Lambda
+// invocation's); what they did is recorded and the next run resumes them. It skips orphan
+// reconciliation then, and reports how many it left (RunReport.LeftAtDeadline; the CleanupSandboxesRemaining metric counts
 // those and the failed ones).
 //
 // # Orphans

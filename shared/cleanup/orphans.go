@@ -429,7 +429,7 @@ func (s *Service) removeOrphan(ctx context.Context, o Orphan) error {
 		if !removed {
 			return errKept
 		}
-		_, err = s.invalidateRoutes(ctx, []string{o.Name})
+		_, _, err = s.m.PublishRoutes(ctx, []string{o.Name})
 		return err
 	}
 	live, err := s.sandboxLive(ctx, o.SandboxID)
@@ -451,7 +451,7 @@ func (s *Service) removeOrphan(ctx context.Context, o Orphan) error {
 		}
 		_, _, err = unlinkMatching(ctx, s.rdb, pattern, s.scanCount)
 	case ResourceRedisUser:
-		_, err = s.resources.DeleteRedisUser(ctx, o.SandboxID)
+		_, err = s.resources.DeleteRedisUsers(ctx, []string{o.SandboxID})
 	case ResourceRouteCache:
 		var n int
 		n, err = compareAndDelete.Run(ctx, s.rdb, []string{o.Name}, o.Value).Int()

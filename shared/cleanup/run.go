@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -186,8 +187,10 @@ func nearDeadline(ctx context.Context, margin time.Duration) bool {
 	return ok && time.Until(deadline) < margin
 }
 
-// runTeardowns tears down the due sandboxes with s.concurrency workers sharing one claims
-// session. Every candidate ends up destroyed, failed, skipped or left at the deadline.
+// runTeardowns tears down the due sandboxes: it claims them on s.concurrency workers (the
+// advisory locks share one claims session), then takes the claimed ones through the steps
+// together (tearDown). Every candidate ends up destroyed, failed, skipped, lost or left at the
+// deadline.
 func (s *Service) runTeardowns(ctx context.Context, dryRun bool, margin time.Duration, rep *RunReport) error {
 	now := s.now()
 	cands, err := s.m.TeardownCandidates(ctx, now, now.Add(-s.stuckAfter), s.batchLimit)
@@ -215,11 +218,9 @@ func (s *Service) runTeardowns(ctx context.Context, dryRun bool, margin time.Dur
 	ls := s.startLeases(ctx)
 	defer ls.close()
 
-	// Phase 1: claim each candidate and run its steps before delete_keys.
 	var (
 		mu       sync.Mutex
 		claimErr error
-		waiting  []*teardownRun // reached delete_keys
 	)
 	tally := func(id string, o outcome) {
 		mu.Lock()
@@ -237,15 +238,19 @@ func (s *Service) runTeardowns(ctx context.Context, dryRun bool, margin time.Dur
 			rep.Skipped++
 		}
 	}
+	leave := func() bool { return nearDeadline(ctx, margin) }
+
+	// Claim and read each candidate.
+	claimed := make([]*teardownRun, len(cands))
 	s.forEach(len(cands), func(i int) {
 		mu.Lock()
 		stop := claimErr != nil
 		mu.Unlock()
-		if stop || nearDeadline(ctx, margin) {
+		if stop || leave() {
 			tally(cands[i].ID, outcome{kind: outcomeLeft})
 			return
 		}
-		t, o, err := s.claimAndPrepare(ctx, cl, ls, cands[i])
+		t, o, err := s.claimAndRead(ctx, cl, ls, cands[i])
 		if err != nil {
 			// The claims session is unusable: take nothing more.
 			mu.Lock()
@@ -254,38 +259,21 @@ func (s *Service) runTeardowns(ctx context.Context, dryRun bool, margin time.Dur
 			tally(cands[i].ID, outcome{kind: outcomeLeft})
 			return
 		}
-		if t != nil && o.kind == outcomeWaiting {
-			mu.Lock()
-			waiting = append(waiting, t)
-			mu.Unlock()
+		if o.kind == outcomeWaiting {
+			claimed[i] = t
 			return
 		}
 		s.finish(ctx, cl, ls, t, cands[i].ID)
 		tally(cands[i].ID, o)
 	})
+	ts := slices.DeleteFunc(claimed, func(t *teardownRun) bool { return t == nil })
 
-	// Phase 2: one keyspace pass for every sandbox that reached delete_keys.
-	counts, primaries, ready := s.deleteKeysOnce(ctx, ls, waiting, func(t *teardownRun, o outcome) {
+	// Then the steps, all of them together.
+	results := s.tearDown(ctx, ls, ts, leave)
+	for i, t := range ts {
 		s.finish(ctx, cl, ls, t, t.sb.ID)
-		tally(t.sb.ID, o)
-	})
-
-	// Phase 3: record each sandbox's keys, then its remaining steps.
-	s.forEach(len(ready), func(i int) {
-		t := ready[i]
-		defer s.finish(ctx, cl, ls, t, t.sb.ID)
-		err := t.recordKeys(ctx, counts[t.sb.ID], primaries)
-		if err != nil {
-			err = t.fail(ctx, StepDeleteKeys, err)
-		} else if nearDeadline(ctx, margin) {
-			// The keys are recorded; the next run resumes at the next step.
-			tally(t.sb.ID, outcome{kind: outcomeLeft})
-			return
-		} else {
-			err = t.runUntil(ctx, "")
-		}
-		tally(t.sb.ID, s.outcomeOf(ctx, t, err))
-	})
+		tally(t.sb.ID, s.outcomeOf(ctx, t, results[i]))
+	}
 	rep.Remaining = rep.LeftAtDeadline + len(rep.Failed)
 	return claimErr
 }
@@ -312,7 +300,7 @@ type outcomeKind int
 
 const (
 	outcomeSkipped   outcomeKind = iota // held by another run, or no longer due
-	outcomeWaiting                      // claimed, its steps before delete_keys done
+	outcomeWaiting                      // claimed and still due: its steps are to run
 	outcomeDestroyed                    // torn down completely in this run
 	outcomeFailed                       // stopped at a failed step (recorded)
 	outcomeLost                         // its claim was lost: another run has it now
@@ -324,10 +312,10 @@ type outcome struct {
 	failure *SandboxFailure
 }
 
-// claimAndPrepare claims one candidate, re-reads it and, when still due, runs its steps
-// before delete_keys. It returns the teardown (nil when nothing was claimed) with its
-// outcome, and an error only when the claims session itself failed.
-func (s *Service) claimAndPrepare(ctx context.Context, cl *claims, ls *leases, c controlplane.TeardownCandidate) (*teardownRun, outcome, error) {
+// claimAndRead claims one candidate and re-reads it. It returns the teardown with outcome
+// waiting when the sandbox is still due, else what became of it (the teardown is nil when
+// nothing was claimed), and an error only when the claims session itself failed.
+func (s *Service) claimAndRead(ctx context.Context, cl *claims, ls *leases, c controlplane.TeardownCandidate) (*teardownRun, outcome, error) {
 	ok, err := cl.try(ctx, c.ID)
 	if err != nil {
 		return nil, outcome{}, fmt.Errorf("cleanup: claim %s: %w", c.ID, err)
@@ -355,15 +343,7 @@ func (s *Service) claimAndPrepare(ctx context.Context, cl *claims, ls *leases, c
 	case reason == "":
 		return t, outcome{kind: outcomeSkipped}, nil
 	}
-	t = s.newTeardown(ctx, s.actor, sb, reason, claim)
-	if err := t.runUntil(ctx, StepDeleteKeys); err != nil {
-		return t, s.outcomeOf(ctx, t, err), nil
-	}
-	if !t.rec.Completed(StepDeleteKeys, t.sb.Status) {
-		return t, outcome{kind: outcomeWaiting}, nil
-	}
-	// delete_keys was done by an earlier run: runUntil went on to the end.
-	return t, s.outcomeOf(ctx, t, nil), nil
+	return s.newTeardown(ctx, s.actor, sb, reason, claim), outcome{kind: outcomeWaiting}, nil
 }
 
 // outcomeOf classifies the result of a teardown's steps.
@@ -377,6 +357,8 @@ func (s *Service) outcomeOf(ctx context.Context, t *teardownRun, err error) outc
 		return outcome{kind: outcomeSkipped}
 	case errors.Is(err, controlplane.ErrClaimLost):
 		return outcome{kind: outcomeLost}
+	case errors.Is(err, errLeftAtDeadline):
+		return outcome{kind: outcomeLeft}
 	case errors.As(err, &stepErr):
 		return outcome{kind: outcomeFailed, failure: &SandboxFailure{SandboxID: t.sb.ID, Step: stepErr.Step, Error: stepErr.Err.Error()}}
 	default:
@@ -384,7 +366,7 @@ func (s *Service) outcomeOf(ctx context.Context, t *teardownRun, err error) outc
 	}
 }
 
-// finish releases what claimAndPrepare took for a sandbox (t may be nil: nothing but the
+// finish releases what claimAndRead took for a sandbox (t may be nil: nothing but the
 // advisory lock was taken, and that was released already).
 func (s *Service) finish(ctx context.Context, cl *claims, ls *leases, t *teardownRun, id string) {
 	if t == nil {
@@ -398,58 +380,4 @@ func (s *Service) releaseLock(ctx context.Context, cl *claims, id string) {
 	if err := cl.release(ctx, id); err != nil {
 		s.log.WarnContext(ctx, "claim not released; it ends with the run's session", "sandbox", id, "error", err)
 	}
-}
-
-// deleteKeysOnce unlinks the keys of every teardown in waiting with one keyspace pass
-// (unlinkNamespaces), after the fault hook and a check that each claim is still current, and
-// returns the keys unlinked per sandbox, the primaries scanned and the teardowns that are
-// to record them. A teardown that drops out (its hook failed, its claim was lost, the pass
-// failed) is recorded as such and handed to done.
-func (s *Service) deleteKeysOnce(ctx context.Context, ls *leases, waiting []*teardownRun, done func(*teardownRun, outcome)) (map[string]int64, int, []*teardownRun) {
-	if len(waiting) == 0 {
-		return nil, 0, nil
-	}
-	var ready []*teardownRun
-	for _, t := range waiting {
-		if err := s.fault(ctx, "before", StepDeleteKeys, t.sb.ID); err != nil {
-			done(t, s.outcomeOf(ctx, t, t.fail(ctx, StepDeleteKeys, err)))
-			continue
-		}
-		ready = append(ready, t)
-	}
-	// Renewing the leases tells which claims are still current, in one statement.
-	if _, err := ls.renew(ctx); err != nil {
-		for _, t := range ready {
-			done(t, s.outcomeOf(ctx, t, t.fail(ctx, StepDeleteKeys, fmt.Errorf("check the claims: %w", err))))
-		}
-		return nil, 0, nil
-	}
-	ids := make(map[string]bool, len(ready))
-	kept := ready[:0]
-	for _, t := range ready {
-		if t.claim.lost.Load() {
-			done(t, s.outcomeOf(ctx, t, t.fail(ctx, StepDeleteKeys, t.lostErr())))
-			continue
-		}
-		ids[t.sb.ID] = true
-		kept = append(kept, t)
-	}
-	if len(kept) == 0 {
-		return nil, 0, nil
-	}
-	start := time.Now()
-	counts, primaries, err := unlinkNamespaces(ctx, s.rdb, ids, s.scanCount)
-	if err != nil {
-		for _, t := range kept {
-			done(t, s.outcomeOf(ctx, t, t.fail(ctx, StepDeleteKeys, err)))
-		}
-		return nil, 0, nil
-	}
-	var total int64
-	for _, n := range counts {
-		total += n
-	}
-	s.log.InfoContext(ctx, "keyspace pass done", "sandboxes", len(kept), "keys_unlinked", total,
-		"primaries", primaries, "duration_ms", time.Since(start).Milliseconds())
-	return counts, primaries, kept
 }

@@ -25,7 +25,7 @@ import (
 // of sandboxes for orphan reconciliation (provision.Provisioner).
 type Dropper interface {
 	Drop(ctx context.Context, id string, lockTimeout time.Duration) (provision.DropResult, error)
-	DeleteRedisUser(ctx context.Context, id string) (provision.RedisUserResult, error)
+	DeleteRedisUsers(ctx context.Context, ids []string) (map[string]provision.RedisUserResult, error)
 	SandboxRedisUsers(ctx context.Context) ([]string, error)
 	RedisUserName(id string) string
 }
@@ -69,7 +69,10 @@ type Options struct {
 
 // Service tears sandboxes down, warns owners before expiry and reconciles orphans.
 type Service struct {
-	m         *controlplane.Manager
+	m *controlplane.Manager
+	// writes is m Deferred: a teardown's writes leave their route changes for its cache step,
+	// which publishes those of the whole batch at once (engine.go).
+	writes    *controlplane.Manager
 	db        *pgxpool.Pool
 	resources Dropper
 	rdb       redis.UniversalClient
@@ -99,6 +102,7 @@ func New(opts Options) (*Service, error) {
 	}
 	s := &Service{
 		m:           opts.Manager,
+		writes:      opts.Manager.Deferred(),
 		db:          opts.Manager.DB(),
 		resources:   opts.Resources,
 		rdb:         opts.Redis,
@@ -306,12 +310,13 @@ func (l *leases) close() {
 }
 
 // Destroy tears one sandbox down now, for the API's destroy (after it marked the sandbox
-// destroying) or an operator, and returns the sandbox with its teardown record. When another
-// run holds the sandbox it returns the sandbox as it is, without waiting. A step that fails
-// is recorded in the teardown record and in last_error; Destroy then returns the sandbox
-// (still destroying: the next scheduled run resumes it) together with the *StepError, so
-// that callers can tell "stopped at a failed step" from "held by another run". A sandbox still being
-// created (within CLEANUP_STUCK_CREATING_AFTER) is refused with sandbox.ErrInvalidTransition.
+// destroying) or an operator, and returns the sandbox with its teardown record: a batch of
+// one through the run's engine (tearDown). When another run holds the sandbox it returns the
+// sandbox as it is, without waiting. A step that fails is recorded in the teardown record and
+// in last_error; Destroy then returns the sandbox (still destroying: the next scheduled run
+// resumes it) together with the *StepError, so that callers can tell "stopped at a failed
+// step" from "held by another run". A sandbox still being created (within
+// CLEANUP_STUCK_CREATING_AFTER) is refused with sandbox.ErrInvalidTransition.
 func (s *Service) Destroy(ctx context.Context, actor, sandboxID string) (*sandbox.Sandbox, error) {
 	if !sandbox.ValidID(sandboxID) {
 		return nil, sandbox.Errorf(sandbox.CodeNotFound, "sandbox %q not found", sandboxID)
@@ -355,10 +360,13 @@ func (s *Service) Destroy(ctx context.Context, actor, sandboxID string) (*sandbo
 		reason = controlplane.ReasonDestroyRequested // a running sandbox destroyed on request
 	}
 	var stepErr *StepError
-	terr := s.teardown(ctx, actor, sb, reason, claim)
-	if errors.Is(terr, controlplane.ErrClaimLost) {
-		// Another run took the sandbox over: it is that run's now.
-		terr = nil
+	t := s.newTeardown(ctx, actor, sb, reason, claim)
+	terr := s.tearDown(ctx, ls, []*teardownRun{t}, nil)[0]
+	switch {
+	case terr == nil:
+		t.logDone(ctx)
+	case errors.Is(terr, controlplane.ErrClaimLost):
+		terr = nil // another run took the sandbox over: it is that run's now
 	}
 	if terr != nil && !(errors.As(terr, &stepErr) && stepErr.Recorded) {
 		return nil, terr

@@ -9,8 +9,7 @@ import (
 	"time"
 
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
-	"github.com/botplatform/discord-sandboxes/shared/keys"
-	"github.com/botplatform/discord-sandboxes/shared/routecache"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -50,19 +49,6 @@ type teardownRun struct {
 	claim  *heldClaim
 }
 
-// teardown runs the steps not yet completed for a sandbox the caller has claimed, deleting
-// its keys with a scan of its own (a run's batch shares one pass: runTeardowns). It returns
-// a *StepError when a step failed, and an error wrapping controlplane.ErrClaimLost, having
-// written nothing more, when the claim was lost.
-func (s *Service) teardown(ctx context.Context, actor string, sb *sandbox.Sandbox, reason controlplane.TeardownReason, claim *heldClaim) error {
-	t := s.newTeardown(ctx, actor, sb, reason, claim)
-	if err := t.runUntil(ctx, ""); err != nil {
-		return err
-	}
-	t.logDone(ctx)
-	return nil
-}
-
 // newTeardown reads the record of a claimed sandbox. A teardown keeps the reason its first
 // transition recorded, whatever the sandbox's status says now (a resumed expiry is destroying,
 // which alone would read as destroy_requested).
@@ -83,30 +69,6 @@ func (s *Service) newTeardown(ctx context.Context, actor string, sb *sandbox.San
 	return &teardownRun{s: s, actor: actor, sb: sb, rec: rec, reason: reason, claim: claim}
 }
 
-// runUntil runs the steps not yet completed, in order, and returns before stop when stop is
-// not completed yet ("" runs them all).
-func (t *teardownRun) runUntil(ctx context.Context, stop Step) error {
-	for _, step := range Steps() {
-		if t.rec.Completed(step, t.sb.Status) {
-			continue
-		}
-		if step == stop {
-			return nil
-		}
-		err := t.s.fault(ctx, "before", step, t.sb.ID)
-		if err == nil {
-			err = t.checkClaim(ctx, step)
-		}
-		if err == nil {
-			err = t.run(ctx, step)
-		}
-		if err != nil {
-			return t.fail(ctx, step, err)
-		}
-	}
-	return nil
-}
-
 // done reports whether every step has completed.
 func (t *teardownRun) done() bool { return t.rec.Next(t.sb.Status) == "" }
 
@@ -114,6 +76,22 @@ func (t *teardownRun) logDone(ctx context.Context) {
 	t.s.log.InfoContext(ctx, "sandbox torn down", "sandbox", t.sb.ID, "name", t.sb.Name, "reason", string(t.reason), "actor", t.actor,
 		"guilds", t.rec.RemoveMappings.Guilds, "keys_unlinked", t.rec.DeleteKeys.Unlinked,
 		"schema_existed", t.rec.DropDatabase.SchemaExisted, "role_existed", t.rec.DropDatabase.RoleExisted)
+}
+
+// runStep runs one step of its own (not a batched step, see engine.go): the fault hook, the
+// claim check, the step; a failure is recorded and returned (fail).
+func (t *teardownRun) runStep(ctx context.Context, step Step) error {
+	err := t.s.fault(ctx, "before", step, t.sb.ID)
+	if err == nil {
+		err = t.checkClaim(ctx, step)
+	}
+	if err == nil {
+		err = t.run(ctx, step)
+	}
+	if err != nil {
+		return t.fail(ctx, step, err)
+	}
+	return nil
 }
 
 // checkClaim stops the teardown before a step once its claim is lost. The steps whose effect
@@ -147,18 +125,12 @@ func (t *teardownRun) run(ctx context.Context, step Step) error {
 		return t.markDestroying(ctx)
 	case StepRemoveMappings:
 		return t.removeMappings(ctx)
-	case StepInvalidateCache:
-		return t.invalidateCache(ctx)
-	case StepDeleteKeys:
-		return t.deleteKeys(ctx)
-	case StepDeleteRedisUser:
-		return t.deleteRedisUser(ctx)
 	case StepDropDatabase:
 		return t.dropDatabase(ctx)
 	case StepMarkDestroyed:
 		return t.markDestroyed(ctx)
 	}
-	return fmt.Errorf("unknown step %q", step)
+	return fmt.Errorf("step %q runs for the whole batch, not on its own", step)
 }
 
 func (t *teardownRun) after(ctx context.Context, step Step) error {
@@ -183,7 +155,7 @@ func (t *teardownRun) save(ctx context.Context, details map[string]any) error {
 func (t *teardownRun) markDestroying(ctx context.Context) error {
 	from := t.sb.Status
 	if from != sandbox.StatusDestroying {
-		sb, err := t.s.m.TransitionClaimed(ctx, t.claim.TeardownClaim, t.actor, sandbox.StatusDestroying,
+		sb, err := t.s.writes.TransitionClaimed(ctx, t.claim.TeardownClaim, t.actor, sandbox.StatusDestroying,
 			map[string]any{"step": StepMarkDestroying, "reason": t.reason})
 		if err != nil {
 			return err
@@ -201,7 +173,7 @@ func (t *teardownRun) markDestroying(ctx context.Context) error {
 // transaction, so the cache step knows them even after a crash.
 func (t *teardownRun) removeMappings(ctx context.Context) error {
 	var step *MappingsStep
-	_, err := t.s.m.RemoveMappingsForTeardownClaimed(ctx, t.claim.TeardownClaim, t.actor, string(t.reason), func(removed []string) ([]byte, map[string]any, error) {
+	_, err := t.s.writes.RemoveMappingsForTeardownClaimed(ctx, t.claim.TeardownClaim, t.actor, string(t.reason), func(removed []string) ([]byte, map[string]any, error) {
 		guilds := slices.Sorted(slices.Values(removed))
 		if guilds == nil {
 			guilds = []string{}
@@ -219,74 +191,35 @@ func (t *teardownRun) removeMappings(ctx context.Context) error {
 	return t.after(ctx, StepRemoveMappings)
 }
 
-// invalidateCache deletes the route cache entries of the guilds in the record (not of the
-// mappings, which are gone by now).
-func (t *teardownRun) invalidateCache(ctx context.Context) error {
-	guilds := t.rec.RemoveMappings.Guilds
-	n, err := t.s.invalidateRoutes(ctx, guilds)
-	if err != nil {
-		return err
-	}
+// recordInvalidated records the invalidate_cache step once the route changes of the
+// sandbox's guilds are published (publishBatch): n of their cache entries existed.
+func (t *teardownRun) recordInvalidated(ctx context.Context, n int) error {
 	if err := t.after(ctx, StepInvalidateCache); err != nil {
 		return err
 	}
 	t.rec.InvalidateCache = &CacheStep{At: t.s.now(), Invalidated: n}
-	return t.save(ctx, map[string]any{"step": StepInvalidateCache, "entries_invalidated": n, "guilds": guilds})
+	return t.save(ctx, map[string]any{"step": StepInvalidateCache, "entries_invalidated": n, "guilds": t.rec.RemoveMappings.Guilds})
 }
 
-// invalidateRoutes publishes route changes of guilds (the route generation bumped, their
-// entries deleted, atomically) and returns how many entries existed; then it publishes what
-// route_changes still holds, so a change whose publication failed earlier is not left waiting.
-func (s *Service) invalidateRoutes(ctx context.Context, guilds []string) (int, error) {
-	n := 0
-	if len(guilds) > 0 {
-		var err error
-		if n, err = routecache.New(s.rdb, 0, 0).Publish(ctx, guilds...); err != nil {
-			return 0, fmt.Errorf("invalidate route cache: %w", err)
-		}
-	}
-	if _, err := s.m.PublishRouteChanges(ctx); err != nil {
-		return 0, fmt.Errorf("publish route changes: %w", err)
-	}
-	return n, nil
-}
-
-// deleteKeys unlinks every key of the sandbox's namespace, on every primary, with a scan of
-// its own (Service.Destroy; a run's batch shares one pass, see deleteKeysOnce).
-func (t *teardownRun) deleteKeys(ctx context.Context) error {
-	pattern, err := keys.NamespacePattern(t.sb.ID)
-	if err != nil {
-		return err
-	}
-	n, primaries, err := unlinkMatching(ctx, t.s.rdb, pattern, t.s.scanCount)
-	if err != nil {
-		return err
-	}
-	return t.recordKeys(ctx, n, primaries)
-}
-
-// recordKeys records the delete_keys step once the keys are unlinked.
-func (t *teardownRun) recordKeys(ctx context.Context, n int64, primaries int) error {
-	if err := t.after(ctx, StepDeleteKeys); err != nil {
-		return err
-	}
-	t.rec.DeleteKeys = &KeysStep{At: t.s.now(), Unlinked: n, Primaries: primaries}
-	return t.save(ctx, map[string]any{"step": StepDeleteKeys, "keys_unlinked": n, "primaries_scanned": primaries})
-}
-
-// deleteRedisUser deletes the sandbox's Redis ACL user on every node, which closes the
-// connections of workers still authenticated as it (skipped in shared Redis mode).
-func (t *teardownRun) deleteRedisUser(ctx context.Context) error {
-	res, err := t.s.resources.DeleteRedisUser(ctx, t.sb.ID)
-	if err != nil {
-		return err
-	}
+// recordRedisUser records the delete_redis_user step once the sandbox's ACL user is deleted
+// on every node (deleteUsersBatch; skipped in shared Redis mode).
+func (t *teardownRun) recordRedisUser(ctx context.Context, res provision.RedisUserResult) error {
 	if err := t.after(ctx, StepDeleteRedisUser); err != nil {
 		return err
 	}
 	t.rec.DeleteRedisUser = &RedisUserStep{At: t.s.now(), RedisUserResult: res}
 	return t.save(ctx, map[string]any{"step": StepDeleteRedisUser, "deleted_on_nodes": res.Deleted,
 		"nodes": res.Nodes, "skipped": res.Skipped})
+}
+
+// recordKeys records the delete_keys step once the sandbox's keys are unlinked
+// (deleteKeysBatch).
+func (t *teardownRun) recordKeys(ctx context.Context, n int64, primaries int) error {
+	if err := t.after(ctx, StepDeleteKeys); err != nil {
+		return err
+	}
+	t.rec.DeleteKeys = &KeysStep{At: t.s.now(), Unlinked: n, Primaries: primaries}
+	return t.save(ctx, map[string]any{"step": StepDeleteKeys, "keys_unlinked": n, "primaries_scanned": primaries})
 }
 
 // dropDatabase terminates the role's sessions and drops the schema and the role, waiting
@@ -313,7 +246,7 @@ func (t *teardownRun) markDestroyed(ctx context.Context) error {
 	if err := t.save(ctx, nil); err != nil {
 		return err
 	}
-	sb, err := t.s.m.TransitionClaimed(ctx, t.claim.TeardownClaim, t.actor, sandbox.StatusDestroyed, map[string]any{
+	sb, err := t.s.writes.TransitionClaimed(ctx, t.claim.TeardownClaim, t.actor, sandbox.StatusDestroyed, map[string]any{
 		"step":              StepMarkDestroyed,
 		"reason":            t.reason,
 		"guilds":            t.rec.RemoveMappings.Guilds,

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -22,10 +24,10 @@ type Provisioner interface {
 }
 
 // RoutePublisher makes route changes of guilds visible to every router: it bumps the route
-// generation and forgets the guilds' cached routes, returning how many entries existed
+// generation and forgets the guilds' cached routes, returning which of them had an entry
 // (routecache.Cache).
 type RoutePublisher interface {
-	Publish(ctx context.Context, guildIDs ...string) (int, error)
+	Publish(ctx context.Context, guildIDs ...string) (existed []bool, err error)
 }
 
 // quotaLockClass is the first key of the per-owner advisory transaction lock that makes the
@@ -83,6 +85,9 @@ type Manager struct {
 	routes      RoutePublisher
 	now         func() time.Time
 	log         *slog.Logger
+	// deferred: writes leave their route changes in route_changes for the caller to publish
+	// (Deferred).
+	deferred bool
 }
 
 // NewManager returns a Manager over db.
@@ -106,6 +111,18 @@ func NewManager(db *pgxpool.Pool, opts Options) *Manager {
 		m.log = slog.Default()
 	}
 	return m
+}
+
+// Deferred returns a Manager over the same pool and publisher whose writes record their
+// route changes (route_changes, written by the database's triggers) without publishing them:
+// for a caller that writes for many sandboxes and then publishes every change at once with
+// PublishRoutes (a cleanup run: one publication per batch, not one per write). Nothing is
+// lost when that caller dies first: every router publishes what waits every
+// ROUTER_PUBLISH_INTERVAL.
+func (m *Manager) Deferred() *Manager {
+	d := *m
+	d.deferred = true
+	return &d
 }
 
 // Limits returns the limits the Manager enforces.
@@ -303,10 +320,11 @@ func insertMappings(ctx context.Context, tx pgx.Tx, id, actor string, guilds []s
 }
 
 // publishRouteChanges publishes the route changes just committed (and any left over by an
-// earlier failure). A failure is logged, not returned: the change is committed, and its
-// record in route_changes waits for the next publication (docs/streams.md).
+// earlier failure), unless the Manager is Deferred. A failure is logged, not returned: the
+// change is committed, and its record in route_changes waits for the next publication
+// (docs/streams.md).
 func (m *Manager) publishRouteChanges(ctx context.Context) {
-	if m.routes == nil {
+	if m.routes == nil || m.deferred {
 		return
 	}
 	if _, err := m.PublishRouteChanges(context.WithoutCancel(ctx)); err != nil {
@@ -314,54 +332,70 @@ func (m *Manager) publishRouteChanges(ctx context.Context) {
 	}
 }
 
-// publishBatch bounds the guilds one publication takes from route_changes.
-const publishBatch = 1000
+// publishPage bounds the route_changes rows one publication step reads.
+const publishPage = 10000
 
-// PublishRouteChanges publishes every route change recorded in route_changes: for each batch
-// of rows it bumps the route generation and deletes the guilds' cache entries (one atomic
-// Redis step), and only then deletes the rows, so a change is never forgotten before it is
-// published. Concurrent publishers may publish the same rows twice, which is harmless. It
-// returns how many rows it published.
+// PublishRouteChanges publishes every route change recorded in route_changes and returns how
+// many rows it published (PublishRoutes without guilds of its own).
 func (m *Manager) PublishRouteChanges(ctx context.Context) (int, error) {
+	n, _, err := m.PublishRoutes(ctx, nil)
+	return n, err
+}
+
+// PublishRoutes publishes the route changes of guilds together with every change recorded
+// in route_changes. It reads the rows a page at a time; every distinct guild of a page (and,
+// with the first page, of guilds) is published once, routecache.MaxPublish guilds per Publish (the
+// route generation bumped and their cache entries deleted, in one atomic Redis step), and
+// only then are the page's rows deleted, so a change is never forgotten before it is
+// published. Once per page is enough: every row read was committed before the read, so a
+// router's write-back computed before that commit is refused by the generation bumped after
+// it, or deleted with the entry. Concurrent publishers may publish the same rows twice, which
+// is harmless. It returns how many rows it published and the guilds whose cache entry existed.
+func (m *Manager) PublishRoutes(ctx context.Context, guilds []string) (published int, existed map[string]bool, err error) {
 	if m.routes == nil {
-		return 0, errors.New("controlplane: no route publisher configured")
+		return 0, nil, errors.New("controlplane: no route publisher configured")
 	}
-	total := 0
+	existed = map[string]bool{}
+	extra := guilds
 	for {
-		rows, err := m.db.Query(ctx, `SELECT id, guild_id FROM sandbox_control.route_changes ORDER BY id LIMIT $1`, publishBatch)
+		var ids []int64
+		page := slices.Clone(extra)
+		extra = nil
+		var id int64
+		var guild string
+		rows, err := m.db.Query(ctx, `SELECT id, guild_id FROM sandbox_control.route_changes ORDER BY id LIMIT $1`, publishPage)
 		if err != nil {
-			return total, err
+			return published, existed, err
 		}
-		type change struct {
-			id    int64
-			guild string
+		if _, err := pgx.ForEachRow(rows, []any{&id, &guild}, func() error {
+			ids, page = append(ids, id), append(page, guild)
+			return nil
+		}); err != nil {
+			return published, existed, err
 		}
-		changes, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (change, error) {
-			var c change
-			return c, r.Scan(&c.id, &c.guild)
-		})
-		if err != nil || len(changes) == 0 {
-			return total, err
+		if len(page) == 0 {
+			return published, existed, nil
 		}
-		ids := make([]int64, len(changes))
-		seen := map[string]bool{}
-		var guilds []string
-		for i, c := range changes {
-			ids[i] = c.id
-			if !seen[c.guild] {
-				seen[c.guild] = true
-				guilds = append(guilds, c.guild)
+		page = slices.Compact(slices.Sorted(slices.Values(page)))
+		for chunk := range slices.Chunk(page, routecache.MaxPublish) {
+			had, err := m.routes.Publish(ctx, chunk...)
+			if err != nil {
+				return published, existed, err
+			}
+			for i, g := range chunk {
+				if had[i] {
+					existed[g] = true
+				}
 			}
 		}
-		if _, err := m.routes.Publish(ctx, guilds...); err != nil {
-			return total, err
+		if len(ids) > 0 {
+			if _, err := m.db.Exec(ctx, `DELETE FROM sandbox_control.route_changes WHERE id = ANY($1)`, ids); err != nil {
+				return published, existed, err
+			}
 		}
-		if _, err := m.db.Exec(ctx, `DELETE FROM sandbox_control.route_changes WHERE id = ANY($1)`, ids); err != nil {
-			return total, err
-		}
-		total += len(changes)
-		if len(changes) < publishBatch {
-			return total, nil
+		published += len(ids)
+		if len(ids) < publishPage {
+			return published, existed, nil
 		}
 	}
 }

@@ -19,14 +19,14 @@ type recordingPublisher struct {
 	failed bool
 }
 
-func (p *recordingPublisher) Publish(_ context.Context, guilds ...string) (int, error) {
+func (p *recordingPublisher) Publish(_ context.Context, guilds ...string) ([]bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.failed {
-		return 0, errors.New("redis down")
+		return nil, errors.New("redis down")
 	}
 	p.calls = append(p.calls, slices.Sorted(slices.Values(guilds)))
-	return 0, nil
+	return make([]bool, len(guilds)), nil
 }
 
 func pendingChanges(t *testing.T, m *controlplane.Manager) int {
@@ -85,6 +85,42 @@ func TestRouteChangesAreRecordedAndPublished(t *testing.T) {
 	}
 	if got := pub.calls[len(pub.calls)-1]; !slices.Equal(got, []string{guild1}) {
 		t.Fatalf("destroy published %v", got)
+	}
+}
+
+// A Deferred manager's writes are recorded and wait; PublishRoutes then publishes them with
+// the caller's own guilds in one publication, and says whose entries existed.
+func TestDeferredWritesWaitForOnePublication(t *testing.T) {
+	pub := &recordingPublisher{}
+	m, _ := newManager(t, controlplane.Options{Limits: sandbox.DefaultLimits(), Routes: pub})
+	ctx := context.Background()
+	sb, err := m.Create(ctx, alice, controlplane.CreateInput{Name: "alpha", Owner: alice, Guilds: []string{guild1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	published := len(pub.calls)
+	d := m.Deferred()
+	if err := d.AddGuild(ctx, alice, sb.ID, guild2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Transition(ctx, alice, sb.ID, sandbox.StatusDestroying, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.calls) != published {
+		t.Fatalf("deferred writes published %v", pub.calls[published:])
+	}
+	if n := pendingChanges(t, m); n != 3 { // guild2 mapped; guild1 and guild2 by the status
+		t.Fatalf("%d changes pending, want 3", n)
+	}
+	n, existed, err := d.PublishRoutes(ctx, []string{guild3, guild3})
+	if err != nil || n != 3 || len(existed) != 0 {
+		t.Fatalf("PublishRoutes: %d %v %v", n, existed, err)
+	}
+	if got := pub.calls[published:]; len(got) != 1 || !slices.Equal(got[0], []string{guild1, guild2, guild3}) {
+		t.Fatalf("publications %v, want one of the three guilds", got)
+	}
+	if n := pendingChanges(t, m); n != 0 {
+		t.Fatalf("%d changes left", n)
 	}
 }
 

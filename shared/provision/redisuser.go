@@ -93,7 +93,7 @@ func (p *Provisioner) RedisUserExists(ctx context.Context, id string) (bool, err
 	return false, fmt.Errorf("ACL GETUSER %s: %w", p.RedisUserName(id), err)
 }
 
-// RedisUserResult says what DeleteRedisUser found.
+// RedisUserResult says what DeleteRedisUsers found for one sandbox.
 type RedisUserResult struct {
 	// Deleted counts the nodes on which the user existed.
 	Deleted int `json:"deleted"`
@@ -103,29 +103,62 @@ type RedisUserResult struct {
 	Skipped bool `json:"skipped,omitempty"`
 }
 
-// DeleteRedisUser deletes the sandbox's ACL user on every node. ACL DELUSER also closes every
-// connection authenticated as the user, so a worker still connected loses its session at
-// once. Idempotent: a user already gone counts as deleted nowhere.
-func (p *Provisioner) DeleteRedisUser(ctx context.Context, id string) (RedisUserResult, error) {
-	var res RedisUserResult
-	if err := checkID(id); err != nil {
-		return res, err
+// delUserBatch bounds the users one ACL DELUSER names.
+const delUserBatch = 1000
+
+// DeleteRedisUsers deletes the ACL users of the sandboxes ids on every node, whatever their
+// number, with one ACL USERS (to say which existed) and one ACL DELUSER per delUserBatch users
+// per node, and returns what it found per id. ACL DELUSER also closes every connection
+// authenticated as a user, so a worker still connected loses its session at once. Every name
+// is deleted, listed or not, so a user created after the listing goes too. Idempotent: a
+// user already gone counts as deleted nowhere. On an error the users may be deleted on some
+// nodes only; calling it again completes the job.
+func (p *Provisioner) DeleteRedisUsers(ctx context.Context, ids []string) (map[string]RedisUserResult, error) {
+	out := make(map[string]RedisUserResult, len(ids))
+	names := make(map[string]string, len(ids)) // user name -> id
+	for _, id := range ids {
+		if err := checkID(id); err != nil {
+			return nil, err
+		}
+		out[id] = RedisUserResult{Skipped: !p.redisUsers()}
+		names[p.RedisUserName(id)] = id
 	}
-	if !p.redisUsers() {
-		res.Skipped = true
-		return res, nil
+	if !p.redisUsers() || len(ids) == 0 {
+		return out, nil
 	}
-	var deleted atomic.Int32
+	all := make([]any, 0, len(names))
+	for name := range names {
+		all = append(all, name)
+	}
+	var mu sync.Mutex
+	deleted := map[string]int{}
 	nodes, err := forEachNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
-		n, err := node.Do(ctx, "ACL", "DELUSER", p.RedisUserName(id)).Int()
-		deleted.Add(int32(n))
-		return err
+		users, err := node.Do(ctx, "ACL", "USERS").StringSlice()
+		if err != nil {
+			return fmt.Errorf("ACL USERS: %w", err)
+		}
+		for start := 0; start < len(all); start += delUserBatch {
+			batch := all[start:min(start+delUserBatch, len(all))]
+			if err := node.Do(ctx, append([]any{"ACL", "DELUSER"}, batch...)...).Err(); err != nil {
+				return fmt.Errorf("ACL DELUSER: %w", err)
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, u := range users {
+			if id, ok := names[u]; ok {
+				deleted[id]++
+			}
+		}
+		return nil
 	})
-	res.Deleted, res.Nodes = int(deleted.Load()), nodes
-	if err != nil {
-		return res, fmt.Errorf("delete Redis user of %s: %w", id, err)
+	for id := range out {
+		out[id] = RedisUserResult{Deleted: deleted[id], Nodes: nodes}
 	}
-	return res, nil
+	if err != nil {
+		return out, fmt.Errorf("delete the Redis users of %d sandboxes: %w", len(ids), err)
+	}
+	return out, nil
 }
 
 // SandboxRedisUsers lists the ids of the sandbox ACL users of this database (named

@@ -228,8 +228,10 @@ func TestSandboxRedisUserIsConfinedToItsNamespace(t *testing.T) {
 	if err := conn.Ping(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.p.DeleteRedisUser(ctx, id)
-	if err != nil || res.Deleted != 1 || res.Nodes != 1 {
+	// One batch deletes several users; one that never existed counts as deleted nowhere.
+	never := sandbox.NewID()
+	res, err := e.p.DeleteRedisUsers(ctx, []string{id, never})
+	if err != nil || res[id].Deleted != 1 || res[id].Nodes != 1 || res[never].Deleted != 0 || res[never].Nodes != 1 {
 		t.Fatalf("delete: %+v %v", res, err)
 	}
 	if err := conn.Ping(ctx).Err(); err == nil {
@@ -238,7 +240,7 @@ func TestSandboxRedisUserIsConfinedToItsNamespace(t *testing.T) {
 	if err := sb.Ping(ctx).Err(); err == nil {
 		t.Error("a new session of the deleted user was accepted")
 	}
-	if again, err := e.p.DeleteRedisUser(ctx, id); err != nil || again.Deleted != 0 {
+	if again, err := e.p.DeleteRedisUsers(ctx, []string{id}); err != nil || again[id].Deleted != 0 {
 		t.Errorf("second delete: %+v %v", again, err)
 	}
 	if exists, err := e.p.RedisUserExists(ctx, other); err != nil || !exists {
@@ -262,7 +264,7 @@ func TestSharedRedisModeMakesNoUsers(t *testing.T) {
 	if exists, err := e.p.RedisUserExists(ctx, id); err != nil || exists {
 		t.Fatalf("shared mode made user %s: %v %v", e.p.RedisUserName(id), exists, err)
 	}
-	if res, err := p.DeleteRedisUser(ctx, id); err != nil || !res.Skipped {
+	if res, err := p.DeleteRedisUsers(ctx, []string{id}); err != nil || !res[id].Skipped {
 		t.Fatalf("delete in shared mode: %+v %v", res, err)
 	}
 	if _, err := p.Drop(ctx, id, time.Second); err != nil {

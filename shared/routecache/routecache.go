@@ -233,22 +233,37 @@ func (c *Cache) SetMany(ctx context.Context, gen Generation, routes []sandbox.Ro
 // that does not exist (never set, evicted, or lost in a restart) starts from the caller's
 // clock in microseconds, so a generation never comes back to a value a reader may still hold.
 // KEYS[1] is the generation, KEYS[2..] the route keys; ARGV[1] the starting value. It returns
-// the new generation and how many entries existed.
+// the new generation, then 1 or 0 per route key: whether its entry existed. One MGET and one
+// DEL serve every guild, so a publication costs the server the same few commands whatever
+// the number of guilds.
 var publish = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
 	redis.call('SET', KEYS[1], ARGV[1])
 end
-local generation = redis.call('INCR', KEYS[1])
-local deleted = 0
-for i = 2, #KEYS do
-	deleted = deleted + redis.call('DEL', KEYS[i])
+local out = {redis.call('INCR', KEYS[1])}
+if #KEYS == 1 then
+	return out
 end
-return {generation, deleted}`)
+local routes = {unpack(KEYS, 2)}
+local values = redis.call('MGET', unpack(routes))
+redis.call('DEL', unpack(routes))
+for i = 1, #routes do
+	out[i + 1] = values[i] and 1 or 0
+end
+return out`)
+
+// MaxPublish bounds the guilds of one Publish: the script unpacks them onto Lua's stack, and
+// keeps the server busy for the time of one MGET and one DEL of that many keys.
+const MaxPublish = 1000
 
 // Publish makes route changes of guilds visible to every reader: it bumps the generation
 // (which voids every in-process tier filled before) and deletes the guilds' entries, in one
-// atomic step, and returns how many entries existed.
-func (c *Cache) Publish(ctx context.Context, guilds ...string) (int, error) {
+// atomic step, and returns which of the guilds had an entry (existed[i] for guilds[i]), so
+// that a caller publishing for several sandboxes at once can count each one's.
+func (c *Cache) Publish(ctx context.Context, guilds ...string) (existed []bool, err error) {
+	if len(guilds) > MaxPublish {
+		return nil, fmt.Errorf("route cache publish: %d guilds, at most %d at once", len(guilds), MaxPublish)
+	}
 	ks := make([]string, 0, len(guilds)+1)
 	ks = append(ks, keys.RouteGeneration)
 	for _, g := range guilds {
@@ -256,9 +271,16 @@ func (c *Cache) Publish(ctx context.Context, guilds ...string) (int, error) {
 	}
 	res, err := publish.Run(ctx, c.rdb, ks, c.now().UnixMicro()).Int64Slice()
 	if err != nil {
-		return 0, fmt.Errorf("route cache publish: %w", err)
+		return nil, fmt.Errorf("route cache publish: %w", err)
 	}
-	return int(res[1]), nil
+	if len(res) != len(guilds)+1 {
+		return nil, fmt.Errorf("route cache publish: %d results for %d guilds", len(res)-1, len(guilds))
+	}
+	existed = make([]bool, len(guilds))
+	for i := range guilds {
+		existed[i] = res[i+1] == 1
+	}
+	return existed, nil
 }
 
 // Invalidate publishes route changes of guilds (Publish without the count).

@@ -2,6 +2,7 @@ package routecache_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -101,6 +102,15 @@ func TestSetGetInvalidate(t *testing.T) {
 	rdb.Set(ctx, keys.RouteCache(guild3), "garbage", time.Minute)
 	if got, _ := c.GetMany(ctx, []string{guild3}); len(got) != 0 {
 		t.Fatalf("garbage entry decoded: %+v", got)
+	}
+	before, _ := c.Read(ctx, nil)
+	// Publish says, guild by guild, whose entry existed (guild3's garbage entry counts too).
+	existed, err := c.Publish(ctx, guild1, "80351110224678999", guild3)
+	if err != nil || !slices.Equal(existed, []bool{true, false, true}) {
+		t.Fatalf("Publish: %v %v", existed, err)
+	}
+	if after, _ := c.Read(ctx, nil); after.Generation == before.Generation {
+		t.Fatalf("the generation stayed %q", after.Generation)
 	}
 	if err := c.Invalidate(ctx, guild1, guild2); err != nil {
 		t.Fatal(err)
