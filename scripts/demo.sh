@@ -14,7 +14,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DEV_DIR="${SANDBOX_DEV_DIR:-$REPO/.run/dev}"
-TTL_SECONDS=15
+# Long enough for steps 1-5 (which need the sandbox running) on a slow, shared machine; the
+# demo then waits for the expiry.
+TTL_SECONDS=45
 # How long to wait for an event to travel ingress queue -> router -> destination.
 DELIVERY_TIMEOUT=20
 

@@ -27,11 +27,14 @@ resource "aws_lambda_function" "this" {
   reserved_concurrent_executions = each.value.reserved_concurrency
 
   environment {
-    # The api function's owner key (API_OWNER_KEY; docs/api.md, "Who owns a sandbox").
+    # The api function's owner key (API_OWNER_KEY; docs/api.md, "Who owns a sandbox") and,
+    # when set, its cursor key (API_CURSOR_KEY, sensitive: kept out of local.functions,
+    # whose keys drive for_each).
     variables = merge(
       local.common_environment,
       each.value.environment,
       each.key == "api" ? { API_OWNER_KEY = var.api_owner_key } : {},
+      each.key == "api" && var.api_cursor_key != null ? { API_CURSOR_KEY = var.api_cursor_key } : {},
     )
   }
 

@@ -47,6 +47,16 @@ locals {
     var.redis_username != null ? { REDIS_USERNAME = var.redis_username } : {},
   )
 
+  # The teardown settings, passed to every function that tears sandboxes down
+  # and read by each the same way (config.LoadTeardown): the api (destroy, the
+  # compensation of a failed creation, the admin runs) and cleanup.
+  teardown_environment = {
+    CLEANUP_STUCK_CREATING_AFTER = var.cleanup_stuck_creating_after
+    CLEANUP_ORPHAN_GRACE         = var.cleanup_orphan_grace
+    CLEANUP_DROP_LOCK_TIMEOUT    = var.cleanup_drop_lock_timeout
+    CLEANUP_CLAIM_LEASE          = var.cleanup_claim_lease
+  }
+
   # One entry per function: everything that differs between them.
   functions = {
     api = {
@@ -54,9 +64,10 @@ locals {
       timeout              = var.api_timeout_seconds
       memory_size          = var.memory_mb.api
       reserved_concurrency = null
-      environment = length(var.api_admin_principals) > 0 ? {
-        API_ADMIN_PRINCIPALS = join(",", var.api_admin_principals)
-      } : {}
+      environment = merge(
+        local.teardown_environment,
+        length(var.api_admin_principals) > 0 ? { API_ADMIN_PRINCIPALS = join(",", var.api_admin_principals) } : {},
+      )
     }
     router = {
       description          = "Routes Discord gateway events from the ingress queue to sandbox streams or production."
@@ -83,14 +94,12 @@ locals {
       memory_size = var.memory_mb.cleanup
       # One run at a time: a second scheduled delivery waits instead of racing.
       reserved_concurrency = 1
-      environment = {
-        CLEANUP_ORPHANED             = tostring(var.cleanup_orphaned)
-        CLEANUP_STUCK_CREATING_AFTER = var.cleanup_stuck_creating_after
-        CLEANUP_ORPHAN_GRACE         = var.cleanup_orphan_grace
-        CLEANUP_DEADLINE_MARGIN      = var.cleanup_deadline_margin
-        EXPIRY_WARNING_WINDOW        = var.expiry_warning_window
-        EXPIRY_WARNING_TOPIC_ARN     = local.expiry_warning_topic_arn
-      }
+      environment = merge(local.teardown_environment, {
+        CLEANUP_ORPHANED         = tostring(var.cleanup_orphaned)
+        CLEANUP_DEADLINE_MARGIN  = var.cleanup_deadline_margin
+        EXPIRY_WARNING_WINDOW    = var.expiry_warning_window
+        EXPIRY_WARNING_TOPIC_ARN = local.expiry_warning_topic_arn
+      })
     }
   }
 

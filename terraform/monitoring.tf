@@ -4,14 +4,20 @@
 # units and dimension sets are defined once, in shared/metrics/catalog.go;
 # everything below that names a DiscordSandboxes metric uses a plain literal
 # metric name and an explicit dimension set so a test can compare the two.
-# Every custom metric carries Environment = var.environment.
+# Every custom metric carries Environment = var.environment. A metric with a
+# breakdown ([Environment] and [Environment, D]) has its total on EMF lines of
+# their own, declaring [Environment] only, one data point per flush (per
+# invocation): its [Environment] series is the total, under any statistic.
 
 locals {
   metrics_namespace = "DiscordSandboxes"
   metric_dimensions = { Environment = var.environment }
 
   # --- alarms on the functions' own metrics ---------------------------------
-  # Each alarm reads the metric with the dimension set [Environment] only.
+  # Each alarm reads the metric with the dimension set [Environment] only. Each
+  # is proven by a scenario test that feeds the EMF lines of the real code to
+  # an evaluator of this definition (shared/internal/alarmtest; the tests are
+  # alarms_test.go in shared/cleanup, shared/api and shared/routing).
   metric_alarms = {
     cleanup-failures = {
       metric_name         = "CleanupFailures"
@@ -24,7 +30,8 @@ locals {
       description         = "Cleanup failed to tear down at least one sandbox; the next run resumes it. Runbook RB-SB-002."
     }
     orphaned-resources = {
-      # A gauge reported once per run: every report of the last hour above 5.
+      # A gauge reported once per run, the total over all resource types:
+      # every report of the last hour above 5.
       metric_name         = "OrphanedResources"
       statistic           = "Minimum"
       comparison_operator = "GreaterThanThreshold"
@@ -300,8 +307,9 @@ locals {
       ]
     },
     {
+      # The [Environment] series: one total per run (by type: the search widget).
       title   = "Orphaned resources", stat = "Maximum", period = 900
-      metrics = [{ name = "OrphanedResources" }]
+      metrics = [{ name = "OrphanedResources", label = "total" }]
     },
     {
       title = "Event routing", stat = "Sum", period = 60

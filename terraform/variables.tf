@@ -326,6 +326,18 @@ variable "api_owner_key" {
   }
 }
 
+variable "api_cursor_key" {
+  description = "API_CURSOR_KEY: base64 of at least 32 bytes (openssl rand -base64 32) that signs the API's list cursors. Null: the API derives the key from the database password, and a rotation of that password invalidates the cursors handed out before."
+  type        = string
+  default     = null
+  sensitive   = true
+
+  validation {
+    condition     = var.api_cursor_key == null || can(regex("^[A-Za-z0-9+/_-]{43,}={0,2}$", var.api_cursor_key))
+    error_message = "api_cursor_key must be base64 of at least 32 bytes (openssl rand -base64 32)."
+  }
+}
+
 variable "api_throttling_rate_limit" {
   description = "Steady-state requests per second the API stage accepts."
   type        = number
@@ -538,7 +550,7 @@ variable "cleanup_orphaned" {
 }
 
 variable "cleanup_stuck_creating_after" {
-  description = "CLEANUP_STUCK_CREATING_AFTER: age after which a sandbox still creating is reclaimed."
+  description = "CLEANUP_STUCK_CREATING_AFTER: age after which a sandbox still creating is reclaimed (api and cleanup)."
   type        = string
   default     = "30m"
 
@@ -549,13 +561,35 @@ variable "cleanup_stuck_creating_after" {
 }
 
 variable "cleanup_orphan_grace" {
-  description = "CLEANUP_ORPHAN_GRACE: resources younger than this are never reported as orphans."
+  description = "CLEANUP_ORPHAN_GRACE: resources younger than this are never reported as orphans (api and cleanup)."
   type        = string
   default     = "1h"
 
   validation {
     condition     = can(regex(local.go_duration_pattern, var.cleanup_orphan_grace))
     error_message = "cleanup_orphan_grace must be a Go duration such as 1h."
+  }
+}
+
+variable "cleanup_drop_lock_timeout" {
+  description = "CLEANUP_DROP_LOCK_TIMEOUT: longest wait for locks when dropping a sandbox's schema and role (api and cleanup)."
+  type        = string
+  default     = "5s"
+
+  validation {
+    condition     = can(regex(local.go_duration_pattern, var.cleanup_drop_lock_timeout))
+    error_message = "cleanup_drop_lock_timeout must be a Go duration such as 5s."
+  }
+}
+
+variable "cleanup_claim_lease" {
+  description = "CLEANUP_CLAIM_LEASE: how long a teardown claim lasts unless its holder renews it (api and cleanup)."
+  type        = string
+  default     = "5m"
+
+  validation {
+    condition     = can(regex(local.go_duration_pattern, var.cleanup_claim_lease))
+    error_message = "cleanup_claim_lease must be a Go duration such as 5m."
   }
 }
 

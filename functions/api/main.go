@@ -62,9 +62,15 @@ func run(invokeFile string) error {
 
 	resources := provision.New(stores.DB, stores.Redis, cfg.TemplateSchema, provision.WithRedisAccess(cfg.RedisAccess))
 	routes := routecache.New(stores.Redis, 0, 0)
+	// List cursors are signed; every instance of the deployment derives the same key.
+	cursorKey, cursorKeySource, err := api.CursorKey(cfg, stores.DB.Config().ConnConfig.Password)
+	if err != nil {
+		return err
+	}
+	logger.Info("list cursors are signed", "key", cursorKeySource)
 	manager := controlplane.NewManager(stores.DB, controlplane.Options{
 		Limits: cfg.Limits, ProtectedGuilds: cfg.ProtectedGuilds,
-		Provisioner: resources, Routes: routes, Logger: logger,
+		Provisioner: resources, Routes: routes, Logger: logger, CursorKey: cursorKey,
 	})
 	// EMF lines go to stdout, where CloudWatch picks them up; -invoke prints its response
 	// there, so its metrics go to stderr.
@@ -76,13 +82,10 @@ func run(invokeFile string) error {
 	if err != nil {
 		return err
 	}
-	// Destroy runs the same teardown as the scheduled cleanup (DESIGN §5), and the admin
-	// routes run cleanup on demand; the API publishes no expiry warnings (nil publisher).
-	cleanupCfg, err := cleanup.LoadConfig(os.LookupEnv)
-	if err != nil {
-		return err
-	}
-	teardown, err := cleanup.NewFromConfig(cleanupCfg, stores.DB, stores.Redis, nil)
+	// Destroy runs the same teardown as the scheduled cleanup, with the same teardown settings
+	// (cfg.Teardown), and the admin routes run cleanup on demand; the API publishes no expiry
+	// warnings (nil publisher).
+	teardown, err := cleanup.NewFromConfig(cleanup.Config{Shared: cfg.Shared, Teardown: cfg.Teardown}, stores.DB, stores.Redis, nil)
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,9 @@ func (h *Handler) adminCleanup(w http.ResponseWriter, r *http.Request, c caller)
 		return errNoCleanup
 	}
 	h.log.InfoContext(r.Context(), "admin cleanup requested", "principal", c.principal, "remove_orphans", req.RemoveOrphans)
-	run, err := h.deps.Cleanup.RunNow(r.Context())
+	// The run records the metrics of a scheduled run (CleanupRuns, OrphanedResources, the
+	// gauges...) in this invocation's Recorder: a run started here counts like any other.
+	run, err := h.deps.Cleanup.RunNow(r.Context(), recorderFrom(r.Context()))
 	if err != nil {
 		return err
 	}

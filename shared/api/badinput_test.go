@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"testing"
@@ -50,7 +51,16 @@ func genericBadInput(patterns []string) []badCase {
 			badCase{p + ": not an object", with(func(c *call) { c.body = `["x"]` }), 400, "body"},
 			badCase{p + ": not JSON media type", with(func(c *call) { c.body = `{}`; c.contentType = "text/plain" }), 415, "body"},
 			badCase{p + ": unknown query parameter", with(func(c *call) { c.query = "bogus=1" }), 400, "bogus"},
+			// Strings encoding/json would take as something else than was sent: refused before
+			// any field is looked at (unknown fields included), naming the object of the key.
+			badCase{p + ": NUL in a key", with(func(c *call) { c.body = `{"bogus\u0000":1}` }), 400, "body"},
+			badCase{p + ": lone surrogate in a key", with(func(c *call) { c.body = `{"\ud800":1}` }), 400, "body"},
+			badCase{p + ": invalid UTF-8 in a key", with(func(c *call) { c.body = "{\"\xff\":1}"; c.base64 = true }), 400, "body"},
 		)
+		// A field given twice, whatever its value: the last one would win.
+		if dup, field := duplicated(c.body); dup != "" {
+			out = append(out, badCase{p + ": duplicate key", with(func(c *call) { c.body = dup }), 400, field})
+		}
 		if strings.Contains(p, "{name}") {
 			out = append(out,
 				badCase{p + ": invalid name", with(func(c *call) { c.path = strings.Replace(c.path, "/alpha", "/Bad_Name", 1) }), 400, "name"},
@@ -66,6 +76,18 @@ func genericBadInput(patterns []string) []badCase {
 		}
 	}
 	return out
+}
+
+// duplicated repeats the first member of a valid body: {"by":"1h","by":"1h"}.
+func duplicated(body string) (string, string) {
+	inner, ok := strings.CutPrefix(body, "{")
+	if !ok || inner == "}" || inner == "" {
+		return "", ""
+	}
+	inner = strings.TrimSuffix(inner, "}")
+	member, _, _ := strings.Cut(inner, ",")
+	field, _, _ := strings.Cut(strings.Trim(member, `"`), `"`)
+	return "{" + inner + "," + member + "}", field
 }
 
 func specificBadInput() []badCase {
@@ -106,23 +128,40 @@ func specificBadInput() []badCase {
 		{"create: empty metadata key", create(`{"name":"fresh","metadata":{"":"x"}}`), 400, "metadata"},
 		{"create: metadata value too long", create(`{"name":"fresh","metadata":{"k":"` + strings.Repeat("v", 300) + `"}}`), 400, "metadata"},
 		{"create: metadata not strings", create(`{"name":"fresh","metadata":{"k":1}}`), 400, "metadata"},
+		// Once a 500 (jsonb refuses NUL: SQLSTATE 22P05), or stored otherwise than sent.
+		{"create: NUL in a metadata value", create(`{"name":"fresh","metadata":{"k":"a\u0000b"}}`), 400, "metadata.k"},
+		{"create: invalid UTF-8 in a metadata value", call{method: "POST", path: "/v1/sandboxes", principal: alice,
+			body: "{\"name\":\"fresh\",\"metadata\":{\"k\":\"a\xffb\"}}", base64: true}, 400, "metadata.k"},
+		{"create: lone surrogate in a metadata value", create(`{"name":"fresh","metadata":{"k":"\ud800"}}`), 400, "metadata.k"},
+		{"create: lone surrogate in a metadata key", create(`{"name":"fresh","metadata":{"\udfff":"v"}}`), 400, "metadata"},
+		{"create: duplicate metadata key", create(`{"name":"fresh","metadata":{"k":"a","k":"b"}}`), 400, "metadata.k"},
+		{"create: duplicate name in another case", create(`{"name":"fresh","Name":"other"}`), 400, "Name"},
+		{"create: NUL in a guild", create(`{"name":"fresh","guilds":["8035111022467891\u00002"]}`), 400, "guilds[0]"},
 		{"extend: by missing", extend(`{}`), 400, "by"},
 		{"extend: empty body", extend(``), 400, "by"},
 		{"extend: by not a duration", extend(`{"by":"soon"}`), 400, "by"},
 		{"extend: by negative", extend(`{"by":"-1h"}`), 400, "by"},
 		{"extend: by too short", extend(`{"by":"1m"}`), 400, "by"},
-		{"extend: by too long", extend(`{"by":"1000d"}`), 400, "by"},
+		{"extend: by overflows", extend(`{"by":"9999999999h"}`), 400, "by"},
+		{"extend: NUL in by", extend(`{"by":"1h\u0000"}`), 400, "by"},
 		{"list: limit zero", list("limit=0"), 400, "limit"},
 		{"list: limit too big", list("limit=201"), 400, "limit"},
 		{"list: limit not a number", list("limit=ten"), 400, "limit"},
 		{"list: limit twice", list("limit=1&limit=2"), 400, "limit"},
 		{"list: unknown status", list("status=sleeping"), 400, "status"},
 		{"list: forged cursor", list("cursor=bm90LWEtY3Vyc29y"), 400, "cursor"},
+		// A well-formed position (what cursors were before they were signed): accepted once.
+		{"list: forged well-formed cursor", list("cursor=" + base64.RawURLEncoding.EncodeToString(
+			[]byte(`{"c":"2026-01-20T10:00:00Z","i":"k3m9x2p7q4w8e1r5"}`))), 400, "cursor"},
 		{"list: include_destroyed not a bool", list("include_destroyed=maybe"), 400, "include_destroyed"},
 		{"list: all not a bool", list("all=yes"), 400, "all"},
 		{"list: all with owner", list("all=true&owner=" + bob), 400, "all"},
 		{"list: malformed query", list("limit=%zz"), 400, "query"},
 		{"routes: guild id not a snowflake", call{method: "GET", path: "/v1/routes/abc", principal: bob}, 400, "guild_id"},
+		{"admin cleanup: remove_orphans twice", call{method: "POST", path: "/v1/admin/cleanup", principal: admin,
+			body: `{"remove_orphans":true,"remove_orphans":false}`}, 400, "remove_orphans"},
+		{"admin cleanup: remove_orphans in another case", call{method: "POST", path: "/v1/admin/cleanup", principal: admin,
+			body: `{"remove_orphans":false,"Remove_Orphans":true}`}, 400, "Remove_Orphans"},
 		{"admin cleanup: remove_orphans not a bool", call{method: "POST", path: "/v1/admin/cleanup", principal: admin, body: `{"remove_orphans":"yes"}`}, 400, "remove_orphans"},
 		{"base64 body that is not base64", call{method: "POST", path: "/v1/sandboxes", principal: alice, body: "%%%"}, 400, "body"},
 	}

@@ -19,6 +19,9 @@ const minTokenLength = 16
 // Config is the api function's configuration: the shared settings and its own.
 type Config struct {
 	config.Shared
+	// Teardown is how the api tears sandboxes down (destroy, the compensation of a failed
+	// creation, the admin runs), read as the cleanup function reads it (config.LoadTeardown).
+	Teardown config.Teardown
 
 	// AdminPrincipals may manage every sandbox and use the admin routes (API_ADMIN_PRINCIPALS).
 	// A role listed as arn:PARTITION:iam::ACCOUNT:role/[PATH/]ROLE covers every session of it.
@@ -31,6 +34,9 @@ type Config struct {
 	PublicDatabaseHost string
 	// PublicRedisAddr overrides REDIS_ADDR in connect answers (API_PUBLIC_REDIS_ADDR).
 	PublicRedisAddr string
+	// CursorKey signs list cursors (API_CURSOR_KEY, base64); empty: derived at start, see
+	// CursorKey.
+	CursorKey secretKey
 
 	// ListenAddr is the loopback address of local mode (API_LISTEN_ADDR).
 	ListenAddr string
@@ -44,6 +50,7 @@ func LoadConfig(l config.Lookup) (Config, error) {
 	r := config.NewReader(l)
 	c := Config{
 		Shared:             config.LoadShared(r),
+		Teardown:           config.LoadTeardown(r),
 		AdminPrincipals:    r.List("API_ADMIN_PRINCIPALS"),
 		PublicDatabaseHost: r.String("API_PUBLIC_DATABASE_HOST", ""),
 		PublicRedisAddr:    r.String("API_PUBLIC_REDIS_ADDR", ""),
@@ -66,6 +73,11 @@ func LoadConfig(l config.Lookup) (Config, error) {
 	if a := c.PublicRedisAddr; a != "" {
 		_, _, err := net.SplitHostPort(a)
 		r.Check(err == nil, "API_PUBLIC_REDIS_ADDR", "%q must be host:port", a)
+	}
+	if v := r.String("API_CURSOR_KEY", ""); v != "" {
+		key, err := parseCursorKey(v)
+		r.Check(err == nil, "API_CURSOR_KEY", "%v", err)
+		c.CursorKey = key
 	}
 	tokens, err := ParseTokens(r.String("API_LOCAL_TOKENS", ""))
 	r.Check(err == nil, "API_LOCAL_TOKENS", "%v", err)

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
@@ -80,6 +81,9 @@ func decodeJSON(body []byte, v any) error {
 	if trimmed[0] != '{' {
 		return sandbox.InvalidField("body", "the request body must be a JSON object")
 	}
+	if err := checkStrings(trimmed); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -89,6 +93,201 @@ func decodeJSON(body []byte, v any) error {
 		return sandbox.InvalidField("body", "the request body has data after the JSON object")
 	}
 	return nil
+}
+
+// checkStrings refuses what encoding/json lets through silently: a key given twice at any
+// depth (the last one would win), and strings, keys and values alike, with a NUL (jsonb cannot
+// store one), invalid UTF-8 or a lone surrogate escape such as \ud800 (both would be stored as
+// U+FFFD). The refusal names the JSON path of the string (metadata.k). It walks the first
+// JSON value of body token by token and leaves syntax errors and trailing data to the
+// decoder, which reports them.
+func checkStrings(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	// One frame per open object or array: its path, and for an object the keys seen and
+	// whether the next string is a key.
+	type frame struct {
+		path   string
+		object bool
+		keys   map[string]bool
+		key    bool   // an object expects a key next
+		member string // the path of the member whose value comes next
+		index  int    // an array's next element
+	}
+	var stack []*frame
+	for {
+		start := dec.InputOffset()
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // the decoder reports it
+		}
+		// The path of this token when it is a value; the path of its object when it is a key.
+		path := ""
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+			if top.object {
+				path = top.member
+			} else {
+				path = top.path + "[" + strconv.Itoa(top.index) + "]"
+			}
+		}
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{', '[':
+				if top != nil && !top.object {
+					top.index++
+				}
+				if top != nil && top.object {
+					top.key = true
+				}
+				f := &frame{path: path}
+				if t == '{' {
+					f.object, f.key, f.keys = true, true, map[string]bool{}
+				}
+				stack = append(stack, f)
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) == 0 {
+					return nil // the first value ends here; anything after is the decoder's
+				}
+			}
+			continue
+		case string:
+			raw := body[start:dec.InputOffset()]
+			raw = raw[bytes.IndexByte(raw, '"'):] // after the separators before the string
+			if top != nil && top.object && top.key {
+				field := joinPath(top.path, t)
+				if problem := stringProblem(raw, t); problem != "" {
+					return sandbox.InvalidField(boundedField(top.path), "a key of %s %s", describePath(top.path), problem)
+				}
+				if top.keys[t] || (len(stack) == 1 && foldedDuplicate(top.keys, t)) {
+					return sandbox.InvalidField(boundedField(field), "%s is given twice; give each key once", boundedField(field))
+				}
+				top.keys[t] = true
+				top.member, top.key = field, false
+				continue
+			}
+			if problem := stringProblem(raw, t); problem != "" {
+				return sandbox.InvalidField(boundedField(path), "the value of %s %s", describePath(path), problem)
+			}
+		}
+		// A scalar value (a string that is not a key, a number, a boolean, null).
+		if top == nil {
+			return nil // not an object: the decoder refuses it
+		}
+		if top.object {
+			top.key = true
+		} else {
+			top.index++
+		}
+	}
+}
+
+// stringProblem says what is wrong with a JSON string token, raw as it is in the body
+// (quotes included), decoded as encoding/json decoded it; "" when nothing is.
+func stringProblem(raw []byte, decoded string) string {
+	if strings.ContainsRune(decoded, 0) {
+		return "contains a NUL character (\\u0000)"
+	}
+	for i := 1; i < len(raw)-1; {
+		c := raw[i]
+		if c == '\\' {
+			if raw[i+1] != 'u' {
+				i += 2
+				continue
+			}
+			r := hex4(raw[i+2 : i+6])
+			switch {
+			case r >= 0xD800 && r < 0xDC00:
+				if i+12 <= len(raw)-1 && raw[i+6] == '\\' && raw[i+7] == 'u' {
+					if lo := hex4(raw[i+8 : i+12]); lo >= 0xDC00 && lo < 0xE000 {
+						i += 12
+						continue
+					}
+				}
+				return "contains a lone surrogate escape (\\u" + string(raw[i+2:i+6]) + "), which is not a character"
+			case r >= 0xDC00 && r < 0xE000:
+				return "contains a lone surrogate escape (\\u" + string(raw[i+2:i+6]) + "), which is not a character"
+			}
+			i += 6
+			continue
+		}
+		if c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(raw[i:])
+		if r == utf8.RuneError && size == 1 {
+			return "is not valid UTF-8"
+		}
+		i += size
+	}
+	return ""
+}
+
+// hex4 reads the four hex digits of a \u escape the decoder already accepted.
+func hex4(b []byte) rune {
+	n, _ := strconv.ParseUint(string(b), 16, 32)
+	return rune(n)
+}
+
+// foldedDuplicate reports whether key matches a key seen case-insensitively: encoding/json
+// sets a struct field from "name" and "NAME" alike, so in the body's top-level object (a
+// request struct) those are the same key given twice.
+func foldedDuplicate(seen map[string]bool, key string) bool {
+	for k := range seen {
+		if strings.EqualFold(k, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// joinPath appends an object's key to its path: metadata.k; a key that is not a plain name
+// is quoted, so that a field never carries raw control characters or bytes.
+func joinPath(path, key string) string {
+	if !plainKey(key) {
+		key = strconv.QuoteToASCII(key)
+	}
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func plainKey(key string) bool {
+	if key == "" {
+		return false
+	}
+	for _, r := range key {
+		if r > 0x7e || r <= 0x20 || r == '"' || r == '.' || r == '[' || r == ']' || r == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// maxFieldLen bounds the field member of a problem.
+const maxFieldLen = 64
+
+// boundedField is the field member for path: body for the top level, cut to maxFieldLen.
+func boundedField(path string) string {
+	if path == "" {
+		path = "body"
+	}
+	if len(path) > maxFieldLen {
+		path = path[:maxFieldLen-3] + "..."
+	}
+	return path
+}
+
+func describePath(path string) string {
+	if path == "" {
+		return "the request body"
+	}
+	return truncate(path, 60)
 }
 
 // jsonError turns a decoding error into a caller-safe invalid_input error.

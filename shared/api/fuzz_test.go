@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/botplatform/discord-sandboxes/shared/api"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
@@ -13,10 +14,14 @@ import (
 
 // FuzzDecodeCreateRequest checks that create bodies either decode into input the control
 // plane accepts, or are refused as invalid_input with a bounded, caller-safe message; and
-// that an accepted request means the same when encoded and decoded again. The seed corpus is
-// testdata/fuzz/FuzzDecodeCreateRequest.
+// that an accepted request means the same when encoded and decoded again, with no string
+// altered on the way in. The seed corpus is testdata/fuzz/FuzzDecodeCreateRequest and
+// ambiguousStrings.
 func FuzzDecodeCreateRequest(f *testing.F) {
 	f.Add([]byte(`{"name":"alpha","ttl":"2h","guilds":["80351110224678912"],"metadata":{"k":"v"}}`))
+	for _, bc := range ambiguousStrings {
+		f.Add([]byte(bc.body))
+	}
 	limits := sandbox.DefaultLimits()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		in, err := api.ParseCreateRequest(body, limits)
@@ -42,6 +47,16 @@ func FuzzDecodeCreateRequest(f *testing.F) {
 		if err := limits.ValidateMetadata(in.Metadata); err != nil {
 			t.Fatalf("accepted metadata: %v", err)
 		}
+		// What is accepted is what was sent: no string was altered on the way in.
+		if !utf8.Valid(body) || strings.Contains(string(body), `\u0000`) {
+			t.Fatalf("accepted a body with invalid UTF-8 or a NUL escape: %q", body)
+		}
+		for k, v := range in.Metadata {
+			if strings.ContainsRune(k+v, 0) || strings.Count(k+v, "\uFFFD") > strings.Count(string(body), "\uFFFD")+
+				strings.Count(strings.ToLower(string(body)), `\ufffd`) {
+				t.Fatalf("accepted metadata %q: %q, which the body did not carry", k, v)
+			}
+		}
 		req := api.CreateRequest{Name: in.Name, Guilds: in.Guilds, Metadata: in.Metadata}
 		if in.TTL != 0 {
 			req.TTL = in.TTL.String()
@@ -58,4 +73,66 @@ func FuzzDecodeCreateRequest(f *testing.F) {
 			t.Fatal("an empty body was accepted")
 		}
 	})
+}
+
+// ambiguousStrings are bodies encoding/json decodes without complaint but not as sent: a
+// key given twice (the last one would win), NUL characters (jsonb refuses them: a 500),
+// invalid UTF-8 and lone surrogate escapes (stored as U+FFFD). Each is invalid_input naming
+// the JSON path of the string.
+var ambiguousStrings = []struct {
+	name, body, field string
+}{
+	{"duplicate name", `{"name":"alpha","name":"beta"}`, "name"},
+	{"duplicate name in another case", `{"name":"alpha","NAME":"beta"}`, "NAME"},
+	{"duplicate metadata key", `{"name":"alpha","metadata":{"k":"a","k":"b"}}`, "metadata.k"},
+	{"duplicate metadata", `{"name":"alpha","metadata":{"k":"a"},"metadata":{"j":"b"}}`, "metadata"},
+	{"NUL in a metadata value", `{"name":"alpha","metadata":{"k":"a\u0000b"}}`, "metadata.k"},
+	{"NUL in a metadata key", `{"name":"alpha","metadata":{"k\u0000":"v"}}`, "metadata"},
+	{"NUL in the name", `{"name":"alp\u0000ha"}`, "name"},
+	{"NUL in a guild", `{"name":"alpha","guilds":["80351110224678912","8035111022467891\u00003"]}`, "guilds[1]"},
+	{"NUL in a top-level key", `{"name":"alpha","\u0000":1}`, "body"},
+	{"invalid UTF-8 in a metadata value", "{\"name\":\"alpha\",\"metadata\":{\"k\":\"a\xffb\"}}", "metadata.k"},
+	{"invalid UTF-8 in a metadata key", "{\"name\":\"alpha\",\"metadata\":{\"k\xc3\":\"v\"}}", "metadata"},
+	{"overlong UTF-8", "{\"name\":\"alpha\",\"metadata\":{\"k\":\"\xc0\xaf\"}}", "metadata.k"},
+	{"lone high surrogate", `{"name":"alpha","metadata":{"k":"\ud800"}}`, "metadata.k"},
+	{"lone low surrogate", `{"name":"alpha","metadata":{"k":"x\udfffy"}}`, "metadata.k"},
+	{"surrogates reversed", `{"name":"alpha","metadata":{"k":"\udc00\ud800"}}`, "metadata.k"},
+	{"high surrogate then a letter", `{"name":"alpha","metadata":{"k":"\ud83d\u0041"}}`, "metadata.k"},
+	{"lone surrogate in a key", `{"name":"alpha","metadata":{"\uD800":"v"}}`, "metadata"},
+	{"lone surrogate in the ttl", `{"name":"alpha","ttl":"\ud800"}`, "ttl"},
+}
+
+func TestParseCreateRequestRefusesAmbiguousStrings(t *testing.T) {
+	limits := sandbox.DefaultLimits()
+	for _, bc := range ambiguousStrings {
+		_, err := api.ParseCreateRequest([]byte(bc.body), limits)
+		var de *sandbox.Error
+		if !errors.As(err, &de) || de.Code != sandbox.CodeInvalidInput || de.Field != bc.field {
+			t.Errorf("%s: %s: got %v (field %q), want invalid_input on %q", bc.name, bc.body, err, fieldOf(de), bc.field)
+		}
+	}
+	// What is fine stays fine: a surrogate pair, U+FFFD sent as such, escaped backslashes,
+	// the same key in different objects, keys that differ in case below the top level.
+	for _, body := range []string{
+		`{"name":"alpha","metadata":{"emoji":"\ud83d\ude00","pair":"\uD83D\uDE00"}}`,
+		`{"name":"alpha","metadata":{"k":"\ufffd �"}}`,
+		`{"name":"alpha","metadata":{"k":"\\ud800 \\u0000"}}`,
+		`{"name":"alpha","metadata":{"k":"v","K":"w","name":"x"}}`,
+	} {
+		in, err := api.ParseCreateRequest([]byte(body), limits)
+		if err != nil {
+			t.Errorf("%s: %v", body, err)
+			continue
+		}
+		if e := in.Metadata["emoji"]; e != "" && e != "\U0001F600" {
+			t.Errorf("surrogate pair decoded as %q", e)
+		}
+	}
+}
+
+func fieldOf(e *sandbox.Error) string {
+	if e == nil {
+		return ""
+	}
+	return e.Field
 }

@@ -28,7 +28,7 @@ type Sandboxes interface {
 	Get(ctx context.Context, id string) (*sandbox.Sandbox, error)
 	GetByName(ctx context.Context, name string) (*sandbox.Sandbox, error)
 	List(ctx context.Context, f controlplane.ListFilter) (controlplane.ListPage, error)
-	Extend(ctx context.Context, actor, id string, by time.Duration) (*sandbox.Sandbox, bool, error)
+	ExtendExpiry(ctx context.Context, actor, id string, by time.Duration) (controlplane.Extension, error)
 	RequestDestroy(ctx context.Context, actor, id string) (*sandbox.Sandbox, bool, error)
 	AddGuild(ctx context.Context, actor, id, guildID string) error
 	RemoveGuild(ctx context.Context, actor, id, guildID string) error
@@ -62,9 +62,10 @@ type Teardown interface {
 }
 
 // CleanupAdmin is the cleanup service as the admin routes use it; results are encoded as
-// JSON as they are returned.
+// JSON as they are returned. RunNow records the run's metrics in rec, the invocation's
+// Recorder, which the API flushes with its own metrics.
 type CleanupAdmin interface {
-	RunNow(ctx context.Context) (any, error)
+	RunNow(ctx context.Context, rec *metrics.Recorder) (any, error)
 	Orphans(ctx context.Context, remove bool) (any, error)
 }
 

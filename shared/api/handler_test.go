@@ -133,8 +133,9 @@ func TestExtend(t *testing.T) {
 	if !ext.Capped || !ext.Sandbox.ExpiresAt.Equal(sb.CreatedAt.Add(168*time.Hour)) {
 		t.Errorf("extend by 7d: %+v", ext)
 	}
+	// At the cap no extension can move the expiry: a conflict with the sandbox's state.
 	wantProblem(t, e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/extend", principal: alice, body: `{"by":"1h"}`}),
-		400, sandbox.CodeInvalidInput, "by")
+		409, sandbox.CodeInvalidTransition, "")
 
 	clock.now = clock.now.Add(200 * time.Hour)
 	got := decode[api.Sandbox](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha", principal: alice}))
@@ -179,8 +180,13 @@ func TestDestroyWithoutTeardownLeavesItToCleanup(t *testing.T) {
 }
 
 func TestDestroyRunsTheTeardownAndIsIdempotent(t *testing.T) {
-	e := newEnv(t, envOptions{teardown: func(e *env) api.Teardown { return stepTeardown{e: e, lockTimeout: 200 * time.Millisecond} }})
+	e := newEnv(t, envOptions{teardown: func(e *env) api.Teardown { return teardownOf(e) }})
 	sb := e.create(t, alice, "alpha", guild1)
+	// A router cached the guild's route: the teardown's cache step removes and counts it.
+	if err := routecache.New(e.rdb, 0, 0).SetCurrent(context.Background(), []sandbox.Route{
+		{GuildID: guild1, SandboxID: sb.ID, Status: sandbox.StatusRunning, ExpiresAt: sb.ExpiresAt}}); err != nil {
+		t.Fatal(err)
+	}
 
 	r := e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha", principal: alice})
 	wantStatus(t, r, 200)
@@ -188,8 +194,19 @@ func TestDestroyRunsTheTeardownAndIsIdempotent(t *testing.T) {
 	if !d.Changed || d.Sandbox.Status != "destroyed" || d.Sandbox.DestroyedAt == nil || len(d.Sandbox.Guilds) != 0 {
 		t.Fatalf("destroy: %+v", d.Sandbox)
 	}
-	var record map[string]any
-	if err := json.Unmarshal(d.Sandbox.Teardown, &record); err != nil || record["schema_dropped"] != true {
+	// The record says where the sandbox came from and counts the entry where it was removed.
+	var record struct {
+		MarkDestroying  struct{ From, Reason, Actor string } `json:"mark_destroying"`
+		InvalidateCache struct {
+			Invalidated int `json:"entries_invalidated"`
+		} `json:"invalidate_cache"`
+		DropDatabase struct {
+			SchemaExisted bool `json:"schema_existed"`
+		} `json:"drop_schema_and_role"`
+	}
+	if err := json.Unmarshal(d.Sandbox.Teardown, &record); err != nil || !record.DropDatabase.SchemaExisted ||
+		record.MarkDestroying.From != "running" || record.MarkDestroying.Reason != "destroy_requested" ||
+		record.MarkDestroying.Actor != alice || record.InvalidateCache.Invalidated != 1 {
 		t.Errorf("teardown record %s", d.Sandbox.Teardown)
 	}
 	if !strings.Contains(e.emf.String(), `"SandboxesDestroyed":1`) {
@@ -215,7 +232,7 @@ func TestDestroyRunsTheTeardownAndIsIdempotent(t *testing.T) {
 }
 
 func TestDestroyResumesAfterAFailedTeardown(t *testing.T) {
-	e := newEnv(t, envOptions{teardown: func(e *env) api.Teardown { return stepTeardown{e: e, lockTimeout: 100 * time.Millisecond} }})
+	e := newEnv(t, envOptions{teardown: func(e *env) api.Teardown { return teardownOf(e) }})
 	sb := e.create(t, alice, "alpha")
 
 	// A session holding a lock on the sandbox's table makes the drop fail fast.
@@ -230,7 +247,7 @@ func TestDestroyResumesAfterAFailedTeardown(t *testing.T) {
 	r := e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha", principal: alice})
 	wantStatus(t, r, 202)
 	d := decode[api.DestroyResponse](t, r)
-	if !d.Changed || d.Sandbox.Status != "destroying" || d.TeardownError == "" || !strings.Contains(string(d.Sandbox.Teardown), "failed_step") {
+	if !d.Changed || d.Sandbox.Status != "destroying" || d.TeardownError == "" || !strings.Contains(string(d.Sandbox.Teardown), `"last_failure"`) {
 		t.Errorf("failed teardown: %+v", d)
 	}
 	if strings.Contains(string(r.body), "SQLSTATE") || strings.Contains(string(r.body), "lock timeout") {

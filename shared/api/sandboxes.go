@@ -43,7 +43,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, c caller) error
 		}
 		p, _ := h.problemFor(r, sandbox.Errorf(sandbox.CodeProvisioningFailed, provisioningFailedMessage))
 		if sb != nil {
-			p.Sandbox = viewOf(sb, h.now())
+			p.Sandbox = h.viewFor(c, sb)
 		}
 		writeProblem(w, p)
 		return nil
@@ -53,7 +53,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, c caller) error
 	rec.Milliseconds(metrics.SandboxCreationDuration, time.Since(start))
 	rec.Count(metrics.SandboxesCreated, 1)
 	w.Header().Set("Location", "/v1/sandboxes/"+url.PathEscape(sb.Name))
-	writeJSON(w, http.StatusCreated, viewOf(sb, h.now()))
+	writeJSON(w, http.StatusCreated, h.viewFor(c, sb))
 	return nil
 }
 
@@ -121,7 +121,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, c caller) error {
 	now := h.now()
 	out := ListResponse{Sandboxes: make([]*Sandbox, 0, len(page.Sandboxes)), NextCursor: page.NextCursor}
 	for _, sb := range page.Sandboxes {
-		out.Sandboxes = append(out.Sandboxes, viewOf(sb, now))
+		out.Sandboxes = append(out.Sandboxes, render(sb, now, c.admin))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -182,7 +182,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, c caller) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, viewOf(sb, h.now()))
+	writeJSON(w, http.StatusOK, h.viewFor(c, sb))
 	return nil
 }
 
@@ -196,11 +196,18 @@ func (h *Handler) extend(w http.ResponseWriter, r *http.Request, c caller) error
 	if err != nil {
 		return err
 	}
-	updated, capped, err := h.deps.Sandboxes.Extend(r.Context(), c.principal, sb.ID, by)
+	ext, err := h.deps.Sandboxes.ExtendExpiry(r.Context(), c.principal, sb.ID, by)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ExtendResponse{Sandbox: viewOf(updated, h.now()), Capped: capped})
+	writeJSON(w, http.StatusOK, ExtendResponse{
+		Sandbox:           h.viewFor(c, ext.Sandbox),
+		PreviousExpiresAt: ext.From.UTC(),
+		ExpiresAt:         ext.To.UTC(),
+		ExtendedBySeconds: int64(ext.By / time.Second),
+		Capped:            ext.Capped,
+		MaxExpiresAt:      ext.MaxExpiresAt.UTC(),
+	})
 	return nil
 }
 
@@ -211,40 +218,45 @@ func (h *Handler) destroy(w http.ResponseWriter, r *http.Request, c caller) erro
 	}
 	ctx := r.Context()
 	if sb.Status == sandbox.StatusDestroyed {
-		writeJSON(w, http.StatusOK, DestroyResponse{Sandbox: viewOf(sb, h.now())})
+		writeJSON(w, http.StatusOK, DestroyResponse{Sandbox: h.viewFor(c, sb)})
 		return nil
 	}
-	sb, changed, err := h.deps.Sandboxes.RequestDestroy(ctx, c.principal, sb.ID)
-	if err != nil {
-		return err
+	if h.deps.Teardown == nil {
+		// Without a teardown here, the scheduled cleanup takes the request.
+		requested, changed, err := h.deps.Sandboxes.RequestDestroy(ctx, c.principal, sb.ID)
+		if err != nil {
+			return err
+		}
+		return h.writeDestroyed(w, c, DestroyResponse{Changed: changed}, requested)
 	}
-	resp := DestroyResponse{Changed: changed}
-	if sb.Status != sandbox.StatusDestroyed && h.deps.Teardown != nil {
-		done, terr := h.deps.Teardown.Destroy(ctx, c.principal, sb.ID)
-		switch {
-		case terr != nil:
-			h.log.WarnContext(ctx, "teardown through destroy stopped; the scheduled cleanup resumes it",
-				"sandbox", sb.ID, "error", terr)
-			resp.TeardownError = "the teardown stopped at a failed step; the scheduled cleanup resumes it (see the teardown record)"
-			if code := sandbox.CodeOf(terr); code != sandbox.CodeInternal {
-				var de *sandbox.Error
-				if errors.As(terr, &de) && de.Message != "" {
-					resp.TeardownError = de.Message
-				}
-			}
-			if done != nil {
-				sb = done // the teardown recorded the failed step in the sandbox's record
-			} else if current, gerr := h.deps.Sandboxes.Get(ctx, sb.ID); gerr == nil {
-				sb = current
-			}
-		case done != nil:
-			sb = done
-			if sb.Status == sandbox.StatusDestroyed {
-				recorderFrom(ctx).Count(metrics.SandboxesDestroyed, 1)
+	// The teardown requests the destroy itself, so that its record says where the sandbox
+	// came from and its cache step counts the entries the request's publication removes.
+	before := sb.Status
+	done, terr := h.deps.Teardown.Destroy(ctx, c.principal, sb.ID)
+	if done == nil {
+		return terr // nothing changed: not found, still being created, or the store failed
+	}
+	resp := DestroyResponse{Changed: before != sandbox.StatusDestroying && before != sandbox.StatusDestroyed}
+	if terr != nil {
+		h.log.WarnContext(ctx, "teardown through destroy stopped; the scheduled cleanup resumes it",
+			"sandbox", sb.ID, "error", terr)
+		resp.TeardownError = "the teardown stopped at a failed step; the scheduled cleanup resumes it (see the teardown record)"
+		if code := sandbox.CodeOf(terr); code != sandbox.CodeInternal {
+			var de *sandbox.Error
+			if errors.As(terr, &de) && de.Message != "" {
+				resp.TeardownError = de.Message
 			}
 		}
+	} else if done.Status == sandbox.StatusDestroyed {
+		recorderFrom(ctx).Count(metrics.SandboxesDestroyed, 1)
 	}
-	resp.Sandbox = viewOf(sb, h.now())
+	return h.writeDestroyed(w, c, resp, done)
+}
+
+// writeDestroyed answers a destroy: 200 once the sandbox is destroyed, 202 while its
+// teardown is still to finish.
+func (h *Handler) writeDestroyed(w http.ResponseWriter, c caller, resp DestroyResponse, sb *sandbox.Sandbox) error {
+	resp.Sandbox = h.viewFor(c, sb)
 	status := http.StatusAccepted
 	if sb.Status == sandbox.StatusDestroyed {
 		status = http.StatusOK
@@ -260,7 +272,7 @@ func (h *Handler) addGuild(w http.ResponseWriter, r *http.Request, c caller) err
 	}
 	guild := r.PathValue("guild_id")
 	if slices.Contains(sb.Guilds, guild) {
-		writeJSON(w, http.StatusOK, viewOf(sb, h.now()))
+		writeJSON(w, http.StatusOK, h.viewFor(c, sb))
 		return nil
 	}
 	if err := h.deps.Sandboxes.AddGuild(r.Context(), c.principal, sb.ID, guild); err != nil {
@@ -270,7 +282,7 @@ func (h *Handler) addGuild(w http.ResponseWriter, r *http.Request, c caller) err
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, viewOf(updated, h.now()))
+	writeJSON(w, http.StatusCreated, h.viewFor(c, updated))
 	return nil
 }
 
@@ -286,6 +298,6 @@ func (h *Handler) removeGuild(w http.ResponseWriter, r *http.Request, c caller) 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, viewOf(updated, h.now()))
+	writeJSON(w, http.StatusOK, h.viewFor(c, updated))
 	return nil
 }

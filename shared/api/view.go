@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/botplatform/discord-sandboxes/shared/clients"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
@@ -29,11 +30,44 @@ type Sandbox struct {
 	Stream          string            `json:"stream"`
 	Teardown        json.RawMessage   `json:"teardown"`
 	CleanupAttempts int               `json:"cleanup_attempts"`
-	LastError       string            `json:"last_error"`
+	// LastError is the last recorded failure: for admins the text as recorded, for everyone
+	// else the stable message of its code (failureMessages), never store errors.
+	LastError string `json:"last_error"`
+	// LastErrorCode classifies LastError (sandbox.FailureCodes); absent when there is none.
+	LastErrorCode sandbox.Code `json:"last_error_code,omitempty"`
 }
 
-// viewOf renders a sandbox at now.
-func viewOf(sb *sandbox.Sandbox, now time.Time) *Sandbox {
+// Recorded failures (last_error, the teardown record's last_failure) are raw error text,
+// written by provisioning and cleanup: addresses, SQL, SQLSTATEs. Owners see a stable message
+// per code instead; admins see the text as well, and operators find it in the logs and the
+// audit log.
+var failureMessages = map[sandbox.Code]string{
+	sandbox.CodeUnavailable: "a store (PostgreSQL or Redis) could not be reached or could not serve at the time",
+	sandbox.CodeLockTimeout: "another session held a lock that was needed, and waiting for it timed out",
+	sandbox.CodeInternal:    "an unexpected error; the operators can find the details in the logs and the sandbox's audit log",
+}
+
+// failureCode classifies a recorded failure's text; "" for none.
+func failureCode(text string) sandbox.Code {
+	switch {
+	case text == "":
+		return ""
+	case clients.IsLockTimeoutText(text):
+		return sandbox.CodeLockTimeout
+	case clients.IsUnavailableText(text):
+		return sandbox.CodeUnavailable
+	}
+	return sandbox.CodeInternal
+}
+
+// viewFor renders a sandbox for the caller: owners see recorded failures as stable messages
+// with a code, admins as recorded.
+func (h *Handler) viewFor(c caller, sb *sandbox.Sandbox) *Sandbox {
+	return render(sb, h.now(), c.admin)
+}
+
+// render renders a sandbox at now; rawFailures keeps the text of recorded failures.
+func render(sb *sandbox.Sandbox, now time.Time, rawFailures bool) *Sandbox {
 	v := &Sandbox{
 		ID:              sb.ID,
 		Name:            sb.Name,
@@ -52,13 +86,17 @@ func viewOf(sb *sandbox.Sandbox, now time.Time) *Sandbox {
 		Stream:          keys.EventStream(sb.ID),
 		CleanupAttempts: sb.CleanupAttempts,
 		LastError:       sb.LastError,
+		LastErrorCode:   failureCode(sb.LastError),
+	}
+	if !rawFailures && v.LastErrorCode != "" {
+		v.LastError = failureMessages[v.LastErrorCode]
 	}
 	if sb.DestroyedAt != nil {
 		t := sb.DestroyedAt.UTC()
 		v.DestroyedAt = &t
 	}
 	if len(sb.Teardown) > 0 && json.Valid(sb.Teardown) {
-		v.Teardown = sb.Teardown
+		v.Teardown = teardownView(sb.Teardown, rawFailures)
 	}
 	if v.Guilds == nil {
 		v.Guilds = []string{}
@@ -69,16 +107,59 @@ func viewOf(sb *sandbox.Sandbox, now time.Time) *Sandbox {
 	return v
 }
 
+// teardownView is the stored teardown record with its last failure classified: a "code"
+// member added and, unless raw, the "error" text replaced by the code's stable message. The
+// rest of the record is the cleanup service's, shown as it is.
+func teardownView(record json.RawMessage, raw bool) json.RawMessage {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(record, &members) != nil {
+		return record // not an object: it carries no failure to classify
+	}
+	lf, ok := members["last_failure"]
+	if !ok || string(lf) == "null" {
+		return record
+	}
+	var failure map[string]json.RawMessage
+	var text string
+	if json.Unmarshal(lf, &failure) != nil || failure == nil || json.Unmarshal(failure["error"], &text) != nil {
+		// A shape this API does not know: its text cannot be told safe.
+		failure, text = map[string]json.RawMessage{}, "unknown"
+		raw = false
+	}
+	code := failureCode(text)
+	if code == "" {
+		code = sandbox.CodeInternal
+	}
+	failure["code"], _ = json.Marshal(code)
+	if !raw {
+		failure["error"], _ = json.Marshal(failureMessages[code])
+	}
+	members["last_failure"], _ = json.Marshal(failure)
+	out, err := json.Marshal(members)
+	if err != nil {
+		return json.RawMessage(`{}`)
+	}
+	return out
+}
+
 // ListResponse is the answer of GET /v1/sandboxes.
 type ListResponse struct {
 	Sandboxes  []*Sandbox `json:"sandboxes"`
 	NextCursor string     `json:"next_cursor,omitempty"`
 }
 
-// ExtendResponse is the answer of POST /v1/sandboxes/{name}/extend.
+// ExtendResponse is the answer of POST /v1/sandboxes/{name}/extend: the new expiry and by how
+// much it really moved, which is less than asked when the maximum lifetime capped it.
 type ExtendResponse struct {
-	Sandbox *Sandbox `json:"sandbox"`
-	Capped  bool     `json:"capped"`
+	Sandbox           *Sandbox  `json:"sandbox"`
+	PreviousExpiresAt time.Time `json:"previous_expires_at"`
+	ExpiresAt         time.Time `json:"expires_at"`
+	// ExtendedBySeconds is ExpiresAt - PreviousExpiresAt in whole seconds.
+	ExtendedBySeconds int64 `json:"extended_by_seconds"`
+	// Capped reports that ExpiresAt is MaxExpiresAt (created_at + SANDBOX_MAX_LIFETIME),
+	// reached before the extension asked for.
+	Capped       bool      `json:"capped"`
+	MaxExpiresAt time.Time `json:"max_expires_at"`
 }
 
 // DestroyResponse is the answer of DELETE /v1/sandboxes/{name}.

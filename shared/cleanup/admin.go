@@ -3,6 +3,8 @@ package cleanup
 import (
 	"context"
 	"time"
+
+	"github.com/botplatform/discord-sandboxes/shared/metrics"
 )
 
 // AdminDeadlineMargin is the deadline margin of runs started through the API, whose
@@ -15,9 +17,12 @@ type Admin struct {
 	Service *Service
 }
 
-// RunNow runs cleanup once (without removing orphans) and returns its RunReport.
-func (a Admin) RunNow(ctx context.Context) (any, error) {
-	return a.Service.Run(ctx, RunOptions{DeadlineMargin: AdminDeadlineMargin})
+// RunNow runs cleanup once (without removing orphans) and returns its RunReport. The run
+// records the metrics of a scheduled run in rec, the API invocation's Recorder (nil: none),
+// so that a run started by an operator counts in the alarms like a scheduled one. It sends no
+// expiry warnings: the API has no topic, and a warning it claimed would reach no owner.
+func (a Admin) RunNow(ctx context.Context, rec *metrics.Recorder) (any, error) {
+	return a.Service.Run(ctx, RunOptions{DeadlineMargin: AdminDeadlineMargin, Metrics: rec, SkipExpiryWarnings: true})
 }
 
 // OrphansResult is the answer of Orphans.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 )
@@ -229,7 +230,7 @@ func benchmarkFullRun(b *testing.B, n, perSandbox int) {
 	b.StopTimer()
 	ctx := context.Background()
 	e := setup(b, envConfig{maxConns: DefaultConcurrency + 4, options: func(o *Options) {
-		o.Concurrency, o.DropLockTimeout = DefaultConcurrency, DefaultDropLockTimeout
+		o.Concurrency, o.DropLockTimeout = DefaultConcurrency, config.DefaultDropLockTimeout
 	}})
 	admin := testenv.RedisAdmin(b, e.rdb.Options().DB)
 	hook := newLatencyHook()

@@ -106,6 +106,8 @@ func (p LogPublisher) Publish(ctx context.Context, w ExpiryWarning) error {
 type ExpiryReport struct {
 	Sent   int `json:"sent"`
 	Failed int `json:"failed"`
+	// Skipped says the run left the warnings to the scheduled run (RunOptions).
+	Skipped bool `json:"skipped,omitempty"`
 	// Due lists the warnings a dry run would send.
 	Due []ExpiryWarning `json:"due,omitempty"`
 }

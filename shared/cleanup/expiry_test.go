@@ -76,6 +76,29 @@ func TestExpiryWarningSentOnceEvenConcurrently(t *testing.T) {
 	}
 }
 
+// A run started through the API (Admin.RunNow) has no topic: it leaves the warnings to the
+// scheduled run, which then sends them, instead of marking them sent and only logging them.
+func TestAdminRunLeavesExpiryWarningsToTheScheduledRun(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	soon := e.create(t, "soon", 45*time.Minute)
+	out, err := Admin{Service: e.s}.RunNow(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := out.(RunReport); !rep.ExpiryWarnings.Skipped || rep.ExpiryWarnings.Sent != 0 || len(e.pub.Sent()) != 0 {
+		t.Fatalf("admin run: %+v, sent %+v", rep.ExpiryWarnings, e.pub.Sent())
+	}
+	if c := e.auditCounts(t, soon.ID); c[controlplane.ActionExpiryWarned] != 0 {
+		t.Fatalf("the admin run claimed the warning: %v", c)
+	}
+	rep, err := e.s.Run(ctx, RunOptions{})
+	if err != nil || rep.ExpiryWarnings.Sent != 1 || len(e.pub.Sent()) != 1 || e.pub.Sent()[0].SandboxID != soon.ID {
+		t.Fatalf("scheduled run: %+v %v", rep.ExpiryWarnings, err)
+	}
+}
+
 func TestExpiryWarningRetriedWhenPublishingFails(t *testing.T) {
 	t.Parallel()
 	e := setup(t)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
@@ -279,7 +280,7 @@ func TestRunRemovesOrphansOnlyWhenAsked(t *testing.T) {
 	if _, err := e.s.Run(ctx, RunOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Add(DefaultOrphanGrace)
+	e.clock.Add(config.DefaultOrphanGrace)
 	rep, err := e.s.Run(ctx, RunOptions{})
 	if err != nil || rep.Orphans == nil || rep.Orphans.Count(ResourceRedis) != 1 || rep.OrphansRemoved != nil {
 		t.Fatalf("report: %+v %v", rep, err)

@@ -26,6 +26,9 @@ type RunOptions struct {
 	DeadlineMargin time.Duration
 	// Metrics receives the run's metrics; nil records none.
 	Metrics *metrics.Recorder
+	// SkipExpiryWarnings leaves the expiry warnings to the scheduled run, the one that has the
+	// topic: a run without it would mark the warnings sent and only log them.
+	SkipExpiryWarnings bool
 }
 
 // Candidate is a sandbox due for teardown, as a dry run lists it.
@@ -112,15 +115,18 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
 	}
 
 	var err error
-	if opts.DryRun {
+	switch {
+	case opts.SkipExpiryWarnings:
+		rep.ExpiryWarnings.Skipped = true
+	case opts.DryRun:
 		rep.ExpiryWarnings, err = s.dueExpiryWarnings(ctx)
-	} else {
+	default:
 		rep.ExpiryWarnings, err = s.SendExpiryWarnings(ctx)
+		rec.Count(metrics.ExpiryWarningsSent, rep.ExpiryWarnings.Sent)
 	}
 	if err != nil {
 		fail(err)
 	}
-	rec.Count(metrics.ExpiryWarningsSent, rep.ExpiryWarnings.Sent)
 
 	if err := s.runTeardowns(ctx, opts.DryRun, margin, &rep); err != nil {
 		fail(err)

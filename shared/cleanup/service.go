@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/provision"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
@@ -63,7 +64,7 @@ type Options struct {
 	// BatchLimit caps the candidates one run considers; the rest wait for the next run.
 	BatchLimit int
 	// ClaimLease is how long a claim on a sandbox's teardown lasts without renewal
-	// (DefaultClaimLease); a run renews its claims every third of it.
+	// (config.DefaultClaimLease); a run renews its claims every third of it.
 	ClaimLease time.Duration
 }
 
@@ -110,15 +111,15 @@ func New(opts Options) (*Service, error) {
 		log:         opts.Logger,
 		clock:       opts.Now,
 		actor:       opts.Actor,
-		stuckAfter:  orDefault(opts.StuckCreatingAfter, DefaultStuckCreatingAfter),
-		grace:       orDefault(opts.OrphanGrace, DefaultOrphanGrace),
+		stuckAfter:  orDefault(opts.StuckCreatingAfter, config.DefaultStuckCreatingAfter),
+		grace:       orDefault(opts.OrphanGrace, config.DefaultOrphanGrace),
 		margin:      orDefault(opts.DeadlineMargin, DefaultDeadlineMargin),
 		warnWindow:  orDefault(opts.ExpiryWarningWindow, DefaultExpiryWarningWindow),
-		lockTimeout: orDefault(opts.DropLockTimeout, DefaultDropLockTimeout),
+		lockTimeout: orDefault(opts.DropLockTimeout, config.DefaultDropLockTimeout),
 		concurrency: orDefault(opts.Concurrency, DefaultConcurrency),
 		scanCount:   orDefault(opts.ScanCount, DefaultScanCount),
 		batchLimit:  orDefault(opts.BatchLimit, DefaultBatchLimit),
-		claimLease:  orDefault(opts.ClaimLease, DefaultClaimLease),
+		claimLease:  orDefault(opts.ClaimLease, config.DefaultClaimLease),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -309,57 +310,72 @@ func (l *leases) close() {
 	<-l.done
 }
 
-// Destroy tears one sandbox down now, for the API's destroy (after it marked the sandbox
-// destroying) or an operator, and returns the sandbox with its teardown record: a batch of
-// one through the run's engine (tearDown). When another run holds the sandbox it returns the
-// sandbox as it is, without waiting. A step that fails is recorded in the teardown record and
-// in last_error; Destroy then returns the sandbox (still destroying: the next scheduled run
-// resumes it) together with the *StepError, so that callers can tell "stopped at a failed
-// step" from "held by another run". A sandbox still being created (within
-// CLEANUP_STUCK_CREATING_AFTER) is refused with sandbox.ErrInvalidTransition.
+// Destroy destroys one sandbox now, for the API's destroy (and its compensation of a failed
+// creation) or an operator: it requests the destroy (running or failed -> destroying, audited
+// as a destroy request; a sandbox destroying or destroyed already is left as it is) and tears
+// the sandbox down, and returns it with its teardown record. The request's route changes are
+// published by the teardown's cache step, which so counts the cache entries it removes, or
+// before returning when the teardown does not run.
+//
+// When another run holds the sandbox it returns the sandbox as it is (destroying), without
+// waiting. A step that fails is recorded in the teardown record and in last_error; Destroy
+// then returns the sandbox (still destroying: the next scheduled run resumes it) together
+// with the *StepError, so that callers can tell "stopped at a failed step" from "held by
+// another run". A sandbox is returned with any error once its destroy request is committed;
+// an error without a sandbox means nothing changed: sandbox.ErrNotFound, or
+// sandbox.ErrInvalidTransition for a sandbox still being created.
 func (s *Service) Destroy(ctx context.Context, actor, sandboxID string) (*sandbox.Sandbox, error) {
 	if !sandbox.ValidID(sandboxID) {
 		return nil, sandbox.Errorf(sandbox.CodeNotFound, "sandbox %q not found", sandboxID)
 	}
-	cl, err := s.openClaims(ctx)
+	requested, _, err := s.writes.RequestDestroy(ctx, actor, sandboxID)
 	if err != nil {
 		return nil, err
+	}
+	defer func() {
+		if _, err := s.m.PublishRouteChanges(context.WithoutCancel(ctx)); err != nil {
+			s.log.WarnContext(ctx, "publishing route changes failed; routers publish them within a second", "error", err)
+		}
+	}()
+	if requested.Status == sandbox.StatusDestroyed {
+		return requested, nil
+	}
+	current := func(err error) (*sandbox.Sandbox, error) {
+		if sb, gerr := s.m.Get(context.WithoutCancel(ctx), sandboxID); gerr == nil {
+			return sb, err
+		}
+		return requested, err
+	}
+	cl, err := s.openClaims(ctx)
+	if err != nil {
+		return requested, err
 	}
 	defer cl.close()
 	ok, err := cl.try(ctx, sandboxID)
 	if err != nil {
-		return nil, fmt.Errorf("cleanup: claim %s: %w", sandboxID, err)
+		return requested, fmt.Errorf("cleanup: claim %s: %w", sandboxID, err)
 	}
 	if !ok {
-		return s.m.Get(ctx, sandboxID)
+		return current(nil)
 	}
 	ls := s.startLeases(ctx)
 	defer ls.close()
 	claim, err := ls.take(ctx, sandboxID)
-	if errors.Is(err, sandbox.ErrNotFound) || isForeignKeyViolation(err) {
-		return nil, sandbox.Errorf(sandbox.CodeNotFound, "sandbox %q not found", sandboxID)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("cleanup: claim %s: %w", sandboxID, err)
+		return requested, fmt.Errorf("cleanup: claim %s: %w", sandboxID, err)
 	}
 	if claim == nil {
-		return s.m.Get(ctx, sandboxID)
+		return current(nil)
 	}
 	defer ls.release(ctx, claim)
 	now := s.now()
 	sb, reason, err := s.m.TeardownDue(ctx, sandboxID, now, now.Add(-s.stuckAfter))
 	if err != nil {
-		return nil, err
+		return requested, err
 	}
-	switch {
-	case sb.Status == sandbox.StatusDestroyed:
-		return sb, nil
-	case reason == "" && sb.Status == sandbox.StatusCreating:
-		return nil, sandbox.Errorf(sandbox.CodeInvalidTransition, "sandbox %q is still being created; destroy it once it is running or failed", sb.Name)
-	case reason == "":
-		reason = controlplane.ReasonDestroyRequested // a running sandbox destroyed on request
+	if sb.Status == sandbox.StatusDestroyed || reason == "" {
+		return sb, nil // finished by another run meanwhile
 	}
-	var stepErr *StepError
 	t := s.newTeardown(ctx, actor, sb, reason, claim)
 	terr := s.tearDown(ctx, ls, []*teardownRun{t}, nil)[0]
 	switch {
@@ -368,17 +384,7 @@ func (s *Service) Destroy(ctx context.Context, actor, sandboxID string) (*sandbo
 	case errors.Is(terr, controlplane.ErrClaimLost):
 		terr = nil // another run took the sandbox over: it is that run's now
 	}
-	if terr != nil && !(errors.As(terr, &stepErr) && stepErr.Recorded) {
-		return nil, terr
-	}
-	current, err := s.m.Get(context.WithoutCancel(ctx), sandboxID)
-	if err != nil {
-		return nil, err
-	}
-	if stepErr != nil {
-		return current, stepErr
-	}
-	return current, nil
+	return current(terr)
 }
 
 // isForeignKeyViolation reports a claim of an id that has no sandbox row.

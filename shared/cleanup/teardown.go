@@ -151,10 +151,19 @@ func (t *teardownRun) save(ctx context.Context, details map[string]any) error {
 }
 
 // markDestroying moves the sandbox to destroying (unless a destroy request already did);
-// the transition writes its own audit entry.
+// the transition writes its own audit entry. The record says where the sandbox came from:
+// when it is destroying already, the status the audit log shows before that.
 func (t *teardownRun) markDestroying(ctx context.Context) error {
 	from := t.sb.Status
-	if from != sandbox.StatusDestroying {
+	if from == sandbox.StatusDestroying {
+		before, ok, err := t.s.m.StatusBeforeDestroying(ctx, t.sb.ID)
+		if err != nil {
+			return err
+		}
+		if ok {
+			from = before
+		}
+	} else {
 		sb, err := t.s.writes.TransitionClaimed(ctx, t.claim.TeardownClaim, t.actor, sandbox.StatusDestroying,
 			map[string]any{"step": StepMarkDestroying, "reason": t.reason})
 		if err != nil {

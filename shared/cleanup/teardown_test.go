@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
@@ -253,7 +254,7 @@ func TestStuckCreatingFailedAndDestroyingAreFinished(t *testing.T) {
 	}
 
 	// Past the stuck limit; then a creation that is only just starting.
-	e.clock.Add(DefaultStuckCreatingAfter + time.Minute)
+	e.clock.Add(config.DefaultStuckCreatingAfter + time.Minute)
 	go func() {
 		_, err := slow.Create(ctx, owner, controlplane.CreateInput{Name: "young", Owner: owner})
 		created <- err
@@ -278,7 +279,8 @@ func TestStuckCreatingFailedAndDestroyingAreFinished(t *testing.T) {
 	for _, id := range []string{stuckID, failed.ID, requested.ID} {
 		sb, _ := e.m.Get(ctx, id)
 		rec, _ := ParseRecord(sb.Teardown)
-		wantFrom := map[string]sandbox.Status{stuckID: sandbox.StatusCreating, failed.ID: sandbox.StatusFailed, requested.ID: sandbox.StatusDestroying}[id]
+		// The requested one was running when its owner asked for the destroy.
+		wantFrom := map[string]sandbox.Status{stuckID: sandbox.StatusCreating, failed.ID: sandbox.StatusFailed, requested.ID: sandbox.StatusRunning}[id]
 		if rec.MarkDestroying.From != wantFrom {
 			t.Errorf("%s: marked destroying from %s, want %s", id, rec.MarkDestroying.From, wantFrom)
 		}
@@ -482,11 +484,31 @@ func TestDestroyTearsDownNowAndDefersToAHolder(t *testing.T) {
 	rec, err := ParseRecord(got.Teardown)
 	if err != nil || rec.MarkDestroyed == nil || rec.MarkDestroyed.Actor != "arn:aws:iam::123456789012:user/bob" ||
 		rec.RemoveMappings.Removed != 1 || rec.InvalidateCache.Invalidated != 1 || rec.DeleteKeys.Unlinked != 4 ||
-		!rec.DropDatabase.SchemaExisted || !rec.DropDatabase.RoleExisted {
+		!rec.DropDatabase.SchemaExisted || !rec.DropDatabase.RoleExisted ||
+		rec.MarkDestroying.From != sandbox.StatusRunning { // where it came from, not "destroying"
 		t.Fatalf("record %s", got.Teardown)
 	}
 	e.assertGone(t, sb.ID, sb.Guilds)
 	e.assertTornDownOnce(t, sb.ID)
+
+	// Destroy requests the destroy itself: the request is audited, and the publication of its
+	// route changes happens in the cache step, which counts the entry it removes.
+	direct := e.create(t, "on-demand-direct", 24*time.Hour, newGuild())
+	e.seed(t, direct, 1)
+	got, err = e.s.Destroy(ctx, "arn:aws:iam::123456789012:user/bob", direct.ID)
+	if err != nil || got.Status != sandbox.StatusDestroyed {
+		t.Fatalf("direct destroy: %+v %v", got, err)
+	}
+	rec, err = ParseRecord(got.Teardown)
+	if err != nil || rec.MarkDestroying.From != sandbox.StatusRunning || rec.InvalidateCache.Invalidated != 1 ||
+		rec.MarkDestroying.Reason != string(controlplane.ReasonDestroyRequested) {
+		t.Fatalf("direct destroy's record %s", got.Teardown)
+	}
+	if n := e.auditCounts(t, direct.ID)[controlplane.ActionDestroyRequested]; n != 1 {
+		t.Fatalf("%d destroy requests audited, want 1", n)
+	}
+	e.assertGone(t, direct.ID, direct.Guilds)
+	e.assertTornDownOnce(t, direct.ID)
 
 	// A failed step: the sandbox comes back still destroying, with the recorded StepError.
 	failing := e.create(t, "on-demand-fail", 24*time.Hour)

@@ -98,6 +98,24 @@ func TestHumanDuration(t *testing.T) {
 	}
 }
 
+// An extension is said exactly: 5d18h is not rounded to 5d, nor 7d shown as 6d23h.
+func TestExactDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0:                                   "0s",
+		12 * time.Hour:                      "12h",
+		90 * time.Minute:                    "1h30m",
+		138 * time.Hour:                     "5d18h",
+		168 * time.Hour:                     "7d",
+		24*time.Hour + 30*time.Second:       "1d30s",
+		2*time.Hour + 1500*time.Millisecond: "2h1s",
+		-45 * time.Minute:                   "-45m",
+	} {
+		if got := exactDuration(d); got != want {
+			t.Errorf("exactDuration(%s) = %q, want %q", d, got, want)
+		}
+	}
+}
+
 func TestGeneratedName(t *testing.T) {
 	valid := regexp.MustCompile(sandbox.NamePattern)
 	for user, prefix := range map[string]string{

@@ -240,12 +240,15 @@ func (a *app) extendCommand() *cobra.Command {
 			if a.json {
 				return writeJSONDoc(a.env.Stdout, res)
 			}
+			// The real extension, which the cap may have made shorter than --by.
 			st, w := a.outStyle(), a.env.Stdout
-			fmt.Fprintf(w, "%s %s by %s: expires %s (in %s)\n", st.green("Extended"), st.bold(name), by,
-				formatTime(res.Sandbox.ExpiresAt, a.loc()), humanDuration(res.Sandbox.TimeLeft()))
+			extended := exactDuration(time.Duration(res.ExtendedBySeconds) * time.Second)
 			if res.Capped {
-				fmt.Fprintf(w, "%s the expiry was capped at the maximum lifetime of a sandbox\n", st.yellow("note:"))
+				extended += st.yellow(" (capped at the maximum lifetime of " +
+					exactDuration(res.MaxExpiresAt.Sub(res.Sandbox.CreatedAt).Round(time.Second)) + ")")
 			}
+			fmt.Fprintf(w, "%s %s by %s: expires %s (in %s)\n", st.green("Extended"), st.bold(name), extended,
+				formatTime(res.ExpiresAt, a.loc()), humanDuration(res.Sandbox.TimeLeft()))
 			return nil
 		},
 	}

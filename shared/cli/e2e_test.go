@@ -127,13 +127,28 @@ func TestCommandsEndToEnd(t *testing.T) {
 	if got := sb.ExpiresAt.Sub(before.Sandbox.ExpiresAt); got != 12*time.Hour {
 		t.Errorf("extend moved the expiry by %s", got)
 	}
-	r = s.run(t, aliceToken, "extend", name, "--by", "7d", "--json")
+	// --json says the expiry before and after, the real extension and the cap.
+	r = s.run(t, aliceToken, "extend", name, "--by", "3d", "--json")
 	expect(t, r, ExitOK)
 	var extended ExtendResult
 	decodeStrict(t, r.stdout, &extended)
-	if !extended.Capped || !extended.Sandbox.ExpiresAt.Equal(extended.Sandbox.CreatedAt.Add(sandbox.DefaultLimits().MaxLifetime)) {
-		t.Errorf("extend --by 7d is capped at the maximum lifetime: %+v", extended)
+	maxExpiry := sb.CreatedAt.Add(sandbox.DefaultLimits().MaxLifetime)
+	if extended.Capped || !extended.PreviousExpiresAt.Equal(sb.ExpiresAt) || !extended.ExpiresAt.Equal(sb.ExpiresAt.Add(72*time.Hour)) ||
+		!extended.Sandbox.ExpiresAt.Equal(extended.ExpiresAt) || extended.ExtendedBySeconds != 72*3600 || !extended.MaxExpiresAt.Equal(maxExpiry) {
+		t.Errorf("extend --by 3d --json: %+v", extended)
 	}
+	// Past the maximum lifetime: capped, not refused, and the output says by how much the
+	// expiry really moved (7d - 24h - 12h - 3d), not --by.
+	r = s.run(t, aliceToken, "extend", name, "--by", "30d")
+	expect(t, r, ExitOK)
+	mustMatch(t, r.stdout, `^Extended `+name+` by 2d12h \(capped at the maximum lifetime of 7d\): expires .* UTC \(in 6d23h\)\n$`)
+	if sb, err = s.manager.GetByName(ctx, name); err != nil || !sb.ExpiresAt.Equal(maxExpiry) {
+		t.Errorf("extend --by 30d: expires %v (%v), want the cap %s", sb.ExpiresAt, err, maxExpiry)
+	}
+	// At the cap nothing can move it: a conflict.
+	r = s.run(t, aliceToken, "extend", name, "--by", "1h")
+	expect(t, r, ExitConflict)
+	mustContain(t, r.stderr, "maximum lifetime", "[invalid_transition]")
 
 	// guilds add (idempotent) and remove; the route follows.
 	r = s.run(t, aliceToken, "guilds", "add", name, guild2)
@@ -374,7 +389,12 @@ func TestCommandsEndToEnd(t *testing.T) {
 	r = s.run(t, aliceToken, "destroy", "alice-busy", "--yes")
 	_ = tx.Rollback(ctx)
 	expect(t, r, ExitOK)
-	mustContain(t, r.stdout, "is destroying: the teardown did not finish", "Teardown record:", "last_failure", "lock timeout")
+	// The owner sees the failure's code and stable message, not the database's error.
+	mustContain(t, r.stdout, "is destroying: the teardown did not finish", "Teardown record:", "last_failure", "lock_timeout",
+		"waiting for it timed out")
+	if strings.Contains(r.stdout, "SQLSTATE") {
+		t.Errorf("the owner sees the database's error:\n%s", r.stdout)
+	}
 	r = s.run(t, aliceToken, "destroy", "alice-busy", "--yes")
 	expect(t, r, ExitOK)
 	mustContain(t, r.stdout, "Sandbox alice-busy (id "+busy.ID+") is destroyed since", "mark_destroyed")

@@ -126,6 +126,30 @@ func humanDuration(d time.Duration) string {
 	return fmt.Sprintf("%ds", d/time.Second)
 }
 
+// exactDuration is a duration to the second, with every unit that is not zero: 7d, 5d18h,
+// 12h, 1h30m, 45s. Unlike humanDuration it does not round, for amounts that must be exact
+// (how far an extension moved the expiry).
+func exactDuration(d time.Duration) string {
+	if d < 0 {
+		return "-" + exactDuration(-d)
+	}
+	d = d.Truncate(time.Second)
+	if d == 0 {
+		return "0s"
+	}
+	var b strings.Builder
+	for _, u := range []struct {
+		unit time.Duration
+		name string
+	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}} {
+		if n := d / u.unit; n > 0 {
+			fmt.Fprintf(&b, "%d%s", n, u.name)
+			d -= n * u.unit
+		}
+	}
+	return b.String()
+}
+
 // timeLeft is what people see for a sandbox's expiry: the time left, EXPIRED, or "-" for a
 // sandbox that is not live.
 func timeLeft(s *Sandbox) string {

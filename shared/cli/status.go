@@ -107,7 +107,11 @@ func renderStatus(w io.Writer, st style, v *StatusView, now time.Time, loc *time
 		fields = append(fields, [2]string{"Cleanups", fmt.Sprintf("%d attempts", sb.CleanupAttempts)})
 	}
 	if sb.LastError != "" {
-		fields = append(fields, [2]string{"Last error", st.red(sb.LastError)})
+		text := sb.LastError
+		if sb.LastErrorCode != "" {
+			text += " [" + sb.LastErrorCode + "]"
+		}
+		fields = append(fields, [2]string{"Last error", st.red(text)})
 	}
 	writeFields(w, st, "", fields)
 

@@ -33,6 +33,7 @@ type Sandbox struct {
 	Teardown        json.RawMessage   `json:"teardown"`
 	CleanupAttempts int               `json:"cleanup_attempts"`
 	LastError       string            `json:"last_error"`
+	LastErrorCode   string            `json:"last_error_code,omitempty"`
 }
 
 // Display statuses the CLI treats specially.
@@ -73,8 +74,13 @@ type ListPage struct {
 
 // ExtendResult answers POST /v1/sandboxes/{name}/extend.
 type ExtendResult struct {
-	Sandbox Sandbox `json:"sandbox"`
-	Capped  bool    `json:"capped"`
+	Sandbox           Sandbox   `json:"sandbox"`
+	PreviousExpiresAt time.Time `json:"previous_expires_at"`
+	ExpiresAt         time.Time `json:"expires_at"`
+	// ExtendedBySeconds is how far the expiry really moved: less than asked when Capped.
+	ExtendedBySeconds int64     `json:"extended_by_seconds"`
+	Capped            bool      `json:"capped"`
+	MaxExpiresAt      time.Time `json:"max_expires_at"`
 }
 
 // DestroyResult answers DELETE /v1/sandboxes/{name}.

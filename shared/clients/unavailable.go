@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -50,4 +51,50 @@ func IsUnavailable(err error) bool {
 		return unavailableStates[pgErr.Code] || pgErr.Code[:2] == "08" // connection_exception
 	}
 	return false
+}
+
+// unavailableTexts are what the text of an error IsUnavailable reports carries, for failures
+// recorded as text only (a sandbox's last_error, its teardown record): the network errors and
+// the go-redis and pgconn messages of a store that could not serve. The SQLSTATEs come from
+// unavailableStates.
+var unavailableTexts = []string{
+	"dial tcp", "dial unix", "connection refused", "connection reset", "broken pipe", "i/o timeout",
+	"no route to host", "network is unreachable", "no such host", "use of closed network connection",
+	"context deadline exceeded", "unexpected EOF", "failed to connect to", "server closed the connection",
+	"conn closed", "redis: client is closed", "redis: connection pool timeout",
+	"LOADING ", "READONLY ", "CLUSTERDOWN ", "TRYAGAIN ", "MASTERDOWN ",
+}
+
+// IsUnavailableText reports whether a recorded error text says what IsUnavailable says of an
+// error: a store that could not serve at the time (a lock timeout is one, see
+// IsLockTimeoutText).
+func IsUnavailableText(s string) bool {
+	if s == "" {
+		return false
+	}
+	if state, ok := sqlState(s); ok && (unavailableStates[state] || strings.HasPrefix(state, "08")) {
+		return true
+	}
+	for _, t := range unavailableTexts {
+		if strings.Contains(s, t) {
+			return true
+		}
+	}
+	return strings.HasSuffix(s, ": EOF") || s == "EOF"
+}
+
+// IsLockTimeoutText reports whether a recorded error text is a lock timeout (SQLSTATE 55P03,
+// lock_not_available): another session held a lock the statement waited for in vain.
+func IsLockTimeoutText(s string) bool {
+	state, ok := sqlState(s)
+	return (ok && state == "55P03") || strings.Contains(s, "due to lock timeout")
+}
+
+// sqlState finds the last "(SQLSTATE XXXXX)" pgconn puts in a server error's text.
+func sqlState(s string) (string, bool) {
+	i := strings.LastIndex(s, "(SQLSTATE ")
+	if i < 0 || len(s) < i+len("(SQLSTATE ")+5 {
+		return "", false
+	}
+	return s[i+len("(SQLSTATE ") : i+len("(SQLSTATE ")+5], true
 }

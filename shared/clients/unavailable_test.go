@@ -44,3 +44,58 @@ func TestIsUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// A failure recorded as text (last_error, a teardown record) is classified like the error it
+// was: the texts of the errors IsUnavailable reports, and of the ones it does not.
+func TestUnavailableTextAgreesWithIsUnavailable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	_, dialErr := net.Dial("tcp", addr) // nothing listens there any more
+	if dialErr == nil {
+		t.Fatal("dialing a closed port succeeded")
+	}
+	lockTimeout := &pgconn.PgError{Severity: "ERROR", Message: "canceling statement due to lock timeout", Code: "55P03"}
+	unavailable := []error{
+		dialErr,
+		context.DeadlineExceeded,
+		fmt.Errorf("query: %w", io.ErrUnexpectedEOF),
+		fmt.Errorf("dial: %w", syscall.ECONNREFUSED),
+		&net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET},
+		redis.ErrPoolTimeout,
+		redis.ErrClosed,
+		&pgconn.PgError{Severity: "FATAL", Message: "terminating connection due to administrator command", Code: "57P01"},
+		&pgconn.PgError{Severity: "ERROR", Message: "cannot execute CREATE SCHEMA in a read-only transaction", Code: "25006"},
+		&pgconn.PgError{Severity: "FATAL", Message: "connection failure", Code: "08006"},
+		&pgconn.PgError{Severity: "FATAL", Message: "sorry, too many clients already", Code: "53300"},
+		fmt.Errorf("drop schema and role of x: %w", lockTimeout),
+	}
+	for _, err := range unavailable {
+		if !IsUnavailable(err) || !IsUnavailableText("delete_keys: "+err.Error()) {
+			t.Errorf("%q: IsUnavailable %v, IsUnavailableText %v", err, IsUnavailable(err), IsUnavailableText(err.Error()))
+		}
+	}
+	refused := []error{
+		errors.New("invalid input"),
+		errors.New("the stream's consumer group could not be created"),
+		&pgconn.PgError{Severity: "ERROR", Message: "duplicate key value violates unique constraint", Code: "23505"},
+		&pgconn.PgError{Severity: "ERROR", Message: `relation "sandbox_template.t" does not exist`, Code: "42P01"},
+		&pgconn.PgError{Severity: "ERROR", Message: "unsupported Unicode escape sequence", Code: "22P05"},
+		redis.Nil,
+		context.Canceled,
+	}
+	for _, err := range refused {
+		if IsUnavailable(err) || IsUnavailableText(err.Error()) || IsLockTimeoutText(err.Error()) {
+			t.Errorf("%q is classified as unavailable or a lock timeout", err)
+		}
+	}
+	if !IsLockTimeoutText(fmt.Errorf("drop_schema_and_role: drop: %w", lockTimeout).Error()) || IsLockTimeoutText(dialErr.Error()) {
+		t.Error("lock timeouts are not told from other failures")
+	}
+	if IsUnavailableText("") || IsLockTimeoutText("") {
+		t.Error("no error is no failure")
+	}
+}

@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,6 +73,9 @@ type Options struct {
 	Routes          RoutePublisher
 	Now             func() time.Time
 	Logger          *slog.Logger
+	// CursorKey signs List's cursors (at least MinCursorKeyBytes). Every instance serving one
+	// API must share it; empty: a random key of this Manager's own.
+	CursorKey []byte
 }
 
 // Manager runs the sandbox lifecycle on the control plane.
@@ -85,6 +87,7 @@ type Manager struct {
 	routes      RoutePublisher
 	now         func() time.Time
 	log         *slog.Logger
+	cursors     cursorSigner
 	// deferred: writes leave their route changes in route_changes for the caller to publish
 	// (Deferred).
 	deferred bool
@@ -100,6 +103,7 @@ func NewManager(db *pgxpool.Pool, opts Options) *Manager {
 		routes:      opts.Routes,
 		now:         opts.Now,
 		log:         opts.Logger,
+		cursors:     newCursorSigner(opts.CursorKey),
 	}
 	for _, g := range opts.ProtectedGuilds {
 		m.protected[g] = true
@@ -525,10 +529,35 @@ func (m *Manager) RequestDestroy(ctx context.Context, actor, id string) (sb *san
 	return sb, true, nil
 }
 
+// Extension is what an extension did: the expiry before and after, and by how much it really
+// moved, which is less than asked when the cap applied.
+type Extension struct {
+	Sandbox *sandbox.Sandbox
+	// From and To are the expiry before and after.
+	From, To time.Time
+	// By is To - From: the real extension.
+	By time.Duration
+	// Requested is the extension asked for.
+	Requested time.Duration
+	// Capped reports that To is the cap, MaxExpiresAt (created_at + the maximum lifetime),
+	// reached before Requested.
+	Capped       bool
+	MaxExpiresAt time.Time
+}
+
 // Extend moves a running, unexpired sandbox's expiry by `by`, capped at its maximum
-// lifetime. capped reports whether the cap applied.
+// lifetime. capped reports whether the cap applied. ExtendExpiry says more.
 func (m *Manager) Extend(ctx context.Context, actor, id string, by time.Duration) (sb *sandbox.Sandbox, capped bool, err error) {
-	err = pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
+	ext, err := m.ExtendExpiry(ctx, actor, id, by)
+	return ext.Sandbox, ext.Capped, err
+}
+
+// ExtendExpiry moves a running, unexpired sandbox's expiry by `by`, capped at created_at plus
+// the maximum lifetime (sandbox.Limits.ExtendedExpiry), and returns what it did. A sandbox
+// already at the cap is invalid_transition.
+func (m *Manager) ExtendExpiry(ctx context.Context, actor, id string, by time.Duration) (Extension, error) {
+	var ext Extension
+	err := pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
 		cur, err := scanSandbox(tx.QueryRow(ctx, `SELECT `+sandboxColumns+` FROM sandbox_control.sandboxes WHERE id = $1 FOR UPDATE`, id))
 		if isNoRows(err) {
 			return sandbox.Errorf(sandbox.CodeNotFound, "sandbox %s not found", id)
@@ -541,27 +570,29 @@ func (m *Manager) Extend(ctx context.Context, actor, id string, by time.Duration
 			return sandbox.Errorf(sandbox.CodeInvalidTransition, "sandbox %q is %s; only a running sandbox that has not expired can be extended",
 				cur.Name, cur.DisplayStatus(now))
 		}
-		next, c, err := m.limits.ExtendedExpiry(cur.CreatedAt, cur.ExpiresAt, by)
+		next, capped, err := m.limits.ExtendedExpiry(cur.CreatedAt, cur.ExpiresAt, by)
 		if err != nil {
 			return err
 		}
-		sb, err = scanSandbox(tx.QueryRow(ctx, `
+		sb, err := scanSandbox(tx.QueryRow(ctx, `
 			UPDATE sandbox_control.sandboxes SET expires_at = $2, updated_at = $3, expiry_warned_at = NULL
 			WHERE id = $1 AND status = 'running'
 			RETURNING `+sandboxColumns, id, next, now))
 		if err != nil {
 			return err
 		}
-		capped = c
+		ext = Extension{Sandbox: sb, From: cur.ExpiresAt, To: sb.ExpiresAt, By: sb.ExpiresAt.Sub(cur.ExpiresAt),
+			Requested: by, Capped: capped, MaxExpiresAt: cur.CreatedAt.Add(m.limits.MaxLifetime)}
 		return audit(ctx, tx, actor, ActionExtend, id, map[string]any{
-			"by_seconds": int64(by / time.Second), "from": cur.ExpiresAt, "to": next, "capped": c,
+			"by_seconds": int64(by / time.Second), "extended_by_seconds": int64(ext.By / time.Second),
+			"from": cur.ExpiresAt, "to": next, "capped": capped,
 		})
 	})
 	if err != nil {
-		return nil, false, err
+		return Extension{}, err
 	}
 	m.publishRouteChanges(ctx) // the routes carry the expiry
-	return sb, capped, m.loadGuilds(ctx, []*sandbox.Sandbox{sb})
+	return ext, m.loadGuilds(ctx, []*sandbox.Sandbox{ext.Sandbox})
 }
 
 // AddGuild maps a guild to a running sandbox.
@@ -738,12 +769,8 @@ type ListPage struct {
 	NextCursor string // empty on the last page
 }
 
-type cursor struct {
-	CreatedAt time.Time `json:"c"`
-	ID        string    `json:"i"`
-}
-
-// List returns sandboxes newest first, with keyset pagination through an opaque cursor.
+// List returns sandboxes newest first, with keyset pagination through an opaque, signed cursor
+// (cursor.go): a cursor this Manager's key did not sign is invalid_input (field cursor).
 func (m *Manager) List(ctx context.Context, f ListFilter) (ListPage, error) {
 	if f.Limit == 0 {
 		f.Limit = 50
@@ -768,7 +795,7 @@ func (m *Manager) List(ctx context.Context, f ListFilter) (ListPage, error) {
 	}
 	var after *cursor
 	if f.Cursor != "" {
-		c, err := decodeCursor(f.Cursor)
+		c, err := m.cursors.decode(f.Cursor)
 		if err != nil {
 			return ListPage{}, err
 		}
@@ -799,24 +826,10 @@ func (m *Manager) List(ctx context.Context, f ListFilter) (ListPage, error) {
 	if len(sbs) > f.Limit {
 		sbs = sbs[:f.Limit]
 		last := sbs[len(sbs)-1]
-		page.NextCursor = encodeCursor(cursor{CreatedAt: last.CreatedAt, ID: last.ID})
+		page.NextCursor = m.cursors.encode(cursor{CreatedAt: last.CreatedAt, ID: last.ID})
 	}
 	page.Sandboxes = sbs
 	return page, m.loadGuilds(ctx, sbs)
-}
-
-func encodeCursor(c cursor) string {
-	b, _ := json.Marshal(c)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodeCursor(s string) (cursor, error) {
-	var c cursor
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || json.Unmarshal(b, &c) != nil || !sandbox.ValidID(c.ID) || c.CreatedAt.IsZero() {
-		return cursor{}, sandbox.InvalidField("cursor", "cursor is not one this API returned")
-	}
-	return c, nil
 }
 
 // LookupRoutes resolves guilds to routes with one query: mapping, sandbox status and

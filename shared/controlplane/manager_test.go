@@ -1,7 +1,10 @@
 package controlplane_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -331,12 +334,36 @@ func TestExtend(t *testing.T) {
 	if err != nil || capped || !got.ExpiresAt.Equal(sb.ExpiresAt.Add(12*time.Hour)) {
 		t.Fatalf("extend: %v %v %v", got.ExpiresAt, capped, err)
 	}
-	got, capped, err = m.Extend(ctx, alice, sb.ID, 168*time.Hour)
-	if err != nil || !capped || !got.ExpiresAt.Equal(sb.CreatedAt.Add(168*time.Hour)) {
-		t.Fatalf("capped: %v %v %v", got.ExpiresAt, capped, err)
+	// Longer than the whole lifetime: capped, not refused, and the answer says by how much the
+	// expiry really moved (168h - 36h), as does the audit entry.
+	ext, err := m.ExtendExpiry(ctx, alice, sb.ID, 30*24*time.Hour)
+	maxExpiry := sb.CreatedAt.Add(168 * time.Hour)
+	if err != nil || !ext.Capped || !ext.To.Equal(maxExpiry) || !ext.Sandbox.ExpiresAt.Equal(maxExpiry) ||
+		!ext.From.Equal(sb.ExpiresAt.Add(12*time.Hour)) || ext.By != 132*time.Hour || ext.Requested != 30*24*time.Hour ||
+		!ext.MaxExpiresAt.Equal(maxExpiry) {
+		t.Fatalf("extend by 30d: %+v %v", ext, err)
 	}
-	if _, _, err := m.Extend(ctx, alice, sb.ID, time.Hour); !errors.Is(err, sandbox.ErrInvalidInput) {
+	entries, err := m.AuditLog(ctx, sb.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var details struct {
+		By       int64 `json:"by_seconds"`
+		Extended int64 `json:"extended_by_seconds"`
+		Capped   bool  `json:"capped"`
+	}
+	last := entries[len(entries)-1]
+	if err := json.Unmarshal(last.Details, &details); err != nil || last.Action != controlplane.ActionExtend ||
+		details.By != 30*24*3600 || details.Extended != 132*3600 || !details.Capped {
+		t.Fatalf("audit of the capped extension: %s %s %v", last.Action, last.Details, err)
+	}
+	// At the cap nothing can move the expiry: a conflict with the sandbox's state.
+	before := count(t, pool, `SELECT count(*) FROM sandbox_control.audit_log`)
+	if _, _, err := m.Extend(ctx, alice, sb.ID, time.Hour); !errors.Is(err, sandbox.ErrInvalidTransition) {
 		t.Fatalf("at cap: %v", err)
+	}
+	if after := count(t, pool, `SELECT count(*) FROM sandbox_control.audit_log`); after != before {
+		t.Fatalf("a refused extension wrote %d audit entries", after-before)
 	}
 	other := mustCreate(t, m, controlplane.CreateInput{Name: "expires", Owner: alice, TTL: time.Hour})
 	clk.now = clk.now.Add(2 * time.Hour)
@@ -415,6 +442,53 @@ func TestListFiltersAndPagination(t *testing.T) {
 	for _, f := range []controlplane.ListFilter{{Limit: 201}, {Limit: -1}, {Status: "zombie"}, {Cursor: "garbage!"}, {Cursor: "eyJjIjoxfQ"}} {
 		if _, err := m.List(ctx, f); !errors.Is(err, sandbox.ErrInvalidInput) {
 			t.Errorf("%+v: want invalid_input, got %v", f, err)
+		}
+	}
+}
+
+// List's cursors are signed: instances sharing the key accept each other's cursors; a cursor
+// signed with another key, forged from a well-formed position, truncated or altered is
+// invalid_input naming cursor.
+func TestListCursorsAreSigned(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, controlplane.MinCursorKeyBytes)
+	m, pool := newManager(t, controlplane.Options{CursorKey: key})
+	ctx := context.Background()
+	for _, name := range []string{"page-a", "page-b", "page-c"} {
+		mustCreate(t, m, controlplane.CreateInput{Name: name, Owner: alice})
+	}
+	first, err := m.List(ctx, controlplane.ListFilter{Limit: 1})
+	if err != nil || first.NextCursor == "" {
+		t.Fatalf("first page: %+v %v", first, err)
+	}
+	same := controlplane.NewManager(pool, controlplane.Options{Limits: sandbox.DefaultLimits(), CursorKey: bytes.Clone(key)})
+	next, err := same.List(ctx, controlplane.ListFilter{Limit: 1, Cursor: first.NextCursor})
+	if err != nil || len(next.Sandboxes) != 1 || next.Sandboxes[0].Name != "page-b" {
+		t.Fatalf("another instance with the same key: %+v %v", next, err)
+	}
+
+	other := controlplane.NewManager(pool, controlplane.Options{Limits: sandbox.DefaultLimits(), CursorKey: bytes.Repeat([]byte{8}, 32)})
+	foreign, err := other.List(ctx, controlplane.ListFilter{Limit: 1})
+	if err != nil || foreign.NextCursor == "" {
+		t.Fatalf("first page of the other key: %+v %v", foreign, err)
+	}
+	// A position that exists, encoded the way cursors were before they were signed.
+	position, _ := json.Marshal(map[string]any{"c": first.Sandboxes[0].CreatedAt, "i": first.Sandboxes[0].ID})
+	forged := base64.RawURLEncoding.EncodeToString(position)
+	raw, _ := base64.RawURLEncoding.DecodeString(first.NextCursor)
+	altered := bytes.Clone(raw)
+	altered[len(altered)-3] ^= 1
+	for label, c := range map[string]string{
+		"signed with another key": foreign.NextCursor,
+		"forged":                  forged,
+		"mac alone":               base64.RawURLEncoding.EncodeToString(raw[:32]),
+		"truncated":               first.NextCursor[:len(first.NextCursor)-2],
+		"altered":                 base64.RawURLEncoding.EncodeToString(altered),
+		"not base64":              first.NextCursor + "!",
+	} {
+		_, err := m.List(ctx, controlplane.ListFilter{Limit: 1, Cursor: c})
+		var de *sandbox.Error
+		if !errors.As(err, &de) || de.Code != sandbox.CodeInvalidInput || de.Field != "cursor" {
+			t.Errorf("%s cursor: want invalid_input on cursor, got %v", label, err)
 		}
 	}
 }

@@ -340,6 +340,25 @@ func (m *Manager) TransitionClaimed(ctx context.Context, claim *TeardownClaim, a
 	return m.fencedTransition(ctx, claim, actor, claim.SandboxID, nil, to, ActionTransition, details)
 }
 
+// StatusBeforeDestroying returns the status a destroying sandbox had when it was moved to
+// destroying, as the audit log recorded that transition (the "from" of its latest entry
+// moving it there): a teardown that finds its sandbox destroying already (a destroy request,
+// or a run that stopped) records where it really came from. ok is false when the log holds
+// no such entry.
+func (m *Manager) StatusBeforeDestroying(ctx context.Context, id string) (from sandbox.Status, ok bool, err error) {
+	var s string
+	err = m.db.QueryRow(ctx, `SELECT details->>'from' FROM sandbox_control.audit_log
+		WHERE sandbox_id = $1 AND details->>'to' = 'destroying' AND details ? 'from'
+		ORDER BY id DESC LIMIT 1`, id).Scan(&s)
+	if isNoRows(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return sandbox.Status(s), sandbox.Status(s).Valid(), nil
+}
+
 // ExpiringUnwarned lists at most limit running sandboxes that expire after now and no later
 // than until and have not been warned yet, soonest first.
 func (m *Manager) ExpiringUnwarned(ctx context.Context, now, until time.Time, limit int) ([]*sandbox.Sandbox, error) {

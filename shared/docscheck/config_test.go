@@ -1,6 +1,7 @@
 package docscheck
 
 import (
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -15,8 +16,13 @@ import (
 // noDefault is how docs/configuration.md writes "no default".
 const noDefault = "—"
 
-// envComponents are the tables of docs/configuration.md, one per part of the system.
-var envComponents = []string{"common", "api", "router", "cleanup", "cli"}
+// envComponents are the tables of docs/configuration.md: the variables every function reads,
+// those of tearing down (read by each function that tears down), and one table per part of
+// the system for the rest.
+var envComponents = []string{"common", "teardown", "api", "router", "cleanup", "cli"}
+
+// functions are the parts of the system that are Lambda functions.
+var functions = []string{"api", "router", "cleanup"}
 
 // documentedEnv returns, per component, the documented variables and their defaults.
 func documentedEnv(t *testing.T) map[string]map[string]string {
@@ -47,38 +53,139 @@ func documentedEnv(t *testing.T) map[string]map[string]string {
 	return out
 }
 
+// configReads returns the variables a loader looks up, sorted.
+func configReads(t *testing.T, load func(config.Lookup) (any, error)) []string {
+	t.Helper()
+	var seen []string
+	_, err := load(func(name string) (string, bool) {
+		if !slices.Contains(seen, name) {
+			seen = append(seen, name)
+		}
+		v, ok := baseEnv[name]
+		return v, ok
+	})
+	if err != nil {
+		t.Fatalf("loading a configuration with only the required settings: %v", err)
+	}
+	slices.Sort(seen)
+	return seen
+}
+
+// expectedTables returns, per table of docs/configuration.md, the variables it must list, and
+// where the code reads each (for messages): the common table holds what every function reads,
+// the teardown table what config.LoadTeardown reads (every function that reads part of it
+// must read all of it), each part's table the rest of what it reads.
+func expectedTables(t *testing.T) (map[string][]string, map[string]string) {
+	t.Helper()
+	parts := partReads(t, repoRoot)
+	where := map[string]string{}
+	for _, reads := range parts {
+		for _, r := range reads {
+			if _, ok := where[r.Name]; !ok {
+				where[r.Name] = r.Pos
+			}
+		}
+	}
+	teardown := configReads(t, loaders["config.LoadTeardown"])
+	var common []string
+	for _, name := range names(parts["api"]) {
+		if slices.Contains(names(parts["router"]), name) && slices.Contains(names(parts["cleanup"]), name) {
+			common = append(common, name)
+		}
+	}
+	want := map[string][]string{"common": common, "teardown": teardown}
+	for part := range mainPackages {
+		read := names(parts[part])
+		readsTeardown := 0
+		for _, name := range teardown {
+			if slices.Contains(read, name) {
+				readsTeardown++
+			}
+		}
+		if readsTeardown != 0 && readsTeardown != len(teardown) {
+			t.Errorf("%s reads %d of the %d teardown settings: read them all, with config.LoadTeardown", part, readsTeardown, len(teardown))
+		}
+		for _, name := range read {
+			if (part != "cli" && slices.Contains(common, name)) || slices.Contains(teardown, name) {
+				continue
+			}
+			want[part] = append(want[part], name)
+		}
+	}
+	return want, where
+}
+
+// Every variable a part of the system reads is documented in the right table, and every
+// documented one is read. A part's reads follow its main package: the loaders it calls, and
+// the reads in the packages it imports (not the directories: the api reads the teardown
+// settings because it tears down, not because of where the code lives).
 func TestConfigurationDocListsEveryVariableTheCodeReads(t *testing.T) {
-	read := scanEnvReads(t, repoRoot)
+	want, where := expectedTables(t)
 	documented := documentedEnv(t)
 	for _, c := range envComponents {
-		code := names(read[c])
-		if len(code) == 0 {
-			t.Errorf("no environment variable read by the %s code was found: the scan is broken", c)
+		if len(want[c]) == 0 {
+			t.Errorf("no environment variable of the %s table was found in the code: the scan is broken", c)
 		}
-		where := map[string]string{}
-		for _, r := range read[c] {
-			where[r.Name] = r.Pos
-		}
-		for _, name := range code {
+		for _, name := range want[c] {
 			if _, ok := documented[c][name]; !ok {
-				t.Errorf("%s reads %s (%s) but docs/configuration.md does not list it in the %s table", c, name, where[name], c)
+				t.Errorf("%s is read (%s) but docs/configuration.md does not list it in the %s table", name, where[name], c)
 			}
 		}
 		for name := range documented[c] {
-			if !slices.Contains(code, name) {
-				t.Errorf("docs/configuration.md lists %s in the %s table, but the %s code does not read it", name, c, c)
+			if !slices.Contains(want[c], name) {
+				t.Errorf("docs/configuration.md lists %s in the %s table, but the code reads it elsewhere or not at all (%s)", name, c, where[name])
 			}
 		}
 	}
 }
 
-// loaders are the configuration loaders of the functions; the common variables are read by
-// each of them.
-var loaders = map[string]func(config.Lookup) (any, error){
-	"api":     func(l config.Lookup) (any, error) { return api.LoadConfig(l) },
-	"router":  func(l config.Lookup) (any, error) { return routing.LoadConfig(l) },
-	"cleanup": func(l config.Lookup) (any, error) { return cleanup.LoadConfig(l) },
+// Terraform gives each function only variables it reads, and a setting it passes to one
+// function reaches every function that reads it (the teardown settings reach the api as well
+// as cleanup), so no function runs on a default where another runs on the operator's value.
+func TestTerraformPassesEachFunctionWhatItReads(t *testing.T) {
+	parts := partReads(t, repoRoot)
+	env := loadTerraform(t, filepath.Join(repoRoot, "terraform")).lambdaEnvironment(t)
+	passed := map[string][]string{} // variable -> the functions Terraform passes it to
+	for _, fn := range functions {
+		if _, ok := env[fn]; !ok {
+			t.Fatalf("Terraform deploys no %s function (it deploys %v)", fn, env)
+		}
+		for _, name := range env[fn] {
+			passed[name] = append(passed[name], fn)
+			if !slices.Contains(names(parts[fn]), name) {
+				t.Errorf("Terraform passes %s to the %s function, which never reads it", name, fn)
+			}
+		}
+	}
+	for name, to := range passed {
+		for _, fn := range functions {
+			if !slices.Contains(to, fn) && slices.Contains(names(parts[fn]), name) {
+				t.Errorf("Terraform passes %s to %v but not to the %s function, which reads it too", name, to, fn)
+			}
+		}
+	}
+	for _, name := range configReads(t, loaders["config.LoadTeardown"]) {
+		if len(passed[name]) == 0 {
+			t.Errorf("Terraform passes the teardown setting %s to no function", name)
+		}
+	}
 }
+
+// loaders are the configuration loaders the functions' main packages call (partReads); the
+// key is how a main package calls it.
+var loaders = map[string]func(config.Lookup) (any, error){
+	"api.LoadConfig":     func(l config.Lookup) (any, error) { return api.LoadConfig(l) },
+	"routing.LoadConfig": func(l config.Lookup) (any, error) { return routing.LoadConfig(l) },
+	"cleanup.LoadConfig": func(l config.Lookup) (any, error) { return cleanup.LoadConfig(l) },
+	"config.LoadTeardown": func(l config.Lookup) (any, error) {
+		r := config.NewReader(l)
+		t := config.LoadTeardown(r)
+		return t, r.Err()
+	},
+}
+
+// functionLoader is the loader of each function's whole configuration.
+var functionLoader = map[string]string{"api": "api.LoadConfig", "router": "routing.LoadConfig", "cleanup": "cleanup.LoadConfig"}
 
 // baseEnv holds the required settings, so that each loader succeeds.
 var baseEnv = map[string]string{
@@ -91,11 +198,19 @@ var baseEnv = map[string]string{
 // configuration equals the one loaded with the variable unset.
 func TestConfigurationDocDefaultsAreTheCodes(t *testing.T) {
 	documented := documentedEnv(t)
+	parts := partReads(t, repoRoot)
 	for c, vars := range documented {
 		fns := []string{c}
 		switch c {
 		case "common":
-			fns = []string{"api", "router", "cleanup"}
+			fns = functions
+		case "teardown":
+			fns = nil
+			for _, fn := range functions {
+				if slices.Contains(names(parts[fn]), "CLEANUP_CLAIM_LEASE") {
+					fns = append(fns, fn)
+				}
+			}
 		case "cli":
 			continue // no defaults other than "unset"
 		}
@@ -104,7 +219,7 @@ func TestConfigurationDocDefaultsAreTheCodes(t *testing.T) {
 				continue
 			}
 			for _, fn := range fns {
-				unset, err := loaders[fn](config.MapLookup(baseEnv))
+				unset, err := loaders[functionLoader[fn]](config.MapLookup(baseEnv))
 				if err != nil {
 					t.Fatalf("%s configuration with only the required settings: %v", fn, err)
 				}
@@ -112,7 +227,7 @@ func TestConfigurationDocDefaultsAreTheCodes(t *testing.T) {
 				for k, v := range baseEnv {
 					env[k] = v
 				}
-				set, err := loaders[fn](config.MapLookup(env))
+				set, err := loaders[functionLoader[fn]](config.MapLookup(env))
 				if err != nil {
 					t.Errorf("%s=%q (the documented default) is refused by %s: %v", name, def, fn, err)
 					continue
@@ -127,7 +242,7 @@ func TestConfigurationDocDefaultsAreTheCodes(t *testing.T) {
 
 // The comparison above must see a variable that is set to something else than its default.
 func TestConfigurationDefaultComparisonDetectsADifference(t *testing.T) {
-	unset, err := loaders["router"](config.MapLookup(baseEnv))
+	unset, err := loaders["routing.LoadConfig"](config.MapLookup(baseEnv))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +250,7 @@ func TestConfigurationDefaultComparisonDetectsADifference(t *testing.T) {
 	for k, v := range baseEnv {
 		env[k] = v
 	}
-	set, err := loaders["router"](config.MapLookup(env))
+	set, err := loaders["routing.LoadConfig"](config.MapLookup(env))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +18,8 @@ import (
 type envRead struct {
 	Name string
 	Pos  string // file:line, for messages
+	Dir  string // the package's directory, relative to the repository
+	Func string // the top-level function it is in ("" outside one)
 }
 
 // envNameRE is the shape of the variables the code reads; other string arguments of methods
@@ -30,42 +33,38 @@ var readerMethods = map[string]bool{
 	"Getenv": true, "LookupEnv": true, "Lookup": true, "lookup": true,
 }
 
-// components says which part of the system a source directory belongs to; a directory not
-// listed (and not excluded) is common to every function.
-var components = []struct{ dir, component string }{
-	{"functions/api", "api"},
-	{"shared/api", "api"},
-	{"functions/router", "router"},
-	{"shared/routing", "router"},
-	{"functions/cleanup", "cleanup"},
-	{"shared/cleanup", "cleanup"},
-	{"cmd/sandbox", "cli"},
-	{"shared/cli", "cli"},
+// mainPackages are the programs of the product, each the root of a part of the system: a
+// variable read anywhere in a program's imports belongs to that part.
+var mainPackages = map[string]string{
+	"api":     "functions/api",
+	"router":  "functions/router",
+	"cleanup": "functions/cleanup",
+	"cli":     "cmd/sandbox",
 }
 
 // excludedDirs read variables that are not configuration of the product: the test harness
 // and these checks.
 var excludedDirs = []string{"shared/internal/testenv", "shared/docscheck", "scripts"}
 
-func componentOf(rel string) (string, bool) {
+func excluded(rel string) bool {
 	for _, d := range excludedDirs {
 		if rel == d || strings.HasPrefix(rel, d+"/") {
-			return "", false
+			return true
 		}
 	}
-	for _, c := range components {
-		if rel == c.dir || strings.HasPrefix(rel, c.dir+"/") {
-			return c.component, true
-		}
-	}
-	return "common", true
+	return false
 }
 
-// scanEnvReads parses every non-test Go file of the repository and returns, per component,
-// the environment variables read there. A variable name is a string literal or a string
-// constant (of the same package, or qualified by package name) given as the first argument
-// of a reader call.
-func scanEnvReads(t *testing.T, repo string) map[string][]envRead {
+// loaderFuncs are the functions that read a configuration type as a whole. Their reads are
+// not attributed by the scan (a program imports a package whose loader it may never call)
+// but by recording what each loader a program's main package calls looks up (configReads).
+var loaderFuncs = map[string]bool{"LoadConfig": true, "LoadShared": true, "LoadTeardown": true}
+
+// scanEnvReads parses every non-test Go file of the repository and returns the environment
+// variables read there, and each directory's imports of the module's own packages (as
+// directories). A variable name is a string literal or a string constant (of the same
+// package, or qualified by package name) given as the first argument of a reader call.
+func scanEnvReads(t *testing.T, repo string) ([]envRead, map[string][]string) {
 	t.Helper()
 	fset := token.NewFileSet()
 	type parsed struct {
@@ -73,6 +72,7 @@ func scanEnvReads(t *testing.T, repo string) map[string][]envRead {
 		file *ast.File
 	}
 	var files []parsed
+	imports := map[string][]string{}
 	// consts maps "pkgname.Name" and, per directory, "dir:Name" to string constant values.
 	consts := map[string]string{}
 	err := filepath.WalkDir(repo, func(path string, d fs.DirEntry, err error) error {
@@ -96,6 +96,12 @@ func scanEnvReads(t *testing.T, repo string) map[string][]envRead {
 		rel, _ := filepath.Rel(repo, filepath.Dir(path))
 		rel = filepath.ToSlash(rel)
 		files = append(files, parsed{rel, f})
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			if dir, ok := strings.CutPrefix(p, modulePath+"/"); ok && !slices.Contains(imports[rel], dir) {
+				imports[rel] = append(imports[rel], dir)
+			}
+		}
 		for _, decl := range f.Decls {
 			gd, ok := decl.(*ast.GenDecl)
 			if !ok || gd.Tok != token.CONST {
@@ -121,47 +127,126 @@ func scanEnvReads(t *testing.T, repo string) map[string][]envRead {
 		t.Fatalf("scanning Go sources: %v", err)
 	}
 
-	out := map[string][]envRead{}
+	var out []envRead
 	for _, p := range files {
-		component, ok := componentOf(p.rel)
-		if !ok {
+		if excluded(p.rel) {
 			continue
 		}
-		ast.Inspect(p.file, func(n ast.Node) bool {
-			call, ok := n.(*ast.CallExpr)
-			if !ok || len(call.Args) == 0 {
-				return true
+		for _, decl := range p.file.Decls {
+			fnName := ""
+			if fd, ok := decl.(*ast.FuncDecl); ok {
+				fnName = fd.Name.Name
 			}
-			var fn string
-			switch f := call.Fun.(type) {
-			case *ast.SelectorExpr:
-				fn = f.Sel.Name
-			case *ast.Ident:
-				fn = f.Name
-			}
-			if !readerMethods[fn] {
-				return true
-			}
-			var name string
-			switch a := call.Args[0].(type) {
-			case *ast.BasicLit:
-				if a.Kind == token.STRING {
-					name, _ = strconv.Unquote(a.Value)
+			ast.Inspect(decl, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok || len(call.Args) == 0 {
+					return true
 				}
-			case *ast.Ident:
-				name = consts[p.rel+":"+a.Name]
-			case *ast.SelectorExpr:
-				if pkg, ok := a.X.(*ast.Ident); ok {
-					name = consts[pkg.Name+"."+a.Sel.Name]
+				var fn string
+				switch f := call.Fun.(type) {
+				case *ast.SelectorExpr:
+					fn = f.Sel.Name
+				case *ast.Ident:
+					fn = f.Name
 				}
-			}
-			if envNameRE.MatchString(name) {
-				pos := fset.Position(call.Pos())
-				rel, _ := filepath.Rel(repo, pos.Filename)
-				out[component] = append(out[component], envRead{Name: name, Pos: rel + ":" + strconv.Itoa(pos.Line)})
+				if !readerMethods[fn] {
+					return true
+				}
+				var name string
+				switch a := call.Args[0].(type) {
+				case *ast.BasicLit:
+					if a.Kind == token.STRING {
+						name, _ = strconv.Unquote(a.Value)
+					}
+				case *ast.Ident:
+					name = consts[p.rel+":"+a.Name]
+				case *ast.SelectorExpr:
+					if pkg, ok := a.X.(*ast.Ident); ok {
+						name = consts[pkg.Name+"."+a.Sel.Name]
+					}
+				}
+				if envNameRE.MatchString(name) {
+					pos := fset.Position(call.Pos())
+					rel, _ := filepath.Rel(repo, pos.Filename)
+					out = append(out, envRead{Name: name, Pos: rel + ":" + strconv.Itoa(pos.Line), Dir: p.rel, Func: fnName})
+				}
+				return true
+			})
+		}
+	}
+	return out, imports
+}
+
+// loaderCalls returns the loaders (package.Function, loaderFuncs) that the files of dir call.
+func loaderCalls(t *testing.T, repo, dir string) []string {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(repo, dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, path := range paths {
+		if strings.HasSuffix(path, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if sel, ok := n.(*ast.SelectorExpr); ok && loaderFuncs[sel.Sel.Name] {
+				if pkg, ok := sel.X.(*ast.Ident); ok && !slices.Contains(out, pkg.Name+"."+sel.Sel.Name) {
+					out = append(out, pkg.Name+"."+sel.Sel.Name)
+				}
 			}
 			return true
 		})
+	}
+	sort.Strings(out)
+	return out
+}
+
+// closure returns dir and every module directory it imports, directly or not.
+func closure(imports map[string][]string, dir string) map[string]bool {
+	seen := map[string]bool{}
+	var visit func(string)
+	visit = func(d string) {
+		if seen[d] {
+			return
+		}
+		seen[d] = true
+		for _, i := range imports[d] {
+			visit(i)
+		}
+	}
+	visit(dir)
+	return seen
+}
+
+// partReads returns, per part of the system (mainPackages), the variables it reads: what the
+// loaders its main package calls look up (loaders, recorded), and every read outside a loader
+// in the packages it imports. A main package calling a loader this check does not know fails
+// the test.
+func partReads(t *testing.T, repo string) map[string][]envRead {
+	t.Helper()
+	reads, imports := scanEnvReads(t, repo)
+	out := map[string][]envRead{}
+	for part, dir := range mainPackages {
+		deps := closure(imports, dir)
+		for _, r := range reads {
+			if deps[r.Dir] && !loaderFuncs[r.Func] {
+				out[part] = append(out[part], r)
+			}
+		}
+		for _, call := range loaderCalls(t, repo, dir) {
+			load, ok := loaders[call]
+			if !ok {
+				t.Fatalf("%s calls %s, a configuration loader this check does not know: add it to loaders", dir, call)
+			}
+			for _, name := range configReads(t, load) {
+				out[part] = append(out[part], envRead{Name: name, Pos: dir + " (" + call + ")", Dir: dir})
+			}
+		}
 	}
 	return out
 }
@@ -179,3 +264,6 @@ func names(reads []envRead) []string {
 	sort.Strings(out)
 	return out
 }
+
+// modulePath is the module's import path (go.mod).
+const modulePath = "github.com/botplatform/discord-sandboxes"

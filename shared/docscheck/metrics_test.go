@@ -61,7 +61,7 @@ func TestMetricsTableShowsAlarms(t *testing.T) {
 	table := metricsTable([]metrics.Metric{metrics.CleanupFailures, metrics.RouteLookups},
 		[]tfAlarm{{Suffix: "cleanup-failures", Namespace: metrics.Namespace, Metric: "CleanupFailures"}})
 	for _, want := range []string{
-		"| `CleanupFailures` | Count | `[Environment]` | cleanup | [`<name>-cleanup-failures`](runbook.md#cleanup-failures) |",
+		"| `CleanupFailures` | Count | `[Environment]` | api, cleanup | [`<name>-cleanup-failures`](runbook.md#cleanup-failures) |",
 		"| `RouteLookups` | Count | `[Environment, Tier]` | router | — |",
 	} {
 		if !strings.Contains(table, want) {

@@ -177,3 +177,56 @@ func (m *tfModule) alarms(t *testing.T) []tfAlarm {
 	sort.Slice(out, func(i, j int) bool { return out[i].Suffix < out[j].Suffix })
 	return out
 }
+
+// lambdaEnvironment returns, per function (the for_each keys of aws_lambda_function.this), the
+// names of the environment variables Terraform gives it, evaluated with the variables'
+// defaults (values may be unknown; the names are not).
+func (m *tfModule) lambdaEnvironment(t *testing.T) map[string][]string {
+	t.Helper()
+	for _, f := range m.files {
+		for _, b := range f.Body.(*hclsyntax.Body).Blocks {
+			if b.Type != "resource" || b.Labels[0] != "aws_lambda_function" || b.Labels[1] != "this" {
+				continue
+			}
+			fe, ok := b.Body.Attributes["for_each"]
+			if !ok {
+				t.Fatalf("%s: aws_lambda_function.this has no for_each", b.DefRange())
+			}
+			each, diags := fe.Expr.Value(m.ctx)
+			if diags.HasErrors() || !each.IsKnown() || each.IsNull() {
+				t.Fatalf("%s: for_each of aws_lambda_function.this is not known: %v", fe.SrcRange, diags)
+			}
+			var vars hclsyntax.Expression
+			for _, nb := range b.Body.Blocks {
+				if nb.Type == "environment" {
+					if a, ok := nb.Body.Attributes["variables"]; ok {
+						vars = a.Expr
+					}
+				}
+			}
+			if vars == nil {
+				t.Fatalf("%s: aws_lambda_function.this has no environment variables", b.DefRange())
+			}
+			out := map[string][]string{}
+			for it := each.ElementIterator(); it.Next(); {
+				k, v := it.Element()
+				ctx := m.ctx.NewChild()
+				ctx.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": k, "value": v})}
+				env, diags := vars.Value(ctx)
+				if diags.HasErrors() || !env.IsKnown() || env.IsNull() || !env.CanIterateElements() {
+					t.Fatalf("%s: the environment of %s is not known from the variables' defaults: %v", vars.Range(), k.AsString(), diags)
+				}
+				var keys []string
+				for it := env.ElementIterator(); it.Next(); {
+					name, _ := it.Element()
+					keys = append(keys, name.AsString())
+				}
+				sort.Strings(keys)
+				out[k.AsString()] = keys
+			}
+			return out
+		}
+	}
+	t.Fatal("terraform: no aws_lambda_function.this")
+	return nil
+}

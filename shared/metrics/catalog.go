@@ -44,7 +44,9 @@ type Metric struct {
 	// Unit is the CloudWatch unit name, e.g. "Count" or "Milliseconds".
 	Unit string
 	// DimensionSets lists every dimension combination the metric is published under;
-	// each set starts with DimEnvironment.
+	// each set starts with DimEnvironment. A recording gives the dimensions of every set and
+	// is published under each, each on a line of its own (doc.go): with [Environment] and
+	// [Environment, D], the [Environment] series holds the total over the values of D.
 	DimensionSets [][]Dimension
 	// EmittedBy lists the functions that record the metric.
 	EmittedBy []Function
@@ -64,7 +66,8 @@ func byEnvironment() [][]Dimension {
 	return [][]Dimension{{DimEnvironment}}
 }
 
-// byEnvironmentAnd publishes a metric per environment and, in addition, per value of d.
+// byEnvironmentAnd publishes a metric per environment (the total) and, in addition, per
+// value of d (the breakdown).
 func byEnvironmentAnd(d Dimension) [][]Dimension {
 	return [][]Dimension{{DimEnvironment}, {DimEnvironment, d}}
 }
@@ -107,51 +110,52 @@ var (
 	}
 )
 
-// Cleanup.
+// Cleanup: recorded by every cleanup run, scheduled (the cleanup function) or started through
+// POST /v1/admin/cleanup (the api function). Expiry warnings are the scheduled run's alone.
 var (
 	ActiveSandboxes = Metric{
 		Name: "ActiveSandboxes", Unit: unitCount, DimensionSets: byEnvironment(),
-		EmittedBy:   []Function{FunctionCleanup},
+		EmittedBy:   []Function{FunctionAPI, FunctionCleanup},
 		Description: "Gauge, once per cleanup run: sandboxes not yet destroyed. Alarm above 100.",
 	}
 	GuildMappings = Metric{
 		Name: "GuildMappings", Unit: unitCount, DimensionSets: byEnvironment(),
-		EmittedBy:   []Function{FunctionCleanup},
+		EmittedBy:   []Function{FunctionAPI, FunctionCleanup},
 		Description: "Gauge, once per cleanup run: guilds mapped to a sandbox.",
 	}
 	CleanupRuns = Metric{
 		Name: "CleanupRuns", Unit: unitCount, DimensionSets: byEnvironment(),
-		EmittedBy:   []Function{FunctionCleanup},
-		Description: "Cleanup runs started; an alarm fires when none is seen for 45 minutes.",
+		EmittedBy:   []Function{FunctionAPI, FunctionCleanup},
+		Description: "Cleanup runs started, scheduled or through POST /v1/admin/cleanup; an alarm fires when none is seen for 45 minutes.",
 	}
 	CleanupSandboxes = Metric{
 		Name: "CleanupSandboxes", Unit: unitCount, DimensionSets: byEnvironment(),
-		EmittedBy:   []Function{FunctionCleanup},
+		EmittedBy:   []Function{FunctionAPI, FunctionCleanup},
 		Description: "Sandboxes a cleanup run tore down completely.",
 	}
 	CleanupFailures = Metric{
 		Name: "CleanupFailures", Unit: unitCount, DimensionSets: byEnvironment(),
-		EmittedBy:   []Function{FunctionCleanup},
+		EmittedBy:   []Function{FunctionAPI, FunctionCleanup},
 		Description: "Sandbox teardowns that stopped at a failed step (retried next run); alarm above 0.",
 	}
 	CleanupDuration = Metric{
 		Name: "CleanupDuration", Unit: unitMilliseconds, DimensionSets: byEnvironment(),
-		EmittedBy:   []Function{FunctionCleanup},
+		EmittedBy:   []Function{FunctionAPI, FunctionCleanup},
 		Description: "Wall time of one cleanup run.",
 	}
 	CleanupSandboxesRemaining = Metric{
 		Name: "CleanupSandboxesRemaining", Unit: unitCount, DimensionSets: byEnvironment(),
-		EmittedBy:   []Function{FunctionCleanup},
+		EmittedBy:   []Function{FunctionAPI, FunctionCleanup},
 		Description: "Sandboxes due for teardown that a run left for the next one (deadline reached or failed).",
 	}
 	CleanupClaimsLost = Metric{
 		Name: "CleanupClaimsLost", Unit: unitCount, DimensionSets: byEnvironment(),
-		EmittedBy:   []Function{FunctionCleanup},
+		EmittedBy:   []Function{FunctionAPI, FunctionCleanup},
 		Description: "Teardowns a cleanup run stopped, writing nothing more, because its claim's lease expired and another run took the sandbox over (that run finishes it); not a failure.",
 	}
 	OrphanedResources = Metric{
 		Name: "OrphanedResources", Unit: unitCount, DimensionSets: byEnvironmentAnd(DimResourceType),
-		EmittedBy:   []Function{FunctionCleanup},
+		EmittedBy:   []Function{FunctionAPI, FunctionCleanup},
 		Description: "Resources older than the grace period with no sandbox in the control plane, in total and per resource type; alarm above 5 for 1 hour.",
 	}
 	ExpiryWarningsSent = Metric{

@@ -24,12 +24,23 @@
 //   - Gauge keeps the last value;
 //   - Milliseconds keeps every sample, so percentiles stay right.
 //
-// Lines: Flush writes one JSON line per distinct set of dimension values. Each line declares,
-// for each of its metrics, all the dimension sets the catalog gives that metric, with explicit
-// dimension sets only: the lines never carry "Dimensions": null nor the ServiceName and
-// ServiceType dimensions that github.com/prozz/aws-embedded-metrics-golang adds by default.
-// That library writes the lines (one emf.Logger per line, so its lack of locking does not
-// matter); it can hold only one value per metric name in a line and has no EMF values arrays,
-// so the first line for a set of dimension values holds the counts, the gauges and the first
-// Milliseconds samples, and the k-th Milliseconds sample of a series goes on the k-th line.
+// Breakdowns: a metric whose catalog dimension sets are [Environment] and [Environment, D]
+// is recorded with a value of D only; the Recorder aggregates it twice, in the series of
+// that value of D and in the metric's total (Count: the sum over the values of D; Gauge: the
+// sum of their last values; Milliseconds: every sample). In general a recording is added to
+// one series per dimension set of its catalog entry.
+//
+// Lines: Flush writes one JSON line per distinct set of dimension values, and each line
+// declares exactly one dimension set for all its metrics: [Environment] for the totals and
+// the metrics without a breakdown, [Environment, D] for one value of D. CloudWatch
+// publishes every value of a line under every set the line declares, so a line declaring
+// both would put each breakdown value into the total series as a data point of its own,
+// where statistics other than Sum (Minimum, Maximum, Average, SampleCount) see the
+// breakdown values instead of the total. The lines carry explicit dimension sets only: never
+// "Dimensions": null nor the ServiceName and ServiceType dimensions that
+// github.com/prozz/aws-embedded-metrics-golang adds by default. That library writes the
+// lines (one emf.Logger per line, so its lack of locking does not matter); it can hold only
+// one value per metric name in a line and has no EMF values arrays, so the first line for a
+// set of dimension values holds the counts, the gauges and the first Milliseconds samples,
+// and the k-th Milliseconds sample of a series goes on the k-th line.
 package metrics

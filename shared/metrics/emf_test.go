@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -83,7 +84,9 @@ func validateEMF(line string) error {
 
 // checkLine validates one line against the EMF schema and against the rules the schema
 // cannot express: every referenced target member exists with the right JSON type, the
-// namespace is ours and the library's default dimensions are absent.
+// namespace is ours and the library's default dimensions are absent. It also checks the
+// emitter's layout: the line declares exactly one dimension set, and it carries no catalog
+// dimension outside that set (a total's line has no breakdown dimension).
 func checkLine(t *testing.T, line string) emfLine {
 	t.Helper()
 	if err := validateEMF(line); err != nil {
@@ -106,6 +109,22 @@ func checkLine(t *testing.T, line string) emfLine {
 	}
 	if len(parsed.AWS.CloudWatchMetrics) == 0 {
 		t.Errorf("line has no metric directive: %s", line)
+	}
+	var sets []string
+	for _, d := range parsed.AWS.CloudWatchMetrics {
+		for _, set := range d.Dimensions {
+			sets = append(sets, fmt.Sprint(set))
+		}
+	}
+	if len(sets) != 1 {
+		t.Errorf("line declares %d dimension sets %v, want exactly one: %s", len(sets), sets, line)
+	} else {
+		set := parsed.AWS.CloudWatchMetrics[0].Dimensions[0]
+		for _, d := range allDimensions {
+			if _, ok := parsed.Members[string(d)]; ok && !slices.Contains(set, string(d)) {
+				t.Errorf("line carries dimension %s outside its set %v: %s", d, set, line)
+			}
+		}
 	}
 	for _, d := range parsed.AWS.CloudWatchMetrics {
 		if d.Namespace != metrics.Namespace {

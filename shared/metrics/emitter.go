@@ -59,7 +59,7 @@ func (e *Emitter) Begin() *Recorder {
 	if e == nil {
 		return nil
 	}
-	return &Recorder{emitter: e, series: map[string]*series{}}
+	return &Recorder{emitter: e, series: map[string]*series{}, gauges: map[string]float64{}}
 }
 
 func (e *Emitter) write(p []byte) error {
@@ -78,6 +78,9 @@ type Recorder struct {
 
 	mu     sync.Mutex
 	series map[string]*series
+	// gauges holds the last Gauge value per metric and full set of dimension values, so that
+	// a total over a breakdown is the sum of the breakdown values' last values.
+	gauges map[string]float64
 	errs   []error
 }
 
@@ -114,6 +117,7 @@ func (r *Recorder) Flush() error {
 	r.mu.Lock()
 	taken := r.series
 	r.series = map[string]*series{}
+	r.gauges = map[string]float64{}
 	r.mu.Unlock()
 	if len(taken) == 0 {
 		return nil
@@ -140,10 +144,11 @@ func (a aggregation) unit() string {
 	return unitCount
 }
 
-// series is one metric with one set of dimension values.
+// series is one metric under one of its dimension sets, with one set of values of its
+// dimensions besides Environment: labels is empty for the total of a metric with a breakdown.
 type series struct {
 	entry     *catalogEntry
-	labels    []label // in entry.keys order
+	labels    []label // in entry.keys order, only the dimensions of the series' set
 	labelsKey string
 	agg       aggregation
 	value     float64
@@ -179,36 +184,67 @@ func (r *Recorder) record(m Metric, agg aggregation, v float64, dims []any) {
 	}
 }
 
+// add records v in every series the recording is published under: one per dimension set of
+// the metric, its labels cut down to that set's dimensions. For a metric with a breakdown
+// ([Environment] and [Environment, D]) that is the breakdown value's series and the total.
 func (r *Recorder) add(entry *catalogEntry, labels []label, agg aggregation, v float64) error {
-	var lk strings.Builder
-	for _, l := range labels {
-		// Dimension values hold no control characters, so NUL cannot be ambiguous.
-		lk.WriteString(string(l.key))
-		lk.WriteByte(0)
-		lk.WriteString(l.value)
-		lk.WriteByte(0)
+	type target struct {
+		key, labelsKey string
+		labels         []label
 	}
-	labelsKey := lk.String()
-	key := entry.metric.Name + "\x00" + labelsKey
+	targets := make([]target, 0, len(entry.projections))
+	for _, keep := range entry.projections {
+		projected := make([]label, 0, len(keep))
+		for _, l := range labels {
+			if slices.Contains(keep, l.key) {
+				projected = append(projected, l)
+			}
+		}
+		lk := labelsKeyOf(projected)
+		targets = append(targets, target{key: entry.metric.Name + "\x00" + lk, labelsKey: lk, labels: projected})
+	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := r.series[key]
-	if s == nil {
-		s = &series{entry: entry, labels: labels, labelsKey: labelsKey, agg: agg}
-		r.series[key] = s
-	} else if s.agg != agg {
-		return fmt.Errorf("%w: %s: recorded with %s after %s", ErrRejected, entry.metric.Name, agg.method(), s.agg.method())
+	for _, tg := range targets {
+		if s := r.series[tg.key]; s != nil && s.agg != agg {
+			return fmt.Errorf("%w: %s: recorded with %s after %s", ErrRejected, entry.metric.Name, agg.method(), s.agg.method())
+		}
 	}
-	switch agg {
-	case aggregateSum:
-		s.value += v
-	case aggregateLast:
-		s.value = v
-	case aggregateSamples:
-		s.samples = append(s.samples, v)
+	// A gauge moves every series it is part of by the change of its own last value.
+	delta := v
+	if agg == aggregateLast {
+		gaugeKey := entry.metric.Name + "\x00" + labelsKeyOf(labels)
+		delta = v - r.gauges[gaugeKey]
+		r.gauges[gaugeKey] = v
+	}
+	for _, tg := range targets {
+		s := r.series[tg.key]
+		if s == nil {
+			s = &series{entry: entry, labels: tg.labels, labelsKey: tg.labelsKey, agg: agg}
+			r.series[tg.key] = s
+		}
+		switch agg {
+		case aggregateSum, aggregateLast:
+			s.value += delta
+		case aggregateSamples:
+			s.samples = append(s.samples, v)
+		}
 	}
 	return nil
+}
+
+// labelsKeyOf identifies a set of dimension values; dimension values hold no control
+// characters, so NUL cannot be ambiguous.
+func labelsKeyOf(labels []label) string {
+	var b strings.Builder
+	for _, l := range labels {
+		b.WriteString(string(l.key))
+		b.WriteByte(0)
+		b.WriteString(l.value)
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 func (r *Recorder) reject(name string, err error) {
@@ -299,7 +335,9 @@ type catalogEntry struct {
 	metric Metric
 	order  int         // position in Catalog(), for a stable line layout
 	keys   []Dimension // dimensions besides Environment that a recording must give
-	setsID string      // identifies DimensionSets: metrics with equal sets share a directive
+	// projections lists, per dimension set, its dimensions besides Environment: a recording
+	// is added to one series per set.
+	projections [][]Dimension
 }
 
 var catalogIndex = indexCatalog()
@@ -307,13 +345,19 @@ var catalogIndex = indexCatalog()
 func indexCatalog() map[string]*catalogEntry {
 	index := map[string]*catalogEntry{}
 	for i, m := range Catalog() {
-		e := &catalogEntry{metric: m, order: i, setsID: fmt.Sprint(m.DimensionSets)}
+		e := &catalogEntry{metric: m, order: i}
 		for _, set := range m.DimensionSets {
+			var keep []Dimension
 			for _, d := range set {
-				if d != DimEnvironment && !slices.Contains(e.keys, d) {
+				if d == DimEnvironment {
+					continue
+				}
+				keep = append(keep, d)
+				if !slices.Contains(e.keys, d) {
 					e.keys = append(e.keys, d)
 				}
 			}
+			e.projections = append(e.projections, keep)
 		}
 		index[m.Name] = e
 	}
@@ -321,7 +365,11 @@ func indexCatalog() map[string]*catalogEntry {
 }
 
 // encode renders series as EMF lines: one line per distinct set of dimension values, and for
-// Milliseconds series with several samples, one more line per extra sample.
+// Milliseconds series with several samples, one more line per extra sample. Every series of a
+// line has the same dimensions, so a line declares one dimension set: [Environment] for the
+// totals and the metrics without a breakdown, [Environment, D] for a breakdown value of D.
+// CloudWatch publishes each value of a line under every set the line declares; one set per
+// line keeps each value in exactly one series.
 func encode(all map[string]*series, environment string, now time.Time) []byte {
 	groups := map[string][]*series{}
 	for _, s := range all {
@@ -331,7 +379,7 @@ func encode(all map[string]*series, environment string, now time.Time) []byte {
 	for k := range groups {
 		groupKeys = append(groupKeys, k)
 	}
-	slices.Sort(groupKeys)
+	slices.Sort(groupKeys) // the Environment-only line (empty key) comes first
 
 	var buf bytes.Buffer
 	for _, gk := range groupKeys {
@@ -351,39 +399,28 @@ func encode(all map[string]*series, environment string, now time.Time) []byte {
 // writeLine writes the k-th line of one group of series sharing their dimension values.
 func writeLine(buf *bytes.Buffer, group []*series, k int, environment string, now time.Time) {
 	// WithoutDimensions keeps the library from adding ServiceName/ServiceType dimension sets
-	// and Lambda properties; every directive below carries the catalog's dimension sets.
+	// and Lambda properties; the directive below carries the group's one dimension set.
 	logger := emf.New(emf.WithWriter(buf), emf.WithoutDimensions(), emf.WithTimestamp(now))
-	directives := map[string]*emf.Context{}
+	var directive *emf.Context
 	for _, s := range group {
 		v, ok := s.valueAt(k)
 		if !ok {
 			continue
 		}
-		d := directives[s.entry.setsID]
-		if d == nil {
-			d = logger.NewContext().Namespace(Namespace)
-			for _, set := range s.entry.metric.DimensionSets {
-				d.DimensionSet(dimensionValues(set, environment, s.labels)...)
-			}
-			directives[s.entry.setsID] = d
+		if directive == nil {
+			directive = logger.NewContext().Namespace(Namespace).DimensionSet(dimensionValues(environment, s.labels)...)
 		}
-		d.MetricFloatAs(s.entry.metric.Name, v, emf.MetricUnit(s.entry.metric.Unit))
+		directive.MetricFloatAs(s.entry.metric.Name, v, emf.MetricUnit(s.entry.metric.Unit))
 	}
 	logger.Log()
 }
 
-func dimensionValues(set []Dimension, environment string, labels []label) []emf.Dimension {
-	out := make([]emf.Dimension, 0, len(set))
-	for _, key := range set {
-		value := environment
-		if key != DimEnvironment {
-			for _, l := range labels {
-				if l.key == key {
-					value = l.value
-				}
-			}
-		}
-		out = append(out, emf.NewDimension(string(key), value))
+// dimensionValues is the one dimension set of a line: Environment, then the series' labels.
+func dimensionValues(environment string, labels []label) []emf.Dimension {
+	out := make([]emf.Dimension, 0, 1+len(labels))
+	out = append(out, emf.NewDimension(string(DimEnvironment), environment))
+	for _, l := range labels {
+		out = append(out, emf.NewDimension(string(l.key), l.value))
 	}
 	return out
 }

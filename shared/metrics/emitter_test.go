@@ -86,11 +86,16 @@ func TestEveryCatalogMetricWritesValidEMF(t *testing.T) {
 					if err := rec.Err(); err != nil {
 						t.Fatal(err)
 					}
+					// One line per dimension set: the total and the breakdown value.
 					lines := splitLines(t, out.Bytes())
-					if len(lines) != 1 {
-						t.Fatalf("got %d lines, want 1:\n%s", len(lines), out.String())
+					if len(lines) != len(m.DimensionSets) {
+						t.Fatalf("got %d lines, want %d:\n%s", len(lines), len(m.DimensionSets), out.String())
 					}
-					checkMetricInLine(t, checkLine(t, lines[0]), m)
+					var parsed []emfLine
+					for _, line := range lines {
+						parsed = append(parsed, checkLine(t, line))
+					}
+					checkMetricInLines(t, parsed, m)
 				})
 			}
 			t.Run("all together", func(t *testing.T) {
@@ -121,36 +126,38 @@ func TestEveryCatalogMetricWritesValidEMF(t *testing.T) {
 	}
 }
 
-// checkMetricInLine checks that the line declares m with its catalog unit, exactly its
-// catalog dimension sets and the Environment value of the Emitter.
-func checkMetricInLine(t *testing.T, line emfLine, m metrics.Metric) {
+// checkMetricInLines checks that the lines publish m with its catalog unit and the
+// Environment value of the Emitter, once under each of its catalog dimension sets, one set
+// per line.
+func checkMetricInLines(t *testing.T, lines []emfLine, m metrics.Metric) {
 	t.Helper()
-	var want [][]string
+	var want, got []string
 	for _, set := range m.DimensionSets {
-		var s []string
-		for _, d := range set {
-			s = append(s, string(d))
-		}
-		want = append(want, s)
+		want = append(want, fmt.Sprint(set))
 	}
-	for _, d := range line.AWS.CloudWatchMetrics {
-		for _, def := range d.Metrics {
-			if def.Name != m.Name {
-				continue
+	for _, line := range lines {
+		for _, d := range line.AWS.CloudWatchMetrics {
+			for _, def := range d.Metrics {
+				if def.Name != m.Name {
+					continue
+				}
+				if def.Unit != m.Unit {
+					t.Errorf("unit %q, want %q", def.Unit, m.Unit)
+				}
+				if env := line.Members["Environment"]; env != "test" {
+					t.Errorf("Environment %v, want test", env)
+				}
+				for _, set := range d.Dimensions {
+					got = append(got, fmt.Sprint(set))
+				}
 			}
-			if def.Unit != m.Unit {
-				t.Errorf("unit %q, want %q", def.Unit, m.Unit)
-			}
-			if fmt.Sprint(d.Dimensions) != fmt.Sprint(want) {
-				t.Errorf("dimension sets %v, want %v", d.Dimensions, want)
-			}
-			if env := line.Members["Environment"]; env != "test" {
-				t.Errorf("Environment %v, want test", env)
-			}
-			return
 		}
 	}
-	t.Errorf("metric %s not declared in the line", m.Name)
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("metric %s published under the dimension sets %v, want %v", m.Name, got, want)
+	}
 }
 
 // values maps every metric of every line to its value, keyed by "Dim=value,...|Metric".
@@ -162,7 +169,7 @@ func values(t *testing.T, out []byte) (map[string][]float64, int) {
 		parsed := checkLine(t, line)
 		for _, d := range parsed.AWS.CloudWatchMetrics {
 			var dims []string
-			for _, key := range d.Dimensions[len(d.Dimensions)-1] {
+			for _, key := range d.Dimensions[0] { // the only set: checkLine checks that
 				dims = append(dims, key+"="+parsed.Members[key].(string))
 			}
 			for _, def := range d.Metrics {
@@ -193,6 +200,8 @@ func TestAggregation(t *testing.T) {
 	}
 	got, lines := values(t, out.Bytes())
 	want := map[string][]float64{
+		"Environment=test|ApiRequests":                       {3},
+		"Environment=test|ApiLatency":                        {12, 2.5},
 		"Environment=test,Route=GET /sandboxes|ApiRequests":  {2},
 		"Environment=test,Route=GET /sandboxes|ApiLatency":   {12, 2.5},
 		"Environment=test,Route=POST /sandboxes|ApiRequests": {1},
@@ -202,9 +211,118 @@ func TestAggregation(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("values\n got %v\nwant %v", got, want)
 	}
-	// Environment only; GET (counts with the first latency sample, then the second sample); POST.
-	if lines != 4 {
-		t.Errorf("got %d lines, want 4:\n%s", lines, out.String())
+	// Environment (the totals, the gauge and the count with the first latency sample, then
+	// the second sample); GET (likewise); POST.
+	if lines != 5 {
+		t.Errorf("got %d lines, want 5:\n%s", lines, out.String())
+	}
+}
+
+// TestBreakdownTotalsHaveALineOfTheirOwn pins the layout the alarms depend on: the total of
+// a metric with a breakdown is on a line declaring [Environment] only, and each breakdown
+// value on a line declaring [Environment, D] only, so a statistic over the [Environment]
+// series sees one data point per flush, the total.
+func TestBreakdownTotalsHaveALineOfTheirOwn(t *testing.T) {
+	var out bytes.Buffer
+	rec := newEmitter(t, &out).Begin()
+	orphans := map[string]int{"schema": 0, "role": 0, "redis": 7, "redis_user": 0, "mapping": 0, "route_cache": 0}
+	for rt, n := range orphans {
+		rec.Count(metrics.OrphanedResources, n, metrics.DimResourceType, rt)
+	}
+	rec.Count(metrics.RoutingErrors, 2, metrics.DimKind, "malformed")
+	rec.Count(metrics.RoutingErrors, 1, metrics.DimKind, "route_lookup")
+	rec.Count(metrics.RoutingErrors, 3, metrics.DimKind, "malformed")
+	rec.Milliseconds(metrics.ApiLatency, 4*time.Millisecond, metrics.DimRoute, "GET /health")
+	rec.Milliseconds(metrics.ApiLatency, 9*time.Millisecond, metrics.DimRoute, "POST /v1/sandboxes")
+	rec.Count(metrics.CleanupRuns, 1)
+	if err := rec.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	type published struct {
+		set   string
+		value float64
+	}
+	byMetric := map[string][]published{}
+	lines := splitLines(t, out.Bytes())
+	for _, line := range lines {
+		parsed := checkLine(t, line) // one dimension set per line, no stray dimension members
+		for _, d := range parsed.AWS.CloudWatchMetrics {
+			var dims []string
+			for _, key := range d.Dimensions[0] {
+				dims = append(dims, key+"="+parsed.Members[key].(string))
+			}
+			for _, def := range d.Metrics {
+				byMetric[def.Name] = append(byMetric[def.Name], published{strings.Join(dims, ","), parsed.Members[def.Name].(float64)})
+			}
+		}
+	}
+	for name, ps := range byMetric {
+		slices.SortFunc(ps, func(a, b published) int { return strings.Compare(a.set, b.set) })
+		byMetric[name] = ps
+	}
+	want := map[string][]published{
+		"OrphanedResources": {
+			{"Environment=test", 7},
+			{"Environment=test,ResourceType=mapping", 0},
+			{"Environment=test,ResourceType=redis", 7},
+			{"Environment=test,ResourceType=redis_user", 0},
+			{"Environment=test,ResourceType=role", 0},
+			{"Environment=test,ResourceType=route_cache", 0},
+			{"Environment=test,ResourceType=schema", 0},
+		},
+		"RoutingErrors": {
+			{"Environment=test", 6},
+			{"Environment=test,Kind=malformed", 5},
+			{"Environment=test,Kind=route_lookup", 1},
+		},
+		// Every sample is in the total: its percentiles are those of all requests.
+		"ApiLatency": {
+			{"Environment=test", 4},
+			{"Environment=test", 9},
+			{"Environment=test,Route=GET /health", 4},
+			{"Environment=test,Route=POST /v1/sandboxes", 9},
+		},
+		"CleanupRuns": {{"Environment=test", 1}},
+	}
+	if fmt.Sprint(byMetric) != fmt.Sprint(want) {
+		t.Errorf("published\n got %v\nwant %v", byMetric, want)
+	}
+	// The Environment line holds every total and comes first; then one line per value.
+	if first := checkLine(t, lines[0]); len(first.AWS.CloudWatchMetrics[0].Dimensions[0]) != 1 {
+		t.Errorf("first line is not the Environment line: %s", lines[0])
+	}
+	if want := 2 + 6 + 2 + 2; len(lines) != want { // Environment x2 (latency samples), types, kinds, routes
+		t.Errorf("got %d lines, want %d:\n%s", len(lines), want, out.String())
+	}
+}
+
+// A gauge with a breakdown totals the last value of each breakdown value.
+func TestBreakdownGaugeTotalsTheLastValues(t *testing.T) {
+	var out bytes.Buffer
+	rec := newEmitter(t, &out).Begin()
+	rec.Gauge(metrics.OrphanedResources, 3, metrics.DimResourceType, "redis")
+	rec.Gauge(metrics.OrphanedResources, 2, metrics.DimResourceType, "schema")
+	rec.Gauge(metrics.OrphanedResources, 5, metrics.DimResourceType, "redis")
+	if err := rec.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	rec.Gauge(metrics.OrphanedResources, 1, metrics.DimResourceType, "role")
+	if err := rec.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := values(t, out.Bytes())
+	want := map[string][]float64{
+		"Environment=test|OrphanedResources":                     {7, 1},
+		"Environment=test,ResourceType=redis|OrphanedResources":  {5},
+		"Environment=test,ResourceType=schema|OrphanedResources": {2},
+		"Environment=test,ResourceType=role|OrphanedResources":   {1},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("values\n got %v\nwant %v", got, want)
 	}
 }
 
@@ -390,7 +508,10 @@ func TestConcurrentRecording(t *testing.T) {
 		total += v[0]
 	}
 	if total != goroutines*perGoroutine {
-		t.Errorf("EventsRouted total %v, want %d", total, goroutines*perGoroutine)
+		t.Errorf("EventsRouted sum over destinations %v, want %d", total, goroutines*perGoroutine)
+	}
+	if v := got["Environment=test|EventsRouted"]; !slices.Equal(v, []float64{goroutines * perGoroutine}) {
+		t.Errorf("EventsRouted total %v, want [%d]", v, goroutines*perGoroutine)
 	}
 	samples := got["Environment=test|RouteLookupLatency"]
 	slices.Sort(samples)
@@ -416,12 +537,16 @@ func TestConcurrentFlushesWriteWholeLines(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// Per invocation: two lines for the totals (a latency sample each), two for its route.
 	got, lines := values(t, out.Bytes())
-	if lines != 2*invocations {
-		t.Errorf("got %d lines, want %d", lines, 2*invocations)
+	if lines != 4*invocations {
+		t.Errorf("got %d lines, want %d", lines, 4*invocations)
 	}
-	if len(got) != 2*invocations {
-		t.Errorf("got %d series, want %d", len(got), 2*invocations)
+	if len(got) != 2*invocations+2 {
+		t.Errorf("got %d series, want %d", len(got), 2*invocations+2)
+	}
+	if n := len(got["Environment=test|ApiRequests"]); n != invocations {
+		t.Errorf("%d ApiRequests totals, want one per invocation (%d)", n, invocations)
 	}
 }
 

@@ -5,69 +5,42 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/botplatform/discord-sandboxes/shared/internal/alarmtest"
 )
 
 // The Terraform keeps every reference to the functions' own metrics in four locals of
 // terraform/monitoring.tf (metrics_namespace, metric_alarms, custom_metric_widgets,
 // custom_search_widgets). This test evaluates them and compares them with the catalog, so an
 // alarm or widget that names a metric, namespace or dimension set no function emits fails
-// here, and so does a catalog metric with no widget or that no code emits.
+// here, and so does a catalog metric with no widget or that no code emits. Whether an alarm
+// fires on what the code emits is for the scenario tests (shared/internal/alarmtest).
 
 const terraformDir = "../../terraform"
 
-// terraformLocals parses every .tf file of the root module and returns its locals.
-func terraformLocals(t *testing.T) (map[string]hcl.Expression, [][]byte) {
+// terraformModule parses the root module; its locals are evaluated with var.environment set
+// to "test". The parser is alarmtest's, the one the alarm scenario tests use.
+func terraformModule(t *testing.T) *alarmtest.Module {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(terraformDir, "*.tf"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no Terraform files in %s: %v", terraformDir, err)
+	m, err := alarmtest.ParseModule(terraformDir, "test")
+	if err != nil {
+		t.Fatal(err)
 	}
-	locals := map[string]hcl.Expression{}
-	var sources [][]byte
-	for _, name := range files {
-		src, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sources = append(sources, src)
-		f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
-		if diags.HasErrors() {
-			t.Fatalf("parse %s: %s", name, diags.Error())
-		}
-		for _, block := range f.Body.(*hclsyntax.Body).Blocks {
-			if block.Type != "locals" {
-				continue
-			}
-			for name, attr := range block.Body.Attributes {
-				locals[name] = attr.Expr
-			}
-		}
-	}
-	return locals, sources
+	return m
 }
 
-func evalLocal(t *testing.T, locals map[string]hcl.Expression, name string) cty.Value {
+func evalLocal(t *testing.T, m *alarmtest.Module, name string) cty.Value {
 	t.Helper()
-	expr, ok := locals[name]
-	if !ok {
-		t.Fatalf("terraform: local %q not found", name)
-	}
-	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{
-		"var": cty.ObjectVal(map[string]cty.Value{"environment": cty.StringVal("test")}),
-	}}
-	v, diags := expr.Value(ctx)
-	if diags.HasErrors() {
-		t.Fatalf("terraform: evaluate local %q: %s (keep it literal so this test can read it)", name, diags.Error())
+	v, err := m.Local(name)
+	if err != nil {
+		t.Fatalf("terraform: %v", err)
 	}
 	return v
 }
@@ -116,32 +89,42 @@ func emittedSet(t *testing.T, where, metric string, extra []string) {
 }
 
 func TestTerraformMatchesTheCatalog(t *testing.T) {
-	locals, sources := terraformLocals(t)
+	module := terraformModule(t)
 
-	if ns := evalLocal(t, locals, "metrics_namespace").AsString(); ns != Namespace {
+	if ns := evalLocal(t, module, "metrics_namespace").AsString(); ns != Namespace {
 		t.Fatalf("terraform metrics_namespace = %q, catalog Namespace = %q", ns, Namespace)
 	}
-	dims := evalLocal(t, locals, "metric_dimensions")
+	dims := evalLocal(t, module, "metric_dimensions")
 	if !dims.Type().IsObjectType() || len(dims.Type().AttributeTypes()) != 1 || !dims.Type().HasAttribute(string(DimEnvironment)) {
 		t.Fatalf("terraform metric_dimensions must be exactly {Environment = var.environment}, got %#v", dims)
 	}
 	// The namespace literal appears once: everything else goes through the local.
 	total := 0
-	for _, src := range sources {
+	for _, src := range module.Sources() {
 		total += strings.Count(string(src), `"`+Namespace+`"`)
 	}
 	if total != 1 {
 		t.Errorf("the namespace literal %q appears %d times in terraform/*.tf; use local.metrics_namespace", Namespace, total)
 	}
 
-	alarms := evalLocal(t, locals, "metric_alarms")
-	for it := alarms.ElementIterator(); it.Next(); {
-		k, v := it.Element()
-		emittedSet(t, "alarm "+k.AsString(), attrString(t, v, "metric_name"), nil)
+	// The alarms as the resource sets them: each reads the [Environment] series of a catalog
+	// metric, which carries the metric's total (see doc.go, Lines).
+	alarms, err := module.MetricAlarms()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(alarms) == 0 {
+		t.Fatal("terraform defines no metric alarm")
+	}
+	for name, a := range alarms {
+		if a.Namespace != Namespace || len(a.Dimensions) != 1 || a.Dimensions[string(DimEnvironment)] != "test" {
+			t.Errorf("alarm %s reads %s %v, want %s with Environment only", name, a.Namespace, a.Dimensions, Namespace)
+		}
+		emittedSet(t, "alarm "+name, a.MetricName, nil)
 	}
 
 	widgeted := map[string]bool{}
-	widgets := evalLocal(t, locals, "custom_metric_widgets")
+	widgets := evalLocal(t, module, "custom_metric_widgets")
 	for it := widgets.ElementIterator(); it.Next(); {
 		_, w := it.Element()
 		title := attrString(t, w, "title")
@@ -158,7 +141,7 @@ func TestTerraformMatchesTheCatalog(t *testing.T) {
 			widgeted[name] = true
 		}
 	}
-	search := evalLocal(t, locals, "custom_search_widgets")
+	search := evalLocal(t, module, "custom_search_widgets")
 	for it := search.ElementIterator(); it.Next(); {
 		_, w := it.Element()
 		var extra []string

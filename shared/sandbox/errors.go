@@ -34,6 +34,18 @@ func Codes() []Code {
 	}
 }
 
+// CodeLockTimeout is the code of a recorded failure (a sandbox's last_error, the last failure
+// of its teardown record) that was a lock timeout: another session held a lock the step
+// needed. It classifies what happened to a sandbox, never an API answer, so it is not among
+// Codes().
+const CodeLockTimeout Code = "lock_timeout"
+
+// FailureCodes lists the codes the API gives a sandbox's recorded failures: a store that could
+// not serve, a lock timeout, anything else.
+func FailureCodes() []Code {
+	return []Code{CodeUnavailable, CodeLockTimeout, CodeInternal}
+}
+
 // Error is a domain error carrying a stable code and a message that is safe to show to the
 // caller (it never contains SQL, stack traces or secrets).
 type Error struct {

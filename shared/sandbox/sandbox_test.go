@@ -83,8 +83,21 @@ func TestExtendedExpiry(t *testing.T) {
 	if err != nil || !capped || !got.Equal(created.Add(168*time.Hour)) {
 		t.Fatalf("capped extend: %s %v %v", got, capped, err)
 	}
-	if _, _, err := l.ExtendedExpiry(created, created.Add(168*time.Hour), time.Hour); !errors.Is(err, ErrInvalidInput) {
+	// Longer than the whole lifetime: capped, not refused.
+	got, capped, err = l.ExtendedExpiry(created, exp, 30*24*time.Hour)
+	if err != nil || !capped || !got.Equal(created.Add(168*time.Hour)) {
+		t.Fatalf("extend by 30d: %s %v %v", got, capped, err)
+	}
+	// Exactly to the cap: not capped.
+	got, capped, err = l.ExtendedExpiry(created, exp, 144*time.Hour)
+	if err != nil || capped || !got.Equal(created.Add(168*time.Hour)) {
+		t.Fatalf("extend to the cap: %s %v %v", got, capped, err)
+	}
+	if _, _, err := l.ExtendedExpiry(created, created.Add(168*time.Hour), time.Hour); !errors.Is(err, ErrInvalidTransition) {
 		t.Fatalf("at cap: %v", err)
+	}
+	if _, _, err := l.ExtendedExpiry(created, created.Add(168*time.Hour), 1<<62); !errors.Is(err, ErrInvalidTransition) {
+		t.Fatalf("at cap, by the longest duration: %v", err)
 	}
 	if _, _, err := l.ExtendedExpiry(created, exp, time.Second); !errors.Is(err, ErrInvalidInput) {
 		t.Fatalf("too short: %v", err)
@@ -106,6 +119,7 @@ func TestValidateMetadata(t *testing.T) {
 		"long key":  {strings.Repeat("k", 65): "x"},
 		"long val":  {"k": strings.Repeat("v", 257)},
 		"ctrl key":  {"a\nb": "x"},
+		"nul value": {"k": "a\x00b"},
 	} {
 		if err := l.ValidateMetadata(md); !errors.Is(err, ErrInvalidInput) {
 			t.Errorf("%s: %v", name, err)

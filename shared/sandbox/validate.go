@@ -2,8 +2,10 @@ package sandbox
 
 import (
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -88,22 +90,27 @@ func (l Limits) ResolveTTL(ttl time.Duration) (time.Duration, error) {
 }
 
 // ExtendedExpiry computes the expiry after extending by `by`: the current expiry plus by,
-// capped at createdAt + MaxLifetime. It reports whether the cap applied and refuses an
-// extension that would not move the expiry at all.
+// capped at createdAt + MaxLifetime (however long `by` is: the cap is the answer to a long
+// extension, not a refusal). It reports whether the cap applied, and refuses an extension
+// shorter than MinTTL (invalid_input, field by) and one of a sandbox that already expires at
+// the cap (invalid_transition: no `by` could move it).
 func (l Limits) ExtendedExpiry(createdAt, expiresAt time.Time, by time.Duration) (time.Time, bool, error) {
 	if by < l.MinTTL {
 		return time.Time{}, false, InvalidField("by", "extension %s is shorter than the minimum %s", by, l.MinTTL)
 	}
-	if by > l.MaxLifetime {
-		return time.Time{}, false, InvalidField("by", "extension %s exceeds the maximum lifetime %s", by, l.MaxLifetime)
-	}
 	limit := createdAt.Add(l.MaxLifetime)
-	next := expiresAt.Add(by)
-	if !next.After(limit) {
-		return next, false, nil
-	}
 	if !limit.After(expiresAt) {
-		return time.Time{}, false, InvalidField("by", "sandbox already expires at its maximum lifetime (%s after creation)", l.MaxLifetime)
+		lifetime := l.MaxLifetime.String()
+		if l.MaxLifetime%(24*time.Hour) == 0 {
+			lifetime = fmt.Sprintf("%dd", l.MaxLifetime/(24*time.Hour))
+		}
+		return time.Time{}, false, Errorf(CodeInvalidTransition,
+			"the sandbox already expires at its maximum lifetime (%s after creation, at %s) and cannot be extended further; create a new sandbox",
+			lifetime, limit.UTC().Format(time.RFC3339))
+	}
+	// Compared as a remaining time rather than as expiresAt.Add(by), which could overflow.
+	if by <= limit.Sub(expiresAt) {
+		return expiresAt.Add(by), false, nil
 	}
 	return limit, true, nil
 }
@@ -118,8 +125,9 @@ func (l Limits) ValidateMetadata(md map[string]string) error {
 		if k == "" || len(k) > 64 || !printable(k) {
 			return InvalidField("metadata", "metadata key %q must be 1-64 printable characters", truncate(k, 70))
 		}
-		if len(v) > 256 || !utf8.ValidString(v) {
-			return InvalidField("metadata", "metadata value of %q must be at most 256 characters of valid UTF-8", truncate(k, 70))
+		// PostgreSQL's jsonb cannot hold a NUL character (SQLSTATE 22P05).
+		if len(v) > 256 || !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+			return InvalidField("metadata", "metadata value of %q must be at most 256 characters of valid UTF-8, without NUL", truncate(k, 70))
 		}
 	}
 	b, err := json.Marshal(md)

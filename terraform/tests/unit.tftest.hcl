@@ -250,6 +250,68 @@ run "router_store_deadline_must_be_a_duration" {
   expect_failures = [var.router_redis_timeout, var.router_sqs_timeout]
 }
 
+run "api_cursor_key_is_optional" {
+  command = plan
+
+  assert {
+    condition     = alltrue([for f in aws_lambda_function.this : !contains(keys(f.environment[0].variables), "API_CURSOR_KEY")])
+    error_message = "Without api_cursor_key no function gets API_CURSOR_KEY (the API derives its key)."
+  }
+}
+
+run "api_cursor_key_reaches_the_api_only" {
+  command = plan
+
+  variables {
+    api_cursor_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.this["api"].environment[0].variables.API_CURSOR_KEY == var.api_cursor_key &&
+      !contains(keys(aws_lambda_function.this["router"].environment[0].variables), "API_CURSOR_KEY") &&
+      !contains(keys(aws_lambda_function.this["cleanup"].environment[0].variables), "API_CURSOR_KEY")
+    )
+    error_message = "api_cursor_key must reach the api function as API_CURSOR_KEY, and no other function."
+  }
+}
+
+run "api_cursor_key_must_be_base64_of_32_bytes" {
+  command = plan
+
+  variables {
+    api_cursor_key = "c2hvcnQ="
+  }
+
+  expect_failures = [var.api_cursor_key]
+}
+
+run "teardown_settings_reach_every_function_that_tears_down" {
+  command = plan
+
+  variables {
+    cleanup_stuck_creating_after = "45m"
+    cleanup_orphan_grace         = "2h"
+    cleanup_drop_lock_timeout    = "3s"
+    cleanup_claim_lease          = "7m"
+  }
+
+  assert {
+    condition = alltrue([for fn in ["api", "cleanup"] : (
+      aws_lambda_function.this[fn].environment[0].variables.CLEANUP_STUCK_CREATING_AFTER == "45m" &&
+      aws_lambda_function.this[fn].environment[0].variables.CLEANUP_ORPHAN_GRACE == "2h" &&
+      aws_lambda_function.this[fn].environment[0].variables.CLEANUP_DROP_LOCK_TIMEOUT == "3s" &&
+      aws_lambda_function.this[fn].environment[0].variables.CLEANUP_CLAIM_LEASE == "7m"
+    )])
+    error_message = "The api and cleanup functions must both get every teardown setting, with the same values."
+  }
+
+  assert {
+    condition     = length([for k in keys(aws_lambda_function.this["router"].environment[0].variables) : k if startswith(k, "CLEANUP_")]) == 0
+    error_message = "The router tears nothing down: no teardown settings."
+  }
+}
+
 run "every_route_is_iam_authorized" {
   command = apply
 

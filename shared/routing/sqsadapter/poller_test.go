@@ -31,6 +31,13 @@ func TestPollerRoutesAndDeletes(t *testing.T) {
 	s := newStack(t)
 	ctx := t.Context()
 	ingress := s.queue(t, "ingress")
+	// Long enough that a slow machine never sees a message come back before the poller deletes
+	// it (a redelivery would route it twice), short enough for the poison to come back below.
+	if _, err := s.sqs.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{
+		QueueUrl: aws.String(ingress), Attributes: map[string]string{"VisibilityTimeout": "8"},
+	}); err != nil {
+		t.Fatal(err)
+	}
 
 	bodies := []string{ // more than one receive's worth
 		dispatch(1, sandboxGuild), dispatch(2, ""), "garbage", dispatch(3, "1081240586043576399"),
@@ -75,8 +82,8 @@ func TestPollerRoutesAndDeletes(t *testing.T) {
 	}
 	equal(t, "stream", s.streamIDs(t), []string{ids[0], ids[4], ids[7], ids[10]})
 
-	// Only the poison messages are left on the ingress queue (back after their 1 s visibility).
-	time.Sleep(1500 * time.Millisecond)
+	// Only the poison messages are left on the ingress queue (drain waits for them to come
+	// back after their visibility timeout).
 	var left []string
 	for _, m := range s.drain(t, ingress, len(poison)) {
 		left = append(left, aws.ToString(m.MessageId))

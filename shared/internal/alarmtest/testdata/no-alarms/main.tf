@@ -1,0 +1,8 @@
+variable "environment" {
+  type = string
+}
+
+locals {
+  greeting = "hello ${var.environment}"
+  loop     = local.loop
+}
