@@ -16,10 +16,9 @@ test:
 test-go:
 	scripts/with-services.sh $(GO) test -race -count=1 ./...
 
+# gofmt, go vet, shellcheck and golangci-lint (pinned; built into .run/tools on first use).
 lint:
-	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
-	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
-	$(GO) vet ./...
+	scripts/lint.sh
 
 bench:
 	scripts/with-services.sh scripts/bench.sh

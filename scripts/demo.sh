@@ -213,6 +213,7 @@ step "The test guild's events arrive in the sandbox's stream"
 say "The router polls the ingress queue, resolves each guild (in-process cache, Redis route cache, PostgreSQL) and appends sandbox events to the sandbox's stream. A worker reads them with a consumer group:"
 stream_has() { [[ $(rcli XLEN "$STREAM") -ge $1 ]]; }
 eventually "$DELIVERY_TIMEOUT" stream_has 4 || fail "the stream $STREAM has $(rcli XLEN "$STREAM") entries after ${DELIVERY_TIMEOUT}s, expected 4"
+# shellcheck disable=SC2016 # the command is shown as the reader types it, variables unexpanded
 printf '%s$ redis-cli --user $SANDBOX_REDIS_USERNAME XREADGROUP GROUP workers demo-worker COUNT 10 STREAMS %s ">"%s\n' "$CYAN" "$STREAM" "$RESET"
 ENTRIES=$(wcli -2 --json XREADGROUP GROUP workers demo-worker COUNT 10 STREAMS "$STREAM" ">")
 # RESP2 JSON: [[stream, [[id, [field, value, ...]], ...]]]
@@ -281,10 +282,10 @@ jq -r '"    body=\(.body)  " + (.attributes | to_entries | map(select(.key | sta
 expect_eq "its reason is malformed" malformed "$(jq -r '.attributes["sandbox-poison-reason"]' <<<"$POISON")"
 expect_eq "its body is the original" "this is not JSON" "$(jq -r .body <<<"$POISON")"
 [[ -n $(jq -r '.attributes["sandbox-poison-at"] // empty' <<<"$POISON") ]] || fail "the poison message does not say when it was dead-lettered"
-poison_logged() { grep -qF "\"messageId\":\"$POISON_ID\"" "$DEV_DIR/logs/router.log"; }
+poison_logged() { grep -qF "\"message_id\":\"$POISON_ID\"" "$DEV_DIR/logs/router.log"; }
 eventually 5 poison_logged || fail "the router did not log the poison message $POISON_ID"
 expect_eq "the router received it once and dead-lettered it (the redrive policy adds no reason)" \
-	'1 1' "$(grep -cF "\"messageId\":\"$POISON_ID\"" "$DEV_DIR/logs/router.log") $(grep -F "\"messageId\":\"$POISON_ID\"" "$DEV_DIR/logs/router.log" | grep -c '"deadLettered":true')"
+	'1 1' "$(grep -cF "\"message_id\":\"$POISON_ID\"" "$DEV_DIR/logs/router.log") $(grep -F "\"message_id\":\"$POISON_ID\"" "$DEV_DIR/logs/router.log" | grep -c '"dead_lettered":true')"
 
 step "Run the cleanup"
 say "Cleanup runs every 15 minutes in AWS (every 30s here). An admin can also run it now; the dev token's principal is an admin:"

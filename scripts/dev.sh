@@ -2,10 +2,12 @@
 # `make dev`: runs the whole system on this machine (DESIGN §8). It starts PostgreSQL, Redis and
 # moto_server (an SQS-compatible endpoint) on free loopback ports, creates the ingress queue,
 # its dead-letter queue and the production queue, builds the three functions and the sandbox
-# CLI, and runs the functions in local mode with their logs prefixed and interleaved:
+# CLI, runs the migrate step (api -migrate, which also grants the router's database role its
+# privileges), and runs the functions in local mode with their logs prefixed and interleaved:
 #
 #   [api]      the API on a loopback port, behind a bearer token printed below
-#   [router]   polling the ingress queue, routing to sandbox streams or the production queue
+#   [router]   polling the ingress queue, routing to sandbox streams or the production queue,
+#              connected to PostgreSQL as its own role (sandbox_router), which may run no DDL
 #   [cleanup]  tearing down expired sandboxes every DEV_CLEANUP_INTERVAL (30s)
 #
 # Ctrl-C (or SIGTERM) stops everything it started, functions and services alike.
@@ -217,12 +219,21 @@ main() {
 	export SANDBOX_MIN_TTL=10s
 	export API_LOCAL_TOKENS="$SANDBOX_API_TOKEN=$DEV_PRINCIPAL"
 	export API_ADMIN_PRINCIPALS="$DEV_PRINCIPAL"
+	# The migrate step, once, as a deployment runs it (docs/deploy.md): the control plane's
+	# migrations, then the router's role granted what it reads and deletes. The functions only
+	# check the schema at start.
+	log "migrating the control plane (api -migrate -router-role $SANDBOX_TEST_ROUTER_ROLE)"
+	if ! "$DEV_DIR/bin/api" -migrate -router-role "$SANDBOX_TEST_ROUTER_ROLE" \
+		>"$DEV_DIR/logs/migrate.json" 2>"$DEV_DIR/logs/migrate.log"; then
+		show_log_tail "$DEV_DIR/logs/migrate.log"
+		die "the migrate step failed (log: $DEV_DIR/logs/migrate.log)"
+	fi
+	log "schema at $(jq -r .version "$DEV_DIR/logs/migrate.json")"
 	local attempt port
 	for attempt in 1 2 3; do
 		port=$(free_port)
 		export API_LISTEN_ADDR="127.0.0.1:$port"
 		SANDBOX_API_URL="http://$API_LISTEN_ADDR"
-		# The API applies the control plane migrations before it listens.
 		start_function api
 		if wait_for_api; then
 			break
@@ -238,7 +249,8 @@ main() {
 		fi
 		die "the API exited at start (log: $DEV_DIR/logs/api.log)"
 	done
-	start_function router
+	# The router connects as its own role, which may run no DDL (docs/deploy.md).
+	DATABASE_URL="$SANDBOX_TEST_ROUTER_DATABASE_URL" start_function router
 	start_function cleanup -interval "$CLEANUP_INTERVAL"
 	sleep 0.5
 	local name status

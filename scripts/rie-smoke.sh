@@ -3,6 +3,8 @@
 # static, trimmed) but for this machine's architecture, answers a real invocation under the
 # AWS Lambda Runtime Interface Emulator; then the arm64 zips of `make package` are checked to
 # be under 10 MB. Runs inside scripts/with-services.sh (needs PostgreSQL, Redis and moto).
+# As in a deployment, the api function's migrate invocation runs first (the functions only
+# check the schema at cold start), and the router connects as its own database role.
 set -euo pipefail
 shopt -s inherit_errexit
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -12,6 +14,8 @@ cd "$REPO"
 : "${SANDBOX_TEST_DATABASE_URL:?run through scripts/with-services.sh}"
 : "${SANDBOX_TEST_REDIS_ADDR:?run through scripts/with-services.sh}"
 : "${SANDBOX_TEST_SQS_ENDPOINT:?run through scripts/with-services.sh}"
+: "${SANDBOX_TEST_ROUTER_DATABASE_URL:?run through scripts/with-services.sh}"
+: "${SANDBOX_TEST_ROUTER_ROLE:?run through scripts/with-services.sh}"
 
 RIE_VERSION=v0.0.0-20261030222936-bef5c4ba774d
 work=$(mktemp -d /tmp/rie-smoke.XXXXXX)
@@ -47,12 +51,13 @@ common_env=(
 	LOG_LEVEL=warn
 )
 
-# invoke FUNCTION EVENT_FILE: builds, starts the emulator, posts the event, prints the response.
+# invoke FUNCTION EVENT_FILE [VAR=VALUE...]: starts the emulator on the function (with the
+# common environment and these variables), posts the event, prints the response.
 invoke() {
 	local fn=$1 event=$2 port api_port
 	port=$(free_port)
 	api_port=$(free_port)
-	env -i PATH="$PATH" HOME="$HOME" "${common_env[@]}" \
+	env -i PATH="$PATH" HOME="$HOME" "${common_env[@]}" "${@:3}" \
 		"$tools/aws-lambda-rie" --log-level error \
 		--runtime-interface-emulator-address "127.0.0.1:$port" \
 		--runtime-api-address "127.0.0.1:$api_port" \
@@ -86,10 +91,17 @@ expect() { # expect NAME JQ_FILTER RESPONSE
 	log "$1: ok ($2)"
 }
 
+# The migrate step, as Terraform invokes it after an update of the api function.
+migrations=(shared/controlplane/migrations/*.sql)
+schema_version=$(basename "${migrations[-1]}" .sql)
+printf '{"migrate": true, "router_role": "%s"}\n' "$SANDBOX_TEST_ROUTER_ROLE" >"$work/migrate.json"
+out=$(invoke api "$work/migrate.json")
+expect api ".version == \"$schema_version\" and .router_role == \"$SANDBOX_TEST_ROUTER_ROLE\" and (.applied | type == \"array\")" "$out"
+
 out=$(invoke api scripts/smoke/api-health.json)
 expect api '.statusCode == 200 and (.body | fromjson | .overall == "healthy")' "$out"
 
-out=$(invoke router scripts/smoke/router-sqs.json)
+out=$(invoke router scripts/smoke/router-sqs.json DATABASE_URL="$SANDBOX_TEST_ROUTER_DATABASE_URL")
 expect router '.batchItemFailures == []' "$out"
 received=$("$work/sqsctl" receive -queue "$prod_queue" -min 1 -timeout 10s)
 grep -q 'hello from the smoke test' <<<"$received" || die "router: the event did not reach the production queue"

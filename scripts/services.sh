@@ -24,6 +24,10 @@ PG_ADMIN_PASSWORD=sandbox_admin
 PG_USER=sandbox
 PG_PASSWORD=sandbox
 PG_DATABASE=sandbox
+# The router's own role, as docs/deploy.md creates it: LOGIN and nothing else. The migrate step
+# (api -migrate -router-role) grants it what the router reads and deletes, and no DDL.
+PG_ROUTER_USER=sandbox_router
+PG_ROUTER_PASSWORD=sandbox_router
 REDIS_DATABASES=256
 # Redis users: the default user is the harness's administrator (FLUSHDB, CONFIG, leases); the
 # functions and the tests use REDIS_CONTROL_USER, whose rules are those of docs/deploy.md.
@@ -106,7 +110,7 @@ start_pg() {
 	fi
 	stop_pg
 
-	local dir port url admin_url attempt
+	local dir port url router_url admin_url attempt
 	dir=$(mktemp -d /tmp/sandbox-pg.XXXXXX)
 	echo "$dir" >"$RUN_DIR/pg.dir"
 	printf '%s\n' "$PG_ADMIN_PASSWORD" >"$dir/pwfile"
@@ -165,6 +169,7 @@ start_pg() {
 	if ! PGPASSWORD=$PG_ADMIN_PASSWORD "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" \
 		-U "$PG_ADMIN_USER" -d postgres >>"$RUN_DIR/pg.log" 2>&1 <<-EOF; then
 			CREATE ROLE $PG_USER LOGIN CREATEROLE NOSUPERUSER NOCREATEDB NOREPLICATION NOBYPASSRLS PASSWORD '$PG_PASSWORD';
+			CREATE ROLE $PG_ROUTER_USER LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '$PG_ROUTER_PASSWORD';
 			GRANT pg_signal_backend TO $PG_USER;
 			CREATE DATABASE $PG_DATABASE OWNER $PG_USER;
 			REVOKE CONNECT ON DATABASE $PG_DATABASE FROM PUBLIC;
@@ -172,13 +177,16 @@ start_pg() {
 			REVOKE CONNECT ON DATABASE template1 FROM PUBLIC;
 		EOF
 		show_log_tail "$RUN_DIR/pg.log"
-		die "could not create the control user $PG_USER and database $PG_DATABASE"
+		die "could not create the control user $PG_USER, the router's role $PG_ROUTER_USER and database $PG_DATABASE"
 	fi
 
 	url="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$port/$PG_DATABASE?sslmode=disable"
+	router_url="postgres://$PG_ROUTER_USER:$PG_ROUTER_PASSWORD@127.0.0.1:$port/$PG_DATABASE?sslmode=disable"
 	admin_url="postgres://$PG_ADMIN_USER:$PG_ADMIN_PASSWORD@127.0.0.1:$port/postgres?sslmode=disable"
 	cat >"$RUN_DIR/pg.env" <<-EOF
 		export SANDBOX_TEST_DATABASE_URL='$url'
+		export SANDBOX_TEST_ROUTER_DATABASE_URL='$router_url'
+		export SANDBOX_TEST_ROUTER_ROLE='$PG_ROUTER_USER'
 		export SANDBOX_TEST_ADMIN_DATABASE_URL='$admin_url'
 		export SANDBOX_TEST_PG_LOG='$RUN_DIR/pg.log'
 		export DATABASE_URL='$url'

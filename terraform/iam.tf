@@ -1,5 +1,5 @@
 # One execution role per function, each allowed only what that function
-# touches: its own log group, the secrets, and its own queues and topics.
+# touches: its own log group, its secrets, and its own queues and topics.
 
 locals {
   # Lambda manages the network interfaces of a function in a VPC through the
@@ -93,7 +93,7 @@ resource "aws_iam_role_policy" "function" {
         Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
         Resource = ["${aws_cloudwatch_log_group.function[each.key].arn}:*"]
       }],
-      local.secrets_statements,
+      local.secrets_statements[each.key],
       local.vpc_statements,
       local.function_statements[each.key],
     )

@@ -29,12 +29,14 @@ resource "aws_lambda_function" "this" {
   environment {
     # The api function's owner key (API_OWNER_KEY; docs/api.md, "Who owns a sandbox") and,
     # when set, its cursor key (API_CURSOR_KEY, sensitive: kept out of local.functions,
-    # whose keys drive for_each).
+    # whose keys drive for_each). The router connects as its own database role when it has
+    # one (router_database_secret_arn; docs/deploy.md), a role that may run no DDL.
     variables = merge(
       local.common_environment,
       each.value.environment,
       each.key == "api" ? { API_OWNER_KEY = var.api_owner_key } : {},
       each.key == "api" && var.api_cursor_key != null ? { API_CURSOR_KEY = var.api_cursor_key } : {},
+      each.key == "router" && var.router_database_secret_arn != null ? { DATABASE_SECRET_ARN = var.router_database_secret_arn } : {},
     )
   }
 

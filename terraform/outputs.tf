@@ -52,3 +52,8 @@ output "dashboard_url" {
   description = "CloudWatch dashboard of the suite."
   value       = "https://${local.region}.console.aws.amazon.com/cloudwatch/home?region=${local.region}#dashboards/dashboard/${aws_cloudwatch_dashboard.this.dashboard_name}"
 }
+
+output "migrated_schema_version" {
+  description = "Schema version the last migrate step reported (null when run_migrations is off)."
+  value       = var.run_migrations ? jsondecode(aws_lambda_invocation.migrate[0].result).version : null
+}

@@ -4,15 +4,19 @@
 # so credentials never appear in environment variables or in the state.
 
 locals {
-  secret_arns = compact([var.database_secret_arn, var.redis_password_secret_arn])
+  # Every function reads the same secrets, but the router reads its own database secret
+  # instead when it has one (router_database_secret_arn).
+  secret_arns = { for fn in keys(local.functions) : fn => compact([
+    fn == "router" && var.router_database_secret_arn != null ? var.router_database_secret_arn : var.database_secret_arn,
+    var.redis_password_secret_arn,
+  ]) }
 
-  # Every function reads the same secrets.
-  secrets_statements = concat(
+  secrets_statements = { for fn, arns in local.secret_arns : fn => concat(
     [{
       Sid      = "ReadSecrets"
       Effect   = "Allow"
       Action   = ["secretsmanager:GetSecretValue"]
-      Resource = local.secret_arns
+      Resource = arns
     }],
     var.secrets_kms_key_arn == null ? [] : [{
       Sid      = "DecryptSecrets"
@@ -23,5 +27,5 @@ locals {
         StringEquals = { "kms:ViaService" = "secretsmanager.${local.region}.amazonaws.com" }
       }
     }],
-  )
+  ) }
 }

@@ -92,6 +92,39 @@ variable "database_secret_arn" {
   }
 }
 
+variable "router_database_role" {
+  description = "The router's own PostgreSQL role (docs/deploy.md): the migrate step grants it what the router reads and deletes, and no DDL. Null: no role is granted (the router then uses database_secret_arn's user)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.router_database_role == null || can(regex("^[a-z_][a-z0-9_]{0,62}$", var.router_database_role))
+    error_message = "router_database_role must be a plain lowercase PostgreSQL identifier or null."
+  }
+}
+
+variable "router_database_secret_arn" {
+  description = "Optional ARN of a Secrets Manager secret (RDS JSON shape) holding the credentials of router_database_role; the router reads it instead of database_secret_arn, which it may then not read."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.router_database_secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", var.router_database_secret_arn))
+    error_message = "router_database_secret_arn must be a Secrets Manager secret ARN or null."
+  }
+
+  validation {
+    condition     = var.router_database_secret_arn == null || var.router_database_role != null
+    error_message = "router_database_secret_arn needs router_database_role: the migrate step grants that role the router's privileges."
+  }
+}
+
+variable "run_migrations" {
+  description = "Invoke the api function's migrate step ({\"migrate\": true}) after every update of its code (migrations.tf). Turn it off only where the functions cannot run (the moto test) or when you run the step yourself (docs/deploy.md)."
+  type        = bool
+  default     = true
+}
+
 variable "redis_addr" {
   description = "Redis (or Valkey/ElastiCache) address as host:port."
   type        = string

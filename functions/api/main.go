@@ -1,11 +1,20 @@
 // Command api is the sandbox management API (DESIGN §6): in Lambda it serves API Gateway
 // HTTP API payload-2.0 events; outside it serves the same handler on a loopback port behind
 // bearer tokens, or with -invoke runs it once on an event file and prints the response (§8).
-// It is a composition root: configuration, clients, the control plane, then shared/api.
+//
+// It also hosts the migrate step of a deployment (docs/deploy.md): -migrate applies the
+// control plane's migrations (and, with -router-role, grants the router's database role its
+// privileges), prints the report as JSON and exits; in Lambda the direct invocation
+// {"migrate": true, "router_role": "..."} does the same.
+//
+// It is a composition root: configuration, clients, the schema check, the control plane,
+// the cleanup service, then shared/api, served by lambdakit.Serve.
 package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -20,6 +29,7 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/clients"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/lambdakit"
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
 	"github.com/botplatform/discord-sandboxes/shared/provision"
 	"github.com/botplatform/discord-sandboxes/shared/routecache"
@@ -28,16 +38,28 @@ import (
 // maxConns sizes the pool: one invocation at a time, a few concurrent health checks.
 const maxConns = 4
 
+type flags struct {
+	invoke     string
+	migrate    bool
+	routerRole string
+}
+
 func main() {
-	invoke := flag.String("invoke", "", "invoke the Lambda handler once with the payload-2.0 event in this JSON file and print the response")
+	var f flags
+	flag.StringVar(&f.invoke, "invoke", "", "invoke the Lambda handler once with the payload-2.0 event in this JSON `file` and print the response")
+	flag.BoolVar(&f.migrate, "migrate", false, "run the migrate step: apply the control plane's migrations, print the report as JSON and exit")
+	flag.StringVar(&f.routerRole, "router-role", "", "with -migrate: grant this database `role` the router's privileges (docs/deploy.md)")
 	flag.Parse()
-	if err := run(*invoke); err != nil {
+	if err := run(f); err != nil {
 		fmt.Fprintln(os.Stderr, "api:", err)
 		os.Exit(1)
 	}
 }
 
-func run(invokeFile string) error {
+func run(f flags) error {
+	if f.routerRole != "" && !f.migrate {
+		return errors.New("-router-role goes with -migrate")
+	}
 	logger := lambdakit.SetupLogging(os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -60,6 +82,27 @@ func run(invokeFile string) error {
 	}
 	defer stores.Close()
 
+	migrate := func(ctx context.Context, req controlplane.MigrateRequest) (controlplane.MigrateReport, error) {
+		return controlplane.MigrateStep(ctx, stores.DB, req)
+	}
+	if f.migrate {
+		report, err := migrate(ctx, controlplane.MigrateRequest{Migrate: true, RouterRole: f.routerRole})
+		if jerr := printJSON(report); jerr != nil {
+			return jerr
+		}
+		return err
+	}
+	// The schema must be the one this build needs. In Lambda an outdated one does not stop the
+	// cold start, because the migrate step reaches this very function as an invocation: API
+	// events fail with the schema's error until it has run (api.Function).
+	schema := controlplane.NewSchemaGate(stores.DB)
+	if err := schema.Check(ctx); err != nil {
+		if !lambdakit.InLambda() || !errors.Is(err, controlplane.ErrSchemaOutdated) {
+			return err
+		}
+		logger.Error("API requests fail until the migrate step runs", logkey.Error, err)
+	}
+
 	resources := provision.New(stores.DB, stores.Redis, cfg.TemplateSchema, provision.WithRedisAccess(cfg.RedisAccess))
 	routes := routecache.New(stores.Redis, 0, 0)
 	// List cursors are signed; every instance of the deployment derives the same key.
@@ -72,20 +115,12 @@ func run(invokeFile string) error {
 		Limits: cfg.Limits, ProtectedGuilds: cfg.ProtectedGuilds,
 		Provisioner: resources, Routes: routes, Logger: logger, CursorKey: cursorKey,
 	})
-	// EMF lines go to stdout, where CloudWatch picks them up; -invoke prints its response
-	// there, so its metrics go to stderr.
-	emf := os.Stdout
-	if invokeFile != "" {
-		emf = os.Stderr
-	}
-	emitter, err := metrics.NewEmitter(emf, cfg.Environment)
-	if err != nil {
-		return err
-	}
 	// Destroy runs the same teardown as the scheduled cleanup, with the same teardown settings
-	// (cfg.Teardown), and the admin routes run cleanup on demand; the API publishes no expiry
-	// warnings (nil publisher).
-	teardown, err := cleanup.NewFromConfig(cleanup.Config{Shared: cfg.Shared, Teardown: cfg.Teardown}, stores.DB, stores.Redis, nil)
+	// (cfg.Teardown), on this Manager and Provisioner, and the admin routes run cleanup on
+	// demand; the API publishes no expiry warnings (no Publisher: they are logged).
+	teardown, err := cleanup.New(cleanup.Config{Teardown: cfg.Teardown}.ServiceOptions(cleanup.Options{
+		Manager: manager, Resources: resources, Redis: stores.Redis, Logger: logger,
+	}))
 	if err != nil {
 		return err
 	}
@@ -97,5 +132,28 @@ func run(invokeFile string) error {
 	if err != nil {
 		return err
 	}
-	return api.Run(ctx, cfg, handler, emitter, invokeFile)
+	// EMF lines go to stdout, where CloudWatch picks them up; -invoke prints its response
+	// there, so its metrics go to stderr.
+	emf := os.Stdout
+	if f.invoke != "" {
+		emf = os.Stderr
+	}
+	emitter, err := metrics.NewEmitter(emf, cfg.Environment, metrics.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+
+	fn := api.Function{API: handler, Schema: schema, Migrate: migrate}
+	return lambdakit.Serve(ctx, lambdakit.Wrap("api", emitter, fn.Handle, lambdakit.WithLogger(logger)), lambdakit.Local{
+		InvokeFile: f.invoke,
+		Run: func(ctx context.Context) error {
+			return api.ServeLocal(ctx, cfg, handler, emitter)
+		},
+	})
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -7,6 +7,9 @@
 // prints each run's report as JSON on stdout (metrics go to stderr there, logs too); -dry-run
 // only reports; -invoke FILE handles the scheduled event in FILE once through the Lambda
 // handler and prints the response.
+//
+// It is a composition root: configuration, clients, the schema check, the control plane, the
+// cleanup service and its job, then the schedule's adapter, served by lambdakit.Serve.
 package main
 
 import (
@@ -21,15 +24,17 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/botplatform/discord-sandboxes/shared/cleanup"
+	"github.com/botplatform/discord-sandboxes/shared/cleanup/scheduleadapter"
 	"github.com/botplatform/discord-sandboxes/shared/clients"
+	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/lambdakit"
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
+	"github.com/botplatform/discord-sandboxes/shared/routecache"
 )
 
 // maxDBConns sizes the pool: the teardown workers, plus the gauges and orphan queries.
@@ -47,14 +52,14 @@ func main() {
 	flag.BoolVar(&f.dryRun, "dry-run", false, "outside Lambda: report candidates, due warnings and orphans, change nothing")
 	flag.StringVar(&f.invoke, "invoke", "", "handle the scheduled event in this JSON `file` once, print the response and exit")
 	flag.Parse()
-	lambdakit.SetupLogging(os.Stderr)
-	if err := run(f); err != nil {
-		slog.Error("cleanup stopped", "error", err)
+	logger := lambdakit.SetupLogging(os.Stderr)
+	if err := run(f, logger); err != nil {
+		logger.Error("cleanup stopped", logkey.Error, err)
 		os.Exit(1)
 	}
 }
 
-func run(f flags) error {
+func run(f flags, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -62,47 +67,61 @@ func run(f flags) error {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return fmt.Errorf("aws configuration: %w", err)
-	}
-	stores, err := clients.Open(ctx, cfg.Shared, secretsmanager.NewFromConfig(awsCfg), maxDBConns)
+	stores, awsCfg, err := clients.OpenInAWS(ctx, cfg.Shared, maxDBConns)
 	if err != nil {
 		return err
 	}
 	defer stores.Close()
-	var publisher cleanup.Publisher
+	if err := controlplane.CheckSchema(ctx, stores.DB); err != nil {
+		return err
+	}
+
+	resources := provision.New(stores.DB, stores.Redis, cfg.TemplateSchema, provision.WithRedisAccess(cfg.RedisAccess))
+	manager := controlplane.NewManager(stores.DB, controlplane.Options{
+		Limits: cfg.Limits, ProtectedGuilds: cfg.ProtectedGuilds,
+		Provisioner: resources, Routes: routecache.New(stores.Redis, 0, 0),
+	})
+	var publisher cleanup.Publisher // nil: expiry warnings are logged
 	if cfg.ExpiryWarningTopicARN != "" {
 		publisher = cleanup.SNSPublisher{Client: sns.NewFromConfig(awsCfg), TopicARN: cfg.ExpiryWarningTopicARN}
 	}
-	svc, err := cleanup.NewFromConfig(cfg, stores.DB, stores.Redis, publisher)
+	svc, err := cleanup.New(cfg.ServiceOptions(cleanup.Options{
+		Manager: manager, Resources: resources, Redis: stores.Redis, Publisher: publisher, Logger: logger,
+	}))
 	if err != nil {
 		return err
 	}
+	job := &cleanup.Job{Service: svc, RemoveOrphans: cfg.RemoveOrphans}
 	// In Lambda, EMF lines go to stdout; locally stdout carries the reports.
 	metricsOut := os.Stderr
 	if lambdakit.InLambda() {
 		metricsOut = os.Stdout
 	}
-	emitter, err := metrics.NewEmitter(metricsOut, cfg.Environment)
+	emitter, err := metrics.NewEmitter(metricsOut, cfg.Environment, metrics.WithLogger(logger))
 	if err != nil {
 		return err
 	}
-	job := &cleanup.Job{Service: svc, RemoveOrphans: cfg.RemoveOrphans}
-	handler := lambdakit.Wrap("cleanup", emitter, job.Handle)
 
-	switch {
-	case lambdakit.InLambda():
-		return lambdakit.Start(handler)
-	case f.invoke != "":
-		return lambdakit.InvokeFile(ctx, handler, f.invoke, os.Stdout)
-	}
+	handler := lambdakit.Wrap(scheduleadapter.FunctionName, emitter, scheduleadapter.Handler(job, logger), lambdakit.WithLogger(logger))
+	return lambdakit.Serve(ctx, handler, lambdakit.Local{
+		InvokeFile: f.invoke,
+		Run: func(ctx context.Context) error {
+			return runLocally(ctx, f, svc, logger, lambdakit.WrapRun(scheduleadapter.FunctionName, emitter, job.Run, lambdakit.WithLogger(logger)))
+		},
+	})
+}
+
+// runLocally runs cleanup once, or every f.interval until ctx ends, calling the job directly
+// (no event: the schedule is this loop) and printing each run's report on stdout. A failed
+// run is logged and retried at the next interval; with no interval its error is the result.
+func runLocally(ctx context.Context, f flags, svc *cleanup.Service, logger *slog.Logger, runJob func(context.Context) (cleanup.RunReport, error)) error {
 	for {
 		var report cleanup.RunReport
+		var err error
 		if f.dryRun {
 			report, err = svc.Run(ctx, cleanup.RunOptions{DryRun: true})
 		} else {
-			report, err = handler(lambdakit.NewLocalContext(ctx), scheduledEvent(time.Now()))
+			report, err = runJob(ctx)
 		}
 		if jerr := printJSON(report); jerr != nil {
 			return jerr
@@ -111,21 +130,13 @@ func run(f flags) error {
 			return err
 		}
 		if err != nil && !errors.Is(err, context.Canceled) {
-			slog.Error("cleanup run failed; trying again at the next interval", "error", err)
+			logger.Error("cleanup run failed; trying again at the next interval", logkey.Error, err)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(f.interval):
 		}
-	}
-}
-
-// scheduledEvent is the event EventBridge sends on a schedule, for local runs.
-func scheduledEvent(at time.Time) events.EventBridgeEvent {
-	return events.EventBridgeEvent{
-		Version: "0", ID: fmt.Sprintf("local-%d", at.UnixNano()), DetailType: "Scheduled Event", Source: "aws.events",
-		Time: at.UTC(), Region: "local", Resources: []string{"local-schedule"}, Detail: json.RawMessage("{}"),
 	}
 }
 

@@ -4,6 +4,10 @@
 // Outside Lambda (DESIGN §8) it polls INGRESS_QUEUE_URL, on SQS_ENDPOINT when set (any
 // SQS-compatible server), and stops cleanly on SIGINT or SIGTERM; with -invoke FILE it handles
 // the SQS event in FILE once and prints the response.
+//
+// It is a composition root: configuration, clients, the schema check, the control plane's
+// route queries, the router, then its SQS adapter, served by lambdakit.Serve. Its database
+// user needs no DDL: only what the migrate step grants the router's role (docs/deploy.md).
 package main
 
 import (
@@ -16,13 +20,14 @@ import (
 	"syscall"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/botplatform/discord-sandboxes/shared/clients"
+	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/lambdakit"
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
+	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/routing"
 	"github.com/botplatform/discord-sandboxes/shared/routing/sqsadapter"
 )
@@ -36,14 +41,14 @@ const localRegion = "us-east-1"
 func main() {
 	invoke := flag.String("invoke", "", "handle the SQS event in this JSON `file` once, print the response and exit")
 	flag.Parse()
-	lambdakit.SetupLogging(os.Stderr)
-	if err := run(*invoke); err != nil {
-		slog.Error("router stopped", "error", err)
+	logger := lambdakit.SetupLogging(os.Stderr)
+	if err := run(*invoke, logger); err != nil {
+		logger.Error("router stopped", logkey.Error, err)
 		os.Exit(1)
 	}
 }
 
-func run(eventFile string) error {
+func run(invokeFile string, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -51,15 +56,14 @@ func run(eventFile string) error {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return fmt.Errorf("aws configuration: %w", err)
-	}
-	stores, err := clients.Open(ctx, cfg.Shared, secretsmanager.NewFromConfig(awsCfg), maxDBConns)
+	stores, awsCfg, err := clients.OpenInAWS(ctx, cfg.Shared, maxDBConns)
 	if err != nil {
 		return err
 	}
 	defer stores.Close()
+	if err := controlplane.CheckSchema(ctx, stores.DB); err != nil {
+		return err
+	}
 	queues := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) {
 		if cfg.SQSEndpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.SQSEndpoint)
@@ -68,15 +72,32 @@ func run(eventFile string) error {
 			}
 		}
 	})
-	emitter, err := metrics.NewEmitter(os.Stdout, cfg.Environment)
+
+	// Routes come from the control plane (with the configured protected guilds) through the
+	// Redis route cache; the Manager also publishes the route changes their writer left
+	// pending. Events go to the sandbox streams in Redis or to the production queue.
+	cache := routecache.New(stores.Redis, cfg.RouteCacheTTL, cfg.RouteCacheNegativeTTL)
+	manager := controlplane.NewManager(stores.DB, controlplane.Options{
+		Limits: cfg.Limits, ProtectedGuilds: cfg.ProtectedGuilds, Routes: cache, Logger: logger,
+	})
+	if cfg.DeadLetterQueueURL == "" {
+		logger.Warn("ROUTER_DEAD_LETTER_QUEUE_URL is not set: poison messages are batch item failures " +
+			"until the ingress queue's redrive policy moves them to its dead-letter queue")
+	}
+	router, err := routing.New(cfg.RouterOptions(routing.Options{
+		Store: manager, Publisher: manager, Cache: cache, Redis: stores.Redis, Production: queues, Logger: logger,
+	}))
 	if err != nil {
 		return err
 	}
-	router, err := routing.NewFromConfig(cfg, stores.DB, stores.Redis, queues)
+	emitter, err := metrics.NewEmitter(os.Stdout, cfg.Environment, metrics.WithLogger(logger))
 	if err != nil {
 		return err
 	}
-	return sqsadapter.Run(ctx, router, emitter, queues, sqsadapter.Local{
-		EventFile: eventFile, IngressQueueURL: cfg.IngressQueueURL,
+
+	handler := lambdakit.Wrap(sqsadapter.FunctionName, emitter, sqsadapter.Handler(router), lambdakit.WithLogger(logger))
+	return lambdakit.Serve(ctx, handler, lambdakit.Local{
+		InvokeFile: invokeFile,
+		Run:        sqsadapter.Poll(queues, cfg.IngressQueueURL, handler, logger),
 	})
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -17,7 +18,7 @@ func (h *Handler) adminCleanup(w http.ResponseWriter, r *http.Request, c caller)
 	if err != nil {
 		return err
 	}
-	var req CleanupRequest
+	var req apiwire.CleanupRequest
 	if err := decodeJSON(body, &req); err != nil {
 		return err
 	}
@@ -31,11 +32,13 @@ func (h *Handler) adminCleanup(w http.ResponseWriter, r *http.Request, c caller)
 	if err != nil {
 		return err
 	}
-	out := AdminCleanupResponse{Run: run}
+	out := apiwire.CleanupResponse{Run: run}
 	if req.RemoveOrphans {
-		if out.Orphans, err = h.deps.Cleanup.Orphans(r.Context(), true); err != nil {
+		orphans, err := h.deps.Cleanup.Orphans(r.Context(), true)
+		if err != nil {
 			return err
 		}
+		out.Orphans = &orphans
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -6,40 +6,22 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/botplatform/discord-sandboxes/shared/api"
 	"github.com/botplatform/discord-sandboxes/shared/cleanup"
 	"github.com/botplatform/discord-sandboxes/shared/internal/alarmtest"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
-
-// settableClock is the cleanup service's policy clock in the test below.
-type settableClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *settableClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *settableClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // TestAdminCleanupRecordsTheRunsMetrics: a run started through POST /v1/admin/cleanup
 // records in the API invocation's metrics what a scheduled run records, flushed with the
 // request's own metrics: the run, its teardowns, the orphans (total and per type) and the
 // gauges.
 func TestAdminCleanupRecordsTheRunsMetrics(t *testing.T) {
-	clock := &settableClock{now: time.Now()}
+	clock := testenv.NewClock(time.Now())
 	e := newEnv(t, envOptions{cleanup: func(e *env) api.CleanupAdmin {
 		s, err := cleanup.New(cleanup.Options{
 			Manager: e.manager, Resources: e.resources, Redis: e.rdb, Now: clock.Now,

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/api"
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
@@ -23,19 +24,19 @@ import (
 func TestSandboxHealthRunsNoSandboxCode(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.create(t, alice, "alpha", guild1)
-	c := decode[api.ConnectResponse](t, e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/connect", principal: alice}))
+	c := decode[apiwire.ConnectResponse](t, e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/connect", principal: alice}))
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, c.Database.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }()
 	traps := testenv.ArmTraps(t, conn, c.Database.Schema, c.Database.Role)
 
 	for range 10 {
 		r := e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha/health", principal: alice})
 		wantStatus(t, r, 200)
-		h := decode[api.SandboxHealth](t, r)
+		h := decode[apiwire.SandboxHealth](t, r)
 		for _, check := range h.Checks {
 			if check.Name == "database" && check.Status != api.CheckOK {
 				t.Fatalf("database check %+v", check)
@@ -58,7 +59,7 @@ func TestConnectHandsOutAConfinedRedisUserAndIsAudited(t *testing.T) {
 	sb := e.create(t, alice, "alpha", guild1)
 	r := e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/connect", principal: alice})
 	wantStatus(t, r, 200)
-	c := decode[api.ConnectResponse](t, r)
+	c := decode[apiwire.ConnectResponse](t, r)
 	rd := c.Redis
 	if rd.Access != "acl" || rd.Username != e.resources.RedisUserName(sb.ID) || len(rd.Password) < 32 || rd.Warning != "" ||
 		c.Env["SANDBOX_REDIS_USERNAME"] != rd.Username || c.Env["SANDBOX_REDIS_PASSWORD"] != rd.Password {
@@ -66,7 +67,7 @@ func TestConnectHandsOutAConfinedRedisUserAndIsAudited(t *testing.T) {
 	}
 	ctx := context.Background()
 	worker := redis.NewClient(&redis.Options{Addr: rd.Addr, DB: e.rdb.Options().DB, Username: rd.Username, Password: rd.Password})
-	defer worker.Close()
+	defer func() { _ = worker.Close() }()
 	if _, err := worker.XReadGroup(ctx, &redis.XReadGroupArgs{Group: rd.ConsumerGroup, Consumer: "w", Streams: []string{rd.Stream, ">"}, Count: 1, Block: -1}).Result(); err != nil && err != redis.Nil {
 		t.Fatalf("the worker cannot read its stream: %v", err)
 	}

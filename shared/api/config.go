@@ -116,11 +116,12 @@ func ParseTokens(s string) (map[string]string, error) {
 
 // splitHostPort accepts "host" or "host:port" (IPv6 in brackets with a port).
 func splitHostPort(s string, defPort int) (string, int, error) {
+	// A host alone: a name, an IPv4 address, or an IPv6 address in brackets.
+	if !strings.Contains(s, ":") || (strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]")) {
+		return strings.Trim(s, "[]"), defPort, nil
+	}
 	host, portStr, err := net.SplitHostPort(s)
 	if err != nil {
-		if strings.Contains(err.Error(), "missing port") {
-			return strings.Trim(s, "[]"), defPort, nil
-		}
 		return "", 0, err
 	}
 	port, err := strconv.Atoi(portStr)

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/provision"
@@ -93,7 +94,7 @@ func (h *Handler) connectSandbox(w http.ResponseWriter, r *http.Request, c calle
 }
 
 // connection assembles what a worker needs, as JSON and as environment variables.
-func (h *Handler) connection(sb *sandbox.Sandbox, creds provision.Credentials) ConnectResponse {
+func (h *Handler) connection(sb *sandbox.Sandbox, creds provision.Credentials) apiwire.ConnectResponse {
 	password := creds.DatabasePassword
 	t := h.connect
 	options := "-c search_path=" + sb.SchemaName
@@ -110,17 +111,17 @@ func (h *Handler) connection(sb *sandbox.Sandbox, creds provision.Credentials) C
 		guilds = []string{}
 	}
 	expires := sb.ExpiresAt.UTC()
-	resp := ConnectResponse{
+	resp := apiwire.ConnectResponse{
 		SandboxID: sb.ID,
 		Name:      sb.Name,
 		ExpiresAt: expires,
 		GuildIDs:  guilds,
-		Database: ConnectDatabase{
+		Database: apiwire.ConnectDatabase{
 			Host: t.dbHost, Port: t.dbPort, Database: t.database,
 			Schema: sb.SchemaName, Role: sb.DBRole, Password: password, PasswordExpiresAt: expires,
 			SSLMode: t.sslMode, URL: dbURL.String(),
 		},
-		Redis: ConnectRedis{
+		Redis: apiwire.ConnectRedis{
 			Addr: t.redisAddr, TLS: t.redisTLS, Access: string(h.deps.Resources.RedisAccess()),
 			Username: creds.RedisUser, Password: creds.RedisPassword,
 			Namespace: keys.Namespace(sb.ID), Stream: keys.EventStream(sb.ID), ConsumerGroup: keys.EventsGroup,

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/botplatform/discord-sandboxes/shared/api"
 	"github.com/botplatform/discord-sandboxes/shared/cleanup"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
@@ -53,6 +55,30 @@ func TestCreateCutMidwayAnswers503AndLeavesNothingCreating(t *testing.T) {
 	var id, status string
 	if err := e.direct.QueryRow(ctx, `SELECT id, status FROM sandbox_control.sandboxes WHERE name = 'cut-short'`).Scan(&id, &status); err != nil {
 		t.Fatal(err)
+	}
+	// The server ends the cut session, and with it the creation lease, as soon as it sees the
+	// connection gone; on a busy machine that can take a moment. Wait for it (the next
+	// scheduled run would simply find it then).
+	lease, err := pgx.ConnectConfig(ctx, e.direct.Config().ConnConfig.Copy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lease.Close(ctx) }()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var free bool
+		if err := lease.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, controlplane.CreationLockClass, id).Scan(&free); err != nil {
+			t.Fatal(err)
+		}
+		if free {
+			if _, err := lease.Exec(ctx, `SELECT pg_advisory_unlock($1, hashtext($2))`, controlplane.CreationLockClass, id); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cut creation's lease is still held 10 s after the cut")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	// A fresh cleanup run (its own stores, as the scheduled function has) reclaims it now.
 	m := controlplane.NewManager(e.direct, controlplane.Options{Limits: sandbox.DefaultLimits(), Routes: e.cache})

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/botplatform/discord-sandboxes/shared/api"
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
@@ -116,7 +117,7 @@ func TestListCursorsAreAuthenticated(t *testing.T) {
 	key := bytes.Repeat([]byte{1}, 32)
 	one, two := e.listing(t, key), e.listing(t, bytes.Clone(key))
 	foreign := e.listing(t, bytes.Repeat([]byte{2}, 32))
-	page := func(e *env, cursor string) api.ListResponse {
+	page := func(e *env, cursor string) apiwire.ListResponse {
 		t.Helper()
 		q := "limit=1"
 		if cursor != "" {
@@ -124,7 +125,7 @@ func TestListCursorsAreAuthenticated(t *testing.T) {
 		}
 		r := e.do(t, call{method: "GET", path: "/v1/sandboxes", query: q, principal: alice})
 		wantStatus(t, r, 200)
-		return decode[api.ListResponse](t, r)
+		return decode[apiwire.ListResponse](t, r)
 	}
 	first := page(one, "")
 	if second := page(two, first.NextCursor); len(second.Sandboxes) != 1 || second.Sandboxes[0].Name != "beta" {

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
@@ -21,24 +22,6 @@ import (
 
 // MaxBodyBytes bounds every request body.
 const MaxBodyBytes = 64 << 10
-
-// CreateRequest is the body of POST /v1/sandboxes.
-type CreateRequest struct {
-	Name     string            `json:"name"`
-	TTL      string            `json:"ttl,omitempty"`
-	Guilds   []string          `json:"guilds,omitempty"`
-	Metadata map[string]string `json:"metadata,omitempty"`
-}
-
-// ExtendRequest is the body of POST /v1/sandboxes/{name}/extend.
-type ExtendRequest struct {
-	By string `json:"by"`
-}
-
-// CleanupRequest is the (optional) body of POST /v1/admin/cleanup.
-type CleanupRequest struct {
-	RemoveOrphans bool `json:"remove_orphans,omitempty"`
-}
 
 // noBody is what routes without a body accept: nothing, or {}.
 type noBody struct{}
@@ -334,7 +317,7 @@ func jsonKind(goType string) string {
 // ParseCreateRequest decodes and validates a create body against the limits. What it
 // returns passes the Manager's own validation.
 func ParseCreateRequest(body []byte, limits sandbox.Limits) (controlplane.CreateInput, error) {
-	var req CreateRequest
+	var req apiwire.CreateRequest
 	if err := decodeJSON(body, &req); err != nil {
 		return controlplane.CreateInput{}, err
 	}
@@ -367,7 +350,7 @@ func ParseCreateRequest(body []byte, limits sandbox.Limits) (controlplane.Create
 
 // extendBy checks an extend body; the Manager checks the bounds of "by" against the
 // sandbox's lifetime.
-func extendBy(req ExtendRequest) (time.Duration, error) {
+func extendBy(req apiwire.ExtendRequest) (time.Duration, error) {
 	if req.By == "" {
 		return 0, sandbox.InvalidField("by", "\"by\" is required, e.g. {\"by\": \"24h\"}")
 	}

@@ -22,7 +22,7 @@ func docTable(t *testing.T, heading string) [][]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var rows [][]string
 	inSection, inTable := false, false
 	sc := bufio.NewScanner(f)

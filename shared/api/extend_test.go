@@ -4,7 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/botplatform/discord-sandboxes/shared/api"
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -12,14 +13,14 @@ import (
 // says the real new expiry and by how much it really moved; once at the cap, extending is a
 // conflict that changes nothing.
 func TestExtendCapsAtTheMaximumLifetimeAndSaysByHowMuch(t *testing.T) {
-	clock := &fakeClock{now: time.Now().UTC().Truncate(time.Second)}
+	clock := testenv.NewClock(time.Now().UTC().Truncate(time.Second))
 	e := newEnv(t, envOptions{now: clock.Now})
 	sb := e.create(t, alice, "alpha") // 2h
 	maxExpiry := sb.CreatedAt.Add(sandbox.DefaultLimits().MaxLifetime)
 
 	r := e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/extend", principal: alice, body: `{"by":"30d"}`})
 	wantStatus(t, r, 200)
-	ext := decode[api.ExtendResponse](t, r)
+	ext := decode[apiwire.ExtendResponse](t, r)
 	if !ext.Capped || !ext.ExpiresAt.Equal(maxExpiry) || !ext.Sandbox.ExpiresAt.Equal(maxExpiry) ||
 		!ext.PreviousExpiresAt.Equal(sb.ExpiresAt) || !ext.MaxExpiresAt.Equal(maxExpiry) ||
 		ext.ExtendedBySeconds != int64(maxExpiry.Sub(sb.ExpiresAt)/time.Second) || ext.ExtendedBySeconds != 166*3600 {
@@ -35,7 +36,7 @@ func TestExtendCapsAtTheMaximumLifetimeAndSaysByHowMuch(t *testing.T) {
 	other := e.create(t, alice, "beta")
 	r = e.do(t, call{method: "POST", path: "/v1/sandboxes/beta/extend", principal: alice, body: `{"by":"90m"}`})
 	wantStatus(t, r, 200)
-	ext = decode[api.ExtendResponse](t, r)
+	ext = decode[apiwire.ExtendResponse](t, r)
 	if ext.Capped || ext.ExtendedBySeconds != 90*60 || !ext.PreviousExpiresAt.Equal(other.ExpiresAt) ||
 		!ext.ExpiresAt.Equal(other.ExpiresAt.Add(90*time.Minute)) || !ext.MaxExpiresAt.Equal(other.CreatedAt.Add(168*time.Hour)) {
 		t.Fatalf("extend by 90m: %+v", ext)

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/botplatform/discord-sandboxes/shared/api"
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/lambdakit"
@@ -194,7 +195,7 @@ func TestOwnersSeeStableMessagesForRecordedFailures(t *testing.T) {
 	} {
 		r := e.do(t, c)
 		wantStatus(t, r, 200)
-		got := decode[api.Sandbox](t, singleSandbox(t, r))
+		got := decode[apiwire.Sandbox](t, singleSandbox(t, r))
 		if got.LastError != messages[sandbox.CodeUnavailable] ||
 			got.LastErrorCode != sandbox.CodeUnavailable {
 			t.Errorf("%s %s: the owner sees last_error %q (%s)", c.method, c.path, got.LastError, got.LastErrorCode)
@@ -212,7 +213,7 @@ func TestOwnersSeeStableMessagesForRecordedFailures(t *testing.T) {
 	}
 
 	// An admin sees what was recorded, classified the same way.
-	got := decode[api.Sandbox](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha", principal: admin}))
+	got := decode[apiwire.Sandbox](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha", principal: admin}))
 	if got.LastError != refused || got.LastErrorCode != sandbox.CodeUnavailable {
 		t.Errorf("the admin sees last_error %q (%s)", got.LastError, got.LastErrorCode)
 	}
@@ -222,14 +223,14 @@ func TestOwnersSeeStableMessagesForRecordedFailures(t *testing.T) {
 
 	// Anything else is an internal failure.
 	set(missing)
-	got = decode[api.Sandbox](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha", principal: alice}))
+	got = decode[apiwire.Sandbox](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha", principal: alice}))
 	if got.LastErrorCode != sandbox.CodeInternal || got.LastError != messages[sandbox.CodeInternal] {
 		t.Errorf("the owner sees last_error %q (%s)", got.LastError, got.LastErrorCode)
 	}
 
 	// No failure: no code.
 	set("")
-	got = decode[api.Sandbox](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha", principal: alice}))
+	got = decode[apiwire.Sandbox](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha", principal: alice}))
 	if got.LastError != "" || got.LastErrorCode != "" {
 		t.Errorf("without a failure: last_error %q (%s)", got.LastError, got.LastErrorCode)
 	}

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/botplatform/discord-sandboxes/shared/api"
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -57,7 +58,7 @@ func FuzzDecodeCreateRequest(f *testing.F) {
 				t.Fatalf("accepted metadata %q: %q, which the body did not carry", k, v)
 			}
 		}
-		req := api.CreateRequest{Name: in.Name, Guilds: in.Guilds, Metadata: in.Metadata}
+		req := apiwire.CreateRequest{Name: in.Name, Guilds: in.Guilds, Metadata: in.Metadata}
 		if in.TTL != 0 {
 			req.TTL = in.TTL.String()
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/lambdakit"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
@@ -44,6 +45,7 @@ type Sandboxes interface {
 type Resources interface {
 	RotateCredentials(ctx context.Context, id string, validUntil time.Time) (provision.Credentials, error)
 	Inspect(ctx context.Context, id string) (provision.Resources, error)
+	InspectStream(ctx context.Context, id string) (provision.Stream, error)
 	RedisUserExists(ctx context.Context, id string) (bool, error)
 	RedisUserName(id string) string
 	RedisAccess() sandbox.RedisAccess
@@ -61,12 +63,12 @@ type Teardown interface {
 	Destroy(ctx context.Context, actor, sandboxID string) (*sandbox.Sandbox, error)
 }
 
-// CleanupAdmin is the cleanup service as the admin routes use it; results are encoded as
-// JSON as they are returned. RunNow records the run's metrics in rec, the invocation's
-// Recorder, which the API flushes with its own metrics.
+// CleanupAdmin is the cleanup service as the admin routes use it, answering in their wire
+// types. RunNow records the run's metrics in rec, the invocation's Recorder, which the API
+// flushes with its own metrics.
 type CleanupAdmin interface {
-	RunNow(ctx context.Context, rec *metrics.Recorder) (any, error)
-	Orphans(ctx context.Context, remove bool) (any, error)
+	RunNow(ctx context.Context, rec *metrics.Recorder) (apiwire.RunReport, error)
+	Orphans(ctx context.Context, remove bool) (apiwire.OrphansResponse, error)
 }
 
 // Deps are the services and stores the handler works with. Teardown and Cleanup are

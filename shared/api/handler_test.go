@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/api"
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/routecache"
@@ -27,7 +28,7 @@ func TestCreateGetAndList(t *testing.T) {
 	if r.headers["Location"] != "/v1/sandboxes/alpha" {
 		t.Errorf("Location %q", r.headers["Location"])
 	}
-	sb := decode[api.Sandbox](t, r)
+	sb := decode[apiwire.Sandbox](t, r)
 	if sb.Name != "alpha" || sb.Owner != alice || sb.Status != "running" || sb.StoredStatus != sandbox.StatusRunning ||
 		!slices.Equal(sb.Guilds, []string{guild1}) || sb.Metadata["branch"] != "feature-x" ||
 		sb.Schema != sandbox.SchemaName(sb.ID) || sb.Role != sandbox.RoleName(sb.ID) ||
@@ -44,7 +45,7 @@ func TestCreateGetAndList(t *testing.T) {
 		}
 	}
 
-	got := decode[api.Sandbox](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha", principal: alice}))
+	got := decode[apiwire.Sandbox](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha", principal: alice}))
 	if got.ID != sb.ID || !slices.Equal(got.Guilds, []string{guild1}) {
 		t.Errorf("get %+v", got)
 	}
@@ -56,24 +57,24 @@ func TestCreateGetAndList(t *testing.T) {
 	e.create(t, alice, "gamma")
 	e.create(t, bob, "bobs")
 
-	page1 := decode[api.ListResponse](t, e.do(t, call{method: "GET", path: "/v1/sandboxes", query: "limit=2", principal: alice}))
+	page1 := decode[apiwire.ListResponse](t, e.do(t, call{method: "GET", path: "/v1/sandboxes", query: "limit=2", principal: alice}))
 	if len(page1.Sandboxes) != 2 || page1.NextCursor == "" || page1.Sandboxes[0].Name != "gamma" {
 		t.Fatalf("page 1: %+v", page1)
 	}
-	page2 := decode[api.ListResponse](t, e.do(t, call{method: "GET", path: "/v1/sandboxes",
+	page2 := decode[apiwire.ListResponse](t, e.do(t, call{method: "GET", path: "/v1/sandboxes",
 		query: "limit=2&cursor=" + url.QueryEscape(page1.NextCursor), principal: alice}))
 	if len(page2.Sandboxes) != 1 || page2.NextCursor != "" || page2.Sandboxes[0].Name != "alpha" {
 		t.Fatalf("page 2: %+v", page2)
 	}
-	bobs := decode[api.ListResponse](t, e.do(t, call{method: "GET", path: "/v1/sandboxes", principal: bob}))
+	bobs := decode[apiwire.ListResponse](t, e.do(t, call{method: "GET", path: "/v1/sandboxes", principal: bob}))
 	if len(bobs.Sandboxes) != 1 || bobs.Sandboxes[0].Name != "bobs" {
 		t.Errorf("bob lists %+v", bobs)
 	}
-	all := decode[api.ListResponse](t, e.do(t, call{method: "GET", path: "/v1/sandboxes", query: "all=true", principal: admin}))
+	all := decode[apiwire.ListResponse](t, e.do(t, call{method: "GET", path: "/v1/sandboxes", query: "all=true", principal: admin}))
 	if len(all.Sandboxes) != 4 {
 		t.Errorf("admin lists %d sandboxes, want 4", len(all.Sandboxes))
 	}
-	ofAlice := decode[api.ListResponse](t, e.do(t, call{method: "GET", path: "/v1/sandboxes",
+	ofAlice := decode[apiwire.ListResponse](t, e.do(t, call{method: "GET", path: "/v1/sandboxes",
 		query: "owner=" + url.QueryEscape(alice) + "&status=running", principal: admin}))
 	if len(ofAlice.Sandboxes) != 3 {
 		t.Errorf("admin lists %d of alice's sandboxes, want 3", len(ofAlice.Sandboxes))
@@ -117,19 +118,19 @@ func TestProvisioningFailedAnswersWithTheFailedSandbox(t *testing.T) {
 }
 
 func TestExtend(t *testing.T) {
-	clock := &fakeClock{now: time.Now().UTC().Truncate(time.Second)}
+	clock := testenv.NewClock(time.Now().UTC().Truncate(time.Second))
 	e := newEnv(t, envOptions{now: clock.Now})
 	sb := e.create(t, alice, "alpha")
 
 	r := e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/extend", principal: alice, body: `{"by":"1h"}`})
 	wantStatus(t, r, 200)
-	ext := decode[api.ExtendResponse](t, r)
+	ext := decode[apiwire.ExtendResponse](t, r)
 	if ext.Capped || !ext.Sandbox.ExpiresAt.Equal(sb.ExpiresAt.Add(time.Hour)) {
 		t.Errorf("extend by 1h: %+v (was %s)", ext, sb.ExpiresAt)
 	}
 	r = e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/extend", principal: admin, body: `{"by":"7d"}`})
 	wantStatus(t, r, 200)
-	ext = decode[api.ExtendResponse](t, r)
+	ext = decode[apiwire.ExtendResponse](t, r)
 	if !ext.Capped || !ext.Sandbox.ExpiresAt.Equal(sb.CreatedAt.Add(168*time.Hour)) {
 		t.Errorf("extend by 7d: %+v", ext)
 	}
@@ -137,8 +138,8 @@ func TestExtend(t *testing.T) {
 	wantProblem(t, e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/extend", principal: alice, body: `{"by":"1h"}`}),
 		409, sandbox.CodeInvalidTransition, "")
 
-	clock.now = clock.now.Add(200 * time.Hour)
-	got := decode[api.Sandbox](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha", principal: alice}))
+	clock.Add(200 * time.Hour)
+	got := decode[apiwire.Sandbox](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha", principal: alice}))
 	if got.Status != sandbox.DisplayExpired || got.StoredStatus != sandbox.StatusRunning || got.TimeLeftSeconds != 0 {
 		t.Errorf("expired sandbox shows %+v", got)
 	}
@@ -150,10 +151,6 @@ func TestExtend(t *testing.T) {
 	e.unchanged(t, before)
 }
 
-type fakeClock struct{ now time.Time }
-
-func (c *fakeClock) Now() time.Time { return c.now }
-
 func TestDestroyWithoutTeardownLeavesItToCleanup(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.create(t, alice, "alpha", guild1)
@@ -162,7 +159,7 @@ func TestDestroyWithoutTeardownLeavesItToCleanup(t *testing.T) {
 	}
 	r := e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha", principal: alice})
 	wantStatus(t, r, 202)
-	d := decode[api.DestroyResponse](t, r)
+	d := decode[apiwire.DestroyResponse](t, r)
 	if !d.Changed || d.Sandbox.Status != "destroying" || d.TeardownError != "" {
 		t.Errorf("destroy: %+v", d)
 	}
@@ -171,7 +168,7 @@ func TestDestroyWithoutTeardownLeavesItToCleanup(t *testing.T) {
 	}
 	r = e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha", principal: alice})
 	wantStatus(t, r, 202)
-	if d := decode[api.DestroyResponse](t, r); d.Changed || d.Sandbox.Status != "destroying" {
+	if d := decode[apiwire.DestroyResponse](t, r); d.Changed || d.Sandbox.Status != "destroying" {
 		t.Errorf("second destroy: %+v", d)
 	}
 	if strings.Contains(e.emf.String(), "SandboxesDestroyed") {
@@ -190,7 +187,7 @@ func TestDestroyRunsTheTeardownAndIsIdempotent(t *testing.T) {
 
 	r := e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha", principal: alice})
 	wantStatus(t, r, 200)
-	d := decode[api.DestroyResponse](t, r)
+	d := decode[apiwire.DestroyResponse](t, r)
 	if !d.Changed || d.Sandbox.Status != "destroyed" || d.Sandbox.DestroyedAt == nil || len(d.Sandbox.Guilds) != 0 {
 		t.Fatalf("destroy: %+v", d.Sandbox)
 	}
@@ -220,7 +217,7 @@ func TestDestroyRunsTheTeardownAndIsIdempotent(t *testing.T) {
 	e.emf.Reset()
 	r = e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha", principal: alice})
 	wantStatus(t, r, 200)
-	again := decode[api.DestroyResponse](t, r)
+	again := decode[apiwire.DestroyResponse](t, r)
 	if again.Changed || again.Sandbox.Status != "destroyed" || string(again.Sandbox.Teardown) != string(d.Sandbox.Teardown) {
 		t.Errorf("destroying a destroyed sandbox: %+v", again)
 	}
@@ -246,7 +243,7 @@ func TestDestroyResumesAfterAFailedTeardown(t *testing.T) {
 	}
 	r := e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha", principal: alice})
 	wantStatus(t, r, 202)
-	d := decode[api.DestroyResponse](t, r)
+	d := decode[apiwire.DestroyResponse](t, r)
 	if !d.Changed || d.Sandbox.Status != "destroying" || d.TeardownError == "" || !strings.Contains(string(d.Sandbox.Teardown), `"last_failure"`) {
 		t.Errorf("failed teardown: %+v", d)
 	}
@@ -258,7 +255,7 @@ func TestDestroyResumesAfterAFailedTeardown(t *testing.T) {
 	}
 	r = e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha", principal: alice})
 	wantStatus(t, r, 200)
-	if d := decode[api.DestroyResponse](t, r); d.Changed || d.Sandbox.Status != "destroyed" {
+	if d := decode[apiwire.DestroyResponse](t, r); d.Changed || d.Sandbox.Status != "destroyed" {
 		t.Errorf("resumed destroy: %+v", d)
 	}
 }
@@ -285,7 +282,7 @@ func TestGuildMappings(t *testing.T) {
 
 	r := e.do(t, call{method: "PUT", path: "/v1/sandboxes/alpha/guilds/" + guild2, principal: alice})
 	wantStatus(t, r, 201)
-	if sb := decode[api.Sandbox](t, r); !slices.Equal(sb.Guilds, []string{guild1, guild2}) {
+	if sb := decode[apiwire.Sandbox](t, r); !slices.Equal(sb.Guilds, []string{guild1, guild2}) {
 		t.Errorf("guilds after add: %v", sb.Guilds)
 	}
 	if e.rdb.Exists(ctx, keys.RouteCache(guild2)).Val() != 0 {
@@ -302,7 +299,7 @@ func TestGuildMappings(t *testing.T) {
 
 	r = e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha/guilds/" + guild2, principal: alice})
 	wantStatus(t, r, 200)
-	if sb := decode[api.Sandbox](t, r); !slices.Equal(sb.Guilds, []string{guild1}) {
+	if sb := decode[apiwire.Sandbox](t, r); !slices.Equal(sb.Guilds, []string{guild1}) {
 		t.Errorf("guilds after remove: %v", sb.Guilds)
 	}
 	wantProblem(t, e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha/guilds/" + guild2, principal: alice}), 404, sandbox.CodeNotFound, "")
@@ -316,7 +313,7 @@ func TestConnectRotatesAWorkingPassword(t *testing.T) {
 	if r.headers["Cache-Control"] != "no-store" {
 		t.Errorf("connect answer may be cached: %v", r.headers)
 	}
-	c := decode[api.ConnectResponse](t, r)
+	c := decode[apiwire.ConnectResponse](t, r)
 	db, rd := c.Database, c.Redis
 	if c.SandboxID != sb.ID || c.Name != "alpha" || !slices.Equal(c.GuildIDs, []string{guild1, guild2}) ||
 		db.Schema != sb.Schema || db.Role != sb.Role || len(db.Password) < 32 || !db.PasswordExpiresAt.Equal(sb.ExpiresAt) ||
@@ -349,21 +346,21 @@ func TestConnectRotatesAWorkingPassword(t *testing.T) {
 	if _, err := conn.Exec(ctx, "INSERT INTO guild_settings (guild_id) VALUES ($1)", guild1); err != nil {
 		t.Errorf("the role cannot write its schema: %v", err)
 	}
-	conn.Close(ctx)
+	_ = conn.Close(ctx)
 
 	// Every connect rotates: the previous password stops working.
-	second := decode[api.ConnectResponse](t, e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/connect", principal: admin, body: "{}"}))
+	second := decode[apiwire.ConnectResponse](t, e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/connect", principal: admin, body: "{}"}))
 	if second.Database.Password == db.Password {
 		t.Fatal("connect did not rotate the password")
 	}
 	if conn, err := pgx.Connect(ctx, db.URL); err == nil {
-		conn.Close(ctx)
+		_ = conn.Close(ctx)
 		t.Error("the previous password still works after a second connect")
 	}
 	if conn, err := pgx.Connect(ctx, second.Database.URL); err != nil {
 		t.Errorf("the new password does not work: %v", err)
 	} else {
-		conn.Close(ctx)
+		_ = conn.Close(ctx)
 	}
 }
 
@@ -379,7 +376,7 @@ func TestConnectHonoursPublicOverrides(t *testing.T) {
 	e.handler = h
 	e.invoke = lambdaOf(h)
 	e.create(t, alice, "alpha")
-	c := decode[api.ConnectResponse](t, e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/connect", principal: alice}))
+	c := decode[apiwire.ConnectResponse](t, e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/connect", principal: alice}))
 	u, err := url.Parse(c.Database.URL)
 	if err != nil || c.Database.Host != "db.example.internal" || c.Database.Port != 6543 || u.Host != "db.example.internal:6543" ||
 		c.Redis.Addr != "redis.example.internal:6380" || c.Env["PGPORT"] != "6543" {
@@ -392,8 +389,8 @@ func TestSandboxHealth(t *testing.T) {
 	sb := e.create(t, alice, "alpha", guild1)
 	ctx := context.Background()
 
-	checks := func(h api.SandboxHealth) map[string]api.Check {
-		out := map[string]api.Check{}
+	checks := func(h apiwire.SandboxHealth) map[string]apiwire.Check {
+		out := map[string]apiwire.Check{}
 		for _, c := range h.Checks {
 			out[c.Name] = c
 		}
@@ -402,7 +399,7 @@ func TestSandboxHealth(t *testing.T) {
 		}
 		return out
 	}
-	h := decode[api.SandboxHealth](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha/health", principal: alice}))
+	h := decode[apiwire.SandboxHealth](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha/health", principal: alice}))
 	if h.Overall != api.Healthy || h.SandboxID != sb.ID {
 		t.Fatalf("health %+v", h)
 	}
@@ -416,7 +413,7 @@ func TestSandboxHealth(t *testing.T) {
 	if err := e.cache.SetCurrent(ctx, []sandbox.Route{{GuildID: guild1}}); err != nil {
 		t.Fatal(err)
 	}
-	h = decode[api.SandboxHealth](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha/health", principal: alice}))
+	h = decode[apiwire.SandboxHealth](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha/health", principal: alice}))
 	if c := checks(h)["routes"]; h.Overall != api.Degraded || c.Status != api.CheckWarn || !strings.Contains(c.Detail, guild1) {
 		t.Errorf("stale cache: %s %+v", h.Overall, c)
 	}
@@ -428,7 +425,7 @@ func TestSandboxHealth(t *testing.T) {
 	if err := e.rdb.Del(ctx, keys.EventStream(sb.ID)).Err(); err != nil {
 		t.Fatal(err)
 	}
-	h = decode[api.SandboxHealth](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha/health", principal: admin}))
+	h = decode[apiwire.SandboxHealth](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha/health", principal: admin}))
 	if c := checks(h)["redis"]; h.Overall != api.Unhealthy || c.Status != api.CheckFail || !strings.Contains(c.Detail, "missing") {
 		t.Errorf("missing stream: %s %+v", h.Overall, c)
 	}
@@ -438,7 +435,7 @@ func TestSandboxHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantStatus(t, e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha", principal: alice}), 202)
-	h = decode[api.SandboxHealth](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha/health", principal: alice}))
+	h = decode[apiwire.SandboxHealth](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha/health", principal: alice}))
 	cs := checks(h)
 	if cs["database"].Status != api.CheckFail || cs["status"].Status != api.CheckFail || h.Status != "destroying" {
 		t.Errorf("destroying sandbox health: %+v", h)
@@ -449,10 +446,10 @@ func TestRouteExplanation(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	sb := e.create(t, alice, "alpha", guild1)
 	ctx := context.Background()
-	explain := func(guild string) api.RouteExplanation {
+	explain := func(guild string) apiwire.RouteExplanation {
 		r := e.do(t, call{method: "GET", path: "/v1/routes/" + guild, principal: bob})
 		wantStatus(t, r, 200)
-		return decode[api.RouteExplanation](t, r)
+		return decode[apiwire.RouteExplanation](t, r)
 	}
 
 	x := explain(guild1)
@@ -509,7 +506,7 @@ func TestServiceHealth(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	r := e.do(t, call{method: "GET", path: "/health", principal: bob})
 	wantStatus(t, r, 200)
-	h := decode[api.ServiceHealth](t, r)
+	h := decode[apiwire.ServiceHealth](t, r)
 	if h.Overall != api.Healthy || len(h.Checks) != 2 || h.Checks[0].Name != "database" || h.Checks[1].Name != "redis" {
 		t.Errorf("health %+v", h)
 	}
@@ -524,7 +521,7 @@ func TestServiceHealth(t *testing.T) {
 	e.invoke = lambdaOf(hd)
 	r = e.do(t, call{method: "GET", path: "/health", principal: bob})
 	wantStatus(t, r, 503)
-	h = decode[api.ServiceHealth](t, r)
+	h = decode[apiwire.ServiceHealth](t, r)
 	if h.Overall != api.Unhealthy || h.Checks[1].Status != api.CheckFail || h.Checks[0].Status != api.CheckOK {
 		t.Errorf("health with Redis down: %+v", h)
 	}
@@ -545,18 +542,19 @@ func TestAdminRoutes(t *testing.T) {
 	}
 	r := e.do(t, call{method: "POST", path: "/v1/admin/cleanup", principal: admin})
 	wantStatus(t, r, 200)
-	if got := string(r.body); !strings.Contains(got, `"run":{"active":1,"guild_mappings":1}`) || strings.Contains(got, "orphans") {
-		t.Errorf("cleanup run: %s", got)
+	if got := decode[apiwire.CleanupResponse](t, r); got.Run.ActiveSandboxes != 1 || got.Run.GuildMappings != 1 || got.Orphans != nil {
+		t.Errorf("cleanup run: %s", r.body)
 	}
 	r = e.do(t, call{method: "GET", path: "/v1/admin/orphans", principal: admin})
 	wantStatus(t, r, 200)
-	if got := string(r.body); !strings.Contains(got, `"schemas":["sb_orphan00000001"]`) || !strings.Contains(got, `"removed":false`) {
-		t.Errorf("orphans: %s", got)
+	if got := decode[apiwire.OrphansResponse](t, r); len(got.Report.Orphans) != 1 || got.Report.Orphans[0].Name != "sb_orphan00000001" || got.Removal != nil {
+		t.Errorf("orphans: %s", r.body)
 	}
 	r = e.do(t, call{method: "POST", path: "/v1/admin/cleanup", principal: admin, body: `{"remove_orphans":true}`})
 	wantStatus(t, r, 200)
-	if got := string(r.body); !strings.Contains(got, `"orphans":{"removed":true,"schemas":["sb_orphan00000001"]}`) {
-		t.Errorf("cleanup with orphan removal: %s", got)
+	if got := decode[apiwire.CleanupResponse](t, r); got.Orphans == nil || got.Orphans.Removal == nil ||
+		len(got.Orphans.Removal.Removed) != 1 || got.Orphans.Removal.Removed[0].Name != "sb_orphan00000001" {
+		t.Errorf("cleanup with orphan removal: %s", r.body)
 	}
 }
 

@@ -9,7 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
@@ -28,8 +30,8 @@ type probe struct {
 }
 
 // runChecks runs the probes concurrently, each within checkTimeout, in the given order.
-func runChecks(ctx context.Context, probes []probe) []Check {
-	out := make([]Check, len(probes))
+func runChecks(ctx context.Context, probes []probe) []apiwire.Check {
+	out := make([]apiwire.Check, len(probes))
 	var wg sync.WaitGroup
 	for i, p := range probes {
 		wg.Go(func() {
@@ -42,7 +44,7 @@ func runChecks(ctx context.Context, probes []probe) []Check {
 				status = CheckWarn
 				detail += fmt.Sprintf(" (slow: %s, above %s)", elapsed.Round(time.Millisecond), slowThreshold)
 			}
-			out[i] = Check{Name: p.name, Status: status, LatencyMS: millis(elapsed), Detail: detail}
+			out[i] = apiwire.Check{Name: p.name, Status: status, LatencyMS: millis(elapsed), Detail: detail}
 		})
 	}
 	wg.Wait()
@@ -57,7 +59,7 @@ func millis(d time.Duration) float64 {
 // unreachable is the caller-safe detail of a store error: the error's text may carry
 // addresses or SQL, so it goes to the log and the check says what failed.
 func (h *Handler) unreachable(ctx context.Context, what string, err error) string {
-	h.log.WarnContext(ctx, "health check failed", "check", what, "error", err)
+	h.log.WarnContext(ctx, "health check failed", "check", what, logkey.Error, err)
 	if ctx.Err() != nil {
 		return what + " did not answer within " + checkTimeout.String()
 	}
@@ -86,7 +88,7 @@ func (h *Handler) serviceHealth(w http.ResponseWriter, r *http.Request, c caller
 			return CheckOK, "PING answered"
 		}},
 	})
-	out := ServiceHealth{Overall: overall(checks), CheckedAt: h.now().UTC(), Checks: checks}
+	out := apiwire.ServiceHealth{Overall: overall(checks), CheckedAt: h.now().UTC(), Checks: checks}
 	status := http.StatusOK
 	if out.Overall == Unhealthy {
 		status = http.StatusServiceUnavailable
@@ -109,7 +111,7 @@ func (h *Handler) sandboxHealth(w http.ResponseWriter, r *http.Request, c caller
 		{name: "routes", run: func(ctx context.Context) (string, string) { return h.routesCheck(ctx, sb) }},
 	})
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, SandboxHealth{
+	writeJSON(w, http.StatusOK, apiwire.SandboxHealth{
 		SandboxID: sb.ID, Name: sb.Name, Status: sb.DisplayStatus(now),
 		Overall: overall(checks), CheckedAt: now.UTC(), Checks: checks,
 	})
@@ -153,32 +155,24 @@ func (h *Handler) databaseCheck(ctx context.Context, sb *sandbox.Sandbox) (strin
 		sb.SchemaName, len(res.Tables), res.Bytes, sb.DBRole)
 }
 
-// redisCheck reads the sandbox's event stream and its consumer group.
+// redisCheck reads the sandbox's event stream and its consumer group (provision.InspectStream:
+// its error is XINFO GROUPS's once the stream answered), then its Redis user.
 func (h *Handler) redisCheck(ctx context.Context, sb *sandbox.Sandbox) (string, string) {
-	stream := keys.EventStream(sb.ID)
-	pipe := h.deps.Redis.Pipeline()
-	info := pipe.XInfoStream(ctx, stream)
-	groups := pipe.XInfoGroups(ctx, stream)
-	_, _ = pipe.Exec(ctx)
-	if err := info.Err(); err != nil {
-		if strings.Contains(err.Error(), "no such key") {
-			return CheckFail, "stream " + stream + " missing"
-		}
+	st, err := h.deps.Resources.InspectStream(ctx, sb.ID)
+	stream := st.Key
+	switch {
+	case err != nil && st.Exists:
+		return CheckFail, h.unreachable(ctx, "XINFO GROUPS "+stream, err)
+	case err != nil:
 		return CheckFail, h.unreachable(ctx, "XINFO STREAM "+stream, err)
+	case !st.Exists:
+		return CheckFail, "stream " + stream + " missing"
 	}
-	detail := fmt.Sprintf("stream %s: length %d, groups %d", stream, info.Val().Length, info.Val().Groups)
-	if groups.Err() != nil {
-		return CheckFail, h.unreachable(ctx, "XINFO GROUPS "+stream, groups.Err())
-	}
-	found := false
-	for _, g := range groups.Val() {
-		if g.Name == keys.EventsGroup {
-			detail, found = fmt.Sprintf("%s, group %s pending %d", detail, g.Name, g.Pending), true
-		}
-	}
-	if !found {
+	detail := fmt.Sprintf("stream %s: length %d, groups %d", stream, st.Length, st.Groups)
+	if !st.EventsGroup {
 		return CheckWarn, fmt.Sprintf("%s; consumer group %s missing: workers cannot read with XREADGROUP", detail, keys.EventsGroup)
 	}
+	detail = fmt.Sprintf("%s, group %s pending %d", detail, keys.EventsGroup, st.Pending)
 	if h.deps.Resources.RedisAccess() == sandbox.RedisAccessShared {
 		return CheckWarn, detail + "; " + sandbox.SharedRedisWarning
 	}
@@ -216,7 +210,7 @@ func (h *Handler) routesCheck(ctx context.Context, sb *sandbox.Sandbox) (string,
 	}
 	cached, err := h.deps.Routes.GetMany(ctx, sb.Guilds)
 	if err != nil {
-		h.log.WarnContext(ctx, "route cache read failed", "error", err)
+		h.log.WarnContext(ctx, "route cache read failed", logkey.Error, err)
 		return CheckWarn, fmt.Sprintf("mapped guilds routing to this sandbox in the database: %d; route cache unreadable (the router falls back to the database)", len(sb.Guilds))
 	}
 	var stale []string

@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/api"
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
@@ -292,15 +293,15 @@ func wantStatus(t testing.TB, r reply, status int) {
 var leaks = []string{"SQLSTATE", "pgx", "pgconn", "goroutine", "panic", "sandbox_control.", "redis:", "dial tcp", ".go:"}
 
 // wantProblem checks an RFC 9457 answer with the code (and field, when not empty).
-func wantProblem(t testing.TB, r reply, status int, code sandbox.Code, field string) api.Problem {
+func wantProblem(t testing.TB, r reply, status int, code sandbox.Code, field string) apiwire.Problem {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("status %d, want %d: %s", r.status, status, r.body)
 	}
-	if ct := r.headers["Content-Type"]; ct != api.ProblemContentType {
-		t.Fatalf("content type %q, want %s", ct, api.ProblemContentType)
+	if ct := r.headers["Content-Type"]; ct != apiwire.ProblemContentType {
+		t.Fatalf("content type %q, want %s", ct, apiwire.ProblemContentType)
 	}
-	p := decode[api.Problem](t, r)
+	p := decode[apiwire.Problem](t, r)
 	if p.Code != code || p.Status != status || p.Type != "urn:discord-sandboxes:problem:"+string(code) || p.Title == "" || p.Detail == "" {
 		t.Fatalf("problem %+v, want code %s status %d", p, code, status)
 	}
@@ -319,12 +320,12 @@ func wantProblem(t testing.TB, r reply, status int, code sandbox.Code, field str
 }
 
 // create makes a sandbox through the API.
-func (e *env) create(t testing.TB, principal, name string, guilds ...string) *api.Sandbox {
+func (e *env) create(t testing.TB, principal, name string, guilds ...string) *apiwire.Sandbox {
 	t.Helper()
-	body, _ := json.Marshal(api.CreateRequest{Name: name, TTL: "2h", Guilds: guilds})
+	body, _ := json.Marshal(apiwire.CreateRequest{Name: name, TTL: "2h", Guilds: guilds})
 	r := e.do(t, call{method: "POST", path: "/v1/sandboxes", body: string(body), principal: principal})
 	wantStatus(t, r, 201)
-	sb := decode[api.Sandbox](t, r)
+	sb := decode[apiwire.Sandbox](t, r)
 	return &sb
 }
 

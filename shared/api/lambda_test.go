@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/botplatform/discord-sandboxes/shared/api"
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/lambdakit"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
@@ -58,7 +59,7 @@ func TestLambdaAdapter(t *testing.T) {
 	ev.Headers = map[string]string{"content-type": "application/json"}
 	r := e.invokeRaw(t, marshal(t, ev))
 	wantStatus(t, r, 201)
-	if sb := decode[api.Sandbox](t, r); sb.Owner != "arn:aws:iam::1234567890:user/Admin" {
+	if sb := decode[apiwire.Sandbox](t, r); sb.Owner != "arn:aws:iam::1234567890:user/Admin" {
 		t.Errorf("owner %q, want the event's userArn", sb.Owner)
 	}
 	before := e.snapshot(t)
@@ -87,7 +88,7 @@ func TestLambdaAdapter(t *testing.T) {
 	staged.RequestContext.Authorizer.IAM.UserARN = admin
 	r = e.invokeRaw(t, marshal(t, staged))
 	wantStatus(t, r, 200)
-	if l := decode[api.ListResponse](t, r); len(l.Sandboxes) != 1 || l.NextCursor == "" {
+	if l := decode[apiwire.ListResponse](t, r); len(l.Sandboxes) != 1 || l.NextCursor == "" {
 		t.Errorf("list through a named stage: %+v", l)
 	}
 	if r.headers["Content-Type"] != "application/json" || r.headers["X-Request-Id"] == "" {
@@ -149,7 +150,7 @@ func (e *env) listOwners(t *testing.T, principal, query string) map[string]strin
 	r := e.do(t, call{method: "GET", path: "/v1/sandboxes", query: query, principal: principal})
 	wantStatus(t, r, 200)
 	out := map[string]string{}
-	for _, sb := range decode[api.ListResponse](t, r).Sandboxes {
+	for _, sb := range decode[apiwire.ListResponse](t, r).Sandboxes {
 		out[sb.Name] = sb.Owner
 	}
 	return out

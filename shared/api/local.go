@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/botplatform/discord-sandboxes/shared/lambdakit"
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
 )
 
@@ -80,7 +81,7 @@ func LocalHandler(h *Handler, tokens map[string]string, emitter *metrics.Emitter
 		}
 		h.ServeHTTP(w, r.WithContext(ctx))
 		if err := rec.Flush(); err != nil {
-			h.log.ErrorContext(ctx, "metrics not written", "error", err)
+			h.log.ErrorContext(ctx, "metrics not written", logkey.Error, err)
 		}
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/botplatform/discord-sandboxes/shared/api"
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -37,7 +38,7 @@ func localGet(t *testing.T, url, authorization string) reply {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +82,7 @@ func TestLocalModeRequiresAKnownToken(t *testing.T) {
 	}
 	r := localGet(t, srv.URL+"/v1/sandboxes/alpha", "bearer "+aliceToken)
 	wantStatus(t, r, 200)
-	if sb := decode[api.Sandbox](t, r); sb.Owner != alice {
+	if sb := decode[apiwire.Sandbox](t, r); sb.Owner != alice {
 		t.Errorf("token mapped to %q", sb.Owner)
 	}
 	wantProblem(t, localGet(t, srv.URL+"/v1/sandboxes/alpha", "Bearer "+bobToken), 403, sandbox.CodeForbidden, "")
@@ -124,7 +125,7 @@ func TestServeLocal(t *testing.T) {
 	for {
 		conn, err := net.Dial("tcp", cfg.ListenAddr)
 		if err == nil {
-			conn.Close()
+			_ = conn.Close()
 			break
 		}
 		if time.Now().After(deadline) {
@@ -135,7 +136,7 @@ func TestServeLocal(t *testing.T) {
 	wantProblem(t, localGet(t, url, ""), 401, sandbox.CodeUnauthenticated, "")
 	r := localGet(t, url, "Bearer "+bobToken)
 	wantStatus(t, r, 200)
-	var h api.ServiceHealth
+	var h apiwire.ServiceHealth
 	if err := json.Unmarshal(r.body, &h); err != nil || h.Overall != api.Healthy {
 		t.Errorf("health %s", r.body)
 	}
@@ -157,6 +158,6 @@ func freeLoopbackAddr(t *testing.T) string {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	ln.Close()
+	_ = ln.Close()
 	return addr
 }

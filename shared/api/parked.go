@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -23,7 +24,7 @@ func (h *Handler) listParked(w http.ResponseWriter, r *http.Request, c caller) e
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ParkedGuilds{Guilds: parked})
+	writeJSON(w, http.StatusOK, apiwire.ParkedGuilds{Guilds: parkedGuilds(parked)})
 	return nil
 }
 
@@ -54,6 +55,6 @@ func (h *Handler) releaseGuild(w http.ResponseWriter, r *http.Request, c caller)
 	if err := h.deps.Sandboxes.ReleaseGuild(r.Context(), c.principal, guild, parked.SandboxID); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ReleasedGuild{GuildID: guild, Destination: DestinationProduction, Released: parked})
+	writeJSON(w, http.StatusOK, apiwire.ReleasedGuild{GuildID: guild, Destination: DestinationProduction, Released: apiwire.ParkedGuild(parked)})
 	return nil
 }

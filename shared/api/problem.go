@@ -5,31 +5,14 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/clients"
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
-// ProblemContentType is the media type of every error answer (RFC 9457).
-const ProblemContentType = "application/problem+json"
-
 // problemTypePrefix makes a problem's type URI from its code.
 const problemTypePrefix = "urn:discord-sandboxes:problem:"
-
-// Problem is an RFC 9457 problem document with this API's extension members.
-type Problem struct {
-	Type     string `json:"type"`
-	Title    string `json:"title"`
-	Status   int    `json:"status"`
-	Detail   string `json:"detail,omitempty"`
-	Instance string `json:"instance,omitempty"`
-	// Code is the stable error code (sandbox.Codes()); clients branch on it.
-	Code sandbox.Code `json:"code"`
-	// Field names the offending input of an invalid_input problem, when one is to blame.
-	Field     string `json:"field,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
-	// Sandbox is the failed sandbox of a provisioning_failed problem.
-	Sandbox *Sandbox `json:"sandbox,omitempty"`
-}
 
 // codeStatus is the one mapping from error codes to HTTP statuses (docs/api.md, Errors).
 var codeStatus = map[sandbox.Code]int{
@@ -91,8 +74,8 @@ func (e *httpError) Unwrap() error { return e.err }
 
 // problemFor builds the problem document of err. Errors without a domain code are internal:
 // their text stays in the log and the caller gets a generic detail.
-func (h *Handler) problemFor(r *http.Request, err error) (Problem, string) {
-	p := Problem{Instance: r.URL.Path, RequestID: requestID(r.Context())}
+func (h *Handler) problemFor(r *http.Request, err error) (apiwire.Problem, string) {
+	p := apiwire.Problem{Instance: r.URL.Path, RequestID: requestID(r.Context())}
 	var he *httpError
 	var de *sandbox.Error
 	allow := ""
@@ -106,12 +89,12 @@ func (h *Handler) problemFor(r *http.Request, err error) (Problem, string) {
 	}
 	if de == nil || de.Code == sandbox.CodeInternal {
 		h.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
-			"request_id", p.RequestID, "error", err)
+			logkey.RequestID, p.RequestID, logkey.Error, err)
 		de = &sandbox.Error{Code: sandbox.CodeInternal, Message: "an internal error occurred; the operators can find it in the logs by request id " + p.RequestID}
 		p.Status = http.StatusInternalServerError
 	} else if p.Status >= 500 {
 		h.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
-			"request_id", p.RequestID, "code", de.Code, "error", err)
+			logkey.RequestID, p.RequestID, "code", de.Code, logkey.Error, err)
 	}
 	p.Code = de.Code
 	p.Type = problemTypePrefix + string(de.Code)
@@ -130,11 +113,11 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	writeProblem(w, p)
 }
 
-func writeProblem(w http.ResponseWriter, p Problem) {
+func writeProblem(w http.ResponseWriter, p apiwire.Problem) {
 	if p.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfterSeconds)
 	}
-	w.Header().Set("Content-Type", ProblemContentType)
+	w.Header().Set("Content-Type", apiwire.ProblemContentType)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)

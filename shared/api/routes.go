@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
@@ -30,7 +32,7 @@ func (h *Handler) explainRoute(w http.ResponseWriter, r *http.Request, c caller)
 	db := routes[guild]
 	db.GuildID = guild
 	now := h.now()
-	out := RouteExplanation{GuildID: guild, Protected: db.Protected, Source: "database"}
+	out := apiwire.RouteExplanation{GuildID: guild, Protected: db.Protected, Source: "database"}
 
 	var sb *sandbox.Sandbox
 	if db.Mapped() {
@@ -38,7 +40,7 @@ func (h *Handler) explainRoute(w http.ResponseWriter, r *http.Request, c caller)
 		if err != nil {
 			return err
 		}
-		out.Mapping = &RouteMapping{
+		out.Mapping = &apiwire.RouteMapping{
 			SandboxID: sb.ID, SandboxName: sb.Name, Status: sb.DisplayStatus(now),
 			StoredStatus: sb.Status, Stream: keys.EventStream(sb.ID),
 		}
@@ -49,7 +51,8 @@ func (h *Handler) explainRoute(w http.ResponseWriter, r *http.Request, c caller)
 		parked, err := h.deps.Sandboxes.Parked(ctx, guild)
 		switch {
 		case err == nil:
-			out.Parked = &parked
+			shown := apiwire.ParkedGuild(parked)
+			out.Parked = &shown
 			out.Reason = fmt.Sprintf("parked since %s (sandbox %q %s): events are dropped, never sent to production, until its owner or an admin releases it (sandbox guilds release %s) or maps it again",
 				parked.ParkedAt.Format(time.RFC3339), parked.SandboxName, parkedBecause(parked.Reason), guild)
 		case !errors.Is(err, sandbox.ErrNotFound):
@@ -60,11 +63,11 @@ func (h *Handler) explainRoute(w http.ResponseWriter, r *http.Request, c caller)
 	cached, ttl, ok, err := h.deps.Routes.Get(ctx, guild)
 	switch {
 	case err != nil:
-		h.log.WarnContext(ctx, "route cache read failed", "guild", guild, "error", err)
+		h.log.WarnContext(ctx, "route cache read failed", logkey.Guild, guild, logkey.Error, err)
 		out.Cache.Error = "the route cache could not be read; the router falls back to the database"
 	case ok:
 		secs := int64(ttl / time.Second)
-		out.Cache = RouteCacheRow{
+		out.Cache = apiwire.RouteCacheEntry{
 			Present: true, Value: routecache.Encode(cached), TTLSeconds: &secs,
 			Destination: cached.Destination(now),
 			Agrees:      routecache.Encode(cached) == routecache.Encode(db),

@@ -8,7 +8,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
@@ -36,14 +38,15 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, c caller) error
 	case errors.Is(err, sandbox.ErrProvisioningFailed):
 		rec.Milliseconds(metrics.SandboxCreationDuration, time.Since(start))
 		rec.Count(metrics.SchemaCreationFailures, 1)
-		h.log.ErrorContext(r.Context(), "sandbox provisioning failed", "name", in.Name, "owner", c.principal,
+		h.log.ErrorContext(r.Context(), "sandbox provisioning failed", logkey.Name, in.Name, logkey.Owner, c.principal,
 			"cause", controlplane.ProvisioningCause(err))
 		if sb != nil {
 			sb = h.compensate(r.Context(), c.principal, sb)
 		}
 		p, _ := h.problemFor(r, sandbox.Errorf(sandbox.CodeProvisioningFailed, provisioningFailedMessage))
 		if sb != nil {
-			p.Sandbox = h.viewFor(c, sb)
+			view := h.viewFor(c, sb)
+			p.Sandbox = &view
 		}
 		writeProblem(w, p)
 		return nil
@@ -68,7 +71,7 @@ func (h *Handler) compensate(ctx context.Context, actor string, failed *sandbox.
 	after, err := h.deps.Teardown.Destroy(context.WithoutCancel(ctx), actor, failed.ID)
 	if err != nil {
 		h.log.WarnContext(ctx, "compensating a failed creation stopped; the next cleanup run finishes it",
-			"sandbox", failed.ID, "error", err)
+			logkey.Sandbox, failed.ID, logkey.Error, err)
 	}
 	if after == nil {
 		return failed
@@ -119,7 +122,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, c caller) error {
 		return err
 	}
 	now := h.now()
-	out := ListResponse{Sandboxes: make([]*Sandbox, 0, len(page.Sandboxes)), NextCursor: page.NextCursor}
+	out := apiwire.ListResponse{Sandboxes: make([]apiwire.Sandbox, 0, len(page.Sandboxes)), NextCursor: page.NextCursor}
 	for _, sb := range page.Sandboxes {
 		out.Sandboxes = append(out.Sandboxes, render(sb, now, c.admin))
 	}
@@ -187,7 +190,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, c caller) error {
 }
 
 func (h *Handler) extend(w http.ResponseWriter, r *http.Request, c caller) error {
-	var req ExtendRequest
+	var req apiwire.ExtendRequest
 	var by time.Duration
 	sb, err := h.addressed(r, c, &req, func() (err error) {
 		by, err = extendBy(req)
@@ -200,7 +203,7 @@ func (h *Handler) extend(w http.ResponseWriter, r *http.Request, c caller) error
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ExtendResponse{
+	writeJSON(w, http.StatusOK, apiwire.ExtendResponse{
 		Sandbox:           h.viewFor(c, ext.Sandbox),
 		PreviousExpiresAt: ext.From.UTC(),
 		ExpiresAt:         ext.To.UTC(),
@@ -218,7 +221,7 @@ func (h *Handler) destroy(w http.ResponseWriter, r *http.Request, c caller) erro
 	}
 	ctx := r.Context()
 	if sb.Status == sandbox.StatusDestroyed {
-		writeJSON(w, http.StatusOK, DestroyResponse{Sandbox: h.viewFor(c, sb)})
+		writeJSON(w, http.StatusOK, apiwire.DestroyResponse{Sandbox: h.viewFor(c, sb)})
 		return nil
 	}
 	if h.deps.Teardown == nil {
@@ -227,7 +230,7 @@ func (h *Handler) destroy(w http.ResponseWriter, r *http.Request, c caller) erro
 		if err != nil {
 			return err
 		}
-		return h.writeDestroyed(w, c, DestroyResponse{Changed: changed}, requested)
+		return h.writeDestroyed(w, c, apiwire.DestroyResponse{Changed: changed}, requested)
 	}
 	// The teardown requests the destroy itself, so that its record says where the sandbox
 	// came from and its cache step counts the entries the request's publication removes.
@@ -236,10 +239,10 @@ func (h *Handler) destroy(w http.ResponseWriter, r *http.Request, c caller) erro
 	if done == nil {
 		return terr // nothing changed: not found, still being created, or the store failed
 	}
-	resp := DestroyResponse{Changed: before != sandbox.StatusDestroying && before != sandbox.StatusDestroyed}
+	resp := apiwire.DestroyResponse{Changed: before != sandbox.StatusDestroying && before != sandbox.StatusDestroyed}
 	if terr != nil {
 		h.log.WarnContext(ctx, "teardown through destroy stopped; the scheduled cleanup resumes it",
-			"sandbox", sb.ID, "error", terr)
+			logkey.Sandbox, sb.ID, logkey.Error, terr)
 		resp.TeardownError = "the teardown stopped at a failed step; the scheduled cleanup resumes it (see the teardown record)"
 		if code := sandbox.CodeOf(terr); code != sandbox.CodeInternal {
 			var de *sandbox.Error
@@ -255,7 +258,7 @@ func (h *Handler) destroy(w http.ResponseWriter, r *http.Request, c caller) erro
 
 // writeDestroyed answers a destroy: 200 once the sandbox is destroyed, 202 while its
 // teardown is still to finish.
-func (h *Handler) writeDestroyed(w http.ResponseWriter, c caller, resp DestroyResponse, sb *sandbox.Sandbox) error {
+func (h *Handler) writeDestroyed(w http.ResponseWriter, c caller, resp apiwire.DestroyResponse, sb *sandbox.Sandbox) error {
 	resp.Sandbox = h.viewFor(c, sb)
 	status := http.StatusAccepted
 	if sb.Status == sandbox.StatusDestroyed {

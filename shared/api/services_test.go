@@ -5,6 +5,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
 )
 
@@ -12,30 +13,36 @@ import (
 // plane's gauges, the orphan report lists sandbox schemas without a sandbox row.
 type catalogCleanup struct{ e *env }
 
-func (c catalogCleanup) RunNow(ctx context.Context, _ *metrics.Recorder) (any, error) {
+func (c catalogCleanup) RunNow(ctx context.Context, _ *metrics.Recorder) (apiwire.RunReport, error) {
 	stats, err := c.e.manager.Stats(ctx)
 	if err != nil {
-		return nil, err
+		return apiwire.RunReport{}, err
 	}
-	return map[string]int{"active": stats.Active, "guild_mappings": stats.GuildMappings}, nil
+	return apiwire.RunReport{ActiveSandboxes: stats.Active, GuildMappings: stats.GuildMappings}, nil
 }
 
-func (c catalogCleanup) Orphans(ctx context.Context, remove bool) (any, error) {
+func (c catalogCleanup) Orphans(ctx context.Context, remove bool) (apiwire.OrphansResponse, error) {
 	rows, err := c.e.pool.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname LIKE 'sb\_%'
 		AND nspname NOT IN (SELECT schema_name FROM sandbox_control.sandboxes) ORDER BY nspname`)
 	if err != nil {
-		return nil, err
+		return apiwire.OrphansResponse{}, err
 	}
 	schemas, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, err
+		return apiwire.OrphansResponse{}, err
+	}
+	var out apiwire.OrphansResponse
+	for _, s := range schemas {
+		out.Report.Orphans = append(out.Report.Orphans, apiwire.Orphan{Type: "schema", Name: s})
 	}
 	if remove {
-		for _, s := range schemas {
-			if _, err := c.e.pool.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{s}.Sanitize()+" CASCADE"); err != nil {
-				return nil, err
+		out.Removal = &apiwire.OrphanRemoval{}
+		for _, o := range out.Report.Orphans {
+			if _, err := c.e.pool.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{o.Name}.Sanitize()+" CASCADE"); err != nil {
+				return out, err
 			}
+			out.Removal.Removed = append(out.Removal.Removed, o)
 		}
 	}
-	return map[string]any{"schemas": schemas, "removed": remove}, nil
+	return out, nil
 }

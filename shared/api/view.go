@@ -4,38 +4,12 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/clients"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
-
-// Sandbox is a sandbox as the API shows it (docs/api.md, Sandbox object).
-type Sandbox struct {
-	ID              string            `json:"id"`
-	Name            string            `json:"name"`
-	Owner           string            `json:"owner"`
-	Status          string            `json:"status"`
-	StoredStatus    sandbox.Status    `json:"stored_status"`
-	CreatedAt       time.Time         `json:"created_at"`
-	UpdatedAt       time.Time         `json:"updated_at"`
-	ExpiresAt       time.Time         `json:"expires_at"`
-	DestroyedAt     *time.Time        `json:"destroyed_at"`
-	TimeLeftSeconds int64             `json:"time_left_seconds"`
-	Guilds          []string          `json:"guilds"`
-	Metadata        map[string]string `json:"metadata"`
-	Schema          string            `json:"schema"`
-	Role            string            `json:"role"`
-	Namespace       string            `json:"namespace"`
-	Stream          string            `json:"stream"`
-	Teardown        json.RawMessage   `json:"teardown"`
-	CleanupAttempts int               `json:"cleanup_attempts"`
-	// LastError is the last recorded failure: for admins the text as recorded, for everyone
-	// else the stable message of its code (failureMessages), never store errors.
-	LastError string `json:"last_error"`
-	// LastErrorCode classifies LastError (sandbox.FailureCodes); absent when there is none.
-	LastErrorCode sandbox.Code `json:"last_error_code,omitempty"`
-}
 
 // Recorded failures (last_error, the teardown record's last_failure) are raw error text,
 // written by provisioning and cleanup: addresses, SQL, SQLSTATEs. Owners see a stable message
@@ -62,13 +36,13 @@ func failureCode(text string) sandbox.Code {
 
 // viewFor renders a sandbox for the caller: owners see recorded failures as stable messages
 // with a code, admins as recorded.
-func (h *Handler) viewFor(c caller, sb *sandbox.Sandbox) *Sandbox {
+func (h *Handler) viewFor(c caller, sb *sandbox.Sandbox) apiwire.Sandbox {
 	return render(sb, h.now(), c.admin)
 }
 
 // render renders a sandbox at now; rawFailures keeps the text of recorded failures.
-func render(sb *sandbox.Sandbox, now time.Time, rawFailures bool) *Sandbox {
-	v := &Sandbox{
+func render(sb *sandbox.Sandbox, now time.Time, rawFailures bool) apiwire.Sandbox {
+	v := apiwire.Sandbox{
 		ID:              sb.ID,
 		Name:            sb.Name,
 		Owner:           sb.Owner,
@@ -142,76 +116,7 @@ func teardownView(record json.RawMessage, raw bool) json.RawMessage {
 	return out
 }
 
-// ListResponse is the answer of GET /v1/sandboxes.
-type ListResponse struct {
-	Sandboxes  []*Sandbox `json:"sandboxes"`
-	NextCursor string     `json:"next_cursor,omitempty"`
-}
-
-// ExtendResponse is the answer of POST /v1/sandboxes/{name}/extend: the new expiry and by how
-// much it really moved, which is less than asked when the maximum lifetime capped it.
-type ExtendResponse struct {
-	Sandbox           *Sandbox  `json:"sandbox"`
-	PreviousExpiresAt time.Time `json:"previous_expires_at"`
-	ExpiresAt         time.Time `json:"expires_at"`
-	// ExtendedBySeconds is ExpiresAt - PreviousExpiresAt in whole seconds.
-	ExtendedBySeconds int64 `json:"extended_by_seconds"`
-	// Capped reports that ExpiresAt is MaxExpiresAt (created_at + SANDBOX_MAX_LIFETIME),
-	// reached before the extension asked for.
-	Capped       bool      `json:"capped"`
-	MaxExpiresAt time.Time `json:"max_expires_at"`
-}
-
-// DestroyResponse is the answer of DELETE /v1/sandboxes/{name}.
-type DestroyResponse struct {
-	Sandbox *Sandbox `json:"sandbox"`
-	// Changed is true when this request moved the sandbox to destroying.
-	Changed bool `json:"changed"`
-	// TeardownError says, caller-safe, why the teardown of this request stopped.
-	TeardownError string `json:"teardown_error,omitempty"`
-}
-
-// ConnectResponse is the answer of POST /v1/sandboxes/{name}/connect.
-type ConnectResponse struct {
-	SandboxID string            `json:"sandbox_id"`
-	Name      string            `json:"name"`
-	ExpiresAt time.Time         `json:"expires_at"`
-	GuildIDs  []string          `json:"guild_ids"`
-	Database  ConnectDatabase   `json:"database"`
-	Redis     ConnectRedis      `json:"redis"`
-	Env       map[string]string `json:"env"`
-}
-
-// ConnectDatabase is how a worker reaches its schema.
-type ConnectDatabase struct {
-	Host              string    `json:"host"`
-	Port              int       `json:"port"`
-	Database          string    `json:"database"`
-	Schema            string    `json:"schema"`
-	Role              string    `json:"role"`
-	Password          string    `json:"password"`
-	PasswordExpiresAt time.Time `json:"password_expires_at"`
-	SSLMode           string    `json:"sslmode"`
-	URL               string    `json:"url"`
-}
-
-// ConnectRedis is how a worker reaches its namespace and event stream.
-type ConnectRedis struct {
-	Addr string `json:"addr"`
-	TLS  bool   `json:"tls"`
-	// Access is "acl" (Username and Password are the sandbox's own Redis user, which reaches
-	// its namespace alone) or "shared" (no credentials: the namespace is a convention only,
-	// and Warning says so).
-	Access        string `json:"access"`
-	Username      string `json:"username,omitempty"`
-	Password      string `json:"password,omitempty"`
-	Warning       string `json:"warning,omitempty"`
-	Namespace     string `json:"namespace"`
-	Stream        string `json:"stream"`
-	ConsumerGroup string `json:"consumer_group"`
-}
-
-// Check statuses and overall health values.
+// Check statuses and overall health values (apiwire.Check, apiwire.SandboxHealth).
 const (
 	CheckOK   = "ok"
 	CheckWarn = "warn"
@@ -222,33 +127,8 @@ const (
 	Unhealthy = "unhealthy"
 )
 
-// Check is one health check with its latency.
-type Check struct {
-	Name      string  `json:"name"`
-	Status    string  `json:"status"`
-	LatencyMS float64 `json:"latency_ms"`
-	Detail    string  `json:"detail"`
-}
-
-// SandboxHealth is the answer of GET /v1/sandboxes/{name}/health.
-type SandboxHealth struct {
-	SandboxID string    `json:"sandbox_id"`
-	Name      string    `json:"name"`
-	Status    string    `json:"status"`
-	Overall   string    `json:"overall"`
-	CheckedAt time.Time `json:"checked_at"`
-	Checks    []Check   `json:"checks"`
-}
-
-// ServiceHealth is the answer of GET /health.
-type ServiceHealth struct {
-	Overall   string    `json:"overall"`
-	CheckedAt time.Time `json:"checked_at"`
-	Checks    []Check   `json:"checks"`
-}
-
 // overall folds checks: any fail is unhealthy, any warn degraded.
-func overall(checks []Check) string {
+func overall(checks []apiwire.Check) string {
 	out := Healthy
 	for _, c := range checks {
 		switch c.Status {
@@ -261,38 +141,6 @@ func overall(checks []Check) string {
 	return out
 }
 
-// RouteExplanation is the answer of GET /v1/routes/{guild_id}.
-type RouteExplanation struct {
-	GuildID     string        `json:"guild_id"`
-	Destination string        `json:"destination"`
-	Reason      string        `json:"reason"`
-	Protected   bool          `json:"protected"`
-	Mapping     *RouteMapping `json:"mapping"`
-	// Parked is the parking of a parked test guild.
-	Parked *controlplane.ParkedGuild `json:"parked,omitempty"`
-	Cache  RouteCacheRow             `json:"cache"`
-	Source string                    `json:"source"`
-}
-
-// RouteMapping is the sandbox a guild is mapped to.
-type RouteMapping struct {
-	SandboxID    string         `json:"sandbox_id"`
-	SandboxName  string         `json:"sandbox_name"`
-	Status       string         `json:"status"`
-	StoredStatus sandbox.Status `json:"stored_status"`
-	Stream       string         `json:"stream"`
-}
-
-// RouteCacheRow is a guild's route cache entry.
-type RouteCacheRow struct {
-	Present     bool   `json:"present"`
-	Value       string `json:"value,omitempty"`
-	TTLSeconds  *int64 `json:"ttl_seconds,omitempty"`
-	Destination string `json:"destination,omitempty"`
-	Agrees      bool   `json:"agrees"`
-	Error       string `json:"error,omitempty"`
-}
-
 // Destinations of a guild's events (sandbox.Route.Destination is the rule).
 const (
 	DestinationSandbox    = sandbox.DestinationSandbox
@@ -301,21 +149,14 @@ const (
 	DestinationParked     = sandbox.DestinationParked
 )
 
-// ParkedGuilds answers GET /v1/guilds/parked.
-type ParkedGuilds struct {
-	Guilds []controlplane.ParkedGuild `json:"guilds"`
-}
-
-// ReleasedGuild answers POST /v1/guilds/{guild_id}/release.
-type ReleasedGuild struct {
-	GuildID     string `json:"guild_id"`
-	Destination string `json:"destination"`
-	// Released is the parking that was lifted.
-	Released controlplane.ParkedGuild `json:"released"`
-}
-
-// AdminCleanupResponse is the answer of POST /v1/admin/cleanup.
-type AdminCleanupResponse struct {
-	Run     any `json:"run"`
-	Orphans any `json:"orphans,omitempty"`
+// parkedGuilds shows parked guilds as the API answers them.
+func parkedGuilds(parked []controlplane.ParkedGuild) []apiwire.ParkedGuild {
+	if parked == nil {
+		return nil
+	}
+	out := make([]apiwire.ParkedGuild, len(parked))
+	for i, p := range parked {
+		out[i] = apiwire.ParkedGuild(p)
+	}
+	return out
 }

@@ -153,11 +153,15 @@ func commandStats(b *testing.B, rdb *redis.Client) map[string]struct {
 		var calls, usec int64
 		for _, f := range strings.Split(fields, ",") {
 			k, v, _ := strings.Cut(f, "=")
+			var err error
 			switch k {
 			case "calls":
-				fmt.Sscan(v, &calls)
+				_, err = fmt.Sscan(v, &calls)
 			case "usec":
-				fmt.Sscan(v, &usec)
+				_, err = fmt.Sscan(v, &usec)
+			}
+			if err != nil {
+				b.Fatalf("INFO commandstats: %s: %v", line, err)
 			}
 		}
 		out[strings.ToUpper(name)] = struct {

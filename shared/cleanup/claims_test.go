@@ -60,7 +60,7 @@ func TestLostClaimIsFencedAndCounted(t *testing.T) {
 		// The claims session dies; the process goes on.
 		var killed int
 		if err := e.pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-			WHERE application_name = $1 AND datname = current_database()`, claimsApplicationName).Scan(&killed); err != nil || killed != 1 {
+			WHERE application_name = $1 AND datname = current_database()`, controlplane.TeardownLocksApplicationName).Scan(&killed); err != nil || killed != 1 {
 			t.Errorf("claims session not terminated: %d %v", killed, err)
 		}
 		// This sandbox's lease runs out (the run stalled past it).

@@ -4,13 +4,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
-
 	"github.com/botplatform/discord-sandboxes/shared/config"
-	"github.com/botplatform/discord-sandboxes/shared/controlplane"
-	"github.com/botplatform/discord-sandboxes/shared/provision"
-	"github.com/botplatform/discord-sandboxes/shared/routecache"
 )
 
 // Defaults of the cleanup function's own settings and of the Options that have no variable.
@@ -58,18 +52,16 @@ func LoadConfig(l config.Lookup) (Config, error) {
 	return c, r.Err()
 }
 
-// NewFromConfig builds a Service from a configuration and the execution environment's
-// clients: the cleanup function's, or the api's (Config{Shared, Teardown}: its own settings
-// left at their defaults). publisher may be nil (warnings are logged).
-func NewFromConfig(cfg Config, db *pgxpool.Pool, rdb redis.UniversalClient, publisher Publisher) (*Service, error) {
-	p := provision.New(db, rdb, cfg.TemplateSchema, provision.WithRedisAccess(cfg.RedisAccess))
-	m := controlplane.NewManager(db, controlplane.Options{
-		Limits: cfg.Limits, ProtectedGuilds: cfg.ProtectedGuilds, Provisioner: p, Routes: routecache.New(rdb, 0, 0),
-	})
-	return New(Options{
-		Manager: m, Resources: p, Redis: rdb, Publisher: publisher,
-		StuckCreatingAfter: cfg.Teardown.StuckCreatingAfter, OrphanGrace: cfg.Teardown.OrphanGrace,
-		DropLockTimeout: cfg.Teardown.DropLockTimeout, ClaimLease: cfg.Teardown.ClaimLease,
-		DeadlineMargin: cfg.DeadlineMargin, ExpiryWarningWindow: cfg.ExpiryWarningWindow,
-	})
+// ServiceOptions returns deps, the clients a function's main built (Manager, Resources,
+// Redis, Publisher, Logger), with the settings of c: the teardown settings, which the api
+// passes the same way (Config{Teardown: ...}), and the cleanup function's own. Settings left
+// zero take New's defaults.
+func (c Config) ServiceOptions(deps Options) Options {
+	deps.StuckCreatingAfter = c.Teardown.StuckCreatingAfter
+	deps.OrphanGrace = c.Teardown.OrphanGrace
+	deps.DropLockTimeout = c.Teardown.DropLockTimeout
+	deps.ClaimLease = c.Teardown.ClaimLease
+	deps.DeadlineMargin = c.DeadlineMargin
+	deps.ExpiryWarningWindow = c.ExpiryWarningWindow
+	return deps
 }

@@ -1,7 +1,7 @@
 // Package cleanup tears sandboxes down, warns owners before their sandboxes expire and
 // reconciles orphaned resources (DESIGN §5). The cleanup function runs it every 15 minutes
-// (Job, a Lambda handler for the EventBridge schedule); the API's destroy runs the same
-// teardown for one sandbox (Service.Destroy) and its admin routes use Admin.
+// (Job; package scheduleadapter turns its EventBridge schedule into runs); the API's destroy
+// runs the same teardown for one sandbox (Service.Destroy) and its admin routes use Admin.
 //
 // # Teardown
 //

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 )
 
 // The teardown engine. A run (and a destroy, a batch of one) takes its sandboxes through the
@@ -94,8 +95,8 @@ func (s *Service) tearDown(ctx context.Context, ls *leases, ts []*teardownRun, l
 	}
 	// The route changes of the last steps, and of teardowns that stopped before their cache
 	// step, are published now rather than by the next router tick.
-	if _, err := s.m.PublishRouteChanges(context.WithoutCancel(ctx)); err != nil {
-		s.log.WarnContext(ctx, "publishing route changes failed; routers publish them within a second", "error", err)
+	if _, err := s.routes.PublishRouteChanges(context.WithoutCancel(ctx)); err != nil {
+		s.log.WarnContext(ctx, "publishing route changes failed; routers publish them within a second", logkey.Error, err)
 	}
 	return results
 }
@@ -168,7 +169,7 @@ func (s *Service) publishBatch(ctx context.Context, ts []*teardownRun) []error {
 	for _, t := range ts {
 		guilds = append(guilds, t.rec.RemoveMappings.Guilds...)
 	}
-	_, existed, err := s.m.PublishRoutes(ctx, guilds)
+	_, existed, err := s.routes.PublishRoutes(ctx, guilds)
 	if err != nil {
 		err = fmt.Errorf("publish route changes: %w", err)
 	}
@@ -184,8 +185,8 @@ func (s *Service) publishBatch(ctx context.Context, ts []*teardownRun) []error {
 }
 
 // deleteUsersBatch is the delete_redis_user step of a batch: every user in one ACL DELUSER
-// per node (Dropper.DeleteRedisUsers), before the keys, so that no sandbox's code writes a
-// key once the pass has begun.
+// per node (TeardownResources.DeleteRedisUsers), before the keys, so that no sandbox's code
+// writes a key once the pass has begun.
 func (s *Service) deleteUsersBatch(ctx context.Context, ts []*teardownRun) []error {
 	ids := make([]string, len(ts))
 	for i, t := range ts {
@@ -225,7 +226,7 @@ func (s *Service) deleteKeysBatch(ctx context.Context, ts []*teardownRun) []erro
 			total += n
 		}
 		s.log.InfoContext(ctx, "keyspace pass done", "sandboxes", len(ts), "keys_unlinked", total,
-			"primaries", primaries, "duration_ms", time.Since(start).Milliseconds())
+			"primaries", primaries, logkey.DurationMS, time.Since(start).Milliseconds())
 	}
 	return s.eachRecord(ts, err, func(t *teardownRun) error { return t.recordKeys(ctx, counts[t.sb.ID], primaries) })
 }

@@ -12,6 +12,7 @@ import (
 	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
 
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -97,7 +98,7 @@ type LogPublisher struct{ Logger *slog.Logger }
 // Publish logs one warning.
 func (p LogPublisher) Publish(ctx context.Context, w ExpiryWarning) error {
 	p.Logger.InfoContext(ctx, "sandbox expiry warning (no EXPIRY_WARNING_TOPIC_ARN: logged only)",
-		"sandbox", w.SandboxID, "name", w.Name, "owner", w.Owner, "expires_at", w.ExpiresAt, "subject", w.Subject(),
+		logkey.Sandbox, w.SandboxID, logkey.Name, w.Name, logkey.Owner, w.Owner, "expires_at", w.ExpiresAt, "subject", w.Subject(),
 		"extend", w.ExtendCommand())
 	return nil
 }
@@ -124,12 +125,12 @@ func (s *Service) SendExpiryWarnings(ctx context.Context) (ExpiryReport, error) 
 	var rep ExpiryReport
 	now := s.now()
 	until := now.Add(s.warnWindow)
-	due, err := s.m.ExpiringUnwarned(ctx, now, until, expiryBatch)
+	due, err := s.expiry.ExpiringUnwarned(ctx, now, until, expiryBatch)
 	if err != nil {
 		return rep, fmt.Errorf("cleanup: list sandboxes to warn: %w", err)
 	}
 	for _, c := range due {
-		sb, ok, err := s.m.ClaimExpiryWarning(ctx, c.ID, now, until)
+		sb, ok, err := s.expiry.ClaimExpiryWarning(ctx, c.ID, now, until)
 		if err != nil {
 			return rep, fmt.Errorf("cleanup: mark %s warned: %w", c.ID, err)
 		}
@@ -139,17 +140,17 @@ func (s *Service) SendExpiryWarnings(ctx context.Context) (ExpiryReport, error) 
 		w := warningFor(sb, now)
 		if err := s.publisher.Publish(ctx, w); err != nil {
 			rep.Failed++
-			s.log.ErrorContext(ctx, "expiry warning not delivered; the next run retries", "sandbox", sb.ID, "error", err)
-			if rerr := s.m.ReleaseExpiryWarning(context.WithoutCancel(ctx), sb.ID, now); rerr != nil {
-				s.log.ErrorContext(ctx, "expiry warning mark not taken back; this sandbox gets no warning", "sandbox", sb.ID, "error", rerr)
+			s.log.ErrorContext(ctx, "expiry warning not delivered; the next run retries", logkey.Sandbox, sb.ID, logkey.Error, err)
+			if rerr := s.expiry.ReleaseExpiryWarning(context.WithoutCancel(ctx), sb.ID, now); rerr != nil {
+				s.log.ErrorContext(ctx, "expiry warning mark not taken back; this sandbox gets no warning", logkey.Sandbox, sb.ID, logkey.Error, rerr)
 			}
 			continue
 		}
 		rep.Sent++
-		if err := s.m.Audit(ctx, s.actor, controlplane.ActionExpiryWarned, sb.ID, map[string]any{
+		if err := s.auditor.Audit(ctx, s.actor, controlplane.ActionExpiryWarned, sb.ID, map[string]any{
 			"owner": sb.Owner, "expires_at": sb.ExpiresAt,
 		}); err != nil {
-			s.log.ErrorContext(ctx, "expiry warning sent but not audited", "sandbox", sb.ID, "error", err)
+			s.log.ErrorContext(ctx, "expiry warning sent but not audited", logkey.Sandbox, sb.ID, logkey.Error, err)
 		}
 	}
 	return rep, nil
@@ -158,7 +159,7 @@ func (s *Service) SendExpiryWarnings(ctx context.Context) (ExpiryReport, error) 
 // dueExpiryWarnings lists the warnings SendExpiryWarnings would send, changing nothing.
 func (s *Service) dueExpiryWarnings(ctx context.Context) (ExpiryReport, error) {
 	now := s.now()
-	due, err := s.m.ExpiringUnwarned(ctx, now, now.Add(s.warnWindow), expiryBatch)
+	due, err := s.expiry.ExpiringUnwarned(ctx, now, now.Add(s.warnWindow), expiryBatch)
 	if err != nil {
 		return ExpiryReport{}, fmt.Errorf("cleanup: list sandboxes to warn: %w", err)
 	}

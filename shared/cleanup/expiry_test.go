@@ -87,8 +87,8 @@ func TestAdminRunLeavesExpiryWarningsToTheScheduledRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep := out.(RunReport); !rep.ExpiryWarnings.Skipped || rep.ExpiryWarnings.Sent != 0 || len(e.pub.Sent()) != 0 {
-		t.Fatalf("admin run: %+v, sent %+v", rep.ExpiryWarnings, e.pub.Sent())
+	if !out.ExpiryWarnings.Skipped || out.ExpiryWarnings.Sent != 0 || len(e.pub.Sent()) != 0 {
+		t.Fatalf("admin run: %+v, sent %+v", out.ExpiryWarnings, e.pub.Sent())
 	}
 	if c := e.auditCounts(t, soon.ID); c[controlplane.ActionExpiryWarned] != 0 {
 		t.Fatalf("the admin run claimed the warning: %v", c)

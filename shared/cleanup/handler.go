@@ -2,25 +2,22 @@ package cleanup
 
 import (
 	"context"
-	"log/slog"
-
-	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
 )
 
-// Job is the scheduled cleanup (EventBridge, every 15 minutes); the Lambda handler and the
-// local loop share it.
+// Job is the scheduled cleanup run (every 15 minutes): the Lambda adapter of the EventBridge
+// schedule (package scheduleadapter) and the local loop of the cleanup function both call
+// Run. It knows nothing of AWS events.
 type Job struct {
 	Service *Service
 	// RemoveOrphans is CLEANUP_ORPHANED.
 	RemoveOrphans bool
 }
 
-// Handle runs once for a scheduled event. The event carries nothing the run needs; it is
-// logged so that a run can be matched to its schedule. Wrap it with lambdakit.Wrap.
-func (j *Job) Handle(ctx context.Context, rec *metrics.Recorder, ev events.EventBridgeEvent) (RunReport, error) {
-	slog.InfoContext(ctx, "cleanup run starting", "event_id", ev.ID, "detail_type", ev.DetailType,
-		"scheduled_at", ev.Time, "resources", ev.Resources, "remove_orphans", j.RemoveOrphans)
+// Run runs cleanup once, removing orphans when the job says so, and records the run's
+// metrics in rec (nil: none).
+func (j *Job) Run(ctx context.Context, rec *metrics.Recorder) (RunReport, error) {
+	j.Service.log.InfoContext(ctx, "cleanup run starting", "remove_orphans", j.RemoveOrphans)
 	return j.Service.Run(ctx, RunOptions{RemoveOrphans: j.RemoveOrphans, Metrics: rec})
 }

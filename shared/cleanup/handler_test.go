@@ -5,10 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"testing"
-
-	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/botplatform/discord-sandboxes/shared/lambdakit"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
@@ -43,32 +40,26 @@ func emfValues(t *testing.T, out []byte) (map[string]float64, map[string]float64
 	return totals, byType
 }
 
-func TestScheduledEventInvokesTheHandler(t *testing.T) {
+// A run of the job, as the cleanup function's local mode and its Lambda adapter make it
+// (lambdakit.WrapRun, scheduleadapter.Handler), tears down what is due and records the run's
+// metrics in the invocation's Recorder.
+func TestJobRunRecordsTheRunsMetrics(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	sb := e.createExpired(t, "scheduled", newGuild())
 	e.create(t, "keeper", 168*e.m.Limits().MinTTL, newGuild())
-	payload, err := os.ReadFile("testdata/scheduled-event.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out bytes.Buffer
 	emitter, err := metrics.NewEmitter(&out, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	job := &Job{Service: e.s}
-	handler := lambdakit.Wrap("cleanup", emitter, job.Handle)
-	resp, err := lambda.NewHandler(handler).Invoke(lambdakit.NewLocalContext(context.Background()), payload)
+	rep, err := lambdakit.WrapRun("cleanup", emitter, job.Run)(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep RunReport
-	if err := json.Unmarshal(resp, &rep); err != nil {
-		t.Fatalf("response %s: %v", resp, err)
-	}
 	if len(rep.Destroyed) != 1 || rep.Destroyed[0] != sb.ID || rep.ActiveSandboxes != 1 || rep.GuildMappings != 1 || rep.Orphans == nil {
-		t.Fatalf("report %s", resp)
+		t.Fatalf("report %+v", rep)
 	}
 	e.assertGone(t, sb.ID, sb.Guilds)
 

@@ -27,26 +27,6 @@ const owner = "arn:aws:iam::123456789012:user/alice"
 
 var errInjected = errors.New("injected fault")
 
-// clock is a settable clock safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *clock) Add(d time.Duration) { c.Set(c.Now().Add(d)) }
-
 type fakePublisher struct {
 	mu   sync.Mutex
 	sent []ExpiryWarning
@@ -76,7 +56,7 @@ type env struct {
 	p     *provision.Provisioner
 	m     *controlplane.Manager
 	s     *Service
-	clock *clock
+	clock *testenv.Clock
 	pub   *fakePublisher
 }
 
@@ -131,7 +111,7 @@ func setup(t testing.TB, cfgs ...envConfig) *env {
 		cfg.prepare(t, pool)
 	}
 	rdb := testenv.Redis(t)
-	clk := &clock{t: time.Date(2026, 1, 8, 12, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2026, 1, 8, 12, 0, 0, 0, time.UTC))
 	limits := sandbox.DefaultLimits()
 	limits.OwnerQuota = 1000
 	p := provision.New(pool, rdb, cfg.template)

@@ -11,12 +11,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
-	"github.com/botplatform/discord-sandboxes/shared/provision"
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
@@ -109,9 +108,13 @@ func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (Orphan
 	if err != nil {
 		return rep, fmt.Errorf("cleanup: list sandbox Redis users: %w", err)
 	}
-	schemas, roles, err := s.databaseResources(ctx)
+	schemas, err := s.resources.SandboxSchemas(ctx)
 	if err != nil {
-		return rep, err
+		return rep, fmt.Errorf("cleanup: %w", err)
+	}
+	roles, err := s.resources.SandboxRoles(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("cleanup: %w", err)
 	}
 	mappings, err := s.orphanMappings(ctx)
 	if err != nil {
@@ -126,9 +129,9 @@ func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (Orphan
 		ids = append(ids, r.SandboxID)
 	}
 	ids = append(append(append(ids, schemas...), roles...), redisUsers...)
-	states, err := s.sandboxStates(ctx, ids)
+	states, err := s.bookkeeping.SandboxStates(ctx, ids)
 	if err != nil {
-		return rep, err
+		return rep, fmt.Errorf("cleanup: read sandboxes: %w", err)
 	}
 
 	var cands []candidate
@@ -137,8 +140,8 @@ func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (Orphan
 		switch {
 		case !ok:
 			cands = append(cands, candidate{Orphan: o, unowned: true})
-		case st.status == sandbox.StatusDestroyed:
-			o.SandboxStatus, o.Since = st.status, st.since
+		case st.Status == sandbox.StatusDestroyed:
+			o.SandboxStatus, o.Since = st.Status, st.Since
 			cands = append(cands, candidate{Orphan: o})
 		}
 	}
@@ -229,90 +232,18 @@ func (s *Service) scanRedis(ctx context.Context) (map[string]int, map[string]san
 	return namespaces, routes, nil
 }
 
-// databaseResources lists the ids of schemas and of this database's roles named sb_<id>.
-func (s *Service) databaseResources(ctx context.Context) (schemas, roles []string, err error) {
-	var database string
-	if err := s.db.QueryRow(ctx, `SELECT current_database()`).Scan(&database); err != nil {
-		return nil, nil, err
-	}
-	rows, err := s.db.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname LIKE 'sb\_%' ORDER BY nspname`)
-	if err != nil {
-		return nil, nil, fmt.Errorf("cleanup: list schemas: %w", err)
-	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, nil, fmt.Errorf("cleanup: list schemas: %w", err)
-	}
-	schemas = sandboxIDsOf(names, sandbox.SchemaName)
-	rows, err = s.db.Query(ctx, `SELECT rolname FROM pg_roles
-		WHERE rolname LIKE 'sb\_%' AND shobj_description(oid, 'pg_authid') = $1 ORDER BY rolname`, provision.RoleCommentFor(database))
-	if err != nil {
-		return nil, nil, fmt.Errorf("cleanup: list roles: %w", err)
-	}
-	names, err = pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, nil, fmt.Errorf("cleanup: list roles: %w", err)
-	}
-	return schemas, sandboxIDsOf(names, sandbox.RoleName), nil
-}
-
-// sandboxIDsOf keeps the names that are exactly nameOf(id) for a valid id, and returns the ids.
-func sandboxIDsOf(names []string, nameOf func(string) string) []string {
-	var ids []string
-	for _, n := range names {
-		if id, ok := strings.CutPrefix(n, "sb_"); ok && sandbox.ValidID(id) && nameOf(id) == n {
-			ids = append(ids, id)
-		}
-	}
-	return ids
-}
-
 // orphanMappings lists mappings to sandboxes that are neither running nor being created,
 // aged from the sandbox's last status change.
 func (s *Service) orphanMappings(ctx context.Context) ([]Orphan, error) {
-	rows, err := s.db.Query(ctx, `
-		SELECT m.guild_id, m.sandbox_id, s.status, coalesce(s.destroyed_at, s.updated_at)
-		FROM sandbox_control.guild_mappings m JOIN sandbox_control.sandboxes s ON s.id = m.sandbox_id
-		WHERE s.status NOT IN ('running', 'creating') ORDER BY m.guild_id`)
+	stale, err := s.bookkeeping.StaleMappings(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("cleanup: list mappings: %w", err)
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Orphan, error) {
-		o := Orphan{Type: ResourceMapping}
-		var status string
-		err := row.Scan(&o.Name, &o.SandboxID, &status, &o.Since)
-		o.SandboxStatus = sandbox.Status(status)
-		return o, err
-	})
-}
-
-type sandboxState struct {
-	status sandbox.Status
-	since  time.Time // destroyed_at of a destroyed sandbox
-}
-
-// sandboxStates returns the status of every sandbox in ids that has a row.
-func (s *Service) sandboxStates(ctx context.Context, ids []string) (map[string]sandboxState, error) {
-	out := map[string]sandboxState{}
-	if len(ids) == 0 {
-		return out, nil
+	out := make([]Orphan, len(stale))
+	for i, m := range stale {
+		out[i] = Orphan{Type: ResourceMapping, Name: m.GuildID, SandboxID: m.SandboxID, SandboxStatus: m.State.Status, Since: m.State.Since}
 	}
-	rows, err := s.db.Query(ctx, `SELECT id, status, coalesce(destroyed_at, updated_at)
-		FROM sandbox_control.sandboxes WHERE id = ANY($1)`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("cleanup: read sandboxes: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, status string
-		var st sandboxState
-		if err := rows.Scan(&id, &status, &st.since); err != nil {
-			return nil, err
-		}
-		st.status = sandbox.Status(status)
-		out[id] = st
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // ageUnowned sets Since of the candidates without a sandbox row to their first sighting.
@@ -320,40 +251,19 @@ func (s *Service) sandboxStates(ctx context.Context, ids []string) (map[string]s
 // resources that are gone or owned now; otherwise a resource never seen before is as young
 // as now.
 func (s *Service) ageUnowned(ctx context.Context, cands []candidate, now time.Time, record bool) error {
-	var types, names []string
+	var seen []controlplane.OrphanResource
 	for _, c := range cands {
 		if c.unowned {
-			types = append(types, string(c.Type))
-			names = append(names, c.Name)
+			seen = append(seen, controlplane.OrphanResource{Type: string(c.Type), Name: c.Name})
 		}
 	}
-	var rows pgx.Rows
+	var firstSeen map[controlplane.OrphanResource]time.Time
 	var err error
 	if record {
-		rows, err = s.db.Query(ctx, `
-			WITH seen AS (SELECT * FROM unnest($1::text[], $2::text[]) AS s(resource_type, name)),
-			forgotten AS (
-				DELETE FROM sandbox_control.orphan_sightings o
-				WHERE NOT EXISTS (SELECT 1 FROM seen WHERE seen.resource_type = o.resource_type AND seen.name = o.name))
-			INSERT INTO sandbox_control.orphan_sightings AS o (resource_type, name, first_seen_at, last_seen_at)
-			SELECT resource_type, name, $3, $3 FROM seen
-			ON CONFLICT (resource_type, name) DO UPDATE SET last_seen_at = excluded.last_seen_at
-			RETURNING o.resource_type, o.name, o.first_seen_at`, types, names, now)
+		firstSeen, err = s.bookkeeping.RecordOrphanSightings(ctx, seen, now)
 	} else {
-		rows, err = s.db.Query(ctx, `
-			SELECT o.resource_type, o.name, o.first_seen_at FROM sandbox_control.orphan_sightings o
-			JOIN unnest($1::text[], $2::text[]) AS s(resource_type, name) USING (resource_type, name)`, types, names)
+		firstSeen, err = s.bookkeeping.OrphanFirstSeen(ctx, seen)
 	}
-	if err != nil {
-		return fmt.Errorf("cleanup: orphan sightings: %w", err)
-	}
-	firstSeen := map[[2]string]time.Time{}
-	var typ, name string
-	var at time.Time
-	_, err = pgx.ForEachRow(rows, []any{&typ, &name, &at}, func() error {
-		firstSeen[[2]string{typ, name}] = at
-		return nil
-	})
 	if err != nil {
 		return fmt.Errorf("cleanup: orphan sightings: %w", err)
 	}
@@ -362,7 +272,7 @@ func (s *Service) ageUnowned(ctx context.Context, cands []candidate, now time.Ti
 			continue
 		}
 		cands[i].Since = now
-		if at, ok := firstSeen[[2]string{string(cands[i].Type), cands[i].Name}]; ok {
+		if at, ok := firstSeen[controlplane.OrphanResource{Type: string(cands[i].Type), Name: cands[i].Name}]; ok {
 			cands[i].Since = at
 		}
 	}
@@ -403,12 +313,12 @@ func (s *Service) RemoveOrphans(ctx context.Context, report OrphanReport) (Orpha
 		switch {
 		case err == nil:
 			rem.Removed = append(rem.Removed, o)
-			s.log.InfoContext(ctx, "orphan removed", "type", string(o.Type), "name", o.Name, "sandbox", o.SandboxID)
+			s.log.InfoContext(ctx, "orphan removed", "type", string(o.Type), logkey.Name, o.Name, logkey.Sandbox, o.SandboxID)
 		case errors.Is(err, errKept):
 			rem.Kept = append(rem.Kept, o)
 		default:
 			rem.Failed = append(rem.Failed, OrphanFailure{Orphan: o, Error: err.Error()})
-			s.log.ErrorContext(ctx, "orphan not removed", "type", string(o.Type), "name", o.Name, "error", err)
+			s.log.ErrorContext(ctx, "orphan not removed", "type", string(o.Type), logkey.Name, o.Name, logkey.Error, err)
 		}
 		if ctx.Err() != nil {
 			return rem, ctx.Err()
@@ -422,14 +332,14 @@ func (s *Service) removeOrphan(ctx context.Context, o Orphan) error {
 		return err
 	}
 	if o.Type == ResourceMapping {
-		removed, err := s.m.RemoveOrphanMapping(ctx, s.actor, o.Name, o.SandboxID, map[string]any{"type": o.Type, "name": o.Name})
+		removed, err := s.bookkeeping.RemoveOrphanMapping(ctx, s.actor, o.Name, o.SandboxID, map[string]any{"type": o.Type, "name": o.Name})
 		if err != nil {
 			return err
 		}
 		if !removed {
 			return errKept
 		}
-		_, _, err = s.m.PublishRoutes(ctx, []string{o.Name})
+		_, _, err = s.routes.PublishRoutes(ctx, []string{o.Name})
 		return err
 	}
 	live, err := s.sandboxLive(ctx, o.SandboxID)
@@ -441,9 +351,9 @@ func (s *Service) removeOrphan(ctx context.Context, o Orphan) error {
 	}
 	switch o.Type {
 	case ResourceSchema:
-		err = s.dropOrphanSchema(ctx, o.Name)
+		_, err = s.resources.DropSchema(ctx, o.SandboxID, s.lockTimeout)
 	case ResourceRole:
-		err = s.dropOrphanRole(ctx, o.Name)
+		_, err = s.resources.DropRole(ctx, o.SandboxID, s.lockTimeout)
 	case ResourceRedis:
 		pattern, perr := keys.NamespacePattern(o.SandboxID)
 		if perr != nil {
@@ -466,11 +376,12 @@ func (s *Service) removeOrphan(ctx context.Context, o Orphan) error {
 	if err != nil {
 		return err
 	}
-	return s.m.Audit(ctx, s.actor, controlplane.ActionOrphanRemoved, o.SandboxID, map[string]any{"type": o.Type, "name": o.Name})
+	return s.auditor.Audit(ctx, s.actor, controlplane.ActionOrphanRemoved, o.SandboxID, map[string]any{"type": o.Type, "name": o.Name})
 }
 
-// checkOrphanName refuses anything whose name is not exactly what a sandbox would own: a
-// report may come from elsewhere than FindOrphans.
+// checkOrphanName refuses anything whose name is not exactly what its sandbox id names: a
+// report may come from elsewhere than FindOrphans. The drops themselves act on the id and
+// pass provision's checks (the name is a sandbox's; a role is this database's).
 func (s *Service) checkOrphanName(o Orphan) error {
 	ok := sandbox.ValidID(o.SandboxID)
 	switch o.Type {
@@ -497,56 +408,12 @@ func (s *Service) checkOrphanName(o Orphan) error {
 	return nil
 }
 
+// sandboxLive reports whether the sandbox has a row in a live status.
 func (s *Service) sandboxLive(ctx context.Context, id string) (bool, error) {
-	var status string
-	err := s.db.QueryRow(ctx, `SELECT status FROM sandbox_control.sandboxes WHERE id = $1`, id).Scan(&status)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
-	}
+	states, err := s.bookkeeping.SandboxStates(ctx, []string{id})
 	if err != nil {
 		return false, err
 	}
-	return sandbox.Status(status).Live(), nil
-}
-
-func (s *Service) lockTimeoutSQL() string {
-	return fmt.Sprintf("SET LOCAL lock_timeout = %d", s.lockTimeout.Milliseconds())
-}
-
-func (s *Service) dropOrphanSchema(ctx context.Context, name string) error {
-	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, s.lockTimeoutSQL()); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE")
-		return err
-	})
-}
-
-// dropOrphanRole drops a role only while it carries this database's comment, after ending
-// its sessions.
-func (s *Service) dropOrphanRole(ctx context.Context, name string) error {
-	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error { return s.dropRoleTx(ctx, tx, name) })
-}
-
-func (s *Service) dropRoleTx(ctx context.Context, tx pgx.Tx, name string) error {
-	if _, err := tx.Exec(ctx, s.lockTimeoutSQL()); err != nil {
-		return err
-	}
-	var comment, database string
-	err := tx.QueryRow(ctx, `SELECT coalesce(shobj_description(oid, 'pg_authid'), ''), current_database()
-		FROM pg_roles WHERE rolname = $1`, name).Scan(&comment, &database)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if comment != provision.RoleCommentFor(database) {
-		return fmt.Errorf("refusing role %q: it is not a role of database %s", name, database)
-	}
-	if _, err := tx.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, name); err != nil {
-		return err
-	}
-	return provision.DropRole(ctx, tx, name)
+	st, ok := states[id]
+	return ok && st.Status.Live(), nil
 }

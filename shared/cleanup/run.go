@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
@@ -100,14 +101,14 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
 	fail := func(err error) {
 		errs = append(errs, err)
 		rep.Errors = append(rep.Errors, err.Error())
-		s.log.ErrorContext(ctx, "cleanup run problem", "error", err)
+		s.log.ErrorContext(ctx, "cleanup run problem", logkey.Error, err)
 	}
 	rec.Count(metrics.CleanupRuns, 1)
 
 	// Route changes whose publication failed (Redis was down for their writer) wait in the
 	// control plane; every run publishes them, like every router does every second.
 	if !opts.DryRun {
-		if n, err := s.m.PublishRouteChanges(ctx); err != nil {
+		if n, err := s.routes.PublishRouteChanges(ctx); err != nil {
 			fail(fmt.Errorf("publish pending route changes: %w", err))
 		} else if n > 0 {
 			s.log.InfoContext(ctx, "published route changes left pending by their writer", "changes", n)
@@ -159,7 +160,7 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
 		}
 	}
 
-	if stats, err := s.m.Stats(ctx); err != nil {
+	if stats, err := s.gauges.Stats(ctx); err != nil {
 		fail(fmt.Errorf("cleanup: read gauges: %w", err))
 	} else {
 		rep.ActiveSandboxes, rep.GuildMappings = stats.Active, stats.GuildMappings
@@ -173,7 +174,7 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
 	s.log.InfoContext(ctx, "cleanup run finished", "dry_run", opts.DryRun, "candidates", rep.CandidateCount,
 		"destroyed", len(rep.Destroyed), "failed", len(rep.Failed), "skipped", rep.Skipped, "claims_lost", rep.ClaimsLost,
 		"left_at_deadline", rep.LeftAtDeadline, "warnings_sent", rep.ExpiryWarnings.Sent,
-		"orphans", orphanCount(rep.Orphans), "duration_ms", rep.DurationMS)
+		"orphans", orphanCount(rep.Orphans), logkey.DurationMS, rep.DurationMS)
 	return rep, errors.Join(errs...)
 }
 
@@ -194,12 +195,12 @@ func nearDeadline(ctx context.Context, margin time.Duration) bool {
 }
 
 // runTeardowns tears down the due sandboxes: it claims them on s.concurrency workers (the
-// advisory locks share one claims session), then takes the claimed ones through the steps
+// advisory locks share one session), then takes the claimed ones through the steps
 // together (tearDown). Every candidate ends up destroyed, failed, skipped, lost or left at the
 // deadline.
 func (s *Service) runTeardowns(ctx context.Context, dryRun bool, margin time.Duration, rep *RunReport) error {
 	now := s.now()
-	cands, err := s.m.TeardownCandidates(ctx, now, now.Add(-s.stuckAfter), s.batchLimit)
+	cands, err := s.candidates.TeardownCandidates(ctx, now, now.Add(-s.stuckAfter), s.batchLimit)
 	if err != nil {
 		return fmt.Errorf("cleanup: list teardown candidates: %w", err)
 	}
@@ -214,13 +215,13 @@ func (s *Service) runTeardowns(ctx context.Context, dryRun bool, margin time.Dur
 	if len(cands) == 0 {
 		return nil
 	}
-	cl, err := s.openClaims(ctx)
+	cl, err := s.openLocks(ctx)
 	if err != nil {
 		rep.LeftAtDeadline = len(cands) // nothing taken; the next run tries again
 		rep.Remaining = len(cands)
 		return err
 	}
-	defer cl.close()
+	defer cl.Close()
 	ls := s.startLeases(ctx)
 	defer ls.close()
 
@@ -258,7 +259,7 @@ func (s *Service) runTeardowns(ctx context.Context, dryRun bool, margin time.Dur
 		}
 		t, o, err := s.claimAndRead(ctx, cl, ls, cands[i])
 		if err != nil {
-			// The claims session is unusable: take nothing more.
+			// The locks session is unusable: take nothing more.
 			mu.Lock()
 			claimErr = err
 			mu.Unlock()
@@ -320,9 +321,9 @@ type outcome struct {
 
 // claimAndRead claims one candidate and re-reads it. It returns the teardown with outcome
 // waiting when the sandbox is still due, else what became of it (the teardown is nil when
-// nothing was claimed), and an error only when the claims session itself failed.
-func (s *Service) claimAndRead(ctx context.Context, cl *claims, ls *leases, c controlplane.TeardownCandidate) (*teardownRun, outcome, error) {
-	ok, err := cl.try(ctx, c.ID)
+// nothing was claimed), and an error only when the locks session itself failed.
+func (s *Service) claimAndRead(ctx context.Context, cl *controlplane.TeardownLocks, ls *leases, c controlplane.TeardownCandidate) (*teardownRun, outcome, error) {
+	ok, err := cl.TryLock(ctx, c.ID)
 	if err != nil {
 		return nil, outcome{}, fmt.Errorf("cleanup: claim %s: %w", c.ID, err)
 	}
@@ -340,7 +341,7 @@ func (s *Service) claimAndRead(ctx context.Context, cl *claims, ls *leases, c co
 	t := &teardownRun{s: s, claim: claim, sb: &sandbox.Sandbox{ID: c.ID}} // until read
 	// Another run may have finished it, or its owner extended it, since the list was read.
 	now := s.now()
-	sb, reason, err := s.m.TeardownDue(ctx, c.ID, now, now.Add(-s.stuckAfter))
+	sb, reason, err := s.candidates.TeardownDue(ctx, c.ID, now, now.Add(-s.stuckAfter))
 	switch {
 	case errors.Is(err, sandbox.ErrNotFound):
 		return t, outcome{kind: outcomeSkipped}, nil
@@ -374,7 +375,7 @@ func (s *Service) outcomeOf(ctx context.Context, t *teardownRun, err error) outc
 
 // finish releases what claimAndRead took for a sandbox (t may be nil: nothing but the
 // advisory lock was taken, and that was released already).
-func (s *Service) finish(ctx context.Context, cl *claims, ls *leases, t *teardownRun, id string) {
+func (s *Service) finish(ctx context.Context, cl *controlplane.TeardownLocks, ls *leases, t *teardownRun, id string) {
 	if t == nil {
 		return
 	}
@@ -382,8 +383,8 @@ func (s *Service) finish(ctx context.Context, cl *claims, ls *leases, t *teardow
 	s.releaseLock(ctx, cl, id)
 }
 
-func (s *Service) releaseLock(ctx context.Context, cl *claims, id string) {
-	if err := cl.release(ctx, id); err != nil {
-		s.log.WarnContext(ctx, "claim not released; it ends with the run's session", "sandbox", id, "error", err)
+func (s *Service) releaseLock(ctx context.Context, cl *controlplane.TeardownLocks, id string) {
+	if err := cl.Unlock(ctx, id); err != nil {
+		s.log.WarnContext(ctx, "claim not released; it ends with the run's session", logkey.Sandbox, id, logkey.Error, err)
 	}
 }

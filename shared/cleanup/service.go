@@ -11,24 +11,131 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/provision"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
-// Dropper drops a sandbox's schema and role and its Redis user, and lists the Redis users
-// of sandboxes for orphan reconciliation (provision.Provisioner).
-type Dropper interface {
-	Drop(ctx context.Context, id string, lockTimeout time.Duration) (provision.DropResult, error)
+// What cleanup consumes, by concern. The control plane's part is controlplane.Manager's
+// (ControlPlane); the resources' part is provision.Provisioner's (Resources). Redis keys are
+// cleanup's own work (redis.go), over the layout package keys defines.
+
+// Candidates finds the sandboxes due for teardown and re-reads them once claimed.
+type Candidates interface {
+	TeardownCandidates(ctx context.Context, now, stuckBefore time.Time, limit int) ([]controlplane.TeardownCandidate, error)
+	TeardownDue(ctx context.Context, id string, now, stuckBefore time.Time) (*sandbox.Sandbox, controlplane.TeardownReason, error)
+	Get(ctx context.Context, id string) (*sandbox.Sandbox, error)
+}
+
+// TeardownWrites are a teardown's control-plane writes, each fenced by its claim but the
+// destroy request that precedes the claim, and the one read its first step needs.
+type TeardownWrites interface {
+	RequestDestroy(ctx context.Context, actor, id string) (*sandbox.Sandbox, bool, error)
+	TransitionClaimed(ctx context.Context, claim *controlplane.TeardownClaim, actor string, to sandbox.Status, details map[string]any) (*sandbox.Sandbox, error)
+	RemoveMappingsForTeardownClaimed(ctx context.Context, claim *controlplane.TeardownClaim, actor, reason string,
+		record func(removed []string) (rec []byte, details map[string]any, err error)) ([]string, error)
+	SaveTeardownClaimed(ctx context.Context, claim *controlplane.TeardownClaim, actor string, record []byte, action string, details map[string]any) error
+	RecordTeardownFailureClaimed(ctx context.Context, claim *controlplane.TeardownClaim, actor string, record []byte, reason string, details map[string]any) (int, error)
+	StatusBeforeDestroying(ctx context.Context, id string) (from sandbox.Status, ok bool, err error)
+}
+
+// Claims are the leases on teardowns (the fence of their writes).
+type Claims interface {
+	ClaimTeardown(ctx context.Context, id, holder string, lease time.Duration) (*controlplane.TeardownClaim, error)
+	RenewTeardownClaims(ctx context.Context, claims []*controlplane.TeardownClaim, lease time.Duration) ([]*controlplane.TeardownClaim, error)
+	TeardownClaimCurrent(ctx context.Context, claim *controlplane.TeardownClaim) (bool, error)
+	ReleaseTeardownClaim(ctx context.Context, claim *controlplane.TeardownClaim) error
+}
+
+// LockSessions opens the session that holds a run's advisory locks on teardowns, the fast
+// pre-filter before the claims.
+type LockSessions interface {
+	OpenTeardownLocks(ctx context.Context) (*controlplane.TeardownLocks, error)
+}
+
+// RoutePublications publish route changes: those waiting in the control plane, or those of
+// given guilds together with every change waiting.
+type RoutePublications interface {
+	PublishRouteChanges(ctx context.Context) (int, error)
+	PublishRoutes(ctx context.Context, guilds []string) (published int, existed map[string]bool, err error)
+}
+
+// ExpiryWarnings are the marks that make each expiry warning go out once.
+type ExpiryWarnings interface {
+	ExpiringUnwarned(ctx context.Context, now, until time.Time, limit int) ([]*sandbox.Sandbox, error)
+	ClaimExpiryWarning(ctx context.Context, id string, now, until time.Time) (*sandbox.Sandbox, bool, error)
+	ReleaseExpiryWarning(ctx context.Context, id string, claimedAt time.Time) error
+}
+
+// OrphanBookkeeping is what orphan reconciliation reads and writes of the control plane:
+// who owns what, first sightings of what nobody owns, and stale mappings.
+type OrphanBookkeeping interface {
+	SandboxStates(ctx context.Context, ids []string) (map[string]controlplane.SandboxState, error)
+	StaleMappings(ctx context.Context) ([]controlplane.StaleMapping, error)
+	RecordOrphanSightings(ctx context.Context, seen []controlplane.OrphanResource, now time.Time) (map[controlplane.OrphanResource]time.Time, error)
+	OrphanFirstSeen(ctx context.Context, resources []controlplane.OrphanResource) (map[controlplane.OrphanResource]time.Time, error)
+	RemoveOrphanMapping(ctx context.Context, actor, guildID, sandboxID string, details map[string]any) (bool, error)
+}
+
+// Auditor appends audit entries of changes made outside the control plane.
+type Auditor interface {
+	Audit(ctx context.Context, actor, action, sandboxID string, details map[string]any) error
+}
+
+// Gauges reads the numbers a run reports.
+type Gauges interface {
+	Stats(ctx context.Context) (controlplane.Stats, error)
+}
+
+// ControlPlane is all cleanup asks of the control plane (controlplane.Manager).
+type ControlPlane interface {
+	Candidates
+	TeardownWrites
+	Claims
+	LockSessions
+	RoutePublications
+	ExpiryWarnings
+	OrphanBookkeeping
+	Auditor
+	Gauges
+}
+
+// deferring is a control plane whose writes can leave their route changes waiting for one
+// publication per batch (controlplane.Manager.Deferred).
+type deferring interface {
+	Deferred() *controlplane.Manager
+}
+
+// The Manager must keep offering its deferred view: without it every teardown write would
+// publish its own route changes (correct, but a publication per write, not per batch).
+var _ deferring = (*controlplane.Manager)(nil)
+
+// TeardownResources drops what a sandbox owns outside the control plane, for the teardown.
+type TeardownResources interface {
 	DeleteRedisUsers(ctx context.Context, ids []string) (map[string]provision.RedisUserResult, error)
+	Drop(ctx context.Context, id string, lockTimeout time.Duration) (provision.DropResult, error)
+}
+
+// OrphanResources lists the objects named like a sandbox's and drops those orphaned.
+type OrphanResources interface {
+	SandboxSchemas(ctx context.Context) ([]string, error)
+	SandboxRoles(ctx context.Context) ([]string, error)
 	SandboxRedisUsers(ctx context.Context) ([]string, error)
 	RedisUserName(id string) string
+	DropSchema(ctx context.Context, id string, lockTimeout time.Duration) (provision.DropResult, error)
+	DropRole(ctx context.Context, id string, lockTimeout time.Duration) (provision.DropResult, error)
+	DeleteRedisUsers(ctx context.Context, ids []string) (map[string]provision.RedisUserResult, error)
+}
+
+// Resources is all cleanup asks of the per-sandbox resources (provision.Provisioner), whose
+// every statement passes provision's one set of checks.
+type Resources interface {
+	TeardownResources
+	OrphanResources
 }
 
 // DefaultActor is the audit actor of scheduled runs.
@@ -37,8 +144,12 @@ const DefaultActor = "cleanup"
 // Options configures a Service. Manager, Resources and Redis are required; zero durations
 // and counts take the defaults of config.go.
 type Options struct {
-	Manager   *controlplane.Manager
-	Resources Dropper
+	// Manager is the control plane. When it can defer its writes' route publications
+	// (controlplane.Manager.Deferred), the teardown's writes go through that, and a batch's
+	// route changes are published at once (engine.go).
+	Manager ControlPlane
+	// Resources are the sandboxes' objects outside the control plane (provision.Provisioner).
+	Resources Resources
 	Redis     redis.UniversalClient
 	// Publisher delivers expiry warnings; nil logs them.
 	Publisher Publisher
@@ -57,7 +168,7 @@ type Options struct {
 	// schema fails the step instead of hanging the run.
 	DropLockTimeout time.Duration
 	// Concurrency is how many sandboxes one run tears down at once. The pool needs that many
-	// connections for the run not to queue; the claims use one connection of their own.
+	// connections for the run not to queue; the teardown locks use one connection of their own.
 	Concurrency int
 	// ScanCount is the COUNT hint of every SCAN.
 	ScanCount int64
@@ -70,17 +181,24 @@ type Options struct {
 
 // Service tears sandboxes down, warns owners before expiry and reconciles orphans.
 type Service struct {
-	m *controlplane.Manager
-	// writes is m Deferred: a teardown's writes leave their route changes for its cache step,
-	// which publishes those of the whole batch at once (engine.go).
-	writes    *controlplane.Manager
-	db        *pgxpool.Pool
-	resources Dropper
-	rdb       redis.UniversalClient
-	publisher Publisher
-	log       *slog.Logger
-	clock     func() time.Time
-	actor     string
+	candidates Candidates
+	// writes go through the Manager's Deferred view when it has one: a teardown's writes leave
+	// their route changes for its cache step, which publishes those of the whole batch at once
+	// (engine.go).
+	writes      TeardownWrites
+	claims      Claims
+	locks       LockSessions
+	routes      RoutePublications
+	expiry      ExpiryWarnings
+	bookkeeping OrphanBookkeeping
+	auditor     Auditor
+	gauges      Gauges
+	resources   Resources
+	rdb         redis.UniversalClient
+	publisher   Publisher
+	log         *slog.Logger
+	clock       func() time.Time
+	actor       string
 
 	stuckAfter  time.Duration
 	grace       time.Duration
@@ -101,10 +219,21 @@ func New(opts Options) (*Service, error) {
 	if opts.Manager == nil || opts.Resources == nil || opts.Redis == nil {
 		return nil, errors.New("cleanup: Manager, Resources and Redis are required")
 	}
+	cp := opts.Manager
+	var writes TeardownWrites = cp
+	if d, ok := cp.(deferring); ok {
+		writes = d.Deferred()
+	}
 	s := &Service{
-		m:           opts.Manager,
-		writes:      opts.Manager.Deferred(),
-		db:          opts.Manager.DB(),
+		candidates:  cp,
+		writes:      writes,
+		claims:      cp,
+		locks:       cp,
+		routes:      cp,
+		expiry:      cp,
+		bookkeeping: cp,
+		auditor:     cp,
+		gauges:      cp,
 		resources:   opts.Resources,
 		rdb:         opts.Redis,
 		publisher:   opts.Publisher,
@@ -155,59 +284,15 @@ func (s *Service) fault(ctx context.Context, point string, step Step, id string)
 	return s.inject(ctx, point, step, id)
 }
 
-// claimLockClass is the first key of the session advisory locks that claim sandboxes
-// ("sbtd"); the second is hashtext(id).
-const claimLockClass int32 = 0x73627464
-
-// claimsApplicationName is the application_name of the claims session, for operators (and
-// tests) to find it in pg_stat_activity.
-const claimsApplicationName = "sandbox-cleanup-claims"
-
-// claims holds session advisory locks on a connection of its own, outside the pool: closing
-// it (or the process dying) releases every claim at once, and no pooled connection ever
-// carries a lock to its next user. pgx connections are not safe for concurrent use, hence
-// the mutex; each call is one short statement.
-//
-// The advisory locks are only a fast pre-filter: they vanish with the session (a connection
-// killed while the process lives on), so a second run may then pass them. What makes a
-// claim exclusive is its lease (leases below): a fencing token that every write of the
-// teardown checks.
-type claims struct {
-	mu   sync.Mutex
-	conn *pgx.Conn
-}
-
-func (s *Service) openClaims(ctx context.Context) (*claims, error) {
-	cfg := s.db.Config().ConnConfig.Copy()
-	cfg.RuntimeParams["application_name"] = claimsApplicationName
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+// openLocks opens the session of a run's advisory locks on teardowns
+// (controlplane.TeardownLocks): a fast pre-filter that vanishes with its session; what makes
+// a teardown exclusive is its claim (leases below), a fencing token that every write checks.
+func (s *Service) openLocks(ctx context.Context) (*controlplane.TeardownLocks, error) {
+	l, err := s.locks.OpenTeardownLocks(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("cleanup: open the claims session: %w", err)
+		return nil, fmt.Errorf("cleanup: %w", err)
 	}
-	return &claims{conn: conn}, nil
-}
-
-// try claims a sandbox without waiting; false means another run or a destroy holds it. A
-// hash collision between two ids only makes one wait for the next run.
-func (c *claims) try(ctx context.Context, id string) (bool, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var ok bool
-	err := c.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, hashtext($2))`, claimLockClass, id).Scan(&ok)
-	return ok, err
-}
-
-func (c *claims) release(ctx context.Context, id string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, err := c.conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1, hashtext($2))`, claimLockClass, id)
-	return err
-}
-
-func (c *claims) close() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_ = c.conn.Close(context.Background())
+	return l, nil
 }
 
 // heldClaim is a lease on one sandbox's teardown held by this process; lost is set once the
@@ -248,7 +333,7 @@ func (l *leases) renewLoop(ctx context.Context) {
 			return
 		case <-tick.C:
 			if _, err := l.renew(ctx); err != nil {
-				l.s.log.WarnContext(ctx, "teardown claims not renewed; retrying", "error", err)
+				l.s.log.WarnContext(ctx, "teardown claims not renewed; retrying", logkey.Error, err)
 			}
 		}
 	}
@@ -266,7 +351,7 @@ func (l *leases) renew(ctx context.Context) ([]*heldClaim, error) {
 	for i, h := range held {
 		tcs[i] = h.TeardownClaim
 	}
-	lostTCs, err := l.s.m.RenewTeardownClaims(ctx, tcs, l.s.claimLease)
+	lostTCs, err := l.s.claims.RenewTeardownClaims(ctx, tcs, l.s.claimLease)
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +369,7 @@ func (l *leases) renew(ctx context.Context) ([]*heldClaim, error) {
 
 // take claims a sandbox's teardown; nil means another holder's lease runs.
 func (l *leases) take(ctx context.Context, id string) (*heldClaim, error) {
-	tc, err := l.s.m.ClaimTeardown(ctx, id, l.holder, l.s.claimLease)
+	tc, err := l.s.claims.ClaimTeardown(ctx, id, l.holder, l.s.claimLease)
 	if err != nil || tc == nil {
 		return nil, err
 	}
@@ -299,8 +384,8 @@ func (l *leases) release(ctx context.Context, h *heldClaim) {
 	l.mu.Lock()
 	delete(l.held, h)
 	l.mu.Unlock()
-	if err := l.s.m.ReleaseTeardownClaim(context.WithoutCancel(ctx), h.TeardownClaim); err != nil {
-		l.s.log.WarnContext(ctx, "teardown claim not released; its lease expires", "sandbox", h.SandboxID, "error", err)
+	if err := l.s.claims.ReleaseTeardownClaim(context.WithoutCancel(ctx), h.TeardownClaim); err != nil {
+		l.s.log.WarnContext(ctx, "teardown claim not released; its lease expires", logkey.Sandbox, h.SandboxID, logkey.Error, err)
 	}
 }
 
@@ -333,25 +418,25 @@ func (s *Service) Destroy(ctx context.Context, actor, sandboxID string) (*sandbo
 		return nil, err
 	}
 	defer func() {
-		if _, err := s.m.PublishRouteChanges(context.WithoutCancel(ctx)); err != nil {
-			s.log.WarnContext(ctx, "publishing route changes failed; routers publish them within a second", "error", err)
+		if _, err := s.routes.PublishRouteChanges(context.WithoutCancel(ctx)); err != nil {
+			s.log.WarnContext(ctx, "publishing route changes failed; routers publish them within a second", logkey.Error, err)
 		}
 	}()
 	if requested.Status == sandbox.StatusDestroyed {
 		return requested, nil
 	}
 	current := func(err error) (*sandbox.Sandbox, error) {
-		if sb, gerr := s.m.Get(context.WithoutCancel(ctx), sandboxID); gerr == nil {
+		if sb, gerr := s.candidates.Get(context.WithoutCancel(ctx), sandboxID); gerr == nil {
 			return sb, err
 		}
 		return requested, err
 	}
-	cl, err := s.openClaims(ctx)
+	cl, err := s.openLocks(ctx)
 	if err != nil {
 		return requested, err
 	}
-	defer cl.close()
-	ok, err := cl.try(ctx, sandboxID)
+	defer cl.Close()
+	ok, err := cl.TryLock(ctx, sandboxID)
 	if err != nil {
 		return requested, fmt.Errorf("cleanup: claim %s: %w", sandboxID, err)
 	}
@@ -369,7 +454,7 @@ func (s *Service) Destroy(ctx context.Context, actor, sandboxID string) (*sandbo
 	}
 	defer ls.release(ctx, claim)
 	now := s.now()
-	sb, reason, err := s.m.TeardownDue(ctx, sandboxID, now, now.Add(-s.stuckAfter))
+	sb, reason, err := s.candidates.TeardownDue(ctx, sandboxID, now, now.Add(-s.stuckAfter))
 	if err != nil {
 		return requested, err
 	}
@@ -385,10 +470,4 @@ func (s *Service) Destroy(ctx context.Context, actor, sandboxID string) (*sandbo
 		terr = nil // another run took the sandbox over: it is that run's now
 	}
 	return current(terr)
-}
-
-// isForeignKeyViolation reports a claim of an id that has no sandbox row.
-func isForeignKeyViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23503"
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/provision"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
@@ -56,7 +57,7 @@ func (s *Service) newTeardown(ctx context.Context, actor string, sb *sandbox.San
 	rec, err := ParseRecord(sb.Teardown)
 	if err != nil {
 		// Every step is idempotent: starting over from an unreadable record is safe.
-		s.log.WarnContext(ctx, "teardown record unreadable; starting over", "sandbox", sb.ID, "error", err)
+		s.log.WarnContext(ctx, "teardown record unreadable; starting over", logkey.Sandbox, sb.ID, logkey.Error, err)
 		rec = Record{}
 	}
 	if rec.StartedAt == nil {
@@ -73,8 +74,8 @@ func (s *Service) newTeardown(ctx context.Context, actor string, sb *sandbox.San
 func (t *teardownRun) done() bool { return t.rec.Next(t.sb.Status) == "" }
 
 func (t *teardownRun) logDone(ctx context.Context) {
-	t.s.log.InfoContext(ctx, "sandbox torn down", "sandbox", t.sb.ID, "name", t.sb.Name, "reason", string(t.reason), "actor", t.actor,
-		"guilds", t.rec.RemoveMappings.Guilds, "keys_unlinked", t.rec.DeleteKeys.Unlinked,
+	t.s.log.InfoContext(ctx, "sandbox torn down", logkey.Sandbox, t.sb.ID, logkey.Name, t.sb.Name, logkey.Reason, string(t.reason), "actor", t.actor,
+		logkey.Guilds, t.rec.RemoveMappings.Guilds, "keys_unlinked", t.rec.DeleteKeys.Unlinked,
 		"schema_existed", t.rec.DropDatabase.SchemaExisted, "role_existed", t.rec.DropDatabase.RoleExisted)
 }
 
@@ -103,7 +104,7 @@ func (t *teardownRun) checkClaim(ctx context.Context, step Step) error {
 	}
 	switch step {
 	case StepInvalidateCache, StepDeleteRedisUser, StepDeleteKeys, StepDropDatabase:
-		ok, err := t.s.m.TeardownClaimCurrent(ctx, t.claim.TeardownClaim)
+		ok, err := t.s.claims.TeardownClaimCurrent(ctx, t.claim.TeardownClaim)
 		if err != nil {
 			return err
 		}
@@ -147,7 +148,7 @@ func (t *teardownRun) save(ctx context.Context, details map[string]any) error {
 	if details != nil {
 		action = controlplane.ActionTeardownStep
 	}
-	return t.s.m.SaveTeardownClaimed(ctx, t.claim.TeardownClaim, t.actor, b, action, details)
+	return t.s.writes.SaveTeardownClaimed(ctx, t.claim.TeardownClaim, t.actor, b, action, details)
 }
 
 // markDestroying moves the sandbox to destroying (unless a destroy request already did);
@@ -156,7 +157,7 @@ func (t *teardownRun) save(ctx context.Context, details map[string]any) error {
 func (t *teardownRun) markDestroying(ctx context.Context) error {
 	from := t.sb.Status
 	if from == sandbox.StatusDestroying {
-		before, ok, err := t.s.m.StatusBeforeDestroying(ctx, t.sb.ID)
+		before, ok, err := t.s.writes.StatusBeforeDestroying(ctx, t.sb.ID)
 		if err != nil {
 			return err
 		}
@@ -279,8 +280,8 @@ func (t *teardownRun) markDestroyed(ctx context.Context) error {
 func (t *teardownRun) fail(ctx context.Context, step Step, cause error) error {
 	if errors.Is(cause, controlplane.ErrClaimLost) {
 		t.claim.lost.Store(true)
-		t.s.log.WarnContext(ctx, "teardown claim lost; another run took the sandbox over, this one stops", "sandbox", t.sb.ID,
-			"name", t.sb.Name, "step", string(step), "token", t.claim.Token, "error", cause)
+		t.s.log.WarnContext(ctx, "teardown claim lost; another run took the sandbox over, this one stops", logkey.Sandbox, t.sb.ID,
+			logkey.Name, t.sb.Name, logkey.Step, string(step), "token", t.claim.Token, logkey.Error, cause)
 		return cause
 	}
 	msg := cause.Error()
@@ -297,16 +298,16 @@ func (t *teardownRun) fail(ctx context.Context, step Step, cause error) error {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failureRecordTimeout)
 		defer cancel()
 		var attempts int
-		attempts, err = t.s.m.RecordTeardownFailureClaimed(rctx, t.claim.TeardownClaim, t.actor, b, string(step)+": "+msg, map[string]any{"step": step})
+		attempts, err = t.s.writes.RecordTeardownFailureClaimed(rctx, t.claim.TeardownClaim, t.actor, b, string(step)+": "+msg, map[string]any{"step": step})
 		if errors.Is(err, controlplane.ErrClaimLost) {
 			t.claim.lost.Store(true)
-			t.s.log.WarnContext(ctx, "teardown claim lost; the failure is not recorded", "sandbox", t.sb.ID,
-				"step", string(step), "token", t.claim.Token, "error", cause)
+			t.s.log.WarnContext(ctx, "teardown claim lost; the failure is not recorded", logkey.Sandbox, t.sb.ID,
+				logkey.Step, string(step), "token", t.claim.Token, logkey.Error, cause)
 			return err
 		}
 		if err == nil {
-			t.s.log.WarnContext(ctx, "teardown step failed; the next run resumes it", "sandbox", t.sb.ID, "name", t.sb.Name,
-				"step", string(step), "attempt", attempts, "error", cause)
+			t.s.log.WarnContext(ctx, "teardown step failed; the next run resumes it", logkey.Sandbox, t.sb.ID, logkey.Name, t.sb.Name,
+				logkey.Step, string(step), "attempt", attempts, logkey.Error, cause)
 		}
 	}
 	stepErr.Recorded, stepErr.RecordErr = err == nil, err

@@ -465,8 +465,8 @@ func TestDestroyTearsDownNowAndDefersToAHolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer holder.Close(ctx)
-	if _, err := holder.Exec(ctx, `SELECT pg_advisory_lock($1, hashtext($2))`, claimLockClass, sb.ID); err != nil {
+	defer func() { _ = holder.Close(ctx) }()
+	if _, err := holder.Exec(ctx, `SELECT pg_advisory_lock($1, hashtext($2))`, controlplane.TeardownLockClass, sb.ID); err != nil {
 		t.Fatal(err)
 	}
 	got, err := e.s.Destroy(ctx, "arn:aws:iam::123456789012:user/bob", sb.ID)
@@ -562,7 +562,7 @@ func TestBusySchemaFailsTheStepAndIsRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback(ctx)
+	defer func() { _ = tx.Rollback(ctx) }()
 	if _, err := tx.Exec(ctx, `LOCK TABLE `+sandbox.SchemaName(sb.ID)+`.members IN ACCESS SHARE MODE`); err != nil {
 		t.Fatal(err)
 	}

@@ -97,6 +97,8 @@ type app struct {
 // Run executes the CLI with args (without the program name) and returns the exit code.
 // Cancelling ctx (Ctrl-C) interrupts the command; `status --watch` then ends normally.
 func Run(ctx context.Context, args []string, env Env) int {
+	stdout := &stickyWriter{w: env.Stdout}
+	env.Stdout = stdout
 	a := &app{env: env}
 	root := a.rootCommand()
 	root.SetArgs(args)
@@ -104,6 +106,9 @@ func Run(ctx context.Context, args []string, env Env) int {
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	err := root.ExecuteContext(ctx)
+	if err == nil && stdout.err != nil {
+		err = &Error{Code: sandbox.CodeInternal, Message: "writing the output failed: " + stdout.err.Error()}
+	}
 	if err == nil {
 		return ExitOK
 	}
@@ -115,6 +120,23 @@ func Run(ctx context.Context, args []string, env Env) int {
 	a.addAuthHint(e)
 	a.reportError(e)
 	return ExitCode(e)
+}
+
+// stickyWriter keeps the first write error of the commands' output and skips every later
+// write: a reader that went away (a closed pipe) fails the command once, in Run, instead of
+// each line being written into the void.
+type stickyWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *stickyWriter) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.w.Write(p)
+	s.err = err
+	return n, err
 }
 
 // jsonRequested reports whether args ask for --json before any "--".

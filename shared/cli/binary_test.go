@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 )
 
 var (
@@ -60,7 +62,7 @@ func TestBinary(t *testing.T) {
 		return string(out), cmd.ProcessState.ExitCode()
 	}
 	out, code := run("create", "alice-binary", "--ttl", "90m", "--json")
-	var sb Sandbox
+	var sb apiwire.Sandbox
 	if code != ExitOK || json.Unmarshal([]byte(out), &sb) != nil || sb.Name != "alice-binary" {
 		t.Fatalf("create: exit %d %s", code, out)
 	}

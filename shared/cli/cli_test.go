@@ -131,7 +131,7 @@ func TestGeneratedName(t *testing.T) {
 			t.Errorf("generatedName(%q) = %q", user, name)
 		}
 	}
-	if generatedName("alice") == generatedName("alice") {
+	if first, second := generatedName("alice"), generatedName("alice"); first == second {
 		t.Error("generated names are random")
 	}
 }
@@ -143,8 +143,8 @@ func TestDecorationRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ptmx.Close()
-	defer tty.Close()
+	defer func() { _ = ptmx.Close() }()
+	defer func() { _ = tty.Close() }()
 	for _, tc := range []struct {
 		name   string
 		out    any

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -21,10 +22,18 @@ import (
 // full list page, an orphan report) are far smaller.
 const maxResponseBytes = 8 << 20
 
-// problemContentType is the media type of the API's errors (RFC 9457).
-const problemContentType = "application/problem+json"
+// ListOptions are the query parameters of GET /v1/sandboxes.
+type ListOptions struct {
+	Owner            string
+	All              bool
+	Status           string
+	IncludeDestroyed bool
+	Limit            int
+	Cursor           string
+}
 
-// Client calls the sandbox API of docs/api.md.
+// Client calls the sandbox API of docs/api.md; its requests and answers are the API's own
+// wire types (shared/apiwire).
 type Client struct {
 	base      *url.URL
 	http      *http.Client
@@ -58,8 +67,8 @@ func NewClient(baseURL string, auth Authorizer, hc *http.Client) (*Client, error
 func (c *Client) BaseURL() string { return c.base.String() }
 
 // Create creates a sandbox (POST /v1/sandboxes).
-func (c *Client) Create(ctx context.Context, in CreateRequest) (*Sandbox, error) {
-	var out Sandbox
+func (c *Client) Create(ctx context.Context, in apiwire.CreateRequest) (*apiwire.Sandbox, error) {
+	var out apiwire.Sandbox
 	if _, err := c.do(ctx, http.MethodPost, []string{"v1", "sandboxes"}, nil, in, &out); err != nil {
 		return nil, err
 	}
@@ -67,7 +76,7 @@ func (c *Client) Create(ctx context.Context, in CreateRequest) (*Sandbox, error)
 }
 
 // List returns one page of sandboxes (GET /v1/sandboxes).
-func (c *Client) List(ctx context.Context, o ListOptions) (*ListPage, error) {
+func (c *Client) List(ctx context.Context, o ListOptions) (*apiwire.ListResponse, error) {
 	q := url.Values{}
 	if o.Owner != "" {
 		q.Set("owner", o.Owner)
@@ -87,7 +96,7 @@ func (c *Client) List(ctx context.Context, o ListOptions) (*ListPage, error) {
 	if o.Cursor != "" {
 		q.Set("cursor", o.Cursor)
 	}
-	var out ListPage
+	var out apiwire.ListResponse
 	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "sandboxes"}, q, nil, &out); err != nil {
 		return nil, err
 	}
@@ -95,8 +104,8 @@ func (c *Client) List(ctx context.Context, o ListOptions) (*ListPage, error) {
 }
 
 // ListAll follows the cursors and returns every sandbox that matches.
-func (c *Client) ListAll(ctx context.Context, o ListOptions) ([]Sandbox, error) {
-	all := []Sandbox{}
+func (c *Client) ListAll(ctx context.Context, o ListOptions) ([]apiwire.Sandbox, error) {
+	all := []apiwire.Sandbox{}
 	for {
 		page, err := c.List(ctx, o)
 		if err != nil {
@@ -111,8 +120,8 @@ func (c *Client) ListAll(ctx context.Context, o ListOptions) ([]Sandbox, error) 
 }
 
 // Get returns one sandbox with its guilds and teardown record (GET /v1/sandboxes/{name}).
-func (c *Client) Get(ctx context.Context, name string) (*Sandbox, error) {
-	var out Sandbox
+func (c *Client) Get(ctx context.Context, name string) (*apiwire.Sandbox, error) {
+	var out apiwire.Sandbox
 	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "sandboxes", name}, nil, nil, &out); err != nil {
 		return nil, err
 	}
@@ -120,9 +129,9 @@ func (c *Client) Get(ctx context.Context, name string) (*Sandbox, error) {
 }
 
 // Extend moves the expiry later by `by`, a duration string such as "12h" or "2d".
-func (c *Client) Extend(ctx context.Context, name, by string) (*ExtendResult, error) {
-	var out ExtendResult
-	body := map[string]string{"by": by}
+func (c *Client) Extend(ctx context.Context, name, by string) (*apiwire.ExtendResponse, error) {
+	var out apiwire.ExtendResponse
+	body := apiwire.ExtendRequest{By: by}
 	if _, err := c.do(ctx, http.MethodPost, []string{"v1", "sandboxes", name, "extend"}, nil, body, &out); err != nil {
 		return nil, err
 	}
@@ -131,8 +140,8 @@ func (c *Client) Extend(ctx context.Context, name, by string) (*ExtendResult, er
 
 // Destroy destroys a sandbox (DELETE /v1/sandboxes/{name}). completed is false when the API
 // answered 202: the sandbox is destroying and the scheduled cleanup finishes the teardown.
-func (c *Client) Destroy(ctx context.Context, name string) (res *DestroyResult, completed bool, err error) {
-	var out DestroyResult
+func (c *Client) Destroy(ctx context.Context, name string) (res *apiwire.DestroyResponse, completed bool, err error) {
+	var out apiwire.DestroyResponse
 	status, err := c.do(ctx, http.MethodDelete, []string{"v1", "sandboxes", name}, nil, nil, &out)
 	if err != nil {
 		return nil, false, err
@@ -141,8 +150,8 @@ func (c *Client) Destroy(ctx context.Context, name string) (res *DestroyResult, 
 }
 
 // AddGuild maps a guild to a sandbox. added is false when it already was mapped to it.
-func (c *Client) AddGuild(ctx context.Context, name, guildID string) (sb *Sandbox, added bool, err error) {
-	var out Sandbox
+func (c *Client) AddGuild(ctx context.Context, name, guildID string) (sb *apiwire.Sandbox, added bool, err error) {
+	var out apiwire.Sandbox
 	status, err := c.do(ctx, http.MethodPut, []string{"v1", "sandboxes", name, "guilds", guildID}, nil, nil, &out)
 	if err != nil {
 		return nil, false, err
@@ -151,8 +160,8 @@ func (c *Client) AddGuild(ctx context.Context, name, guildID string) (sb *Sandbo
 }
 
 // RemoveGuild unmaps a guild from a sandbox.
-func (c *Client) RemoveGuild(ctx context.Context, name, guildID string) (*Sandbox, error) {
-	var out Sandbox
+func (c *Client) RemoveGuild(ctx context.Context, name, guildID string) (*apiwire.Sandbox, error) {
+	var out apiwire.Sandbox
 	if _, err := c.do(ctx, http.MethodDelete, []string{"v1", "sandboxes", name, "guilds", guildID}, nil, nil, &out); err != nil {
 		return nil, err
 	}
@@ -160,8 +169,8 @@ func (c *Client) RemoveGuild(ctx context.Context, name, guildID string) (*Sandbo
 }
 
 // Connect returns worker connection details; every call rotates the role's password.
-func (c *Client) Connect(ctx context.Context, name string) (*Connection, error) {
-	var out Connection
+func (c *Client) Connect(ctx context.Context, name string) (*apiwire.ConnectResponse, error) {
+	var out apiwire.ConnectResponse
 	if _, err := c.do(ctx, http.MethodPost, []string{"v1", "sandboxes", name, "connect"}, nil, nil, &out); err != nil {
 		return nil, err
 	}
@@ -169,8 +178,8 @@ func (c *Client) Connect(ctx context.Context, name string) (*Connection, error) 
 }
 
 // SandboxHealth runs the health checks of one sandbox.
-func (c *Client) SandboxHealth(ctx context.Context, name string) (*Health, error) {
-	var out Health
+func (c *Client) SandboxHealth(ctx context.Context, name string) (*apiwire.SandboxHealth, error) {
+	var out apiwire.SandboxHealth
 	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "sandboxes", name, "health"}, nil, nil, &out); err != nil {
 		return nil, err
 	}
@@ -178,8 +187,8 @@ func (c *Client) SandboxHealth(ctx context.Context, name string) (*Health, error
 }
 
 // Route explains where a guild's events go.
-func (c *Client) Route(ctx context.Context, guildID string) (*Route, error) {
-	var out Route
+func (c *Client) Route(ctx context.Context, guildID string) (*apiwire.RouteExplanation, error) {
+	var out apiwire.RouteExplanation
 	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "routes", guildID}, nil, nil, &out); err != nil {
 		return nil, err
 	}
@@ -187,8 +196,8 @@ func (c *Client) Route(ctx context.Context, guildID string) (*Route, error) {
 }
 
 // ParkedGuilds lists the caller's parked guilds (every owner's for an admin).
-func (c *Client) ParkedGuilds(ctx context.Context) (*ParkedGuilds, error) {
-	var out ParkedGuilds
+func (c *Client) ParkedGuilds(ctx context.Context) (*apiwire.ParkedGuilds, error) {
+	var out apiwire.ParkedGuilds
 	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "guilds", "parked"}, nil, nil, &out); err != nil {
 		return nil, err
 	}
@@ -196,8 +205,8 @@ func (c *Client) ParkedGuilds(ctx context.Context) (*ParkedGuilds, error) {
 }
 
 // ReleaseGuild releases a parked guild to production.
-func (c *Client) ReleaseGuild(ctx context.Context, guildID string) (*ReleasedGuild, error) {
-	var out ReleasedGuild
+func (c *Client) ReleaseGuild(ctx context.Context, guildID string) (*apiwire.ReleasedGuild, error) {
+	var out apiwire.ReleasedGuild
 	if _, err := c.do(ctx, http.MethodPost, []string{"v1", "guilds", guildID, "release"}, nil, nil, &out); err != nil {
 		return nil, err
 	}
@@ -205,11 +214,11 @@ func (c *Client) ReleaseGuild(ctx context.Context, guildID string) (*ReleasedGui
 }
 
 // Cleanup runs the cleanup now (admin), removing orphans afterwards when asked.
-func (c *Client) Cleanup(ctx context.Context, removeOrphans bool) (*CleanupResult, error) {
-	var out CleanupResult
-	var body any
+func (c *Client) Cleanup(ctx context.Context, removeOrphans bool) (*apiwire.CleanupResponse, error) {
+	var out apiwire.CleanupResponse
+	var body any // no body unless asked: the API's default is a run without removal
 	if removeOrphans {
-		body = map[string]bool{"remove_orphans": true}
+		body = apiwire.CleanupRequest{RemoveOrphans: true}
 	}
 	if _, err := c.do(ctx, http.MethodPost, []string{"v1", "admin", "cleanup"}, nil, body, &out); err != nil {
 		return nil, err
@@ -218,12 +227,12 @@ func (c *Client) Cleanup(ctx context.Context, removeOrphans bool) (*CleanupResul
 }
 
 // Orphans returns the orphaned resources report (admin); it never removes anything.
-func (c *Client) Orphans(ctx context.Context) (json.RawMessage, error) {
-	var out json.RawMessage
+func (c *Client) Orphans(ctx context.Context) (*apiwire.OrphansResponse, error) {
+	var out apiwire.OrphansResponse
 	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "admin", "orphans"}, nil, nil, &out); err != nil {
 		return nil, err
 	}
-	return out, nil
+	return &out, nil
 }
 
 // do sends one request and decodes a 2xx answer into out; any other answer becomes an *Error.
@@ -260,7 +269,7 @@ func (c *Client) do(ctx context.Context, method string, segments []string, query
 	} else {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Accept", "application/json, "+problemContentType)
+	req.Header.Set("Accept", "application/json, "+apiwire.ProblemContentType)
 	req.Header.Set("User-Agent", c.userAgent)
 	if c.auth != nil {
 		if err := c.auth.Authorize(reqCtx, req, body); err != nil {
@@ -278,7 +287,7 @@ func (c *Client) do(ctx context.Context, method string, segments []string, query
 		}
 		return 0, &Error{Code: CodeUnreachable, Message: fmt.Sprintf("cannot reach the API at %s: %v", c.base, unwrapURLError(err))}
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
 		return 0, &Error{Code: CodeUnreachable, Message: fmt.Sprintf("reading the API's answer to %s %s: %v", method, u.Path, err)}
@@ -311,26 +320,13 @@ func (c *Client) decode(data []byte, out any) error {
 	return nil
 }
 
-// problem is the API's problem document (docs/api.md, Errors).
-type problem struct {
-	Type      string       `json:"type"`
-	Title     string       `json:"title"`
-	Status    int          `json:"status"`
-	Detail    string       `json:"detail"`
-	Instance  string       `json:"instance"`
-	Code      sandbox.Code `json:"code"`
-	Field     string       `json:"field"`
-	RequestID string       `json:"request_id"`
-	Sandbox   *Sandbox     `json:"sandbox"`
-}
-
 // decodeError turns a non-2xx answer into an *Error: the API's problem document when it is
 // one, otherwise (API Gateway's own answers, such as a rejected signature, or a proxy's) an
 // error whose code follows the HTTP status.
 func (c *Client) decodeError(resp *http.Response, data []byte) *Error {
 	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if mediaType == problemContentType {
-		var p problem
+	if mediaType == apiwire.ProblemContentType {
+		var p apiwire.Problem
 		if err := c.decode(data, &p); err == nil && p.Code != "" {
 			msg := p.Detail
 			if msg == "" {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -77,7 +78,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	// create without a name: generated from $USER.
 	r = s.runEnv(t, "USER=Alice.Smith", func(e *Env) { e.Lookup = withVar(e.Lookup, "USER", "Alice.Smith") }, aliceToken, "create", "--ttl", "2h", "--json")
 	expect(t, r, ExitOK)
-	var generated Sandbox
+	var generated apiwire.Sandbox
 	decodeStrict(t, r.stdout, &generated)
 	if !regexp.MustCompile(`^alice-smith-[a-z0-9]{6}$`).MatchString(generated.Name) || generated.Status != "running" ||
 		generated.TimeLeft() < 119*time.Minute || generated.TimeLeft() > 2*time.Hour {
@@ -130,7 +131,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	// --json says the expiry before and after, the real extension and the cap.
 	r = s.run(t, aliceToken, "extend", name, "--by", "3d", "--json")
 	expect(t, r, ExitOK)
-	var extended ExtendResult
+	var extended apiwire.ExtendResponse
 	decodeStrict(t, r.stdout, &extended)
 	maxExpiry := sb.CreatedAt.Add(sandbox.DefaultLimits().MaxLifetime)
 	if extended.Capped || !extended.PreviousExpiresAt.Equal(sb.ExpiresAt) || !extended.ExpiresAt.Equal(sb.ExpiresAt.Add(72*time.Hour)) ||
@@ -170,7 +171,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	expect(t, s.run(t, aliceToken, "guilds", "remove", name, guild2), ExitNotFound)
 	r = s.run(t, aliceToken, "route", guild2, "--json")
 	expect(t, r, ExitOK)
-	var route Route
+	var route apiwire.RouteExplanation
 	decodeStrict(t, r.stdout, &route)
 	if route.Destination != "production" || route.Mapping != nil {
 		t.Errorf("unmapped guild: %+v", route)
@@ -207,7 +208,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	_ = conn.Close(ctx)
 	r = s.run(t, aliceToken, "connect", name, "--json")
 	expect(t, r, ExitOK)
-	var connection Connection
+	var connection apiwire.ConnectResponse
 	decodeStrict(t, r.stdout, &connection)
 	if connection.Database.Password == vars[5] || connection.Env["PGPASSWORD"] != connection.Database.Password {
 		t.Errorf("every connect rotates the password: %+v", connection.Database)
@@ -299,14 +300,11 @@ func TestCommandsEndToEnd(t *testing.T) {
 	expect(t, s.run(t, aliceToken, "cleanup", "run"), ExitAuth)
 	r = s.run(t, adminToken, "cleanup", "run", "--json")
 	expect(t, r, ExitOK)
-	var run CleanupResult
+	var run apiwire.CleanupResponse
 	decodeStrict(t, r.stdout, &run)
-	var report struct {
-		Destroyed []string `json:"destroyed"`
-	}
 	short, err := s.manager.GetByName(ctx, "alice-short")
-	if err != nil || json.Unmarshal(run.Run, &report) != nil || len(report.Destroyed) != 1 || report.Destroyed[0] != short.ID {
-		t.Errorf("the cleanup run destroys the expired sandbox %v: %s (%v)", short, run.Run, err)
+	if err != nil || len(run.Run.Destroyed) != 1 || run.Run.Destroyed[0] != short.ID {
+		t.Errorf("the cleanup run destroys the expired sandbox %v: %+v (%v)", short, run.Run, err)
 	}
 	r = s.run(t, aliceToken, "status", "alice-short")
 	expect(t, r, ExitOK)
@@ -334,7 +332,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	}
 	r = s.run(t, aliceToken, "destroy", name, "--yes", "--json")
 	expect(t, r, ExitOK)
-	var destroyed DestroyResult
+	var destroyed apiwire.DestroyResponse
 	decodeStrict(t, r.stdout, &destroyed)
 	if destroyed.Changed || destroyed.Sandbox.Status != statusDestroyed || len(destroyed.Sandbox.Teardown) == 0 {
 		t.Errorf("destroy again: %+v", destroyed)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -82,7 +83,7 @@ type Error struct {
 	// Hint is an extra line for people (never part of the --json document's message).
 	Hint string
 	// Sandbox is the failed sandbox of a provisioning_failed answer.
-	Sandbox *Sandbox
+	Sandbox *apiwire.Sandbox
 }
 
 func (e *Error) Error() string {
@@ -116,16 +117,16 @@ func ExitCode(err error) int {
 	if code, ok := exitCodes[e.Code]; ok {
 		return code
 	}
-	switch {
-	case e.Status == http.StatusBadRequest:
+	switch e.Status {
+	case http.StatusBadRequest:
 		return ExitUsage
-	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
+	case http.StatusUnauthorized, http.StatusForbidden:
 		return ExitAuth
-	case e.Status == http.StatusNotFound:
+	case http.StatusNotFound:
 		return ExitNotFound
-	case e.Status == http.StatusConflict:
+	case http.StatusConflict:
 		return ExitConflict
-	case e.Status == http.StatusServiceUnavailable:
+	case http.StatusServiceUnavailable:
 		return ExitUnavailable
 	}
 	return ExitFailure
@@ -146,12 +147,12 @@ type errorDocument struct {
 }
 
 type errorBody struct {
-	Code      sandbox.Code `json:"code"`
-	Message   string       `json:"message"`
-	Status    int          `json:"status"`
-	Field     string       `json:"field,omitempty"`
-	RequestID string       `json:"request_id,omitempty"`
-	Sandbox   *Sandbox     `json:"sandbox,omitempty"`
+	Code      sandbox.Code     `json:"code"`
+	Message   string           `json:"message"`
+	Status    int              `json:"status"`
+	Field     string           `json:"field,omitempty"`
+	RequestID string           `json:"request_id,omitempty"`
+	Sandbox   *apiwire.Sandbox `json:"sandbox,omitempty"`
 }
 
 func newErrorDocument(e *Error) errorDocument {

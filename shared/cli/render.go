@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 )
 
 // style colors text when the output is a terminal that wants colors, and is the identity
@@ -150,9 +152,16 @@ func exactDuration(d time.Duration) string {
 	return b.String()
 }
 
+// Display statuses the CLI treats specially.
+const (
+	statusRunning   = "running"
+	statusExpired   = "expired"
+	statusDestroyed = "destroyed"
+)
+
 // timeLeft is what people see for a sandbox's expiry: the time left, EXPIRED, or "-" for a
 // sandbox that is not live.
-func timeLeft(s *Sandbox) string {
+func timeLeft(s *apiwire.Sandbox) string {
 	switch s.Status {
 	case statusExpired:
 		return "EXPIRED"
@@ -214,10 +223,18 @@ func hasRecord(raw json.RawMessage) bool {
 	return true
 }
 
-// writeRecord renders a JSON document whose shape this CLI does not own (the teardown record,
-// cleanup runs, orphan reports) as indented "key: value" lines, keys sorted, so people can
-// read it without the CLI tracking another service's format.
-func writeRecord(w io.Writer, st style, indent string, raw json.RawMessage) {
+// writeRecord renders a record of the cleanup service (the teardown record as raw JSON, a
+// cleanup run or an orphan report as its wire type) as indented "key: value" lines, keys
+// sorted, so people read every field without the CLI keeping a renderer per report.
+func writeRecord(w io.Writer, st style, indent string, record any) {
+	raw, isRaw := record.(json.RawMessage)
+	if !isRaw {
+		var err error
+		if raw, err = json.Marshal(record); err != nil {
+			fmt.Fprintf(w, "%s%v\n", indent, record)
+			return
+		}
+	}
 	var v any
 	if len(raw) == 0 || json.Unmarshal(raw, &v) != nil {
 		fmt.Fprintf(w, "%s%s\n", indent, strings.TrimSpace(string(raw)))

@@ -27,6 +27,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/lambdakit"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
@@ -314,7 +315,7 @@ func TestSigV4AgainstTheLambdaHandler(t *testing.T) {
 
 	r := run(good, "eu-west-1", "create", "alice-signed", "--json")
 	expect(t, r, ExitOK)
-	var sb Sandbox
+	var sb apiwire.Sandbox
 	decodeStrict(t, r.stdout, &sb)
 	if sb.Owner != arn {
 		t.Errorf("owner %q, want the caller's ARN", sb.Owner)

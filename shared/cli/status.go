@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -63,6 +64,13 @@ func (a *app) statusCommand() *cobra.Command {
 	return cmd
 }
 
+// StatusView is what `status` shows: the sandbox and its health checks (nil for a destroyed
+// sandbox: there is nothing left to check).
+type StatusView struct {
+	Sandbox apiwire.Sandbox        `json:"sandbox"`
+	Health  *apiwire.SandboxHealth `json:"health"`
+}
+
 // fetchStatus reads the sandbox and, unless it is destroyed, runs its health checks.
 func fetchStatus(ctx context.Context, c *Client, name string) (*StatusView, error) {
 	sb, err := c.Get(ctx, name)
@@ -109,7 +117,7 @@ func renderStatus(w io.Writer, st style, v *StatusView, now time.Time, loc *time
 	if sb.LastError != "" {
 		text := sb.LastError
 		if sb.LastErrorCode != "" {
-			text += " [" + sb.LastErrorCode + "]"
+			text += " [" + string(sb.LastErrorCode) + "]"
 		}
 		fields = append(fields, [2]string{"Last error", st.red(text)})
 	}

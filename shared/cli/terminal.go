@@ -11,6 +11,9 @@ import (
 
 // isTerminal reports whether v is a file descriptor attached to a terminal.
 func isTerminal(v any) bool {
+	if s, ok := v.(*stickyWriter); ok {
+		v = s.w
+	}
 	f, ok := v.(interface{ Fd() uintptr })
 	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 )
 
 // manualTicker ticks when the test says so: an unbuffered channel, so a tick is accepted only
@@ -26,29 +29,11 @@ func (m *manualTicker) Stop() {
 	m.stopped = true
 }
 
-// fakeClock is the clock of the watch header.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // watchRun is a `status --watch` running in the background with a manual ticker.
 type watchRun struct {
 	t      *testing.T
 	ticker *manualTicker
-	clock  *fakeClock
+	clock  *testenv.Clock
 	out    *syncBuffer
 	done   chan int
 	cancel context.CancelFunc
@@ -58,7 +43,7 @@ func startWatch(t *testing.T, s *stack, args ...string) *watchRun {
 	t.Helper()
 	w := &watchRun{
 		t: t, ticker: &manualTicker{c: make(chan time.Time)}, out: &syncBuffer{}, done: make(chan int, 1),
-		clock: &fakeClock{t: time.Now().UTC().Truncate(time.Second)},
+		clock: testenv.NewClock(time.Now().UTC().Truncate(time.Second)),
 	}
 	e := s.env(aliceToken, w.out, &syncBuffer{})
 	e.Now = w.clock.Now
@@ -126,7 +111,7 @@ func TestWatchRedrawsUntilTheSandboxIsGone(t *testing.T) {
 
 	// A change shows up in the frame drawn after the next tick; the header follows the clock.
 	expect(t, s.run(t, aliceToken, "guilds", "add", name, guild1), ExitOK)
-	w.clock.Advance(2 * time.Second)
+	w.clock.Add(2 * time.Second)
 	w.tick()
 	w.tick()
 	frame := lastFrame(w.out.String())
@@ -216,7 +201,7 @@ func TestWatchOfAMissingSandboxFails(t *testing.T) {
 // elsewhere frames follow each other after a blank line. A transient failure is shown in
 // the frame and the watch goes on.
 func TestWatchFramesInPlace(t *testing.T) {
-	view := &StatusView{Sandbox: Sandbox{Name: "alice-x", ID: "k3m9x2p7q4w8e1r5", Status: "running", TimeLeftSeconds: 3600}}
+	view := &StatusView{Sandbox: apiwire.Sandbox{Name: "alice-x", ID: "k3m9x2p7q4w8e1r5", Status: "running", TimeLeftSeconds: 3600}}
 	clock := time.Date(2026, 1, 20, 12, 0, 0, 0, time.UTC)
 	var b bytes.Buffer
 	w := &watcher{w: &b, name: "alice-x", interval: 5 * time.Second, inPlace: true,

@@ -1,7 +1,9 @@
 // Package clients builds the connections every function needs, once per execution
 // environment: the PostgreSQL pool (from DATABASE_URL, or from a Secrets Manager secret in
 // the RDS JSON shape so that credentials never sit in environment variables) and the Redis
-// client (a cluster client when REDIS_CLUSTER is set).
+// client (a cluster client when REDIS_CLUSTER is set). It changes nothing in the stores:
+// migrations are a step of their own (controlplane.MigrateStep), and each function checks the
+// schema after opening them (controlplane.CheckSchema).
 package clients
 
 import (
@@ -14,12 +16,13 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/config"
-	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 )
 
 // SecretGetter is the part of the Secrets Manager client this package uses.
@@ -167,8 +170,8 @@ func (s *Stores) Close() {
 	}
 }
 
-// Open connects to PostgreSQL and Redis and applies pending control-plane migrations
-// (under their advisory lock, so concurrent cold starts are safe). Redis being down does
+// Open connects to PostgreSQL and Redis. It runs no DDL, so a function's database user needs
+// no more rights than its queries (the router's role, docs/deploy.md). Redis being down does
 // not fail Open: the router degrades to PostgreSQL, and health checks report it.
 func Open(ctx context.Context, cfg config.Shared, sm SecretGetter, maxConns int32) (*Stores, error) {
 	dbURL, err := DatabaseURL(ctx, cfg, sm)
@@ -179,14 +182,26 @@ func Open(ctx context.Context, cfg config.Shared, sm SecretGetter, maxConns int3
 	if err != nil {
 		return nil, err
 	}
-	if _, err := controlplane.Migrate(ctx, pool); err != nil {
-		pool.Close()
-		return nil, err
-	}
 	rdb, err := Redis(ctx, cfg, sm)
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
 	return &Stores{DB: pool, Redis: rdb}, nil
+}
+
+// OpenInAWS loads the AWS configuration (the default credential chain and region) and opens
+// the stores with the Secrets Manager client it makes: the first steps of a function that
+// talks to AWS services besides its secrets (the router's queues, cleanup's topic). It returns
+// the configuration for those clients.
+func OpenInAWS(ctx context.Context, cfg config.Shared, maxConns int32) (*Stores, aws.Config, error) {
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, aws.Config{}, fmt.Errorf("aws configuration: %w", err)
+	}
+	stores, err := Open(ctx, cfg, secretsmanager.NewFromConfig(awsCfg), maxConns)
+	if err != nil {
+		return nil, aws.Config{}, err
+	}
+	return stores, awsCfg, nil
 }

@@ -4,9 +4,12 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/botplatform/discord-sandboxes/shared/metrics"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
+
+// DefaultEnvironment is ENVIRONMENT's default, the name of a deployment that names none (and
+// so the Environment metric dimension's value).
+const DefaultEnvironment = "dev"
 
 // Shared is the configuration every function reads: where the stores are and the limits
 // of a sandbox.
@@ -40,7 +43,7 @@ type Shared struct {
 func LoadShared(r *Reader) Shared {
 	def := sandbox.DefaultLimits()
 	c := Shared{
-		Environment:            r.String("ENVIRONMENT", metrics.DefaultEnvironment),
+		Environment:            r.String("ENVIRONMENT", DefaultEnvironment),
 		DatabaseURL:            r.String("DATABASE_URL", ""),
 		DatabaseSecretARN:      r.String("DATABASE_SECRET_ARN", ""),
 		RedisAddr:              r.String("REDIS_ADDR", ""),

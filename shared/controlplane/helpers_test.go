@@ -3,7 +3,6 @@ package controlplane_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -29,11 +28,6 @@ func migrated(t *testing.T) *pgxpool.Pool {
 	}
 	return pool
 }
-
-// clock is a settable clock for tests of expiry.
-type clock struct{ now time.Time }
-
-func (c *clock) Now() time.Time { return c.now }
 
 func newManager(t *testing.T, opts controlplane.Options) (*controlplane.Manager, *pgxpool.Pool) {
 	t.Helper()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -326,7 +327,7 @@ func TestRequestDestroyIsIdempotent(t *testing.T) {
 }
 
 func TestExtend(t *testing.T) {
-	clk := &clock{now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))
 	m, pool := newManager(t, controlplane.Options{Now: clk.Now})
 	ctx := context.Background()
 	sb := mustCreate(t, m, controlplane.CreateInput{Name: "extend-me", Owner: alice, TTL: 24 * time.Hour})
@@ -366,7 +367,7 @@ func TestExtend(t *testing.T) {
 		t.Fatalf("a refused extension wrote %d audit entries", after-before)
 	}
 	other := mustCreate(t, m, controlplane.CreateInput{Name: "expires", Owner: alice, TTL: time.Hour})
-	clk.now = clk.now.Add(2 * time.Hour)
+	clk.Add(2 * time.Hour)
 	if _, _, err := m.Extend(ctx, alice, other.ID, time.Hour); !errors.Is(err, sandbox.ErrInvalidTransition) {
 		t.Fatalf("expired: %v", err)
 	}
@@ -380,14 +381,14 @@ func TestExtend(t *testing.T) {
 }
 
 func TestListFiltersAndPagination(t *testing.T) {
-	clk := &clock{now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))
 	limits := sandbox.DefaultLimits()
 	limits.OwnerQuota = 100
 	m, _ := newManager(t, controlplane.Options{Now: clk.Now, Limits: limits})
 	ctx := context.Background()
 	var ids []string
 	for i := 0; i < 7; i++ {
-		clk.now = clk.now.Add(time.Minute)
+		clk.Add(time.Minute)
 		owner := alice
 		if i%2 == 1 {
 			owner = bob
@@ -405,7 +406,7 @@ func TestListFiltersAndPagination(t *testing.T) {
 	if _, err := m.Transition(ctx, "cleanup", ids[1], sandbox.StatusDestroyed, nil); err != nil {
 		t.Fatal(err)
 	}
-	clk.now = clk.now.Add(2 * time.Hour) // list-0 is now expired
+	clk.Add(2 * time.Hour) // list-0 is now expired
 
 	names := func(f controlplane.ListFilter) []string {
 		t.Helper()

@@ -10,8 +10,10 @@ import (
 	"io/fs"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -52,33 +54,62 @@ func Migrations() ([]Migration, error) {
 	return out, nil
 }
 
-// Migrate applies every embedded migration not yet recorded in
-// sandbox_control.schema_migrations, each in its own transaction, under a session advisory
-// lock so that concurrent callers (cold starts of many functions) apply each exactly once.
-// It returns the versions it applied. A recorded migration whose file changed is an error:
-// migrations are append-only.
-func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
+// SchemaVersion is the version this build needs: its last embedded migration.
+func SchemaVersion() (string, error) {
 	migrations, err := Migrations()
 	if err != nil {
-		return nil, fmt.Errorf("migrate: read embedded migrations: %w", err)
+		return "", fmt.Errorf("read embedded migrations: %w", err)
 	}
+	if len(migrations) == 0 {
+		return "", errors.New("no embedded migrations")
+	}
+	return migrations[len(migrations)-1].Version, nil
+}
+
+// Migrate applies every embedded migration not yet recorded in
+// sandbox_control.schema_migrations, each in its own transaction, under a session advisory
+// lock so that concurrent callers apply each exactly once. It returns the versions it
+// applied. A recorded migration whose file changed is an error: migrations are append-only.
+//
+// The functions never call it: it is the migrate step of a deployment (MigrateStep), run
+// once per deploy as the database's owner; at cold start they only check the schema
+// (CheckSchema).
+func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
+	var done []string
+	err := withMigrationLock(ctx, pool, func(conn *pgxpool.Conn) error {
+		var err error
+		done, err = migrate(ctx, conn)
+		return err
+	})
+	return done, err
+}
+
+// withMigrationLock runs fn on one connection holding the migration advisory lock.
+func withMigrationLock(ctx context.Context, pool *pgxpool.Pool, fn func(conn *pgxpool.Conn) error) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: acquire connection: %w", err)
+		return fmt.Errorf("migrate: acquire connection: %w", err)
 	}
 	defer conn.Release()
 
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLockKey); err != nil {
-		return nil, fmt.Errorf("migrate: take advisory lock: %w", err)
+		return fmt.Errorf("migrate: take advisory lock: %w", err)
 	}
 	defer func() {
 		// A fresh context: the lock must be released even when ctx is done, or the pooled
 		// connection would keep it.
 		if _, err := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLockKey); err != nil {
-			conn.Conn().Close(context.Background())
+			_ = conn.Conn().Close(context.Background()) // the pool drops a closed connection
 		}
 	}()
+	return fn(conn)
+}
 
+func migrate(ctx context.Context, conn *pgxpool.Conn) ([]string, error) {
+	migrations, err := Migrations()
+	if err != nil {
+		return nil, fmt.Errorf("migrate: read embedded migrations: %w", err)
+	}
 	if _, err := conn.Exec(ctx, `
 		CREATE SCHEMA IF NOT EXISTS sandbox_control;
 		CREATE TABLE IF NOT EXISTS sandbox_control.schema_migrations (
@@ -88,28 +119,16 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
 		)`); err != nil {
 		return nil, fmt.Errorf("migrate: create schema_migrations: %w", err)
 	}
-
-	applied := map[string]string{}
-	rows, err := conn.Query(ctx, "SELECT version, checksum FROM sandbox_control.schema_migrations")
+	applied, err := appliedMigrations(ctx, conn)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
-	}
-	for rows.Next() {
-		var v, sum string
-		if err := rows.Scan(&v, &sum); err != nil {
-			return nil, err
-		}
-		applied[v] = sum
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("migrate: %w", err)
 	}
 
 	var done []string
 	for _, m := range migrations {
 		if sum, ok := applied[m.Version]; ok {
 			if sum != m.Checksum {
-				return done, fmt.Errorf("migrate: migration %s changed after it was applied (checksum %s, now %s)", m.Version, sum[:12], m.Checksum[:12])
+				return done, fmt.Errorf("migrate: migration %s changed after it was applied (checksum %s, now %s)", m.Version, short(sum), short(m.Checksum))
 			}
 			continue
 		}
@@ -126,6 +145,211 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
 		done = append(done, m.Version)
 	}
 	return done, nil
+}
+
+// querier is what reading schema_migrations needs: a pool or one of its connections.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// appliedMigrations reads schema_migrations: version -> checksum.
+func appliedMigrations(ctx context.Context, q querier) (map[string]string, error) {
+	rows, err := q.Query(ctx, "SELECT version, checksum FROM sandbox_control.schema_migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read sandbox_control.schema_migrations: %w", err)
+	}
+	applied := map[string]string{}
+	var version, sum string
+	if _, err := pgx.ForEachRow(rows, []any{&version, &sum}, func() error {
+		applied[version] = sum
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read sandbox_control.schema_migrations: %w", err)
+	}
+	return applied, nil
+}
+
+// short abbreviates a checksum for messages.
+func short(sum string) string { return sum[:min(12, len(sum))] }
+
+// ErrSchemaOutdated matches every SchemaError: the database's schema is not the one this
+// build needs, and the migrate step is what changes that.
+var ErrSchemaOutdated = errors.New("database schema is not the one this build needs")
+
+// SchemaError says how the database's schema differs from the one this build needs.
+type SchemaError struct {
+	// Have is the latest migration applied ("" when none is); Want is this build's last one.
+	Have, Want string
+	// Missing are the embedded migrations not applied; Changed the applied ones whose file
+	// changed since (migrations are append-only: the migrate step refuses them too).
+	Missing, Changed []string
+}
+
+func (e *SchemaError) Error() string {
+	have := e.Have
+	if have == "" {
+		have = "none (no migration applied)"
+	}
+	if len(e.Changed) > 0 {
+		return fmt.Sprintf("database schema: applied migration %s changed after it was applied (migrations are append-only: restore the file, and fix forward with a new migration)",
+			strings.Join(e.Changed, ", "))
+	}
+	if len(e.Missing) > 0 && e.Have >= e.Want {
+		// A migration older than the latest applied one is missing (two branches merged).
+		return fmt.Sprintf("database schema is at version %s but lacks %s, this build needs %s: run the migrate step",
+			have, strings.Join(e.Missing, ", "), e.Want)
+	}
+	return fmt.Sprintf("database schema is at version %s, this build needs %s: run the migrate step", have, e.Want)
+}
+
+// Is makes errors.Is(err, ErrSchemaOutdated) true for every SchemaError.
+func (e *SchemaError) Is(target error) bool { return target == ErrSchemaOutdated }
+
+// CheckSchema is the functions' cold-start check: one read of schema_migrations, no DDL and
+// no lock. It returns a *SchemaError when an embedded migration is not applied or an applied
+// one changed; migrations applied by a newer build are fine (they are backward compatible:
+// that is what a rollback runs on).
+func CheckSchema(ctx context.Context, db *pgxpool.Pool) error {
+	migrations, err := Migrations()
+	if err != nil {
+		return fmt.Errorf("check schema: read embedded migrations: %w", err)
+	}
+	applied, err := appliedMigrations(ctx, db)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000") {
+		// undefined_table, invalid_schema_name: never migrated.
+		applied, err = map[string]string{}, nil
+	}
+	if err != nil {
+		return fmt.Errorf("check schema: %w", err)
+	}
+	serr := &SchemaError{Want: migrations[len(migrations)-1].Version}
+	for v := range applied {
+		serr.Have = max(serr.Have, v)
+	}
+	for _, m := range migrations {
+		switch sum, ok := applied[m.Version]; {
+		case !ok:
+			serr.Missing = append(serr.Missing, m.Version)
+		case sum != m.Checksum:
+			serr.Changed = append(serr.Changed, m.Version)
+		}
+	}
+	if len(serr.Missing) > 0 || len(serr.Changed) > 0 {
+		return serr
+	}
+	return nil
+}
+
+// SchemaGate runs CheckSchema until it passes once, then never again: for a function that
+// starts with an outdated schema and waits for the migrate step (the api in Lambda, which
+// receives that step itself). Safe for concurrent use.
+type SchemaGate struct {
+	db      *pgxpool.Pool
+	current atomic.Bool
+}
+
+// NewSchemaGate returns a gate on db's schema.
+func NewSchemaGate(db *pgxpool.Pool) *SchemaGate { return &SchemaGate{db: db} }
+
+// Check returns nil once the schema has been found current, else CheckSchema's answer.
+func (g *SchemaGate) Check(ctx context.Context) error {
+	if g.current.Load() {
+		return nil
+	}
+	if err := CheckSchema(ctx, g.db); err != nil {
+		return err
+	}
+	g.current.Store(true)
+	return nil
+}
+
+// MigrateRequest asks for the migrate step: the api function's direct invocation
+// {"migrate": true}, or its -migrate flag.
+type MigrateRequest struct {
+	Migrate bool `json:"migrate"`
+	// RouterRole, when set, is the router's database role: the step grants it what the
+	// router needs (RouterGrants) after the migrations, so that a migration's new tables
+	// reach it in the same deploy.
+	RouterRole string `json:"router_role,omitempty"`
+}
+
+// MigrateReport is what the migrate step did.
+type MigrateReport struct {
+	// Applied are the migrations this run applied, oldest first (empty: none was pending).
+	Applied []string `json:"applied"`
+	// Version is the schema's version afterwards: this build's last migration.
+	Version string `json:"version"`
+	// RouterRole is the role granted the router's privileges, if any.
+	RouterRole string `json:"router_role,omitempty"`
+}
+
+// MigrateStep is the migrate step of a deployment: it applies the pending migrations and
+// grants the router's role its privileges (when req names one), under the migration lock,
+// then checks the schema as the functions' cold start will. It runs as the database's owner.
+func MigrateStep(ctx context.Context, pool *pgxpool.Pool, req MigrateRequest) (MigrateReport, error) {
+	report := MigrateReport{Applied: []string{}}
+	err := withMigrationLock(ctx, pool, func(conn *pgxpool.Conn) error {
+		applied, err := migrate(ctx, conn)
+		report.Applied = append(report.Applied, applied...)
+		if err != nil {
+			return err
+		}
+		if req.RouterRole != "" {
+			if err := grantRouter(ctx, conn, req.RouterRole); err != nil {
+				return err
+			}
+			report.RouterRole = req.RouterRole
+		}
+		return nil
+	})
+	if err != nil {
+		return report, err
+	}
+	if err := CheckSchema(ctx, pool); err != nil {
+		return report, fmt.Errorf("migrate: the schema is still not current after the migrations: %w", err)
+	}
+	report.Version, err = SchemaVersion()
+	return report, err
+}
+
+// RouterGrants are the privileges of the router's database role, the statements for role
+// on database: what Manager.LookupRoutes reads (mappings, the status and expiry of their
+// sandboxes, protected and parked guilds), what Manager.PublishRouteChanges reads and
+// deletes (route_changes), and what CheckSchema reads. No DDL, no other write, and not the
+// sandboxes' owners, metadata or records. docs/deploy.md shows them for sandbox_router.
+func RouterGrants(role, database string) []string {
+	r, db := pgx.Identifier{role}.Sanitize(), pgx.Identifier{database}.Sanitize()
+	return []string{
+		"GRANT CONNECT ON DATABASE " + db + " TO " + r,
+		"GRANT USAGE ON SCHEMA sandbox_control TO " + r,
+		"GRANT SELECT ON sandbox_control.schema_migrations, sandbox_control.guild_mappings, sandbox_control.protected_guilds, sandbox_control.parked_guilds TO " + r,
+		"GRANT SELECT (id, status, expires_at) ON sandbox_control.sandboxes TO " + r,
+		"GRANT SELECT, DELETE ON sandbox_control.route_changes TO " + r,
+	}
+}
+
+// GrantRouter grants role the router's privileges (RouterGrants) on the database of pool,
+// as its owner. Granting twice is a no-op.
+func GrantRouter(ctx context.Context, pool *pgxpool.Pool, role string) error {
+	return withMigrationLock(ctx, pool, func(conn *pgxpool.Conn) error {
+		return grantRouter(ctx, conn, role)
+	})
+}
+
+func grantRouter(ctx context.Context, conn *pgxpool.Conn, role string) error {
+	var database string
+	if err := conn.QueryRow(ctx, "SELECT current_database()").Scan(&database); err != nil {
+		return fmt.Errorf("grant the router role %q: %w", role, err)
+	}
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		for _, stmt := range RouterGrants(role, database) {
+			if _, err := tx.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("grant the router role %q: %s: %w", role, stmt, err)
+			}
+		}
+		return nil
+	})
 }
 
 // errNoRows is pgx's "no rows" error, named for readability in this package.

@@ -2,6 +2,9 @@ package controlplane_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -93,5 +96,138 @@ func TestAuditLogIsAppendOnly(t *testing.T) {
 		if _, err := pool.Exec(ctx, sql); err == nil || !strings.Contains(err.Error(), "append-only") {
 			t.Errorf("%s: want append-only error, got %v", sql, err)
 		}
+	}
+}
+
+// The cold-start check reads the schema's version and says what to do when it is not this
+// build's; a newer schema (a rollback runs on it) passes.
+func TestCheckSchema(t *testing.T) {
+	pool, _ := testenv.Postgres(t)
+	ctx := t.Context()
+	all, err := controlplane.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest, previous := all[len(all)-1].Version, all[len(all)-2].Version
+	want, err := controlplane.SchemaVersion()
+	if err != nil || want != latest {
+		t.Fatalf("SchemaVersion() = %q, %v; want %q", want, err, latest)
+	}
+	wantError := func(step, contains string) {
+		t.Helper()
+		err := controlplane.CheckSchema(ctx, pool)
+		if !errors.Is(err, controlplane.ErrSchemaOutdated) || !strings.Contains(err.Error(), contains) {
+			t.Errorf("%s: CheckSchema = %v; want ErrSchemaOutdated saying %q", step, err, contains)
+		}
+	}
+
+	wantError("never migrated", "database schema is at version none (no migration applied), this build needs "+latest+": run the migrate step")
+	if _, err := controlplane.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	if err := controlplane.CheckSchema(ctx, pool); err != nil {
+		t.Fatalf("after the migrations: %v", err)
+	}
+
+	exec(t, pool, `DELETE FROM sandbox_control.schema_migrations WHERE version = $1`, latest)
+	wantError("one behind", "database schema is at version "+previous+", this build needs "+latest+": run the migrate step")
+	exec(t, pool, `INSERT INTO sandbox_control.schema_migrations (version, checksum) VALUES ($1, $2)`, latest, all[len(all)-1].Checksum)
+
+	exec(t, pool, `INSERT INTO sandbox_control.schema_migrations (version, checksum) VALUES ('9999_from_a_newer_release', 'x')`)
+	if err := controlplane.CheckSchema(ctx, pool); err != nil {
+		t.Errorf("a schema a newer release migrated: %v, want nil (migrations are backward compatible)", err)
+	}
+
+	exec(t, pool, `DELETE FROM sandbox_control.schema_migrations WHERE version = $1`, all[0].Version)
+	wantError("a gap", "lacks "+all[0].Version)
+	exec(t, pool, `INSERT INTO sandbox_control.schema_migrations (version, checksum) VALUES ($1, 'deadbeefdeadbeef')`, all[0].Version)
+	wantError("a changed migration", "applied migration "+all[0].Version+" changed after it was applied")
+}
+
+// CheckSchema only reads: it changes nothing in a database it finds empty.
+func TestCheckSchemaRunsNoDDL(t *testing.T) {
+	pool, _ := testenv.Postgres(t)
+	if err := controlplane.CheckSchema(t.Context(), pool); !errors.Is(err, controlplane.ErrSchemaOutdated) {
+		t.Fatalf("CheckSchema on an empty database: %v", err)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM pg_namespace WHERE nspname = 'sandbox_control'`); n != 0 {
+		t.Fatal("CheckSchema created the sandbox_control schema")
+	}
+}
+
+// The gate checks until the schema is current, then no more.
+func TestSchemaGate(t *testing.T) {
+	pool, _ := testenv.Postgres(t)
+	ctx := t.Context()
+	gate := controlplane.NewSchemaGate(pool)
+	if err := gate.Check(ctx); !errors.Is(err, controlplane.ErrSchemaOutdated) {
+		t.Fatalf("before the migrate step: %v", err)
+	}
+	if _, err := controlplane.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	if err := gate.Check(ctx); err != nil {
+		t.Fatalf("after the migrate step: %v", err)
+	}
+	exec(t, pool, `DELETE FROM sandbox_control.schema_migrations`)
+	if err := gate.Check(ctx); err != nil {
+		t.Errorf("the gate checked again once the schema was current: %v", err)
+	}
+}
+
+// The migrate step applies what is pending, grants the router's role, reports the version,
+// and does nothing new the second time.
+func TestMigrateStep(t *testing.T) {
+	pool, dbURL := testenv.Postgres(t)
+	ctx := t.Context()
+	role := testenv.RouterRole(t)
+	all, _ := controlplane.Migrations()
+	req := controlplane.MigrateRequest{Migrate: true, RouterRole: role}
+	report, err := controlplane.MigrateStep(ctx, pool, req)
+	if err != nil || len(report.Applied) != len(all) || report.Version != all[len(all)-1].Version || report.RouterRole != role {
+		t.Fatalf("first step: %+v, %v", report, err)
+	}
+	report, err = controlplane.MigrateStep(ctx, pool, req)
+	if err != nil || len(report.Applied) != 0 || report.Version != all[len(all)-1].Version {
+		t.Fatalf("second step: %+v, %v", report, err)
+	}
+	b, _ := json.Marshal(report)
+	if !strings.Contains(string(b), `"applied":[]`) {
+		t.Errorf("report %s: an empty step must say applied: []", b)
+	}
+
+	// The router's role may now read the schema's version: the functions' cold-start check.
+	router, err := pgxpool.New(ctx, testenv.RouterURL(t, dbURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer router.Close()
+	if err := controlplane.CheckSchema(ctx, router); err != nil {
+		t.Fatalf("CheckSchema as the router's role: %v", err)
+	}
+
+	if _, err := controlplane.MigrateStep(ctx, pool, controlplane.MigrateRequest{Migrate: true, RouterRole: "no_such_role_" + role}); err == nil ||
+		!strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("granting a role that does not exist: %v", err)
+	}
+}
+
+// docs/deploy.md shows the router's grants; they are the ones the migrate step makes.
+func TestDeployDocShowsTheRouterGrants(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/deploy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range controlplane.RouterGrants("sandbox_router", "sandbox") {
+		if !strings.Contains(string(doc), stmt+";") {
+			t.Errorf("docs/deploy.md does not show %s;", stmt)
+		}
+	}
+}
+
+func exec(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
+	t.Helper()
+	if _, err := pool.Exec(t.Context(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
 	}
 }

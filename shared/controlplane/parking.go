@@ -78,7 +78,8 @@ func unpark(ctx context.Context, tx pgx.Tx, guilds []string) ([]string, error) {
 }
 
 // Parked returns a parked guild, or a not_found error when the guild is not parked.
-func (m *Manager) Parked(ctx context.Context, guildID string) (ParkedGuild, error) {
+func (m *Manager) Parked(ctx context.Context, guildID string) (_ ParkedGuild, err error) {
+	defer withOp(&err, "read the parking of guild %s", guildID)
 	if err := sandbox.ValidateGuildID(guildID); err != nil {
 		return ParkedGuild{}, err
 	}
@@ -96,7 +97,8 @@ func (m *Manager) Parked(ctx context.Context, guildID string) (ParkedGuild, erro
 
 // ListParked returns the parked guilds of owner (every owner's when owner is empty), most
 // recently parked first.
-func (m *Manager) ListParked(ctx context.Context, owner string) ([]ParkedGuild, error) {
+func (m *Manager) ListParked(ctx context.Context, owner string) (_ []ParkedGuild, err error) {
+	defer withOp(&err, "list parked guilds")
 	rows, err := m.db.Query(ctx, `SELECT `+parkedColumns+` FROM sandbox_control.parked_guilds pk
 		JOIN sandbox_control.sandboxes s ON s.id = pk.sandbox_id
 		WHERE $1 = '' OR pk.owner = $1 ORDER BY pk.parked_at DESC, pk.guild_id`, owner)
@@ -114,8 +116,9 @@ func (m *Manager) ListParked(ctx context.Context, owner string) ([]ParkedGuild, 
 // from the next batch on. The caller has checked that actor may (the former owner or an
 // admin); sandboxID is the parking the caller saw, so a guild parked again meanwhile by
 // another sandbox is not released on that basis.
-func (m *Manager) ReleaseGuild(ctx context.Context, actor, guildID, sandboxID string) error {
-	err := pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
+func (m *Manager) ReleaseGuild(ctx context.Context, actor, guildID, sandboxID string) (err error) {
+	defer withOp(&err, "release guild %s", guildID)
+	err = pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
 		var reason string
 		err := tx.QueryRow(ctx, `DELETE FROM sandbox_control.parked_guilds WHERE guild_id = $1 AND sandbox_id = $2 RETURNING reason`,
 			guildID, sandboxID).Scan(&reason)

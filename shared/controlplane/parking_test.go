@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
@@ -29,20 +31,16 @@ func (p *recordingPublisher) Publish(_ context.Context, guilds ...string) ([]boo
 	return make([]bool, len(guilds)), nil
 }
 
-func pendingChanges(t *testing.T, m *controlplane.Manager) int {
+func pendingChanges(t *testing.T, pool *pgxpool.Pool) int {
 	t.Helper()
-	var n int
-	if err := m.DB().QueryRow(context.Background(), `SELECT count(*) FROM sandbox_control.route_changes`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return count(t, pool, `SELECT count(*) FROM sandbox_control.route_changes`)
 }
 
 // Every committed route change is recorded by the database and published after the commit;
 // a failed publication leaves the record for the next one.
 func TestRouteChangesAreRecordedAndPublished(t *testing.T) {
 	pub := &recordingPublisher{}
-	m, _ := newManager(t, controlplane.Options{Limits: sandbox.DefaultLimits(), Routes: pub})
+	m, pool := newManager(t, controlplane.Options{Limits: sandbox.DefaultLimits(), Routes: pub})
 	ctx := context.Background()
 	sb, err := m.Create(ctx, alice, controlplane.CreateInput{Name: "alpha", Owner: alice, Guilds: []string{guild1}})
 	if err != nil {
@@ -61,7 +59,7 @@ func TestRouteChangesAreRecordedAndPublished(t *testing.T) {
 	if got := pub.calls[len(pub.calls)-1]; !slices.Equal(got, []string{guild1, guild2}) {
 		t.Fatalf("the extension published %v", got)
 	}
-	if n := pendingChanges(t, m); n != 0 {
+	if n := pendingChanges(t, pool); n != 0 {
 		t.Fatalf("%d changes left after successful publications", n)
 	}
 
@@ -69,7 +67,7 @@ func TestRouteChangesAreRecordedAndPublished(t *testing.T) {
 	if err := m.RemoveGuild(ctx, alice, sb.ID, guild2); err != nil {
 		t.Fatal(err) // the change is committed whatever Redis says
 	}
-	if n := pendingChanges(t, m); n != 1 {
+	if n := pendingChanges(t, pool); n != 1 {
 		t.Fatalf("%d changes pending after a failed publication, want 1", n)
 	}
 	pub.failed = false
@@ -92,7 +90,7 @@ func TestRouteChangesAreRecordedAndPublished(t *testing.T) {
 // the caller's own guilds in one publication, and says whose entries existed.
 func TestDeferredWritesWaitForOnePublication(t *testing.T) {
 	pub := &recordingPublisher{}
-	m, _ := newManager(t, controlplane.Options{Limits: sandbox.DefaultLimits(), Routes: pub})
+	m, pool := newManager(t, controlplane.Options{Limits: sandbox.DefaultLimits(), Routes: pub})
 	ctx := context.Background()
 	sb, err := m.Create(ctx, alice, controlplane.CreateInput{Name: "alpha", Owner: alice, Guilds: []string{guild1}})
 	if err != nil {
@@ -109,7 +107,7 @@ func TestDeferredWritesWaitForOnePublication(t *testing.T) {
 	if len(pub.calls) != published {
 		t.Fatalf("deferred writes published %v", pub.calls[published:])
 	}
-	if n := pendingChanges(t, m); n != 3 { // guild2 mapped; guild1 and guild2 by the status
+	if n := pendingChanges(t, pool); n != 3 { // guild2 mapped; guild1 and guild2 by the status
 		t.Fatalf("%d changes pending, want 3", n)
 	}
 	n, existed, err := d.PublishRoutes(ctx, []string{guild3, guild3})
@@ -119,7 +117,7 @@ func TestDeferredWritesWaitForOnePublication(t *testing.T) {
 	if got := pub.calls[published:]; len(got) != 1 || !slices.Equal(got[0], []string{guild1, guild2, guild3}) {
 		t.Fatalf("publications %v, want one of the three guilds", got)
 	}
-	if n := pendingChanges(t, m); n != 0 {
+	if n := pendingChanges(t, pool); n != 0 {
 		t.Fatalf("%d changes left", n)
 	}
 }
@@ -193,13 +191,13 @@ func TestTeardownParksGuildsUntilReleasedOrMapped(t *testing.T) {
 
 // A protected guild is never parked: it belongs to production.
 func TestProtectedGuildIsNotParked(t *testing.T) {
-	m, _ := newManager(t, controlplane.Options{Limits: sandbox.DefaultLimits(), Routes: &recordingPublisher{}})
+	m, pool := newManager(t, controlplane.Options{Limits: sandbox.DefaultLimits(), Routes: &recordingPublisher{}})
 	ctx := context.Background()
 	sb, err := m.Create(ctx, alice, controlplane.CreateInput{Name: "alpha", Owner: alice, Guilds: []string{guild1}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.DB().Exec(ctx, `INSERT INTO sandbox_control.protected_guilds (guild_id) VALUES ($1)`, guild1); err != nil {
+	if _, err := pool.Exec(ctx, `INSERT INTO sandbox_control.protected_guilds (guild_id) VALUES ($1)`, guild1); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := m.RequestDestroy(ctx, alice, sb.ID); err != nil {

@@ -127,3 +127,15 @@ func sandboxIDs(sbs []*sandbox.Sandbox) []string {
 	}
 	return ids
 }
+
+// withOp adds the operation to a store error, so that a log line says what failed ("extend
+// sandbox 0abc: ...: connection refused"). Errors of the domain (sandbox.Error, whose message
+// is the answer a caller shows) pass as they are. Deferred by every exported method of the
+// Manager.
+func withOp(err *error, format string, args ...any) {
+	var domain *sandbox.Error
+	if *err == nil || errors.As(*err, &domain) {
+		return
+	}
+	*err = fmt.Errorf(format+": %w", append(args, *err)...)
+}

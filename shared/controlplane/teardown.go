@@ -11,8 +11,9 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
-// This file holds the control-plane queries of the teardown, expiry warnings and orphan
-// reconciliation (DESIGN §5). The policy and the teardown record's shape belong to the
+// This file holds the control-plane queries of the teardown and expiry warnings (DESIGN §5);
+// those of orphan reconciliation are in orphans.go, the teardown's session locks in
+// teardownlocks.go. The policy and the teardown record's shape belong to the
 // cleanup package; the record is stored here as opaque JSON.
 
 // Audit actions of the cleanup service; they complete the list in store.go.
@@ -59,7 +60,8 @@ type TeardownCandidate struct {
 // TeardownCandidates lists at most limit sandboxes due for teardown at now: destroy requests
 // first, then failed provisionings, then expired sandboxes by expiry, then creations started
 // before stuckBefore. It takes no lock: callers claim each one before working on it.
-func (m *Manager) TeardownCandidates(ctx context.Context, now, stuckBefore time.Time, limit int) ([]TeardownCandidate, error) {
+func (m *Manager) TeardownCandidates(ctx context.Context, now, stuckBefore time.Time, limit int) (_ []TeardownCandidate, err error) {
+	defer withOp(&err, "list teardown candidates")
 	rows, err := m.db.Query(ctx, `
 		SELECT id, name, status, `+reasonOf+` FROM sandbox_control.sandboxes
 		WHERE `+teardownDue+`
@@ -79,7 +81,8 @@ func (m *Manager) TeardownCandidates(ctx context.Context, now, stuckBefore time.
 
 // TeardownDue re-reads one sandbox and says why it is due for teardown at now, with an empty
 // reason when it is not (any more). It returns sandbox.ErrNotFound for an unknown id.
-func (m *Manager) TeardownDue(ctx context.Context, id string, now, stuckBefore time.Time) (*sandbox.Sandbox, TeardownReason, error) {
+func (m *Manager) TeardownDue(ctx context.Context, id string, now, stuckBefore time.Time) (_ *sandbox.Sandbox, _ TeardownReason, err error) {
+	defer withOp(&err, "read the teardown state of sandbox %s", id)
 	sb, err := m.Get(ctx, id)
 	if err != nil {
 		return nil, "", err
@@ -98,13 +101,15 @@ func (m *Manager) TeardownDue(ctx context.Context, id string, now, stuckBefore t
 
 // SaveTeardown stores a sandbox's teardown record and, when action is not empty, an audit
 // entry in the same transaction. updated_at is left alone: it tracks status and expiry.
-func (m *Manager) SaveTeardown(ctx context.Context, actor, id string, record []byte, action string, details map[string]any) error {
+func (m *Manager) SaveTeardown(ctx context.Context, actor, id string, record []byte, action string, details map[string]any) (err error) {
+	defer withOp(&err, "save the teardown record of sandbox %s", id)
 	return m.saveTeardown(ctx, nil, actor, id, record, action, details)
 }
 
 // SaveTeardownClaimed is SaveTeardown fenced by claim: it writes nothing and returns
 // ErrClaimLost unless claim is still the sandbox's current claim.
-func (m *Manager) SaveTeardownClaimed(ctx context.Context, claim *TeardownClaim, actor string, record []byte, action string, details map[string]any) error {
+func (m *Manager) SaveTeardownClaimed(ctx context.Context, claim *TeardownClaim, actor string, record []byte, action string, details map[string]any) (err error) {
+	defer withOp(&err, "save the teardown record of sandbox %s", claim.SandboxID)
 	return m.saveTeardown(ctx, claim, actor, claim.SandboxID, record, action, details)
 }
 
@@ -137,13 +142,15 @@ func saveRecord(ctx context.Context, q queryer, id string, record []byte) error 
 // RecordTeardownFailure stores the record of a teardown that stopped at a failed step, counts
 // the attempt, keeps reason as the sandbox's last error and audits it, in one transaction. It
 // returns the number of failed attempts so far.
-func (m *Manager) RecordTeardownFailure(ctx context.Context, actor, id string, record []byte, reason string, details map[string]any) (int, error) {
+func (m *Manager) RecordTeardownFailure(ctx context.Context, actor, id string, record []byte, reason string, details map[string]any) (_ int, err error) {
+	defer withOp(&err, "record a teardown failure of sandbox %s", id)
 	return m.recordTeardownFailure(ctx, nil, actor, id, record, reason, details)
 }
 
 // RecordTeardownFailureClaimed is RecordTeardownFailure fenced by claim (see
 // SaveTeardownClaimed).
-func (m *Manager) RecordTeardownFailureClaimed(ctx context.Context, claim *TeardownClaim, actor string, record []byte, reason string, details map[string]any) (int, error) {
+func (m *Manager) RecordTeardownFailureClaimed(ctx context.Context, claim *TeardownClaim, actor string, record []byte, reason string, details map[string]any) (_ int, err error) {
+	defer withOp(&err, "record a teardown failure of sandbox %s", claim.SandboxID)
 	return m.recordTeardownFailure(ctx, claim, actor, claim.SandboxID, record, reason, details)
 }
 
@@ -247,9 +254,10 @@ type TeardownClaim struct {
 // ClaimTeardown claims the teardown of a sandbox for holder, for lease: it returns nil (and
 // no error) when another holder's lease has not expired. Taking over an expired claim draws
 // a new token, which fences every later write of the previous holder.
-func (m *Manager) ClaimTeardown(ctx context.Context, id, holder string, lease time.Duration) (*TeardownClaim, error) {
+func (m *Manager) ClaimTeardown(ctx context.Context, id, holder string, lease time.Duration) (_ *TeardownClaim, err error) {
+	defer withOp(&err, "claim the teardown of sandbox %s", id)
 	var token int64
-	err := m.db.QueryRow(ctx, `
+	err = m.db.QueryRow(ctx, `
 		INSERT INTO sandbox_control.teardown_claims AS c (sandbox_id, token, holder, claimed_at, expires_at)
 		SELECT $1, nextval('sandbox_control.teardown_claim_tokens'), $2, clock_timestamp(),
 			clock_timestamp() + make_interval(secs => $3)
@@ -268,7 +276,8 @@ func (m *Manager) ClaimTeardown(ctx context.Context, id, holder string, lease ti
 
 // RenewTeardownClaims extends the leases of claims still current by lease from now and
 // returns those no longer current (lost).
-func (m *Manager) RenewTeardownClaims(ctx context.Context, claims []*TeardownClaim, lease time.Duration) ([]*TeardownClaim, error) {
+func (m *Manager) RenewTeardownClaims(ctx context.Context, claims []*TeardownClaim, lease time.Duration) (_ []*TeardownClaim, err error) {
+	defer withOp(&err, "renew %d teardown claims", len(claims))
 	if len(claims) == 0 {
 		return nil, nil
 	}
@@ -303,17 +312,19 @@ func (m *Manager) RenewTeardownClaims(ctx context.Context, claims []*TeardownCla
 }
 
 // TeardownClaimCurrent reports whether claim is still the sandbox's current claim.
-func (m *Manager) TeardownClaimCurrent(ctx context.Context, claim *TeardownClaim) (bool, error) {
+func (m *Manager) TeardownClaimCurrent(ctx context.Context, claim *TeardownClaim) (_ bool, err error) {
+	defer withOp(&err, "check the teardown claim of sandbox %s", claim.SandboxID)
 	var ok bool
-	err := m.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sandbox_control.teardown_claims
+	err = m.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sandbox_control.teardown_claims
 		WHERE sandbox_id = $1 AND token = $2)`, claim.SandboxID, claim.Token).Scan(&ok)
 	return ok, err
 }
 
 // ReleaseTeardownClaim deletes the claim when it is still current (a lost one is another
 // holder's now).
-func (m *Manager) ReleaseTeardownClaim(ctx context.Context, claim *TeardownClaim) error {
-	_, err := m.db.Exec(ctx, `DELETE FROM sandbox_control.teardown_claims WHERE sandbox_id = $1 AND token = $2`,
+func (m *Manager) ReleaseTeardownClaim(ctx context.Context, claim *TeardownClaim) (err error) {
+	defer withOp(&err, "release the teardown claim of sandbox %s", claim.SandboxID)
+	_, err = m.db.Exec(ctx, `DELETE FROM sandbox_control.teardown_claims WHERE sandbox_id = $1 AND token = $2`,
 		claim.SandboxID, claim.Token)
 	return err
 }
@@ -336,7 +347,8 @@ func checkClaim(ctx context.Context, tx pgx.Tx, claim *TeardownClaim) error {
 
 // TransitionClaimed is Transition (every legal source status) fenced by claim: the status
 // change and its audit entry are written only while claim is current, else ErrClaimLost.
-func (m *Manager) TransitionClaimed(ctx context.Context, claim *TeardownClaim, actor string, to sandbox.Status, details map[string]any) (*sandbox.Sandbox, error) {
+func (m *Manager) TransitionClaimed(ctx context.Context, claim *TeardownClaim, actor string, to sandbox.Status, details map[string]any) (_ *sandbox.Sandbox, err error) {
+	defer withOp(&err, "move sandbox %s to %s", claim.SandboxID, to)
 	return m.fencedTransition(ctx, claim, actor, claim.SandboxID, nil, to, ActionTransition, details)
 }
 
@@ -346,6 +358,7 @@ func (m *Manager) TransitionClaimed(ctx context.Context, claim *TeardownClaim, a
 // or a run that stopped) records where it really came from. ok is false when the log holds
 // no such entry.
 func (m *Manager) StatusBeforeDestroying(ctx context.Context, id string) (from sandbox.Status, ok bool, err error) {
+	defer withOp(&err, "read the status of sandbox %s before destroying", id)
 	var s string
 	err = m.db.QueryRow(ctx, `SELECT details->>'from' FROM sandbox_control.audit_log
 		WHERE sandbox_id = $1 AND details->>'to' = 'destroying' AND details ? 'from'
@@ -361,7 +374,8 @@ func (m *Manager) StatusBeforeDestroying(ctx context.Context, id string) (from s
 
 // ExpiringUnwarned lists at most limit running sandboxes that expire after now and no later
 // than until and have not been warned yet, soonest first.
-func (m *Manager) ExpiringUnwarned(ctx context.Context, now, until time.Time, limit int) ([]*sandbox.Sandbox, error) {
+func (m *Manager) ExpiringUnwarned(ctx context.Context, now, until time.Time, limit int) (_ []*sandbox.Sandbox, err error) {
+	defer withOp(&err, "list sandboxes to warn of their expiry")
 	rows, err := m.db.Query(ctx, `SELECT `+sandboxColumns+` FROM sandbox_control.sandboxes
 		WHERE status = 'running' AND expires_at > $1 AND expires_at <= $2 AND expiry_warned_at IS NULL
 		ORDER BY expires_at, id LIMIT $3`, now, until, limit)
@@ -375,6 +389,7 @@ func (m *Manager) ExpiringUnwarned(ctx context.Context, now, until time.Time, li
 // warned at now, with one conditional update, so that of concurrent callers exactly one gets
 // ok true. Extend clears the mark.
 func (m *Manager) ClaimExpiryWarning(ctx context.Context, id string, now, until time.Time) (sb *sandbox.Sandbox, ok bool, err error) {
+	defer withOp(&err, "claim the expiry warning of sandbox %s", id)
 	sb, err = scanSandbox(m.db.QueryRow(ctx, `UPDATE sandbox_control.sandboxes SET expiry_warned_at = $2
 		WHERE id = $1 AND status = 'running' AND expires_at > $2 AND expires_at <= $3 AND expiry_warned_at IS NULL
 		RETURNING `+sandboxColumns, id, now, until))
@@ -389,34 +404,16 @@ func (m *Manager) ClaimExpiryWarning(ctx context.Context, id string, now, until 
 
 // ReleaseExpiryWarning undoes a claim made at claimedAt whose warning could not be delivered,
 // so that a later run tries again.
-func (m *Manager) ReleaseExpiryWarning(ctx context.Context, id string, claimedAt time.Time) error {
-	_, err := m.db.Exec(ctx, `UPDATE sandbox_control.sandboxes SET expiry_warned_at = NULL
+func (m *Manager) ReleaseExpiryWarning(ctx context.Context, id string, claimedAt time.Time) (err error) {
+	defer withOp(&err, "release the expiry warning of sandbox %s", id)
+	_, err = m.db.Exec(ctx, `UPDATE sandbox_control.sandboxes SET expiry_warned_at = NULL
 		WHERE id = $1 AND expiry_warned_at = $2`, id, claimedAt)
 	return err
 }
 
-// RemoveOrphanMapping deletes the mapping of guildID to sandboxID when that sandbox is
-// neither running nor being created, with an ActionOrphanRemoved audit entry carrying
-// details. It reports whether it deleted one.
-func (m *Manager) RemoveOrphanMapping(ctx context.Context, actor, guildID, sandboxID string, details map[string]any) (bool, error) {
-	var removed bool
-	err := pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM sandbox_control.guild_mappings m USING sandbox_control.sandboxes s
-			WHERE m.guild_id = $1 AND m.sandbox_id = $2 AND s.id = m.sandbox_id AND s.status NOT IN ('running', 'creating')`,
-			guildID, sandboxID)
-		if err != nil {
-			return err
-		}
-		if removed = tag.RowsAffected() == 1; !removed {
-			return nil
-		}
-		return audit(ctx, tx, actor, ActionOrphanRemoved, sandboxID, details)
-	})
-	return removed, err
-}
-
 // Audit appends one audit entry on its own, for changes outside the control plane (resources
 // removed by orphan reconciliation). sandboxID may be empty.
-func (m *Manager) Audit(ctx context.Context, actor, action, sandboxID string, details map[string]any) error {
+func (m *Manager) Audit(ctx context.Context, actor, action, sandboxID string, details map[string]any) (err error) {
+	defer withOp(&err, "audit %s", action)
 	return audit(ctx, m.db, actor, action, sandboxID, details)
 }

@@ -84,10 +84,10 @@ func taggedTables(doc, tag string) map[string]table {
 		tb := table{Line: j + 1}
 		for k := j; k < len(lines) && strings.HasPrefix(strings.TrimSpace(lines[k]), "|"); k++ {
 			cells := splitRow(lines[k])
-			switch {
-			case k == j:
+			switch k {
+			case j:
 				tb.Header = cells
-			case k == j+1: // the --- separator
+			case j + 1: // the --- separator
 			default:
 				tb.Rows = append(tb.Rows, cells)
 			}

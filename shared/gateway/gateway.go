@@ -18,7 +18,7 @@
 //   - "d" is an object, null or absent (ErrMalformed otherwise);
 //   - the keys on the path to the guild id appear at most once and the containers on it are
 //     objects or null (ErrMalformed); the guild id itself is null, absent, or a string that
-//     is a valid snowflake (ErrInvalidGuildID otherwise). A guild id sent as a JSON number is
+//     is a valid snowflake (sandbox.ValidSnowflake; ErrInvalidGuildID otherwise). A guild id sent as a JSON number is
 //     rejected: Discord always sends snowflakes as strings, and a number can lose precision
 //     in other consumers of the same payload.
 //
@@ -30,6 +30,8 @@ import (
 	"errors"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
 // MaxBodyBytes is the largest body Parse accepts: the SQS message size limit.
@@ -295,13 +297,13 @@ func (env *envelope) dispatch(s *scanner) (Dispatch, error) {
 	default:
 		id := g.raw
 		if g.escaped {
-			if len(id) > 6*maxSnowflakeLen {
+			if len(id) > 6*sandbox.SnowflakeMaxLen {
 				return d, newError(ErrInvalidGuildID, "guild id is not a snowflake")
 			}
-			var tmp [6 * maxSnowflakeLen]byte
+			var tmp [6 * sandbox.SnowflakeMaxLen]byte
 			id = appendUnescaped(tmp[:0], id)
 		}
-		if !validSnowflake(id) {
+		if !sandbox.ValidSnowflake(id) {
 			return d, newError(ErrInvalidGuildID, "guild id is not a snowflake")
 		}
 		d.GuildID = string(id)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
 // referenceParse states Parse's rules again on top of encoding/json, which decodes the whole
@@ -97,7 +99,7 @@ func referenceParse(body []byte) (Dispatch, error) {
 		return d, nil
 	}
 	var id string
-	if json.Unmarshal(value, &id) != nil || !ValidSnowflake(id) {
+	if json.Unmarshal(value, &id) != nil || !sandbox.ValidSnowflake(id) {
 		return d, ErrInvalidGuildID
 	}
 	d.GuildID = id
@@ -166,7 +168,7 @@ func checkAgainstReference(tb testing.TB, body []byte) {
 			tb.Fatalf("Parse returned event type %q", got.Type)
 		}
 	}
-	if got.GuildID != "" && !ValidSnowflake(got.GuildID) {
+	if got.GuildID != "" && !sandbox.ValidSnowflake(got.GuildID) {
 		tb.Fatalf("Parse returned guild id %q, not a snowflake", got.GuildID)
 	}
 }

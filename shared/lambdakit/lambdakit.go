@@ -1,16 +1,17 @@
 // Package lambdakit is the Lambda glue the three function binaries share: detecting Lambda,
 // JSON logging with the request id, a handler wrapper that meters, recovers and logs every
-// invocation, and running a handler once on an event file outside Lambda (DESIGN §8).
+// invocation, and the one way a function starts (Serve): through the Lambda runtime API
+// inside Lambda, and outside it once on an event file (-invoke) or in the function's local
+// mode (DESIGN §8).
 //
-// A composition root looks like:
+// A function's main builds its whole graph (configuration, clients, the schema check, stores,
+// the service, the handler), then:
 //
-//	lambdakit.SetupLogging(os.Stderr)
-//	emitter, err := metrics.NewEmitter(os.Stdout, cfg.Environment)
-//	handler := lambdakit.Wrap("cleanup", emitter, job.Handle)
-//	if lambdakit.InLambda() {
-//		return lambdakit.Start(handler)
-//	}
-//	return lambdakit.InvokeFile(ctx, handler, eventPath, os.Stdout)
+//	handler := lambdakit.Wrap("router", emitter, sqsadapter.Handler(router))
+//	return lambdakit.Serve(ctx, handler, lambdakit.Local{
+//		InvokeFile: invokeFile,
+//		Run:        sqsadapter.Poll(queues, cfg.IngressQueueURL, handler, logger),
+//	})
 package lambdakit
 
 import (

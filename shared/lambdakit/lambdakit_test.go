@@ -134,18 +134,18 @@ func TestWrapThroughLambdaHandler(t *testing.T) {
 
 		recs := records(t, logs)
 		run := findRecord(t, recs, "cleanup run")
-		if run["requestId"] != requestID {
-			t.Errorf("handler log requestId = %v, want %s", run["requestId"], requestID)
+		if run["request_id"] != requestID {
+			t.Errorf("handler log request_id = %v, want %s", run["request_id"], requestID)
 		}
 		done := findRecord(t, recs, "invocation finished")
-		if done["requestId"] != requestID || done["function"] != "cleanup" || done["level"] != "INFO" {
+		if done["request_id"] != requestID || done["function"] != "cleanup" || done["level"] != "INFO" {
 			t.Errorf("invocation log %v", done)
 		}
-		if _, ok := done["durationMs"].(float64); !ok {
+		if _, ok := done["duration_ms"].(float64); !ok {
 			t.Errorf("invocation log has no duration: %v", done)
 		}
-		if done["coldStart"] != (i == 0) {
-			t.Errorf("invocation %d: coldStart = %v", i, done["coldStart"])
+		if done["cold_start"] != (i == 0) {
+			t.Errorf("invocation %d: cold_start = %v", i, done["cold_start"])
 		}
 		logs.Reset()
 	}
@@ -161,7 +161,7 @@ func TestWrapRecoversPanic(t *testing.T) {
 		func(ctx context.Context, rec *metrics.Recorder, ev events.SQSEvent) (events.SQSEventResponse, error) {
 			rec.Count(metrics.RoutingErrors, 1, metrics.DimKind, "parse")
 			var m map[string]int
-			m["secret-token"] = 1 // assignment to a nil map panics
+			m["secret-token"] = 1 //nolint:staticcheck // SA5000: the panic (a runtime error with a stack) is what this test needs
 			return events.SQSEventResponse{}, nil
 		})
 	payload := []byte(`{"Records":[{"messageId":"m1","body":"{}"}]}`)
@@ -180,14 +180,14 @@ func TestWrapRecoversPanic(t *testing.T) {
 	}
 	recs := records(t, logs)
 	p := findRecord(t, recs, "handler panicked")
-	if p["requestId"] != "req-panic" || !strings.Contains(p["panic"].(string), "nil map") {
+	if p["request_id"] != "req-panic" || !strings.Contains(p["panic"].(string), "nil map") {
 		t.Errorf("panic log %v", p)
 	}
 	if stack, _ := p["stack"].(string); !strings.Contains(stack, "lambdakit_test.TestWrapRecoversPanic") {
 		t.Errorf("panic log has no stack of the handler: %q", stack)
 	}
 	failed := findRecord(t, recs, "invocation failed")
-	if failed["level"] != "ERROR" || failed["requestId"] != "req-panic" {
+	if failed["level"] != "ERROR" || failed["request_id"] != "req-panic" {
 		t.Errorf("failure log %v", failed)
 	}
 }
@@ -206,7 +206,7 @@ func TestWrapLogsHandlerErrors(t *testing.T) {
 		t.Fatalf("err = %v, want the handler's error unchanged", err)
 	}
 	failed := findRecord(t, records(t, logs), "invocation failed")
-	if failed["error"] != errStore.Error() || failed["requestId"] != "req-err" {
+	if failed["error"] != errStore.Error() || failed["request_id"] != "req-err" {
 		t.Errorf("failure log %v", failed)
 	}
 	if !strings.Contains(emf.String(), `"CleanupFailures":1`) {

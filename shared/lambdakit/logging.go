@@ -9,13 +9,12 @@ import (
 	"strings"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 )
 
-// requestIDKey matches the key Lambda's own JSON log format uses for the request id.
-const requestIDKey = "requestId"
-
 // NewLogger returns a JSON logger writing to w at level. Records logged with a context that
-// carries a Lambda context (every invocation's does) get the request id as "requestId".
+// carries a Lambda context (every invocation's does) get the request id (logkey.RequestID).
 // Keys follow Lambda's JSON log format ("timestamp", "level", "message").
 //
 // aws-lambda-go's lambdacontext.NewLogHandler does the same but writes only to os.Stdout, in
@@ -37,7 +36,7 @@ func SetupLogging(w io.Writer) *slog.Logger {
 	logger := NewLogger(w, level)
 	slog.SetDefault(logger)
 	if err != nil {
-		logger.Warn("LOG_LEVEL ignored, logging at info", "error", err)
+		logger.Warn("LOG_LEVEL ignored, logging at info", logkey.Error, err)
 	}
 	return logger
 }
@@ -62,7 +61,7 @@ type requestIDHandler struct {
 
 func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
 	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
-		r.AddAttrs(slog.String(requestIDKey, lc.AwsRequestID))
+		r.AddAttrs(slog.String(logkey.RequestID, lc.AwsRequestID))
 	}
 	return h.Handler.Handle(ctx, r)
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
 )
 
@@ -16,10 +17,25 @@ import (
 // stack go to the log only: the caller learns nothing about the code.
 var ErrPanic = errors.New("internal error")
 
+// WrapOption configures Wrap.
+type WrapOption func(*wrapOptions)
+
+type wrapOptions struct{ log *slog.Logger }
+
+// WithLogger makes Wrap log through log (slog.Default() otherwise).
+func WithLogger(log *slog.Logger) WrapOption {
+	return func(o *wrapOptions) { o.log = log }
+}
+
 // Wrap adapts h, named name in logs, to a Lambda handler. Each invocation gets its own
 // Recorder from emitter (nil: no metrics); the wrapper recovers a panic into ErrPanic,
 // always flushes the Recorder, and logs the outcome and duration with the request id.
-func Wrap[In, Out any](name string, emitter *metrics.Emitter, h MeteredHandler[In, Out]) Handler[In, Out] {
+func Wrap[In, Out any](name string, emitter *metrics.Emitter, h MeteredHandler[In, Out], opts ...WrapOption) Handler[In, Out] {
+	o := wrapOptions{log: slog.Default()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	log := o.log
 	var invoked atomic.Bool
 	return func(ctx context.Context, in In) (out Out, err error) {
 		coldStart := !invoked.Swap(true)
@@ -27,24 +43,24 @@ func Wrap[In, Out any](name string, emitter *metrics.Emitter, h MeteredHandler[I
 		rec := emitter.Begin()
 		defer func() {
 			if p := recover(); p != nil {
-				slog.ErrorContext(ctx, "handler panicked",
-					"function", name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				log.ErrorContext(ctx, "handler panicked",
+					logkey.Function, name, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				var zero Out
 				out, err = zero, fmt.Errorf("%s: %w", name, ErrPanic)
 			}
 			if flushErr := rec.Flush(); flushErr != nil {
-				slog.ErrorContext(ctx, "metrics not written", "function", name, "error", flushErr)
+				log.ErrorContext(ctx, "metrics not written", logkey.Function, name, logkey.Error, flushErr)
 			}
 			attrs := []any{
-				"function", name,
-				"durationMs", float64(time.Since(start).Microseconds()) / 1000,
-				"coldStart", coldStart,
+				logkey.Function, name,
+				logkey.DurationMS, float64(time.Since(start).Microseconds()) / 1000,
+				logkey.ColdStart, coldStart,
 			}
 			if err != nil {
-				slog.ErrorContext(ctx, "invocation failed", append(attrs, "error", err)...)
+				log.ErrorContext(ctx, "invocation failed", append(attrs, logkey.Error, err)...)
 				return
 			}
-			slog.InfoContext(ctx, "invocation finished", attrs...)
+			log.InfoContext(ctx, "invocation finished", attrs...)
 		}()
 		return h(ctx, rec, in)
 	}

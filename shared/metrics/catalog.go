@@ -11,7 +11,8 @@ type Dimension string
 
 // Dimensions used by the catalog.
 const (
-	// DimEnvironment is on every metric; the Emitter fills in its value (ENVIRONMENT, default dev).
+	// DimEnvironment is on every metric; the Emitter fills in its value (ENVIRONMENT, whose
+	// default, dev, is config.DefaultEnvironment).
 	DimEnvironment Dimension = "Environment"
 	// DimRoute is the API route template, e.g. "GET /sandboxes/{id}", never a concrete path.
 	DimRoute Dimension = "Route"

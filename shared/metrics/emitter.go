@@ -14,10 +14,9 @@ import (
 	"time"
 
 	"github.com/prozz/aws-embedded-metrics-golang/emf"
-)
 
-// DefaultEnvironment is the Environment dimension value when none is configured.
-const DefaultEnvironment = "dev"
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
+)
 
 // ErrRejected wraps every reason a recording was dropped.
 var ErrRejected = errors.New("metric recording rejected")
@@ -33,18 +32,30 @@ type Emitter struct {
 
 	mu  sync.Mutex // serialises writes to out
 	out io.Writer
+	log *slog.Logger
+}
+
+// EmitterOption configures NewEmitter.
+type EmitterOption func(*Emitter)
+
+// WithLogger makes the Emitter log the recordings it drops through log (slog.Default()
+// otherwise).
+func WithLogger(log *slog.Logger) EmitterOption {
+	return func(e *Emitter) { e.log = log }
 }
 
 // NewEmitter returns an Emitter writing to out (os.Stdout in Lambda) and stamping every line
-// with the Environment dimension value environment (DefaultEnvironment when empty).
-func NewEmitter(out io.Writer, environment string) (*Emitter, error) {
-	if environment == "" {
-		environment = DefaultEnvironment
-	}
+// with the Environment dimension value environment, the function's ENVIRONMENT (whose
+// default is config's); an empty one is refused like any invalid dimension value.
+func NewEmitter(out io.Writer, environment string, opts ...EmitterOption) (*Emitter, error) {
 	if err := checkDimensionValue(environment); err != nil {
 		return nil, fmt.Errorf("metrics: environment %q: %w", environment, err)
 	}
-	return &Emitter{environment: environment, out: out}, nil
+	e := &Emitter{environment: environment, out: out, log: slog.Default()}
+	for _, opt := range opts {
+		opt(e)
+	}
+	return e, nil
 }
 
 // Environment returns the Environment dimension value of every line.
@@ -252,7 +263,7 @@ func (r *Recorder) reject(name string, err error) {
 	r.mu.Lock()
 	r.errs = append(r.errs, err)
 	r.mu.Unlock()
-	slog.Warn("metric value dropped", "metric", name, "error", err)
+	r.emitter.log.Warn("metric value dropped", "metric", name, logkey.Error, err)
 }
 
 // resolve checks a recording against the catalog and returns the dimension values in the

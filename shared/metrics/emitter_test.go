@@ -56,7 +56,7 @@ func recordOnce(t *testing.T, rec *metrics.Recorder, m metrics.Metric) {
 // unsetenv unsets key for the duration of the test.
 func unsetenv(t *testing.T, key string) {
 	t.Setenv(key, "")
-	os.Unsetenv(key)
+	_ = os.Unsetenv(key)
 }
 
 func TestEveryCatalogMetricWritesValidEMF(t *testing.T) {
@@ -567,14 +567,16 @@ func TestFlushReportsWriteErrors(t *testing.T) {
 }
 
 func TestNewEmitterEnvironment(t *testing.T) {
-	e, err := metrics.NewEmitter(&bytes.Buffer{}, "")
+	e, err := metrics.NewEmitter(&bytes.Buffer{}, "staging")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Environment() != metrics.DefaultEnvironment {
-		t.Errorf("Environment() = %q, want %q", e.Environment(), metrics.DefaultEnvironment)
+	if e.Environment() != "staging" {
+		t.Errorf("Environment() = %q, want staging", e.Environment())
 	}
-	for _, bad := range []string{"   ", "prod\n", "prøde"} {
+	// No default here: ENVIRONMENT has one (config.DefaultEnvironment), so an empty value is
+	// a caller that skipped the configuration.
+	for _, bad := range []string{"", "   ", "prod\n", "prøde"} {
 		if _, err := metrics.NewEmitter(&bytes.Buffer{}, bad); err == nil {
 			t.Errorf("NewEmitter(%q) accepted an invalid dimension value", bad)
 		}

@@ -1,12 +1,16 @@
-// Package provision creates, inspects and drops the per-sandbox resources: schema sb_<id>
-// cloned from a template schema (tables with their indexes, defaults, constraints, identity
-// sequences and the foreign keys between template tables), role sb_<id> that can use only
-// that schema, the sandbox's Redis event stream with its consumer group, and (in ACL mode)
-// the Redis ACL user sb_<id> that can reach only the sandbox's namespace.
+// Package provision is the one home of every statement that creates, alters, inspects or
+// drops a sandbox's own objects: schema sb_<id> cloned from a template schema (tables with
+// their indexes, defaults, constraints, identity sequences and the foreign keys between
+// template tables), role sb_<id> that can use only that schema, the sandbox's Redis event
+// stream with its consumer group, and (in ACL mode) the Redis ACL user sb_<id> that can reach
+// only the sandbox's namespace. Provisioning, connect, the health check, the teardown and
+// orphan reconciliation all go through it, so every such statement passes the same checks
+// (checks.go).
 //
 // Provisioning the database objects is one transaction: PostgreSQL DDL is transactional,
-// so a failure leaves nothing half-created. Dropping is the teardown's (cleanup) business;
-// Drop is here so that the knowledge of what a sandbox owns has one home.
+// so a failure leaves nothing half-created. Dropping is the teardown's and orphan
+// reconciliation's (cleanup) business; Drop, DropSchema and DropRole are here so that the
+// knowledge of what a sandbox owns, and of what may be dropped, has one home.
 //
 // Everything here runs with the control user's rights over objects a sandbox role may have
 // changed, so none of it reads, writes or plans over a sandbox's relations: inspection reads
@@ -23,6 +27,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
@@ -32,11 +37,6 @@ import (
 
 // RoleConnectionLimit bounds the sessions one sandbox role may open.
 const RoleConnectionLimit = 20
-
-// roleCommentPrefix marks roles created by this control plane; the comment names the
-// database, because roles are cluster-wide while sandboxes belong to one database, and
-// orphan reconciliation must only ever consider its own database's roles.
-const roleCommentPrefix = "discord-sandboxes role of database "
 
 // databaseACLLockKey serialises the statements that rewrite the database's ACL row in
 // pg_database (GRANT CONNECT ON DATABASE, DROP OWNED BY): two sessions doing either at once
@@ -93,13 +93,6 @@ func (p *Provisioner) redisUsers() bool {
 // TemplateSchema returns the schema sandboxes are cloned from.
 func (p *Provisioner) TemplateSchema() string { return p.template }
 
-func checkID(id string) error {
-	if !sandbox.ValidID(id) {
-		return fmt.Errorf("provision: invalid sandbox id %q", id)
-	}
-	return nil
-}
-
 // Provision creates the schema, its tables and the role in one transaction, then the event
 // stream with its consumer group.
 func (p *Provisioner) Provision(ctx context.Context, id string) error {
@@ -111,7 +104,7 @@ func (p *Provisioner) Provision(ctx context.Context, id string) error {
 	}
 	if p.rdb != nil {
 		err := p.rdb.XGroupCreateMkStream(ctx, keys.EventStream(id), keys.EventsGroup, "0").Err()
-		if err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+		if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") { // the group exists: provisioned before
 			return fmt.Errorf("provision event stream of %s: %w", id, err)
 		}
 	}
@@ -169,7 +162,7 @@ func (p *Provisioner) provisionDatabase(ctx context.Context, tx pgx.Tx, id strin
 		// roles widens it; no other attribute.
 		fmt.Sprintf("CREATE ROLE %s LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS CONNECTION LIMIT %d PASSWORD NULL",
 			role, RoleConnectionLimit),
-		fmt.Sprintf("COMMENT ON ROLE %s IS %s", role, quoteLiteral(roleCommentPrefix+db)),
+		fmt.Sprintf("COMMENT ON ROLE %s IS %s", role, quoteLiteral(RoleCommentFor(db))),
 		// The control user becomes a member of the role (never the other way round): a
 		// non-superuser needs it to DROP OWNED BY the role at teardown.
 		fmt.Sprintf("GRANT %s TO CURRENT_USER", role),
@@ -274,165 +267,6 @@ func ownSequences(ctx context.Context, tx pgx.Tx, target string) error {
 	return nil
 }
 
-// Resources is what exists of one sandbox's resources, read from the catalogs alone.
-type Resources struct {
-	SchemaExists bool
-	RoleExists   bool
-	// RoleUsage is whether the role may use (USAGE) its schema.
-	RoleUsage bool
-	// Tables are the schema's tables (relkind r or p), whoever owns them.
-	Tables []string
-	// Ungranted are the tables created by provisioning (owned by the control user) on which
-	// the role lacks one of the rights provisioning granted.
-	Ungranted []string
-	// Bytes is the total size of the schema's relations, indexes and TOAST included.
-	Bytes        int64
-	StreamExists bool
-	// RedisUserExists is whether the sandbox's Redis ACL user exists (ACL mode only).
-	RedisUserExists bool
-}
-
-// Inspect reports which of a sandbox's resources exist. It reads only catalogs and
-// privilege and size functions, never a sandbox's relation: the role can turn any of its
-// tables into a view, or give one a row-level security policy, and a query over it by the
-// control user would run whatever function the role wrote with the control user's rights.
-func (p *Provisioner) Inspect(ctx context.Context, id string) (Resources, error) {
-	var r Resources
-	if err := checkID(id); err != nil {
-		return r, err
-	}
-	schema, role := sandbox.SchemaName(id), sandbox.RoleName(id)
-	err := p.db.QueryRow(ctx, `SELECT
-		EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1),
-		EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $2)`, schema, role).Scan(&r.SchemaExists, &r.RoleExists)
-	if err != nil {
-		return r, err
-	}
-	if r.SchemaExists && r.RoleExists {
-		if err := p.db.QueryRow(ctx, `SELECT pg_catalog.has_schema_privilege($1, $2, 'USAGE')`, role, schema).Scan(&r.RoleUsage); err != nil {
-			return r, err
-		}
-	}
-	if r.SchemaExists {
-		type table struct {
-			name      string
-			ungranted bool
-		}
-		rows, err := p.db.Query(ctx, `
-			SELECT c.relname,
-				c.relowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
-				AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $2)
-				AND NOT pg_catalog.has_table_privilege($2, c.oid, 'SELECT, INSERT, UPDATE, DELETE')
-			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-			WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname`, schema, role)
-		if err != nil {
-			return r, err
-		}
-		tables, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (table, error) {
-			var t table
-			return t, row.Scan(&t.name, &t.ungranted)
-		})
-		if err != nil {
-			return r, err
-		}
-		for _, t := range tables {
-			r.Tables = append(r.Tables, t.name)
-			if t.ungranted {
-				r.Ungranted = append(r.Ungranted, t.name)
-			}
-		}
-		// Sizes from the catalog: pg_total_relation_size reads no row of the relation.
-		err = p.db.QueryRow(ctx, `SELECT coalesce(pg_catalog.sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::bigint
-			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-			WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'm')`, schema).Scan(&r.Bytes)
-		if err != nil {
-			return r, err
-		}
-	}
-	if p.rdb != nil {
-		n, err := p.rdb.Exists(ctx, keys.EventStream(id)).Result()
-		if err != nil {
-			return r, err
-		}
-		r.StreamExists = n == 1
-	}
-	if p.redisUsers() {
-		exists, err := p.RedisUserExists(ctx, id)
-		if err != nil {
-			return r, err
-		}
-		r.RedisUserExists = exists
-	}
-	return r, nil
-}
-
-// DropResult says what Drop found.
-type DropResult struct {
-	SessionsTerminated int
-	SchemaExisted      bool
-	RoleExisted        bool
-}
-
-// Drop terminates the role's sessions, drops the schema (cascading to its tables) and the
-// role. It is idempotent. lockTimeout bounds how long it waits for locks held by others,
-// so a busy schema fails this attempt instead of hanging it.
-func (p *Provisioner) Drop(ctx context.Context, id string, lockTimeout time.Duration) (DropResult, error) {
-	var res DropResult
-	if err := checkID(id); err != nil {
-		return res, err
-	}
-	name := sandbox.SchemaName(id)
-	role := sandbox.RoleName(id)
-	err := p.db.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = $1`, role).Scan(&res.SessionsTerminated)
-	if err != nil {
-		return res, fmt.Errorf("terminate sessions of %s: %w", role, err)
-	}
-	err = pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", lockTimeout.Milliseconds())); err != nil {
-			return err
-		}
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),
-			EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2)`, name, role).Scan(&res.SchemaExisted, &res.RoleExisted); err != nil {
-			return err
-		}
-		if res.SchemaExisted {
-			if _, err := tx.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
-				return err
-			}
-		}
-		if res.RoleExisted {
-			return DropRole(ctx, tx, role)
-		}
-		return nil
-	})
-	if err != nil {
-		return res, fmt.Errorf("drop schema and role of %s: %w", id, err)
-	}
-	return res, nil
-}
-
-// DropRole drops a sandbox role inside tx: DROP OWNED revokes the role's grants in this
-// database (CONNECT, defaults) and drops anything it still owns (large objects, whatever it
-// created outside its schema); the role's per-database settings go with DROP ROLE. The
-// control user first makes sure it is a member of the role, which a non-superuser needs for
-// DROP OWNED (roles provisioned before membership was granted at creation lack it). None of
-// these statements runs code a sandbox can define. The caller has checked that name is a
-// sandbox role of this database.
-func DropRole(ctx context.Context, tx pgx.Tx, name string) error {
-	r := pgx.Identifier{name}.Sanitize()
-	if _, err := tx.Exec(ctx, "GRANT "+r+" TO CURRENT_USER"); err != nil {
-		return err
-	}
-	if err := LockDatabaseACL(ctx, tx); err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, "DROP OWNED BY "+r); err != nil {
-		return err
-	}
-	_, err := tx.Exec(ctx, "DROP ROLE IF EXISTS "+r)
-	return err
-}
-
 // Credentials are a sandbox's fresh credentials, handed out once by connect.
 type Credentials struct {
 	DatabasePassword string
@@ -454,7 +288,8 @@ func (c Credentials) Rotated() []string {
 // and, in ACL mode, its Redis user a fresh password, and returns them. Every call
 // invalidates the previous passwords; sessions already open stay open. Neither password
 // travels in plain text: PostgreSQL receives a SCRAM-SHA-256 verifier computed here, Redis
-// a SHA-256 hash, so neither a statement log nor a command log holds one.
+// a SHA-256 hash, so neither a statement log nor a command log holds one. A role named like
+// the sandbox's that is not this database's is refused (checks.go).
 func (p *Provisioner) RotateCredentials(ctx context.Context, id string, validUntil time.Time) (Credentials, error) {
 	var c Credentials
 	if err := checkID(id); err != nil {
@@ -465,11 +300,26 @@ func (p *Provisioner) RotateCredentials(ctx context.Context, id string, validUnt
 	if err != nil {
 		return Credentials{}, err
 	}
+	role := sandbox.RoleName(id)
 	stmt := fmt.Sprintf("ALTER ROLE %s WITH PASSWORD %s VALID UNTIL %s",
-		pgx.Identifier{sandbox.RoleName(id)}.Sanitize(), quoteLiteral(verifier),
-		quoteLiteral(validUntil.UTC().Format(time.RFC3339)))
-	if _, err := p.db.Exec(ctx, stmt); err != nil {
-		if strings.Contains(err.Error(), "does not exist") {
+		pgx.Identifier{role}.Sanitize(), quoteLiteral(verifier), quoteLiteral(validUntil.UTC().Format(time.RFC3339)))
+	err = pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
+		st, err := roleOf(ctx, tx, role)
+		if err != nil {
+			return err
+		}
+		if !st.exists {
+			return errRoleMissing
+		}
+		if err := st.mustBeOurs(role); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, stmt)
+		return err
+	})
+	if err != nil {
+		// Missing when read, or dropped between the read and the statement.
+		if errors.Is(err, errRoleMissing) || pgCode(err) == pgUndefinedObject {
 			return Credentials{}, errors.Join(sandbox.Errorf(sandbox.CodeNotFound, "the database role of sandbox %s does not exist", id), err)
 		}
 		return Credentials{}, fmt.Errorf("rotate password of %s: %w", id, err)
@@ -483,6 +333,9 @@ func (p *Provisioner) RotateCredentials(ctx context.Context, id string, validUnt
 	return c, nil
 }
 
+// errRoleMissing is a rotation of a role that does not exist.
+var errRoleMissing = errors.New("role does not exist")
+
 // randomPassword returns 24 random bytes as hex: ASCII, so SASLprep leaves it unchanged.
 func randomPassword() string {
 	buf := make([]byte, 24)
@@ -490,9 +343,18 @@ func randomPassword() string {
 	return hex.EncodeToString(buf)
 }
 
-// RoleCommentFor is the comment set on the roles this database's control plane creates.
-func RoleCommentFor(database string) string { return roleCommentPrefix + database }
-
 // quoteLiteral quotes a string as an SQL literal; only used for values this package made
 // (hex passwords, timestamps, identifiers already sanitized) because DDL takes no parameters.
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// pgUndefinedObject is SQLSTATE 42704: the role named by a statement does not exist.
+const pgUndefinedObject = "42704"
+
+// pgCode returns the SQLSTATE of a PostgreSQL error, "" for any other error.
+func pgCode(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}

@@ -47,7 +47,7 @@ func connectAs(t *testing.T, dbURL, role, password string) (*pgx.Conn, error) {
 	u.User = url.UserPassword(role, password)
 	conn, err := pgx.Connect(context.Background(), u.String())
 	if err == nil {
-		t.Cleanup(func() { conn.Close(context.Background()) })
+		t.Cleanup(func() { _ = conn.Close(context.Background()) })
 	}
 	return conn, err
 }
@@ -209,7 +209,7 @@ func TestDropFailsFastOnABusySchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback(ctx)
+	defer func() { _ = tx.Rollback(ctx) }()
 	if _, err := tx.Exec(ctx, `LOCK TABLE `+sandbox.SchemaName(id)+`.members IN ACCESS SHARE MODE`); err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestDropFailsFastOnABusySchema(t *testing.T) {
 	if time.Since(start) > 30*time.Second {
 		t.Fatal("drop hung instead of failing")
 	}
-	tx.Rollback(ctx)
+	_ = tx.Rollback(ctx)
 	if _, err := e.p.Drop(ctx, id, time.Second); err != nil {
 		t.Fatalf("retry after the lock is gone: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -87,7 +88,7 @@ func (p *Provisioner) RedisUserExists(ctx context.Context, id string) (bool, err
 	switch {
 	case err == nil:
 		return true, nil
-	case err == redis.Nil:
+	case errors.Is(err, redis.Nil):
 		return false, nil
 	}
 	return false, fmt.Errorf("ACL GETUSER %s: %w", p.RedisUserName(id), err)

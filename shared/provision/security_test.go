@@ -29,9 +29,9 @@ func hostile(t *testing.T, e env) (string, *testenv.Traps) {
 	return id, testenv.ArmTraps(t, conn, sandbox.SchemaName(id), sandbox.RoleName(id))
 }
 
-// Inspection (the health check's database part) never runs a sandbox's code, however often,
-// and the traps are proven armed: the control user's plain SELECT over the role's table
-// springs them.
+// Inspection (the health check's database part) and the catalog listings of orphan
+// reconciliation never run a sandbox's code, however often, and the traps are proven armed:
+// the control user's plain SELECT over the role's table springs them.
 func TestInspectRunsNoSandboxCode(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
@@ -41,6 +41,14 @@ func TestInspectRunsNoSandboxCode(t *testing.T) {
 		res, err := e.p.Inspect(ctx, id)
 		if err != nil {
 			t.Fatal(err)
+		}
+		schemas, err := e.p.SandboxSchemas(ctx)
+		if err != nil || len(schemas) != 1 || schemas[0] != id {
+			t.Fatalf("schemas %v %v", schemas, err)
+		}
+		roles, err := e.p.SandboxRoles(ctx)
+		if err != nil || len(roles) != 1 || roles[0] != id {
+			t.Fatalf("roles %v %v", roles, err)
 		}
 		if !res.SchemaExists || !res.RoleExists || !res.RoleUsage || len(res.Ungranted) != 0 || res.Bytes <= 0 {
 			t.Fatalf("inspect: %+v", res)
@@ -164,7 +172,7 @@ func TestSandboxRedisUserIsConfinedToItsNamespace(t *testing.T) {
 
 	db := e.rdb.Options().DB
 	sb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t), DB: db, Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1})
-	defer sb.Close()
+	defer func() { _ = sb.Close() }()
 	own := keys.Namespace(id)
 
 	allowed := map[string]func() error{
@@ -224,7 +232,7 @@ func TestSandboxRedisUserIsConfinedToItsNamespace(t *testing.T) {
 
 	// An open session is closed when teardown deletes the user, and no new one opens.
 	conn := sb.Conn()
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	if err := conn.Ping(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}

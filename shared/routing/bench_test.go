@@ -61,11 +61,11 @@ func newFixture(tb testing.TB) *fixture {
 	for i := range benchEvents {
 		tmpl := templates[i%len(templates)]
 		var guild string
-		switch {
-		case i%10 == 0:
+		switch i % 10 {
+		case 0:
 			guild = sandboxGuilds[(i/10)%benchSandboxes]
 			f.sandboxes++
-		case i%10 == 5: // no guild
+		case 5: // no guild
 		default:
 			guild = fmt.Sprintf("80000000000000%05d", production%benchProductionGuilds)
 			production++
@@ -207,7 +207,7 @@ func TestRedisRoundTripsPerBatch(t *testing.T) {
 	// lookup round trip reads it again with their entries.
 	equal(t, "cold round trips", f.trips.take(), []string{"get×1", fmt.Sprintf("get×%d", guilds+1), "evalsha×1", xadds})
 
-	f.clock.Advance(memoryTTL) // the in-process tier expires; Redis knows every guild
+	f.clock.Add(memoryTTL) // the in-process tier expires; Redis knows every guild
 	route()
 	equal(t, "round trips with Redis warm", f.trips.take(), []string{"get×1", fmt.Sprintf("get×%d", guilds+1), xadds})
 
@@ -253,7 +253,7 @@ func BenchmarkRouteBatch(b *testing.B) {
 		f.warmRedis(b)
 		b.ReportAllocs()
 		for b.Loop() {
-			f.clock.Advance(memoryTTL) // in-process tier cold: every batch asks Redis once
+			f.clock.Add(memoryTTL) // in-process tier cold: every batch asks Redis once
 			routeOnce(b)
 		}
 		b.ReportMetric(eventsPerSecond(b.Elapsed(), b.N), "events/s")
@@ -280,7 +280,7 @@ func BenchmarkRouteBatch(b *testing.B) {
 		f.warmRedis(b)
 		var router, naive time.Duration
 		for b.Loop() {
-			f.clock.Advance(memoryTTL)
+			f.clock.Add(memoryTTL)
 			start := time.Now()
 			routeOnce(b)
 			router += time.Since(start)

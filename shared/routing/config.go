@@ -96,3 +96,20 @@ func LoadConfig(lookup config.Lookup) (Config, error) {
 	r.Check(c.RouteCacheNegativeTTL > 0, "ROUTE_CACHE_NEGATIVE_TTL", "must be positive")
 	return c, r.Err()
 }
+
+// RouterOptions returns deps, the clients the router function's main built (Store, Publisher,
+// Cache, Redis, Production), with the router's settings from c: the production and
+// dead-letter queues, the deadlines, the stream bound, the in-process cache, the publish
+// interval and the protected guilds, which the router applies itself whatever a route tier
+// answers.
+func (c Config) RouterOptions(deps Options) Options {
+	deps.ProductionQueueURL = c.ProductionQueueURL
+	deps.DeadLetterQueueURL = c.DeadLetterQueueURL
+	deps.RedisTimeout = c.RedisTimeout
+	deps.SQSTimeout = c.SQSTimeout
+	deps.StreamMaxLen = c.StreamMaxLen
+	deps.MemoryCacheTTL = c.MemoryCacheTTL
+	deps.PublishInterval = c.PublishInterval
+	deps.ProtectedGuilds = c.ProtectedGuilds
+	return deps
+}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 )
 
 // The message attributes of a poison message the router sends to the ingress dead-letter
@@ -65,16 +67,16 @@ func (b *batchState) deadLetters() []*Message {
 // the send failed, a batch item failure as without a dead-letter queue, so nothing is lost.
 // Either way it is logged as not routed, with its kind and reason, never its payload.
 func (b *batchState) deadLettered(p poisonMessage, sendErr error) {
-	attrs := []any{"messageId", b.messages[p.index].ID, "kind", string(p.kind), "error", p.err.Error()}
+	attrs := []any{logkey.MessageID, b.messages[p.index].ID, "kind", string(p.kind), logkey.Error, p.err.Error()}
 	if sendErr != nil {
 		b.failed[p.index] = true
 		b.result.Errors[KindDeliveryDeadLetter]++
 		b.router.log.WarnContext(b.ctx, "message not routed",
-			append(attrs, "deadLettered", false, "deadLetterError", sendErr.Error())...)
+			append(attrs, "dead_lettered", false, "dead_letter_error", sendErr.Error())...)
 		return
 	}
 	b.result.DeadLettered[p.kind]++
-	b.router.log.WarnContext(b.ctx, "message not routed", append(attrs, "deadLettered", true)...)
+	b.router.log.WarnContext(b.ctx, "message not routed", append(attrs, "dead_lettered", true)...)
 }
 
 // deadLetterMessage is m as the dead-letter queue receives it: the same body, the router's

@@ -158,12 +158,12 @@ func TestPoisonGoesToTheDeadLetterQueue(t *testing.T) {
 
 	// Each one is logged as not routed and dead-lettered, with its kind, never its payload.
 	for id, kind := range kinds {
-		if want := fmt.Sprintf(`"messageId":%q,"kind":%q`, id, kind); !strings.Contains(logs.String(), want) {
+		if want := fmt.Sprintf(`"message_id":%q,"kind":%q`, id, kind); !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %s:\n%s", want, logs.String())
 		}
 	}
-	if n := strings.Count(logs.String(), `"deadLettered":true`); n != len(kinds) {
-		t.Errorf("%d log lines say deadLettered, want %d:\n%s", n, len(kinds), logs.String())
+	if n := strings.Count(logs.String(), `"dead_lettered":true`); n != len(kinds) {
+		t.Errorf("%d log lines say dead_lettered, want %d:\n%s", n, len(kinds), logs.String())
 	}
 	if strings.Contains(logs.String(), "secret payload") || strings.Contains(logs.String(), "xxxxxxxx") {
 		t.Errorf("the log quotes a payload:\n%s", logs.String())

@@ -59,7 +59,7 @@ func TestStreamAppendDeadline(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	rdb.AddHook(hangingHook{release})
-	defer rdb.Close()
+	defer func() { _ = rdb.Close() }()
 	w := &streamWriter{rdb: rdb, maxLen: 10, timeout: 20 * time.Millisecond}
 	done := make(chan []error, 1)
 	go func() {

@@ -73,7 +73,12 @@ func notRouted(t *testing.T, logs *bytes.Buffer) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for line := range strings.Lines(logs.String()) {
-		var entry struct{ Msg, MessageID, Error, DeadLetterError string }
+		var entry struct {
+			Msg             string
+			MessageID       string `json:"message_id"`
+			Error           string
+			DeadLetterError string `json:"dead_letter_error"`
+		}
 		if err := json.Unmarshal([]byte(line), &entry); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
 		}

@@ -135,11 +135,11 @@ func TestUnpublishedChangeConvergesWithinThePublishInterval(t *testing.T) {
 		t.Fatalf("no pending route change recorded (%d, %v)", pending, err)
 	}
 
-	e.clock.Advance(time.Second - time.Millisecond)
+	e.clock.Add(time.Second - time.Millisecond)
 	res := oneEvent(r, ctx, "stale", gLost)
 	wantCounts(t, "within the interval", res.Routed, map[routing.Destination]int{routing.DestinationProduction: 1})
 
-	e.clock.Advance(time.Millisecond)
+	e.clock.Add(time.Millisecond)
 	res = oneEvent(r, ctx, "converged", gLost)
 	wantCounts(t, "after the interval", res.Routed, map[routing.Destination]int{routing.DestinationSandbox: 1})
 	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM sandbox_control.route_changes`).Scan(&pending); err != nil || pending != 0 {
@@ -160,7 +160,7 @@ func TestExpiredRunningSandboxReceivesNothing(t *testing.T) {
 	res := oneEvent(r, ctx, "alive", gExpire)
 	wantCounts(t, "before expiry", res.Routed, map[routing.Destination]int{routing.DestinationSandbox: 1})
 
-	e.clock.Advance(sb.ExpiresAt.Sub(e.clock.Now())) // past the in-process TTL too
+	e.clock.Add(sb.ExpiresAt.Sub(e.clock.Now())) // past the in-process TTL too
 	for _, tier := range []routing.Tier{routing.TierRedis, routing.TierMemory} {
 		res = oneEvent(r, ctx, "expired-"+string(tier), gExpire)
 		wantCounts(t, "after expiry", res.Routed, map[routing.Destination]int{routing.DestinationParked: 1})

@@ -37,7 +37,7 @@ type env struct {
 	rdb     *redis.Client
 	manager *controlplane.Manager
 	cache   *routecache.Cache
-	clock   *clock
+	clock   *testenv.Clock
 }
 
 func newEnv(t testing.TB) *env {
@@ -58,7 +58,7 @@ func newEnv(t testing.TB) *env {
 		manager: controlplane.NewManager(pool, controlplane.Options{
 			Limits: limits, Provisioner: provision.New(pool, rdb, "sandbox_template"), Routes: cache,
 		}),
-		clock: &clock{now: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)},
+		clock: testenv.NewClock(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)),
 	}
 }
 
@@ -115,24 +115,6 @@ func (e *env) streamIDs(t testing.TB, sandboxID string) []string {
 	return ids
 }
 
-// clock is the settable clock of the in-process route cache.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // queue is an in-memory stand-in for the production queue's SendMessageBatch: it records
 // what it accepted and rejects the entries (or whole calls) its hooks choose. It checks the
 // request the way SQS does (at most 10 entries, valid and unique entry ids).
@@ -155,7 +137,7 @@ func validEntryID(id string) bool {
 		return false
 	}
 	for _, c := range id {
-		if !(c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+		if c != '-' && c != '_' && (c < '0' || c > '9') && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') {
 			return false
 		}
 	}

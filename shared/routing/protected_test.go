@@ -25,8 +25,8 @@ func TestProtectedMappedGuildStaysInProductionOnEveryTier(t *testing.T) {
 		protect func(t *testing.T, e *env) []func(*routing.Options)
 	}{
 		{
-			// SANDBOX_PROTECTED_GUILDS, wired as NewFromConfig does: the store knows the set
-			// and so does the router.
+			// SANDBOX_PROTECTED_GUILDS, wired as the router's main does: the store knows the
+			// set and so does the router (Config.RouterOptions).
 			name: "configured",
 			protect: func(t *testing.T, e *env) []func(*routing.Options) {
 				return []func(*routing.Options){func(o *routing.Options) {
@@ -76,7 +76,7 @@ func TestProtectedMappedGuildStaysInProductionOnEveryTier(t *testing.T) {
 			if err != nil || !ok || !cached.Protected || cached.SandboxID != sb.ID {
 				t.Errorf("route cache entry %+v ok %v err %v: want sandbox %s, protected", cached, ok, err, sb.ID)
 			}
-			e.clock.Advance(memoryTTL) // the in-process entry expires: Redis answers
+			e.clock.Add(memoryTTL) // the in-process entry expires: Redis answers
 			route(2, routing.TierRedis)
 			route(3, routing.TierMemory) // Redis's answer was kept in process
 
@@ -90,7 +90,8 @@ func TestProtectedMappedGuildStaysInProductionOnEveryTier(t *testing.T) {
 // here an entry forged in the old encoding (which still decodes, as unprotected) points at a
 // running sandbox that really maps the guild, so delivering there would succeed. The router
 // applies SANDBOX_PROTECTED_GUILDS itself, so neither the Redis hit nor the in-process copy of
-// it reaches the sandbox. Built with NewFromConfig, which must pass the set on.
+// it reaches the sandbox. Built from the configuration as the router's main does
+// (Config.RouterOptions), which must pass the set on.
 func TestForgedRouteCacheEntryCannotUnprotect(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -101,11 +102,16 @@ func TestForgedRouteCacheEntryCannotUnprotect(t *testing.T) {
 		t.Fatal(err)
 	}
 	q := &queue{}
-	r, err := routing.NewFromConfig(routing.Config{
+	cfg := routing.Config{
 		Shared:             config.Shared{ProtectedGuilds: []string{gProtected}},
 		ProductionQueueURL: productionQueue,
 		MemoryCacheTTL:     time.Minute,
-	}, e.pool, e.rdb, q)
+	}
+	cache := routecache.New(e.rdb, cfg.RouteCacheTTL, cfg.RouteCacheNegativeTTL)
+	manager := controlplane.NewManager(e.pool, controlplane.Options{Limits: cfg.Limits, ProtectedGuilds: cfg.ProtectedGuilds, Routes: cache})
+	r, err := routing.New(cfg.RouterOptions(routing.Options{
+		Store: manager, Publisher: manager, Cache: cache, Redis: e.rdb, Production: q,
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

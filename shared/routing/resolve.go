@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
@@ -83,7 +84,7 @@ func (r *resolver) publishDue(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	if n, err := r.publisher.PublishRouteChanges(ctx); err != nil {
-		r.log.WarnContext(ctx, "publishing pending route changes failed; the next batch retries", "error", err)
+		r.log.WarnContext(ctx, "publishing pending route changes failed; the next batch retries", logkey.Error, err)
 	} else if n > 0 {
 		r.log.InfoContext(ctx, "published route changes left pending by their writer", "changes", n)
 	}
@@ -150,7 +151,7 @@ func (r *resolver) resolve(ctx context.Context, guilds []string, pre *prefetched
 	if err != nil {
 		// Without the generation neither cache tier can be trusted: PostgreSQL answers all.
 		stats.cacheFailures++
-		r.log.WarnContext(ctx, "route cache unavailable, resolving from the database", "guilds", len(guilds), "error", err)
+		r.log.WarnContext(ctx, "route cache unavailable, resolving from the database", logkey.Guilds, len(guilds), logkey.Error, err)
 		return routes, stats, r.fromStore(ctx, guilds, routes, &stats, "", false)
 	}
 	if !r.memory.sync(snap.Generation) && len(tentative) > 0 {
@@ -164,7 +165,7 @@ func (r *resolver) resolve(ctx context.Context, guilds []string, pre *prefetched
 		second, err := r.cacheRead(ctx, again)
 		if err != nil {
 			stats.cacheFailures++
-			r.log.WarnContext(ctx, "route cache unavailable, resolving from the database", "guilds", len(guilds), "error", err)
+			r.log.WarnContext(ctx, "route cache unavailable, resolving from the database", logkey.Guilds, len(guilds), logkey.Error, err)
 			return routes, stats, r.fromStore(ctx, guilds, routes, &stats, "", false)
 		}
 		if second.Generation != snap.Generation {
@@ -232,10 +233,10 @@ func (r *resolver) fromStore(ctx context.Context, guilds []string, routes map[st
 	case errors.Is(err, routecache.ErrGenerationChanged):
 		// The answer may predate a published change: cache nothing, the next batch reads again.
 		stats.writeBackRefused = true
-		r.log.DebugContext(ctx, "route write-back refused: the route generation changed", "guilds", len(found))
+		r.log.DebugContext(ctx, "route write-back refused: the route generation changed", logkey.Guilds, len(found))
 	case err != nil:
 		stats.cacheFailures++
-		r.log.WarnContext(ctx, "route cache write-back failed", "guilds", len(found), "error", err)
+		r.log.WarnContext(ctx, "route cache write-back failed", logkey.Guilds, len(found), logkey.Error, err)
 	default:
 		r.memory.put(gen, found)
 	}

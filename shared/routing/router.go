@@ -9,13 +9,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/gateway"
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
-	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -156,35 +154,6 @@ func New(o Options) (*Router, error) {
 	}, nil
 }
 
-// NewFromConfig assembles the Router of the router function: routes from the control plane in
-// db (with cfg's protected guilds), the route cache and the streams in rdb, production events
-// through production.
-func NewFromConfig(cfg Config, db *pgxpool.Pool, rdb redis.UniversalClient, production QueueSender) (*Router, error) {
-	cache := routecache.New(rdb, cfg.RouteCacheTTL, cfg.RouteCacheNegativeTTL)
-	manager := controlplane.NewManager(db, controlplane.Options{
-		Limits: cfg.Limits, ProtectedGuilds: cfg.ProtectedGuilds, Routes: cache,
-	})
-	if cfg.DeadLetterQueueURL == "" {
-		slog.Warn("ROUTER_DEAD_LETTER_QUEUE_URL is not set: poison messages are batch item failures " +
-			"until the ingress queue's redrive policy moves them to its dead-letter queue")
-	}
-	return New(Options{
-		Store:              manager,
-		Publisher:          manager,
-		Cache:              cache,
-		ProtectedGuilds:    cfg.ProtectedGuilds,
-		Redis:              rdb,
-		Production:         production,
-		ProductionQueueURL: cfg.ProductionQueueURL,
-		DeadLetterQueueURL: cfg.DeadLetterQueueURL,
-		RedisTimeout:       cfg.RedisTimeout,
-		SQSTimeout:         cfg.SQSTimeout,
-		StreamMaxLen:       cfg.StreamMaxLen,
-		MemoryCacheTTL:     cfg.MemoryCacheTTL,
-		PublishInterval:    cfg.PublishInterval,
-	})
-}
-
 // Route routes one batch and records its metrics in rec (nil: none). It never fails as a
 // whole: every message either is delivered (or deliberately dropped, or, poison, sent to the
 // dead-letter queue) or is listed in Result.Failed.
@@ -226,7 +195,7 @@ func (r *Router) Route(ctx context.Context, rec *metrics.Recorder, batch []Messa
 	}
 	rec.Milliseconds(metrics.RouterBatchDuration, time.Since(start))
 	r.log.DebugContext(ctx, "batch routed", "messages", len(batch), "failed", len(b.result.Failed),
-		"sandbox", b.result.Routed[DestinationSandbox], "production", b.result.Routed[DestinationProduction],
+		logkey.Sandbox, b.result.Routed[DestinationSandbox], "production", b.result.Routed[DestinationProduction],
 		"dropped", b.result.Routed[DestinationDropped])
 	return b.result
 }
@@ -260,7 +229,7 @@ func (b *batchState) fail(i int, kind ErrorKind, err error) {
 	b.result.Errors[kind]++
 	// The reason never quotes the payload: gateway errors and delivery errors do not.
 	b.router.log.WarnContext(b.ctx, "message not routed",
-		"messageId", b.messages[i].ID, "kind", string(kind), "error", err.Error())
+		logkey.MessageID, b.messages[i].ID, "kind", string(kind), logkey.Error, err.Error())
 }
 
 // parse extracts the dispatch facts of every message and the batch's distinct guilds, and sets
@@ -391,16 +360,16 @@ func (b *batchState) decide() {
 
 func (b *batchState) drop(i int, sandboxID, why string) {
 	b.result.Routed[DestinationDropped]++
-	b.router.log.DebugContext(b.ctx, "event dropped", "messageId", b.messages[i].ID,
-		"sandboxId", sandboxID, "reason", why)
+	b.router.log.DebugContext(b.ctx, "event dropped", logkey.MessageID, b.messages[i].ID,
+		logkey.Sandbox, sandboxID, logkey.Reason, why)
 }
 
 // park drops the event of a parked (or expired) test guild: counted apart from the events of
 // sandboxes that are not running, and never sent to production.
 func (b *batchState) park(i int, sandboxID, why string) {
 	b.result.Routed[DestinationParked]++
-	b.router.log.DebugContext(b.ctx, "event of a parked guild dropped", "messageId", b.messages[i].ID,
-		"sandboxId", sandboxID, "reason", why)
+	b.router.log.DebugContext(b.ctx, "event of a parked guild dropped", logkey.MessageID, b.messages[i].ID,
+		logkey.Sandbox, sandboxID, logkey.Reason, why)
 }
 
 // deliver appends the stream events, sends the production events and sends the poison

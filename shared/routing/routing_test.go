@@ -113,8 +113,8 @@ func TestRouteDecisions(t *testing.T) {
 	}
 
 	// Every failure is logged with its id and kind; no payload ever reaches the log.
-	for _, want := range []string{`"messageId":"m08","kind":"malformed"`, `"messageId":"m09","kind":"not_dispatch"`,
-		`"messageId":"m10","kind":"invalid_guild_id"`, `"messageId":"m11","kind":"too_large"`} {
+	for _, want := range []string{`"message_id":"m08","kind":"malformed"`, `"message_id":"m09","kind":"not_dispatch"`,
+		`"message_id":"m10","kind":"invalid_guild_id"`, `"message_id":"m11","kind":"too_large"`} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %s:\n%s", want, logs.String())
 		}
@@ -173,12 +173,12 @@ func TestRouteCacheTiers(t *testing.T) {
 	}
 
 	// Within the in-process TTL nothing leaves the process.
-	e.clock.Advance(memoryTTL - time.Millisecond)
+	e.clock.Add(memoryTTL - time.Millisecond)
 	res = r.Route(ctx, nil, batch(2))
 	wantCounts(t, "warm lookups", res.Lookups, map[routing.Tier]int{routing.TierMemory: 2})
 
 	// Past it, Redis answers, the negative entry included.
-	e.clock.Advance(time.Millisecond)
+	e.clock.Add(time.Millisecond)
 	res = r.Route(ctx, nil, batch(3))
 	wantCounts(t, "redis lookups", res.Lookups, map[routing.Tier]int{routing.TierRedis: 2})
 
@@ -301,7 +301,7 @@ func TestDatabaseDown(t *testing.T) {
 		t.Fatalf("warm-up failed: %v", res.Failed)
 	}
 	pool.Close()
-	e.clock.Advance(memoryTTL)
+	e.clock.Add(memoryTTL)
 
 	res := r.Route(ctx, nil, []routing.Message{
 		msg("known", dispatch("MESSAGE_CREATE", 2, gRun)),      // still in Redis

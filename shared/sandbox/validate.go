@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/botplatform/discord-sandboxes/shared/gateway"
 )
 
 var (
@@ -32,9 +30,8 @@ func ValidateName(name string) error {
 // identifiers or Redis patterns.
 func ValidID(id string) bool { return idRE.MatchString(id) }
 
-// ValidGuildID reports whether s is a Discord snowflake in canonical form. The rule's one
-// home is the gateway parser, which applies it on the router's hot path.
-func ValidGuildID(s string) bool { return gateway.ValidSnowflake(s) }
+// ValidGuildID reports whether s is a Discord snowflake in canonical form (ValidSnowflake).
+func ValidGuildID(s string) bool { return ValidSnowflake(s) }
 
 // ValidateGuildID checks one guild id.
 func ValidateGuildID(id string) error {

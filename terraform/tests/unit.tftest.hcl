@@ -75,6 +75,11 @@ override_resource {
   target = aws_cloudwatch_log_group.api_access
   values = { arn = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/apigateway/api" }
 }
+# What the api function answers the migrate step (controlplane.MigrateReport).
+override_resource {
+  target = aws_lambda_invocation.migrate
+  values = { result = "{\"applied\":[\"0012_teardown_claims\"],\"version\":\"0012_teardown_claims\"}" }
+}
 override_resource {
   target = aws_apigatewayv2_api.this
   values = { id = "a1b2c3d4e5", execution_arn = "arn:aws:execute-api:eu-west-1:123456789012:a1b2c3d4e5" }
@@ -593,4 +598,82 @@ run "missing_package_is_reported" {
   }
 
   expect_failures = [aws_lambda_function.this]
+}
+
+run "migrate_step_follows_every_api_update" {
+  command = apply
+
+  assert {
+    condition = (
+      length(aws_lambda_invocation.migrate) == 1 &&
+      aws_lambda_invocation.migrate[0].function_name == aws_lambda_function.this["api"].function_name &&
+      jsondecode(aws_lambda_invocation.migrate[0].input) == { migrate = true }
+    )
+    error_message = "Every apply must invoke the api function's migrate step, {\"migrate\": true}, and grant no role unless asked."
+  }
+  assert {
+    condition     = aws_lambda_invocation.migrate[0].triggers.api_package == filebase64sha256("tests/fixtures/api.zip")
+    error_message = "The migrate step must run again whenever the api package changes."
+  }
+  assert {
+    condition     = output.migrated_schema_version == "0012_teardown_claims"
+    error_message = "The output must carry the version the migrate step reported."
+  }
+}
+
+run "migrate_step_can_be_left_to_the_operator" {
+  command = plan
+
+  variables {
+    run_migrations = false
+  }
+
+  assert {
+    condition     = length(aws_lambda_invocation.migrate) == 0 && output.migrated_schema_version == null
+    error_message = "run_migrations = false must invoke nothing."
+  }
+}
+
+run "router_runs_on_its_own_database_role" {
+  command = plan
+
+  variables {
+    router_database_role       = "sandbox_router"
+    router_database_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:sandboxes/router-XyZ123"
+  }
+
+  assert {
+    condition     = jsondecode(aws_lambda_invocation.migrate[0].input) == { migrate = true, router_role = "sandbox_router" }
+    error_message = "The migrate step must grant the router's role its privileges."
+  }
+  assert {
+    condition     = aws_lambda_invocation.migrate[0].triggers.router_role == "sandbox_router"
+    error_message = "Naming another router role must run the migrate step again, to grant it."
+  }
+  assert {
+    condition = (
+      aws_lambda_function.this["router"].environment[0].variables.DATABASE_SECRET_ARN == var.router_database_secret_arn &&
+      aws_lambda_function.this["api"].environment[0].variables.DATABASE_SECRET_ARN == var.database_secret_arn &&
+      aws_lambda_function.this["cleanup"].environment[0].variables.DATABASE_SECRET_ARN == var.database_secret_arn
+    )
+    error_message = "The router must connect with its own secret, the api and cleanup with the owner's."
+  }
+  assert {
+    condition = (
+      one([for s in jsondecode(aws_iam_role_policy.function["router"].policy).Statement : s.Resource if s.Sid == "ReadSecrets"]) == [var.router_database_secret_arn] &&
+      one([for s in jsondecode(aws_iam_role_policy.function["api"].policy).Statement : s.Resource if s.Sid == "ReadSecrets"]) == [var.database_secret_arn] &&
+      one([for s in jsondecode(aws_iam_role_policy.function["cleanup"].policy).Statement : s.Resource if s.Sid == "ReadSecrets"]) == [var.database_secret_arn]
+    )
+    error_message = "The router must read its own database secret and not the owner's."
+  }
+}
+
+run "router_secret_needs_its_role" {
+  command = plan
+
+  variables {
+    router_database_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:sandboxes/router-XyZ123"
+  }
+
+  expect_failures = [var.router_database_secret_arn]
 }

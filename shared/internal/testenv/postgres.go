@@ -23,6 +23,33 @@ func ControlURL(t testing.TB) string {
 	return requireEnv(t, databaseURLVar)
 }
 
+// RouterURL returns the URL of the database of dbURL (a URL Postgres returned) as the router's
+// role, which scripts/services.sh creates as docs/deploy.md does: LOGIN and nothing else, not
+// even CONNECT on a database. It reaches the database once granted what the router needs
+// (controlplane.GrantRouter, as the migrate step does; RouterRole names it).
+func RouterURL(t testing.TB, dbURL string) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routerURL, err := replaceDatabase(requireEnv(t, routerURLVar), u.Path[1:])
+	if err != nil {
+		t.Fatalf("testenv: %s: %v", routerURLVar, err)
+	}
+	return routerURL
+}
+
+// RouterRole returns the name of the router's role (RouterURL's user).
+func RouterRole(t testing.TB) string {
+	t.Helper()
+	role, err := userOf(requireEnv(t, routerURLVar))
+	if err != nil {
+		t.Fatalf("testenv: %s: %v", routerURLVar, err)
+	}
+	return role
+}
+
 // ServerLog returns the path of the test server's log (log_statement checks read it).
 func ServerLog(t testing.TB) string {
 	t.Helper()
@@ -142,7 +169,7 @@ func adminExec(ctx context.Context, adminURL, sql string) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
+	defer func() { _ = conn.Close(context.Background()) }()
 	_, err = conn.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol)
 	return err
 }

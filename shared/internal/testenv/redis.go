@@ -91,7 +91,7 @@ func leaseRedisDB(t testing.TB) dbLease {
 	t.Helper()
 	addr := RedisAddr(t)
 	admin := adminClient(t, 0)
-	defer admin.Close()
+	defer func() { _ = admin.Close() }()
 
 	lease, err := acquireDB(t.Context(), admin)
 	if err != nil {
@@ -101,7 +101,7 @@ func leaseRedisDB(t testing.TB) dbLease {
 		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 		defer cancel()
 		admin := adminClient(t, 0)
-		defer admin.Close()
+		defer func() { _ = admin.Close() }()
 		err := flushDB(ctx, adminClient(t, lease.db))
 		if err == nil {
 			err = releaseDB(ctx, admin, lease)
@@ -164,6 +164,6 @@ func databaseCount(ctx context.Context, admin *redis.Client) (int, error) {
 // flushDB empties one logical database through a client of its own (a SELECT on a pooled
 // connection would leak into later users of that connection) and closes the client.
 func flushDB(ctx context.Context, client *redis.Client) error {
-	defer client.Close()
+	defer func() { _ = client.Close() }()
 	return client.FlushDB(ctx).Err()
 }

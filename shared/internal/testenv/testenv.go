@@ -7,7 +7,8 @@
 // hide missing coverage.
 //
 // Code under test connects with the rights production has: PostgreSQL as the non-superuser
-// control user (CREATEROLE, owner of the test's database), Redis as the functions' ACL user.
+// control user (CREATEROLE, owner of the test's database), or as the router's role (no DDL,
+// only what the migrate step grants it: RouterURL), Redis as the functions' ACL user.
 // The superuser and Redis's default user serve the harness alone (creating databases,
 // emptying and leasing logical databases) and the assertions that need to see everything.
 package testenv
@@ -23,6 +24,7 @@ import (
 // Environment variables written by scripts/services.sh.
 const (
 	databaseURLVar      = "SANDBOX_TEST_DATABASE_URL"
+	routerURLVar        = "SANDBOX_TEST_ROUTER_DATABASE_URL"
 	adminDatabaseURLVar = "SANDBOX_TEST_ADMIN_DATABASE_URL"
 	pgLogVar            = "SANDBOX_TEST_PG_LOG"
 	redisAddrVar        = "SANDBOX_TEST_REDIS_ADDR"

@@ -67,7 +67,7 @@ func TestPostgresDropsDatabaseWhenTestEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close(context.Background())
+	defer func() { _ = admin.Close(context.Background()) }()
 	var exists bool
 	if err := admin.QueryRow(t.Context(), "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
 		t.Fatal(err)
@@ -191,6 +191,8 @@ func TestMissingServicesFailTheTest(t *testing.T) {
 		"Postgres":    {databaseURLVar, func(tb testing.TB) { Postgres(tb) }},
 		"AdminURL":    {adminDatabaseURLVar, func(tb testing.TB) { AdminURL(tb) }},
 		"ControlURL":  {databaseURLVar, func(tb testing.TB) { ControlURL(tb) }},
+		"RouterRole":  {routerURLVar, func(tb testing.TB) { RouterRole(tb) }},
+		"RouterURL":   {routerURLVar, func(tb testing.TB) { RouterURL(tb, "postgres://u@h/db") }},
 		"RedisCreds":  {redisUserVar, func(tb testing.TB) { RedisCredentials(tb) }},
 		"Redis":       {redisAddrVar, func(tb testing.TB) { Redis(tb) }},
 		"RedisDB":     {redisAddrVar, func(tb testing.TB) { RedisDB(tb) }},
@@ -239,8 +241,35 @@ func TestClientsHaveProductionRights(t *testing.T) {
 		t.Errorf("CONFIG GET as the functions' Redis user: %v, want NOPERM", err)
 	}
 	anonymous := redis.NewClient(&redis.Options{Addr: RedisAddr(t)})
-	defer anonymous.Close()
+	defer func() { _ = anonymous.Close() }()
 	if err := anonymous.Ping(ctx).Err(); err == nil {
 		t.Error("a client without credentials was served")
+	}
+}
+
+// The router's role starts with no right at all, as docs/deploy.md creates it: whatever the
+// router's tests find it may do, the migrate step's grants gave it.
+func TestRouterRoleHasNoRightsOfItsOwn(t *testing.T) {
+	t.Parallel()
+	_, dbURL := Postgres(t)
+	ctx := t.Context()
+	var super, bypass, createRole, createDB, owns bool
+	err := AdminPool(t, dbURL).QueryRow(ctx, `SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb,
+		EXISTS (SELECT FROM pg_database WHERE datdba = r.oid)
+		FROM pg_roles r WHERE rolname = $1`, RouterRole(t)).Scan(&super, &bypass, &createRole, &createDB, &owns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if super || bypass || createRole || createDB || owns {
+		t.Errorf("router role: superuser=%v bypassrls=%v createrole=%v createdb=%v owns a database=%v; want none",
+			super, bypass, createRole, createDB, owns)
+	}
+	conn, err := pgx.Connect(ctx, RouterURL(t, dbURL))
+	if err == nil {
+		_ = conn.Close(ctx)
+		t.Fatal("the router role connected to a database nobody granted it")
+	}
+	if !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("connecting as the router role without a grant: %v, want permission denied", err)
 	}
 }

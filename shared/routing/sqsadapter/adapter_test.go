@@ -250,11 +250,16 @@ func TestMessages(t *testing.T) {
 	}
 }
 
-func TestRunInvokesEventFile(t *testing.T) {
-	t.Parallel()
+// The router's -invoke: lambdakit.Serve outside Lambda runs the wrapped handler once on the file.
+func TestServeInvokesEventFile(t *testing.T) {
+	t.Setenv("AWS_LAMBDA_RUNTIME_API", "")
 	s := newStack(t)
 	var out bytes.Buffer
-	err := sqsadapter.Run(t.Context(), s.router, nil, nil, sqsadapter.Local{EventFile: "testdata/sqs-event.json", Output: &out})
+	handler := lambdakit.Wrap(sqsadapter.FunctionName, nil, sqsadapter.Handler(s.router))
+	err := lambdakit.Serve(t.Context(), handler, lambdakit.Local{
+		InvokeFile: "testdata/sqs-event.json", Output: &out,
+		Run: func(context.Context) error { t.Error("the local mode ran instead of -invoke"); return nil },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,9 +268,8 @@ func TestRunInvokesEventFile(t *testing.T) {
 	}
 }
 
-func TestRunWithoutIngressQueue(t *testing.T) {
-	t.Setenv("AWS_LAMBDA_RUNTIME_API", "")
-	err := sqsadapter.Run(context.Background(), nil, nil, nil, sqsadapter.Local{})
+func TestPollWithoutIngressQueue(t *testing.T) {
+	err := sqsadapter.Poll(nil, "", nil, nil)(context.Background())
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("INGRESS_QUEUE_URL")) {
 		t.Fatalf("error %v does not name INGRESS_QUEUE_URL", err)
 	}

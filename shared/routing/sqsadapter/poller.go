@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/botplatform/discord-sandboxes/shared/lambdakit"
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 )
 
 // Queue is the part of the SQS client the poller uses.
@@ -53,7 +54,7 @@ type Poller struct {
 // a stop never abandons a batch halfway. Receive errors are logged and retried with backoff.
 func (p *Poller) Run(ctx context.Context) error {
 	log := p.logger()
-	log.InfoContext(ctx, "polling the ingress queue", "queueUrl", p.QueueURL)
+	log.InfoContext(ctx, "polling the ingress queue", "queue_url", p.QueueURL)
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
 		if _, err := p.PollOnce(ctx); err != nil {
@@ -61,7 +62,7 @@ func (p *Poller) Run(ctx context.Context) error {
 				break
 			}
 			backoff = min(max(2*backoff, time.Second), maxBackoff)
-			log.ErrorContext(ctx, "polling failed", "error", err, "retryIn", backoff.String())
+			log.ErrorContext(ctx, "polling failed", logkey.Error, err, "retry_in", backoff.String())
 			select {
 			case <-ctx.Done():
 			case <-time.After(backoff):
@@ -70,7 +71,7 @@ func (p *Poller) Run(ctx context.Context) error {
 		}
 		backoff = 0
 	}
-	log.InfoContext(ctx, "stopped polling", "queueUrl", p.QueueURL)
+	log.InfoContext(ctx, "stopped polling", "queue_url", p.QueueURL)
 	return nil
 }
 

@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) cleanupCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cleanup",
+		Short: "Admin: run the cleanup now, or report orphaned resources",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usageError{errors.New("cleanup needs a subcommand: run or orphans")}
+		},
+	}
+	var runRemove, orphansRemove bool
+	runCmd := &cobra.Command{
+		Use:   "run",
+		Short: "Tear down expired sandboxes now (with --remove, also remove orphaned resources)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.api(cmd.Context())
+			if err != nil {
+				return err
+			}
+			res, err := c.Cleanup(cmd.Context(), runRemove)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return writeJSONDoc(a.env.Stdout, res)
+			}
+			st, w := a.outStyle(), a.env.Stdout
+			fmt.Fprintln(w, st.bold("Cleanup run:"))
+			writeRecord(w, st, "  ", res.Run)
+			if res.Orphans != nil {
+				fmt.Fprintln(w, st.bold("Orphans after removal:"))
+				writeRecord(w, st, "  ", res.Orphans)
+			}
+			return nil
+		},
+	}
+	runCmd.Flags().BoolVar(&runRemove, "remove", false, "also remove orphaned resources after the run")
+	orphansCmd := &cobra.Command{
+		Use:   "orphans",
+		Short: "Report orphaned resources (with --remove, run the cleanup and remove them)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.api(cmd.Context())
+			if err != nil {
+				return err
+			}
+			st, w := a.outStyle(), a.env.Stdout
+			if !orphansRemove {
+				report, err := c.Orphans(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if a.json {
+					return writeJSONDoc(a.env.Stdout, report)
+				}
+				fmt.Fprintln(w, st.bold("Orphaned resources:"))
+				writeRecord(w, st, "  ", report)
+				return nil
+			}
+			res, err := c.Cleanup(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return writeJSONDoc(a.env.Stdout, res.Orphans)
+			}
+			fmt.Fprintln(w, st.bold("Cleanup run (removing orphans runs the cleanup first):"))
+			writeRecord(w, st, "  ", res.Run)
+			fmt.Fprintln(w, st.bold("Orphaned resources after removal:"))
+			writeRecord(w, st, "  ", res.Orphans)
+			return nil
+		},
+	}
+	orphansCmd.Flags().BoolVar(&orphansRemove, "remove", false, "remove them (only names that match the sandbox patterns, older than the grace period)")
+	cmd.AddCommand(runCmd, orphansCmd)
+	return cmd
+}

@@ -1,0 +1,59 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) connectCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "connect NAME",
+		Short: "Print a worker's connection settings as shell exports (rotates the passwords)",
+		Long: "connect prints `export KEY=\"value\"` lines on stdout, and only those, so that\n\n" +
+			"  eval \"$(sandbox connect NAME)\"\n\n" +
+			"sets them in the current shell; comments for people go to stderr. Every call rotates the\n" +
+			"sandbox role's password and its Redis user's password: the previous ones stop working.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			name := argv[0]
+			if err := checkName(name); err != nil {
+				return err
+			}
+			c, err := a.api(cmd.Context())
+			if err != nil {
+				return err
+			}
+			conn, err := c.Connect(cmd.Context(), name)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return writeJSONDoc(a.env.Stdout, conn)
+			}
+			e := a.env.Stderr
+			fmt.Fprintf(e, "# sandbox %s (id %s): worker connection settings; guilds: %s\n", conn.Name, conn.SandboxID, guildList(conn.GuildIDs))
+			fmt.Fprintf(e, "# new database password, valid until %s; the previous one no longer works\n",
+				formatTime(conn.Database.PasswordExpiresAt, a.loc()))
+			if conn.Redis.Username != "" {
+				fmt.Fprintf(e, "# new password of Redis user %s, which reaches %s* only; the previous one no longer works\n",
+					conn.Redis.Username, conn.Redis.Namespace)
+			}
+			if conn.Redis.Warning != "" {
+				fmt.Fprintf(e, "# warning: %s\n", conn.Redis.Warning)
+			}
+			skipped, err := writeExports(a.env.Stdout, conn.Env)
+			if err != nil {
+				return err
+			}
+			for _, k := range skipped {
+				fmt.Fprintf(e, "# skipped %q: not a shell variable name\n", k)
+			}
+			if isTerminal(a.env.Stdout) {
+				fmt.Fprintf(e, "# to set these in your shell: eval \"$(sandbox connect %s)\"\n", conn.Name)
+			}
+			return nil
+		},
+	}
+	return cmd
+}

@@ -1,0 +1,51 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) extendCommand() *cobra.Command {
+	var by string
+	cmd := &cobra.Command{
+		Use:     "extend NAME --by DURATION",
+		Short:   "Move a sandbox's expiry later",
+		Example: "  sandbox extend alice-feature-x --by 12h",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			name := argv[0]
+			if err := checkName(name); err != nil {
+				return err
+			}
+			if _, err := parseDuration("by", by); err != nil {
+				return err
+			}
+			c, err := a.api(cmd.Context())
+			if err != nil {
+				return err
+			}
+			res, err := c.Extend(cmd.Context(), name, by)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return writeJSONDoc(a.env.Stdout, res)
+			}
+			// The real extension, which the cap may have made shorter than --by.
+			st, w := a.outStyle(), a.env.Stdout
+			extended := exactDuration(time.Duration(res.ExtendedBySeconds) * time.Second)
+			if res.Capped {
+				extended += st.yellow(" (capped at the maximum lifetime of " +
+					exactDuration(res.MaxExpiresAt.Sub(res.Sandbox.CreatedAt).Round(time.Second)) + ")")
+			}
+			fmt.Fprintf(w, "%s %s by %s: expires %s (in %s)\n", st.green("Extended"), st.bold(name), extended,
+				formatTime(res.ExpiresAt, a.loc()), humanDuration(res.Sandbox.TimeLeft()))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&by, "by", "", "how much later, e.g. 90m, 12h, 2d (required)")
+	_ = cmd.MarkFlagRequired("by")
+	return cmd
+}

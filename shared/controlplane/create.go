@@ -1,0 +1,248 @@
+package controlplane
+
+// This file: creating a sandbox (the quota, the guilds, the creation lease, provisioning and
+// its failure).
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// quotaLockClass is the first key of the per-owner advisory transaction lock that makes the
+// quota check and the insert atomic.
+const quotaLockClass int32 = 0x73627100
+
+// CreationLockClass is the first key of the session advisory lock a creation holds on its
+// sandbox id ("sbcr"; the second is hashtext(id)) from before the row exists until it is
+// running or failed: the creation lease. A sandbox in creating whose lease is free has lost
+// its creator.
+const CreationLockClass int32 = 0x73626372
+
+// creationLease is the connection that holds a creation lease: a connection of its own,
+// outside the pool, so that concurrent creations never wait for each other's connections,
+// and so that a creator that dies (or loses its network) frees the lease with its session.
+type creationLease struct {
+	conn *pgx.Conn
+	id   string
+}
+
+func (m *Manager) takeCreationLease(ctx context.Context, id string) (*creationLease, error) {
+	conn, err := pgx.ConnectConfig(ctx, m.db.Config().ConnConfig)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1, hashtext($2))", CreationLockClass, id); err != nil {
+		_ = conn.Close(context.Background())
+		return nil, err
+	}
+	return &creationLease{conn: conn, id: id}, nil
+}
+
+// release ends the lease by closing its session (which releases the lock either way).
+func (l *creationLease) release() {
+	_ = l.conn.Close(context.Background())
+}
+
+// CreateInput is what a caller asks for.
+type CreateInput struct {
+	Name     string
+	Owner    string
+	TTL      time.Duration // zero means the default TTL
+	Guilds   []string
+	Metadata map[string]string
+}
+
+// Validate checks the input and returns the normalized guilds and TTL.
+func (m *Manager) validateCreate(in CreateInput) ([]string, time.Duration, error) {
+	if err := sandbox.ValidateName(in.Name); err != nil {
+		return nil, 0, err
+	}
+	if err := sandbox.ValidateOwner(in.Owner); err != nil {
+		return nil, 0, err
+	}
+	ttl, err := m.limits.ResolveTTL(in.TTL)
+	if err != nil {
+		return nil, 0, err
+	}
+	guilds, err := m.limits.NormalizeGuilds(in.Guilds)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := m.limits.ValidateMetadata(in.Metadata); err != nil {
+		return nil, 0, err
+	}
+	return guilds, ttl, nil
+}
+
+// Create validates the input, records the sandbox in status creating together with its guild
+// mappings and an audit entry (atomically, within the owner's quota), then provisions its
+// resources and marks it running. When provisioning fails the sandbox ends failed with the
+// error recorded, nothing is dropped here (teardown belongs to cleanup), and the returned
+// error wraps sandbox.ErrProvisioningFailed alongside the failed sandbox.
+func (m *Manager) Create(ctx context.Context, actor string, in CreateInput) (_ *sandbox.Sandbox, err error) {
+	defer withOp(&err, "create sandbox %q", in.Name)
+	guilds, ttl, err := m.validateCreate(in)
+	if err != nil {
+		return nil, err
+	}
+	if in.Metadata == nil {
+		in.Metadata = map[string]string{}
+	}
+	metadata, err := json.Marshal(in.Metadata)
+	if err != nil {
+		return nil, sandbox.InvalidField("metadata", "metadata is not encodable")
+	}
+	id := sandbox.NewID()
+	now := m.now().UTC()
+
+	// The creation lease: taken before the row exists, held until creation ends. Cleanup
+	// reclaims a sandbox left in creating as soon as the lease is free (its creator is gone),
+	// whatever its age.
+	lease, err := m.takeCreationLease(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer lease.release()
+
+	err = pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", quotaLockClass, in.Owner); err != nil {
+			return err
+		}
+		var live int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM sandbox_control.sandboxes WHERE owner = $1 AND status <> 'destroyed'`,
+			in.Owner).Scan(&live); err != nil {
+			return err
+		}
+		if live >= m.limits.OwnerQuota {
+			return sandbox.Errorf(sandbox.CodeQuotaExceeded, "owner already has %d sandboxes that are not destroyed (quota %d)", live, m.limits.OwnerQuota)
+		}
+		if err := m.checkGuildsFree(ctx, tx, guilds); err != nil {
+			return err
+		}
+		row := tx.QueryRow(ctx, `
+			INSERT INTO sandbox_control.sandboxes (id, name, owner, status, schema_name, db_role, created_at, updated_at, expires_at, metadata)
+			VALUES ($1, $2, $3, 'creating', $4, $5, $6, $6, $7, $8)
+			RETURNING `+sandboxColumns,
+			id, in.Name, in.Owner, sandbox.SchemaName(id), sandbox.RoleName(id), now, now.Add(ttl), metadata)
+		if _, err := scanSandbox(row); err != nil {
+			if c, ok := uniqueViolation(err); ok && c == "sandboxes_live_name" {
+				return sandbox.Errorf(sandbox.CodeNameTaken, "a sandbox named %q already exists", in.Name)
+			}
+			return err
+		}
+		if err := insertMappings(ctx, tx, id, actor, guilds); err != nil {
+			return err
+		}
+		unparked, err := unpark(ctx, tx, guilds)
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, actor, ActionCreate, id, map[string]any{
+			"name": in.Name, "owner": in.Owner, "ttl_seconds": int64(ttl / time.Second), "guilds": guilds, "expires_at": now.Add(ttl),
+			"unparked": unparked,
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.publishRouteChanges(ctx)
+
+	if m.provisioner != nil {
+		if perr := m.provisioner.Provision(ctx, id); perr != nil {
+			// The failure must be recorded even when the caller has gone away.
+			failed, ferr := m.MarkFailed(context.WithoutCancel(ctx), actor, id, perr.Error())
+			if ferr != nil {
+				return nil, errors.Join(fmt.Errorf("provision sandbox %s: %w", id, perr), ferr)
+			}
+			failed.Guilds = guilds
+			return failed, &provisioningError{cause: perr}
+		}
+	}
+	running, err := m.transition(ctx, actor, id, nil, sandbox.StatusRunning, ActionRunning, nil)
+	if err != nil {
+		// Provisioned but not running: leave it failed, for the teardown to take at once.
+		if _, ferr := m.MarkFailed(context.WithoutCancel(ctx), actor, id, "creation did not complete: "+err.Error()); ferr != nil {
+			m.log.WarnContext(ctx, "a creation that failed could not be marked failed; cleanup reclaims it once its lease is free",
+				logkey.Sandbox, id, logkey.Error, ferr)
+		}
+		return nil, err
+	}
+	running.Guilds = guilds // the transition published the route change
+	return running, nil
+}
+
+// provisioningError keeps the cause for logs while the code and message stay caller-safe.
+type provisioningError struct{ cause error }
+
+func (e *provisioningError) Error() string {
+	return "provisioning_failed: the sandbox's resources could not be created; it is marked failed and will be torn down"
+}
+
+func (e *provisioningError) Unwrap() []error { return []error{sandbox.ErrProvisioningFailed, e.cause} }
+
+// ProvisioningCause returns the underlying provisioning error, for logs only.
+func ProvisioningCause(err error) error {
+	var pe *provisioningError
+	if errors.As(err, &pe) {
+		return pe.cause
+	}
+	return nil
+}
+
+// checkGuildsFree refuses protected guilds and guilds mapped elsewhere with a clear message;
+// the primary key still settles races between concurrent transactions.
+func (m *Manager) checkGuildsFree(ctx context.Context, tx pgx.Tx, guilds []string) error {
+	if len(guilds) == 0 {
+		return nil
+	}
+	for _, g := range guilds {
+		if m.protected[g] {
+			return sandbox.Errorf(sandbox.CodeGuildProtected, "guild %s is protected and may never be mapped to a sandbox", g)
+		}
+	}
+	var protected string
+	err := tx.QueryRow(ctx, `SELECT guild_id FROM sandbox_control.protected_guilds WHERE guild_id = ANY($1) ORDER BY guild_id LIMIT 1`, guilds).Scan(&protected)
+	if err == nil {
+		return sandbox.Errorf(sandbox.CodeGuildProtected, "guild %s is protected and may never be mapped to a sandbox", protected)
+	} else if !isNoRows(err) {
+		return err
+	}
+	var guild, name string
+	err = tx.QueryRow(ctx, `
+		SELECT m.guild_id, s.name FROM sandbox_control.guild_mappings m
+		JOIN sandbox_control.sandboxes s ON s.id = m.sandbox_id
+		WHERE m.guild_id = ANY($1) ORDER BY m.guild_id LIMIT 1`, guilds).Scan(&guild, &name)
+	if err == nil {
+		return sandbox.Errorf(sandbox.CodeGuildAlreadyMapped, "guild %s is already mapped to sandbox %q", guild, name)
+	} else if !isNoRows(err) {
+		return err
+	}
+	return nil
+}
+
+func insertMappings(ctx context.Context, tx pgx.Tx, id, actor string, guilds []string) error {
+	if len(guilds) == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `
+		INSERT INTO sandbox_control.guild_mappings (guild_id, sandbox_id, created_by)
+		SELECT g, $2, $3 FROM unnest($1::text[]) AS g`, guilds, id, actor)
+	if c, ok := uniqueViolation(err); ok && c == "guild_mappings_pkey" {
+		return sandbox.Errorf(sandbox.CodeGuildAlreadyMapped, "one of the guilds %v was mapped to another sandbox meanwhile", guilds)
+	}
+	return err
+}
+
+// MarkFailed moves a creating sandbox to failed, recording reason as its last error.
+func (m *Manager) MarkFailed(ctx context.Context, actor, id, reason string) (_ *sandbox.Sandbox, err error) {
+	defer withOp(&err, "mark sandbox %s failed", id)
+	return m.transition(ctx, actor, id, nil, sandbox.StatusFailed, ActionFailed, map[string]any{"error": reason})
+}

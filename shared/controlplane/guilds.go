@@ -1,0 +1,111 @@
+package controlplane
+
+// This file: mapping, unmapping and protecting guilds.
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// AddGuild maps a guild to a running sandbox.
+func (m *Manager) AddGuild(ctx context.Context, actor, id, guildID string) (err error) {
+	defer withOp(&err, "map guild %s to sandbox %s", guildID, id)
+	if err := sandbox.ValidateGuildID(guildID); err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
+		// FOR SHARE keeps the sandbox from leaving running until this mapping commits.
+		var status, name string
+		var count int
+		err := tx.QueryRow(ctx, `
+			SELECT s.status, s.name, (SELECT count(*) FROM sandbox_control.guild_mappings m WHERE m.sandbox_id = s.id)
+			FROM sandbox_control.sandboxes s WHERE s.id = $1 FOR SHARE OF s`, id).Scan(&status, &name, &count)
+		if isNoRows(err) {
+			return sandbox.Errorf(sandbox.CodeNotFound, "sandbox %s not found", id)
+		}
+		if err != nil {
+			return err
+		}
+		if sandbox.Status(status) != sandbox.StatusRunning {
+			return sandbox.Errorf(sandbox.CodeInvalidTransition, "sandbox %q is %s; guilds can be added only to a running sandbox", name, status)
+		}
+		if count >= m.limits.MaxGuilds {
+			return sandbox.InvalidField("guild_id", "sandbox %q already has %d guilds (limit %d)", name, count, m.limits.MaxGuilds)
+		}
+		if err := m.checkGuildsFree(ctx, tx, []string{guildID}); err != nil {
+			return err
+		}
+		if err := insertMappings(ctx, tx, id, actor, []string{guildID}); err != nil {
+			return err
+		}
+		unparked, err := unpark(ctx, tx, []string{guildID})
+		if err != nil {
+			return err
+		}
+		details := map[string]any{"guild_id": guildID}
+		if len(unparked) > 0 {
+			details["unparked"] = true
+		}
+		return audit(ctx, tx, actor, ActionGuildAdd, id, details)
+	})
+	if err != nil {
+		return err
+	}
+	m.publishRouteChanges(ctx)
+	return nil
+}
+
+// RemoveGuild removes a guild's mapping from a sandbox.
+func (m *Manager) RemoveGuild(ctx context.Context, actor, id, guildID string) (err error) {
+	defer withOp(&err, "unmap guild %s from sandbox %s", guildID, id)
+	if err := sandbox.ValidateGuildID(guildID); err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM sandbox_control.guild_mappings WHERE guild_id = $1 AND sandbox_id = $2`, guildID, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return sandbox.Errorf(sandbox.CodeNotFound, "guild %s is not mapped to this sandbox", guildID)
+		}
+		return audit(ctx, tx, actor, ActionGuildRemove, id, map[string]any{"guild_id": guildID})
+	})
+	if err != nil {
+		return err
+	}
+	m.publishRouteChanges(ctx)
+	return nil
+}
+
+// ProtectGuild records a guild that may never be mapped. A guild mapped now is refused.
+func (m *Manager) ProtectGuild(ctx context.Context, actor, guildID, reason string) (err error) {
+	defer withOp(&err, "protect guild %s", guildID)
+	if err := sandbox.ValidateGuildID(guildID); err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
+		// Lock the mapping row, if any, so a concurrent mapping cannot slip in unseen.
+		var sandboxID string
+		err := tx.QueryRow(ctx, `SELECT sandbox_id FROM sandbox_control.guild_mappings WHERE guild_id = $1 FOR SHARE`, guildID).Scan(&sandboxID)
+		if err == nil {
+			return sandbox.Errorf(sandbox.CodeGuildAlreadyMapped, "guild %s is mapped to sandbox %s; remove the mapping first", guildID, sandboxID)
+		} else if !isNoRows(err) {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO sandbox_control.protected_guilds (guild_id, reason, created_by) VALUES ($1, $2, $3)
+			ON CONFLICT (guild_id) DO UPDATE SET reason = excluded.reason`, guildID, reason, actor); err != nil {
+			return err
+		}
+		return audit(ctx, tx, actor, ActionGuildProtect, "", map[string]any{"guild_id": guildID, "reason": reason})
+	})
+	if err != nil {
+		return err
+	}
+	// A cached route computed before the protection must not outlive it.
+	m.publishRouteChanges(ctx)
+	return nil
+}

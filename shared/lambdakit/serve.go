@@ -1,0 +1,53 @@
+package lambdakit
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+
+	"github.com/botplatform/discord-sandboxes/shared/metrics"
+)
+
+// Local is how a function runs outside Lambda (DESIGN §8).
+type Local struct {
+	// InvokeFile, when set (-invoke FILE), runs the handler once on the event in that file and
+	// prints the response, instead of Run.
+	InvokeFile string
+	// Output receives that response; nil means os.Stdout.
+	Output io.Writer
+	// Run is the function's local mode, until ctx ends: the API on a loopback port, the router
+	// polling a queue, cleanup once or every -interval.
+	Run func(ctx context.Context) error
+}
+
+// Serve is the one way a function binary starts serving, once its main has built the whole
+// graph and the handler (Wrap): inside Lambda (AWS_LAMBDA_RUNTIME_API set) it serves h through
+// the runtime API and does not return; outside, it invokes h once on local.InvokeFile when
+// that is set, and otherwise runs local.Run.
+func Serve[In, Out any](ctx context.Context, h Handler[In, Out], local Local) error {
+	switch {
+	case InLambda():
+		return Start(h)
+	case local.InvokeFile != "":
+		out := local.Output
+		if out == nil {
+			out = os.Stdout
+		}
+		return InvokeFile(ctx, h, local.InvokeFile, out)
+	case local.Run == nil:
+		return errors.New("this function has no local mode: run it in Lambda, or with -invoke EVENT.json")
+	default:
+		return local.Run(ctx)
+	}
+}
+
+// WrapRun is Wrap for a local mode that calls its domain directly, without an event (cleanup's
+// local runs): each call of the returned function is one invocation, with a fresh request id,
+// its own Recorder from emitter, panic recovery and Wrap's log line.
+func WrapRun[Out any](name string, emitter *metrics.Emitter, h func(ctx context.Context, rec *metrics.Recorder) (Out, error), opts ...WrapOption) func(ctx context.Context) (Out, error) {
+	run := Wrap(name, emitter, func(ctx context.Context, rec *metrics.Recorder, _ struct{}) (Out, error) {
+		return h(ctx, rec)
+	}, opts...)
+	return func(ctx context.Context) (Out, error) { return run(NewLocalContext(ctx), struct{}{}) }
+}

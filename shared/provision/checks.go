@@ -1,0 +1,94 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// The one set of checks every statement of this package passes before it touches a sandbox
+// object, whoever calls it (provisioning, connect, the health check, teardown, orphan
+// reconciliation); docs/security.md, "PostgreSQL":
+//
+//   - a name is a sandbox's only when it is exactly sandbox.SchemaName(id),
+//     sandbox.RoleName(id) or keys.ACLUser(id, db) of an id sandbox.ValidID accepts: callers
+//     pass ids (checkID), and names read from a catalog are kept only when idOfName gives
+//     them back exactly;
+//   - a role is a sandbox's only when it also carries this database's comment
+//     (RoleCommentFor(current_database())), read in the transaction that acts on it
+//     (roleOf): roles are cluster-wide, and another database's sandboxes are never touched;
+//   - no statement reads, writes or plans over a relation a sandbox can define: inspection
+//     reads the catalogs only, through pg_catalog-qualified names, and dropping runs DDL,
+//     which runs no code a sandbox can define.
+
+// roleCommentPrefix marks roles created by this control plane; the comment names the
+// database, because roles are cluster-wide while sandboxes belong to one database.
+const roleCommentPrefix = "discord-sandboxes role of database "
+
+// RoleCommentFor is the comment set on the roles this database's control plane creates.
+func RoleCommentFor(database string) string { return roleCommentPrefix + database }
+
+// checkID refuses an id that is not a sandbox's: only valid ids ever become identifiers.
+func checkID(id string) error {
+	if !sandbox.ValidID(id) {
+		return fmt.Errorf("provision: invalid sandbox id %q", id)
+	}
+	return nil
+}
+
+// idOfName returns the sandbox id of a schema or role name that is exactly a sandbox's
+// (sb_<id> with a valid id), and false for any other name.
+func idOfName(name string) (string, bool) {
+	id, ok := strings.CutPrefix(name, "sb_")
+	if !ok || !sandbox.ValidID(id) || sandbox.SchemaName(id) != name || sandbox.RoleName(id) != name {
+		return "", false
+	}
+	return id, true
+}
+
+// errForeignRole refuses a role named like a sandbox's that another database's control plane
+// (or someone else) made.
+var errForeignRole = errors.New("it is not a sandbox role of this database")
+
+// roleState is what the catalog says of a role named like a sandbox's.
+type roleState struct {
+	exists bool
+	// ours is whether it carries this database's comment (RoleCommentFor).
+	ours     bool
+	database string
+}
+
+// ownRole is the check of a role's comment, the one place that compares it.
+func ownRole(comment, database string) bool { return comment == RoleCommentFor(database) }
+
+// roleOf reads whether role exists and whether it is this database's.
+func roleOf(ctx context.Context, q queryRower, role string) (roleState, error) {
+	var st roleState
+	var comment *string
+	err := q.QueryRow(ctx, `SELECT pg_catalog.current_database(),
+		(SELECT pg_catalog.shobj_description(r.oid, 'pg_authid') FROM pg_catalog.pg_roles r WHERE r.rolname = $1),
+		EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)`, role).Scan(&st.database, &comment, &st.exists)
+	if err != nil {
+		return st, fmt.Errorf("read role %s: %w", role, err)
+	}
+	st.ours = st.exists && comment != nil && ownRole(*comment, st.database)
+	return st, nil
+}
+
+// mustBeOurs refuses a role that exists but is not this database's sandbox role.
+func (st roleState) mustBeOurs(role string) error {
+	if st.exists && !st.ours {
+		return fmt.Errorf("refusing role %q: %w (database %s)", role, errForeignRole, st.database)
+	}
+	return nil
+}
+
+// queryRower is a pool, a connection or a transaction.
+type queryRower interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}

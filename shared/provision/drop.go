@@ -1,0 +1,123 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// DropResult says what a drop found.
+type DropResult struct {
+	SessionsTerminated int
+	SchemaExisted      bool
+	RoleExisted        bool
+}
+
+// Drop terminates the role's sessions, drops the schema (cascading to its tables) and the
+// role: the teardown's step. It is idempotent. lockTimeout bounds how long it waits for locks
+// held by others, so a busy schema fails this attempt instead of hanging it. A role named
+// like the sandbox's that is not this database's is refused, and then nothing is dropped.
+func (p *Provisioner) Drop(ctx context.Context, id string, lockTimeout time.Duration) (DropResult, error) {
+	return p.drop(ctx, id, lockTimeout, true, true)
+}
+
+// DropSchema drops the sandbox's schema alone, cascading to its tables (orphan
+// reconciliation: a schema whose sandbox is gone). Idempotent; lockTimeout as for Drop.
+func (p *Provisioner) DropSchema(ctx context.Context, id string, lockTimeout time.Duration) (DropResult, error) {
+	return p.drop(ctx, id, lockTimeout, true, false)
+}
+
+// DropRole terminates the sessions of the sandbox's role and drops it alone (orphan
+// reconciliation), only while it is this database's. Idempotent; lockTimeout as for Drop.
+func (p *Provisioner) DropRole(ctx context.Context, id string, lockTimeout time.Duration) (DropResult, error) {
+	return p.drop(ctx, id, lockTimeout, false, true)
+}
+
+// drop is every drop of a sandbox's database objects, in one transaction: the checks
+// (checks.go), then the sessions of the role ended, then the schema, then the role.
+func (p *Provisioner) drop(ctx context.Context, id string, lockTimeout time.Duration, schema, role bool) (DropResult, error) {
+	var res DropResult
+	if err := checkID(id); err != nil {
+		return res, err
+	}
+	schemaName, roleName := sandbox.SchemaName(id), sandbox.RoleName(id)
+	err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", lockTimeout.Milliseconds())); err != nil {
+			return err
+		}
+		if role {
+			st, err := roleOf(ctx, tx, roleName)
+			if err != nil {
+				return err
+			}
+			if err := st.mustBeOurs(roleName); err != nil {
+				return err
+			}
+			res.RoleExisted = st.exists
+		}
+		if schema {
+			err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)`,
+				schemaName).Scan(&res.SchemaExisted)
+			if err != nil {
+				return err
+			}
+		}
+		if res.RoleExisted {
+			// Sessions first: DROP SCHEMA would wait for their locks, and DROP ROLE fails
+			// while the role is connected.
+			err := tx.QueryRow(ctx, `SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(pid))
+				FROM pg_catalog.pg_stat_activity WHERE usename = $1`, roleName).Scan(&res.SessionsTerminated)
+			if err != nil {
+				return fmt.Errorf("terminate sessions of %s: %w", roleName, err)
+			}
+		}
+		if res.SchemaExisted {
+			if _, err := tx.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schemaName}.Sanitize()+" CASCADE"); err != nil {
+				return err
+			}
+		}
+		if res.RoleExisted {
+			return dropRole(ctx, tx, roleName)
+		}
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("drop %s of %s: %w", dropWhat(schema, role), id, err)
+	}
+	return res, nil
+}
+
+func dropWhat(schema, role bool) string {
+	switch {
+	case schema && role:
+		return "schema and role"
+	case schema:
+		return "schema"
+	}
+	return "role"
+}
+
+// dropRole drops a sandbox role inside tx: DROP OWNED revokes the role's grants in this
+// database (CONNECT, defaults) and drops anything it still owns (large objects, whatever it
+// created outside its schema); the role's per-database settings go with DROP ROLE. The
+// control user first makes sure it is a member of the role, which a non-superuser needs for
+// DROP OWNED (roles provisioned before membership was granted at creation lack it). None of
+// these statements runs code a sandbox can define. The caller checked the role (roleOf).
+func dropRole(ctx context.Context, tx pgx.Tx, name string) error {
+	r := pgx.Identifier{name}.Sanitize()
+	if _, err := tx.Exec(ctx, "GRANT "+r+" TO CURRENT_USER"); err != nil {
+		return err
+	}
+	if err := LockDatabaseACL(ctx, tx); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "DROP OWNED BY "+r); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, "DROP ROLE IF EXISTS "+r)
+	return err
+}

@@ -1,0 +1,206 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// Catalog reads about sandboxes: what one sandbox has (Inspect, InspectStream, the health
+// check's), and which sandbox objects exist at all (SandboxSchemas, SandboxRoles,
+// SandboxRedisUsers: orphan reconciliation's). None reads a sandbox's relation.
+
+// Resources is what exists of one sandbox's resources, read from the catalogs alone.
+type Resources struct {
+	SchemaExists bool
+	// RoleExists is whether the sandbox's role exists and is this database's (checks.go).
+	RoleExists bool
+	// RoleUsage is whether the role may use (USAGE) its schema.
+	RoleUsage bool
+	// Tables are the schema's tables (relkind r or p), whoever owns them.
+	Tables []string
+	// Ungranted are the tables created by provisioning (owned by the control user) on which
+	// the role lacks one of the rights provisioning granted.
+	Ungranted []string
+	// Bytes is the total size of the schema's relations, indexes and TOAST included.
+	Bytes        int64
+	StreamExists bool
+	// RedisUserExists is whether the sandbox's Redis ACL user exists (ACL mode only).
+	RedisUserExists bool
+}
+
+// Inspect reports which of a sandbox's resources exist. It reads only catalogs and
+// privilege and size functions, never a sandbox's relation: the role can turn any of its
+// tables into a view, or give one a row-level security policy, and a query over it by the
+// control user would run whatever function the role wrote with the control user's rights.
+func (p *Provisioner) Inspect(ctx context.Context, id string) (Resources, error) {
+	var r Resources
+	if err := checkID(id); err != nil {
+		return r, err
+	}
+	schema, role := sandbox.SchemaName(id), sandbox.RoleName(id)
+	err := p.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)`,
+		schema).Scan(&r.SchemaExists)
+	if err != nil {
+		return r, err
+	}
+	st, err := roleOf(ctx, p.db, role)
+	if err != nil {
+		return r, err
+	}
+	r.RoleExists = st.ours
+	if r.SchemaExists && r.RoleExists {
+		if err := p.db.QueryRow(ctx, `SELECT pg_catalog.has_schema_privilege($1, $2, 'USAGE')`, role, schema).Scan(&r.RoleUsage); err != nil {
+			return r, err
+		}
+	}
+	if r.SchemaExists {
+		type table struct {
+			name      string
+			ungranted bool
+		}
+		rows, err := p.db.Query(ctx, `
+			SELECT c.relname,
+				c.relowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
+				AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $2)
+				AND NOT pg_catalog.has_table_privilege($2, c.oid, 'SELECT, INSERT, UPDATE, DELETE')
+			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname`, schema, role)
+		if err != nil {
+			return r, err
+		}
+		tables, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (table, error) {
+			var t table
+			return t, row.Scan(&t.name, &t.ungranted)
+		})
+		if err != nil {
+			return r, err
+		}
+		for _, t := range tables {
+			r.Tables = append(r.Tables, t.name)
+			if t.ungranted {
+				r.Ungranted = append(r.Ungranted, t.name)
+			}
+		}
+		// Sizes from the catalog: pg_total_relation_size reads no row of the relation.
+		err = p.db.QueryRow(ctx, `SELECT coalesce(pg_catalog.sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::bigint
+			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'm')`, schema).Scan(&r.Bytes)
+		if err != nil {
+			return r, err
+		}
+	}
+	if p.rdb != nil {
+		n, err := p.rdb.Exists(ctx, keys.EventStream(id)).Result()
+		if err != nil {
+			return r, err
+		}
+		r.StreamExists = n == 1
+	}
+	if p.redisUsers() {
+		exists, err := p.RedisUserExists(ctx, id)
+		if err != nil {
+			return r, err
+		}
+		r.RedisUserExists = exists
+	}
+	return r, nil
+}
+
+// Stream is what Redis says of a sandbox's event stream.
+type Stream struct {
+	// Key is the stream's key (keys.EventStream).
+	Key    string
+	Exists bool
+	Length int64
+	Groups int64
+	// EventsGroup is whether the consumer group workers read with (keys.EventsGroup) exists;
+	// Pending counts the entries it delivered and nobody acknowledged yet.
+	EventsGroup bool
+	Pending     int64
+}
+
+// InspectStream reads the sandbox's event stream and its consumer groups (XINFO STREAM and
+// XINFO GROUPS, one round trip). A missing stream is no error. The error of a failed read
+// names its command; with an error, Exists says that XINFO STREAM answered and XINFO GROUPS
+// is the read that failed.
+func (p *Provisioner) InspectStream(ctx context.Context, id string) (Stream, error) {
+	s := Stream{Key: keys.EventStream(id)}
+	if err := checkID(id); err != nil {
+		return s, err
+	}
+	if p.rdb == nil {
+		return s, fmt.Errorf("provision: inspect stream %s: no Redis client", s.Key)
+	}
+	pipe := p.rdb.Pipeline()
+	info := pipe.XInfoStream(ctx, s.Key)
+	groups := pipe.XInfoGroups(ctx, s.Key)
+	_, _ = pipe.Exec(ctx) // each command's error is read below
+	if err := info.Err(); err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return s, nil
+		}
+		return s, fmt.Errorf("XINFO STREAM %s: %w", s.Key, err)
+	}
+	s.Exists, s.Length, s.Groups = true, info.Val().Length, info.Val().Groups
+	if err := groups.Err(); err != nil {
+		return s, fmt.Errorf("XINFO GROUPS %s: %w", s.Key, err)
+	}
+	for _, g := range groups.Val() {
+		if g.Name == keys.EventsGroup {
+			s.EventsGroup, s.Pending = true, g.Pending
+		}
+	}
+	return s, nil
+}
+
+// SandboxSchemas lists the ids of the schemas named exactly like a sandbox's (sb_<id> with
+// a valid id), whether or not a sandbox owns them.
+func (p *Provisioner) SandboxSchemas(ctx context.Context) ([]string, error) {
+	rows, err := p.db.Query(ctx, `SELECT nspname FROM pg_catalog.pg_namespace
+		WHERE nspname LIKE 'sb\_%' ORDER BY nspname`)
+	if err != nil {
+		return nil, fmt.Errorf("list sandbox schemas: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list sandbox schemas: %w", err)
+	}
+	var ids []string
+	for _, n := range names {
+		if id, ok := idOfName(n); ok {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// SandboxRoles lists the ids of the roles named exactly like a sandbox's that are this
+// database's (checks.go): roles are cluster-wide, and other databases' are never listed.
+func (p *Provisioner) SandboxRoles(ctx context.Context) ([]string, error) {
+	type role struct{ name, comment, database string }
+	rows, err := p.db.Query(ctx, `SELECT rolname, coalesce(pg_catalog.shobj_description(oid, 'pg_authid'), ''),
+		pg_catalog.current_database() FROM pg_catalog.pg_roles WHERE rolname LIKE 'sb\_%' ORDER BY rolname`)
+	if err != nil {
+		return nil, fmt.Errorf("list sandbox roles: %w", err)
+	}
+	roles, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (role, error) {
+		var r role
+		return r, row.Scan(&r.name, &r.comment, &r.database)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list sandbox roles: %w", err)
+	}
+	var ids []string
+	for _, r := range roles {
+		if id, ok := idOfName(r.name); ok && ownRole(r.comment, r.database) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
