@@ -235,11 +235,11 @@ func TestLoggerRequestID(t *testing.T) {
 	logger.DebugContext(invocationContext("req-44"), "debug")
 
 	recs := records(t, &buf)
-	if got := findRecord(t, recs, "inside")["requestId"]; got != "req-42" {
-		t.Errorf("requestId = %v, want req-42", got)
+	if got := findRecord(t, recs, "inside")["request_id"]; got != "req-42" {
+		t.Errorf("request_id = %v, want req-42", got)
 	}
-	if got, ok := findRecord(t, recs, "outside")["requestId"]; ok {
-		t.Errorf("record without Lambda context has requestId %v", got)
+	if got, ok := findRecord(t, recs, "outside")["request_id"]; ok {
+		t.Errorf("record without Lambda context has request_id %v", got)
 	}
 	grouped := findRecord(t, recs, "grouped")
 	if grouped["component"] != "store" || !strings.Contains(buf.String(), "req-43") {

@@ -87,11 +87,11 @@ func TestWrapRun(t *testing.T) {
 	var cold []any
 	for _, r := range records(t, logs) {
 		if r["message"] == "invocation finished" {
-			cold = append(cold, r["coldStart"])
+			cold = append(cold, r["cold_start"])
 		}
 	}
 	if fmt.Sprint(cold) != "[true false]" {
-		t.Errorf("coldStart of the runs: %v, want [true false]", cold)
+		t.Errorf("cold_start of the runs: %v, want [true false]", cold)
 	}
 }
 
