@@ -5,8 +5,15 @@ GO    ?= go
 
 .PHONY: build test test-go lint bench package dev demo clean
 
+# The CLI's version (sandbox version): git describe of the checkout, unless given
+# (make build VERSION=v1.4.0); CLI_VERSION_VAR is the variable it stamps (shared/cli/version.go).
+VERSION         ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+CLI_VERSION_VAR := github.com/botplatform/discord-sandboxes/shared/cli.version
+
+# Every package, and the CLI as bin/sandbox with its version stamped.
 build:
 	$(GO) build ./...
+	$(GO) build -buildvcs=auto -ldflags "-X $(CLI_VERSION_VAR)=$(VERSION)" -o bin/sandbox ./cmd/sandbox
 
 # Everything CI runs. Services start before and stop after, even when a test fails.
 test:
@@ -26,9 +33,10 @@ bench:
 package:
 	scripts/package.sh
 
-# The whole system on this machine; Ctrl-C stops everything it started.
+# The whole system on this machine; Ctrl-C stops everything it started. Its data is
+# throwaway; `make dev PERSIST=1` keeps PostgreSQL's and Redis's data in .run/dev/data.
 dev:
-	scripts/dev.sh
+	$(if $(PERSIST),DEV_PERSIST=$(PERSIST)) scripts/dev.sh
 
 # Against a running `make dev`, in another terminal.
 demo:

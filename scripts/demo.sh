@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make demo`: the whole story against the stack that `make dev` runs, as a new user would
-# see it: create a sandbox with a test guild and a short TTL, send Discord gateway events for
-# it and for other guilds into the ingress queue, watch them arrive in the sandbox's stream
-# (read as a worker reads it) and in the production queue, ask why a guild routes where it
-# does, let the sandbox expire, run the cleanup, and check that nothing of it remains.
+# see it: alice creates a sandbox with a test guild and a short TTL; bob, another developer,
+# cannot touch it, and nobody can map the production guild; Discord gateway events for the
+# test guild and for other guilds go into the ingress queue and arrive in the sandbox's stream
+# (read as a worker reads it) and in the production queue; the router's log says where each
+# batch went; the sandbox expires, the admin runs the cleanup, and nothing of it remains.
 #
 # Every step says what it expects and checks it; the demo exits non-zero at the first
 # expectation that fails. It reads the stack's settings from $SANDBOX_DEV_DIR/env (default
@@ -27,6 +28,8 @@ fi
 source "$DEV_DIR/env"
 pid_is "$SANDBOX_DEV_PID" dev.sh ||
 	die "$DEV_DIR/env is left over from a stack that no longer runs: start it again with 'make dev'"
+[[ -n ${SANDBOX_BOB_TOKEN:-} && -n ${SANDBOX_ADMIN_TOKEN:-} && -n ${SANDBOX_PROTECTED_GUILD:-} ]] ||
+	die "the stack in $DEV_DIR predates the demo's principals (alice, bob, ops-admin): stop it and run 'make dev' again"
 for tool in sandbox sqsctl psql redis-cli jq; do
 	command -v "$tool" >/dev/null || die "$tool not found (the dev stack puts sandbox and sqsctl in $DEV_DIR/bin)"
 done
@@ -63,6 +66,8 @@ show() {
 	rcli) shown[0]="redis-cli" ;;
 	wcli) shown[0]="redis-cli --user \$SANDBOX_REDIS_USERNAME" ;;
 	sql) shown[0]="psql" ;;
+	as_bob) shown[0]="SANDBOX_API_TOKEN=\$SANDBOX_BOB_TOKEN" ;;
+	as_admin) shown[0]="SANDBOX_API_TOKEN=\$SANDBOX_ADMIN_TOKEN" ;;
 	esac
 	printf '%s$ %s%s\n' "$CYAN" "${shown[*]}" "$RESET"
 	"$@" 2>&1 | sed 's/^/    /'
@@ -78,6 +83,14 @@ fail() {
 	printf '%sdemo failed at step %d after %d checks passed (stack logs: %s/logs/)%s\n' \
 		"$RED" "$STEP" "$CHECKS" "$DEV_DIR" "$RESET" >&2
 	exit 1
+}
+
+# expect_status WHAT WANT CMD... runs CMD (shown), and checks its exit status.
+expect_status() {
+	local what=$1 want=$2 status=0
+	shift 2
+	show "$@" || status=$?
+	expect_eq "$what (exit $want)" "$want" "$status"
 }
 
 # expect_eq WHAT WANT GOT
@@ -104,6 +117,9 @@ eventually() {
 rcli() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --user "$REDIS_USERNAME" --pass "$REDIS_PASSWORD" --no-auth-warning "$@"; }
 wcli() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --user "$SANDBOX_REDIS_USERNAME" --pass "$SANDBOX_REDIS_PASSWORD" --no-auth-warning "$@"; }
 sql() { psql "$DATABASE_URL" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
+# The sandbox CLI sends SANDBOX_API_TOKEN, alice's; as_bob and as_admin send another's.
+as_bob() { SANDBOX_API_TOKEN=$SANDBOX_BOB_TOKEN "$@"; }
+as_admin() { SANDBOX_API_TOKEN=$SANDBOX_ADMIN_TOKEN "$@"; }
 
 # random_snowflake prints a Discord-shaped id (19 digits) no other demo run uses.
 random_snowflake() {
@@ -171,6 +187,7 @@ printf '%sDiscord server sandboxes: the whole story on the local stack%s\n' "$BO
 say "API $SANDBOX_API_URL, PostgreSQL and Redis of the dev stack, SQS on $SQS_ENDPOINT."
 say "Sandbox '$NAME' with test guild $GUILD; guild $OTHER_GUILD belongs to production."
 say "psql and redis-cli below connect to the stack's PostgreSQL and Redis (DATABASE_URL, REDIS_HOST and REDIS_PORT of $DEV_DIR/env)."
+say "The stack has three principals, each with a token in $DEV_DIR/env: alice and bob, two developers, and ops-admin, an admin. The sandbox commands run as alice (SANDBOX_API_TOKEN is her token) unless shown otherwise."
 
 step "Create a sandbox with a test guild and a ${TTL_SECONDS}s TTL"
 say "The CLI calls POST /v1/sandboxes: the API clones the template schema into a new schema, creates a role, the Redis event stream with its consumer group, and maps the guild."
@@ -197,7 +214,17 @@ expect_eq "its Redis user is the sandbox's own" "sb_$SANDBOX_ID" "$SANDBOX_REDIS
 show wcli GET "sandbox:route:$GUILD"
 expect_eq "the worker's user may not touch the route cache" NOPERM "$(wcli GET "sandbox:route:$GUILD" 2>&1 | awk '{print $1}')"
 
+step "Other developers cannot touch it; production guilds cannot be mapped"
+say "bob owns nothing of alice's: every route of her sandbox answers him 403 forbidden (exit 5), reads included, and nothing changes:"
+expect_status "bob cannot see alice's sandbox" 5 as_bob sandbox status "$NAME"
+expect_status "bob cannot destroy it" 5 as_bob sandbox destroy "$NAME" --yes
+expect_eq "it is still running" running "$(sandbox status "$NAME" --json | jq -r .sandbox.status)"
+say "The stack's production guild $SANDBOX_PROTECTED_GUILD is protected (SANDBOX_PROTECTED_GUILDS): no sandbox may map it (409 guild_protected, exit 4), and its events always go to production:"
+expect_status "the production guild cannot be mapped" 4 sandbox create "$NAME-prod" --guild "$SANDBOX_PROTECTED_GUILD" --ttl 10m
+expect_eq "it routes to production" production "$(sandbox route "$SANDBOX_PROTECTED_GUILD" --json | jq -r .destination)"
+
 step "Send gateway events into the ingress queue"
+ROUTER_LOG_LINES=$(wc -l <"$DEV_DIR/logs/router.log")
 say "The Discord ingress service puts every gateway dispatch on the ingress queue as it came from the gateway. Four events of the test guild (GUILD_UPDATE carries the guild in d.id), one of another guild, one direct message (no guild):"
 event_message_create "$GUILD" 101 "testing my new command" | send_event "MESSAGE_CREATE (test guild)"
 event_guild_member_add "$GUILD" 102 | send_event "GUILD_MEMBER_ADD (test guild)"
@@ -228,6 +255,19 @@ IDS=$(jq -r '.[0][1][] | .[0]' <<<"$ENTRIES" | tr '\n' ' ')
 # shellcheck disable=SC2086 # one argument per entry id
 show wcli XACK "$STREAM" workers $IDS
 expect_eq "the worker acknowledged them: nothing pending" 0 "$(wcli --json XPENDING "$STREAM" workers | jq -r '.[0]')"
+if [[ ${SANDBOX_DEV_LOG_LEVEL:-info} =~ ^(debug|info)$ ]]; then
+	say "The router logs one line per batch: where its events went (to_sandbox, to_production, parked, dropped, each drop by reason), failures and poison. Watch them with tail -f $DEV_DIR/logs/router.log; this demo's batches so far:"
+	# A batch's line comes once all its deliveries are done, a moment after its stream appends.
+	router_summaries() {
+		ROUTER_SUMMARIES=$(tail -n +$((ROUTER_LOG_LINES + 1)) "$DEV_DIR/logs/router.log" |
+			jq -c 'select(.message == "batch routed") | del(.timestamp, .level, .request_id, .message)')
+		[[ $(jq -s 'map(.to_sandbox) | add // 0' <<<"$ROUTER_SUMMARIES") -ge 4 ]]
+	}
+	eventually 5 router_summaries || true
+	jq -r '"    " + tostring' <<<"$ROUTER_SUMMARIES"
+	router_summaries || fail "the router's batch lines do not account for the 4 events delivered to the sandbox"
+	pass "the router's batch lines account for the stream's events"
+fi
 
 step "The other events arrive in the production queue"
 say "Events of guilds that belong to no sandbox, and events without a guild, go to the production bot's queue unchanged:"
@@ -288,9 +328,10 @@ expect_eq "the router received it once and dead-lettered it (the redrive policy 
 	'1 1' "$(grep -cF "\"message_id\":\"$POISON_ID\"" "$DEV_DIR/logs/router.log") $(grep -F "\"message_id\":\"$POISON_ID\"" "$DEV_DIR/logs/router.log" | grep -c '"dead_lettered":true')"
 
 step "Run the cleanup"
-say "Cleanup runs every 15 minutes in AWS (every 30s here). An admin can also run it now; the dev token's principal is an admin:"
+say "Cleanup runs every 15 minutes in AWS (every 30s here). An admin can also run it now; alice cannot (exit 5), ops-admin can:"
+expect_status "alice may not run the cleanup" 5 sandbox cleanup run
 WAIT=30
-if show sandbox cleanup run; then
+if show as_admin sandbox cleanup run; then
 	:
 elif (($? == 6)); then # unavailable: this API was started without the cleanup service
 	say "The API answered 503 unavailable: it runs without the cleanup service. Waiting for the stack's scheduled cleanup run instead (every 30s)."

@@ -1,20 +1,32 @@
 #!/usr/bin/env bash
-# `make dev`: runs the whole system on this machine (DESIGN §8). It starts PostgreSQL, Redis and
-# moto_server (an SQS-compatible endpoint) on free loopback ports, creates the ingress queue,
-# its dead-letter queue and the production queue, builds the three functions and the sandbox
-# CLI, runs the migrate step (api -migrate, which also grants the router's database role its
-# privileges), and runs the functions in local mode with their logs prefixed and interleaved:
+# `make dev`: runs the whole system on this machine (docs/architecture.md, "Local mode"). It
+# starts PostgreSQL, Redis and moto_server (an SQS-compatible endpoint) on free loopback ports,
+# creates the ingress queue, its dead-letter queue and the production queue, builds the three
+# functions and the sandbox CLI, runs the migrate step (api -migrate, which also grants the
+# router's database role its privileges), and runs the functions in local mode with their logs
+# prefixed and interleaved:
 #
-#   [api]      the API on a loopback port, behind a bearer token printed below
-#   [router]   polling the ingress queue, routing to sandbox streams or the production queue,
-#              connected to PostgreSQL as its own role (sandbox_router), which may run no DDL
-#   [cleanup]  tearing down expired sandboxes every DEV_CLEANUP_INTERVAL (30s)
+#   [api]      the API on a loopback port, behind bearer tokens printed below: two owners,
+#              alice and bob, and an admin, ops-admin
+#   [router]   polling the ingress queue, routing to sandbox streams or the production queue
+#              (one "batch routed" line per batch), connected to PostgreSQL as its own role
+#              (sandbox_router), which may run no DDL
+#   [cleanup]  tearing down expired sandboxes every DEV_CLEANUP_INTERVAL (30s); a pass with
+#              nothing to do logs only at debug
+#
+# One guild, DEV_PROTECTED_GUILD, is a production guild (SANDBOX_PROTECTED_GUILDS): no sandbox
+# may map it, and its events always go to production.
+#
+# The data is throwaway: PostgreSQL and Redis start empty and lose everything at Ctrl-C. With
+# DEV_PERSIST=1 (`make dev PERSIST=1`) they keep it in $SANDBOX_DEV_DIR/data/ instead, and the
+# next DEV_PERSIST=1 start finds its sandboxes, streams, Redis users and tokens again; remove
+# that directory to start afresh. Runs without DEV_PERSIST leave it alone.
 #
 # Ctrl-C (or SIGTERM) stops everything it started, functions and services alike.
 # The run directory ($SANDBOX_DEV_DIR, default .run/dev) holds the binaries (bin/), each
 # function's logs, EMF metric lines and (cleanup) run reports (logs/), the services' own
-# directory (services/), and `env`: the exports a shell (or scripts/demo.sh) needs, written
-# once everything is ready.
+# directory (services/), the kept data (data/, DEV_PERSIST only), and `env`: the exports a
+# shell (or scripts/demo.sh) needs, written once everything is ready.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -24,9 +36,18 @@ DEV_DIR="${SANDBOX_DEV_DIR:-$REPO/.run/dev}"
 # Queue names as Terraform names them for name_prefix "discord-sandboxes" and environment "dev",
 # so that the runbook's commands read the same here as in AWS.
 QUEUE_PREFIX="discord-sandboxes-dev"
-# The local caller: an IAM-shaped principal, made an admin so the demo can run cleanup.
-DEV_PRINCIPAL="arn:aws:iam::000000000000:user/developer"
+# The local callers, each with a bearer token: two owners (the principals docs/cli.md's examples
+# use) and an admin (API_ADMIN_PRINCIPALS), who may manage every sandbox and run cleanup.
+DEV_OWNERS=(alice bob)
+DEV_ADMIN=ops-admin
+# A production guild: SANDBOX_PROTECTED_GUILDS.
+DEV_PROTECTED_GUILD="${DEV_PROTECTED_GUILD:-1111111111111111111}"
 CLEANUP_INTERVAL="${DEV_CLEANUP_INTERVAL:-30s}"
+case ${DEV_PERSIST:-} in
+1 | true | yes) PERSIST=true ;;
+'' | 0 | false | no) PERSIST=false ;;
+*) die "DEV_PERSIST=${DEV_PERSIST}: want 1 (keep the data in .run/dev/data) or 0" ;;
+esac
 
 # ---------------------------------------------------------------------------------------------
 # Prerequisites
@@ -156,6 +177,29 @@ start_function() {
 	echo "$name ${PIDS[$name]}" >>"$DEV_DIR/pids"
 }
 
+# load_tokens sets TOKENS[principal] for every local principal: fresh random tokens, or with
+# DEV_PERSIST those of the previous run, so that shells that exported them keep working.
+declare -A TOKENS=()
+load_tokens() {
+	local file=$DEV_DIR/data/tokens principal token
+	if $PERSIST && [[ -f $file ]]; then
+		while read -r principal token; do TOKENS[$principal]=$token; done <"$file"
+	fi
+	for principal in "${DEV_OWNERS[@]}" "$DEV_ADMIN"; do
+		if [[ -z ${TOKENS[$principal]:-} ]]; then
+			TOKENS[$principal]="dev-$principal-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+		fi
+	done
+	if $PERSIST; then
+		(
+			umask 077
+			for principal in "${DEV_OWNERS[@]}" "$DEV_ADMIN"; do
+				printf '%s %s\n' "$principal" "${TOKENS[$principal]}"
+			done >"$file"
+		)
+	fi
+}
+
 # wait_for_api waits until GET /health answers 200 on the API's port, or the API exits.
 wait_for_api() {
 	local _
@@ -192,7 +236,14 @@ main() {
 	(cd "$REPO" && go build ${DEV_GO_BUILD_FLAGS:-} -o "$DEV_DIR/bin/" ./functions/api ./functions/router \
 		./functions/cleanup ./cmd/sandbox ./scripts/sqsctl) >"$DEV_DIR/logs/build.log" 2>&1 &
 	BUILD_PID=$!
-	SANDBOX_RUN_DIR="$DEV_DIR/services" "$REPO/scripts/services.sh" start pg redis sqs
+	if $PERSIST; then
+		mkdir -p "$DEV_DIR/data"
+		log "keeping the data in $DEV_DIR/data (DEV_PERSIST=1)"
+		SANDBOX_SERVICES_DATA_DIR="$DEV_DIR/data" SANDBOX_RUN_DIR="$DEV_DIR/services" \
+			"$REPO/scripts/services.sh" start pg redis sqs
+	else
+		SANDBOX_SERVICES_DATA_DIR="" SANDBOX_RUN_DIR="$DEV_DIR/services" "$REPO/scripts/services.sh" start pg redis sqs
+	fi
 	if ! wait "$BUILD_PID"; then
 		cat "$DEV_DIR/logs/build.log" >&2
 		die "go build failed"
@@ -212,13 +263,24 @@ main() {
 	# As in AWS, the router sends poison messages to the dead-letter queue itself, at once.
 	export ROUTER_DEAD_LETTER_QUEUE_URL="$INGRESS_DLQ_URL"
 
-	SANDBOX_API_TOKEN="dev-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+	load_tokens
+	# A shell that sources the env file acts as alice.
+	SANDBOX_API_TOKEN=${TOKENS[alice]}
 	export ENVIRONMENT=dev
 	export LOG_LEVEL="${LOG_LEVEL:-info}"
 	# Short sandboxes are allowed here so the demo can watch one expire.
 	export SANDBOX_MIN_TTL=10s
-	export API_LOCAL_TOKENS="$SANDBOX_API_TOKEN=$DEV_PRINCIPAL"
-	export API_ADMIN_PRINCIPALS="$DEV_PRINCIPAL"
+	local principal entries=()
+	for principal in "${DEV_OWNERS[@]}" "$DEV_ADMIN"; do
+		entries+=("${TOKENS[$principal]}=$principal")
+	done
+	API_LOCAL_TOKENS=$(
+		IFS=,
+		echo "${entries[*]}"
+	)
+	export API_LOCAL_TOKENS
+	export API_ADMIN_PRINCIPALS="$DEV_ADMIN"
+	export SANDBOX_PROTECTED_GUILDS="$DEV_PROTECTED_GUILD"
 	# The migrate step, once, as a deployment runs it (docs/deploy.md): the control plane's
 	# migrations, then the router's role granted what it reads and deletes. The functions only
 	# check the schema at start.
@@ -262,9 +324,18 @@ main() {
 		# Written by scripts/dev.sh; valid while it runs (pid $$). Source it: . $DEV_DIR/env
 		export SANDBOX_DEV_DIR='$DEV_DIR'
 		export SANDBOX_DEV_PID='$$'
+		export SANDBOX_DEV_PERSIST='$PERSIST'
+		export SANDBOX_DEV_LOG_LEVEL='$LOG_LEVEL'
 		export PATH='$DEV_DIR/bin':"\$PATH"
 		export SANDBOX_API_URL='$SANDBOX_API_URL'
+		# The sandbox CLI sends SANDBOX_API_TOKEN: alice's. Act as someone else with
+		# SANDBOX_API_TOKEN=\$SANDBOX_BOB_TOKEN sandbox ... (or --token).
 		export SANDBOX_API_TOKEN='$SANDBOX_API_TOKEN'
+		export SANDBOX_ALICE_TOKEN='${TOKENS[alice]}'
+		export SANDBOX_BOB_TOKEN='${TOKENS[bob]}'
+		export SANDBOX_ADMIN_TOKEN='${TOKENS[$DEV_ADMIN]}'
+		# A production guild (SANDBOX_PROTECTED_GUILDS): it can never be mapped to a sandbox.
+		export SANDBOX_PROTECTED_GUILD='$DEV_PROTECTED_GUILD'
 		export DATABASE_URL='$DATABASE_URL'
 		export REDIS_ADDR='$REDIS_ADDR'
 		export REDIS_USERNAME='$REDIS_USERNAME'
@@ -285,12 +356,23 @@ main() {
 	EOF
 	mv "$DEV_DIR/env.tmp" "$DEV_DIR/env"
 
+	local principals
+	# shellcheck disable=SC2016 # the variables' names, as the reader types them
+	principals=$(
+		printf '   %-10s %-6s %-40s %s\n' alice owner "${TOKENS[alice]}" '$SANDBOX_ALICE_TOKEN' \
+			bob owner "${TOKENS[bob]}" '$SANDBOX_BOB_TOKEN' \
+			"$DEV_ADMIN" admin "${TOKENS[$DEV_ADMIN]}" '$SANDBOX_ADMIN_TOKEN'
+	)
+	local data="throwaway: everything is lost at Ctrl-C (make dev PERSIST=1 keeps it)"
+	if $PERSIST; then
+		data="kept in $DEV_DIR/data between restarts (rm -rf it to start afresh)"
+	fi
 	cat >&2 <<-EOF
 
 		================================================================================
 		 The sandbox stack is running. In another terminal:
 
-		   . $DEV_DIR/env        # or the exports below
+		   . $DEV_DIR/env        # or the exports below; you are alice
 		   sandbox list
 		   make demo
 
@@ -298,13 +380,19 @@ main() {
 		   export SANDBOX_API_TOKEN='$SANDBOX_API_TOKEN'
 		   export PATH='$DEV_DIR/bin':"\$PATH"
 
+		 Principals (API_LOCAL_TOKENS): act as one with SANDBOX_API_TOKEN=<token> sandbox ...
+		$principals
+		 Protected guild  $DEV_PROTECTED_GUILD (a production guild: never mapped)
+		 Data             $data
+
 		 PostgreSQL  $DATABASE_URL
 		 Redis       $REDIS_ADDR (user $REDIS_USERNAME; each sandbox gets its own from connect)
 		 SQS (moto)  $SQS_ENDPOINT
 		   ingress     $INGRESS_QUEUE_URL
 		   dead-letter $INGRESS_DLQ_URL
 		   production  $PRODUCTION_QUEUE_URL
-		 Logs and metrics: $DEV_DIR/logs/    Ctrl-C stops everything.
+		 Logs and metrics: $DEV_DIR/logs/ (watch routing: tail -f $DEV_DIR/logs/router.log)
+		 Ctrl-C stops everything.
 		================================================================================
 
 	EOF

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Starts and stops throwaway PostgreSQL, Redis and SQS (moto) servers on 127.0.0.1 for tests and
-# local runs. Everything lives in one run directory, so several sets can run side by side.
+# Starts and stops PostgreSQL, Redis and SQS (moto) servers on 127.0.0.1 for tests and local
+# runs. Everything lives in one run directory, so several sets can run side by side.
 #
 #   scripts/services.sh start [pg] [redis] [sqs]   start the named services (all when none named)
 #   scripts/services.sh stop                       stop what this run directory started; idempotent
 #   scripts/services.sh env                        print `export VAR=...` lines for the running set
 #
 # The run directory is $SANDBOX_RUN_DIR, or .run/ at the repository root. It holds logs, pid files,
-# one env fragment per service and services.env (their union). PostgreSQL's data directory is a
-# mktemp directory under /tmp (recorded in pg.dir) so that the postgres OS user can reach it.
+# one env fragment per service and services.env (their union).
+#
+# The data is throwaway by default: PostgreSQL's cluster is a mktemp directory under /tmp
+# (recorded in pg.dir, so that the postgres OS user can reach it), Redis keeps nothing on disk,
+# and stop removes both. With SANDBOX_SERVICES_DATA_DIR set (`make dev PERSIST=1` sets it to
+# .run/dev/data), the data lives there and outlives stop: PostgreSQL's cluster in pg/ (created
+# with its users and database on the first start, reused as it is afterwards) and Redis's
+# append-only file and ACL users in redis/ (users.acl, saved at every stop). SQS (moto) always
+# starts empty.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -34,6 +41,8 @@ REDIS_DATABASES=256
 REDIS_ADMIN_PASSWORD=sandbox-admin
 REDIS_CONTROL_USER=sandbox-control
 REDIS_CONTROL_PASSWORD=sandbox-control
+# Where the data outlives the servers (see above); empty: throwaway.
+DATA_DIR=""
 
 usage() {
 	sed -n '5,7s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
@@ -43,6 +52,10 @@ usage() {
 set_run_dir() {
 	mkdir -p "${SANDBOX_RUN_DIR:-$REPO/.run}"
 	RUN_DIR="$(cd "${SANDBOX_RUN_DIR:-$REPO/.run}" && pwd)"
+	if [[ -n ${SANDBOX_SERVICES_DATA_DIR:-} ]]; then
+		mkdir -p "$SANDBOX_SERVICES_DATA_DIR"
+		DATA_DIR="$(cd "$SANDBOX_SERVICES_DATA_DIR" && pwd)"
+	fi
 }
 
 # apt_install PACKAGE... installs Debian packages when we are root, and otherwise says what to run.
@@ -110,35 +123,33 @@ start_pg() {
 	fi
 	stop_pg
 
-	local dir port url router_url admin_url attempt
-	dir=$(mktemp -d /tmp/sandbox-pg.XXXXXX)
+	local dir port url router_url admin_url attempt reused=false
+	if [[ -n $DATA_DIR ]]; then
+		dir=$DATA_DIR/pg
+		mkdir -p "$dir"
+		if is_root; then
+			chown postgres: "$dir"
+			runuser -u postgres -- test -w "$dir" ||
+				die "the postgres OS user cannot write $dir: make its parent directories traversable (chmod o+x) or choose another SANDBOX_SERVICES_DATA_DIR"
+		fi
+		[[ -f $dir/data/PG_VERSION ]] && reused=true
+	else
+		dir=$(mktemp -d /tmp/sandbox-pg.XXXXXX)
+	fi
 	echo "$dir" >"$RUN_DIR/pg.dir"
-	printf '%s\n' "$PG_ADMIN_PASSWORD" >"$dir/pwfile"
-	if is_root; then
-		chown -R postgres: "$dir"
+	if $reused; then
+		[[ $(<"$dir/data/PG_VERSION") == "$(basename "$(dirname "$PG_BIN")")" ]] ||
+			die "the kept cluster $dir/data is PostgreSQL $(<"$dir/data/PG_VERSION"), the server installed is $(basename "$(dirname "$PG_BIN")"): remove $dir to start afresh"
+	else
+		init_pg_cluster "$dir"
 	fi
-	if ! as_pg "$PG_BIN/initdb" -D "$dir/data" -U "$PG_ADMIN_USER" --pwfile="$dir/pwfile" \
-		--auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 \
-		--no-sync --no-instructions >"$RUN_DIR/pg-initdb.log" 2>&1; then
-		show_log_tail "$RUN_DIR/pg-initdb.log"
-		die "initdb failed"
-	fi
-	rm -f "$dir/pwfile"
-	# Durability is worthless for a throwaway cluster; speed is what the tests need.
-	cat >>"$dir/data/postgresql.conf" <<-EOF
-		listen_addresses = '127.0.0.1'
-		unix_socket_directories = '$dir'
-		fsync = off
-		synchronous_commit = off
-		full_page_writes = off
-		max_connections = 300
-	EOF
 
 	for attempt in 1 2 3; do
 		port=$(free_port)
 		# The server inherits this file as its stderr: the root shell opens it, so the postgres
-		# user needs no access to the run directory.
-		if as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -o "-p $port" -w -t 60 start >"$RUN_DIR/pg.log" 2>&1; then
+		# user needs no access to the run directory. -k: the socket goes where the cluster is
+		# now, whatever directory a kept cluster was created in.
+		if as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -o "-p $port -k $dir" -w -t 60 start >"$RUN_DIR/pg.log" 2>&1; then
 			break
 		fi
 		if ((attempt < 3)) && grep -q 'Address already in use' "$RUN_DIR/pg.log"; then
@@ -165,8 +176,11 @@ start_pg() {
 
 	# Over TCP with the password, as the tests will connect. The control user owns its
 	# database; PUBLIC loses CONNECT everywhere, so a sandbox role reaches only the database
-	# it is granted.
-	if ! PGPASSWORD=$PG_ADMIN_PASSWORD "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" \
+	# it is granted. A kept cluster has them already.
+	if $reused && [[ $(PGPASSWORD=$PG_ADMIN_PASSWORD "$PG_BIN/psql" -X -At -h 127.0.0.1 -p "$port" -U "$PG_ADMIN_USER" -d postgres \
+		-c "SELECT count(*) FROM pg_database WHERE datname = '$PG_DATABASE'" 2>>"$RUN_DIR/pg.log") == 1 ]]; then
+		:
+	elif ! PGPASSWORD=$PG_ADMIN_PASSWORD "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" \
 		-U "$PG_ADMIN_USER" -d postgres >>"$RUN_DIR/pg.log" 2>&1 <<-EOF; then
 			CREATE ROLE $PG_USER LOGIN CREATEROLE NOSUPERUSER NOCREATEDB NOREPLICATION NOBYPASSRLS PASSWORD '$PG_PASSWORD';
 			CREATE ROLE $PG_ROUTER_USER LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '$PG_ROUTER_PASSWORD';
@@ -191,7 +205,41 @@ start_pg() {
 		export SANDBOX_TEST_PG_LOG='$RUN_DIR/pg.log'
 		export DATABASE_URL='$url'
 	EOF
-	log "postgres $(basename "$(dirname "$PG_BIN")") ready on 127.0.0.1:$port (data $dir)"
+	if $reused; then
+		log "postgres $(basename "$(dirname "$PG_BIN")") ready on 127.0.0.1:$port (data kept in $dir, reused)"
+	else
+		log "postgres $(basename "$(dirname "$PG_BIN")") ready on 127.0.0.1:$port (data $dir)"
+	fi
+}
+
+# init_pg_cluster DIR creates a cluster in DIR/data, its superuser PG_ADMIN_USER.
+init_pg_cluster() {
+	local dir=$1
+	printf '%s\n' "$PG_ADMIN_PASSWORD" >"$dir/pwfile"
+	if is_root; then
+		chown -R postgres: "$dir"
+	fi
+	if ! as_pg "$PG_BIN/initdb" -D "$dir/data" -U "$PG_ADMIN_USER" --pwfile="$dir/pwfile" \
+		--auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 \
+		--no-sync --no-instructions >"$RUN_DIR/pg-initdb.log" 2>&1; then
+		rm -f "$dir/pwfile"
+		show_log_tail "$RUN_DIR/pg-initdb.log"
+		die "initdb failed"
+	fi
+	rm -f "$dir/pwfile"
+	cat >>"$dir/data/postgresql.conf" <<-EOF
+		listen_addresses = '127.0.0.1'
+		synchronous_commit = off
+		max_connections = 300
+	EOF
+	if [[ -z $DATA_DIR ]]; then
+		# Durability is worthless for a throwaway cluster; speed is what the tests need. A kept
+		# cluster keeps fsync: an interrupted machine must not corrupt it.
+		cat >>"$dir/data/postgresql.conf" <<-EOF
+			fsync = off
+			full_page_writes = off
+		EOF
+	fi
 }
 
 stop_pg() {
@@ -236,23 +284,32 @@ start_redis() {
 	fi
 	stop_redis
 
-	local port attempt pid _ ready
-	mkdir -p "$RUN_DIR/redis"
+	local port attempt pid _ ready dir=$RUN_DIR/redis persistence=(--save '' --appendonly no)
+	if [[ -n $DATA_DIR ]]; then
+		# The append-only file (fsync every second) keeps the keys; the ACL file keeps the users
+		# (the sandboxes' own among them), saved at every stop (stop_redis).
+		dir=$DATA_DIR/redis
+		mkdir -p "$dir"
+		touch "$dir/users.acl"
+		persistence=(--save '' --appendonly yes --appendfsync everysec --aclfile "$dir/users.acl")
+		echo "$dir" >"$RUN_DIR/redis.data"
+	fi
+	mkdir -p "$dir"
 	for attempt in 1 2 3; do
 		port=$(free_port)
 		echo "$port" >"$RUN_DIR/redis.port"
 		rm -f "$RUN_DIR/redis.pid"
 		: >"$RUN_DIR/redis.log"
 		if ! redis-server --bind 127.0.0.1 --port "$port" --daemonize yes \
-			--pidfile "$RUN_DIR/redis.pid" --logfile "$RUN_DIR/redis.log" --dir "$RUN_DIR/redis" \
-			--save '' --appendonly no --databases "$REDIS_DATABASES"; then
+			--pidfile "$RUN_DIR/redis.pid" --logfile "$RUN_DIR/redis.log" --dir "$dir" \
+			"${persistence[@]}" --databases "$REDIS_DATABASES"; then
 			show_log_tail "$RUN_DIR/redis.log"
 			die "redis-server refused to start"
 		fi
 		ready=false
 		for _ in $(seq 100); do
 			if pid=$(redis_pid) && pid_listens_on "$pid" "$port" &&
-				[[ $(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null) == PONG ]]; then
+				[[ $(redis_admin "$port" ping 2>/dev/null) == PONG ]]; then
 				ready=true
 				break
 			fi
@@ -277,12 +334,14 @@ start_redis() {
 
 	# The functions' own user, then a password on the default user: from here on nothing
 	# reaches this server without a user and a password. Passwords go over as SHA-256 hashes.
+	# (A kept ACL file has them already; setting them again changes nothing.)
 	local rules
 	read -r -a rules <"$REPO/scripts/redis-control-user.rules"
-	if ! redis-cli -h 127.0.0.1 -p "$port" ACL SETUSER "$REDIS_CONTROL_USER" reset on \
+	if ! redis_admin "$port" ACL SETUSER "$REDIS_CONTROL_USER" reset on \
 		"#$(sha256_hex "$REDIS_CONTROL_PASSWORD")" "${rules[@]}" >>"$RUN_DIR/redis.log" 2>&1 ||
-		! redis-cli -h 127.0.0.1 -p "$port" ACL SETUSER default resetpass \
-			"#$(sha256_hex "$REDIS_ADMIN_PASSWORD")" >>"$RUN_DIR/redis.log" 2>&1; then
+		! redis_admin "$port" ACL SETUSER default resetpass \
+			"#$(sha256_hex "$REDIS_ADMIN_PASSWORD")" >>"$RUN_DIR/redis.log" 2>&1 ||
+		{ [[ -n $DATA_DIR ]] && ! redis_admin "$port" ACL SAVE >>"$RUN_DIR/redis.log" 2>&1; }; then
 		show_log_tail "$RUN_DIR/redis.log"
 		die "could not create the Redis users on port $port"
 	fi
@@ -296,16 +355,34 @@ start_redis() {
 		export REDIS_USERNAME='$REDIS_CONTROL_USER'
 		export REDIS_PASSWORD='$REDIS_CONTROL_PASSWORD'
 	EOF
-	log "redis ready on 127.0.0.1:$port ($REDIS_DATABASES databases, user $REDIS_CONTROL_USER)"
+	if [[ -n $DATA_DIR ]]; then
+		log "redis ready on 127.0.0.1:$port ($REDIS_DATABASES databases, user $REDIS_CONTROL_USER, data kept in $dir)"
+	else
+		log "redis ready on 127.0.0.1:$port ($REDIS_DATABASES databases, user $REDIS_CONTROL_USER)"
+	fi
+}
+
+# redis_admin PORT ARGS... runs redis-cli as the server's administrator (the default user).
+# Before its password is set the default user takes any password, so this works from the
+# first PING on, and against a server that loaded a kept ACL file.
+redis_admin() {
+	local port=$1
+	shift
+	redis-cli -h 127.0.0.1 -p "$port" --user default --pass "$REDIS_ADMIN_PASSWORD" --no-auth-warning "$@"
 }
 
 stop_redis() {
 	local pid
 	if pid=$(redis_pid); then
+		# Kept data: the ACL users (the sandboxes' own, created since the start) go to the ACL
+		# file; the server writes its append-only file itself when it stops.
+		if [[ -f $RUN_DIR/redis.data ]] && ! redis_admin "$(<"$RUN_DIR/redis.port")" ACL SAVE >>"$RUN_DIR/redis.log" 2>&1; then
+			log "warning: ACL SAVE failed: the Redis users created since the start are lost (see $RUN_DIR/redis.log)"
+		fi
 		stop_pid "$pid" redis-server
 	fi
 	rm -rf -- "$RUN_DIR/redis"
-	rm -f "$RUN_DIR/redis.pid" "$RUN_DIR/redis.port" "$RUN_DIR/redis.env"
+	rm -f "$RUN_DIR/redis.pid" "$RUN_DIR/redis.port" "$RUN_DIR/redis.env" "$RUN_DIR/redis.data"
 }
 
 # ---------------------------------------------------------------------------------------------

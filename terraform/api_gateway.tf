@@ -16,6 +16,7 @@ locals {
     "DELETE /v1/sandboxes/{name}/guilds/{guild_id}",
     "POST /v1/sandboxes/{name}/connect",
     "GET /v1/sandboxes/{name}/health",
+    "GET /v1/sandboxes/{name}/events",
     "GET /v1/routes/{guild_id}",
     "GET /v1/guilds/parked",
     "POST /v1/guilds/{guild_id}/release",

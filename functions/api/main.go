@@ -1,6 +1,7 @@
-// Command api is the sandbox management API (DESIGN §6): in Lambda it serves API Gateway
+// Command api is the sandbox management API (docs/api.md): in Lambda it serves API Gateway
 // HTTP API payload-2.0 events; outside it serves the same handler on a loopback port behind
-// bearer tokens, or with -invoke runs it once on an event file and prints the response (§8).
+// bearer tokens, or with -invoke runs it once on an event file and prints the response
+// (docs/architecture.md, "Local mode").
 //
 // It also hosts the migrate step of a deployment (docs/deploy.md): -migrate applies the
 // control plane's migrations (and, with -router-role, grants the router's database role its

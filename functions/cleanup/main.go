@@ -1,12 +1,13 @@
-// Command cleanup is the cleanup Lambda function (DESIGN §5): every 15 minutes (an
-// EventBridge schedule) it warns owners of sandboxes about to expire, tears down expired,
-// failed, stuck and destroy-requested sandboxes, reconciles orphaned resources and records
-// the gauges.
+// Command cleanup is the cleanup Lambda function (docs/architecture.md, "Cleanup"): every 15
+// minutes (an EventBridge schedule) it warns owners of sandboxes about to expire, tears down
+// expired, failed, stuck and destroy-requested sandboxes, reconciles orphaned resources and
+// records the gauges.
 //
-// Outside Lambda (DESIGN §8) it runs once, or every -interval until SIGINT or SIGTERM, and
-// prints each run's report as JSON on stdout (metrics go to stderr there, logs too); -dry-run
-// only reports; -invoke FILE handles the scheduled event in FILE once through the Lambda
-// handler and prints the response.
+// Outside Lambda (docs/architecture.md, "Local mode") it runs once, or every -interval until
+// SIGINT or SIGTERM, and prints each run's report as JSON on stdout (metrics go to stderr
+// there, logs too); -dry-run only reports; -invoke FILE handles the scheduled event in FILE
+// once through the Lambda handler and prints the response. Locally a run that found nothing
+// to do logs only at debug.
 //
 // It is a composition root: configuration, clients, the schema check, the control plane, the
 // cleanup service and its job, then the schedule's adapter, served by lambdakit.Serve.
@@ -106,7 +107,13 @@ func run(f flags, logger *slog.Logger) error {
 	return lambdakit.Serve(ctx, handler, lambdakit.Local{
 		InvokeFile: f.invoke,
 		Run: func(ctx context.Context) error {
-			return runLocally(ctx, f, svc, logger, lambdakit.WrapRun(scheduleadapter.FunctionName, emitter, job.Run, lambdakit.WithLogger(logger)))
+			// Locally the wrapper's "invocation finished" goes to debug: the loop is the schedule,
+			// there is no request to find, and the run's own summary ("cleanup run finished", at
+			// info when the run did something, at debug when it was idle) carries its duration.
+			// In Lambda the line stays at info: one per invocation, with its request id, that
+			// shows the schedule ran (RB-SB-009).
+			wrapLog := lambdakit.WithLogger(slog.New(infoAsDebug{logger.Handler()}))
+			return runLocally(ctx, f, svc, logger, lambdakit.WrapRun(scheduleadapter.FunctionName, emitter, job.Run, wrapLog))
 		},
 	})
 }
@@ -144,4 +151,29 @@ func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// infoAsDebug logs the info records of its handler at debug, and the others as they are.
+type infoAsDebug struct{ slog.Handler }
+
+func (h infoAsDebug) Enabled(ctx context.Context, level slog.Level) bool {
+	if level == slog.LevelInfo {
+		level = slog.LevelDebug
+	}
+	return h.Handler.Enabled(ctx, level)
+}
+
+func (h infoAsDebug) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelInfo {
+		r.Level = slog.LevelDebug
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h infoAsDebug) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return infoAsDebug{h.Handler.WithAttrs(attrs)}
+}
+
+func (h infoAsDebug) WithGroup(name string) slog.Handler {
+	return infoAsDebug{h.Handler.WithGroup(name)}
 }

@@ -1,7 +1,8 @@
-// Command router is the router Lambda function (DESIGN §4): it routes each Discord gateway
-// event of the ingress SQS queue to a sandbox's stream or to the production queue.
+// Command router is the router Lambda function (docs/architecture.md, "Routing"): it routes
+// each Discord gateway event of the ingress SQS queue to a sandbox's stream or to the
+// production queue.
 //
-// Outside Lambda (DESIGN §8) it polls INGRESS_QUEUE_URL, on SQS_ENDPOINT when set (any
+// Outside Lambda (docs/architecture.md, "Local mode") it polls INGRESS_QUEUE_URL, on SQS_ENDPOINT when set (any
 // SQS-compatible server), and stops cleanly on SIGINT or SIGTERM; with -invoke FILE it handles
 // the SQS event in FILE once and prints the response.
 //

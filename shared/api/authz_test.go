@@ -64,6 +64,9 @@ func matrixRows() []matrixRow {
 		{pattern: "GET /v1/sandboxes/{name}/health", target: true, build: func(name, _, _ string) call {
 			return call{method: "GET", path: "/v1/sandboxes/" + name + "/health"}
 		}, want: [4]int{200, 403, 200, 401}},
+		{pattern: "GET /v1/sandboxes/{name}/events", target: true, build: func(name, _, _ string) call {
+			return call{method: "GET", path: "/v1/sandboxes/" + name + "/events", query: "since=1h&limit=10&include_payload=true"}
+		}, want: [4]int{200, 403, 200, 401}},
 		{pattern: "GET /v1/routes/{guild_id}", target: true, build: func(_, guild, _ string) call {
 			return call{method: "GET", path: "/v1/routes/" + guild}
 		}, want: [4]int{200, 200, 200, 401}},

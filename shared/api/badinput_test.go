@@ -97,6 +97,9 @@ func specificBadInput() []badCase {
 	extend := func(body string) call {
 		return call{method: "POST", path: "/v1/sandboxes/alpha/extend", principal: alice, body: body}
 	}
+	events := func(query string) call {
+		return call{method: "GET", path: "/v1/sandboxes/alpha/events", principal: alice, query: query}
+	}
 	list := func(query string) call {
 		return call{method: "GET", path: "/v1/sandboxes", principal: admin, query: query}
 	}
@@ -157,6 +160,24 @@ func specificBadInput() []badCase {
 		{"list: all not a bool", list("all=yes"), 400, "all"},
 		{"list: all with owner", list("all=true&owner=" + bob), 400, "all"},
 		{"list: malformed query", list("limit=%zz"), 400, "query"},
+		{"events: limit zero", events("limit=0"), 400, "limit"},
+		{"events: limit above the maximum", events("limit=1001"), 400, "limit"},
+		{"events: limit not a number", events("limit=all"), 400, "limit"},
+		{"events: limit twice", events("limit=1&limit=2"), 400, "limit"},
+		{"events: after not an id", events("after=yesterday"), 400, "after"},
+		{"events: after without its sequence", events("after=1718000000000"), 400, "after"},
+		{"events: after with a sign", events("after=%2B1-0"), 400, "after"},
+		{"events: after with a negative sequence", events("after=1--1"), 400, "after"},
+		{"events: after past 64 bits", events("after=18446744073709551616-0"), 400, "after"},
+		{"events: after a range start", events("after=-"), 400, "after"},
+		{"events: after exclusive syntax", events("after=(1-0"), 400, "after"},
+		{"events: after and since", events("after=1-0&since=1h"), 400, "since"},
+		{"events: since not a duration", events("since=recently"), 400, "since"},
+		{"events: since negative", events("since=-1h"), 400, "since"},
+		{"events: since zero", events("since=0s"), 400, "since"},
+		{"events: since an id", events("since=1718000000000-0"), 400, "since"},
+		{"events: include_payload not a bool", events("include_payload=yes"), 400, "include_payload"},
+		{"events: unknown parameter", events("follow=true"), 400, "follow"},
 		{"routes: guild id not a snowflake", call{method: "GET", path: "/v1/routes/abc", principal: bob}, 400, "guild_id"},
 		{"admin cleanup: remove_orphans twice", call{method: "POST", path: "/v1/admin/cleanup", principal: admin,
 			body: `{"remove_orphans":true,"remove_orphans":false}`}, 400, "remove_orphans"},

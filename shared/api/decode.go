@@ -15,7 +15,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
-	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
@@ -358,9 +357,9 @@ func extendBy(req apiwire.ExtendRequest) (time.Duration, error) {
 }
 
 func parseDuration(field, s string) (time.Duration, error) {
-	d, err := config.ParseDuration(s)
+	d, err := sandbox.ParseDuration(s)
 	if err != nil {
-		return 0, sandbox.InvalidField(field, "%s %q is not a duration like \"90m\", \"24h\" or \"7d\"", field, truncate(s, 40))
+		return 0, sandbox.InvalidField(field, "%s %q is not a duration like %s", field, truncate(s, 40), sandbox.DurationForms)
 	}
 	if d <= 0 {
 		return 0, sandbox.InvalidField(field, "%s must be positive", field)

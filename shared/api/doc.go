@@ -1,6 +1,7 @@
-// Package api is the sandbox management API (DESIGN §6): one net/http handler serving the
+// Package api is the sandbox management API (docs/api.md): one net/http handler serving the
 // routes of docs/api.md, the adapter that runs it for API Gateway HTTP API payload-2.0
-// events, and the local mode that serves it on a loopback port behind bearer tokens (§8).
+// events, and the local mode that serves it on a loopback port behind bearer tokens
+// (docs/architecture.md, "Local mode").
 //
 // The handler depends on small interfaces declared here (the control plane, the per-sandbox
 // resources, the route cache, the teardown and the cleanup admin service) and on the stores

@@ -46,6 +46,7 @@ type Resources interface {
 	RotateCredentials(ctx context.Context, id string, validUntil time.Time) (provision.Credentials, error)
 	Inspect(ctx context.Context, id string) (provision.Resources, error)
 	InspectStream(ctx context.Context, id string) (provision.Stream, error)
+	ReadStream(ctx context.Context, id, after string, count, budget int) (provision.StreamPage, error)
 	RedisUserExists(ctx context.Context, id string) (bool, error)
 	RedisUserName(id string) string
 	RedisAccess() sandbox.RedisAccess
@@ -57,7 +58,8 @@ type RouteCache interface {
 	GetMany(ctx context.Context, guilds []string) (map[string]sandbox.Route, error)
 }
 
-// Teardown runs the teardown of DESIGN §5 on one sandbox, the same the scheduled cleanup
+// Teardown runs the teardown (docs/architecture.md, "Cleanup") on one sandbox, the same the
+// scheduled cleanup
 // runs, and returns the sandbox as it left it.
 type Teardown interface {
 	Destroy(ctx context.Context, actor, sandboxID string) (*sandbox.Sandbox, error)
@@ -144,6 +146,7 @@ func (h *Handler) routes() {
 		{pattern: "DELETE /v1/sandboxes/{name}/guilds/{guild_id}", serve: h.removeGuild},
 		{pattern: "POST /v1/sandboxes/{name}/connect", serve: h.connectSandbox},
 		{pattern: "GET /v1/sandboxes/{name}/health", serve: h.sandboxHealth},
+		{pattern: "GET /v1/sandboxes/{name}/events", serve: h.events},
 		{pattern: "GET /v1/routes/{guild_id}", serve: h.explainRoute},
 		{pattern: "GET /v1/guilds/parked", serve: h.listParked},
 		{pattern: "POST /v1/guilds/{guild_id}/release", serve: h.releaseGuild},

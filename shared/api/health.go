@@ -123,7 +123,7 @@ func statusCheck(sb *sandbox.Sandbox, now time.Time) (string, string) {
 	if status != string(sandbox.StatusRunning) {
 		return CheckFail, status + ": only a running sandbox receives events"
 	}
-	return CheckOK, fmt.Sprintf("running, %s left", sb.TimeLeft(now).Round(time.Second))
+	return CheckOK, fmt.Sprintf("running, %s left", sandbox.FormatDuration(sandbox.RoundDuration(sb.TimeLeft(now))))
 }
 
 // databaseCheck proves the schema and role exist and the role may use its schema and

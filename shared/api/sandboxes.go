@@ -130,15 +130,32 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, c caller) error {
 	return nil
 }
 
-// addressed validates the request's path, query and body (decoded into body; nil: the
-// route takes none), then runs validate, and only then looks the named sandbox up and checks
-// that the caller may act on it. Bad input is refused the same way whoever asks.
+// addressed validates the request's path, query (none allowed) and body (decoded into body;
+// nil: the route takes none), then runs validate, and only then looks the named sandbox up
+// and checks that the caller may act on it. Bad input is refused the same way whoever asks.
 func (h *Handler) addressed(r *http.Request, c caller, body any, validate func() error) (*sandbox.Sandbox, error) {
+	return h.address(r, c, body, nil, func(query) error {
+		if validate == nil {
+			return nil
+		}
+		return validate()
+	})
+}
+
+// addressedWithQuery is addressed for a route that takes the query parameters allowed and no
+// body: validate checks the parameters.
+func (h *Handler) addressedWithQuery(r *http.Request, c caller, allowed []string, validate func(query) error) (*sandbox.Sandbox, error) {
+	return h.address(r, c, nil, allowed, validate)
+}
+
+// address is addressed and addressedWithQuery: validate runs on the parsed query.
+func (h *Handler) address(r *http.Request, c caller, body any, allowed []string, validate func(query) error) (*sandbox.Sandbox, error) {
 	name := r.PathValue("name")
 	if err := sandbox.ValidateName(name); err != nil {
 		return nil, err
 	}
-	if _, err := parseQuery(r); err != nil {
+	q, err := parseQuery(r, allowed...)
+	if err != nil {
 		return nil, err
 	}
 	raw, err := readBody(r)
@@ -151,10 +168,8 @@ func (h *Handler) addressed(r *http.Request, c caller, body any, validate func()
 	if err := decodeJSON(raw, body); err != nil {
 		return nil, err
 	}
-	if validate != nil {
-		if err := validate(); err != nil {
-			return nil, err
-		}
+	if err := validate(q); err != nil {
+		return nil, err
 	}
 	sb, err := h.deps.Sandboxes.GetByName(r.Context(), name)
 	if err != nil {

@@ -1,5 +1,5 @@
 // Package cleanup tears sandboxes down, warns owners before their sandboxes expire and
-// reconciles orphaned resources (DESIGN §5). The cleanup function runs it every 15 minutes
+// reconciles orphaned resources (docs/architecture.md, "Cleanup"). The cleanup function runs it every 15 minutes
 // (Job; package scheduleadapter turns its EventBridge schedule into runs); the API's destroy
 // runs the same teardown for one sandbox (Service.Destroy) and its admin routes use Admin.
 //

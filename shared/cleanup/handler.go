@@ -18,6 +18,6 @@ type Job struct {
 // Run runs cleanup once, removing orphans when the job says so, and records the run's
 // metrics in rec (nil: none).
 func (j *Job) Run(ctx context.Context, rec *metrics.Recorder) (RunReport, error) {
-	j.Service.log.InfoContext(ctx, "cleanup run starting", "remove_orphans", j.RemoveOrphans)
+	j.Service.log.DebugContext(ctx, "cleanup run starting", "remove_orphans", j.RemoveOrphans)
 	return j.Service.Run(ctx, RunOptions{RemoveOrphans: j.RemoveOrphans, Metrics: rec})
 }

@@ -8,7 +8,8 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
-// Step names one teardown step (DESIGN §5). The names are also the keys of the record's JSON.
+// Step names one teardown step (docs/architecture.md, "Cleanup"). The names are also the keys
+// of the record's JSON.
 type Step string
 
 // The teardown steps, in the order they run.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -171,11 +172,26 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
 	elapsed := time.Since(start)
 	rep.DurationMS = elapsed.Milliseconds()
 	rec.Milliseconds(metrics.CleanupDuration, elapsed)
-	s.log.InfoContext(ctx, "cleanup run finished", "dry_run", opts.DryRun, "candidates", rep.CandidateCount,
+	// A run that found nothing to do logs at debug: make dev runs one every 30 seconds.
+	level := slog.LevelInfo
+	if rep.Idle() {
+		level = slog.LevelDebug
+	}
+	attrs := []any{"dry_run", opts.DryRun, "candidates", rep.CandidateCount,
 		"destroyed", len(rep.Destroyed), "failed", len(rep.Failed), "skipped", rep.Skipped, "claims_lost", rep.ClaimsLost,
 		"left_at_deadline", rep.LeftAtDeadline, "warnings_sent", rep.ExpiryWarnings.Sent,
-		"orphans", orphanCount(rep.Orphans), logkey.DurationMS, rep.DurationMS)
+		"orphans", orphanCount(rep.Orphans), logkey.DurationMS, rep.DurationMS}
+	s.log.Log(ctx, level, "cleanup run finished", attrs...)
 	return rep, errors.Join(errs...)
+}
+
+// Idle reports whether the run found nothing to do and nothing to report: no sandbox due, no
+// expiry warning due, sent or failed, no orphan (reported or removed), no orphan check
+// skipped, and no error of its own.
+func (r RunReport) Idle() bool {
+	w := r.ExpiryWarnings
+	return r.CandidateCount == 0 && w.Sent == 0 && w.Failed == 0 && len(w.Due) == 0 &&
+		orphanCount(r.Orphans) == 0 && r.OrphansRemoved == nil && !r.OrphansSkipped && len(r.Errors) == 0
 }
 
 func orphanCount(r *OrphanReport) int {

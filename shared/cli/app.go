@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -90,6 +89,10 @@ type app struct {
 	token   string
 	json    bool
 	timeout time.Duration
+	// showVersion is the root's --version.
+	showVersion bool
+	// helpShown: a bare command group printed its help, so its error needs no hint to it.
+	helpShown bool
 
 	client *Client
 }
@@ -101,11 +104,14 @@ func Run(ctx context.Context, args []string, env Env) int {
 	env.Stdout = stdout
 	a := &app{env: env}
 	root := a.rootCommand()
+	if args == nil {
+		args = []string{} // cobra reads os.Args when given nil
+	}
 	root.SetArgs(args)
 	root.SetIn(env.Stdin)
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil && stdout.err != nil {
 		err = &Error{Code: sandbox.CodeInternal, Message: "writing the output failed: " + stdout.err.Error()}
 	}
@@ -116,7 +122,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 		// A flag error stops parsing early; --json may come after the bad flag.
 		a.json = jsonRequested(args)
 	}
-	e := a.classify(err)
+	e := a.classify(err, cmd)
 	a.addAuthHint(e)
 	a.reportError(e)
 	return ExitCode(e)
@@ -153,14 +159,24 @@ func jsonRequested(args []string) bool {
 }
 
 // classify gives every error a code. Errors returned by the commands themselves are *Error
-// or usageError (see codedRunE); anything else comes from cobra before a command ran (an
-// unknown command, a bad or missing flag, wrong arguments) and is a usage error.
-func (a *app) classify(err error) *Error {
+// or usageError (see codedRunE), and cobra's are rewritten into *Error as they happen
+// (usage.go); anything else would still come from cobra before a command ran and is a usage
+// error too. A usage error's hint names the help page of cmd, the command that failed.
+func (a *app) classify(err error, cmd *cobra.Command) *Error {
 	var e *Error
-	if errors.As(err, &e) {
-		return e
+	var u usageError
+	switch {
+	case errors.As(err, &e):
+	case errors.As(err, &u):
+		e = &Error{Code: CodeUsage, Message: u.Error()}
+	default:
+		msg, _, _ := strings.Cut(err.Error(), "\n")
+		e = &Error{Code: CodeUsage, Message: msg}
 	}
-	return &Error{Code: CodeUsage, Message: err.Error(), Hint: "run `sandbox --help` for usage"}
+	if e.Code == CodeUsage && e.Hint == "" && !a.helpShown && cmd != nil {
+		e.Hint = helpHint(cmd)
+	}
+	return e
 }
 
 // addAuthHint explains a refused identity by the authentication mode in use.
@@ -179,8 +195,8 @@ func (a *app) addAuthHint(e *Error) {
 // usageError marks errors of argument and flag parsing.
 type usageError struct{ error }
 
-// codedRunE makes every command of the tree return only *Error or usageError, so classify
-// can tell cobra's errors from the commands' ones.
+// codedRunE makes a command return only *Error or usageError, so classify can tell cobra's
+// errors from the commands' ones; prepareTree applies it to every command of the tree.
 func codedRunE(cmd *cobra.Command) {
 	if run := cmd.RunE; run != nil {
 		cmd.RunE = func(c *cobra.Command, argv []string) error {
@@ -192,9 +208,6 @@ func codedRunE(cmd *cobra.Command) {
 			}
 			return asError(err)
 		}
-	}
-	for _, sub := range cmd.Commands() {
-		codedRunE(sub)
 	}
 }
 
@@ -228,21 +241,37 @@ func (a *app) rootCommand() *cobra.Command {
 			"The API URL comes from --api-url or " + EnvAPIURL + ". With --token or " + EnvAPIToken + " the\n" +
 			"requests carry that bearer token (the local stack); otherwise they are signed with SigV4\n" +
 			"using the standard AWS credential chain (API Gateway).",
-		SilenceUsage:      true,
-		SilenceErrors:     true,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// `sandbox completion` is ours (completion.go): the CLI's errors, --json refused.
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		// The root is a command group like the others (usage.go), and serves --version.
+		Args: groupArgs,
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			if a.showVersion {
+				return a.printVersion()
+			}
+			return a.runGroup(cmd, argv)
+		},
 	}
+	root.SetFlagErrorFunc(a.flagError)
+	root.SetUsageTemplate(groupUsage(root))
+	root.Flags().BoolVar(&a.showVersion, "version", false, "print the version of sandbox, as sandbox version does")
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.apiURL, "api-url", "", "API base URL (default $"+EnvAPIURL+")")
 	pf.StringVar(&a.token, "token", "", "bearer token of a local stack (default $"+EnvAPIToken+"); without one, requests are SigV4-signed")
 	pf.BoolVar(&a.json, "json", false, "print JSON (documented in docs/cli.md) instead of text, errors included")
-	pf.DurationVar(&a.timeout, "timeout", defaultTimeout, "bound on each API request")
+	a.timeout = defaultTimeout
+	pf.Var(durationFlag{&a.timeout, "timeout"}, "timeout", "bound on each API request, e.g. 30s, 2m")
 	root.AddCommand(
 		a.createCommand(), a.listCommand(), a.statusCommand(), a.extendCommand(),
 		a.destroyCommand(), a.connectCommand(), a.guildsCommand(), a.routeCommand(),
 		a.cleanupCommand(),
 	)
-	codedRunE(root)
+	root.AddCommand(a.eventsCommand(), a.devCommand()) // events.go, dev.go
+	root.AddCommand(a.versionCommand(), a.completionCommand())
+	strictHelp(root)
+	a.prepareTree(root)
 	return root
 }
 
@@ -303,9 +332,9 @@ func (a *app) api(ctx context.Context) (*Client, error) {
 		return nil, &Error{Code: CodeConfig, Message: "no API URL: pass --api-url or set " + EnvAPIURL,
 			Hint: "export " + EnvAPIURL + "=https://<api-id>.execute-api.<region>.amazonaws.com"}
 	}
-	u, err := url.Parse(raw)
+	u, err := parseAPIURL(raw)
 	if err != nil {
-		return nil, errorf(CodeConfig, "API URL %q is not a URL", raw)
+		return nil, err
 	}
 	var auth Authorizer
 	if token := firstNonEmpty(a.token, a.lookup(EnvAPIToken)); token != "" {
@@ -350,12 +379,41 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// parseDuration parses a duration flag the way the API does ("90m", "24h", "7d").
+// parseDuration parses the value of a duration flag the way the API does (sandbox.ParseDuration:
+// "90m", "1h30m", "7d", "7d2h"); the duration must be positive.
 func parseDuration(flag, value string) (time.Duration, error) {
-	d, err := config.ParseDuration(value)
-	if err != nil || d <= 0 {
+	d, err := sandbox.ParseDuration(value)
+	switch {
+	case err != nil:
 		return 0, &Error{Code: CodeUsage, Field: flag,
-			Message: fmt.Sprintf("--%s %q is not a duration: use forms like 90m, 24h or 7d", flag, value)}
+			Message: fmt.Sprintf("--%s %q is not a duration: use forms like %s", flag, value, sandbox.DurationForms)}
+	case d <= 0:
+		return 0, &Error{Code: CodeUsage, Field: flag, Message: fmt.Sprintf("--%s must be positive, not %q", flag, value)}
 	}
 	return d, nil
 }
+
+// durationFlag is a duration flag's value: parsed by parseDuration when the flag is set (its
+// errors are the CLI's usage errors), shown the way it is typed ("2m", not "2m0s").
+type durationFlag struct {
+	d    *time.Duration
+	name string
+}
+
+func (f durationFlag) Set(s string) error {
+	d, err := parseDuration(f.name, s)
+	if err != nil {
+		return err
+	}
+	*f.d = d
+	return nil
+}
+
+func (f durationFlag) String() string {
+	if f.d == nil || *f.d == 0 {
+		return "" // unset: no "(default ...)" in the help
+	}
+	return sandbox.FormatDuration(*f.d)
+}
+
+func (f durationFlag) Type() string { return "duration" }

@@ -77,12 +77,50 @@ func TestBinary(t *testing.T) {
 	if code != ExitNotFound || !strings.Contains(out, `"code": "not_found"`) {
 		t.Errorf("status of a missing sandbox: exit %d %s", code, out)
 	}
+	// The version the build stamped (the Makefile's variable, see sandboxBinary).
+	out, code = run("--version")
+	if code != ExitOK || !strings.HasPrefix(out, "sandbox "+testVersion+"\n") {
+		t.Errorf("--version: exit %d %q", code, out)
+	}
+	// bash completes commands, and a NAME with the caller's sandboxes from the API.
+	script, code := run("completion", "bash")
+	if code != ExitOK {
+		t.Fatalf("completion bash: exit %d", code)
+	}
+	for line, want := range map[string]string{"sandbox guilds l": "list", "sandbox status alice-b": "alice-binary", "sandbox completion f": "fish"} {
+		if got := bashComplete(t, s, bin, script, line); got != want {
+			t.Errorf("bash completes %q with %q, want %q", line, got, want)
+		}
+	}
 	if _, code = run("destroy", "alice-binary"); code != ExitUsage {
 		t.Errorf("destroy without a terminal or --yes: exit %d", code)
 	}
 	if _, code = run("destroy", "alice-binary", "--yes"); code != ExitOK {
 		t.Errorf("destroy --yes: exit %d", code)
 	}
+}
+
+// bashComplete sources the completion script in bash and completes line as pressing Tab at
+// its end would, returning the candidates, one per line. The script needs one function of the
+// bash-completion package, _get_comp_words_by_ref; a line that splits the words as it does
+// stands for it (the package is not installed everywhere).
+func bashComplete(t *testing.T, s *stack, bin, script, line string) string {
+	t.Helper()
+	cmd := exec.Command("bash", "--norc", "--noprofile", "-c", `source /dev/stdin
+_get_comp_words_by_ref() { cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} words=("${COMP_WORDS[@]}") cword=$COMP_CWORD; }
+read -r -a COMP_WORDS <<<"$LINE"
+COMP_LINE=$LINE COMP_POINT=${#LINE} COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+__start_sandbox sandbox "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+printf '%s\n' "${COMPREPLY[@]}"`)
+	cmd.Env = binaryEnv(s, "LINE="+line, "PATH="+filepath.Dir(bin)+":"+os.Getenv("PATH"))
+	cmd.Stdin = strings.NewReader(script)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("bash completion of %q: %v\n%s", line, err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // ptyRun is the binary running on a pseudo-terminal (stdin, stdout and stderr).

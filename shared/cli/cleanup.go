@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -11,10 +10,6 @@ func (a *app) cleanupCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cleanup",
 		Short: "Admin: run the cleanup now, or report orphaned resources",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageError{errors.New("cleanup needs a subcommand: run or orphans")}
-		},
 	}
 	var runRemove, orphansRemove bool
 	runCmd := &cobra.Command{

@@ -2,16 +2,22 @@ package cli
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/spf13/cobra"
 
 	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
@@ -82,14 +88,16 @@ func TestEveryCodeHasAnExitCode(t *testing.T) {
 	}
 }
 
+// Amounts read at a glance are rounded to the nearest unit shown, and written as typed.
 func TestHumanDuration(t *testing.T) {
 	for d, want := range map[time.Duration]string{
-		0:                "0s",
-		59 * time.Second: "59s",
-		90 * time.Minute: "1h30m",
-		23*time.Hour + 59*time.Minute + 59*time.Second: "23h59m",
-		47 * time.Hour:               "47h0m",
-		7*24*time.Hour - time.Second: "6d23h",
+		0:                         "0s",
+		59 * time.Second:          "59s",
+		90 * time.Minute:          "1h30m",
+		2*time.Hour - time.Second: "2h",
+		23*time.Hour + 59*time.Minute + 59*time.Second: "1d",
+		47 * time.Hour:               "1d23h",
+		7*24*time.Hour - time.Second: "7d",
 		-5 * time.Minute:             "5m",
 	} {
 		if got := humanDuration(d); got != want {
@@ -98,21 +106,56 @@ func TestHumanDuration(t *testing.T) {
 	}
 }
 
-// An extension is said exactly: 5d18h is not rounded to 5d, nor 7d shown as 6d23h.
-func TestExactDuration(t *testing.T) {
-	for d, want := range map[time.Duration]string{
-		0:                                   "0s",
-		12 * time.Hour:                      "12h",
-		90 * time.Minute:                    "1h30m",
-		138 * time.Hour:                     "5d18h",
-		168 * time.Hour:                     "7d",
-		24*time.Hour + 30*time.Second:       "1d30s",
-		2*time.Hour + 1500*time.Millisecond: "2h1s",
-		-45 * time.Minute:                   "-45m",
+// Tables show who owns a sandbox in a word; the full ARN is for --wide and --json.
+func TestShortOwner(t *testing.T) {
+	for owner, want := range map[string]string{
+		"arn:aws:iam::123456789012:user/alice":                               "alice",
+		"arn:aws:iam::123456789012:user/engineering/bots/alice":              "alice",
+		"arn:aws:sts::123456789012:assumed-role/Developer/alice@example.com": "Developer/alice@example.com",
+		"arn:aws:sts::123456789012:assumed-role/Developer":                   "Developer",
+		"arn:aws:sts::123456789012:federated-user/bob":                       "bob",
+		"arn:aws-cn:iam::123456789012:user/chen":                             "chen",
+		"arn:aws:iam::123456789012:root":                                     "root@123456789012",
+		"arn:aws:iam::123456789012:role/ci/Deployer":                         "role/ci/Deployer",
+		"arn:aws:iam::123456789012:user/":                                    "user/",
+		"arn:aws:iam::123456789012:":                                         "arn:aws:iam::123456789012:",
+		"alice":                                                              "alice",
+		"ops-admin":                                                          "ops-admin",
+		"arn:not:enough":                                                     "arn:not:enough",
 	} {
-		if got := exactDuration(d); got != want {
-			t.Errorf("exactDuration(%s) = %q, want %q", d, got, want)
+		if got := shortOwner(owner); got != want {
+			t.Errorf("shortOwner(%q) = %q, want %q", owner, got, want)
 		}
+	}
+	if got := ownerField("arn:aws:iam::123456789012:user/alice"); got != "alice (arn:aws:iam::123456789012:user/alice)" {
+		t.Errorf("ownerField: %q", got)
+	}
+	if got := ownerField("alice"); got != "alice" {
+		t.Errorf("ownerField of a local principal: %q", got)
+	}
+}
+
+// The stamped version wins; without one, the module's, "devel" for a checkout; the commit as
+// the build recorded it.
+func TestVersionOf(t *testing.T) {
+	info := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "4db34e0a1b2c3d4e5f60718293a4b5c6d7e8f901"},
+		{Key: "vcs.time", Value: "2026-11-26T23:50:00Z"},
+		{Key: "vcs.modified", Value: "true"},
+	}}
+	v := versionOf("", info)
+	if v.Version != "devel" || v.Commit != "4db34e0a1b2c3d4e5f60718293a4b5c6d7e8f901" || v.CommitTime != "2026-11-26T23:50:00Z" ||
+		!v.Modified || v.Go != "go1.26.8" || v.Platform != runtime.GOOS+"/"+runtime.GOARCH {
+		t.Errorf("a checkout's build: %+v", v)
+	}
+	if v := versionOf("v1.4.0", info); v.Version != "v1.4.0" {
+		t.Errorf("stamped: %+v", v)
+	}
+	if v := versionOf("", &debug.BuildInfo{Main: debug.Module{Version: "v1.3.2"}}); v.Version != "v1.3.2" || v.Commit != "" || v.Modified {
+		t.Errorf("go install ...@v1.3.2: %+v", v)
+	}
+	if v := versionOf("", nil); v.Version != "devel" || v.Go != runtime.Version() {
+		t.Errorf("no build info: %+v", v)
 	}
 }
 
@@ -169,6 +212,72 @@ func TestDecorationRules(t *testing.T) {
 	}
 }
 
+// Every command group, whoever added it, behaves alike run bare: its help on stderr, a usage
+// error naming its commands, exit 2; with --json, only the error document.
+func TestEveryGroupBehavesAlike(t *testing.T) {
+	var groups [][]string
+	var walk func(c *cobra.Command, path []string)
+	walk = func(c *cobra.Command, path []string) {
+		if c.HasAvailableSubCommands() {
+			groups = append(groups, path)
+		}
+		for _, sub := range c.Commands() {
+			if sub.IsAvailableCommand() {
+				walk(sub, append(slices.Clone(path), sub.Name()))
+			}
+		}
+	}
+	walk((&app{}).rootCommand(), nil)
+	if len(groups) < 3 {
+		t.Fatalf("groups found: %q", groups)
+	}
+	for _, group := range groups {
+		path := strings.Join(append([]string{"sandbox"}, group...), " ")
+		var stdout, stderr bytes.Buffer
+		env := Env{Stdout: &stdout, Stderr: &stderr, Lookup: config.MapLookup(nil)}
+		if code := Run(t.Context(), group, env); code != ExitUsage {
+			t.Errorf("%s: exit %d", path, code)
+		}
+		if stdout.Len() != 0 || !strings.Contains(stderr.String(), "Usage:\n  "+path+" [command]\n") ||
+			!strings.Contains(stderr.String(), "error: "+path+" needs a command: ") || strings.Contains(stderr.String(), "hint:") {
+			t.Errorf("%s run bare:\n--- stdout\n%s--- stderr\n%s", path, stdout.String(), stderr.String())
+		}
+		stdout.Reset()
+		stderr.Reset()
+		if code := Run(t.Context(), append(slices.Clone(group), "--json"), env); code != ExitUsage || stderr.Len() != 0 ||
+			!strings.Contains(stdout.String(), `"code": "usage"`) {
+			t.Errorf("%s --json: exit %d\n--- stdout\n%s--- stderr\n%s", path, code, stdout.String(), stderr.String())
+		}
+		stdout.Reset()
+		if code := Run(t.Context(), append(slices.Clone(group), "--help"), env); code != ExitOK || !strings.Contains(stdout.String(), "Usage:") {
+			t.Errorf("%s --help: exit %d", path, code)
+		}
+	}
+}
+
+// Each command-line mistake names the help page of the command at hand, whatever cobra or
+// pflag found: never the root's for a subcommand's mistake.
+func TestUsageErrorsNameTheCommandsHelp(t *testing.T) {
+	for _, args := range [][]string{
+		{"guilds", "add", "x"}, {"guilds", "frob"}, {"guilds", "list", "--bogus"}, {"guilds", "list"},
+		{"cleanup", "run", "extra"}, {"extend", "abc-def"}, {"list", "--owner", "a", "--all"}, {"create", "-abc"},
+		{"status", "abc-def", "--interval", "soon"}, {"list", "--json=maybe"}, {"create", "--ttl"},
+	} {
+		var stderr bytes.Buffer
+		code := Run(t.Context(), args, Env{Stdout: io.Discard, Stderr: &stderr, Lookup: config.MapLookup(nil)})
+		path := "sandbox"
+		for _, a := range args {
+			if strings.HasPrefix(a, "-") || a == "x" || a == "abc-def" || a == "frob" || a == "extra" || a == "a" {
+				break
+			}
+			path += " " + a
+		}
+		if code != ExitUsage || !strings.Contains(stderr.String(), "[usage]\n  hint: run `"+path+" --help`") {
+			t.Errorf("%q: exit %d, want a hint to %s --help:\n%s", args, code, path, stderr.String())
+		}
+	}
+}
+
 func TestClientRejectsBadURLs(t *testing.T) {
 	for _, u := range []string{"", "ftp://example.com", "example.com", "https://example.com/?stage=x"} {
 		if _, err := NewClient(u, nil, nil); ExitCode(err) != ExitUsage {
@@ -196,17 +305,41 @@ func TestBearerTokenOnlyOverTLSOrLoopback(t *testing.T) {
 	}
 }
 
-// sandboxBinary builds cmd/sandbox once per test run, from the module cache only.
+// testVersion is the version sandboxBinary stamps.
+const testVersion = "v0.0.0-test"
+
+// makefileVersionVar is the variable `make build` stamps the version into: the test builds
+// with it, so a Makefile naming a variable that does not exist (which -X ignores) fails.
+func makefileVersionVar() (string, error) {
+	mk, err := os.ReadFile(filepath.Join("..", "..", "Makefile"))
+	if err != nil {
+		return "", err
+	}
+	m := regexp.MustCompile(`(?m)^CLI_VERSION_VAR\s*:?=\s*(\S+)\s*$`).FindSubmatch(mk)
+	if m == nil {
+		return "", errors.New("the Makefile sets no CLI_VERSION_VAR")
+	}
+	return string(m[1]), nil
+}
+
+// sandboxBinary builds cmd/sandbox once per test run, from the module cache only, with the
+// version stamped as `make build` stamps it.
 func sandboxBinary(t *testing.T) string {
 	t.Helper()
 	binaryOnce.Do(func() {
+		versionVar, err := makefileVersionVar()
+		if err != nil {
+			binaryErr = err
+			return
+		}
 		dir, err := os.MkdirTemp("", "sandbox-cli-test")
 		if err != nil {
 			binaryErr = err
 			return
 		}
 		binaryPath = filepath.Join(dir, "sandbox")
-		cmd := exec.Command("go", "build", "-o", binaryPath, "github.com/botplatform/discord-sandboxes/cmd/sandbox")
+		cmd := exec.Command("go", "build", "-ldflags", "-X "+versionVar+"="+testVersion, "-o", binaryPath,
+			"github.com/botplatform/discord-sandboxes/cmd/sandbox")
 		cmd.Env = append(os.Environ(), "GOPROXY=off")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			binaryErr = err

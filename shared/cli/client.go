@@ -48,12 +48,9 @@ type Client struct {
 // NewClient returns a client of the API at baseURL (scheme, host and an optional stage
 // path). auth may be nil for an unauthenticated client; hc nil means http.DefaultClient.
 func NewClient(baseURL string, auth Authorizer, hc *http.Client) (*Client, error) {
-	u, err := url.Parse(baseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errorf(CodeConfig, "API URL %q is not an http(s) URL", baseURL)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, errorf(CodeConfig, "API URL %q must not have a query or fragment", baseURL)
+	u, err := parseAPIURL(baseURL)
+	if err != nil {
+		return nil, err
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawPath = ""
@@ -61,6 +58,33 @@ func NewClient(baseURL string, auth Authorizer, hc *http.Client) (*Client, error
 		hc = http.DefaultClient
 	}
 	return &Client{base: u, http: hc, auth: auth, userAgent: "sandbox-cli"}, nil
+}
+
+// apiURLExample is what a well-formed API URL looks like, for the hints of parseAPIURL.
+const apiURLExample = "https://<api-id>.execute-api.<region>.amazonaws.com, or http://127.0.0.1:<port> for a local stack"
+
+// parseAPIURL checks an API base URL, saying what exactly is wrong with it: an http or https
+// URL with a host, an optional stage path, and nothing else.
+func parseAPIURL(raw string) (*url.URL, error) {
+	fail := func(format string, args ...any) error {
+		e := errorf(CodeConfig, "API URL %q "+format, append([]any{raw}, args...)...)
+		e.Hint = "the API URL looks like " + apiURLExample
+		return e
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return nil, fail("is not a URL: %v", unwrapURLError(err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fail("does not start with https:// or http://")
+	case u.Hostname() == "":
+		return nil, fail("has no host")
+	case u.User != nil:
+		return nil, fail("must not carry a user name or password")
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return nil, fail("must not have a query or fragment")
+	}
+	return u, nil
 }
 
 // BaseURL is the API URL the client calls.

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
 // generatedName is a fresh sandbox name for `create` without one: the user's name (as far
@@ -39,7 +40,7 @@ func generatedName(user string) string {
 
 func (a *app) createCommand() *cobra.Command {
 	var (
-		ttl    string
+		ttl    time.Duration
 		guilds []string
 		meta   []string
 	)
@@ -59,11 +60,8 @@ func (a *app) createCommand() *cobra.Command {
 			if err := checkName(req.Name); err != nil {
 				return err
 			}
-			if ttl != "" {
-				if _, err := parseDuration("ttl", ttl); err != nil {
-					return err
-				}
-				req.TTL = ttl
+			if ttl != 0 {
+				req.TTL = sandbox.FormatDuration(ttl)
 			}
 			for _, g := range guilds {
 				if err := checkGuild(g); err != nil {
@@ -99,7 +97,7 @@ func (a *app) createCommand() *cobra.Command {
 				a.now().Sub(started).Round(time.Millisecond))
 			writeFields(w, st, "  ", [][2]string{
 				{"Status", st.status(sb.Status)},
-				{"Owner", sb.Owner},
+				{"Owner", ownerField(sb.Owner)},
 				{"Expires", fmt.Sprintf("%s (in %s)", formatTime(sb.ExpiresAt, a.loc()), humanDuration(sb.TimeLeft()))},
 				{"Guilds", guildList(sb.Guilds)},
 				{"Schema", sb.Schema},
@@ -110,7 +108,7 @@ func (a *app) createCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&ttl, "ttl", "", "time to live, e.g. 90m, 24h, 7d (default: the API's, 24h)")
+	f.Var(durationFlag{&ttl, "ttl"}, "ttl", "time to live, e.g. 90m, 24h, 7d, 1d12h (default: the API's, 24h)")
 	f.StringArrayVar(&guilds, "guild", nil, "map this Discord guild id to the sandbox (repeatable)")
 	f.StringArrayVar(&meta, "meta", nil, "attach metadata key=value (repeatable)")
 	return cmd

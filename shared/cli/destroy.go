@@ -38,7 +38,7 @@ func (a *app) destroyCommand() *cobra.Command {
 					return err
 				}
 				question := fmt.Sprintf("Destroy sandbox %s (%s, owner %s, guilds: %s)? Its schema, role and Redis data are deleted. [y/N] ",
-					sb.Name, sb.Status, sb.Owner, guildList(sb.Guilds))
+					sb.Name, sb.Status, shortOwner(sb.Owner), guildList(sb.Guilds))
 				ok, err := a.confirm(cmd.Context(), question)
 				if err != nil {
 					return err

@@ -1,4 +1,4 @@
-// Package cli is the `sandbox` command-line tool (DESIGN §1): the commands developers use
+// Package cli is the `sandbox` command-line tool (docs/cli.md): the commands developers use
 // every day (create, list, status, extend, destroy, connect, guilds, route, and the admin
 // cleanup commands), the client of the API of docs/api.md that they share, the rendering of
 // its answers for people (tables, colors and spinners on a terminal only) and for scripts

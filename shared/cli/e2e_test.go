@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http/httptest"
 	"os/exec"
 	"regexp"
@@ -64,13 +65,45 @@ func TestCommandsEndToEnd(t *testing.T) {
 
 	r := s.run(t, aliceToken, "--help")
 	expect(t, r, ExitOK)
-	mustContain(t, r.stdout, "create", "list", "status", "extend", "destroy", "connect", "guilds", "route", "cleanup", "--api-url", "--json")
+	mustContain(t, r.stdout, "create", "list", "status", "extend", "destroy", "connect", "guilds", "route", "cleanup",
+		"version", "completion", "--api-url", "--json")
+
+	// version: the build's; --version says the same; --json for scripts.
+	r = s.run(t, aliceToken, "version")
+	expect(t, r, ExitOK)
+	mustMatch(t, r.stdout, `^sandbox \S+\n(.*\n)*  go +go1\.\d+\S* \w+/\w+\n$`)
+	version := r.stdout
+	r = s.run(t, aliceToken, "--version")
+	expect(t, r, ExitOK)
+	if r.stdout != version {
+		t.Errorf("--version says %q, version %q", r.stdout, version)
+	}
+	r = s.run(t, aliceToken, "version", "--json")
+	expect(t, r, ExitOK)
+	var v VersionInfo
+	decodeStrict(t, r.stdout, &v)
+	if v.Version == "" || !strings.HasPrefix(v.Go, "go1.") || !strings.HasPrefix(version, "sandbox "+v.Version+"\n") {
+		t.Errorf("version --json: %+v", v)
+	}
+
+	// completion: cobra's script for each shell; an unknown shell is a usage error.
+	for shell, marker := range map[string]string{"bash": "__start_sandbox", "zsh": "#compdef sandbox", "fish": "complete -c sandbox", "powershell": "Register-ArgumentCompleter"} {
+		var out bytes.Buffer
+		code := Run(ctx, []string{"completion", shell}, s.env(aliceToken, &out, io.Discard))
+		if code != ExitOK || !strings.Contains(out.String(), marker) {
+			t.Errorf("completion %s: exit %d, no %q in the script", shell, code, marker)
+		}
+	}
+	r = s.run(t, aliceToken, "completion", "tcsh")
+	expect(t, r, ExitUsage)
+	mustContain(t, r.stderr, `sandbox completion has no script for "tcsh": it knows bash, zsh, fish and powershell [usage]`,
+		"hint: run `sandbox completion --help`")
 
 	// create, with progress on a terminal only: here stderr is not one, so it stays empty.
 	r = s.run(t, aliceToken, "create", name, "--ttl", "24h", "--guild", guild1, "--meta", "branch=feature-x")
 	expect(t, r, ExitOK)
 	mustContain(t, r.stdout, "Created sandbox "+name, "Expires", guild1, `eval "$(sandbox connect `+name+`)"`)
-	mustMatch(t, r.stdout, `Expires  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(in (23h59m|24h0m)\)`)
+	mustMatch(t, r.stdout, `Expires  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(in 1d\)`)
 	if r.stderr != "" {
 		t.Errorf("no spinner without a terminal, got stderr %q", r.stderr)
 	}
@@ -85,10 +118,13 @@ func TestCommandsEndToEnd(t *testing.T) {
 		t.Errorf("generated sandbox: %+v", generated)
 	}
 
-	// list: a table and a total; --json carries the same total.
+	// list: a table and a total; --json carries the same total. Time left is rounded: the 2h
+	// sandbox shows 2h, not 1h59m.
 	r = s.run(t, aliceToken, "list")
 	expect(t, r, ExitOK)
 	mustContain(t, r.stdout, "NAME", "STATUS", "OWNER", "EXPIRES IN", "GUILDS", name, generated.Name, guild1, "2 sandboxes")
+	mustMatch(t, r.stdout, `\n`+generated.Name+` +running +alice +2h +- *\n`)
+	mustMatch(t, r.stdout, `\n`+name+` +running +alice +1d +`+guild1+`\n`)
 	r = s.run(t, aliceToken, "list", "--json")
 	expect(t, r, ExitOK)
 	var listed listResult
@@ -97,11 +133,18 @@ func TestCommandsEndToEnd(t *testing.T) {
 		t.Errorf("list --json: %+v", listed)
 	}
 	expect(t, s.run(t, bobToken, "list"), ExitOK)
+	// A shell completes a NAME with the caller's sandboxes (the hidden __complete of cobra's
+	// scripts), with their status and time left.
+	r = s.run(t, aliceToken, "__complete", "status", "alice-f")
+	expect(t, r, ExitOK)
+	if !strings.HasPrefix(r.stdout, name+"\trunning, 1d\n:4\n") {
+		t.Errorf("completing status alice-f: %s", r)
+	}
 
 	// status: timing, guilds, every check with its latency, overall, checked-at.
 	r = s.run(t, aliceToken, "status", name)
 	expect(t, r, ExitOK)
-	mustMatch(t, r.stdout, `Time left +(23h59m|24h0m)\n`)
+	mustMatch(t, r.stdout, `Time left +1d\n`)
 	mustContain(t, r.stdout, "Created", "Expires", guild1, "branch=feature-x",
 		"Health  healthy (checked at", "CHECK", "LATENCY", "status", "database", "redis", "routes", " ms")
 	r = s.run(t, aliceToken, "status", name, "--json")
@@ -120,7 +163,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	// extend moves the expiry by exactly the duration.
 	r = s.run(t, aliceToken, "extend", name, "--by", "12h")
 	expect(t, r, ExitOK)
-	mustMatch(t, r.stdout, `^Extended `+name+` by 12h: expires .* UTC \(in (35h59m|36h0m)\)\n$`)
+	mustMatch(t, r.stdout, `^Extended `+name+` by 12h: expires .* UTC \(in 1d12h\)\n$`)
 	sb, err := s.manager.GetByName(ctx, name)
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +185,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	// expiry really moved (7d - 24h - 12h - 3d), not --by.
 	r = s.run(t, aliceToken, "extend", name, "--by", "30d")
 	expect(t, r, ExitOK)
-	mustMatch(t, r.stdout, `^Extended `+name+` by 2d12h \(capped at the maximum lifetime of 7d\): expires .* UTC \(in 6d23h\)\n$`)
+	mustMatch(t, r.stdout, `^Extended `+name+` by 2d12h \(capped at the maximum lifetime of 7d\): expires .* UTC \(in 7d\)\n$`)
 	if sb, err = s.manager.GetByName(ctx, name); err != nil || !sb.ExpiresAt.Equal(maxExpiry) {
 		t.Errorf("extend --by 30d: expires %v (%v), want the cap %s", sb.ExpiresAt, err, maxExpiry)
 	}
@@ -162,6 +205,24 @@ func TestCommandsEndToEnd(t *testing.T) {
 	if change.Changed || change.GuildID != guild2 || len(change.Sandbox.Guilds) != 2 {
 		t.Errorf("guilds add again: %+v", change)
 	}
+	// guilds list: the sandbox's guilds, a table and a count; --json for scripts.
+	r = s.run(t, aliceToken, "guilds", "list", name)
+	expect(t, r, ExitOK)
+	if want := "GUILD\n" + guild1 + "\n" + guild2 + "\n2 guilds mapped to sandbox " + name + " (running)\n"; r.stdout != want {
+		t.Errorf("guilds list: %q, want %q", r.stdout, want)
+	}
+	r = s.run(t, aliceToken, "guilds", "list", name, "--json")
+	expect(t, r, ExitOK)
+	var mapped guildsOf
+	decodeStrict(t, r.stdout, &mapped)
+	if mapped.Sandbox != name || mapped.SandboxID != sb.ID || mapped.Status != "running" || strings.Join(mapped.Guilds, ",") != guild1+","+guild2 {
+		t.Errorf("guilds list --json: %+v", mapped)
+	}
+	r = s.run(t, aliceToken, "guilds", "list", generated.Name)
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "No guilds mapped to sandbox "+generated.Name+" (running): map one with sandbox guilds add "+generated.Name+" GUILD_ID")
+	expect(t, s.run(t, aliceToken, "guilds", "list", "no-such-sandbox"), ExitNotFound)
+	expect(t, s.run(t, bobToken, "guilds", "list", name), ExitAuth)
 	r = s.run(t, aliceToken, "route", guild2)
 	expect(t, r, ExitOK)
 	mustContain(t, r.stdout, "Guild "+guild2+" → sandbox", name)
@@ -242,9 +303,27 @@ func TestCommandsEndToEnd(t *testing.T) {
 	}
 	r = s.run(t, aliceToken, "create", "alice-two", "--ttl", "1m", "--json")
 	expect(t, r, ExitUsage)
-	if e := errorDoc(t, r); e.Code != sandbox.CodeInvalidInput || e.Field != "ttl" || e.Status != 400 {
+	if e := errorDoc(t, r); e.Code != sandbox.CodeInvalidInput || e.Field != "ttl" || e.Status != 400 ||
+		e.Message != "ttl 1m is shorter than the minimum 10m" {
 		t.Errorf("ttl below the minimum: %+v", e)
 	}
+	// The API says durations the way they are typed, not 192h0m0s.
+	r = s.run(t, aliceToken, "create", "alice-two", "--ttl", "8d")
+	expect(t, r, ExitUsage)
+	mustContain(t, r.stderr, "error: ttl 8d exceeds the maximum lifetime 7d [invalid_input]")
+	// Zero and negative durations are not positive; they are durations.
+	r = s.run(t, aliceToken, "create", "alice-two", "--ttl", "0")
+	expect(t, r, ExitUsage)
+	mustContain(t, r.stderr, `error: --ttl must be positive, not "0" [usage]`, "hint: run `sandbox create --help` for usage")
+	r = s.run(t, aliceToken, "extend", name, "--by", "-1h", "--json")
+	expect(t, r, ExitUsage)
+	if e := errorDoc(t, r); e.Code != CodeUsage || e.Field != "by" || e.Message != `--by must be positive, not "-1h"` {
+		t.Errorf("extend --by -1h: %+v", e)
+	}
+	// A 20-digit id above the range is told the exact rule, the range included.
+	r = s.run(t, aliceToken, "guilds", "add", name, "18446744073709551616")
+	expect(t, r, ExitUsage)
+	mustContain(t, r.stderr, `guild id "18446744073709551616" is not a Discord id (17 to 20 digits, no leading zero, at most 18446744073709551615)`)
 	expect(t, s.run(t, aliceToken, "status", "Not_A_Name"), ExitUsage)
 	r = s.run(t, aliceToken, "guilds", "add", name, protectedGuild)
 	expect(t, r, ExitConflict)
@@ -260,9 +339,73 @@ func TestCommandsEndToEnd(t *testing.T) {
 	if e := errorDoc(t, r); e.Code != sandbox.CodeUnauthenticated || e.Status != 401 {
 		t.Errorf("unknown token: %+v", e)
 	}
+	// The API URL: what is wrong with it, before any token is sent anywhere.
+	r = s.run(t, aliceToken, "--api-url", "notaurl", "list")
+	expect(t, r, ExitUsage)
+	mustContain(t, r.stderr, `error: API URL "notaurl" does not start with https:// or http:// [config]`, "hint: the API URL looks like https://")
+	r = s.run(t, aliceToken, "--api-url", "https://", "list")
+	expect(t, r, ExitUsage)
+	mustContain(t, r.stderr, `error: API URL "https://" has no host [config]`)
+	r = s.run(t, aliceToken, "--api-url", "http://sandboxes.example.com", "list")
+	expect(t, r, ExitUsage)
+	mustContain(t, r.stderr, "refusing to send the bearer token over plain http to sandboxes.example.com")
+
+	// Usage errors: in the CLI's words, each with the help page of the command at hand.
 	r = s.run(t, aliceToken, "frobnicate")
 	expect(t, r, ExitUsage)
-	mustContain(t, r.stderr, "unknown command", "[usage]")
+	mustContain(t, r.stderr, `error: unknown command "frobnicate" for sandbox [usage]`, "hint: run `sandbox --help` for its commands")
+	r = s.run(t, aliceToken, "gilds", "list", name)
+	expect(t, r, ExitUsage)
+	mustContain(t, r.stderr, `unknown command "gilds" for sandbox; did you mean "guilds"? [usage]`)
+	r = s.run(t, aliceToken, "guilds", "frob")
+	expect(t, r, ExitUsage)
+	mustContain(t, r.stderr, `error: unknown command "frob" for sandbox guilds [usage]`, "hint: run `sandbox guilds --help` for its commands")
+	r = s.run(t, aliceToken, "guilds", "add", name)
+	expect(t, r, ExitUsage)
+	mustContain(t, r.stderr, "error: sandbox guilds add takes NAME GUILD_ID: GUILD_ID is missing [usage]",
+		"hint: run `sandbox guilds add --help` for usage")
+	r = s.run(t, aliceToken, "status", name, "extra")
+	expect(t, r, ExitUsage)
+	mustContain(t, r.stderr, `error: sandbox status takes NAME: unexpected argument "extra" [usage]`)
+	r = s.run(t, aliceToken, "create", "-abc")
+	expect(t, r, ExitUsage)
+	mustContain(t, r.stderr, "error: unknown flag -a (in -abc) for sandbox create [usage]", "hint: run `sandbox create --help` for its flags")
+	r = s.run(t, aliceToken, "list", "--yes")
+	expect(t, r, ExitUsage)
+	mustContain(t, r.stderr, "error: unknown flag --yes for sandbox list (it is a flag of sandbox destroy) [usage]")
+	r = s.run(t, aliceToken, "create", "alice-two", "--ttl")
+	expect(t, r, ExitUsage)
+	mustContain(t, r.stderr, "error: --ttl needs a value: time to live", "hint: run `sandbox create --help` for its flags")
+	r = s.run(t, aliceToken, "list", "--owner", alice, "--all")
+	expect(t, r, ExitUsage)
+	mustContain(t, r.stderr, "error: --owner and --all cannot be used together: choose one [usage]", "hint: run `sandbox list --help`")
+	r = s.run(t, aliceToken, "help", "frob")
+	expect(t, r, ExitUsage)
+	mustContain(t, r.stderr, `error: unknown command "frob" for sandbox [usage]`)
+	// After --, every argument is literal: --yes is a name here (an invalid one), not the flag.
+	r = s.run(t, aliceToken, "destroy", "--", "--yes")
+	expect(t, r, ExitUsage)
+	mustContain(t, r.stderr, `error: name "--yes" must match`, "[invalid_input]")
+	r = s.run(t, aliceToken, "status", "--", "--json")
+	expect(t, r, ExitUsage)
+	if r.stdout != "" || !strings.Contains(r.stderr, `name "--json" must match`) {
+		t.Errorf("a --json after -- is an argument, not the flag: %s", r)
+	}
+	// Every command group behaves alike run bare: its help on stderr, a usage error.
+	for _, group := range [][]string{nil, {"guilds"}, {"cleanup"}} {
+		r = s.run(t, aliceToken, group...)
+		expect(t, r, ExitUsage)
+		path := strings.Join(append([]string{"sandbox"}, group...), " ")
+		if r.stdout != "" || !strings.Contains(r.stderr, "Usage:\n  "+path+" [command]\n") ||
+			!strings.Contains(r.stderr, "error: "+path+" needs a command: ") || strings.Contains(r.stderr, path+" [flags]") {
+			t.Errorf("%s run bare: %s", path, r)
+		}
+	}
+	r = s.run(t, aliceToken, "guilds", "--json")
+	expect(t, r, ExitUsage)
+	if e := errorDoc(t, r); e.Code != CodeUsage || e.Message != "sandbox guilds needs a command: add, list, parked, release or remove" {
+		t.Errorf("guilds --json: %+v", e)
+	}
 	r = s.run(t, aliceToken, "extend", name, "--json")
 	expect(t, r, ExitUsage)
 	if e := errorDoc(t, r); e.Code != CodeUsage || !strings.Contains(e.Message, "by") {
@@ -276,6 +419,25 @@ func TestCommandsEndToEnd(t *testing.T) {
 	if listed.Total != 2 {
 		t.Errorf("admin list --all: %+v", listed)
 	}
+	// An IAM user's sandbox: its owner short in tables and in full next to it in details;
+	// --wide and --json show the ARN.
+	r = s.run(t, carolToken, "create", "carol-arn", "--ttl", "90m")
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "Owner    carol ("+carol+")", "(in 1h30m)")
+	r = s.run(t, adminToken, "list", "--all")
+	expect(t, r, ExitOK)
+	mustMatch(t, r.stdout, `\ncarol-arn +running +carol +1h30m +- *\n`)
+	if strings.Contains(r.stdout, "arn:") {
+		t.Errorf("the table shows the ARN:\n%s", r.stdout)
+	}
+	r = s.run(t, adminToken, "list", "--all", "--wide")
+	expect(t, r, ExitOK)
+	mustMatch(t, r.stdout, `^NAME +ID +STATUS +OWNER +EXPIRES IN +GUILDS\n`)
+	mustMatch(t, r.stdout, `\ncarol-arn +[a-z0-9]{16} +running +`+regexp.QuoteMeta(carol)+` +1h30m +-\n`)
+	r = s.run(t, carolToken, "status", "carol-arn")
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "Owner      carol ("+carol+")", "Time left  1h30m")
+	expect(t, s.run(t, carolToken, "destroy", "carol-arn", "--yes"), ExitOK)
 	expect(t, s.run(t, aliceToken, "cleanup", "orphans"), ExitAuth)
 	closed := httptest.NewServer(nil)
 	closed.Close()
@@ -341,6 +503,9 @@ func TestCommandsEndToEnd(t *testing.T) {
 	expect(t, r, ExitOK)
 	mustContain(t, r.stdout, "destroyed", "Destroyed", "Teardown record")
 	expect(t, s.run(t, aliceToken, "extend", name, "--by", "1h"), ExitConflict)
+	r = s.run(t, aliceToken, "guilds", "list", name)
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "No guilds mapped to sandbox "+name+" (destroyed): its test guilds were parked when it was torn down, see sandbox guilds parked")
 	r = s.run(t, aliceToken, "connect", name)
 	expect(t, r, ExitConflict)
 	if r.stdout != "" {
@@ -400,9 +565,13 @@ func TestCommandsEndToEnd(t *testing.T) {
 	r = s.run(t, aliceToken, "list")
 	expect(t, r, ExitOK)
 	mustContain(t, r.stdout, "0 sandboxes")
+	// Destroyed rows show their id and when they were destroyed: names can be reused.
 	r = s.run(t, aliceToken, "list", "--include-destroyed")
 	expect(t, r, ExitOK)
-	mustContain(t, r.stdout, "4 sandboxes", "destroyed")
+	mustContain(t, r.stdout, "4 sandboxes")
+	mustMatch(t, r.stdout, `^NAME +ID +STATUS +OWNER +EXPIRES IN +GUILDS +DESTROYED\n`)
+	mustMatch(t, r.stdout, `\nalice-busy +`+busy.ID+` +destroyed +alice +- +- +\d+s ago\n`)
+	mustMatch(t, r.stdout, `\n`+name+` +`+sb.ID+` +destroyed +alice +- +- +\d+s ago\n`)
 
 	s.writeTranscript(t)
 }

@@ -5,10 +5,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
 func (a *app) extendCommand() *cobra.Command {
-	var by string
+	var by time.Duration
 	cmd := &cobra.Command{
 		Use:     "extend NAME --by DURATION",
 		Short:   "Move a sandbox's expiry later",
@@ -19,14 +21,11 @@ func (a *app) extendCommand() *cobra.Command {
 			if err := checkName(name); err != nil {
 				return err
 			}
-			if _, err := parseDuration("by", by); err != nil {
-				return err
-			}
 			c, err := a.api(cmd.Context())
 			if err != nil {
 				return err
 			}
-			res, err := c.Extend(cmd.Context(), name, by)
+			res, err := c.Extend(cmd.Context(), name, sandbox.FormatDuration(by))
 			if err != nil {
 				return err
 			}
@@ -35,17 +34,17 @@ func (a *app) extendCommand() *cobra.Command {
 			}
 			// The real extension, which the cap may have made shorter than --by.
 			st, w := a.outStyle(), a.env.Stdout
-			extended := exactDuration(time.Duration(res.ExtendedBySeconds) * time.Second)
+			extended := sandbox.FormatDuration(time.Duration(res.ExtendedBySeconds) * time.Second)
 			if res.Capped {
 				extended += st.yellow(" (capped at the maximum lifetime of " +
-					exactDuration(res.MaxExpiresAt.Sub(res.Sandbox.CreatedAt).Round(time.Second)) + ")")
+					sandbox.FormatDuration(res.MaxExpiresAt.Sub(res.Sandbox.CreatedAt).Round(time.Second)) + ")")
 			}
 			fmt.Fprintf(w, "%s %s by %s: expires %s (in %s)\n", st.green("Extended"), st.bold(name), extended,
 				formatTime(res.ExpiresAt, a.loc()), humanDuration(res.Sandbox.TimeLeft()))
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&by, "by", "", "how much later, e.g. 90m, 12h, 2d (required)")
+	cmd.Flags().Var(durationFlag{&by, "by"}, "by", "how much later, e.g. 90m, 12h, 2d, 1d12h (required)")
 	_ = cmd.MarkFlagRequired("by")
 	return cmd
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -17,14 +16,18 @@ type guildChange struct {
 	Changed bool `json:"changed"`
 }
 
+// guildsOf is the --json document of `guilds list`.
+type guildsOf struct {
+	Sandbox   string   `json:"sandbox"`
+	SandboxID string   `json:"sandbox_id"`
+	Status    string   `json:"status"`
+	Guilds    []string `json:"guilds"`
+}
+
 func (a *app) guildsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "guilds",
-		Short: "Map Discord guilds to a sandbox, or unmap them",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageError{errors.New("guilds needs a subcommand: add, remove, parked or release")}
-		},
+		Short: "List, map and unmap a sandbox's Discord guilds; parked guilds",
 	}
 	run := func(add bool) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, argv []string) error {
@@ -69,10 +72,58 @@ func (a *app) guildsCommand() *cobra.Command {
 		}
 	}
 	cmd.AddCommand(
+		a.guildsListCommand(),
 		&cobra.Command{Use: "add NAME GUILD_ID", Short: "Map a guild to a sandbox", Args: cobra.ExactArgs(2), RunE: run(true)},
 		&cobra.Command{Use: "remove NAME GUILD_ID", Short: "Unmap a guild from a sandbox", Args: cobra.ExactArgs(2), RunE: run(false)},
 		a.guildsParkedCommand(),
 		a.guildsReleaseCommand(),
 	)
 	return cmd
+}
+
+func (a *app) guildsListCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list NAME",
+		Short: "List the guilds mapped to a sandbox",
+		Long: "list shows the guilds mapped to a sandbox (GET /v1/sandboxes/{name}): one id per row and\n" +
+			"their count. The API records no mapping time; `sandbox route GUILD_ID` explains where one\n" +
+			"guild's events go.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			name := argv[0]
+			if err := checkName(name); err != nil {
+				return err
+			}
+			c, err := a.api(cmd.Context())
+			if err != nil {
+				return err
+			}
+			sb, err := c.Get(cmd.Context(), name)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return writeJSONDoc(a.env.Stdout, guildsOf{Sandbox: sb.Name, SandboxID: sb.ID, Status: sb.Status, Guilds: sb.Guilds})
+			}
+			st, w := a.outStyle(), a.env.Stdout
+			if len(sb.Guilds) > 0 {
+				rows := make([][]cell, len(sb.Guilds))
+				for i, g := range sb.Guilds {
+					rows[i] = []cell{plain(g)}
+				}
+				writeTable(w, st, "", []string{"GUILD"}, rows)
+				fmt.Fprintf(w, "%s mapped to sandbox %s (%s)\n", plural(len(sb.Guilds), "guild", "guilds"), st.bold(sb.Name), st.status(sb.Status))
+				return nil
+			}
+			fmt.Fprintf(w, "No guilds mapped to sandbox %s (%s)", st.bold(sb.Name), st.status(sb.Status))
+			switch sb.Status {
+			case statusDestroyed:
+				fmt.Fprint(w, ": its test guilds were parked when it was torn down, see sandbox guilds parked")
+			case statusRunning:
+				fmt.Fprintf(w, ": map one with sandbox guilds add %s GUILD_ID", sb.Name)
+			}
+			fmt.Fprintln(w)
+			return nil
+		},
+	}
 }

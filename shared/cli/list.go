@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,11 +17,18 @@ type listResult struct {
 }
 
 func (a *app) listCommand() *cobra.Command {
-	var o ListOptions
+	var (
+		o    ListOptions
+		wide bool
+	)
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List sandboxes (yours unless --owner or --all)",
-		Args:  cobra.NoArgs,
+		Long: "list shows a table of sandboxes and their total. Owners are shown short (the user name of\n" +
+			"an IAM user, role/session of an assumed role); --wide shows them in full, with each\n" +
+			"sandbox's id and every guild. Destroyed sandboxes (--include-destroyed) show their id and\n" +
+			"when they were destroyed.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := a.api(cmd.Context())
 			if err != nil {
@@ -34,23 +42,7 @@ func (a *app) listCommand() *cobra.Command {
 			if a.json {
 				return writeJSONDoc(a.env.Stdout, listResult{Sandboxes: all, Total: len(all)})
 			}
-			st, w := a.outStyle(), a.env.Stdout
-			if len(all) > 0 {
-				rows := make([][]cell, 0, len(all))
-				for i := range all {
-					sb := &all[i]
-					left := timeLeft(sb)
-					rows = append(rows, []cell{
-						{text: sb.Name, paint: st.bold},
-						{text: sb.Status, paint: st.status},
-						plain(sb.Owner),
-						{text: left, paint: st.status},
-						plain(shortGuilds(sb.Guilds)),
-					})
-				}
-				writeTable(w, st, "", []string{"NAME", "STATUS", "OWNER", "EXPIRES IN", "GUILDS"}, rows)
-			}
-			fmt.Fprintf(w, "%s\n", plural(len(all), "sandbox", "sandboxes"))
+			a.writeList(all, wide)
 			return nil
 		},
 	}
@@ -59,8 +51,57 @@ func (a *app) listCommand() *cobra.Command {
 	f.StringVar(&o.Status, "status", "", "only this status: creating, running, expired, failed, destroying, destroyed")
 	f.BoolVar(&o.All, "all", false, "every owner's sandboxes (admins only)")
 	f.BoolVar(&o.IncludeDestroyed, "include-destroyed", false, "include destroyed sandboxes")
+	f.BoolVar(&wide, "wide", false, "show ids, owners in full and every guild")
 	cmd.MarkFlagsMutuallyExclusive("owner", "all")
 	return cmd
+}
+
+// writeList writes the table of `list`. A destroyed sandbox's name may have been reused, so
+// as soon as one is listed the table shows ids, and when each was destroyed.
+func (a *app) writeList(all []apiwire.Sandbox, wide bool) {
+	st, w, now := a.outStyle(), a.env.Stdout, a.now()
+	destroyed := slices.ContainsFunc(all, func(sb apiwire.Sandbox) bool { return sb.DestroyedAt != nil })
+	showID := wide || destroyed
+	if len(all) > 0 {
+		header := []string{"NAME", "STATUS", "OWNER", "EXPIRES IN", "GUILDS"}
+		if showID {
+			header = slices.Insert(header, 1, "ID")
+		}
+		if destroyed {
+			header = append(header, "DESTROYED")
+		}
+		rows := make([][]cell, 0, len(all))
+		for i := range all {
+			sb := &all[i]
+			owner, guilds := shortOwner(sb.Owner), shortGuilds(sb.Guilds)
+			if wide {
+				owner, guilds = sb.Owner, strings.Join(sb.Guilds, ",")
+				if guilds == "" {
+					guilds = "-"
+				}
+			}
+			row := []cell{
+				{text: sb.Name, paint: st.bold},
+				{text: sb.Status, paint: st.status},
+				plain(owner),
+				{text: timeLeft(sb), paint: st.status},
+				plain(guilds),
+			}
+			if showID {
+				row = slices.Insert(row, 1, plain(sb.ID))
+			}
+			if destroyed {
+				at := "-"
+				if sb.DestroyedAt != nil {
+					at = ago(*sb.DestroyedAt, now)
+				}
+				row = append(row, plain(at))
+			}
+			rows = append(rows, row)
+		}
+		writeTable(w, st, "", header, rows)
+	}
+	fmt.Fprintf(w, "%s\n", plural(len(all), "sandbox", "sandboxes"))
 }
 
 // shortGuilds keeps the table narrow: two guild ids and a count of the rest.

@@ -9,7 +9,8 @@ import (
 )
 
 func (a *app) guildsParkedCommand() *cobra.Command {
-	return &cobra.Command{
+	var wide bool
+	cmd := &cobra.Command{
 		Use:   "parked",
 		Short: "List your parked guilds: test guilds of torn-down sandboxes, whose events are dropped",
 		Args:  cobra.NoArgs,
@@ -25,19 +26,27 @@ func (a *app) guildsParkedCommand() *cobra.Command {
 			if a.json {
 				return writeJSONDoc(a.env.Stdout, out)
 			}
-			w := a.env.Stdout
+			st, w := a.outStyle(), a.env.Stdout
 			if len(out.Guilds) == 0 {
 				fmt.Fprintln(w, "No parked guilds.")
 				return nil
 			}
-			fmt.Fprintf(w, "%-20s  %-20s  %-18s  %-20s  %s\n", "GUILD", "PARKED SINCE", "REASON", "SANDBOX", "OWNER")
+			rows := make([][]cell, 0, len(out.Guilds))
 			for _, p := range out.Guilds {
-				fmt.Fprintf(w, "%-20s  %-20s  %-18s  %-20s  %s\n", p.GuildID, formatTime(p.ParkedAt, a.loc()), p.Reason, p.SandboxName, p.Owner)
+				owner := shortOwner(p.Owner)
+				if wide {
+					owner = p.Owner
+				}
+				rows = append(rows, []cell{plain(p.GuildID), plain(formatTime(p.ParkedAt, a.loc())), plain(p.Reason),
+					{text: p.SandboxName, paint: st.bold}, plain(owner)})
 			}
+			writeTable(w, st, "", []string{"GUILD", "PARKED SINCE", "REASON", "SANDBOX", "OWNER"}, rows)
 			fmt.Fprintln(w, "Their events are dropped, never sent to production: map one again, or release it with sandbox guilds release GUILD_ID.")
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&wide, "wide", false, "show owners in full")
+	return cmd
 }
 
 func (a *app) guildsReleaseCommand() *cobra.Command {

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
 // style colors text when the output is a terminal that wants colors, and is the identity
@@ -109,47 +110,50 @@ func writeFields(w io.Writer, st style, indent string, fields [][2]string) {
 	}
 }
 
-// humanDuration is a short, rounded-down duration for people: 6d23h, 23h59m, 45m, 30s.
+// humanDuration is a duration people read at a glance (time left, "ago"): its size, rounded
+// to the nearest unit shown (sandbox.RoundDuration) and written as it is typed
+// (sandbox.FormatDuration): 5d18h, 2h, 23h59m, 45m, 30s. Amounts that must be exact (how far
+// an extension moved the expiry) use sandbox.FormatDuration alone.
 func humanDuration(d time.Duration) string {
 	if d < 0 {
 		d = -d
 	}
-	d = d.Truncate(time.Second)
-	switch {
-	case d >= 48*time.Hour:
-		days := d / (24 * time.Hour)
-		hours := (d % (24 * time.Hour)) / time.Hour
-		return fmt.Sprintf("%dd%dh", days, hours)
-	case d >= time.Hour:
-		return fmt.Sprintf("%dh%dm", d/time.Hour, (d%time.Hour)/time.Minute)
-	case d >= time.Minute:
-		return fmt.Sprintf("%dm", d/time.Minute)
-	}
-	return fmt.Sprintf("%ds", d/time.Second)
+	return sandbox.FormatDuration(sandbox.RoundDuration(d))
 }
 
-// exactDuration is a duration to the second, with every unit that is not zero: 7d, 5d18h,
-// 12h, 1h30m, 45s. Unlike humanDuration it does not round, for amounts that must be exact
-// (how far an extension moved the expiry).
-func exactDuration(d time.Duration) string {
-	if d < 0 {
-		return "-" + exactDuration(-d)
+// shortOwner is an owner as tables show it: the user name of an IAM user
+// (arn:aws:iam::123456789012:user/team/alice → alice), role/session of an assumed role
+// (arn:aws:sts::123456789012:assumed-role/Developer/alice → Developer/alice), the name of a
+// federated user, root@account for an account's root, the resource of any other ARN (role/x);
+// a local principal as it is. --wide and --json show owners in full.
+func shortOwner(owner string) string {
+	parts := strings.SplitN(owner, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[5] == "" {
+		return owner
 	}
-	d = d.Truncate(time.Second)
-	if d == 0 {
-		return "0s"
+	resource := parts[5]
+	if resource == "root" {
+		return "root@" + parts[4]
 	}
-	var b strings.Builder
-	for _, u := range []struct {
-		unit time.Duration
-		name string
-	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}} {
-		if n := d / u.unit; n > 0 {
-			fmt.Fprintf(&b, "%d%s", n, u.name)
-			d -= n * u.unit
+	kind, rest, _ := strings.Cut(resource, "/")
+	switch {
+	case rest == "":
+	case kind == "user" || kind == "federated-user":
+		if name := rest[strings.LastIndex(rest, "/")+1:]; name != "" {
+			return name
 		}
+	case kind == "assumed-role":
+		return rest
 	}
-	return b.String()
+	return resource
+}
+
+// ownerField is an owner in a detail view: short, with the full ARN after it when they differ.
+func ownerField(owner string) string {
+	if short := shortOwner(owner); short != owner {
+		return short + " (" + owner + ")"
+	}
+	return owner
 }
 
 // Display statuses the CLI treats specially.

@@ -327,8 +327,17 @@ func TestSigV4AgainstTheLambdaHandler(t *testing.T) {
 	if listed.Total != 1 || listed.Sandboxes[0].Name != "alice-signed" {
 		t.Errorf("list: %+v", listed)
 	}
+	// The table shows the assumed role's role/session; --wide and status the ARN.
+	r = run(good, "eu-west-1", "list")
+	expect(t, r, ExitOK)
+	mustMatch(t, r.stdout, `\nalice-signed +running +Developer/alice +1d +- *\n`)
+	r = run(good, "eu-west-1", "list", "--wide")
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, " "+arn+" ")
 	expect(t, run(good, "eu-west-1", "extend", "alice-signed", "--by", "1h"), ExitOK)
-	expect(t, run(good, "eu-west-1", "status", "alice-signed"), ExitOK)
+	r = run(good, "eu-west-1", "status", "alice-signed")
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "Owner      Developer/alice ("+arn+")\n", "Time left  1d1h\n")
 
 	r = run(credentials.NewStaticCredentialsProvider(akid, "not-the-secret", token), "eu-west-1", "status", "alice-signed", "--json")
 	expect(t, r, ExitAuth)

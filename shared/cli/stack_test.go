@@ -37,6 +37,9 @@ const (
 	aliceToken = "devtoken-alice-0123456789"
 	bobToken   = "devtoken-bob-0123456789"
 	adminToken = "devtoken-admin-0123456789"
+	// carol is an IAM user, as API Gateway names callers: tables show her short.
+	carol      = "arn:aws:iam::123456789012:user/carol"
+	carolToken = "devtoken-carol-0123456789"
 
 	guild1         = "1234567890123456789"
 	guild2         = "1234567890123456790"
@@ -44,7 +47,7 @@ const (
 )
 
 // tokenHolders names who runs a command in the transcript.
-var tokenHolders = map[string]string{aliceToken: alice, bobToken: bob, adminToken: admin, "devtoken-nobody-0123456789": "an unknown token"}
+var tokenHolders = map[string]string{aliceToken: alice, bobToken: bob, adminToken: admin, carolToken: "carol", "devtoken-nobody-0123456789": "an unknown token"}
 
 // stack is the API of shared/api served in-process, in local mode (bearer tokens), on a fresh
 // PostgreSQL database and Redis database, with the real teardown of shared/cleanup.
@@ -74,7 +77,7 @@ func newStack(t *testing.T) *stack {
 		"DATABASE_URL":             dbURL,
 		"REDIS_ADDR":               testenv.RedisAddr(t),
 		"API_ADMIN_PRINCIPALS":     admin,
-		"API_LOCAL_TOKENS":         aliceToken + "=" + alice + "," + bobToken + "=" + bob + "," + adminToken + "=" + admin,
+		"API_LOCAL_TOKENS":         aliceToken + "=" + alice + "," + bobToken + "=" + bob + "," + adminToken + "=" + admin + "," + carolToken + "=" + carol,
 		"SANDBOX_PROTECTED_GUILDS": protectedGuild,
 		"ENVIRONMENT":              "test",
 	}))

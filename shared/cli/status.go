@@ -19,10 +19,8 @@ import (
 const defaultWatchInterval = 5 * time.Second
 
 func (a *app) statusCommand() *cobra.Command {
-	var (
-		watch    bool
-		interval string
-	)
+	var watch bool
+	interval := defaultWatchInterval
 	cmd := &cobra.Command{
 		Use:   "status NAME",
 		Short: "Show a sandbox, its timing, guilds and health checks",
@@ -36,16 +34,12 @@ func (a *app) statusCommand() *cobra.Command {
 			if err := checkName(name); err != nil {
 				return err
 			}
-			every, err := parseDuration("interval", interval)
-			if err != nil {
-				return err
-			}
 			c, err := a.api(cmd.Context())
 			if err != nil {
 				return err
 			}
 			if watch {
-				return a.watchStatus(cmd.Context(), c, name, every)
+				return a.watchStatus(cmd.Context(), c, name, interval)
 			}
 			view, err := fetchStatus(cmd.Context(), c, name)
 			if err != nil {
@@ -60,7 +54,7 @@ func (a *app) statusCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&watch, "watch", "w", false, "refresh until Ctrl-C or until the sandbox is gone")
-	f.StringVar(&interval, "interval", defaultWatchInterval.String(), "refresh interval of --watch, e.g. 2s, 1m")
+	f.Var(durationFlag{&interval, "interval"}, "interval", "refresh interval of --watch, e.g. 2s, 1m")
 	return cmd
 }
 
@@ -92,7 +86,7 @@ func renderStatus(w io.Writer, st style, v *StatusView, now time.Time, loc *time
 	fields := [][2]string{
 		{"Sandbox", fmt.Sprintf("%s (id %s)", st.bold(sb.Name), sb.ID)},
 		{"Status", st.status(sb.Status)},
-		{"Owner", sb.Owner},
+		{"Owner", ownerField(sb.Owner)},
 		{"Created", fmt.Sprintf("%s (%s)", formatTime(sb.CreatedAt, loc), ago(sb.CreatedAt, now))},
 		{"Expires", formatTime(sb.ExpiresAt, loc)},
 	}
@@ -210,14 +204,14 @@ func (wa *watcher) step(view *StatusView, fetchErr error) (done bool, err error)
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n", wa.st.dim(fmt.Sprintf("Every %s: sandbox status %s    %s    Ctrl-C to stop",
-		wa.interval, wa.name, formatTime(wa.now(), wa.loc))))
+		sandbox.FormatDuration(wa.interval), wa.name, formatTime(wa.now(), wa.loc))))
 	switch {
 	case view != nil:
 		renderStatus(&b, wa.st, view, wa.now(), wa.loc)
 	case gone:
 		fmt.Fprintf(&b, "Sandbox %s no longer exists\n", wa.name)
 	default:
-		fmt.Fprintf(&b, "%s %s (retrying in %s)\n", wa.st.red("error:"), asError(fetchErr).Message, wa.interval)
+		fmt.Fprintf(&b, "%s %s (retrying in %s)\n", wa.st.red("error:"), asError(fetchErr).Message, sandbox.FormatDuration(wa.interval))
 	}
 	if gone {
 		fmt.Fprintf(&b, "\nSandbox %s is gone; stopped watching.\n", wa.name)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
 // Lookup finds an environment variable; os.LookupEnv in production, a map in tests.
@@ -63,15 +65,15 @@ func (r *Reader) Required(name string) string {
 	return v
 }
 
-// Duration parses a Go duration ("90s", "24h") or a number of days ("7d").
+// Duration parses a duration with sandbox.ParseDuration ("90s", "24h", "7d", "7d12h").
 func (r *Reader) Duration(name string, def time.Duration) time.Duration {
 	v, ok := r.raw(name)
 	if !ok {
 		return def
 	}
-	d, err := ParseDuration(v)
+	d, err := sandbox.ParseDuration(v)
 	if err != nil || d < 0 {
-		r.fail(name, "%q is not a duration like 90s, 15m, 24h or 7d", v)
+		r.fail(name, "%q is not a duration like %s", v, sandbox.DurationForms)
 		return def
 	}
 	return d
@@ -127,17 +129,4 @@ func (r *Reader) Check(ok bool, name, format string, args ...any) {
 	if !ok {
 		r.fail(name, format, args...)
 	}
-}
-
-// ParseDuration accepts Go durations and a whole-day suffix "d" ("7d", "1d12h" is not
-// accepted: days stand alone). The CLI and the API share it so that "7d" means one thing.
-func ParseDuration(s string) (time.Duration, error) {
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil || n < 0 || n > 3650 {
-			return 0, fmt.Errorf("invalid duration %q", s)
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
-	}
-	return time.ParseDuration(s)
 }

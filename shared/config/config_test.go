@@ -38,16 +38,3 @@ func TestLoadSharedReportsEveryProblem(t *testing.T) {
 		}
 	}
 }
-
-func TestParseDuration(t *testing.T) {
-	for in, want := range map[string]time.Duration{"90m": 90 * time.Minute, "24h": 24 * time.Hour, "7d": 168 * time.Hour, "1h30m": 90 * time.Minute} {
-		if got, err := ParseDuration(in); err != nil || got != want {
-			t.Errorf("ParseDuration(%q) = %s, %v", in, got, err)
-		}
-	}
-	for _, bad := range []string{"", "d", "-1d", "1.5d", "7days", "abc"} {
-		if _, err := ParseDuration(bad); err == nil {
-			t.Errorf("ParseDuration(%q) accepted", bad)
-		}
-	}
-}

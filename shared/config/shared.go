@@ -77,7 +77,7 @@ func LoadShared(r *Reader) Shared {
 		r.Check(false, "LOG_LEVEL", "%q is not one of debug, info, warn, error", level)
 	}
 	for _, g := range r.List("SANDBOX_PROTECTED_GUILDS") {
-		r.Check(sandbox.ValidGuildID(g), "SANDBOX_PROTECTED_GUILDS", "%q is not a Discord snowflake", g)
+		r.Check(sandbox.ValidGuildID(g), "SANDBOX_PROTECTED_GUILDS", "%q is not a Discord id (%s)", g, sandbox.SnowflakeRule)
 		c.ProtectedGuilds = append(c.ProtectedGuilds, g)
 	}
 	r.Check(c.DatabaseURL != "" || c.DatabaseSecretARN != "", "DATABASE_URL", "is required (or DATABASE_SECRET_ARN)")

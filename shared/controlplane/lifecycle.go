@@ -13,10 +13,10 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
-// Transition moves a sandbox to `to` when its current status allows it (DESIGN §3.2),
-// with one conditional update and an audit entry in the same transaction. It returns
-// sandbox.ErrInvalidTransition when the current status does not allow the move and
-// sandbox.ErrNotFound when there is no such sandbox.
+// Transition moves a sandbox to `to` when its current status allows it
+// (docs/architecture.md, "Status machine"), with one conditional update and an audit entry in
+// the same transaction. It returns sandbox.ErrInvalidTransition when the current status does
+// not allow the move and sandbox.ErrNotFound when there is no such sandbox.
 func (m *Manager) Transition(ctx context.Context, actor, id string, to sandbox.Status, details map[string]any) (_ *sandbox.Sandbox, err error) {
 	defer withOp(&err, "move sandbox %s to %s", id, to)
 	return m.transition(ctx, actor, id, nil, to, ActionTransition, details)

@@ -11,7 +11,8 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
-// This file holds the control-plane queries of the teardown and expiry warnings (DESIGN §5);
+// This file holds the control-plane queries of the teardown and expiry warnings
+// (docs/architecture.md, "Cleanup");
 // those of orphan reconciliation are in orphans.go, the teardown's session locks in
 // teardownlocks.go. The policy and the teardown record's shape belong to the
 // cleanup package; the record is stored here as opaque JSON.

@@ -1,4 +1,5 @@
-// Package keys is the one home of the Redis key layout (DESIGN §3.3):
+// Package keys is the one home of the Redis key layout
+// (docs/architecture.md, "A sandbox's own resources"):
 //
 //	sandbox:{<id>}:          namespace of one sandbox (the braces are a cluster hash tag:
 //	                         one sandbox, one slot)
@@ -6,7 +7,8 @@
 //	sandbox:route:<guild_id> route cache entry of one guild (outside any namespace: per guild)
 //
 // and of the Redis ACL users that confine each sandbox to its namespace (ACLUser,
-// SandboxACLRules): a sandbox's user matches its own keys and channels only, never a route.
+// SandboxACLRules): a sandbox's user matches its own keys and channels only, never a route;
+// and of the fields of an event stream's entries (StreamField*, stream.go).
 //
 // Patterns for SCAN MATCH are built only from validated ids, so user input never reaches a
 // glob.

@@ -2,7 +2,7 @@
 // JSON logging with the request id, a handler wrapper that meters, recovers and logs every
 // invocation, and the one way a function starts (Serve): through the Lambda runtime API
 // inside Lambda, and outside it once on an event file (-invoke) or in the function's local
-// mode (DESIGN §8).
+// mode (docs/architecture.md, "Local mode").
 //
 // A function's main builds its whole graph (configuration, clients, the schema check, stores,
 // the service, the handler), then:

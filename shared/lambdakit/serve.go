@@ -9,7 +9,7 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
 )
 
-// Local is how a function runs outside Lambda (DESIGN §8).
+// Local is how a function runs outside Lambda (docs/architecture.md, "Local mode").
 type Local struct {
 	// InvokeFile, when set (-invoke FILE), runs the handler once on the event in that file and
 	// prints the response, instead of Run.

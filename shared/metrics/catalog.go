@@ -1,7 +1,8 @@
 package metrics
 
-// This file is the one home of the metric catalog (DESIGN §7): the code records only metrics
-// listed here, and the Terraform alarms, the dashboard and docs/metrics.md follow this list.
+// This file is the one home of the metric catalog (docs/metrics.md): the code records only
+// metrics listed here, and the Terraform alarms, the dashboard and docs/metrics.md follow this
+// list.
 
 // Namespace is the CloudWatch namespace of every metric in the catalog.
 const Namespace = "DiscordSandboxes"

@@ -1,5 +1,5 @@
-// Package metrics is the metric catalog of the sandbox suite (DESIGN §7) and the emitter that
-// publishes its values as CloudWatch embedded metric format (EMF) lines.
+// Package metrics is the metric catalog of the sandbox suite (docs/metrics.md) and the emitter
+// that publishes its values as CloudWatch embedded metric format (EMF) lines.
 //
 // catalog.go is the one home of every metric name, unit, dimension set and emitting function;
 // the Terraform alarms, the dashboard and docs/metrics.md follow it.

@@ -164,7 +164,8 @@ func TestSchemaCatchesLibraryDefaults(t *testing.T) {
 	}
 }
 
-// TestSchemaDimensionLimit checks the schema edit of DESIGN 7: 30 dimensions pass, 31 fail.
+// TestSchemaDimensionLimit checks the one edit of testdata/emf-schema.json (a dimension set
+// holds up to 30 dimensions, CloudWatch's limit, not 9; docs/metrics.md): 30 pass, 31 fail.
 func TestSchemaDimensionLimit(t *testing.T) {
 	line := func(n int) string {
 		var keys []string

@@ -357,7 +357,7 @@ func (f *fixture) naiveRoute(ctx context.Context) error {
 			if route.Deliverable(time.Now()) && !route.Protected {
 				err := f.rdb.XAdd(ctx, &redis.XAddArgs{
 					Stream: keys.EventStream(route.SandboxID), NoMkStream: true, MaxLen: routing.DefaultStreamMaxLen, Approx: true,
-					Values: []string{routing.FieldType, d.Type, routing.FieldPayload, m.Body, routing.FieldMessageID, m.ID},
+					Values: []string{keys.StreamFieldType, d.Type, keys.StreamFieldPayload, m.Body, keys.StreamFieldMessageID, m.ID},
 				}).Err()
 				if err != nil {
 					return err

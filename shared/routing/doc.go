@@ -1,4 +1,5 @@
-// Package routing is the core of the router function (DESIGN §4): for each batch of ingress
+// Package routing is the core of the router function (docs/architecture.md, "Routing"): for
+// each batch of ingress
 // messages, each one Discord gateway dispatch, it decides where every event goes and delivers it.
 //
 //   - Guild extraction: gateway.Parse reads the event type, sequence and guild id without

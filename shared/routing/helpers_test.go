@@ -110,7 +110,7 @@ func (e *env) streamIDs(t testing.TB, sandboxID string) []string {
 	t.Helper()
 	var ids []string
 	for _, m := range e.streamEntries(t, sandboxID) {
-		ids = append(ids, fmt.Sprint(m.Values[routing.FieldMessageID]))
+		ids = append(ids, fmt.Sprint(m.Values[keys.StreamFieldMessageID]))
 	}
 	return ids
 }

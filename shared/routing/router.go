@@ -193,11 +193,49 @@ func (r *Router) Route(ctx context.Context, rec *metrics.Recorder, batch []Messa
 	for kind, n := range b.result.DeadLettered {
 		rec.Count(metrics.PoisonDeadLettered, n, metrics.DimKind, kind)
 	}
-	rec.Milliseconds(metrics.RouterBatchDuration, time.Since(start))
-	r.log.DebugContext(ctx, "batch routed", "messages", len(batch), "failed", len(b.result.Failed),
-		logkey.Sandbox, b.result.Routed[DestinationSandbox], "production", b.result.Routed[DestinationProduction],
-		"dropped", b.result.Routed[DestinationDropped])
+	elapsed := time.Since(start)
+	rec.Milliseconds(metrics.RouterBatchDuration, elapsed)
+	b.logSummary(elapsed)
 	return b.result
+}
+
+// logSummary logs the batch's one line at info: where its events went (the destinations of
+// the EventsRouted metric, drops and parkings by reason), the batch item failures, the
+// poison messages and the routing errors by kind, and how long it took. It is what a
+// developer watches in `make dev`'s router log; the per-event lines are at debug.
+func (b *batchState) logSummary(elapsed time.Duration) {
+	routed := b.result.Routed
+	attrs := []any{
+		"messages", len(b.messages),
+		"to_sandbox", routed[DestinationSandbox],
+		"to_production", routed[DestinationProduction],
+		"parked", routed[DestinationParked],
+		"dropped", routed[DestinationDropped],
+		"failed", len(b.result.Failed),
+		"poison", b.poisonCount,
+		logkey.DurationMS, float64(elapsed.Microseconds()) / 1000,
+	}
+	if len(b.parkedBy) > 0 {
+		attrs = append(attrs, "parked_by_reason", b.parkedBy)
+	}
+	if len(b.droppedBy) > 0 {
+		attrs = append(attrs, "dropped_by_reason", b.droppedBy)
+	}
+	if n := totalCount(b.result.DeadLettered); n > 0 {
+		attrs = append(attrs, "dead_lettered", n)
+	}
+	if len(b.result.Errors) > 0 {
+		attrs = append(attrs, "errors", b.result.Errors)
+	}
+	b.router.log.InfoContext(b.ctx, "batch routed", attrs...)
+}
+
+func totalCount[K comparable](counts map[K]int) int {
+	n := 0
+	for _, c := range counts {
+		n += c
+	}
+	return n
 }
 
 // batchState is one batch on its way through Route.
@@ -218,7 +256,25 @@ type batchState struct {
 	toStream     []int // batch indexes, in batch order
 	toProduction []int
 	poison       []poisonMessage // for the dead-letter queue, in batch order
+	poisonCount  int             // poison messages, sent to the dead-letter queue or failed
+
+	// The reasons of the events dropped and parked (DropReason*, ParkReason*), for the
+	// batch's log line.
+	droppedBy map[string]int
+	parkedBy  map[string]int
 }
+
+// The reasons the batch's log line gives for the events it did not deliver (dropped_by_reason,
+// parked_by_reason). A dropped event's reason is otherwise its sandbox's status.
+const (
+	// DropReasonStreamGone: the sandbox's stream no longer exists (torn down since its route
+	// was cached, or routing to sandboxes stopped).
+	DropReasonStreamGone = "stream_gone"
+	// ParkReasonExpired: the guild's sandbox is past its expiry, its teardown not done yet.
+	ParkReasonExpired = "sandbox_expired"
+	// ParkReasonParked: the guild's sandbox was torn down; the guild is parked.
+	ParkReasonParked = "guild_parked"
+)
 
 // fail makes message i a batch item failure: the queue delivers it again.
 func (b *batchState) fail(i int, kind ErrorKind, err error) {
@@ -242,6 +298,7 @@ func (b *batchState) parse() {
 	seen := make(map[string]struct{})
 	for i, err := range errs {
 		if err != nil {
+			b.poisonCount++
 			b.poisoned(i, parseErrorKind(err), err)
 			continue
 		}
@@ -345,29 +402,33 @@ func (b *batchState) decide() {
 			b.toStream = append(b.toStream, i)
 		case sandbox.DestinationParked:
 			// Expired (its teardown not done yet) or parked: a test guild never reaches production.
-			why := "parked since " + route.ParkedAt.UTC().Format(time.RFC3339)
+			reason, why := ParkReasonParked, "parked since "+route.ParkedAt.UTC().Format(time.RFC3339)
 			if route.Mapped() {
-				why = "sandbox expired at " + route.ExpiresAt.UTC().Format(time.RFC3339)
+				reason, why = ParkReasonExpired, "sandbox expired at "+route.ExpiresAt.UTC().Format(time.RFC3339)
 			}
-			b.park(i, cmp.Or(route.SandboxID, route.ParkedBy), why)
+			b.park(i, cmp.Or(route.SandboxID, route.ParkedBy), reason, why)
 		case sandbox.DestinationDropped:
-			b.drop(i, route.SandboxID, string(route.Status))
+			b.drop(i, route.SandboxID, string(route.Status), string(route.Status))
 		default:
 			b.toProduction = append(b.toProduction, i)
 		}
 	}
 }
 
-func (b *batchState) drop(i int, sandboxID, why string) {
+// drop drops an event of a guild whose sandbox cannot take it; reason is its short form for
+// the batch's log line, why the event's own.
+func (b *batchState) drop(i int, sandboxID, reason, why string) {
 	b.result.Routed[DestinationDropped]++
+	b.droppedBy = countReason(b.droppedBy, reason)
 	b.router.log.DebugContext(b.ctx, "event dropped", logkey.MessageID, b.messages[i].ID,
 		logkey.Sandbox, sandboxID, logkey.Reason, why)
 }
 
 // park drops the event of a parked (or expired) test guild: counted apart from the events of
 // sandboxes that are not running, and never sent to production.
-func (b *batchState) park(i int, sandboxID, why string) {
+func (b *batchState) park(i int, sandboxID, reason, why string) {
 	b.result.Routed[DestinationParked]++
+	b.parkedBy = countReason(b.parkedBy, reason)
 	b.router.log.DebugContext(b.ctx, "event of a parked guild dropped", logkey.MessageID, b.messages[i].ID,
 		logkey.Sandbox, sandboxID, logkey.Reason, why)
 }
@@ -414,7 +475,7 @@ func (b *batchState) deliver() {
 		case errors.Is(err, errStreamGone):
 			// Torn down since its route was cached: forget the route, drop the event.
 			b.router.routes.memory.forget(b.dispatches[i].GuildID)
-			b.drop(i, entries[k].sandboxID, err.Error())
+			b.drop(i, entries[k].sandboxID, DropReasonStreamGone, err.Error())
 		default:
 			b.fail(i, KindDeliveryStream, err)
 		}
@@ -426,4 +487,12 @@ func (b *batchState) deliver() {
 		}
 		b.result.Routed[DestinationProduction]++
 	}
+}
+
+func countReason(counts map[string]int, reason string) map[string]int {
+	if counts == nil {
+		counts = map[string]int{}
+	}
+	counts[reason]++
+	return counts
 }

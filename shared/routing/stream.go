@@ -13,16 +13,6 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 )
 
-// Stream entry fields, the contract with sandbox workers (docs/streams.md).
-const (
-	FieldType       = "type"
-	FieldPayload    = "payload"
-	FieldMessageID  = "message_id"
-	FieldGuildID    = "guild_id"
-	FieldSeq        = "seq"
-	FieldReceivedAt = "received_at"
-)
-
 // errStreamGone is an append to a stream that does not exist: the stream is created when the
 // sandbox is provisioned and deleted on teardown, so the sandbox is gone.
 var errStreamGone = errors.New("sandbox stream does not exist")
@@ -33,18 +23,19 @@ type streamEntry struct {
 	values    []string
 }
 
-// newStreamEntry builds the entry fields of one event; receivedAt is in Unix milliseconds.
+// newStreamEntry builds the entry fields of one event (keys.StreamField*, the contract with
+// workers); receivedAt is in Unix milliseconds.
 func newStreamEntry(sandboxID string, m *Message, d gateway.Dispatch, receivedAt int64) streamEntry {
 	values := make([]string, 0, 12)
 	values = append(values,
-		FieldType, d.Type,
-		FieldPayload, m.Body,
-		FieldMessageID, m.ID,
-		FieldGuildID, d.GuildID)
+		keys.StreamFieldType, d.Type,
+		keys.StreamFieldPayload, m.Body,
+		keys.StreamFieldMessageID, m.ID,
+		keys.StreamFieldGuildID, d.GuildID)
 	if d.HasSequence {
-		values = append(values, FieldSeq, strconv.FormatInt(d.Sequence, 10))
+		values = append(values, keys.StreamFieldSeq, strconv.FormatInt(d.Sequence, 10))
 	}
-	values = append(values, FieldReceivedAt, strconv.FormatInt(receivedAt, 10))
+	values = append(values, keys.StreamFieldReceivedAt, strconv.FormatInt(receivedAt, 10))
 	return streamEntry{sandboxID: sandboxID, values: values}
 }
 

@@ -25,8 +25,10 @@ func NewID() string {
 	return string(buf)
 }
 
-// SchemaName is the PostgreSQL schema of a sandbox (DESIGN §3.3).
+// SchemaName is the PostgreSQL schema of a sandbox
+// (docs/architecture.md, "A sandbox's own resources").
 func SchemaName(id string) string { return "sb_" + id }
 
-// RoleName is the PostgreSQL role of a sandbox (DESIGN §3.3).
+// RoleName is the PostgreSQL role of a sandbox
+// (docs/architecture.md, "A sandbox's own resources").
 func RoleName(id string) string { return "sb_" + id }

@@ -20,7 +20,8 @@ type Limits struct {
 	MetadataMaxKeys int
 }
 
-// DefaultLimits are the limits of DESIGN §3 and the foundation issue.
+// DefaultLimits are the limits a deployment has unless configured: the defaults of
+// docs/configuration.md (SANDBOX_DEFAULT_TTL, ...); MetadataMaxKeys is not configurable.
 func DefaultLimits() Limits {
 	return Limits{
 		DefaultTTL:       24 * time.Hour,

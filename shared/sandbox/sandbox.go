@@ -19,8 +19,9 @@ type Sandbox struct {
 	// DestroyedAt is set exactly when Status is destroyed.
 	DestroyedAt *time.Time
 	Metadata    map[string]string
-	// Teardown is the teardown record written by the cleanup service (DESIGN §5), kept as
-	// raw JSON here so that the record's shape has one home: the cleanup package.
+	// Teardown is the teardown record written by the cleanup service
+	// (docs/architecture.md, "Cleanup"), kept as raw JSON here so that the record's shape has
+	// one home: the cleanup package.
 	Teardown        json.RawMessage
 	CleanupAttempts int
 	LastError       string

@@ -13,6 +13,10 @@ const (
 	SnowflakeMaxLen = 20
 )
 
+// SnowflakeRule says ValidSnowflake's rule in words, for messages and docs: every id it
+// refuses breaks one of its clauses (a 20-digit id above math.MaxUint64 is still 20 digits).
+const SnowflakeRule = "17 to 20 digits, no leading zero, at most 18446744073709551615"
+
 // ValidSnowflake reports whether s is a Discord snowflake in canonical form: 17 to 20 decimal
 // digits without a leading zero, fitting in a uint64. Canonical form matters because guild
 // ids are compared as strings: "0123…" and "123…" must not name two different guilds.

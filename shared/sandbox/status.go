@@ -2,7 +2,7 @@ package sandbox
 
 import "time"
 
-// Status is the stored lifecycle state of a sandbox (DESIGN §3.2).
+// Status is the stored lifecycle state of a sandbox (docs/architecture.md, "Status machine").
 type Status string
 
 // Stored statuses. "expired" is never stored: see DisplayStatus.

@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"encoding/json"
-	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -36,7 +35,7 @@ func ValidGuildID(s string) bool { return ValidSnowflake(s) }
 // ValidateGuildID checks one guild id.
 func ValidateGuildID(id string) error {
 	if !ValidGuildID(id) {
-		return InvalidField("guild_id", "guild id %q is not a Discord snowflake (17-20 digits)", truncate(id, 40))
+		return InvalidField("guild_id", "guild id %q is not a Discord id (%s)", truncate(id, 40), SnowflakeRule)
 	}
 	return nil
 }
@@ -46,7 +45,7 @@ func (l Limits) NormalizeGuilds(ids []string) ([]string, error) {
 	out := make([]string, 0, len(ids))
 	for _, id := range ids {
 		if !ValidGuildID(id) {
-			return nil, InvalidField("guilds", "guild id %q is not a Discord snowflake (17-20 digits)", truncate(id, 40))
+			return nil, InvalidField("guilds", "guild id %q is not a Discord id (%s)", truncate(id, 40), SnowflakeRule)
 		}
 		out = append(out, id)
 	}
@@ -78,10 +77,10 @@ func (l Limits) ResolveTTL(ttl time.Duration) (time.Duration, error) {
 		ttl = l.DefaultTTL
 	}
 	if ttl < l.MinTTL {
-		return 0, InvalidField("ttl", "ttl %s is shorter than the minimum %s", ttl, l.MinTTL)
+		return 0, InvalidField("ttl", "ttl %s is shorter than the minimum %s", FormatDuration(ttl), FormatDuration(l.MinTTL))
 	}
 	if ttl > l.MaxLifetime {
-		return 0, InvalidField("ttl", "ttl %s exceeds the maximum lifetime %s", ttl, l.MaxLifetime)
+		return 0, InvalidField("ttl", "ttl %s exceeds the maximum lifetime %s", FormatDuration(ttl), FormatDuration(l.MaxLifetime))
 	}
 	return ttl, nil
 }
@@ -93,17 +92,13 @@ func (l Limits) ResolveTTL(ttl time.Duration) (time.Duration, error) {
 // the cap (invalid_transition: no `by` could move it).
 func (l Limits) ExtendedExpiry(createdAt, expiresAt time.Time, by time.Duration) (time.Time, bool, error) {
 	if by < l.MinTTL {
-		return time.Time{}, false, InvalidField("by", "extension %s is shorter than the minimum %s", by, l.MinTTL)
+		return time.Time{}, false, InvalidField("by", "extension %s is shorter than the minimum %s", FormatDuration(by), FormatDuration(l.MinTTL))
 	}
 	limit := createdAt.Add(l.MaxLifetime)
 	if !limit.After(expiresAt) {
-		lifetime := l.MaxLifetime.String()
-		if l.MaxLifetime%(24*time.Hour) == 0 {
-			lifetime = fmt.Sprintf("%dd", l.MaxLifetime/(24*time.Hour))
-		}
 		return time.Time{}, false, Errorf(CodeInvalidTransition,
 			"the sandbox already expires at its maximum lifetime (%s after creation, at %s) and cannot be extended further; create a new sandbox",
-			lifetime, limit.UTC().Format(time.RFC3339))
+			FormatDuration(l.MaxLifetime), limit.UTC().Format(time.RFC3339))
 	}
 	// Compared as a remaining time rather than as expiresAt.Add(by), which could overflow.
 	if by <= limit.Sub(expiresAt) {

@@ -1,7 +1,7 @@
 // Package sqsadapter connects the routing core to SQS: it maps Lambda's SQS events to routing
 // Messages and the core's failed ids to a partial batch response (ReportBatchItemFailures),
-// and, outside Lambda, polls an SQS queue and applies the same handler (DESIGN §8). The AWS
-// event types stop here.
+// and, outside Lambda, polls an SQS queue and applies the same handler
+// (docs/architecture.md, "Local mode"). The AWS event types stop here.
 package sqsadapter
 
 import (

@@ -127,7 +127,7 @@ func (s *stack) streamIDs(t *testing.T) []string {
 	}
 	var ids []string
 	for _, e := range entries {
-		ids = append(ids, fmt.Sprint(e.Values[routing.FieldMessageID]))
+		ids = append(ids, fmt.Sprint(e.Values[keys.StreamFieldMessageID]))
 	}
 	return ids
 }
@@ -200,7 +200,7 @@ func TestRouterEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := entries[0].Values[routing.FieldReceivedAt]; got != "1717243200101" {
+	if got := entries[0].Values[keys.StreamFieldReceivedAt]; got != "1717243200101" {
 		t.Errorf("received_at %v, want the SentTimestamp 1717243200101", got)
 	}
 
