@@ -17,6 +17,13 @@ locals {
 
   ingress_visibility_timeout_seconds = coalesce(var.ingress_visibility_timeout_seconds, 6 * var.router_timeout_seconds)
 
+  # FIFO queues (var.fifo_queues): the name suffix SQS requires, and the high
+  # throughput mode's settings (deduplication and the throughput limit per
+  # message group rather than per queue).
+  queue_suffix             = var.fifo_queues ? ".fifo" : ""
+  fifo_deduplication_scope = var.fifo_queues ? (var.fifo_high_throughput ? "messageGroup" : "queue") : null
+  fifo_throughput_limit    = var.fifo_queues ? (var.fifo_high_throughput ? "perMessageGroupId" : "perQueue") : null
+
   production_queue = var.existing_production_queue != null ? var.existing_production_queue : {
     url = aws_sqs_queue.production[0].url
     arn = aws_sqs_queue.production[0].arn

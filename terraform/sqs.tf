@@ -5,17 +5,32 @@
 # (ROUTER_DEAD_LETTER_QUEUE_URL); messages that keep failing, and poison the
 # router could not send there, move to it through the redrive policy.
 
+# With fifo_queues the three queues are FIFO queues (docs/deploy.md, "Queue
+# kinds"): names end in .fifo, a FIFO queue's dead-letter queue is FIFO too,
+# and the router keeps each message group's order and sends production events
+# with their group and a deduplication id of its own (no content-based
+# deduplication needed on production or the dead-letter queue).
 resource "aws_sqs_queue" "ingress_dlq" {
-  name                      = "${local.name}-ingress-dlq"
+  name                      = "${local.name}-ingress-dlq${local.queue_suffix}"
   message_retention_seconds = 1209600
   sqs_managed_sse_enabled   = true
+
+  fifo_queue            = var.fifo_queues ? true : null
+  deduplication_scope   = local.fifo_deduplication_scope
+  fifo_throughput_limit = local.fifo_throughput_limit
 }
 
 resource "aws_sqs_queue" "ingress" {
-  name                       = "${local.name}-ingress"
+  name                       = "${local.name}-ingress${local.queue_suffix}"
   visibility_timeout_seconds = local.ingress_visibility_timeout_seconds
   message_retention_seconds  = var.ingress_message_retention_seconds
   sqs_managed_sse_enabled    = true
+
+  fifo_queue = var.fifo_queues ? true : null
+  # The ingress service's choice: its own deduplication ids, or the body's hash.
+  content_based_deduplication = var.fifo_queues ? var.ingress_content_based_deduplication : null
+  deduplication_scope         = local.fifo_deduplication_scope
+  fifo_throughput_limit       = local.fifo_throughput_limit
 
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.ingress_dlq.arn
@@ -36,19 +51,31 @@ resource "aws_sqs_queue" "ingress" {
 resource "aws_sqs_queue" "production" {
   count = var.existing_production_queue == null ? 1 : 0
 
-  name                    = "${local.name}-production"
+  name                    = "${local.name}-production${local.queue_suffix}"
   sqs_managed_sse_enabled = true
+
+  fifo_queue            = var.fifo_queues ? true : null
+  deduplication_scope   = local.fifo_deduplication_scope
+  fifo_throughput_limit = local.fifo_throughput_limit
 }
 
 resource "aws_lambda_event_source_mapping" "ingress" {
   function_name    = aws_lambda_function.this["router"].arn
   event_source_arn = aws_sqs_queue.ingress.arn
 
-  batch_size                         = var.router_batch_size
-  maximum_batching_window_in_seconds = var.router_maximum_batching_window_seconds
+  batch_size = var.router_batch_size
+  # A FIFO source takes no batching window at all (AWS refuses one).
+  maximum_batching_window_in_seconds = var.fifo_queues ? null : var.router_maximum_batching_window_seconds
   function_response_types            = ["ReportBatchItemFailures"]
 
   scaling_config {
     maximum_concurrency = var.router_maximum_concurrency
+  }
+
+  lifecycle {
+    precondition {
+      condition     = !var.fifo_queues || var.router_batch_size <= 10
+      error_message = "A FIFO ingress queue delivers batches of at most 10 messages: set router_batch_size to 10 or less."
+    }
   }
 }

@@ -459,6 +459,34 @@ variable "ingress_max_receive_count" {
   }
 }
 
+variable "fifo_queues" {
+  description = "Make the ingress queue, its dead-letter queue and the production queue FIFO queues (the ingress service then sends with a message group per guild or shard): the router keeps each group's order and production receives no duplicate within SQS's 5-minute deduplication window. Needs router_batch_size <= 10 and no batching window."
+  type        = bool
+  default     = false
+}
+
+variable "fifo_high_throughput" {
+  description = "With fifo_queues: SQS's high throughput mode (deduplication scope and throughput limit per message group): up to thousands of messages per second per queue instead of 300 (3,000 with batching), as long as the load spreads over many groups."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = !var.fifo_high_throughput || var.fifo_queues
+    error_message = "fifo_high_throughput needs fifo_queues."
+  }
+}
+
+variable "ingress_content_based_deduplication" {
+  description = "With fifo_queues: let the ingress queue deduplicate by the body's SHA-256 when the ingress service sends no deduplication id."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = !var.ingress_content_based_deduplication || var.fifo_queues
+    error_message = "ingress_content_based_deduplication needs fifo_queues."
+  }
+}
+
 variable "router_batch_size" {
   description = "Largest batch of ingress messages one router invocation receives."
   type        = number
@@ -467,6 +495,11 @@ variable "router_batch_size" {
   validation {
     condition     = var.router_batch_size >= 1 && var.router_batch_size <= 10000
     error_message = "router_batch_size must be between 1 and 10000."
+  }
+
+  validation {
+    condition     = !var.fifo_queues || var.router_batch_size <= 10
+    error_message = "With fifo_queues, router_batch_size must be 10 or less (the most a FIFO queue delivers at once)."
   }
 }
 

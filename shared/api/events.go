@@ -159,6 +159,7 @@ func eventOf(en provision.StreamEntry) apiwire.Event {
 		Type:      truncate(f[keys.StreamFieldType], maxEventFieldLen),
 		GuildID:   truncate(f[keys.StreamFieldGuildID], maxEventFieldLen),
 		MessageID: truncate(f[keys.StreamFieldMessageID], maxEventFieldLen),
+		GroupID:   truncate(f[keys.StreamFieldGroupID], maxEventFieldLen),
 		Size:      len(f[keys.StreamFieldPayload]),
 	}
 	if id, ok := parseStreamID(en.ID); ok && id.ms <= maxJSONMillis {

@@ -48,6 +48,8 @@ type Event struct {
 	Seq *int64 `json:"seq,omitempty"`
 	// MessageID is the ingress SQS message id.
 	MessageID string `json:"message_id"`
+	// GroupID is the ingress message's FIFO message group (FIFO ingress queues only).
+	GroupID string `json:"group_id,omitempty"`
 	// Size is the payload's length in bytes.
 	Size int `json:"size"`
 	// Payload is the raw gateway payload, as received; only with include_payload=true.

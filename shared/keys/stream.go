@@ -16,4 +16,7 @@ const (
 	StreamFieldSeq = "seq"
 	// StreamFieldReceivedAt is when the ingress queue accepted the event, in Unix milliseconds.
 	StreamFieldReceivedAt = "received_at"
+	// StreamFieldGroupID is the ingress message's FIFO message group, on a FIFO ingress queue
+	// only: the events of one group are in the stream in their ingress order.
+	StreamFieldGroupID = "group_id"
 )

@@ -29,6 +29,8 @@ const (
 	Guilds = "guilds"
 	// MessageID is an SQS message id.
 	MessageID = "message_id"
+	// GroupID is an SQS FIFO message group id.
+	GroupID = "group_id"
 	// Reason says why (a teardown, a drop, a refusal).
 	Reason = "reason"
 	// Step is a teardown step.

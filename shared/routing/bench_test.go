@@ -1,6 +1,7 @@
 package routing_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -391,4 +392,64 @@ func (f *fixture) naiveLookup(ctx context.Context, guild string) (sandbox.Route,
 	}
 	route := routes[guild]
 	return route, f.cache.SetCurrent(ctx, []sandbox.Route{route})
+}
+
+// BenchmarkRouteFIFOBatch routes the goal batch in batches of 10 (the most a FIFO queue
+// delivers at once) shaped four ways, interleaved in one loop so the figures share the
+// machine's load: a standard queue's batch (no message groups), and FIFO batches with a group
+// per guild, per shard (4 shards) and all in one group. A FIFO batch is delivered in rounds,
+// one message of each group per round (routing/ordered.go), so its cost grows with the
+// longest group: the ratios against the standard batch are what to read.
+func BenchmarkRouteFIFOBatch(b *testing.B) {
+	f := newFixture(b)
+	f.warmRedis(b)
+	ctx := context.Background()
+	const batchSize = 10
+	shapes := []struct {
+		name  string
+		group func(i int, guild string) string
+	}{
+		{"standard", func(int, string) string { return "" }},
+		{"fifo-per-guild", func(i int, guild string) string { return cmp.Or(guild, "no-guild") }},
+		{"fifo-per-shard", func(i int, _ string) string { return fmt.Sprintf("shard-%d", i%4) }},
+		{"fifo-one-group", func(int, string) string { return "shard-0" }},
+	}
+	batches := make([][][]routing.Message, len(shapes)) // shape, batch, message
+	for s, shape := range shapes {
+		for start := 0; start+batchSize <= len(f.batch); start += batchSize {
+			batch := slices.Clone(f.batch[start : start+batchSize])
+			for k := range batch {
+				d, _ := gateway.Parse([]byte(batch[k].Body))
+				batch[k].GroupID = shape.group(start+k, d.GuildID)
+			}
+			batches[s] = append(batches[s], batch)
+		}
+	}
+	spent := make([]time.Duration, len(shapes))
+	sends := make([]int64, len(shapes)) // SendMessageBatch calls
+	trips := make([]int, len(shapes))   // Redis round trips
+	n := 0
+	for b.Loop() {
+		for s := range shapes {
+			batch := batches[s][n%len(batches[s])]
+			calls := f.sink.calls.Load()
+			f.trips.take()
+			start := time.Now()
+			if res := f.router.Route(ctx, nil, batch); len(res.Failed) != 0 {
+				b.Fatalf("%s: failed: %d", shapes[s].name, len(res.Failed))
+			}
+			spent[s] += time.Since(start)
+			sends[s] += f.sink.calls.Load() - calls
+			trips[s] += len(f.trips.take())
+		}
+		n++
+	}
+	for s, shape := range shapes {
+		b.ReportMetric(float64(n*batchSize)/spent[s].Seconds(), shape.name+"-events/s")
+		b.ReportMetric(float64(sends[s])/float64(n), shape.name+"-sqs-calls/batch")
+		b.ReportMetric(float64(trips[s])/float64(n), shape.name+"-redis-trips/batch")
+		if s > 0 {
+			b.ReportMetric(float64(spent[s])/float64(spent[0]), shape.name+"-cost-x")
+		}
+	}
 }

@@ -50,14 +50,14 @@ func (b *batchState) poisoned(i int, kind ErrorKind, err error) {
 	b.poison = append(b.poison, poisonMessage{index: i, kind: kind, err: err})
 }
 
-// deadLetters are the batch's poison messages as the dead-letter queue receives them.
-func (b *batchState) deadLetters() []*Message {
-	if len(b.poison) == 0 {
+// deadLetters are the poison messages as the dead-letter queue receives them.
+func (b *batchState) deadLetters(poison []poisonMessage) []*Message {
+	if len(poison) == 0 {
 		return nil
 	}
 	at := b.router.now()
-	out := make([]*Message, len(b.poison))
-	for k, p := range b.poison {
+	out := make([]*Message, len(poison))
+	for k, p := range poison {
 		out[k] = deadLetterMessage(&b.messages[p.index], p.kind, p.err, at)
 	}
 	return out
@@ -104,7 +104,7 @@ func deadLetterMessage(m *Message, kind ErrorKind, err error, at time.Time) *Mes
 		}
 		attrs[name] = a
 	}
-	return &Message{ID: m.ID, Body: m.Body, SentAt: m.SentAt, Attributes: attrs}
+	return &Message{ID: m.ID, Body: m.Body, SentAt: m.SentAt, Attributes: attrs, GroupID: m.GroupID}
 }
 
 // poisonDetail is err's text fit for an SQS string attribute: at most MaxPoisonDetailBytes,

@@ -19,6 +19,10 @@ type Message struct {
 	SentAt time.Time
 	// Attributes are the message attributes set by the sender, forwarded to production.
 	Attributes map[string]Attribute
+	// GroupID is the message's FIFO message group (SQS MessageGroupId); empty on a standard
+	// queue. A batch whose messages carry groups is delivered in order within each group
+	// (ordered.go).
+	GroupID string
 }
 
 // Attribute is one message attribute: a data type ("String", "Number", "Binary", optionally
@@ -107,4 +111,8 @@ type Result struct {
 	DeadLettered map[ErrorKind]int
 	// Lookups counts the batch's distinct guilds per tier that resolved them.
 	Lookups map[Tier]int
+	// Blocked counts the messages of a FIFO batch that failed only because an earlier message
+	// of their group failed (they are in Failed, not in Errors): the queue delivers them again
+	// after that one, so none overtakes it.
+	Blocked int
 }

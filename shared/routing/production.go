@@ -1,7 +1,10 @@
 package routing
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -50,11 +53,23 @@ var entryIDs = func() (ids [maxBatchEntries]string) {
 // stringType is the data type of the attribute the router adds.
 var stringType = "String"
 
+// DefaultProductionGroup is the message group of the events sent to a FIFO production queue
+// that came without one (from a standard ingress queue): they keep the order they had.
+const DefaultProductionGroup = "ingress"
+
+// maxDeduplicationID is SQS's limit on a message deduplication id.
+const maxDeduplicationID = 128
+
 // productionSender delivers events to the production queue; the router's dead-letter sender
 // is one too, pointed at the ingress dead-letter queue.
 type productionSender struct {
-	queue       QueueSender
-	url         string
+	queue QueueSender
+	url   string
+	// fifo: the queue is a FIFO queue (its name ends in .fifo): every entry carries its
+	// ingress message group and a deduplication id derived from the ingress message, so a
+	// batch the router delivers again within SQS's deduplication window (5 minutes) adds
+	// nothing.
+	fifo        bool
 	name        string // of the queue, in errors: "production queue"
 	concurrency int
 	// timeout bounds one send, all its calls together (the SDK honours the context deadline
@@ -121,6 +136,10 @@ func (p *productionSender) sendGroup(ctx context.Context, group []*Message, errs
 			MessageBody:       &m.Body,
 			MessageAttributes: productionAttributes(m),
 		}
+		if p.fifo {
+			entries[i].MessageGroupId = aws.String(cmp.Or(m.GroupID, DefaultProductionGroup))
+			entries[i].MessageDeduplicationId = aws.String(deduplicationID(m.ID))
+		}
 	}
 	out, err := p.queue.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(p.url), Entries: entries})
 	if err != nil {
@@ -150,6 +169,21 @@ func (p *productionSender) sendGroup(ctx context.Context, group []*Message, errs
 			errs[i] = fmt.Errorf("%s returned no result for the message", p.name)
 		}
 	}
+}
+
+// deduplicationID is the deduplication id of the event of ingress message id on a FIFO queue:
+// the id itself (SQS's message ids are UUIDs), or its SHA-256 when it would not fit SQS's rule
+// (at most 128 printable ASCII characters).
+func deduplicationID(id string) string {
+	ok := id != "" && len(id) <= maxDeduplicationID
+	for i := 0; ok && i < len(id); i++ {
+		ok = id[i] > ' ' && id[i] <= '~'
+	}
+	if ok {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
 }
 
 func entryIndex(id *string, n int) (int, bool) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,6 +66,10 @@ type Options struct {
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
+
+// isFIFO reports whether a queue URL names a FIFO queue: SQS requires their names to end in
+// ".fifo".
+func isFIFO(queueURL string) bool { return strings.HasSuffix(queueURL, ".fifo") }
 
 // Router routes batches of gateway events. It is safe for concurrent use.
 type Router struct {
@@ -127,7 +132,7 @@ func New(o Options) (*Router, error) {
 			queue = o.Production
 		}
 		deadLetter = &productionSender{
-			queue: queue, url: o.DeadLetterQueueURL, name: "dead-letter queue",
+			queue: queue, url: o.DeadLetterQueueURL, name: "dead-letter queue", fifo: isFIFO(o.DeadLetterQueueURL),
 			concurrency: o.ProductionConcurrency, timeout: o.SQSTimeout,
 		}
 	}
@@ -145,7 +150,7 @@ func New(o Options) (*Router, error) {
 		},
 		streams: &streamWriter{rdb: o.Redis, maxLen: int64(o.StreamMaxLen), timeout: o.RedisTimeout},
 		production: &productionSender{
-			queue: o.Production, url: o.ProductionQueueURL, name: "production queue",
+			queue: o.Production, url: o.ProductionQueueURL, name: "production queue", fifo: isFIFO(o.ProductionQueueURL),
 			concurrency: o.ProductionConcurrency, timeout: o.SQSTimeout,
 		},
 		deadLetter: deadLetter,
@@ -215,6 +220,9 @@ func (b *batchState) logSummary(elapsed time.Duration) {
 		"poison", b.poisonCount,
 		logkey.DurationMS, float64(elapsed.Microseconds()) / 1000,
 	}
+	if b.result.Blocked > 0 {
+		attrs = append(attrs, "blocked_for_order", b.result.Blocked)
+	}
 	if len(b.parkedBy) > 0 {
 		attrs = append(attrs, "parked_by_reason", b.parkedBy)
 	}
@@ -262,6 +270,15 @@ type batchState struct {
 	// batch's log line.
 	droppedBy map[string]int
 	parkedBy  map[string]int
+	// settled are the messages dropped or parked (nothing to deliver), with how they were
+	// counted: a FIFO batch may have to fail one after all (ordered.go) and uncount it.
+	settled map[int]settlement
+}
+
+// settlement is how a message with nothing to deliver was counted.
+type settlement struct {
+	dest   Destination
+	reason string
 }
 
 // The reasons the batch's log line gives for the events it did not deliver (dropped_by_reason,
@@ -420,6 +437,7 @@ func (b *batchState) decide() {
 func (b *batchState) drop(i int, sandboxID, reason, why string) {
 	b.result.Routed[DestinationDropped]++
 	b.droppedBy = countReason(b.droppedBy, reason)
+	b.settle(i, DestinationDropped, reason)
 	b.router.log.DebugContext(b.ctx, "event dropped", logkey.MessageID, b.messages[i].ID,
 		logkey.Sandbox, sandboxID, logkey.Reason, why)
 }
@@ -429,16 +447,28 @@ func (b *batchState) drop(i int, sandboxID, reason, why string) {
 func (b *batchState) park(i int, sandboxID, reason, why string) {
 	b.result.Routed[DestinationParked]++
 	b.parkedBy = countReason(b.parkedBy, reason)
+	b.settle(i, DestinationParked, reason)
 	b.router.log.DebugContext(b.ctx, "event of a parked guild dropped", logkey.MessageID, b.messages[i].ID,
 		logkey.Sandbox, sandboxID, logkey.Reason, why)
 }
 
-// deliver appends the stream events, sends the production events and sends the poison
-// messages to the dead-letter queue, all at the same time.
+// deliver delivers the batch: all of it at once from a standard queue; from a FIFO queue
+// (messages that carry their message group), in order within each group (deliverInOrder).
 func (b *batchState) deliver() {
+	if b.ordered() {
+		b.deliverInOrder()
+		return
+	}
+	b.deliverSet(b.toStream, b.toProduction, b.poison)
+}
+
+// deliverSet appends the stream events toStream, sends the production events toProduction
+// and sends the poison messages to the dead-letter queue, all at the same time, and records
+// each message's outcome.
+func (b *batchState) deliverSet(toStream, toProduction []int, poison []poisonMessage) {
 	now := b.router.now().UnixMilli()
-	entries := make([]streamEntry, len(b.toStream))
-	for k, i := range b.toStream {
+	entries := make([]streamEntry, len(toStream))
+	for k, i := range toStream {
 		m := &b.messages[i]
 		receivedAt := now
 		if !m.SentAt.IsZero() {
@@ -446,12 +476,12 @@ func (b *batchState) deliver() {
 		}
 		entries[k] = newStreamEntry(b.routes[b.dispatches[i].GuildID].SandboxID, m, b.dispatches[i], receivedAt)
 	}
-	production := make([]*Message, len(b.toProduction))
-	for k, i := range b.toProduction {
+	production := make([]*Message, len(toProduction))
+	for k, i := range toProduction {
 		production[k] = &b.messages[i]
 	}
 
-	deadLetters := b.deadLetters()
+	deadLetters := b.deadLetters(poison)
 
 	// Each stage has its own deadline (RedisTimeout, SQSTimeout) and waits for no other: a
 	// store that does not answer fails only its own messages, and costs the batch its deadline.
@@ -464,11 +494,11 @@ func (b *batchState) deliver() {
 	productionErrs = b.router.production.send(b.ctx, production)
 	wg.Wait()
 
-	for k, p := range b.poison {
+	for k, p := range poison {
 		b.deadLettered(p, deadLetterErrs[k])
 	}
 
-	for k, i := range b.toStream {
+	for k, i := range toStream {
 		switch err := streamErrs[k]; {
 		case err == nil:
 			b.result.Routed[DestinationSandbox]++
@@ -480,7 +510,7 @@ func (b *batchState) deliver() {
 			b.fail(i, KindDeliveryStream, err)
 		}
 	}
-	for k, i := range b.toProduction {
+	for k, i := range toProduction {
 		if err := productionErrs[k]; err != nil {
 			b.fail(i, KindDeliveryProduction, err)
 			continue

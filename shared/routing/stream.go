@@ -26,7 +26,7 @@ type streamEntry struct {
 // newStreamEntry builds the entry fields of one event (keys.StreamField*, the contract with
 // workers); receivedAt is in Unix milliseconds.
 func newStreamEntry(sandboxID string, m *Message, d gateway.Dispatch, receivedAt int64) streamEntry {
-	values := make([]string, 0, 12)
+	values := make([]string, 0, 14)
 	values = append(values,
 		keys.StreamFieldType, d.Type,
 		keys.StreamFieldPayload, m.Body,
@@ -36,6 +36,9 @@ func newStreamEntry(sandboxID string, m *Message, d gateway.Dispatch, receivedAt
 		values = append(values, keys.StreamFieldSeq, strconv.FormatInt(d.Sequence, 10))
 	}
 	values = append(values, keys.StreamFieldReceivedAt, strconv.FormatInt(receivedAt, 10))
+	if m.GroupID != "" {
+		values = append(values, keys.StreamFieldGroupID, m.GroupID)
+	}
 	return streamEntry{sandboxID: sandboxID, values: values}
 }
 

@@ -165,3 +165,60 @@ run "read_back" {
     error_message = "The functions must read back inside the VPC."
   }
 }
+
+# The same stack switched to FIFO queues: SQS cannot turn a standard queue
+# into a FIFO one, so the three queues are replaced (new names ending in
+# .fifo) and the event source mapping follows the new ingress queue.
+run "apply_fifo" {
+  variables {
+    fifo_queues          = true
+    fifo_high_throughput = true
+    router_batch_size    = 10
+  }
+
+  assert {
+    condition = alltrue([
+      for q in [aws_sqs_queue.ingress, aws_sqs_queue.ingress_dlq, aws_sqs_queue.production[0]] :
+      q.fifo_queue && endswith(q.name, ".fifo") && endswith(q.url, ".fifo")
+    ])
+    error_message = "With fifo_queues the three queues must be FIFO queues named *.fifo."
+  }
+  assert {
+    condition     = aws_lambda_function.this["router"].environment[0].variables.PRODUCTION_QUEUE_URL == aws_sqs_queue.production[0].url
+    error_message = "The router must send to the FIFO production queue."
+  }
+}
+
+run "read_back_fifo" {
+  command = plan
+
+  variables {
+    fifo_queues          = true
+    fifo_high_throughput = true
+    router_batch_size    = 10
+  }
+
+  plan_options {
+    mode = refresh-only
+  }
+
+  assert {
+    condition = alltrue([
+      for q in [aws_sqs_queue.ingress, aws_sqs_queue.ingress_dlq, aws_sqs_queue.production[0]] :
+      q.fifo_queue && q.deduplication_scope == "messageGroup" && q.fifo_throughput_limit == "perMessageGroupId"
+    ])
+    error_message = "The FIFO queues must read back in high throughput mode."
+  }
+  assert {
+    condition     = jsondecode(aws_sqs_queue.ingress.redrive_policy).deadLetterTargetArn == aws_sqs_queue.ingress_dlq.arn && !aws_sqs_queue.ingress.content_based_deduplication
+    error_message = "The FIFO ingress queue must read back redriving to the FIFO dead-letter queue, without content-based deduplication."
+  }
+  assert {
+    condition = (
+      aws_lambda_event_source_mapping.ingress.event_source_arn == aws_sqs_queue.ingress.arn &&
+      aws_lambda_event_source_mapping.ingress.batch_size == 10 &&
+      aws_lambda_event_source_mapping.ingress.function_response_types == toset(["ReportBatchItemFailures"])
+    )
+    error_message = "The event source mapping must read back on the FIFO ingress queue, batches of 10, reporting batch item failures."
+  }
+}

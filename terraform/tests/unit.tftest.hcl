@@ -677,3 +677,84 @@ run "router_secret_needs_its_role" {
 
   expect_failures = [var.router_database_secret_arn]
 }
+
+run "standard_queues_by_default" {
+  command = plan
+
+  assert {
+    condition = (
+      local.queue_suffix == "" && aws_sqs_queue.production[0].name == "discord-sandboxes-test-production" &&
+      aws_sqs_queue.ingress.fifo_queue != true && aws_sqs_queue.ingress_dlq.fifo_queue != true && aws_sqs_queue.production[0].fifo_queue != true
+    )
+    error_message = "Without fifo_queues every queue is a standard queue."
+  }
+}
+
+run "fifo_queues_make_every_queue_fifo" {
+  command = apply
+
+  variables {
+    fifo_queues                            = true
+    router_maximum_batching_window_seconds = 0
+  }
+
+  assert {
+    condition = (
+      local.queue_suffix == ".fifo" && endswith(aws_sqs_queue.production[0].name, "-production.fifo") &&
+      aws_sqs_queue.ingress.fifo_queue && aws_sqs_queue.ingress_dlq.fifo_queue && aws_sqs_queue.production[0].fifo_queue
+    )
+    error_message = "With fifo_queues the ingress queue, its dead-letter queue and the production queue are FIFO queues named .fifo."
+  }
+  assert {
+    condition = (
+      aws_sqs_queue.ingress.deduplication_scope == "queue" && aws_sqs_queue.ingress.fifo_throughput_limit == "perQueue" &&
+      aws_sqs_queue.ingress.content_based_deduplication == false
+    )
+    error_message = "A FIFO ingress queue deduplicates per queue by default, with the ingress service's deduplication ids."
+  }
+  assert {
+    condition = (
+      aws_lambda_event_source_mapping.ingress.batch_size <= 10 &&
+      (aws_lambda_event_source_mapping.ingress.maximum_batching_window_in_seconds == null || aws_lambda_event_source_mapping.ingress.maximum_batching_window_in_seconds == 0)
+    )
+    error_message = "A FIFO source mapping takes batches of at most 10 and no batching window."
+  }
+}
+
+run "fifo_high_throughput_works_per_message_group" {
+  command = plan
+
+  variables {
+    fifo_queues          = true
+    fifo_high_throughput = true
+  }
+
+  assert {
+    condition = alltrue([for q in [aws_sqs_queue.ingress, aws_sqs_queue.ingress_dlq, aws_sqs_queue.production[0]] :
+    q.deduplication_scope == "messageGroup" && q.fifo_throughput_limit == "perMessageGroupId"])
+    error_message = "High throughput mode deduplicates and limits throughput per message group, on every queue."
+  }
+}
+
+run "fifo_batches_above_10_are_rejected" {
+  command = plan
+
+  variables {
+    fifo_queues                            = true
+    router_batch_size                      = 50
+    router_maximum_batching_window_seconds = 2
+  }
+
+  expect_failures = [var.router_batch_size]
+}
+
+run "fifo_settings_need_fifo_queues" {
+  command = plan
+
+  variables {
+    fifo_high_throughput                = true
+    ingress_content_based_deduplication = true
+  }
+
+  expect_failures = [var.fifo_high_throughput, var.ingress_content_based_deduplication]
+}

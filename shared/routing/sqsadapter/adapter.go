@@ -43,6 +43,8 @@ func Messages(ev events.SQSEvent) []routing.Message {
 			Body:       r.Body,
 			SentAt:     sentAt(r.Attributes),
 			Attributes: attributes(r.MessageAttributes),
+			// Present only on a FIFO queue: the router then keeps each group's order.
+			GroupID: r.Attributes["MessageGroupId"],
 		}
 	}
 	return out

@@ -237,7 +237,7 @@ func TestMessages(t *testing.T) {
 				"s": {DataType: "String", StringValue: &v},
 				"b": {DataType: "Binary", BinaryValue: []byte{7}},
 			}},
-		{MessageId: "b", Body: "[]", Attributes: map[string]string{"SentTimestamp": "soon"}},
+		{MessageId: "b", Body: "[]", Attributes: map[string]string{"SentTimestamp": "soon", "MessageGroupId": "guild-42"}},
 	}})
 	if len(got) != 2 || got[0].ID != "a" || got[0].Body != "{}" || !got[0].SentAt.Equal(time.UnixMilli(1717243200123)) {
 		t.Fatalf("first message %+v", got[0])
@@ -245,8 +245,8 @@ func TestMessages(t *testing.T) {
 	if a := got[0].Attributes; a["s"].StringValue != "v" || a["s"].DataType != "String" || !bytes.Equal(a["b"].BinaryValue, []byte{7}) {
 		t.Errorf("attributes %+v", a)
 	}
-	if !got[1].SentAt.IsZero() || got[1].Attributes != nil {
-		t.Errorf("second message %+v", got[1])
+	if !got[1].SentAt.IsZero() || got[1].Attributes != nil || got[1].GroupID != "guild-42" || got[0].GroupID != "" {
+		t.Errorf("second message %+v (a FIFO queue's MessageGroupId is the group; a standard queue has none)", got[1])
 	}
 }
 
