@@ -17,11 +17,19 @@ locals {
     "POST /v1/sandboxes/{name}/connect",
     "GET /v1/sandboxes/{name}/health",
     "GET /v1/sandboxes/{name}/events",
+    "POST /v1/sandboxes/{name}/events/rewind",
+    "GET /v1/sandboxes/{name}/shares",
+    "POST /v1/sandboxes/{name}/shares",
+    "DELETE /v1/sandboxes/{name}/shares",
     "GET /v1/routes/{guild_id}",
     "GET /v1/guilds/parked",
     "POST /v1/guilds/{guild_id}/release",
     "POST /v1/admin/cleanup",
     "GET /v1/admin/orphans",
+    "GET /v1/templates",
+    "POST /v1/admin/templates",
+    "PATCH /v1/admin/templates/{template}",
+    "DELETE /v1/admin/templates/{template}",
   ]
 
   # API Gateway's own limit on how long it waits for an integration.

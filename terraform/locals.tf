@@ -73,6 +73,7 @@ locals {
       reserved_concurrency = null
       environment = merge(
         local.teardown_environment,
+        { SANDBOX_IDLE_AFTER = var.sandbox_idle_after },
         length(var.api_admin_principals) > 0 ? { API_ADMIN_PRINCIPALS = join(",", var.api_admin_principals) } : {},
       )
     }

@@ -348,6 +348,17 @@ variable "api_admin_principals" {
   }
 }
 
+variable "sandbox_idle_after" {
+  description = "SANDBOX_IDLE_AFTER: a running sandbox without an event for this long is flagged idle (sandbox list, the API's usage), so its owner can destroy it."
+  type        = string
+  default     = "6h"
+
+  validation {
+    condition     = can(regex(local.go_duration_pattern, var.sandbox_idle_after))
+    error_message = "sandbox_idle_after must be a Go duration such as 6h."
+  }
+}
+
 variable "api_owner_key" {
   description = "API_OWNER_KEY: how an assumed-role caller owns sandboxes: \"session\" (one owner per role session) or \"role\" (one owner per role, shared by everyone who can assume it). With \"role\", list roles, not sessions, in api_admin_principals."
   type        = string

@@ -24,9 +24,19 @@ func validCall(pattern string) call {
 		c.body = `{"by":"1h"}`
 	case "POST /v1/admin/cleanup", "GET /v1/admin/orphans":
 		c.principal = admin
+	case "POST /v1/admin/templates":
+		c.principal, c.body = admin, `{"name":"fresh-tmpl","source_schema":"sandbox_template"}`
+	case "PATCH /v1/admin/templates/{template}":
+		c.principal, c.path, c.body = admin, "/v1/admin/templates/"+badInputTemplate, `{"description":"changed"}`
+	case "DELETE /v1/admin/templates/{template}":
+		c.principal, c.path = admin, "/v1/admin/templates/"+badInputTemplate
 	}
 	return c
 }
+
+// badInputTemplate is the registered template the bad-input cases of the admin template
+// routes address.
+const badInputTemplate = "tmpl-alpha"
 
 type badCase struct {
 	name   string
@@ -65,6 +75,15 @@ func genericBadInput(patterns []string) []badCase {
 			out = append(out,
 				badCase{p + ": invalid name", with(func(c *call) { c.path = strings.Replace(c.path, "/alpha", "/Bad_Name", 1) }), 400, "name"},
 				badCase{p + ": name too long", with(func(c *call) { c.path = strings.Replace(c.path, "/alpha", "/"+strings.Repeat("a", 33), 1) }), 400, "name"},
+			)
+		}
+		if strings.Contains(p, "{template}") {
+			out = append(out,
+				badCase{p + ": invalid template name", with(func(c *call) { c.path = strings.Replace(c.path, "/"+badInputTemplate, "/Bad_Tmpl", 1) }), 400, "template"},
+				badCase{p + ": template name too long", with(func(c *call) {
+					c.path = strings.Replace(c.path, "/"+badInputTemplate, "/"+strings.Repeat("t", 33), 1)
+				}), 400, "template"},
+				badCase{p + ": the default template", with(func(c *call) { c.path = strings.Replace(c.path, "/"+badInputTemplate, "/default", 1) }), 400, "template"},
 			)
 		}
 		if strings.Contains(p, "{guild_id}") {
@@ -185,15 +204,61 @@ func specificBadInput() []badCase {
 			body: `{"remove_orphans":false,"Remove_Orphans":true}`}, 400, "Remove_Orphans"},
 		{"admin cleanup: remove_orphans not a bool", call{method: "POST", path: "/v1/admin/cleanup", principal: admin, body: `{"remove_orphans":"yes"}`}, 400, "remove_orphans"},
 		{"base64 body that is not base64", call{method: "POST", path: "/v1/sandboxes", principal: alice, body: "%%%"}, 400, "body"},
+		{"create: template not a name", create(`{"name":"fresh","template":"Bad Tmpl"}`), 400, "template"},
+		{"create: unknown template", create(`{"name":"fresh","template":"no-such-tmpl"}`), 400, "template"},
+		{"create: template a number", create(`{"name":"fresh","template":7}`), 400, "template"},
+	}
+}
+
+// templateBadInput breaks the admin template routes' fields, as an admin.
+func templateBadInput() []badCase {
+	add := func(body string) call {
+		return call{method: "POST", path: "/v1/admin/templates", principal: admin, body: body}
+	}
+	update := func(body string) call {
+		return call{method: "PATCH", path: "/v1/admin/templates/" + badInputTemplate, principal: admin, body: body}
+	}
+	return []badCase{
+		{"add template: empty body", add(``), 400, "name"},
+		{"add template: no name", add(`{"source_schema":"sandbox_template"}`), 400, "name"},
+		{"add template: invalid name", add(`{"name":"Seeded!","source_schema":"sandbox_template"}`), 400, "name"},
+		{"add template: the reserved name", add(`{"name":"default","source_schema":"sandbox_template"}`), 400, "name"},
+		{"add template: no source schema", add(`{"name":"fresh-tmpl"}`), 400, "source_schema"},
+		{"add template: a sandbox's schema", add(`{"name":"fresh-tmpl","source_schema":"sb_k3m9x2p7q4w8e1r5"}`), 400, "source_schema"},
+		{"add template: the control plane's schema", add(`{"name":"fresh-tmpl","source_schema":"sandbox_control"}`), 400, "source_schema"},
+		{"add template: PostgreSQL's schema", add(`{"name":"fresh-tmpl","source_schema":"pg_catalog"}`), 400, "source_schema"},
+		{"add template: a schema that does not exist", add(`{"name":"fresh-tmpl","source_schema":"no_such_schema"}`), 400, "source_schema"},
+		{"add template: schema not an identifier", add(`{"name":"fresh-tmpl","source_schema":"a\"; DROP SCHEMA x; --"}`), 400, "source_schema"},
+		{"add template: copy_rows not a bool", add(`{"name":"fresh-tmpl","source_schema":"sandbox_template","copy_rows":"yes"}`), 400, "copy_rows"},
+		{"add template: default_ttl not a duration", add(`{"name":"fresh-tmpl","source_schema":"sandbox_template","default_ttl":"forever"}`), 400, "default_ttl"},
+		{"add template: default_ttl too long", add(`{"name":"fresh-tmpl","source_schema":"sandbox_template","default_ttl":"999d"}`), 400, "default_ttl"},
+		{"add template: description too long", add(`{"name":"fresh-tmpl","source_schema":"sandbox_template","description":"` + strings.Repeat("d", 257) + `"}`), 400, "description"},
+		{"add template: NUL in the description", add(`{"name":"fresh-tmpl","source_schema":"sandbox_template","description":"a\u0000b"}`), 400, "description"},
+		{"update template: empty body", update(``), 400, "body"},
+		{"update template: nothing to change", update(`{}`), 400, "body"},
+		{"update template: source schema of a sandbox", update(`{"source_schema":"sb_k3m9x2p7q4w8e1r5"}`), 400, "source_schema"},
+		{"update template: a schema that does not exist", update(`{"source_schema":"no_such_schema"}`), 400, "source_schema"},
+		{"update template: default_ttl too short", update(`{"default_ttl":"1m"}`), 400, "default_ttl"},
+		{"update template: copy_rows null", update(`{"copy_rows":null}`), 400, "body"},
+		{"update template: description not printable", update(`{"description":"bell\u0007"}`), 400, "description"},
+		{"templates: include_retired not a bool", call{method: "GET", path: "/v1/templates", principal: admin, query: "include_retired=maybe"}, 400, "include_retired"},
 	}
 }
 
 func TestBadInputIsRefusedWithoutChange(t *testing.T) {
 	e := newEnv(t, envOptions{cleanup: func(e *env) api.CleanupAdmin { return catalogCleanup{e: e} }})
 	e.create(t, alice, "alpha", guild1)
+	registerTemplate(t, e, badInputTemplate, "sandbox_template", false)
 	cases := append(genericBadInput(e.handler.Routes()), specificBadInput()...)
+	cases = append(cases, templateBadInput()...)
 	for _, bc := range cases {
 		t.Run(bc.name, func(t *testing.T) {
+			templatesBefore := templatesState(t, e)
+			defer func() {
+				if after := templatesState(t, e); after != templatesBefore {
+					t.Errorf("a refused request changed the template registry:\nbefore: %s\nafter:  %s", templatesBefore, after)
+				}
+			}()
 			before := e.snapshot(t)
 			var r reply
 			if bc.name == "base64 body that is not base64" {

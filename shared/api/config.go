@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
@@ -37,6 +38,9 @@ type Config struct {
 	// CursorKey signs list cursors (API_CURSOR_KEY, base64); empty: derived at start, see
 	// CursorKey.
 	CursorKey secretKey
+	// IdleAfter is how long a running sandbox goes without an event before the API calls it
+	// idle (SANDBOX_IDLE_AFTER; usage.go).
+	IdleAfter time.Duration
 
 	// ListenAddr is the loopback address of local mode (API_LISTEN_ADDR).
 	ListenAddr string
@@ -55,7 +59,9 @@ func LoadConfig(l config.Lookup) (Config, error) {
 		PublicDatabaseHost: r.String("API_PUBLIC_DATABASE_HOST", ""),
 		PublicRedisAddr:    r.String("API_PUBLIC_REDIS_ADDR", ""),
 		ListenAddr:         r.String("API_LISTEN_ADDR", DefaultListenAddr),
+		IdleAfter:          r.Duration("SANDBOX_IDLE_AFTER", DefaultIdleAfter),
 	}
+	r.Check(c.IdleAfter > 0, "SANDBOX_IDLE_AFTER", "must be positive")
 	ownerKey, err := ParseOwnerKey(r.String("API_OWNER_KEY", string(OwnerKeySession)))
 	r.Check(err == nil, "API_OWNER_KEY", "%v", err)
 	if err == nil {

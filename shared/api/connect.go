@@ -81,10 +81,11 @@ func (h *Handler) connectSandbox(w http.ResponseWriter, r *http.Request, c calle
 		return err
 	}
 	// The previous credentials are void already; without an audit entry the new ones are not
-	// handed out either (a retry rotates again).
+	// handed out either (a retry rotates again). The owner and its developers share the one
+	// set of credentials, so the entry says who connected and as what.
 	if err := h.deps.Sandboxes.Audit(r.Context(), c.principal, controlplane.ActionConnect, sb.ID, map[string]any{
 		"rotated": creds.Rotated(), "redis_access": h.deps.Resources.RedisAccess(),
-		"valid_until": sb.ExpiresAt.UTC(),
+		"valid_until": sb.ExpiresAt.UTC(), "role": c.roleOn(sb),
 	}); err != nil {
 		return err
 	}

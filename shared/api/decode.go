@@ -344,7 +344,12 @@ func ParseCreateRequest(body []byte, limits sandbox.Limits) (controlplane.Create
 	if err := limits.ValidateMetadata(req.Metadata); err != nil {
 		return controlplane.CreateInput{}, err
 	}
-	return controlplane.CreateInput{Name: req.Name, TTL: ttl, Guilds: guilds, Metadata: req.Metadata}, nil
+	if req.Template != "" {
+		if err := sandbox.ValidateTemplateName("template", req.Template); err != nil {
+			return controlplane.CreateInput{}, err
+		}
+	}
+	return controlplane.CreateInput{Name: req.Name, TTL: ttl, Guilds: guilds, Metadata: req.Metadata, Template: req.Template}, nil
 }
 
 // extendBy checks an extend body; the Manager checks the bounds of "by" against the

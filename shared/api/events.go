@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
@@ -84,7 +83,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, c caller) error
 	page.Next = q.after.String()
 	if n := len(page.Events); n > 0 {
 		page.Next = page.Events[n-1].ID
-	} else if last, ok := parseStreamID(read.LastGeneratedID); ok && q.after.less(last) {
+	} else if last, ok := keys.ParseStreamID(read.LastGeneratedID); ok && q.after.Less(last) {
 		// Nothing after the position, and every later entry comes after the stream's last id.
 		page.Next = last.String()
 	}
@@ -97,20 +96,20 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, c caller) error
 // than it holds) and the position is before the oldest entry it still holds (before the last
 // one ever added, when it holds none). Redis keeps no record of the last id trimmed, so an
 // entry that was itself trimmed, with nothing lost after it, counts too.
-func trimmedAfter(after streamID, read provision.StreamPage) bool {
+func trimmedAfter(after keys.StreamID, read provision.StreamPage) bool {
 	if read.EntriesAdded <= read.Length {
 		return false
 	}
-	if first, ok := parseStreamID(read.FirstID); ok {
-		return after.less(first)
+	if first, ok := keys.ParseStreamID(read.FirstID); ok {
+		return after.Less(first)
 	}
-	last, ok := parseStreamID(read.LastGeneratedID)
-	return ok && after.less(last)
+	last, ok := keys.ParseStreamID(read.LastGeneratedID)
+	return ok && after.Less(last)
 }
 
 // eventsQuery is a valid query of the events route.
 type eventsQuery struct {
-	after   streamID // exclusive: the page starts after it
+	after   keys.StreamID // exclusive: the page starts after it
 	limit   int
 	payload bool
 }
@@ -131,7 +130,7 @@ func (h *Handler) parseEventsQuery(qs query) (eventsQuery, error) {
 	case after != "" && since != "":
 		return q, sandbox.InvalidField("since", "after and since exclude each other: give one")
 	case after != "":
-		id, ok := parseStreamID(after)
+		id, ok := keys.ParseStreamID(after)
 		if !ok {
 			return q, sandbox.InvalidField("after", "after must be a stream entry id like 1718000000000-0, not %q", truncate(after, 40))
 		}
@@ -141,10 +140,8 @@ func (h *Handler) parseEventsQuery(qs query) (eventsQuery, error) {
 		if err != nil {
 			return q, err
 		}
-		if from := h.now().Add(-d).UnixMilli(); from > 0 {
-			// Entries from that millisecond on: after the last id the millisecond before can have.
-			q.after = streamID{ms: uint64(from) - 1, seq: maxSeq}
-		}
+		// Entries from that millisecond on: after the last id the millisecond before can have.
+		q.after = keys.StreamIDBefore(h.now().Add(-d))
 	}
 	return q, nil
 }
@@ -162,8 +159,8 @@ func eventOf(en provision.StreamEntry) apiwire.Event {
 		GroupID:   truncate(f[keys.StreamFieldGroupID], maxEventFieldLen),
 		Size:      len(f[keys.StreamFieldPayload]),
 	}
-	if id, ok := parseStreamID(en.ID); ok && id.ms <= maxJSONMillis {
-		ev.Time = time.UnixMilli(int64(id.ms)).UTC()
+	if id, ok := keys.ParseStreamID(en.ID); ok && id.MS <= maxJSONMillis {
+		ev.Time = time.UnixMilli(int64(id.MS)).UTC()
 	}
 	if seq, err := strconv.ParseInt(f[keys.StreamFieldSeq], 10, 64); err == nil {
 		ev.Seq = &seq
@@ -173,40 +170,4 @@ func eventOf(en provision.StreamEntry) apiwire.Event {
 		ev.ReceivedAt = &at
 	}
 	return ev
-}
-
-// maxSeq is the greatest sequence part of a stream id.
-const maxSeq = ^uint64(0)
-
-// streamID is a Redis stream entry id, milliseconds-sequence; the zero value, 0-0, comes
-// before every entry (Redis never writes it).
-type streamID struct{ ms, seq uint64 }
-
-// parseStreamID reads a complete id: two unsigned 64-bit decimals joined by "-".
-func parseStreamID(s string) (streamID, bool) {
-	ms, seq, ok := strings.Cut(s, "-")
-	if !ok || !digits(ms) || !digits(seq) {
-		return streamID{}, false
-	}
-	a, err1 := strconv.ParseUint(ms, 10, 64)
-	b, err2 := strconv.ParseUint(seq, 10, 64)
-	return streamID{a, b}, err1 == nil && err2 == nil
-}
-
-func digits(s string) bool {
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// String writes the id as Redis does (no leading zeros).
-func (id streamID) String() string {
-	return strconv.FormatUint(id.ms, 10) + "-" + strconv.FormatUint(id.seq, 10)
-}
-
-func (id streamID) less(o streamID) bool {
-	return id.ms < o.ms || (id.ms == o.ms && id.seq < o.seq)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"runtime/debug"
 	"slices"
@@ -39,6 +40,17 @@ type Sandboxes interface {
 	ReleaseGuild(ctx context.Context, actor, guildID, sandboxID string) error
 	Audit(ctx context.Context, actor, action, sandboxID string, details map[string]any) error
 	Limits() sandbox.Limits
+	// Shares (shares.go): who besides its owner may act on a sandbox, and with which role.
+	ShareSandbox(ctx context.Context, actor, id, principal string, role sandbox.ShareRole) (controlplane.ShareChange, error)
+	UnshareSandbox(ctx context.Context, actor, id, principal string) (controlplane.Share, error)
+	Shares(ctx context.Context, id string) ([]controlplane.Share, error)
+	ShareRole(ctx context.Context, id, principal string) (sandbox.ShareRole, error)
+	ShareRoles(ctx context.Context, principal string, ids []string) (map[string]sandbox.ShareRole, error)
+	// Templates (templates.go): the registry of the templates sandboxes are created from.
+	Templates(ctx context.Context, includeRetired bool) ([]sandbox.Template, error)
+	AddTemplate(ctx context.Context, actor string, in controlplane.TemplateInput) (sandbox.Template, error)
+	UpdateTemplate(ctx context.Context, actor, name string, in controlplane.TemplateUpdate) (sandbox.Template, error)
+	RetireTemplate(ctx context.Context, actor, name string) (sandbox.Template, bool, error)
 }
 
 // Resources is what the API needs of the per-sandbox resources (provision.Provisioner).
@@ -47,9 +59,15 @@ type Resources interface {
 	Inspect(ctx context.Context, id string) (provision.Resources, error)
 	InspectStream(ctx context.Context, id string) (provision.Stream, error)
 	ReadStream(ctx context.Context, id, after string, count, budget int) (provision.StreamPage, error)
+	RewindGroup(ctx context.Context, id string, to provision.RewindTarget) (provision.Rewind, error)
 	RedisUserExists(ctx context.Context, id string) (bool, error)
 	RedisUserName(id string) string
 	RedisAccess() sandbox.RedisAccess
+	// Templates and usage (templates.go, usage.go).
+	TemplateSchema() string
+	CheckTemplateSource(ctx context.Context, schema string) (provision.TemplateSource, error)
+	RedisUsage(ctx context.Context, ids []string) (map[string]provision.RedisUsage, error)
+	SchemaSizes(ctx context.Context, ids []string) (map[string]int64, error)
 }
 
 // RouteCache is what the API reads of the Redis route cache (routecache.Cache).
@@ -94,9 +112,13 @@ type Handler struct {
 	patterns map[string]bool
 	deps     Deps
 	admins   principals
-	connect  connectTarget
-	log      *slog.Logger
-	now      func() time.Time
+	// local are the principals of API_LOCAL_TOKENS, which a share may name (shares.go).
+	local   map[string]bool
+	connect connectTarget
+	log     *slog.Logger
+	now     func() time.Time
+	// idleAfter is SANDBOX_IDLE_AFTER (usage.go).
+	idleAfter time.Duration
 }
 
 // New builds the handler from the configuration and its dependencies.
@@ -113,28 +135,32 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 		patterns: map[string]bool{},
 		deps:     deps,
 		admins:   newPrincipals(cfg),
+		local:    localPrincipals(cfg),
 		connect:  target,
 		log:      deps.Logger,
 		now:      deps.Now,
 	}
+	h.idleAfter = cfg.IdleAfter
 	if h.log == nil {
 		h.log = slog.Default()
 	}
 	if h.now == nil {
 		h.now = time.Now
 	}
-	h.routes()
+	if err := h.routes(); err != nil {
+		return nil, err
+	}
 	return h, nil
 }
 
-// route is one entry of the route table; docs/api.md lists the same.
+// route is one entry of the route table; docs/api.md lists the same. Who may use it is
+// routeAccess's.
 type route struct {
 	pattern string
-	admin   bool
 	serve   func(w http.ResponseWriter, r *http.Request, caller caller) error
 }
 
-func (h *Handler) routes() {
+func (h *Handler) routes() error {
 	for _, rt := range []route{
 		{pattern: "GET /health", serve: h.serviceHealth},
 		{pattern: "POST /v1/sandboxes", serve: h.create},
@@ -150,13 +176,23 @@ func (h *Handler) routes() {
 		{pattern: "GET /v1/routes/{guild_id}", serve: h.explainRoute},
 		{pattern: "GET /v1/guilds/parked", serve: h.listParked},
 		{pattern: "POST /v1/guilds/{guild_id}/release", serve: h.releaseGuild},
-		{pattern: "POST /v1/admin/cleanup", admin: true, serve: h.adminCleanup},
-		{pattern: "GET /v1/admin/orphans", admin: true, serve: h.adminOrphans},
+		{pattern: "POST /v1/admin/cleanup", serve: h.adminCleanup},
+		{pattern: "GET /v1/admin/orphans", serve: h.adminOrphans},
+		{pattern: "GET /v1/sandboxes/{name}/shares", serve: h.listShares},
+		{pattern: "POST /v1/sandboxes/{name}/shares", serve: h.share},
+		{pattern: "DELETE /v1/sandboxes/{name}/shares", serve: h.unshare},
+		{pattern: "POST /v1/sandboxes/{name}/events/rewind", serve: h.rewind},
+		{pattern: "GET /v1/templates", serve: h.listTemplates},
+		{pattern: "POST /v1/admin/templates", serve: h.addTemplate},
+		{pattern: "PATCH /v1/admin/templates/{template}", serve: h.updateTemplate},
+		{pattern: "DELETE /v1/admin/templates/{template}", serve: h.retireTemplate},
 	} {
 		h.patterns[rt.pattern] = true
+		need := routeAccess[rt.pattern]
 		h.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
 			c := h.callerOf(r.Context())
-			if rt.admin && !c.admin {
+			c.need = need
+			if need == accessAdmin && !c.admin {
 				h.writeError(w, r, sandbox.Errorf(sandbox.CodeForbidden, "this route is for admins only"))
 				return
 			}
@@ -165,6 +201,39 @@ func (h *Handler) routes() {
 			}
 		})
 	}
+	return checkRouteAccess(slices.Collect(maps.Keys(h.patterns)), routeAccess)
+}
+
+// routeAccess is the least role of every route (authz.go), the one table of who may do what:
+// docs/api.md's route table shows the same, and TestDocumentedRoutesMatchTheHandler keeps the
+// doc, this table and the mux identical. A sandbox route ({name}) declares viewer, developer
+// or owner, enforced once its sandbox is known (address); admin routes are checked before
+// they run; "any caller" routes narrow what they answer themselves.
+var routeAccess = map[string]access{
+	"GET /health":                                   accessAnyCaller,
+	"POST /v1/sandboxes":                            accessAnyCaller,
+	"GET /v1/sandboxes":                             accessAnyCaller,
+	"GET /v1/sandboxes/{name}":                      accessViewer,
+	"POST /v1/sandboxes/{name}/extend":              accessDeveloper,
+	"DELETE /v1/sandboxes/{name}":                   accessOwner,
+	"PUT /v1/sandboxes/{name}/guilds/{guild_id}":    accessDeveloper,
+	"DELETE /v1/sandboxes/{name}/guilds/{guild_id}": accessDeveloper,
+	"POST /v1/sandboxes/{name}/connect":             accessDeveloper,
+	"GET /v1/sandboxes/{name}/health":               accessViewer,
+	"GET /v1/sandboxes/{name}/events":               accessViewer,
+	"GET /v1/routes/{guild_id}":                     accessAnyCaller,
+	"GET /v1/guilds/parked":                         accessAnyCaller,
+	"POST /v1/guilds/{guild_id}/release":            accessAnyCaller,
+	"POST /v1/admin/cleanup":                        accessAdmin,
+	"GET /v1/admin/orphans":                         accessAdmin,
+	"GET /v1/sandboxes/{name}/shares":               accessOwner,
+	"POST /v1/sandboxes/{name}/shares":              accessOwner,
+	"DELETE /v1/sandboxes/{name}/shares":            accessOwner,
+	"POST /v1/sandboxes/{name}/events/rewind":       accessDeveloper,
+	"GET /v1/templates":                             accessAnyCaller,
+	"POST /v1/admin/templates":                      accessAdmin,
+	"PATCH /v1/admin/templates/{template}":          accessAdmin,
+	"DELETE /v1/admin/templates/{template}":         accessAdmin,
 }
 
 // Routes returns the route patterns the handler serves ("METHOD /path"), sorted.
@@ -237,20 +306,19 @@ func (h *Handler) unmatched(r *http.Request) error {
 	return sandbox.Errorf(sandbox.CodeNotFound, "no route %s %s", r.Method, truncate(r.URL.Path, 100))
 }
 
-// caller is the authenticated principal of a request.
+// caller is the authenticated principal of a request, and what the request's route needs.
 type caller struct {
 	principal string
 	admin     bool
+	// need is the route's least role (routeAccess).
+	need access
+	// grants are the shares the request found the caller holds (authorize).
+	grants grants
 }
 
 func (h *Handler) callerOf(ctx context.Context) caller {
 	p := PrincipalFrom(ctx)
-	return caller{principal: p, admin: h.admins.admin(p)}
-}
-
-// may reports whether the caller may act on the sandbox: its owner or an admin.
-func (c caller) may(sb *sandbox.Sandbox) bool {
-	return c.admin || sb.Owner == c.principal
+	return caller{principal: p, admin: h.admins.admin(p), grants: grants{}}
 }
 
 // requestID returns the invocation's request id.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
@@ -329,20 +330,22 @@ func (e *env) create(t testing.TB, principal, name string, guilds ...string) *ap
 	return &sb
 }
 
-// snapshot captures everything a request could change: control-plane rows, audit entries,
-// role passwords, sandbox schemas and every Redis key with its value.
+// snapshot captures everything a request could change: control-plane rows (shares too),
+// audit entries, role passwords, sandbox schemas and every Redis key with its value (for a
+// stream, its length and its consumer groups' positions).
 func (e *env) snapshot(t testing.TB) string {
 	t.Helper()
-	var sbs, maps, audit, passwords, schemas string
+	var sbs, maps, shares, audit, passwords, schemas string
 	// As the superuser: role passwords are in pg_authid, which the control user cannot read.
 	err := testenv.AdminPool(t, e.dbURL).QueryRow(context.Background(), `SELECT
 		coalesce((SELECT json_agg(s ORDER BY s.id)::text FROM sandbox_control.sandboxes s), ''),
 		coalesce((SELECT json_agg(m ORDER BY m.guild_id)::text FROM sandbox_control.guild_mappings m), ''),
+		coalesce((SELECT json_agg(sh ORDER BY sh.sandbox_id, sh.principal)::text FROM sandbox_control.sandbox_shares sh), ''),
 		(SELECT count(*) FROM sandbox_control.audit_log)::text,
 		coalesce((SELECT json_agg(coalesce(a.rolpassword, '') || a.rolname ORDER BY a.rolname)::text FROM pg_authid a
 			WHERE a.rolname IN (SELECT db_role FROM sandbox_control.sandboxes)), ''),
 		coalesce((SELECT json_agg(n.nspname ORDER BY n.nspname)::text FROM pg_namespace n WHERE n.nspname LIKE 'sb\_%'), '')`,
-	).Scan(&sbs, &maps, &audit, &passwords, &schemas)
+	).Scan(&sbs, &maps, &shares, &audit, &passwords, &schemas)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,6 +365,9 @@ func (e *env) snapshot(t testing.TB) string {
 			redisState.WriteString(":" + e.rdb.Get(ctx, k).Val())
 		case "stream":
 			redisState.WriteString(":" + strings.Repeat("x", int(e.rdb.XLen(ctx, k).Val())))
+			for _, g := range e.rdb.XInfoGroups(ctx, k).Val() {
+				fmt.Fprintf(&redisState, " group %s at %s, %d pending", g.Name, g.LastDeliveredID, g.Pending)
+			}
 		}
 		redisState.WriteString("\n")
 	}
@@ -386,7 +392,7 @@ func (e *env) snapshot(t testing.TB) string {
 			}
 		}
 	}
-	return strings.Join([]string{sbs, maps, audit, passwords, schemas, redisState.String(), strings.Join(users, "\n")}, "\n--\n")
+	return strings.Join([]string{sbs, maps, shares, audit, passwords, schemas, redisState.String(), strings.Join(users, "\n")}, "\n--\n")
 }
 
 // unchanged fails when the state differs from before.

@@ -99,14 +99,15 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, c caller) error {
 	if err != nil {
 		return err
 	}
-	owner := q.str("owner")
+	owner, sharedWith := q.str("owner"), ""
 	switch {
 	case all && owner != "":
 		return sandbox.InvalidField("all", "all=true and owner exclude each other")
 	case all && !c.admin:
 		return sandbox.Errorf(sandbox.CodeForbidden, "listing every owner's sandboxes is for admins only")
 	case owner == "" && !all:
-		owner = c.principal
+		// The caller's own, and those shared with it.
+		owner, sharedWith = c.principal, c.principal
 	case owner != "" && owner != c.principal && !c.admin:
 		return sandbox.Errorf(sandbox.CodeForbidden, "listing another owner's sandboxes is for admins only")
 	}
@@ -116,23 +117,27 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, c caller) error {
 		}
 	}
 	page, err := h.deps.Sandboxes.List(r.Context(), controlplane.ListFilter{
-		Owner: owner, Status: q.str("status"), IncludeDestroyed: includeDestroyed, Limit: limit, Cursor: q.str("cursor"),
+		Owner: owner, SharedWith: sharedWith, Status: q.str("status"), IncludeDestroyed: includeDestroyed, Limit: limit, Cursor: q.str("cursor"),
 	})
 	if err != nil {
 		return err
 	}
-	now := h.now()
+	if err := h.readGrants(r.Context(), c, page.Sandboxes); err != nil {
+		return err
+	}
 	out := apiwire.ListResponse{Sandboxes: make([]apiwire.Sandbox, 0, len(page.Sandboxes)), NextCursor: page.NextCursor}
 	for _, sb := range page.Sandboxes {
-		out.Sandboxes = append(out.Sandboxes, render(sb, now, c.admin))
+		out.Sandboxes = append(out.Sandboxes, h.viewFor(c, sb))
 	}
+	h.addUsage(r.Context(), page.Sandboxes, out.Sandboxes)
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
 // addressed validates the request's path, query (none allowed) and body (decoded into body;
 // nil: the route takes none), then runs validate, and only then looks the named sandbox up
-// and checks that the caller may act on it. Bad input is refused the same way whoever asks.
+// and checks that the caller's role on it is at least the route's (authorize). Bad input is
+// refused the same way whoever asks.
 func (h *Handler) addressed(r *http.Request, c caller, body any, validate func() error) (*sandbox.Sandbox, error) {
 	return h.address(r, c, body, nil, func(query) error {
 		if validate == nil {
@@ -175,8 +180,8 @@ func (h *Handler) address(r *http.Request, c caller, body any, allowed []string,
 	if err != nil {
 		return nil, err
 	}
-	if !c.may(sb) {
-		return nil, sandbox.Errorf(sandbox.CodeForbidden, "sandbox %q belongs to another owner", name)
+	if err := h.authorize(r.Context(), c, sb); err != nil {
+		return nil, err
 	}
 	return sb, nil
 }
@@ -200,7 +205,9 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, c caller) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, h.viewFor(c, sb))
+	views := []apiwire.Sandbox{h.viewFor(c, sb)}
+	h.addUsage(r.Context(), []*sandbox.Sandbox{sb}, views)
+	writeJSON(w, http.StatusOK, views[0])
 	return nil
 }
 

@@ -34,10 +34,14 @@ func failureCode(text string) sandbox.Code {
 	return sandbox.CodeInternal
 }
 
-// viewFor renders a sandbox for the caller: owners see recorded failures as stable messages
-// with a code, admins as recorded.
+// viewFor renders a sandbox for the caller: owners and collaborators see recorded failures
+// as stable messages with a code, admins as recorded; a collaborator sees its role.
 func (h *Handler) viewFor(c caller, sb *sandbox.Sandbox) apiwire.Sandbox {
-	return render(sb, h.now(), c.admin)
+	v := render(sb, h.now(), c.admin)
+	if role, ok := c.grants[sb.ID]; ok && sb.Owner != c.principal {
+		v.SharedRole = role
+	}
+	return v
 }
 
 // render renders a sandbox at now; rawFailures keeps the text of recorded failures.
@@ -61,6 +65,7 @@ func render(sb *sandbox.Sandbox, now time.Time, rawFailures bool) apiwire.Sandbo
 		CleanupAttempts: sb.CleanupAttempts,
 		LastError:       sb.LastError,
 		LastErrorCode:   failureCode(sb.LastError),
+		Template:        sb.Template,
 	}
 	if !rawFailures && v.LastErrorCode != "" {
 		v.LastError = failureMessages[v.LastErrorCode]

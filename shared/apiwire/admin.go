@@ -113,10 +113,11 @@ type OrphanReport struct {
 
 // Orphan is a resource named like a sandbox's whose sandbox does not exist or cannot use it.
 type Orphan struct {
-	// Type is "schema", "role", "redis", "redis_user", "mapping" or "route_cache".
+	// Type is "schema", "role", "redis", "redis_user", "redis_usage", "mapping" or
+	// "route_cache".
 	Type string `json:"type"`
 	// Name is the schema or role name, the namespace prefix (sandbox:{id}:), the Redis ACL
-	// user's name, the guild id of a mapping, or the route cache key.
+	// user's name, the usage hash's key, the guild id of a mapping, or the route cache key.
 	Name      string `json:"name"`
 	SandboxID string `json:"sandbox_id"`
 	// SandboxStatus is the status of the sandbox it belongs to, empty when there is none.

@@ -34,6 +34,14 @@ type Sandbox struct {
 	LastError string `json:"last_error"`
 	// LastErrorCode classifies LastError (sandbox.FailureCodes); absent when there is none.
 	LastErrorCode sandbox.Code `json:"last_error_code,omitempty"`
+	// SharedRole is the caller's role when the sandbox is shared with it (viewer, developer);
+	// absent for its owner and for everyone else.
+	SharedRole sandbox.ShareRole `json:"shared_role,omitempty"`
+	// Template names the template the sandbox was created from ("default": the configured one).
+	Template string `json:"template"`
+	// Usage is what the sandbox used (usage.go): in the answers of get and list, for a
+	// sandbox that is not destroyed; absent elsewhere.
+	Usage *Usage `json:"usage,omitempty"`
 }
 
 // TimeLeft is the server's view of the time until expiry.
@@ -47,6 +55,8 @@ type CreateRequest struct {
 	TTL      string            `json:"ttl,omitempty"`
 	Guilds   []string          `json:"guilds,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// Template names the template to clone (GET /v1/templates); absent: "default".
+	Template string `json:"template,omitempty"`
 }
 
 // ListResponse is the answer of GET /v1/sandboxes: one page, NextCursor absent on the last.

@@ -198,7 +198,8 @@ func (s *Service) deleteUsersBatch(ctx context.Context, ts []*teardownRun) []err
 
 // deleteKeysBatch is the delete_keys step of a batch: one SCAN pass per primary over every
 // namespace for all of them (unlinkNamespaces), or, for a batch of one (a destroy), a scan of
-// that namespace's own pattern, which a cluster can serve from the namespace's one slot.
+// that namespace's own pattern, which a cluster can serve from the namespace's one slot; then
+// their usage hashes, which are outside the namespaces (unlinkUsage).
 func (s *Service) deleteKeysBatch(ctx context.Context, ts []*teardownRun) []error {
 	start := time.Now()
 	var (
@@ -220,6 +221,16 @@ func (s *Service) deleteKeysBatch(ctx context.Context, ts []*teardownRun) []erro
 		}
 		counts, primaries, err = unlinkNamespaces(ctx, s.rdb, ids, s.scanCount)
 	}
+	var usage map[string]bool
+	if err == nil { // after the namespaces: see unlinkUsage
+		ids := make([]string, len(ts))
+		for i, t := range ts {
+			ids[i] = t.sb.ID
+		}
+		if usage, err = unlinkUsage(ctx, s.rdb, ids); err != nil {
+			err = fmt.Errorf("unlink the usage hashes: %w", err)
+		}
+	}
 	if err == nil && len(ts) > 1 {
 		var total int64
 		for _, n := range counts {
@@ -228,5 +239,7 @@ func (s *Service) deleteKeysBatch(ctx context.Context, ts []*teardownRun) []erro
 		s.log.InfoContext(ctx, "keyspace pass done", "sandboxes", len(ts), "keys_unlinked", total,
 			"primaries", primaries, logkey.DurationMS, time.Since(start).Milliseconds())
 	}
-	return s.eachRecord(ts, err, func(t *teardownRun) error { return t.recordKeys(ctx, counts[t.sb.ID], primaries) })
+	return s.eachRecord(ts, err, func(t *teardownRun) error {
+		return t.recordKeys(ctx, counts[t.sb.ID], primaries, usage[t.sb.ID])
+	})
 }

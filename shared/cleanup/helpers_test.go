@@ -242,6 +242,9 @@ func (e *env) assertGone(t *testing.T, id string, guilds []string) {
 	if st.Status != sandbox.StatusDestroyed || st.Schema || st.Role || st.RedisUser || len(st.Keys) > 0 || len(st.Mappings) > 0 || len(st.Cache) > 0 {
 		t.Fatalf("sandbox %s not torn down completely: %+v", id, st)
 	}
+	if n, err := e.rdb.Exists(context.Background(), keys.Usage(id)).Result(); err != nil || n != 0 {
+		t.Fatalf("sandbox %s: its usage hash survived the teardown (%d, %v)", id, n, err)
+	}
 }
 
 // auditCounts counts a sandbox's audit entries by action, transitions by target status and

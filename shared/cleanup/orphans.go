@@ -30,20 +30,21 @@ const (
 	ResourceRole       ResourceType = "role"
 	ResourceRedis      ResourceType = "redis"
 	ResourceRedisUser  ResourceType = "redis_user"
+	ResourceRedisUsage ResourceType = "redis_usage" // a usage hash (keys.Usage), outside the namespace
 	ResourceMapping    ResourceType = "mapping"
 	ResourceRouteCache ResourceType = "route_cache"
 )
 
 // ResourceTypes lists every resource type in report order.
 func ResourceTypes() []ResourceType {
-	return []ResourceType{ResourceSchema, ResourceRole, ResourceRedis, ResourceRedisUser, ResourceMapping, ResourceRouteCache}
+	return []ResourceType{ResourceSchema, ResourceRole, ResourceRedis, ResourceRedisUser, ResourceRedisUsage, ResourceMapping, ResourceRouteCache}
 }
 
 // Orphan is a resource named like a sandbox's whose sandbox does not exist or cannot use it.
 type Orphan struct {
 	Type ResourceType `json:"type"`
 	// Name is the schema or role name, the namespace prefix (sandbox:{id}:), the Redis ACL
-	// user's name, the guild id of a mapping, or the route cache key.
+	// user's name, the usage hash's key, the guild id of a mapping, or the route cache key.
 	Name      string `json:"name"`
 	SandboxID string `json:"sandbox_id"`
 	// SandboxStatus is the status of the sandbox it belongs to, empty when there is none.
@@ -79,11 +80,12 @@ func (r OrphanReport) Count(t ResourceType) int {
 
 // FindOrphans reports, without touching any of them, the resources named like a sandbox's
 // that no live sandbox owns: schemas and roles sb_<id> (roles only with this database's
-// comment: roles are cluster-wide), Redis namespaces, guild mappings of sandboxes that are
-// neither running nor being created, and route cache entries pointing at sandboxes that are
-// gone. Resources that became orphans within the grace period are counted as young, not
-// reported. It records first sightings of resources that have no sandbox row at all (see
-// the package doc); that bookkeeping is its only write.
+// comment: roles are cluster-wide), Redis namespaces and usage hashes, guild mappings of
+// sandboxes that are neither running nor being created, and route cache entries pointing at
+// sandboxes that are gone. Resources that became orphans within the grace period are counted
+// as young, not reported. It records first sightings of resources that have no sandbox row
+// at all (see the package doc) and, from the same keyspace pass, each live sandbox's key
+// count in its usage hash (recordKeyCounts); those are its only writes.
 func (s *Service) FindOrphans(ctx context.Context) (OrphanReport, error) {
 	return s.findOrphans(ctx, true)
 }
@@ -100,7 +102,7 @@ func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (Orphan
 
 	// Resources are listed before the control plane is read: a sandbox's row is committed
 	// before its resources exist, so a resource seen here has its row visible below.
-	namespaces, routes, err := s.scanRedis(ctx)
+	namespaces, usage, routes, err := s.scanRedis(ctx)
 	if err != nil {
 		return rep, err
 	}
@@ -123,6 +125,9 @@ func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (Orphan
 
 	var ids []string
 	for id := range namespaces {
+		ids = append(ids, id)
+	}
+	for id := range usage {
 		ids = append(ids, id)
 	}
 	for _, r := range routes {
@@ -157,6 +162,20 @@ func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (Orphan
 	for _, id := range redisUsers {
 		add(Orphan{Type: ResourceRedisUser, Name: s.resources.RedisUserName(id), SandboxID: id})
 	}
+	for id := range usage {
+		add(Orphan{Type: ResourceRedisUsage, Name: keys.Usage(id), SandboxID: id})
+	}
+	if recordSightings {
+		// The key counts of the live sandboxes (docs/api.md, "Usage"): the pass that found the
+		// orphans counted every namespace's keys.
+		counts := map[string]int{}
+		for _, id := range ids {
+			if st, ok := states[id]; ok && st.Status.Live() {
+				counts[id] = namespaces[id]
+			}
+		}
+		s.recordKeyCounts(ctx, counts)
+	}
 	for key, r := range routes {
 		add(Orphan{Type: ResourceRouteCache, Name: key, SandboxID: r.SandboxID, Value: routecache.Encode(r)})
 	}
@@ -184,44 +203,38 @@ func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (Orphan
 	return rep, nil
 }
 
-// scanRedis lists the sandbox namespaces (id -> keys seen) and the route cache entries that
-// point at a sandbox (key -> route), on every primary.
-func (s *Service) scanRedis(ctx context.Context) (map[string]int, map[string]sandbox.Route, error) {
+// scanRedis lists the sandbox namespaces (id -> keys seen), the usage hashes (ids) and the
+// route cache entries that point at a sandbox (key -> route), on every primary, with one
+// SCAN pass over the suite's keys (keys.AllKeysPattern): SCAN visits the whole keyspace
+// whatever its pattern, so one pass costs a third of three.
+func (s *Service) scanRedis(ctx context.Context) (map[string]int, map[string]bool, map[string]sandbox.Route, error) {
 	var mu sync.Mutex
 	namespaces := map[string]int{}
-	_, err := scanKeys(ctx, s.rdb, keys.AllNamespacesPattern, s.scanCount, func(batch []string) error {
+	usage := map[string]bool{}
+	guilds := map[string]bool{}
+	_, err := scanKeys(ctx, s.rdb, keys.AllKeysPattern, s.scanCount, func(batch []string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, k := range batch {
 			if id, ok := keys.ParseNamespaceKey(k); ok {
 				namespaces[id]++
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("cleanup: scan sandbox namespaces: %w", err)
-	}
-	guilds := map[string]bool{}
-	_, err = scanKeys(ctx, s.rdb, keys.AllRoutesPattern, s.scanCount, func(batch []string) error {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, k := range batch {
-			if g, ok := keys.ParseRouteKey(k); ok {
+			} else if id, ok := keys.ParseUsageKey(k); ok {
+				usage[id] = true
+			} else if g, ok := keys.ParseRouteKey(k); ok {
 				guilds[g] = true
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("cleanup: scan route cache: %w", err)
+		return nil, nil, nil, fmt.Errorf("cleanup: scan the sandboxes' keys: %w", err)
 	}
 	cache := routecache.New(s.rdb, 0, 0)
 	routes := map[string]sandbox.Route{}
 	for chunk := range slices.Chunk(slices.Sorted(maps.Keys(guilds)), 1000) {
 		got, err := cache.GetMany(ctx, chunk)
 		if err != nil {
-			return nil, nil, fmt.Errorf("cleanup: read route cache: %w", err)
+			return nil, nil, nil, fmt.Errorf("cleanup: read route cache: %w", err)
 		}
 		for g, r := range got {
 			if r.Mapped() {
@@ -229,7 +242,7 @@ func (s *Service) scanRedis(ctx context.Context) (map[string]int, map[string]san
 			}
 		}
 	}
-	return namespaces, routes, nil
+	return namespaces, usage, routes, nil
 }
 
 // orphanMappings lists mappings to sandboxes that are neither running nor being created,
@@ -362,6 +375,8 @@ func (s *Service) removeOrphan(ctx context.Context, o Orphan) error {
 		_, _, err = unlinkMatching(ctx, s.rdb, pattern, s.scanCount)
 	case ResourceRedisUser:
 		_, err = s.resources.DeleteRedisUsers(ctx, []string{o.SandboxID})
+	case ResourceRedisUsage:
+		err = s.rdb.Unlink(ctx, keys.Usage(o.SandboxID)).Err()
 	case ResourceRouteCache:
 		var n int
 		n, err = compareAndDelete.Run(ctx, s.rdb, []string{o.Name}, o.Value).Int()
@@ -393,6 +408,8 @@ func (s *Service) checkOrphanName(o Orphan) error {
 		ok = ok && o.Name == keys.Namespace(o.SandboxID)
 	case ResourceRedisUser:
 		ok = ok && o.Name == s.resources.RedisUserName(o.SandboxID)
+	case ResourceRedisUsage:
+		ok = ok && o.Name == keys.Usage(o.SandboxID)
 	case ResourceMapping:
 		ok = ok && sandbox.ValidGuildID(o.Name)
 	case ResourceRouteCache:

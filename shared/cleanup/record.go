@@ -68,11 +68,13 @@ type CacheStep struct {
 	Invalidated int       `json:"entries_invalidated"`
 }
 
-// KeysStep records the Redis keys of the sandbox's namespace that were unlinked.
+// KeysStep records the Redis keys of the sandbox's namespace that were unlinked, and whether
+// its usage hash (outside the namespace, keys.Usage) existed and was unlinked too.
 type KeysStep struct {
-	At        time.Time `json:"at"`
-	Unlinked  int64     `json:"keys_unlinked"`
-	Primaries int       `json:"primaries_scanned"`
+	At            time.Time `json:"at"`
+	Unlinked      int64     `json:"keys_unlinked"`
+	Primaries     int       `json:"primaries_scanned"`
+	UsageUnlinked bool      `json:"usage_unlinked,omitempty"`
 }
 
 // RedisUserStep records the deletion of the sandbox's Redis ACL user, which also closed the

@@ -222,14 +222,14 @@ func (t *teardownRun) recordRedisUser(ctx context.Context, res provision.RedisUs
 		"nodes": res.Nodes, "skipped": res.Skipped})
 }
 
-// recordKeys records the delete_keys step once the sandbox's keys are unlinked
-// (deleteKeysBatch).
-func (t *teardownRun) recordKeys(ctx context.Context, n int64, primaries int) error {
+// recordKeys records the delete_keys step once the sandbox's keys and usage hash are
+// unlinked (deleteKeysBatch).
+func (t *teardownRun) recordKeys(ctx context.Context, n int64, primaries int, usage bool) error {
 	if err := t.after(ctx, StepDeleteKeys); err != nil {
 		return err
 	}
-	t.rec.DeleteKeys = &KeysStep{At: t.s.now(), Unlinked: n, Primaries: primaries}
-	return t.save(ctx, map[string]any{"step": StepDeleteKeys, "keys_unlinked": n, "primaries_scanned": primaries})
+	t.rec.DeleteKeys = &KeysStep{At: t.s.now(), Unlinked: n, Primaries: primaries, UsageUnlinked: usage}
+	return t.save(ctx, map[string]any{"step": StepDeleteKeys, "keys_unlinked": n, "primaries_scanned": primaries, "usage_unlinked": usage})
 }
 
 // dropDatabase terminates the role's sessions and drops the schema and the role, waiting

@@ -268,7 +268,9 @@ func (a *app) rootCommand() *cobra.Command {
 		a.destroyCommand(), a.connectCommand(), a.guildsCommand(), a.routeCommand(),
 		a.cleanupCommand(),
 	)
-	root.AddCommand(a.eventsCommand(), a.devCommand()) // events.go, dev.go
+	root.AddCommand(a.eventsCommand(), a.devCommand())    // events.go, dev.go
+	root.AddCommand(a.shareCommand(), a.unshareCommand()) // share.go
+	root.AddCommand(a.templatesCommand())                 // templates.go
 	root.AddCommand(a.versionCommand(), a.completionCommand())
 	strictHelp(root)
 	a.prepareTree(root)

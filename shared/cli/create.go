@@ -40,18 +40,20 @@ func generatedName(user string) string {
 
 func (a *app) createCommand() *cobra.Command {
 	var (
-		ttl    time.Duration
-		guilds []string
-		meta   []string
+		ttl      time.Duration
+		guilds   []string
+		meta     []string
+		template string
 	)
 	cmd := &cobra.Command{
 		Use:   "create [NAME]",
 		Short: "Create a sandbox (a generated name when NAME is omitted)",
 		Example: "  sandbox create alice-feature-x --ttl 24h --guild 1234567890123456789\n" +
-			"  sandbox create --ttl 2d --meta branch=feature-x --json",
+			"  sandbox create --ttl 2d --meta branch=feature-x --json\n" +
+			"  sandbox create alice-xp --template guild-xp",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			req := apiwire.CreateRequest{Guilds: guilds}
+			req := apiwire.CreateRequest{Guilds: guilds, Template: template}
 			if len(argv) == 1 {
 				req.Name = argv[0]
 			} else {
@@ -62,6 +64,11 @@ func (a *app) createCommand() *cobra.Command {
 			}
 			if ttl != 0 {
 				req.TTL = sandbox.FormatDuration(ttl)
+			}
+			if template != "" {
+				if err := checkTemplate(template); err != nil {
+					return err
+				}
 			}
 			for _, g := range guilds {
 				if err := checkGuild(g); err != nil {
@@ -83,7 +90,11 @@ func (a *app) createCommand() *cobra.Command {
 				return err
 			}
 			started := a.now()
-			spin := startSpinner(a.spinnerWriter(), a.errStyle(), "Creating sandbox "+req.Name+" (schema, role, event stream)…")
+			what := "schema, role, event stream"
+			if template != "" {
+				what = "template " + template + ", " + what
+			}
+			spin := startSpinner(a.spinnerWriter(), a.errStyle(), "Creating sandbox "+req.Name+" ("+what+")…")
 			sb, err := c.Create(cmd.Context(), req)
 			spin.Stop()
 			if err != nil {
@@ -95,14 +106,17 @@ func (a *app) createCommand() *cobra.Command {
 			st, w := a.outStyle(), a.env.Stdout
 			fmt.Fprintf(w, "%s sandbox %s (id %s) in %s\n", st.green("Created"), st.bold(sb.Name), sb.ID,
 				a.now().Sub(started).Round(time.Millisecond))
-			writeFields(w, st, "  ", [][2]string{
+			fields := [][2]string{
 				{"Status", st.status(sb.Status)},
 				{"Owner", ownerField(sb.Owner)},
 				{"Expires", fmt.Sprintf("%s (in %s)", formatTime(sb.ExpiresAt, a.loc()), humanDuration(sb.TimeLeft()))},
 				{"Guilds", guildList(sb.Guilds)},
-				{"Schema", sb.Schema},
-				{"Stream", sb.Stream},
-			})
+			}
+			if sb.Template != "" && sb.Template != sandbox.DefaultTemplate { // the default one goes without saying
+				fields = append(fields, [2]string{"Template", sb.Template})
+			}
+			fields = append(fields, [][2]string{{"Schema", sb.Schema}, {"Stream", sb.Stream}}...)
+			writeFields(w, st, "  ", fields)
 			fmt.Fprintf(w, "\nConnect a worker to it:\n  eval \"$(sandbox connect %s)\"\n", sb.Name)
 			return nil
 		},
@@ -111,5 +125,6 @@ func (a *app) createCommand() *cobra.Command {
 	f.Var(durationFlag{&ttl, "ttl"}, "ttl", "time to live, e.g. 90m, 24h, 7d, 1d12h (default: the API's, 24h)")
 	f.StringArrayVar(&guilds, "guild", nil, "map this Discord guild id to the sandbox (repeatable)")
 	f.StringArrayVar(&meta, "meta", nil, "attach metadata key=value (repeatable)")
+	f.StringVar(&template, "template", "", "clone this template, with its seed rows if it has some (sandbox templates lists them; default: the deployment's)")
 	return cmd
 }

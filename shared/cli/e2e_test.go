@@ -432,8 +432,8 @@ func TestCommandsEndToEnd(t *testing.T) {
 	}
 	r = s.run(t, adminToken, "list", "--all", "--wide")
 	expect(t, r, ExitOK)
-	mustMatch(t, r.stdout, `^NAME +ID +STATUS +OWNER +EXPIRES IN +GUILDS\n`)
-	mustMatch(t, r.stdout, `\ncarol-arn +[a-z0-9]{16} +running +`+regexp.QuoteMeta(carol)+` +1h30m +-\n`)
+	mustMatch(t, r.stdout, `^NAME +ID +STATUS +OWNER +EXPIRES IN +GUILDS +EVENTS +LAST EVENT +STREAM +PENDING +SCHEMA +KEYS\n`)
+	mustMatch(t, r.stdout, `\ncarol-arn +[a-z0-9]{16} +running +`+regexp.QuoteMeta(carol)+` +1h30m +- +0 +- +0 +0 +[0-9.]+ KiB +-\n`)
 	r = s.run(t, carolToken, "status", "carol-arn")
 	expect(t, r, ExitOK)
 	mustContain(t, r.stdout, "Owner      carol ("+carol+")", "Time left  1h30m")

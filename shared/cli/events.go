@@ -37,7 +37,8 @@ func (a *app) eventsCommand() *cobra.Command {
 		Long: "events prints the entries of a sandbox's event stream, oldest first, one line each: when\n" +
 			"the router appended it, the event type, the guild, the payload's size, the gateway\n" +
 			"sequence number and the entry id. It reads through the API (GET /v1/sandboxes/{name}/events),\n" +
-			"as the owner or an admin, and never touches the workers' consumer group.\n\n" +
+			"as the owner, a collaborator or an admin, and never touches the workers' consumer group\n" +
+			"(sandbox events rewind NAME --to TIME|ID moves it back).\n\n" +
 			"Without --since it starts at the oldest entry the stream holds (it keeps the newest\n" +
 			"ROUTER_STREAM_MAXLEN, 10000 by default); --since 10m starts ten minutes ago, --since <id>\n" +
 			"after that entry (the id a previous run printed last). When entries after the start were\n" +
@@ -67,6 +68,7 @@ func (a *app) eventsCommand() *cobra.Command {
 			return a.showEvents(cmd.Context(), c, r, start, follow)
 		},
 	}
+	cmd.AddCommand(a.eventsRewindCommand()) // rewind.go
 	f := cmd.Flags()
 	f.BoolVarP(&follow, "follow", "f", false, "keep printing new events until Ctrl-C (or until the sandbox is destroyed)")
 	f.StringVar(&since, "since", "", "start at now minus a duration (10m, 2h, 1d) or after an entry id (1718000000000-0)")

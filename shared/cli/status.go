@@ -23,9 +23,10 @@ func (a *app) statusCommand() *cobra.Command {
 	interval := defaultWatchInterval
 	cmd := &cobra.Command{
 		Use:   "status NAME",
-		Short: "Show a sandbox, its timing, guilds and health checks",
-		Long: "status shows a sandbox: timing (created, expires, time left or EXPIRED), guilds, each\n" +
-			"health check with its latency, the overall health and when it was checked.\n\n" +
+		Short: "Show a sandbox, its timing, guilds, usage and health checks",
+		Long: "status shows a sandbox: timing (created, expires, time left or EXPIRED), guilds, what it\n" +
+			"used (events routed, last event, stream length and pending entries, schema size, key count,\n" +
+			"idle or not), each health check with its latency, the overall health and when it was checked.\n\n" +
 			"--watch refreshes every --interval until Ctrl-C, redrawing in place on a terminal (one JSON\n" +
 			"document per line with --json); it ends with exit code 0 when the sandbox is gone.",
 		Args: cobra.ExactArgs(1),
@@ -87,9 +88,14 @@ func renderStatus(w io.Writer, st style, v *StatusView, now time.Time, loc *time
 		{"Sandbox", fmt.Sprintf("%s (id %s)", st.bold(sb.Name), sb.ID)},
 		{"Status", st.status(sb.Status)},
 		{"Owner", ownerField(sb.Owner)},
+	}
+	if sb.SharedRole != "" {
+		fields = append(fields, [2]string{"Shared", "with you as a " + string(sb.SharedRole)})
+	}
+	fields = append(fields, [][2]string{
 		{"Created", fmt.Sprintf("%s (%s)", formatTime(sb.CreatedAt, loc), ago(sb.CreatedAt, now))},
 		{"Expires", formatTime(sb.ExpiresAt, loc)},
-	}
+	}...)
 	switch {
 	case sb.DestroyedAt != nil:
 		fields = append(fields, [2]string{"Destroyed", fmt.Sprintf("%s (%s)", formatTime(*sb.DestroyedAt, loc), ago(*sb.DestroyedAt, now))})
@@ -117,6 +123,10 @@ func renderStatus(w io.Writer, st style, v *StatusView, now time.Time, loc *time
 	}
 	writeFields(w, st, "", fields)
 
+	if u := sb.Usage; u != nil {
+		fmt.Fprintf(w, "\n%s\n", st.bold("Usage"))
+		writeFields(w, st, "  ", usageFields(st, u, now, loc))
+	}
 	if h := v.Health; h != nil {
 		fmt.Fprintf(w, "\n%s  %s (checked at %s)\n", st.bold("Health"), st.status(h.Overall), formatTime(h.CheckedAt, loc))
 		rows := make([][]cell, 0, len(h.Checks))
@@ -270,4 +280,50 @@ func (a *app) watchStatus(ctx context.Context, c *Client, name string, interval 
 		case <-ticker.C():
 		}
 	}
+}
+
+// usageFields are the lines of a sandbox's usage in status (docs/api.md, "Usage").
+func usageFields(st style, u *apiwire.Usage, now time.Time, loc *time.Location) [][2]string {
+	events := "none routed yet"
+	if u.LastEventAt != nil {
+		events = fmt.Sprintf("%d routed, the last at %s (%s)", u.EventsRouted, formatTime(*u.LastEventAt, loc), ago(*u.LastEventAt, now))
+	}
+	keys := "not counted yet (the cleanup counts them every run)"
+	if u.Keys != nil {
+		keys = fmt.Sprintf("%d", *u.Keys)
+		if u.KeysCountedAt != nil {
+			keys += " (counted by the cleanup " + ago(*u.KeysCountedAt, now) + ")"
+		}
+	}
+	fields := [][2]string{
+		{"Events", events},
+		{"Stream", fmt.Sprintf("%d entries, %d pending", u.StreamLength, u.StreamPending)},
+		{"Schema", formatBytes(u.SchemaBytes)},
+		{"Keys", keys},
+	}
+	after := humanDuration(time.Duration(u.IdleAfterSeconds) * time.Second)
+	if u.Idle {
+		fields = append(fields, [2]string{"Idle", st.yellow(fmt.Sprintf("yes: no event for %s (idle after %s); destroy it if it is no longer needed",
+			humanDuration(time.Duration(u.IdleSeconds)*time.Second), after))})
+	} else {
+		fields = append(fields, [2]string{"Idle", fmt.Sprintf("no (idle after %s without an event)", after)})
+	}
+	if len(u.Unavailable) > 0 {
+		fields = append(fields, [2]string{"Unavailable", st.red(strings.Join(u.Unavailable, ", ") + ": those figures show zero")})
+	}
+	return fields
+}
+
+// formatBytes is a size for people: bytes, or kB, MB, GB (powers of 1024, one decimal).
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 3; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGT"[exp])
 }

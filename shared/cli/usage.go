@@ -84,14 +84,16 @@ func joinList(words []string, last string) string {
 }
 
 // groupUsage is cobra's usage template without the "sandbox guilds [flags]" line of a group:
-// groups are runnable only to fail (runGroup), so their usage is their commands.
+// groups are runnable only to fail (runGroup), so their usage is their commands. A command
+// that takes arguments and has commands too (events NAME, events rewind) keeps its line: its
+// Use says more than its name.
 func groupUsage(root *cobra.Command) string {
 	const line = "{{if .Runnable}}"
 	t := root.UsageTemplate()
 	if !strings.Contains(t, line) {
 		panic("cobra's usage template changed: groupUsage needs updating")
 	}
-	return strings.Replace(t, line, "{{if and .Runnable (not .HasAvailableSubCommands)}}", 1)
+	return strings.Replace(t, line, "{{if and .Runnable (or (not .HasAvailableSubCommands) (ne .Use .Name))}}", 1)
 }
 
 // groupArgs refuses anything but a subcommand after a group: cobra got here because the word

@@ -84,8 +84,9 @@ func LoadShared(r *Reader) Shared {
 	r.Check(c.RedisAddr != "", "REDIS_ADDR", "is required")
 	r.Check(c.RedisAccess.Valid(), "SANDBOX_REDIS_ACCESS", "%q is not one of %s, %s", c.RedisAccess, sandbox.RedisAccessACL, sandbox.RedisAccessShared)
 	r.Check(c.RedisPassword == "" || c.RedisPasswordSecretARN == "", "REDIS_PASSWORD", "set either REDIS_PASSWORD or REDIS_PASSWORD_SECRET_ARN, not both")
-	r.Check(identRE.MatchString(c.TemplateSchema) && !strings.HasPrefix(c.TemplateSchema, "sb_") && c.TemplateSchema != "sandbox_control",
-		"SANDBOX_TEMPLATE_SCHEMA", "%q must be a plain lowercase identifier, not sandbox_control nor starting with sb_", c.TemplateSchema)
+	// The rule of every template's source schema, registered or configured.
+	terr := sandbox.ValidateTemplateSchema("SANDBOX_TEMPLATE_SCHEMA", c.TemplateSchema)
+	r.Check(terr == nil, "SANDBOX_TEMPLATE_SCHEMA", "%v", terr)
 	r.Check(c.Limits.DefaultTTL >= c.Limits.MinTTL && c.Limits.DefaultTTL <= c.Limits.MaxLifetime,
 		"SANDBOX_DEFAULT_TTL", "%s must lie between SANDBOX_MIN_TTL (%s) and SANDBOX_MAX_LIFETIME (%s)",
 		c.Limits.DefaultTTL, c.Limits.MinTTL, c.Limits.MaxLifetime)

@@ -58,28 +58,45 @@ type CreateInput struct {
 	TTL      time.Duration // zero means the default TTL
 	Guilds   []string
 	Metadata map[string]string
+	// Template names the template to clone; "" is sandbox.DefaultTemplate. Its default TTL
+	// applies when TTL is zero.
+	Template string
 }
 
-// Validate checks the input and returns the normalized guilds and TTL.
-func (m *Manager) validateCreate(in CreateInput) ([]string, time.Duration, error) {
+// Validate checks the input and returns the normalized guilds and TTL, and the template.
+func (m *Manager) validateCreate(ctx context.Context, in CreateInput) ([]string, time.Duration, sandbox.Template, error) {
+	var none sandbox.Template
 	if err := sandbox.ValidateName(in.Name); err != nil {
-		return nil, 0, err
+		return nil, 0, none, err
 	}
 	if err := sandbox.ValidateOwner(in.Owner); err != nil {
-		return nil, 0, err
+		return nil, 0, none, err
 	}
-	ttl, err := m.limits.ResolveTTL(in.TTL)
-	if err != nil {
-		return nil, 0, err
+	if in.TTL != 0 {
+		if _, err := m.limits.ResolveTTL(in.TTL); err != nil {
+			return nil, 0, none, err
+		}
 	}
 	guilds, err := m.limits.NormalizeGuilds(in.Guilds)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, none, err
 	}
 	if err := m.limits.ValidateMetadata(in.Metadata); err != nil {
-		return nil, 0, err
+		return nil, 0, none, err
 	}
-	return guilds, ttl, nil
+	tmpl, err := m.templateFor(ctx, in.Template)
+	if err != nil {
+		return nil, 0, none, err
+	}
+	ttl := in.TTL
+	if ttl == 0 {
+		ttl = tmpl.DefaultTTL // zero for the deployment's default
+	}
+	ttl, err = m.limits.ResolveTTL(ttl)
+	if err != nil {
+		return nil, 0, none, err
+	}
+	return guilds, ttl, tmpl, nil
 }
 
 // Create validates the input, records the sandbox in status creating together with its guild
@@ -89,7 +106,7 @@ func (m *Manager) validateCreate(in CreateInput) ([]string, time.Duration, error
 // error wraps sandbox.ErrProvisioningFailed alongside the failed sandbox.
 func (m *Manager) Create(ctx context.Context, actor string, in CreateInput) (_ *sandbox.Sandbox, err error) {
 	defer withOp(&err, "create sandbox %q", in.Name)
-	guilds, ttl, err := m.validateCreate(in)
+	guilds, ttl, tmpl, err := m.validateCreate(ctx, in)
 	if err != nil {
 		return nil, err
 	}
@@ -128,10 +145,10 @@ func (m *Manager) Create(ctx context.Context, actor string, in CreateInput) (_ *
 			return err
 		}
 		row := tx.QueryRow(ctx, `
-			INSERT INTO sandbox_control.sandboxes (id, name, owner, status, schema_name, db_role, created_at, updated_at, expires_at, metadata)
-			VALUES ($1, $2, $3, 'creating', $4, $5, $6, $6, $7, $8)
+			INSERT INTO sandbox_control.sandboxes (id, name, owner, status, schema_name, db_role, created_at, updated_at, expires_at, metadata, template)
+			VALUES ($1, $2, $3, 'creating', $4, $5, $6, $6, $7, $8, $9)
 			RETURNING `+sandboxColumns,
-			id, in.Name, in.Owner, sandbox.SchemaName(id), sandbox.RoleName(id), now, now.Add(ttl), metadata)
+			id, in.Name, in.Owner, sandbox.SchemaName(id), sandbox.RoleName(id), now, now.Add(ttl), metadata, tmpl.Name)
 		if _, err := scanSandbox(row); err != nil {
 			if c, ok := uniqueViolation(err); ok && c == "sandboxes_live_name" {
 				return sandbox.Errorf(sandbox.CodeNameTaken, "a sandbox named %q already exists", in.Name)
@@ -147,7 +164,7 @@ func (m *Manager) Create(ctx context.Context, actor string, in CreateInput) (_ *
 		}
 		return audit(ctx, tx, actor, ActionCreate, id, map[string]any{
 			"name": in.Name, "owner": in.Owner, "ttl_seconds": int64(ttl / time.Second), "guilds": guilds, "expires_at": now.Add(ttl),
-			"unparked": unparked,
+			"unparked": unparked, "template": tmpl.Name,
 		})
 	})
 	if err != nil {
@@ -155,8 +172,10 @@ func (m *Manager) Create(ctx context.Context, actor string, in CreateInput) (_ *
 	}
 	m.publishRouteChanges(ctx)
 
+	var running map[string]any
 	if m.provisioner != nil {
-		if perr := m.provisioner.Provision(ctx, id); perr != nil {
+		rows, perr := m.provisionFrom(ctx, id, tmpl)
+		if perr != nil {
 			// The failure must be recorded even when the caller has gone away.
 			failed, ferr := m.MarkFailed(context.WithoutCancel(ctx), actor, id, perr.Error())
 			if ferr != nil {
@@ -165,8 +184,11 @@ func (m *Manager) Create(ctx context.Context, actor string, in CreateInput) (_ *
 			failed.Guilds = guilds
 			return failed, &provisioningError{cause: perr}
 		}
+		if !tmpl.Builtin {
+			running = map[string]any{"template": tmpl.Name, "source_schema": tmpl.SourceSchema, "seed_rows": rows}
+		}
 	}
-	running, err := m.transition(ctx, actor, id, nil, sandbox.StatusRunning, ActionRunning, nil)
+	sb, err := m.transition(ctx, actor, id, nil, sandbox.StatusRunning, ActionRunning, running)
 	if err != nil {
 		// Provisioned but not running: leave it failed, for the teardown to take at once.
 		if _, ferr := m.MarkFailed(context.WithoutCancel(ctx), actor, id, "creation did not complete: "+err.Error()); ferr != nil {
@@ -175,8 +197,8 @@ func (m *Manager) Create(ctx context.Context, actor string, in CreateInput) (_ *
 		}
 		return nil, err
 	}
-	running.Guilds = guilds // the transition published the route change
-	return running, nil
+	sb.Guilds = guilds // the transition published the route change
+	return sb, nil
 }
 
 // provisioningError keeps the cause for logs while the code and message stay caller-safe.

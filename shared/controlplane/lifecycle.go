@@ -84,7 +84,13 @@ func (m *Manager) fencedTransition(ctx context.Context, claim *TeardownClaim, ac
 			d[k] = v
 		}
 		out = sb
-		return audit(ctx, tx, actor, action, id, d)
+		if err := audit(ctx, tx, actor, action, id, d); err != nil {
+			return err
+		}
+		if to == sandbox.StatusDestroyed {
+			return endShares(ctx, tx, actor, id) // a destroyed sandbox's shares end with it
+		}
+		return nil
 	})
 	if err == nil {
 		m.publishRouteChanges(ctx)

@@ -77,6 +77,8 @@ func (m *Manager) loadGuilds(ctx context.Context, sbs []*sandbox.Sandbox) error 
 // ListFilter selects sandboxes for List.
 type ListFilter struct {
 	Owner string // empty: every owner
+	// SharedWith, with Owner, adds the sandboxes shared with this principal (sandbox_shares).
+	SharedWith string
 	// Status filters by stored status; "expired" selects running sandboxes past expiry.
 	Status           string
 	IncludeDestroyed bool
@@ -115,6 +117,10 @@ func (m *Manager) List(ctx context.Context, f ListFilter) (_ ListPage, err error
 	if f.Owner != "" {
 		owner = f.Owner
 	}
+	var sharedWith any
+	if f.SharedWith != "" {
+		sharedWith = f.SharedWith
+	}
 	var after *cursor
 	if f.Cursor != "" {
 		c, err := m.cursors.decode(f.Cursor)
@@ -129,14 +135,15 @@ func (m *Manager) List(ctx context.Context, f ListFilter) (_ ListPage, err error
 	}
 	rows, err := m.db.Query(ctx, `
 		SELECT `+sandboxColumns+` FROM sandbox_control.sandboxes
-		WHERE ($1::text IS NULL OR owner = $1)
+		WHERE ($1::text IS NULL OR owner = $1
+			OR id IN (SELECT sandbox_id FROM sandbox_control.sandbox_shares WHERE principal = $9::text))
 		  AND ($2::text IS NULL OR status = $2)
 		  AND (NOT $3 OR (status = 'running' AND expires_at <= $7))
 		  AND ($4 OR status <> 'destroyed' OR $2::text = 'destroyed')
 		  AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6::text))
 		ORDER BY created_at DESC, id DESC
 		LIMIT $8`,
-		owner, status, expired, f.IncludeDestroyed, afterAt, afterID, m.now().UTC(), f.Limit+1)
+		owner, status, expired, f.IncludeDestroyed, afterAt, afterID, m.now().UTC(), f.Limit+1, sharedWith)
 	if err != nil {
 		return ListPage{}, err
 	}

@@ -17,7 +17,7 @@ import (
 func columnsOf(alias string) string {
 	return fmt.Sprintf(`%[1]sid, %[1]sname, %[1]sowner, %[1]sstatus, %[1]sschema_name, %[1]sdb_role, %[1]screated_at,
 	%[1]supdated_at, %[1]sexpires_at, %[1]sdestroyed_at, %[1]smetadata, %[1]steardown, %[1]scleanup_attempts,
-	coalesce(%[1]slast_error, ''), %[1]sexpiry_warned_at`, alias)
+	coalesce(%[1]slast_error, ''), %[1]sexpiry_warned_at, %[1]stemplate`, alias)
 }
 
 // sandboxColumns is the unqualified select list of scanSandbox.
@@ -40,7 +40,7 @@ func scanSandbox(row pgx.Row, extra ...any) (*sandbox.Sandbox, error) {
 	)
 	dest := append(extra, &sb.ID, &sb.Name, &sb.Owner, &status, &sb.SchemaName, &sb.DBRole, &sb.CreatedAt,
 		&sb.UpdatedAt, &sb.ExpiresAt, &sb.DestroyedAt, &metadata, &teardown, &sb.CleanupAttempts,
-		&sb.LastError, &sb.ExpiryWarnedAt)
+		&sb.LastError, &sb.ExpiryWarnedAt, &sb.Template)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -78,6 +78,10 @@ const (
 	ActionGuildProtect     = "guild.protect"
 	// ActionConnect records a connect: who asked and which credentials were rotated.
 	ActionConnect = "sandbox.connect"
+	// The template registry's changes (templates.go), with no sandbox.
+	ActionTemplateAdd    = "template.add"
+	ActionTemplateUpdate = "template.update"
+	ActionTemplateRetire = "template.retire"
 )
 
 // audit appends one entry; callers pass the transaction of the change it records.

@@ -5,6 +5,8 @@
 //	                         one sandbox, one slot)
 //	sandbox:{<id>}:events    the sandbox's event stream
 //	sandbox:route:<guild_id> route cache entry of one guild (outside any namespace: per guild)
+//	sandbox:usage:{<id>}     usage counters of one sandbox (outside its namespace, in its
+//	                         slot: usage.go)
 //
 // and of the Redis ACL users that confine each sandbox to its namespace (ACLUser,
 // SandboxACLRules): a sandbox's user matches its own keys and channels only, never a route;
@@ -60,6 +62,11 @@ const AllNamespacesPattern = prefix + "{*}:*"
 
 // AllRoutesPattern matches every route cache entry.
 const AllRoutesPattern = routePrefix + "*"
+
+// AllKeysPattern matches every key of this layout: the namespaces, the route cache, the
+// usage hashes and the route generation (orphan reconciliation's one pass, which tells them
+// apart with the Parse functions).
+const AllKeysPattern = prefix + "*"
 
 // ParseNamespaceKey returns the sandbox id of a key inside a namespace, and false for any key
 // that does not match the layout exactly (including ids that are not valid).

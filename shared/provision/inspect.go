@@ -88,12 +88,11 @@ func (p *Provisioner) Inspect(ctx context.Context, id string) (Resources, error)
 			}
 		}
 		// Sizes from the catalog: pg_total_relation_size reads no row of the relation.
-		err = p.db.QueryRow(ctx, `SELECT coalesce(pg_catalog.sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::bigint
-			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-			WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'm')`, schema).Scan(&r.Bytes)
+		sizes, err := schemaSizes(ctx, p.db, []string{schema})
 		if err != nil {
 			return r, err
 		}
+		r.Bytes = sizes[schema]
 	}
 	if p.rdb != nil {
 		n, err := p.rdb.Exists(ctx, keys.EventStream(id)).Result()

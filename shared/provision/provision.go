@@ -93,15 +93,33 @@ func (p *Provisioner) redisUsers() bool {
 // TemplateSchema returns the schema sandboxes are cloned from.
 func (p *Provisioner) TemplateSchema() string { return p.template }
 
-// Provision creates the schema, its tables and the role in one transaction, then the event
-// stream with its consumer group.
+// Provision creates the schema, its tables (cloned from the configured template schema,
+// without rows) and the role in one transaction, then the event stream with its consumer
+// group.
 func (p *Provisioner) Provision(ctx context.Context, id string) error {
+	_, err := p.ProvisionFrom(ctx, id, sandbox.TemplateSource{Schema: p.template})
+	return err
+}
+
+// ProvisionFrom is Provision from the source schema of a template, copying its rows (the seed
+// rows) when src says so (seed.go); it returns how many rows it copied.
+func (p *Provisioner) ProvisionFrom(ctx context.Context, id string, src sandbox.TemplateSource) (int64, error) {
 	if err := checkID(id); err != nil {
+		return 0, err
+	}
+	var copied int64
+	if err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) (err error) {
+		copied, err = p.provisionDatabase(ctx, tx, id, src)
 		return err
+	}); err != nil {
+		return 0, fmt.Errorf("provision schema and role of %s: %w", id, err)
 	}
-	if err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error { return p.provisionDatabase(ctx, tx, id) }); err != nil {
-		return fmt.Errorf("provision schema and role of %s: %w", id, err)
-	}
+	return copied, p.provisionRedis(ctx, id)
+}
+
+// provisionRedis creates the event stream with its consumer group and, in ACL mode, the
+// sandbox's Redis user.
+func (p *Provisioner) provisionRedis(ctx context.Context, id string) error {
 	if p.rdb != nil {
 		err := p.rdb.XGroupCreateMkStream(ctx, keys.EventStream(id), keys.EventsGroup, "0").Err()
 		if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") { // the group exists: provisioned before
@@ -117,21 +135,22 @@ func (p *Provisioner) Provision(ctx context.Context, id string) error {
 	return nil
 }
 
-func (p *Provisioner) provisionDatabase(ctx context.Context, tx pgx.Tx, id string) error {
+// provisionDatabase creates the schema, its tables and the role. The seed rows are copied
+// before the foreign keys are added (which then check every row at once, whatever the order
+// of the tables) and before the role exists: while they are copied the control user owns
+// every table of the new schema and no other role can reach it, so no code a sandbox could
+// define runs (docs/security.md).
+func (p *Provisioner) provisionDatabase(ctx context.Context, tx pgx.Tx, id string, src sandbox.TemplateSource) (int64, error) {
 	schema := pgx.Identifier{sandbox.SchemaName(id)}.Sanitize()
 	role := pgx.Identifier{sandbox.RoleName(id)}.Sanitize()
-	tmpl := pgx.Identifier{p.template}.Sanitize()
+	tmpl := pgx.Identifier{src.Schema}.Sanitize()
 
-	var exists bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, p.template).Scan(&exists); err != nil {
-		return err
+	if _, err := checkTemplateSource(ctx, tx, src.Schema); err != nil {
+		return 0, err
 	}
-	if !exists {
-		return fmt.Errorf("template schema %q does not exist", p.template)
-	}
-	tables, err := p.templateTables(ctx, tx)
+	tables, err := templateTables(ctx, tx, src.Schema)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	stmts := []string{"CREATE SCHEMA " + schema}
 	for _, t := range tables {
@@ -140,22 +159,33 @@ func (p *Provisioner) provisionDatabase(ctx context.Context, tx pgx.Tx, id strin
 	}
 	for _, s := range stmts {
 		if _, err := tx.Exec(ctx, s); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	if err := p.cloneForeignKeys(ctx, tx, sandbox.SchemaName(id)); err != nil {
-		return err
+	var copied int64
+	if src.CopyRows {
+		if copied, err = copyRows(ctx, tx, src.Schema, sandbox.SchemaName(id)); err != nil {
+			return 0, err
+		}
+	}
+	if err := cloneForeignKeys(ctx, tx, src.Schema, sandbox.SchemaName(id)); err != nil {
+		return 0, err
 	}
 	if err := ownSequences(ctx, tx, sandbox.SchemaName(id)); err != nil {
-		return err
+		return 0, err
+	}
+	if src.CopyRows {
+		if err := advanceSequences(ctx, tx, sandbox.SchemaName(id)); err != nil {
+			return 0, err
+		}
 	}
 	var db string
 	if err := tx.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
-		return err
+		return 0, err
 	}
 	dbIdent := pgx.Identifier{db}.Sanitize()
 	if err := LockDatabaseACL(ctx, tx); err != nil {
-		return err
+		return 0, err
 	}
 	stmts = []string{
 		// No password until connect hands one out; NOINHERIT so that no grant to PUBLIC-like
@@ -174,17 +204,18 @@ func (p *Provisioner) provisionDatabase(ctx context.Context, tx pgx.Tx, id strin
 	}
 	for _, s := range stmts {
 		if _, err := tx.Exec(ctx, s); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return copied, nil
 }
 
-func (p *Provisioner) templateTables(ctx context.Context, q pgx.Tx) ([]string, error) {
+// templateTables lists the tables of a template's source schema that are cloned.
+func templateTables(ctx context.Context, q pgx.Tx, source string) ([]string, error) {
 	rows, err := q.Query(ctx, `
 		SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-		ORDER BY c.relname`, p.template)
+		ORDER BY c.relname`, source)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +224,7 @@ func (p *Provisioner) templateTables(ctx context.Context, q pgx.Tx) ([]string, e
 
 // cloneForeignKeys adds to the clone the foreign keys between template tables, which
 // LIKE ... INCLUDING ALL does not copy, pointing them at the clone's own tables.
-func (p *Provisioner) cloneForeignKeys(ctx context.Context, tx pgx.Tx, target string) error {
+func cloneForeignKeys(ctx context.Context, tx pgx.Tx, source, target string) error {
 	rows, err := tx.Query(ctx, `
 		SELECT format('ALTER TABLE %I.%I ADD CONSTRAINT %I FOREIGN KEY (%s) REFERENCES %I.%I (%s)%s%s%s',
 			$2::text, cl.relname, c.conname,
@@ -213,7 +244,7 @@ func (p *Provisioner) cloneForeignKeys(ctx context.Context, tx pgx.Tx, target st
 		JOIN pg_class cl ON cl.oid = c.conrelid JOIN pg_namespace n ON n.oid = cl.relnamespace
 		JOIN pg_class rcl ON rcl.oid = c.confrelid JOIN pg_namespace rn ON rn.oid = rcl.relnamespace
 		WHERE c.contype = 'f' AND n.nspname = $1 AND rn.nspname = $1
-		ORDER BY cl.relname, c.conname`, p.template, target)
+		ORDER BY cl.relname, c.conname`, source, target)
 	if err != nil {
 		return err
 	}

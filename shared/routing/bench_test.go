@@ -192,7 +192,8 @@ func TestRedisRoundTripsPerBatch(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
 	guilds := f.guilds
-	xadds := fmt.Sprintf("xadd×%d", f.sandboxes)
+	// The appends, then each sandbox's usage count, in one pipeline (usage.go).
+	xadds := fmt.Sprintf("xadd×%d evalsha×%d", f.sandboxes, benchSandboxes)
 	route := func() {
 		t.Helper()
 		res := f.router.Route(ctx, nil, f.batch)

@@ -148,7 +148,7 @@ func New(o Options) (*Router, error) {
 			publishInterval: cmp.Or(o.PublishInterval, DefaultPublishInterval),
 			now:             o.Now,
 		},
-		streams: &streamWriter{rdb: o.Redis, maxLen: int64(o.StreamMaxLen), timeout: o.RedisTimeout},
+		streams: &streamWriter{rdb: o.Redis, maxLen: int64(o.StreamMaxLen), timeout: o.RedisTimeout, now: o.Now, log: o.Logger},
 		production: &productionSender{
 			queue: o.Production, url: o.ProductionQueueURL, name: "production queue", fifo: isFIFO(o.ProductionQueueURL),
 			concurrency: o.ProductionConcurrency, timeout: o.SQSTimeout,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -42,15 +43,21 @@ func newStreamEntry(sandboxID string, m *Message, d gateway.Dispatch, receivedAt
 	return streamEntry{sandboxID: sandboxID, values: values}
 }
 
-// streamWriter appends events to sandbox streams.
+// streamWriter appends events to sandbox streams, and counts them in each sandbox's usage
+// hash (usage.go).
 type streamWriter struct {
 	rdb     redis.UniversalClient
 	maxLen  int64
 	timeout time.Duration // of the whole round trip, retries included
+	// now stamps the usage hash's last event; nil means time.Now.
+	now func() time.Time
+	// log receives the counting failures; nil means slog.Default().
+	log *slog.Logger
 }
 
 // append adds the entries in one pipelined round trip, in order (so batch order holds within
-// each stream), and returns one result per entry: nil, errStreamGone or the command's error.
+// each stream), with each sandbox's usage count after its entries, and returns one result per
+// entry: nil, errStreamGone or the command's error.
 // A pipeline does not stop at a failing command: one broken stream fails only its entries.
 // The round trip has w.timeout: when Redis does not answer by then, every entry fails with an
 // error wrapping context.DeadlineExceeded (the appends may still happen: the queue delivers
@@ -71,6 +78,12 @@ func (w *streamWriter) append(ctx context.Context, entries []streamEntry) []erro
 			Values:     e.values,
 		})
 	}
+	at := time.Now
+	if w.now != nil {
+		at = w.now
+	}
+	atMS := at().UnixMilli()
+	counts := usageCounts(ctx, pipe, entries, atMS)
 	var late error // the deadline's error, when Exec returned past it
 	err := withDeadline(ctx, w.timeout, func(ctx context.Context) error {
 		_, _ = pipe.Exec(ctx) // errors are per command, read below
@@ -94,5 +107,10 @@ func (w *streamWriter) append(ctx context.Context, entries []streamEntry) []erro
 		}
 		errs[i] = err
 	}
+	log := w.log
+	if log == nil {
+		log = slog.Default()
+	}
+	recountUnloaded(ctx, w.rdb, w.timeout, log, counts, atMS)
 	return errs
 }

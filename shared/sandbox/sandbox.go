@@ -28,6 +28,8 @@ type Sandbox struct {
 	ExpiryWarnedAt  *time.Time
 	// Guilds are the guild ids mapped to the sandbox, sorted; filled by reads that say so.
 	Guilds []string
+	// Template names the template it was created from (DefaultTemplate: the configured one).
+	Template string
 }
 
 // DisplayStatus is the status shown to people (see the package function).

@@ -1,0 +1,34 @@
+package apiwire
+
+import "time"
+
+// Usage is what one sandbox used (docs/api.md, "Usage"): the events the router routed to it
+// and when the last one came, its stream and consumer group now, its schema's size and its
+// namespace's key count. Nothing here is a metric dimension: it is per sandbox.
+type Usage struct {
+	// EventsRouted counts the events the router appended to the sandbox's stream since it was
+	// created (counted by the router in the usage hash, which the sandbox cannot write).
+	EventsRouted int64 `json:"events_routed"`
+	// LastEventAt is when the router appended the last one; null before the first.
+	LastEventAt *time.Time `json:"last_event_at"`
+	// StreamLength is the entries its stream holds now (the router trims it to
+	// ROUTER_STREAM_MAXLEN); StreamPending those its consumer group workers was delivered and
+	// has not acknowledged.
+	StreamLength  int64 `json:"stream_length"`
+	StreamPending int64 `json:"stream_pending"`
+	// SchemaBytes is the size of its schema: tables, indexes and TOAST.
+	SchemaBytes int64 `json:"schema_bytes"`
+	// Keys is how many keys its namespace held when the cleanup's keyspace pass last counted
+	// them (KeysCountedAt, every cleanup run); null until one did.
+	Keys          *int64     `json:"keys"`
+	KeysCountedAt *time.Time `json:"keys_counted_at"`
+	// Idle is set when a running sandbox had no event for IdleAfterSeconds
+	// (SANDBOX_IDLE_AFTER), counted from its last event or, before any, from its creation;
+	// IdleSeconds is for how long it had none.
+	Idle             bool  `json:"idle"`
+	IdleSeconds      int64 `json:"idle_seconds"`
+	IdleAfterSeconds int64 `json:"idle_after_seconds"`
+	// Unavailable names the stores that could not be read now ("redis", "database"): their
+	// fields are zero.
+	Unavailable []string `json:"unavailable,omitempty"`
+}

@@ -1,0 +1,179 @@
+package provision
+
+// This file: reading what sandboxes use, for many at once (a list page): their usage hashes
+// (written by the router and the cleanup pass, keys.Usage) with their streams in one Redis
+// round trip, and their schemas' sizes in one catalog query.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// RedisUsage is what Redis says a sandbox used.
+type RedisUsage struct {
+	// Events counts the events the router appended to its stream.
+	Events int64
+	// LastEventAt is when it appended the last one; nil before the first.
+	LastEventAt *time.Time
+	// Stream is its event stream now (Exists false once it is gone).
+	Stream Stream
+	// Keys is how many keys its namespace held at the last cleanup pass that counted them
+	// (KeysCountedAt); nil until one did.
+	Keys          *int64
+	KeysCountedAt *time.Time
+}
+
+// RedisUsage reads the usage hash and the event stream of every sandbox of ids, with one
+// pipelined round trip (HGETALL, XINFO STREAM and XINFO GROUPS per sandbox; on a cluster, one
+// per node, each sandbox's commands in its slot). A sandbox without a hash or a stream reads
+// as zeros.
+func (p *Provisioner) RedisUsage(ctx context.Context, ids []string) (map[string]RedisUsage, error) {
+	out := make(map[string]RedisUsage, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	if p.rdb == nil {
+		return nil, errors.New("provision: read usage: no Redis client")
+	}
+	type reads struct {
+		hash   *redis.MapStringStringCmd
+		info   *redis.XInfoStreamCmd
+		groups *redis.XInfoGroupsCmd
+	}
+	pipe := p.rdb.Pipeline()
+	cmds := make(map[string]reads, len(ids))
+	for _, id := range ids {
+		if err := checkID(id); err != nil {
+			return nil, err
+		}
+		stream := keys.EventStream(id)
+		cmds[id] = reads{pipe.HGetAll(ctx, keys.Usage(id)), pipe.XInfoStream(ctx, stream), pipe.XInfoGroups(ctx, stream)}
+	}
+	_, _ = pipe.Exec(ctx) // each command's error is read below
+	for id, c := range cmds {
+		u := RedisUsage{Stream: Stream{Key: keys.EventStream(id)}}
+		hash, err := c.hash.Result()
+		if err != nil {
+			return nil, fmt.Errorf("read usage: HGETALL %s: %w", keys.Usage(id), err)
+		}
+		u.Events = field(hash, keys.UsageFieldEvents)
+		u.LastEventAt = fieldTime(hash, keys.UsageFieldLastEventMS)
+		if _, ok := hash[keys.UsageFieldKeys]; ok {
+			n := field(hash, keys.UsageFieldKeys)
+			u.Keys, u.KeysCountedAt = &n, fieldTime(hash, keys.UsageFieldKeysCountedMS)
+		}
+		if err := c.info.Err(); err != nil && !isNoSuchKey(err) {
+			return nil, fmt.Errorf("read usage: XINFO STREAM %s: %w", u.Stream.Key, err)
+		} else if err == nil {
+			u.Stream.Exists, u.Stream.Length, u.Stream.Groups = true, c.info.Val().Length, c.info.Val().Groups
+			// The worker owns its stream and may have deleted its group: no group, nothing pending.
+			for _, g := range c.groups.Val() {
+				if g.Name == keys.EventsGroup {
+					u.Stream.EventsGroup, u.Stream.Pending = true, g.Pending
+				}
+			}
+		}
+		out[id] = u
+	}
+	return out, nil
+}
+
+// isNoSuchKey is XINFO's answer for a stream that does not exist.
+func isNoSuchKey(err error) bool { return redis.HasErrorPrefix(err, "no such key") }
+
+// field reads a counter of a usage hash: 0 when absent or not a number (the hash is the
+// functions' own, but a value that does not parse must not fail a read).
+func field(hash map[string]string, name string) int64 {
+	n, err := strconv.ParseInt(hash[name], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// fieldTime reads a Unix-milliseconds field of a usage hash; nil when absent.
+func fieldTime(hash map[string]string, name string) *time.Time {
+	if ms := field(hash, name); ms > 0 {
+		t := time.UnixMilli(ms).UTC()
+		return &t
+	}
+	return nil
+}
+
+// sizeLockTimeout bounds how long reading the sizes waits for a lock: the size functions take
+// a lock that a sandbox's own session holding ACCESS EXCLUSIVE on its table (LOCK TABLE)
+// would keep them from, and one sandbox must not hold up a list of many.
+const sizeLockTimeout = 250 * time.Millisecond
+
+// SchemaSizes returns the total size in bytes of each sandbox's schema (its tables, their
+// indexes and TOAST), for the sandboxes of ids whose schema exists. Like Inspect it reads the
+// catalogs and pg_total_relation_size only, never a row of a sandbox's relation, in one query
+// with a lock timeout (sizeLockTimeout): when a sandbox's session holds a lock that long, the
+// read fails rather than waits.
+func (p *Provisioner) SchemaSizes(ctx context.Context, ids []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	schemas := make([]string, len(ids))
+	for i, id := range ids {
+		if err := checkID(id); err != nil {
+			return nil, err
+		}
+		schemas[i] = sandbox.SchemaName(id)
+	}
+	err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", sizeLockTimeout.Milliseconds())); err != nil {
+			return err
+		}
+		sizes, err := schemaSizes(ctx, tx, schemas)
+		for schema, n := range sizes {
+			if id, ok := idOfName(schema); ok {
+				out[id] = n
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read schema sizes: %w", err)
+	}
+	return out, nil
+}
+
+// schemaSizes returns the total size of the relations (tables, materialized views, with their
+// indexes and TOAST) of each existing schema of schemas, from the catalog:
+// pg_total_relation_size reads no row of a relation. Inspect and SchemaSizes share it.
+func schemaSizes(ctx context.Context, q querier, schemas []string) (map[string]int64, error) {
+	rows, err := q.Query(ctx, `
+		SELECT n.nspname, coalesce(pg_catalog.sum(pg_catalog.pg_total_relation_size(c.oid)), 0)::bigint
+		FROM pg_catalog.pg_namespace n
+		LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'm')
+		WHERE n.nspname = ANY($1) GROUP BY n.nspname`, schemas)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(schemas))
+	var (
+		schema string
+		bytes  int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&schema, &bytes}, func() error {
+		out[schema] = bytes
+		return nil
+	})
+	return out, err
+}
+
+// querier is a pool, a connection or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}

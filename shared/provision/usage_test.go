@@ -1,0 +1,135 @@
+package provision_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
+	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// A sandbox's code cannot forge its usage: its Redis user is refused every write, read and
+// script on its usage hash, which lives outside its namespace, while its own keys stay
+// writable (the control).
+func TestSandboxCannotTouchItsUsage(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	id, _ := provisioned(t, e)
+	creds, err := e.p.RotateCredentials(ctx, id, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	usage := keys.Usage(id)
+	if err := e.rdb.HSet(ctx, usage, keys.UsageFieldEvents, 3).Err(); err != nil {
+		t.Fatal(err)
+	}
+	sb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t), DB: e.rdb.Options().DB,
+		Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1})
+	defer func() { _ = sb.Close() }()
+	if err := sb.HSet(ctx, keys.Namespace(id)+"h", "f", 1).Err(); err != nil {
+		t.Fatalf("the sandbox cannot write its own keys: %v: this test proves nothing", err)
+	}
+	for name, f := range map[string]func() error{
+		"HSET":           func() error { return sb.HSet(ctx, usage, keys.UsageFieldEvents, 999999).Err() },
+		"HINCRBY":        func() error { return sb.HIncrBy(ctx, usage, keys.UsageFieldEvents, 1).Err() },
+		"HGETALL":        func() error { return sb.HGetAll(ctx, usage).Err() },
+		"DEL":            func() error { return sb.Del(ctx, usage).Err() },
+		"UNLINK":         func() error { return sb.Unlink(ctx, usage).Err() },
+		"RENAME onto it": func() error { return sb.Rename(ctx, keys.Namespace(id)+"h", usage).Err() },
+		"COPY onto it":   func() error { return sb.Copy(ctx, keys.Namespace(id)+"h", usage, 0, true).Err() },
+		"EVAL declared": func() error {
+			return sb.Eval(ctx, "return redis.call('HSET', KEYS[1], 'events', 1)", []string{usage}).Err()
+		},
+		"EVAL undeclared": func() error { return sb.Eval(ctx, "return redis.call('DEL', '"+usage+"')", nil).Err() },
+	} {
+		if err := f(); !refusal(err) {
+			t.Errorf("%s on its usage hash: got %v, want a refusal", name, err)
+		}
+	}
+	if got, _ := e.rdb.HGet(ctx, usage, keys.UsageFieldEvents).Result(); got != "3" {
+		t.Errorf("the usage hash says %q events after the attempts, want 3", got)
+	}
+}
+
+// RedisUsage reads the counters, the stream's length and its group's pending entries of many
+// sandboxes at once; a sandbox with no hash, or no stream any more, reads as zeros.
+func TestRedisUsage(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	busy, _ := provisioned(t, e)
+	quiet, _ := provisioned(t, e)
+	gone := sandbox.NewID()
+	at := time.UnixMilli(1767000000123).UTC()
+	if err := e.rdb.HSet(ctx, keys.Usage(busy), keys.UsageFieldEvents, 7, keys.UsageFieldLastEventMS, at.UnixMilli(),
+		keys.UsageFieldKeys, 4, keys.UsageFieldKeysCountedMS, at.UnixMilli()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.EventStream(busy), Values: []string{"n", strconv.Itoa(i)}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: keys.EventsGroup, Consumer: "w",
+		Streams: []string{keys.EventStream(busy), ">"}, Count: 2}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.p.RedisUsage(ctx, []string{busy, quiet, gone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := got[busy]
+	if b.Events != 7 || b.LastEventAt == nil || !b.LastEventAt.Equal(at) || b.Keys == nil || *b.Keys != 4 ||
+		b.KeysCountedAt == nil || !b.Stream.Exists || b.Stream.Length != 3 || b.Stream.Pending != 2 {
+		t.Errorf("busy: %+v", b)
+	}
+	if q := got[quiet]; q.Events != 0 || q.LastEventAt != nil || q.Keys != nil || !q.Stream.Exists || q.Stream.Length != 0 {
+		t.Errorf("quiet: %+v", q)
+	}
+	if g, ok := got[gone]; !ok || g.Stream.Exists || g.Events != 0 {
+		t.Errorf("gone: %+v %v", g, ok)
+	}
+}
+
+// SchemaSizes reads the sizes of many schemas in one catalog query, and a sandbox that holds
+// an ACCESS EXCLUSIVE lock on its table makes the read fail within the lock timeout instead
+// of holding it (and a whole list page) up.
+func TestSchemaSizes(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	a, pw := provisioned(t, e)
+	b, _ := provisioned(t, e)
+	missing := sandbox.NewID()
+	sizes, err := e.p.SchemaSizes(ctx, []string{a, b, missing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sizes[a] <= 0 || sizes[b] <= 0 {
+		t.Errorf("sizes %v", sizes)
+	}
+	if _, ok := sizes[missing]; ok {
+		t.Errorf("a schema that does not exist has a size: %v", sizes)
+	}
+
+	conn, err := connectAs(t, e.url, sandbox.RoleName(a), pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "LOCK TABLE members IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	bounded, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := e.p.SchemaSizes(bounded, []string{a, b}); err == nil || bounded.Err() != nil {
+		t.Errorf("reading a locked schema's size: %v (context %v), want the lock timeout's error", err, bounded.Err())
+	}
+}
