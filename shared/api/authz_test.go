@@ -88,6 +88,15 @@ func matrixRows() []matrixRow {
 		{pattern: "DELETE /v1/sandboxes/{name}/shares", target: true, build: func(name, _, _ string) call {
 			return call{method: "DELETE", path: "/v1/sandboxes/" + name + "/shares", query: "principal=" + url.QueryEscape(erin)}
 		}, want: [6]int{200, 403, 403, 403, 200, 401}},
+		{pattern: "POST /v1/sandboxes/{name}/events/read", target: true, build: func(name, _, _ string) call {
+			return call{method: "POST", path: "/v1/sandboxes/" + name + "/events/read", body: `{"consumer":"c1","count":5}`}
+		}, want: [6]int{200, 200, 403, 403, 200, 401}},
+		{pattern: "POST /v1/sandboxes/{name}/events/claim", target: true, build: func(name, _, _ string) call {
+			return call{method: "POST", path: "/v1/sandboxes/" + name + "/events/claim", body: `{"consumer":"c1","min_idle":"1s"}`}
+		}, want: [6]int{200, 200, 403, 403, 200, 401}},
+		{pattern: "POST /v1/sandboxes/{name}/events/ack", target: true, build: func(name, _, _ string) call {
+			return call{method: "POST", path: "/v1/sandboxes/" + name + "/events/ack", body: `{"ids":["1-0"]}`}
+		}, want: [6]int{200, 200, 403, 403, 200, 401}},
 		{pattern: "GET /v1/routes/{guild_id}", target: true, build: func(_, guild, _ string) call {
 			return call{method: "GET", path: "/v1/routes/" + guild}
 		}, want: [6]int{200, 200, 200, 200, 200, 401}},
@@ -160,7 +169,7 @@ func nextGuild(g string) string {
 
 func TestAuthorizationMatrix(t *testing.T) {
 	limits := sandbox.DefaultLimits()
-	limits.OwnerQuota = 100
+	limits.OwnerQuota = 1000
 	e := newEnv(t, envOptions{limits: limits, cleanup: func(e *env) api.CleanupAdmin { return catalogCleanup{e: e} }})
 
 	covered := map[string]bool{}

@@ -22,6 +22,10 @@ func validCall(pattern string) call {
 		c.body = `{"name":"fresh"}`
 	case "POST /v1/sandboxes/{name}/extend":
 		c.body = `{"by":"1h"}`
+	case "POST /v1/sandboxes/{name}/events/read", "POST /v1/sandboxes/{name}/events/claim":
+		c.body = `{"consumer":"c1"}`
+	case "POST /v1/sandboxes/{name}/events/ack":
+		c.body = `{"ids":["1-0"]}`
 	case "POST /v1/admin/cleanup", "GET /v1/admin/orphans":
 		c.principal = admin
 	case "POST /v1/admin/templates":

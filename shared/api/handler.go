@@ -60,6 +60,10 @@ type Resources interface {
 	InspectStream(ctx context.Context, id string) (provision.Stream, error)
 	ReadStream(ctx context.Context, id, after string, count, budget int) (provision.StreamPage, error)
 	RewindGroup(ctx context.Context, id string, to provision.RewindTarget) (provision.Rewind, error)
+	// Consumer-group reads (consume.go).
+	ReadGroup(ctx context.Context, id string, a provision.GroupReadArgs) (provision.GroupPage, error)
+	ClaimGroup(ctx context.Context, id string, a provision.GroupClaimArgs) (provision.GroupPage, error)
+	AckGroup(ctx context.Context, id, group string, ids []string) (int64, error)
 	RedisUserExists(ctx context.Context, id string) (bool, error)
 	RedisUserName(id string) string
 	RedisAccess() sandbox.RedisAccess
@@ -173,6 +177,9 @@ func (h *Handler) routes() error {
 		{pattern: "POST /v1/sandboxes/{name}/connect", serve: h.connectSandbox},
 		{pattern: "GET /v1/sandboxes/{name}/health", serve: h.sandboxHealth},
 		{pattern: "GET /v1/sandboxes/{name}/events", serve: h.events},
+		{pattern: "POST /v1/sandboxes/{name}/events/read", serve: h.consumeRead},   // consume.go
+		{pattern: "POST /v1/sandboxes/{name}/events/claim", serve: h.consumeClaim}, // consume.go
+		{pattern: "POST /v1/sandboxes/{name}/events/ack", serve: h.consumeAck},     // consume.go
 		{pattern: "GET /v1/routes/{guild_id}", serve: h.explainRoute},
 		{pattern: "GET /v1/guilds/parked", serve: h.listParked},
 		{pattern: "POST /v1/guilds/{guild_id}/release", serve: h.releaseGuild},
@@ -230,6 +237,9 @@ var routeAccess = map[string]access{
 	"POST /v1/sandboxes/{name}/shares":              accessOwner,
 	"DELETE /v1/sandboxes/{name}/shares":            accessOwner,
 	"POST /v1/sandboxes/{name}/events/rewind":       accessDeveloper,
+	"POST /v1/sandboxes/{name}/events/read":         accessDeveloper,
+	"POST /v1/sandboxes/{name}/events/claim":        accessDeveloper,
+	"POST /v1/sandboxes/{name}/events/ack":          accessDeveloper,
 	"GET /v1/templates":                             accessAnyCaller,
 	"POST /v1/admin/templates":                      accessAdmin,
 	"PATCH /v1/admin/templates/{template}":          accessAdmin,

@@ -62,6 +62,9 @@ type Env struct {
 
 	// strictDecoding makes the client refuse answer fields it does not know (tests).
 	strictDecoding bool
+	// forwardWork, when set, is the context of `forward`'s entry in flight instead of one
+	// Ctrl-C does not cancel: tests cancel it to kill a forwarder mid-entry (forward.go).
+	forwardWork context.Context
 }
 
 // OSEnv is the Env of a real process.
@@ -271,6 +274,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.AddCommand(a.eventsCommand(), a.devCommand())    // events.go, dev.go
 	root.AddCommand(a.shareCommand(), a.unshareCommand()) // share.go
 	root.AddCommand(a.templatesCommand())                 // templates.go
+	root.AddCommand(a.forwardCommand())                   // forward.go
 	root.AddCommand(a.versionCommand(), a.completionCommand())
 	strictHelp(root)
 	a.prepareTree(root)

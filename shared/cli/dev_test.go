@@ -48,8 +48,11 @@ func newLocalSQS(t *testing.T) *localSQS {
 func (l *localSQS) receive(t *testing.T) types.Message {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+		// A short visibility timeout: when a receive's answer is lost under load (the SDK
+		// retries the call, and moto has already hidden the message), the message is back
+		// in 5 s, well inside the deadline, instead of SQS's default 30 s.
 		out, err := l.client.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{
-			QueueUrl: aws.String(l.queue), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
+			QueueUrl: aws.String(l.queue), MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 5,
 			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameSentTimestamp},
 		})
 		if err != nil {

@@ -65,7 +65,7 @@ type stack struct {
 	transcript *bytes.Buffer
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t testing.TB) *stack {
 	t.Helper()
 	ctx := context.Background()
 	pool, dbURL := testenv.Postgres(t)

@@ -2,7 +2,6 @@ package provision
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -47,12 +46,8 @@ type Rewind struct {
 	Pending int64
 }
 
-var (
-	// ErrNoStream is a sandbox without an event stream (torn down, or deleted by its worker).
-	ErrNoStream = errors.New("the sandbox has no event stream")
-	// ErrNoGroup is a stream without the consumer group keys.EventsGroup: its worker deleted it.
-	ErrNoGroup = errors.New("the sandbox's stream has no consumer group " + keys.EventsGroup)
-)
+// ErrNoStream and ErrNoGroup (consume.go) are a rewind's too: the stream or its group
+// keys.EventsGroup is gone (torn down, or deleted by the sandbox's worker).
 
 // AheadError refuses a rewind whose position is after what the group has delivered: a rewind
 // only moves the group back, never past entries its workers have not read yet.
