@@ -126,7 +126,13 @@ func ParseACLUser(name string, db int) (string, bool) {
 // these key patterns too), without anything that reaches past its keys: no SCAN, RANDOMKEY,
 // DBSIZE or PUBSUB (they list or count other namespaces), no FUNCTION, SCRIPT FLUSH/KILL, no
 // client tracking (it reports other keys' changes), nothing @admin or @dangerous (KEYS,
-// FLUSHALL, CONFIG, ACL, DEBUG, MIGRATE, SORT, ...). SELECT is allowed only when the suite
+// FLUSHALL, CONFIG, ACL, DEBUG, MIGRATE, SORT, ...). Because the sandboxes share one Redis with
+// the route cache that production routing reads, nothing lets one small command stall the
+// server or fill it either: no Lua (a script loops forever, blocking every client, and
+// string.rep allocates without bound), and none of the commands whose one call allocates or
+// answers far more than its arguments (SETRANGE and SETBIT at a far offset, BITFIELD, BITOP,
+// COPY, the *STORE set operations, the random-member commands with a negative count): see
+// amplifyingCommands. SELECT is allowed only when the suite
 // itself runs on a logical database other than 0 (tests); in production it is refused, so no
 // key escapes the database that teardown cleans. The cluster topology commands a cluster
 // client needs are allowed.
@@ -139,16 +145,32 @@ func SandboxACLRules(id string, allowSelect bool) ([]string, error) {
 		"-@all",
 		"+@read", "+@write", "+@keyspace", "+@string", "+@hash", "+@list", "+@set", "+@sortedset",
 		"+@stream", "+@bitmap", "+@hyperloglog", "+@geo", "+@pubsub", "+@transaction",
-		"+@connection", "+@scripting",
-		"-@dangerous", "-@admin",
+		"+@connection",
+		"-@dangerous", "-@admin", "-@scripting",
 		"-scan", "-randomkey", "-dbsize", "-pubsub", "-move", "-swapdb", "-select",
 		"-function", "-fcall", "-fcall_ro", "-script|flush", "-script|kill", "-script|debug",
 		"-client|tracking", "-client|caching", "-client|trackinginfo", "-client|getredir",
 		"+cluster|slots", "+cluster|shards", "+cluster|nodes", "+cluster|info", "+cluster|myid",
 		"+readonly", "+readwrite", "+asking",
 	}
+	for _, c := range amplifyingCommands {
+		rules = append(rules, "-"+c)
+	}
 	if allowSelect {
 		rules = append(rules, "+select")
 	}
 	return rules, nil
+}
+
+// amplifyingCommands are the data commands a sandbox's user is refused because one call
+// costs the shared server far more than its arguments: 512 MB from SETRANGE or SETBIT at a far
+// offset, or from BITFIELD SET; a copy of any size from COPY, BITOP and the *STORE commands;
+// an answer of any length from SRANDMEMBER, ZRANDMEMBER and HRANDFIELD with a negative
+// count. GEORADIUS and GEORADIUSBYMEMBER are refused for their STORE option (GEOSEARCH and
+// the _RO forms read the same).
+var amplifyingCommands = []string{
+	"setrange", "setbit", "bitfield", "bitop", "copy",
+	"sunionstore", "sinterstore", "sdiffstore", "zunionstore", "zinterstore", "zdiffstore", "zrangestore",
+	"georadius", "georadiusbymember", "geosearchstore",
+	"srandmember", "zrandmember", "hrandfield",
 }
