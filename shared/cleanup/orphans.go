@@ -175,6 +175,13 @@ func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (Orphan
 			}
 		}
 		s.recordKeyCounts(ctx, counts)
+		var live []string
+		for _, id := range redisUsers {
+			if st, ok := states[id]; ok && st.Status.Live() {
+				live = append(live, id)
+			}
+		}
+		s.refreshRedisUserRules(ctx, live)
 	}
 	for key, r := range routes {
 		add(Orphan{Type: ResourceRouteCache, Name: key, SandboxID: r.SandboxID, Value: routecache.Encode(r)})
@@ -433,4 +440,20 @@ func (s *Service) sandboxLive(ctx context.Context, id string) (bool, error) {
 	}
 	st, ok := states[id]
 	return ok && st.Status.Live(), nil
+}
+
+// refreshRedisUserRules sets the rules of the live sandboxes' Redis users again
+// (provision.RefreshRedisUserRules), so a user made under older rules gets today's at the next
+// run rather than at its sandbox's next connect (docs/security.md, "Redis"). Failures are
+// logged: the next run sets them again.
+func (s *Service) refreshRedisUserRules(ctx context.Context, ids []string) {
+	n, err := s.resources.RefreshRedisUserRules(ctx, ids)
+	if err != nil {
+		s.log.WarnContext(ctx, "setting the sandbox Redis users' rules again failed; the next run tries again",
+			"sandboxes", len(ids), logkey.Error, err)
+		return
+	}
+	if n > 0 {
+		s.log.DebugContext(ctx, "sandbox Redis users' rules set again", "sandboxes", n)
+	}
 }

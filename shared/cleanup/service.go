@@ -129,6 +129,7 @@ type OrphanResources interface {
 	DropSchema(ctx context.Context, id string, lockTimeout time.Duration) (provision.DropResult, error)
 	DropRole(ctx context.Context, id string, lockTimeout time.Duration) (provision.DropResult, error)
 	DeleteRedisUsers(ctx context.Context, ids []string) (map[string]provision.RedisUserResult, error)
+	RefreshRedisUserRules(ctx context.Context, ids []string) (int, error)
 }
 
 // Resources is all cleanup asks of the per-sandbox resources (provision.Provisioner), whose

@@ -193,3 +193,40 @@ func (p *Provisioner) SandboxRedisUsers(ctx context.Context) ([]string, error) {
 	}
 	return ids, nil
 }
+
+// RefreshRedisUserRules sets the rules of the sandboxes' existing ACL users again on every
+// node, without "reset" and without a password, so each user keeps its password and its
+// connections and gets exactly keys.SandboxACLRules ("-@all" first). It brings a user made
+// under older rules in line (a rule refused later, such as Lua, must not stay allowed until
+// the sandbox's next connect). One pipeline per node; it returns how many users it set.
+// Called with the users ACL USERS listed: one deleted meanwhile (a teardown) comes back
+// "off", without a password, nobody able to use it, and the orphan finder removes it.
+func (p *Provisioner) RefreshRedisUserRules(ctx context.Context, ids []string) (int, error) {
+	if !p.redisUsers() || len(ids) == 0 {
+		return 0, nil
+	}
+	cmds := make([][]any, 0, len(ids))
+	for _, id := range ids {
+		rules, err := keys.SandboxACLRules(id, p.allowSelect())
+		if err != nil {
+			return 0, err
+		}
+		args := []any{"ACL", "SETUSER", p.RedisUserName(id)}
+		for _, r := range rules {
+			args = append(args, r)
+		}
+		cmds = append(cmds, args)
+	}
+	_, err := forEachNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
+		pipe := node.Pipeline()
+		for _, args := range cmds {
+			pipe.Do(ctx, args...)
+		}
+		_, err := pipe.Exec(ctx)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("ACL SETUSER (refresh %d users): %w", len(ids), err)
+	}
+	return len(ids), nil
+}

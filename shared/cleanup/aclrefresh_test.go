@@ -1,0 +1,68 @@
+package cleanup
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
+	"github.com/botplatform/discord-sandboxes/shared/keys"
+)
+
+// A sandbox's Redis user made under older rules (here: Lua allowed, as it was) gets today's
+// rules at the next scheduled run, keeping its password and its open connection; the user of
+// a destroyed sandbox is not set again (teardown removed it; the orphan finder owns what is
+// left), and a dry run changes nothing.
+func TestRunSetsOlderRedisUsersRulesAgain(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	sb := e.create(t, "acl-refresh", time.Hour)
+	creds, err := e.p.RotateCredentials(ctx, sb.ID, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := e.p.RedisUserName(sb.ID)
+	if err := e.rdb.Do(ctx, "ACL", "SETUSER", user, "+@scripting").Err(); err != nil { // the older rules
+		t.Fatal(err)
+	}
+	worker := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t), DB: e.rdb.Options().DB,
+		Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1, PoolSize: 1})
+	defer func() { _ = worker.Close() }()
+	own := []string{keys.Namespace(sb.ID) + "k"}
+	if err := worker.Eval(ctx, "return 1", own).Err(); err != nil {
+		t.Fatalf("the older rules allow Lua: %v", err)
+	}
+
+	gone := e.create(t, "acl-refresh-gone", time.Hour)
+	if _, err := e.s.Destroy(ctx, "test", gone.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := e.s.Run(ctx, RunOptions{DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := worker.Eval(ctx, "return 1", own).Err(); err != nil {
+		t.Fatalf("a dry run changed the rules: %v", err)
+	}
+	if _, err := e.s.Run(ctx, RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := worker.Eval(ctx, "return 1", own).Err(); !redis.HasErrorPrefix(err, "NOPERM") {
+		t.Fatalf("after the run, Lua: %v, want NOPERM", err)
+	}
+	if err := worker.XAdd(ctx, &redis.XAddArgs{Stream: keys.EventStream(sb.ID), Values: []string{"t", "x"}}).Err(); err != nil {
+		t.Errorf("the open connection lost its stream: %v", err)
+	}
+	fresh := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t), DB: e.rdb.Options().DB,
+		Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1})
+	defer func() { _ = fresh.Close() }()
+	if err := fresh.Ping(ctx).Err(); err != nil {
+		t.Errorf("the password no longer authenticates: %v", err)
+	}
+	if exists, err := e.p.RedisUserExists(ctx, gone.ID); err != nil || exists {
+		t.Errorf("the destroyed sandbox's user: exists %v, %v", exists, err)
+	}
+}
