@@ -87,7 +87,6 @@ func (h *Handler) consumeRead(w http.ResponseWriter, r *http.Request, c caller) 
 	if err != nil {
 		return err
 	}
-	groups := h.deps.Resources
 	if err := consumable(sb); err != nil {
 		return err
 	}
@@ -96,7 +95,7 @@ func (h *Handler) consumeRead(w http.ResponseWriter, r *http.Request, c caller) 
 		args.Wait = boundedWait(ctx, args.Wait)
 	}
 	args.Create = true
-	got, err := groups.ReadGroup(ctx, sb.ID, args)
+	got, err := h.deps.Resources.ReadGroup(ctx, sb.ID, args)
 	if err != nil {
 		return h.consumeError(ctx, sb, args.Group, err)
 	}
@@ -119,16 +118,9 @@ func (h *Handler) consumeRead(w http.ResponseWriter, r *http.Request, c caller) 
 
 // parseConsumeRead validates a read's body.
 func parseConsumeRead(req apiwire.ConsumeReadRequest) (a provision.GroupReadArgs, err error) {
-	if a.Group, err = consumeGroup(req.Group); err != nil {
+	if a.Group, a.Consumer, err = consumeReader(req.Group, req.Consumer, "the name of the reader within the group"); err != nil {
 		return a, err
 	}
-	if req.Consumer == "" {
-		return a, sandbox.InvalidField("consumer", "consumer is required: the name of the reader within the group")
-	}
-	if err = sandbox.ValidateConsumerName("consumer", req.Consumer); err != nil {
-		return a, err
-	}
-	a.Consumer = req.Consumer
 	if a.Count, err = consumeCount(req.Count); err != nil {
 		return a, err
 	}
@@ -151,6 +143,22 @@ func parseConsumeRead(req apiwire.ConsumeReadRequest) (a provision.GroupReadArgs
 	return a, nil
 }
 
+// consumeReader validates the group and the consumer of a read or a claim; what says what the
+// consumer is, in the error when it is missing.
+func consumeReader(group, consumer, what string) (string, string, error) {
+	g, err := consumeGroup(group)
+	if err != nil {
+		return "", "", err
+	}
+	if consumer == "" {
+		return "", "", sandbox.InvalidField("consumer", "consumer is required: %s", what)
+	}
+	if err := sandbox.ValidateConsumerName("consumer", consumer); err != nil {
+		return "", "", err
+	}
+	return g, consumer, nil
+}
+
 // boundedWait keeps a wait consumeWaitMargin inside the invocation's deadline; 0 when no
 // time is left for one.
 func boundedWait(ctx context.Context, wait time.Duration) time.Duration {
@@ -171,11 +179,10 @@ func (h *Handler) consumeClaim(w http.ResponseWriter, r *http.Request, c caller)
 	if err != nil {
 		return err
 	}
-	groups := h.deps.Resources
 	if err := consumable(sb); err != nil {
 		return err
 	}
-	got, err := groups.ClaimGroup(r.Context(), sb.ID, args)
+	got, err := h.deps.Resources.ClaimGroup(r.Context(), sb.ID, args)
 	if err != nil {
 		return h.consumeError(r.Context(), sb, args.Group, err)
 	}
@@ -189,16 +196,9 @@ func (h *Handler) consumeClaim(w http.ResponseWriter, r *http.Request, c caller)
 
 // parseConsumeClaim validates a claim's body.
 func parseConsumeClaim(req apiwire.ConsumeClaimRequest) (a provision.GroupClaimArgs, err error) {
-	if a.Group, err = consumeGroup(req.Group); err != nil {
+	if a.Group, a.Consumer, err = consumeReader(req.Group, req.Consumer, "the name of the reader that takes the entries over"); err != nil {
 		return a, err
 	}
-	if req.Consumer == "" {
-		return a, sandbox.InvalidField("consumer", "consumer is required: the name of the reader that takes the entries over")
-	}
-	if err = sandbox.ValidateConsumerName("consumer", req.Consumer); err != nil {
-		return a, err
-	}
-	a.Consumer = req.Consumer
 	if a.Count, err = consumeCount(req.Count); err != nil {
 		return a, err
 	}
@@ -243,11 +243,10 @@ func (h *Handler) consumeAck(w http.ResponseWriter, r *http.Request, c caller) e
 	if err != nil {
 		return err
 	}
-	groups := h.deps.Resources
 	if err := consumable(sb); err != nil {
 		return err
 	}
-	n, err := groups.AckGroup(r.Context(), sb.ID, group, ids)
+	n, err := h.deps.Resources.AckGroup(r.Context(), sb.ID, group, ids)
 	if err != nil {
 		return h.consumeError(r.Context(), sb, group, err)
 	}
@@ -282,7 +281,7 @@ func (h *Handler) consumePage(sb *sandbox.Sandbox, group, consumer string, got p
 	}
 	spent := 0
 	for _, en := range got.Entries {
-		e := consumedOf(en)
+		e := apiwire.ConsumedEntry{EventFields: eventFieldsOf(en)}
 		payload := en.Fields[keys.StreamFieldPayload]
 		switch {
 		case len(payload) > consumeBudget:
@@ -303,13 +302,4 @@ func (h *Handler) consumePage(sb *sandbox.Sandbox, group, consumer string, got p
 		}
 	}
 	return page
-}
-
-// consumedOf renders one entry like eventOf, bounded the same way.
-func consumedOf(en provision.StreamEntry) apiwire.ConsumedEntry {
-	ev := eventOf(en)
-	return apiwire.ConsumedEntry{
-		ID: ev.ID, Time: ev.Time, ReceivedAt: ev.ReceivedAt, Type: ev.Type, GuildID: ev.GuildID,
-		Seq: ev.Seq, MessageID: ev.MessageID, GroupID: ev.GroupID, Size: ev.Size,
-	}
 }

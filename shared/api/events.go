@@ -62,7 +62,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, c caller) error
 		if len(page.Events) == q.limit {
 			break
 		}
-		ev := eventOf(en)
+		ev := apiwire.Event{EventFields: eventFieldsOf(en)}
 		if q.payload {
 			payload := en.Fields[keys.StreamFieldPayload]
 			switch {
@@ -146,12 +146,13 @@ func (h *Handler) parseEventsQuery(qs query) (eventsQuery, error) {
 	return q, nil
 }
 
-// eventOf renders one stream entry; the payload is added by the caller when asked for.
+// eventFieldsOf renders one stream entry's fields, bounded (the entries are the sandbox's to
+// write too); the caller adds the payload when asked for.
 // Fields are bounded and times kept within what JSON can carry: the sandbox's own user may
 // have written the entry.
-func eventOf(en provision.StreamEntry) apiwire.Event {
+func eventFieldsOf(en provision.StreamEntry) apiwire.EventFields {
 	f := en.Fields
-	ev := apiwire.Event{
+	ev := apiwire.EventFields{
 		ID:        en.ID,
 		Type:      truncate(f[keys.StreamFieldType], maxEventFieldLen),
 		GuildID:   truncate(f[keys.StreamFieldGuildID], maxEventFieldLen),

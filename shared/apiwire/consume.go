@@ -1,7 +1,5 @@
 package apiwire
 
-import "time"
-
 // ConsumeReadRequest is the body of POST /v1/sandboxes/{name}/events/read: the next entries
 // of the sandbox's stream for one consumer of a consumer group (XREADGROUP).
 type ConsumeReadRequest struct {
@@ -79,16 +77,7 @@ type ConsumePage struct {
 // payload as the exact bytes the stream holds (base64 in JSON), so that a forwarder can pass
 // them on unchanged.
 type ConsumedEntry struct {
-	ID         string     `json:"id"`
-	Time       time.Time  `json:"time"`
-	ReceivedAt *time.Time `json:"received_at,omitempty"`
-	Type       string     `json:"type"`
-	GuildID    string     `json:"guild_id,omitempty"`
-	Seq        *int64     `json:"seq,omitempty"`
-	MessageID  string     `json:"message_id"`
-	GroupID    string     `json:"group_id,omitempty"`
-	// Size is the payload's length in bytes.
-	Size int `json:"size"`
+	EventFields
 	// Payload is the gateway payload byte for byte (base64 in JSON).
 	Payload []byte `json:"payload,omitempty"`
 	// PayloadOmitted is set when the payload alone is larger than an answer's payload

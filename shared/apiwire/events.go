@@ -33,8 +33,9 @@ type EventsPage struct {
 	Trimmed bool `json:"trimmed"`
 }
 
-// Event is one entry of a sandbox's event stream, as the router appended it.
-type Event struct {
+// EventFields are the fields of a stream entry that every answer carrying entries shows
+// (Event, ConsumedEntry), bounded the same way: the entry's own, as the router appended them.
+type EventFields struct {
 	// ID is the stream entry id (milliseconds-sequence).
 	ID string `json:"id"`
 	// Time is when the router appended it (from the entry id).
@@ -52,6 +53,11 @@ type Event struct {
 	GroupID string `json:"group_id,omitempty"`
 	// Size is the payload's length in bytes.
 	Size int `json:"size"`
+}
+
+// Event is one entry of a sandbox's event stream, as the router appended it.
+type Event struct {
+	EventFields
 	// Payload is the raw gateway payload, as received; only with include_payload=true.
 	Payload json.RawMessage `json:"payload,omitempty"`
 	// PayloadOmitted is set when the payload was asked for but is left out: it is not JSON,

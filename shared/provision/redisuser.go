@@ -63,14 +63,19 @@ func (p *Provisioner) setRedisUser(ctx context.Context, id, password string) err
 // setUserArgs is the ACL SETUSER command of a sandbox's user; the password appears only as
 // its SHA-256 hash.
 func setUserArgs(user, id, password string, allowSelect bool) ([]any, error) {
-	rules, err := keys.SandboxACLRules(id, allowSelect)
-	if err != nil {
-		return nil, err
-	}
 	args := []any{"ACL", "SETUSER", user, "reset", "on"}
 	if password != "" {
 		sum := sha256.Sum256([]byte(password))
 		args = append(args, "#"+hex.EncodeToString(sum[:]))
+	}
+	return appendRules(args, id, allowSelect)
+}
+
+// appendRules appends the sandbox user's rules (keys.SandboxACLRules) to an ACL SETUSER.
+func appendRules(args []any, id string, allowSelect bool) ([]any, error) {
+	rules, err := keys.SandboxACLRules(id, allowSelect)
+	if err != nil {
+		return nil, err
 	}
 	for _, r := range rules {
 		args = append(args, r)
@@ -207,13 +212,9 @@ func (p *Provisioner) RefreshRedisUserRules(ctx context.Context, ids []string) (
 	}
 	cmds := make([][]any, 0, len(ids))
 	for _, id := range ids {
-		rules, err := keys.SandboxACLRules(id, p.allowSelect())
+		args, err := appendRules([]any{"ACL", "SETUSER", p.RedisUserName(id)}, id, p.allowSelect())
 		if err != nil {
 			return 0, err
-		}
-		args := []any{"ACL", "SETUSER", p.RedisUserName(id)}
-		for _, r := range rules {
-			args = append(args, r)
 		}
 		cmds = append(cmds, args)
 	}
