@@ -17,10 +17,8 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
+	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -51,20 +49,13 @@ func main() {
 	flag.BoolVar(&f.migrate, "migrate", false, "run the migrate step: apply the control plane's migrations, print the report as JSON and exit")
 	flag.StringVar(&f.routerRole, "router-role", "", "with -migrate: grant this database `role` the router's privileges (docs/deploy.md)")
 	flag.Parse()
-	if err := run(f); err != nil {
-		fmt.Fprintln(os.Stderr, "api:", err)
-		os.Exit(1)
-	}
+	lambdakit.Main("api", func(ctx context.Context, logger *slog.Logger) error { return run(ctx, f, logger) })
 }
 
-func run(f flags) error {
+func run(ctx context.Context, f flags, logger *slog.Logger) error {
 	if f.routerRole != "" && !f.migrate {
 		return errors.New("-router-role goes with -migrate")
 	}
-	logger := lambdakit.SetupLogging(os.Stderr)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
 	cfg, err := api.LoadConfig(os.LookupEnv)
 	if err != nil {
 		return err

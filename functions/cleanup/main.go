@@ -21,8 +21,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sns"
@@ -38,8 +36,9 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/routecache"
 )
 
-// maxDBConns sizes the pool: the teardown workers, plus the gauges and orphan queries.
-const maxDBConns = cleanup.DefaultConcurrency + 2
+// dbPoolSize is one connection per teardown worker, plus one each for the gauges and the orphan
+// queries.
+const dbPoolSize = cleanup.DefaultConcurrency + 2
 
 type flags struct {
 	interval time.Duration
@@ -53,29 +52,19 @@ func main() {
 	flag.BoolVar(&f.dryRun, "dry-run", false, "outside Lambda: report candidates, due warnings and orphans, change nothing")
 	flag.StringVar(&f.invoke, "invoke", "", "handle the scheduled event in this JSON `file` once, print the response and exit")
 	flag.Parse()
-	logger := lambdakit.SetupLogging(os.Stderr)
-	if err := run(f, logger); err != nil {
-		logger.Error("cleanup stopped", logkey.Error, err)
-		os.Exit(1)
-	}
+	lambdakit.Main("cleanup", func(ctx context.Context, logger *slog.Logger) error { return run(ctx, f, logger) })
 }
 
-func run(f flags, logger *slog.Logger) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
+func run(ctx context.Context, f flags, logger *slog.Logger) error {
 	cfg, err := cleanup.LoadConfig(os.LookupEnv)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	stores, awsCfg, err := clients.OpenInAWS(ctx, cfg.Shared, maxDBConns)
+	stores, awsCfg, err := clients.OpenInAWS(ctx, cfg.Shared, dbPoolSize, controlplane.CheckSchema)
 	if err != nil {
 		return err
 	}
 	defer stores.Close()
-	if err := controlplane.CheckSchema(ctx, stores.DB); err != nil {
-		return err
-	}
 
 	resources := provision.New(stores.DB, stores.Redis, cfg.TemplateSchema, provision.WithRedisAccess(cfg.RedisAccess))
 	manager := controlplane.NewManager(stores.DB, controlplane.Options{

@@ -17,8 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -26,7 +24,6 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/clients"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/lambdakit"
-	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
 	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/routing"
@@ -42,29 +39,19 @@ const localRegion = "us-east-1"
 func main() {
 	invoke := flag.String("invoke", "", "handle the SQS event in this JSON `file` once, print the response and exit")
 	flag.Parse()
-	logger := lambdakit.SetupLogging(os.Stderr)
-	if err := run(*invoke, logger); err != nil {
-		logger.Error("router stopped", logkey.Error, err)
-		os.Exit(1)
-	}
+	lambdakit.Main("router", func(ctx context.Context, logger *slog.Logger) error { return run(ctx, *invoke, logger) })
 }
 
-func run(invokeFile string, logger *slog.Logger) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
+func run(ctx context.Context, invokeFile string, logger *slog.Logger) error {
 	cfg, err := routing.LoadConfig(os.LookupEnv)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	stores, awsCfg, err := clients.OpenInAWS(ctx, cfg.Shared, maxDBConns)
+	stores, awsCfg, err := clients.OpenInAWS(ctx, cfg.Shared, maxDBConns, controlplane.CheckSchema)
 	if err != nil {
 		return err
 	}
 	defer stores.Close()
-	if err := controlplane.CheckSchema(ctx, stores.DB); err != nil {
-		return err
-	}
 	queues := sqs.NewFromConfig(awsCfg, func(o *sqs.Options) {
 		if cfg.SQSEndpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.SQSEndpoint)

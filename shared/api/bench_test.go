@@ -48,20 +48,28 @@ func BenchmarkCreateSandbox(b *testing.B) {
 	limits := sandbox.DefaultLimits()
 	limits.OwnerQuota = 1 << 30
 	e := newEnv(b, envOptions{limits: limits, discardOutput: true})
+	reportPercentiles(b, benchCreate(b, e, ""))
+}
+
+// benchCreate creates sandboxes bench-1, bench-2, ... (from template when set) in the
+// benchmark's loop and returns each creation's duration; the timer is stopped afterwards.
+func benchCreate(b *testing.B, e *env, template string) []time.Duration {
 	var durations []time.Duration
 	n := 0
 	b.ResetTimer()
 	for b.Loop() {
 		n++
-		payload := event(b, call{method: "POST", path: "/v1/sandboxes", principal: alice,
-			body: fmt.Sprintf(`{"name":"bench-%d","ttl":"1h","guilds":["%d"]}`, n, 80351110224700000+n)})
+		body := fmt.Sprintf(`{"name":"bench-%d","ttl":"1h","guilds":["%d"]}`, n, 80351110224700000+n)
+		if template != "" {
+			body = fmt.Sprintf(`{"name":"bench-%d","ttl":"1h","guilds":["%d"],"template":%q}`, n, 80351110224700000+n, template)
+		}
 		start := time.Now()
-		r := e.invokeRaw(b, payload)
+		r := e.invokeRaw(b, event(b, call{method: "POST", path: "/v1/sandboxes", principal: alice, body: body}))
 		durations = append(durations, time.Since(start))
 		if r.status != 201 {
 			b.Fatalf("status %d: %s", r.status, r.body)
 		}
 	}
 	b.StopTimer()
-	reportPercentiles(b, durations)
+	return durations
 }

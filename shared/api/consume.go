@@ -16,8 +16,8 @@ import (
 // The consume routes (docs/api.md, "Consuming through the API"): consumer-group reads,
 // claims and acknowledgements of a sandbox's stream through the API, for a developer outside
 // the VPC (`sandbox forward`). Like the events route they read only the addressed sandbox's
-// own stream, owners and admins only, and bound what they take of entries the sandbox's own
-// Redis user may have written.
+// own stream, for its owner, the developers it is shared with and admins, and bound what
+// they take of entries the sandbox's own Redis user may have written.
 
 const (
 	// defaultConsumeCount and maxConsumeCount bound the entries of one read or claim.

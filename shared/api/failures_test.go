@@ -40,7 +40,8 @@ func failureLog(t *testing.T, logs, requestID string) logLine {
 	return logLine{}
 }
 
-// closedPort returns a loopback address nothing listens on.
+// closedPort returns a loopback address nothing listens on (a free port, for a server to
+// listen on, or a dead one).
 func closedPort(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -68,7 +69,7 @@ func TestStoreErrorsAnswerAStableMessageAndLogTheCause(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(dead.Close)
-		logs := &syncBuffer{}
+		logs := &testenv.SyncBuffer{}
 		h, err := api.New(testConfig(t, deadURL, testenv.RedisAddr(t)), api.Deps{
 			Sandboxes: controlplane.NewManager(dead, controlplane.Options{Limits: sandbox.DefaultLimits()}),
 			Resources: provision.New(dead, e.rdb, "sandbox_template"), Routes: e.cache,

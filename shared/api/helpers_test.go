@@ -61,8 +61,8 @@ type env struct {
 	handler   *api.Handler
 	invoke    lambda.Handler
 	emitter   *metrics.Emitter
-	emf       *syncBuffer
-	logs      *syncBuffer
+	emf       *testenv.SyncBuffer
+	logs      *testenv.SyncBuffer
 	now       func() time.Time
 }
 
@@ -88,7 +88,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	if _, err := controlplane.Migrate(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{pool: pool, direct: pool, dbURL: dbURL, rdb: testenv.Redis(t), emf: &syncBuffer{}, logs: &syncBuffer{}, now: opts.now}
+	e := &env{pool: pool, direct: pool, dbURL: dbURL, rdb: testenv.Redis(t), emf: &testenv.SyncBuffer{}, logs: &testenv.SyncBuffer{}, now: opts.now}
 	if opts.proxy {
 		u, err := url.Parse(dbURL)
 		if err != nil {
@@ -401,30 +401,6 @@ func (e *env) unchanged(t testing.TB, before string) {
 	if after := e.snapshot(t); after != before {
 		t.Fatalf("a refused request changed state:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writers of tests.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *syncBuffer) Reset() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Reset()
 }
 
 // lambdaOf wraps a handler like the function does, without metrics.

@@ -110,7 +110,7 @@ func TestServeLocal(t *testing.T) {
 	if err := api.ServeLocal(context.Background(), cfg, e.handler, e.emitter); err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Errorf("ServeLocal on 0.0.0.0: %v", err)
 	}
-	cfg.ListenAddr = freeLoopbackAddr(t)
+	cfg.ListenAddr = closedPort(t)
 	cfg.LocalTokens = nil
 	if err := api.ServeLocal(context.Background(), cfg, e.handler, e.emitter); err == nil || !strings.Contains(err.Error(), "API_LOCAL_TOKENS") {
 		t.Errorf("ServeLocal without tokens: %v", err)
@@ -149,15 +149,4 @@ func TestServeLocal(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("ServeLocal did not stop")
 	}
-}
-
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
 }

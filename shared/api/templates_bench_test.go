@@ -3,7 +3,6 @@ package api_test
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
@@ -21,21 +20,7 @@ func BenchmarkCreateFromTemplate(b *testing.B) {
 	e := newEnv(b, envOptions{limits: limits, discardOutput: true})
 	seed := testenv.SeedTemplate(b, e.direct, "tmpl_bench", 10000)
 	registerTemplate(b, e, "bench-seed", "tmpl_bench", true)
-	var durations []time.Duration
-	n := 0
-	b.ResetTimer()
-	for b.Loop() {
-		n++
-		payload := event(b, call{method: "POST", path: "/v1/sandboxes", principal: alice,
-			body: fmt.Sprintf(`{"name":"bench-%d","ttl":"1h","guilds":["%d"],"template":"bench-seed"}`, n, 80351110224700000+n)})
-		start := time.Now()
-		r := e.invokeRaw(b, payload)
-		durations = append(durations, time.Since(start))
-		if r.status != 201 {
-			b.Fatalf("status %d: %s", r.status, r.body)
-		}
-	}
-	b.StopTimer()
+	durations := benchCreate(b, e, "bench-seed")
 	// One check that the rows came along: the benchmark measures a real copy.
 	var got int
 	if err := e.direct.QueryRow(b.Context(), fmt.Sprintf(`SELECT count(*) FROM %s.actions`,

@@ -6,11 +6,10 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
-// The admin routes answer with the cleanup service's reports. The service keeps its own
-// types (shared/cleanup: RunReport, OrphanReport, ...), which carry its domain types and the
-// cleanup function's response; the types below are their shape on the API, which
-// shared/cleanup's Admin converts to. Field for field and tag for tag they are the same
-// JSON, and shared/cleanup's TestAdminAnswersAreTheReportsJSON fails when they part.
+// The admin routes answer with the cleanup service's reports, and the cleanup function returns
+// them: the types below are those reports, defined here once so that the API, the CLI and the
+// cleanup function share one shape (shared/cleanup names them with aliases and gives the
+// resource types and the teardown steps their values).
 
 // CleanupRequest is the (optional) body of POST /v1/admin/cleanup.
 type CleanupRequest struct {
@@ -31,7 +30,8 @@ type OrphansResponse struct {
 	Removal *OrphanRemoval `json:"removal,omitempty"`
 }
 
-// RunReport is what one cleanup run did.
+// RunReport is what one cleanup run did: the cleanup function's response, and the run part
+// of POST /v1/admin/cleanup's answer.
 type RunReport struct {
 	StartedAt  time.Time `json:"started_at"`
 	DurationMS int64     `json:"duration_ms"`
@@ -48,7 +48,8 @@ type RunReport struct {
 	Failed    []SandboxFailure `json:"failed"`
 	// Skipped counts candidates another run or a destroy held, or that were no longer due.
 	Skipped int `json:"skipped"`
-	// ClaimsLost counts teardowns this run stopped because another run took their claim over.
+	// ClaimsLost counts teardowns this run stopped because another run took their claim over
+	// (their lease had expired); that run finishes them.
 	ClaimsLost int `json:"claims_lost"`
 	// LeftAtDeadline counts candidates not taken because the deadline was near.
 	LeftAtDeadline int `json:"left_at_deadline"`
@@ -63,7 +64,7 @@ type RunReport struct {
 	ActiveSandboxes int `json:"active_sandboxes"`
 	GuildMappings   int `json:"guild_mappings"`
 
-	// Errors lists problems of the run itself (not of one sandbox).
+	// Errors lists problems of the run itself (not of one sandbox); Run returns them joined.
 	Errors []string `json:"errors,omitempty"`
 }
 
@@ -71,7 +72,7 @@ type RunReport struct {
 type ExpiryReport struct {
 	Sent   int `json:"sent"`
 	Failed int `json:"failed"`
-	// Skipped says the run left the warnings to the scheduled run.
+	// Skipped says the run left the warnings to the scheduled run (the one with the topic).
 	Skipped bool `json:"skipped,omitempty"`
 	// Due lists the warnings a dry run would send.
 	Due []ExpiryWarning `json:"due,omitempty"`
@@ -94,12 +95,15 @@ type Candidate struct {
 	Reason string         `json:"reason"`
 }
 
+// TeardownStep names one step of a sandbox's teardown; shared/cleanup lists them (Steps).
+type TeardownStep string
+
 // SandboxFailure is a teardown that stopped at a failed step in a run.
 type SandboxFailure struct {
 	SandboxID string `json:"sandbox_id"`
 	// Step is the teardown step that failed; empty when the sandbox could not even be read.
-	Step  string `json:"step,omitempty"`
-	Error string `json:"error"`
+	Step  TeardownStep `json:"step,omitempty"`
+	Error string       `json:"error"`
 }
 
 // OrphanReport lists the resources named like a sandbox's that no live sandbox owns.
@@ -111,18 +115,33 @@ type OrphanReport struct {
 	Young int `json:"young"`
 }
 
+// Count returns how many orphans of type t the report holds.
+func (r OrphanReport) Count(t ResourceType) int {
+	n := 0
+	for _, o := range r.Orphans {
+		if o.Type == t {
+			n++
+		}
+	}
+	return n
+}
+
+// ResourceType is a kind of resource orphan reconciliation looks at: "schema", "role",
+// "redis", "redis_user", "redis_usage", "mapping" or "route_cache" (shared/cleanup's
+// ResourceTypes, in report order).
+type ResourceType string
+
 // Orphan is a resource named like a sandbox's whose sandbox does not exist or cannot use it.
 type Orphan struct {
-	// Type is "schema", "role", "redis", "redis_user", "redis_usage", "mapping" or
-	// "route_cache".
-	Type string `json:"type"`
+	Type ResourceType `json:"type"`
 	// Name is the schema or role name, the namespace prefix (sandbox:{id}:), the Redis ACL
 	// user's name, the usage hash's key, the guild id of a mapping, or the route cache key.
 	Name      string `json:"name"`
 	SandboxID string `json:"sandbox_id"`
 	// SandboxStatus is the status of the sandbox it belongs to, empty when there is none.
 	SandboxStatus sandbox.Status `json:"sandbox_status,omitempty"`
-	// Since is when it became an orphan as far as the control plane knows.
+	// Since is when it became an orphan as far as the control plane knows: when its sandbox
+	// was destroyed or left running, or when cleanup first saw it without a sandbox.
 	Since time.Time `json:"since"`
 	// Keys is how many keys of a Redis namespace were seen.
 	Keys int `json:"keys,omitempty"`

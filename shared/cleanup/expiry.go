@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
@@ -19,17 +20,18 @@ import (
 // ExtendBy is the extension the warning suggests.
 const ExtendBy = "12h"
 
-// ExpiryWarning tells an owner that a sandbox is about to expire.
+// ExpiryWarning tells an owner that a sandbox is about to expire: the warning a dry run lists
+// (apiwire), and how long the sandbox had left when it was written.
 type ExpiryWarning struct {
-	SandboxID string        `json:"sandbox_id"`
-	Name      string        `json:"name"`
-	Owner     string        `json:"owner"`
-	ExpiresAt time.Time     `json:"expires_at"`
-	TimeLeft  time.Duration `json:"-"`
+	apiwire.ExpiryWarning
+	TimeLeft time.Duration
 }
 
 func warningFor(sb *sandbox.Sandbox, now time.Time) ExpiryWarning {
-	return ExpiryWarning{SandboxID: sb.ID, Name: sb.Name, Owner: sb.Owner, ExpiresAt: sb.ExpiresAt.UTC(), TimeLeft: sb.TimeLeft(now)}
+	return ExpiryWarning{
+		ExpiryWarning: apiwire.ExpiryWarning{SandboxID: sb.ID, Name: sb.Name, Owner: sb.Owner, ExpiresAt: sb.ExpiresAt.UTC()},
+		TimeLeft:      sb.TimeLeft(now),
+	}
 }
 
 // ExtendCommand is the CLI command that keeps the sandbox.
@@ -103,15 +105,8 @@ func (p LogPublisher) Publish(ctx context.Context, w ExpiryWarning) error {
 	return nil
 }
 
-// ExpiryReport is what one round of expiry warnings did.
-type ExpiryReport struct {
-	Sent   int `json:"sent"`
-	Failed int `json:"failed"`
-	// Skipped says the run left the warnings to the scheduled run (RunOptions).
-	Skipped bool `json:"skipped,omitempty"`
-	// Due lists the warnings a dry run would send.
-	Due []ExpiryWarning `json:"due,omitempty"`
-}
+// ExpiryReport is what one round of expiry warnings did (part of the run's report).
+type ExpiryReport = apiwire.ExpiryReport
 
 // expiryBatch caps the warnings of one run; the rest go out on the next.
 const expiryBatch = 500
@@ -163,9 +158,9 @@ func (s *Service) dueExpiryWarnings(ctx context.Context) (ExpiryReport, error) {
 	if err != nil {
 		return ExpiryReport{}, fmt.Errorf("cleanup: list sandboxes to warn: %w", err)
 	}
-	rep := ExpiryReport{Due: make([]ExpiryWarning, len(due))}
+	rep := ExpiryReport{Due: make([]apiwire.ExpiryWarning, len(due))}
 	for i, sb := range due {
-		rep.Due[i] = warningFor(sb, now)
+		rep.Due[i] = warningFor(sb, now).ExpiryWarning
 	}
 	return rep, nil
 }

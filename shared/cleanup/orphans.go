@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/logkey"
@@ -21,8 +22,9 @@ import (
 )
 
 // ResourceType is a kind of resource orphan reconciliation looks at. The values are the
-// ResourceType dimension of the OrphanedResources metric.
-type ResourceType string
+// ResourceType dimension of the OrphanedResources metric, and the orphans' type in the
+// reports (apiwire).
+type ResourceType = apiwire.ResourceType
 
 // The resource types, in report order.
 const (
@@ -40,43 +42,17 @@ func ResourceTypes() []ResourceType {
 	return []ResourceType{ResourceSchema, ResourceRole, ResourceRedis, ResourceRedisUser, ResourceRedisUsage, ResourceMapping, ResourceRouteCache}
 }
 
-// Orphan is a resource named like a sandbox's whose sandbox does not exist or cannot use it.
-type Orphan struct {
-	Type ResourceType `json:"type"`
-	// Name is the schema or role name, the namespace prefix (sandbox:{id}:), the Redis ACL
-	// user's name, the usage hash's key, the guild id of a mapping, or the route cache key.
-	Name      string `json:"name"`
-	SandboxID string `json:"sandbox_id"`
-	// SandboxStatus is the status of the sandbox it belongs to, empty when there is none.
-	SandboxStatus sandbox.Status `json:"sandbox_status,omitempty"`
-	// Since is when it became an orphan as far as the control plane knows: when its sandbox
-	// was destroyed or left running, or when cleanup first saw it without a sandbox.
-	Since time.Time `json:"since"`
-	// Keys is how many keys of a Redis namespace were seen.
-	Keys int `json:"keys,omitempty"`
-	// Value is the route cache entry's value.
-	Value string `json:"value,omitempty"`
-}
-
-// OrphanReport is what FindOrphans found.
-type OrphanReport struct {
-	CheckedAt    time.Time `json:"checked_at"`
-	GraceSeconds int64     `json:"grace_seconds"`
-	Orphans      []Orphan  `json:"orphans"`
-	// Young counts resources that look orphaned but became so within the grace period.
-	Young int `json:"young"`
-}
-
-// Count returns how many orphans of type t the report holds.
-func (r OrphanReport) Count(t ResourceType) int {
-	n := 0
-	for _, o := range r.Orphans {
-		if o.Type == t {
-			n++
-		}
-	}
-	return n
-}
+// The orphan reports are the API's wire types (apiwire), like the run's.
+type (
+	// Orphan is a resource named like a sandbox's whose sandbox does not exist or cannot use it.
+	Orphan = apiwire.Orphan
+	// OrphanReport is what FindOrphans found.
+	OrphanReport = apiwire.OrphanReport
+	// OrphanRemoval is what RemoveOrphans did.
+	OrphanRemoval = apiwire.OrphanRemoval
+	// OrphanFailure is an orphan that could not be removed.
+	OrphanFailure = apiwire.OrphanFailure
+)
 
 // FindOrphans reports, without touching any of them, the resources named like a sandbox's
 // that no live sandbox owns: schemas and roles sb_<id> (roles only with this database's
@@ -297,20 +273,6 @@ func (s *Service) ageUnowned(ctx context.Context, cands []candidate, now time.Ti
 		}
 	}
 	return nil
-}
-
-// OrphanRemoval is what RemoveOrphans did.
-type OrphanRemoval struct {
-	Removed []Orphan `json:"removed"`
-	// Kept lists reported orphans that were live or had changed by the time of removal.
-	Kept   []Orphan        `json:"kept,omitempty"`
-	Failed []OrphanFailure `json:"failed,omitempty"`
-}
-
-// OrphanFailure is an orphan that could not be removed.
-type OrphanFailure struct {
-	Orphan
-	Error string `json:"error"`
 }
 
 // errKept marks an orphan left alone because it is not an orphan any more.

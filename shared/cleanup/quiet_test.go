@@ -1,43 +1,30 @@
 package cleanup
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 )
 
-// syncBuffer is a log destination safe for the run's concurrent workers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// records returns the JSON log records written since the last call, and forgets them.
-func (b *syncBuffer) records(t *testing.T) []map[string]any {
+// logRecords returns the JSON log records written to logs since the last call, and forgets
+// them.
+func logRecords(t *testing.T, logs *testenv.SyncBuffer) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	for line := range strings.Lines(b.buf.String()) {
+	for line := range strings.Lines(logs.Take()) {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
 		}
 		out = append(out, rec)
 	}
-	b.buf.Reset()
 	return out
 }
 
@@ -57,7 +44,7 @@ func messagesAt(recs []map[string]any, level string) []string {
 // info.
 func TestIdleRunLogsNothingAtInfo(t *testing.T) {
 	t.Parallel()
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	e := setup(t, envConfig{options: func(o *Options) {
 		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}})
@@ -68,10 +55,10 @@ func TestIdleRunLogsNothingAtInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.Idle() || rep.ActiveSandboxes != 1 {
+	if !idle(rep) || rep.ActiveSandboxes != 1 {
 		t.Fatalf("want an idle run over one live sandbox, got %+v", rep)
 	}
-	recs := logs.records(t)
+	recs := logRecords(t, logs)
 	if info := messagesAt(recs, "INFO"); len(info) > 0 {
 		t.Errorf("an idle run logged at info: %q", info)
 	}
@@ -84,11 +71,11 @@ func TestIdleRunLogsNothingAtInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Idle() || len(rep.Destroyed) != 1 || rep.Destroyed[0] != sb.ID {
+	if idle(rep) || len(rep.Destroyed) != 1 || rep.Destroyed[0] != sb.ID {
 		t.Fatalf("want a run that destroyed %s, got %+v", sb.ID, rep)
 	}
 	var summary map[string]any
-	for _, r := range logs.records(t) {
+	for _, r := range logRecords(t, logs) {
 		if r["msg"] == "cleanup run finished" {
 			summary = r
 		}
@@ -105,17 +92,17 @@ func TestRunReportIdle(t *testing.T) {
 		"a candidate":         {CandidateCount: 1},
 		"a warning sent":      {ExpiryWarnings: ExpiryReport{Sent: 1}},
 		"a warning failed":    {ExpiryWarnings: ExpiryReport{Failed: 1}},
-		"a warning due":       {ExpiryWarnings: ExpiryReport{Due: []ExpiryWarning{{}}}},
+		"a warning due":       {ExpiryWarnings: ExpiryReport{Due: []apiwire.ExpiryWarning{{}}}},
 		"an orphan":           {Orphans: &OrphanReport{Orphans: []Orphan{{Type: ResourceSchema}}}},
 		"an orphan removal":   {OrphansRemoved: &OrphanRemoval{}},
 		"orphans skipped":     {OrphansSkipped: true},
 		"an error of its own": {Errors: []string{"publish pending route changes: boom"}},
 	} {
-		if rep.Idle() {
+		if idle(rep) {
 			t.Errorf("a run with %s is idle", name)
 		}
 	}
-	if !(RunReport{Orphans: &OrphanReport{Young: 3}}).Idle() {
+	if !idle(RunReport{Orphans: &OrphanReport{Young: 3}}) {
 		t.Error("a run with only young look-alikes (not orphans yet) is not idle")
 	}
 }

@@ -4,13 +4,14 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/provision"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
 // Step names one teardown step (docs/architecture.md, "Cleanup"). The names are also the keys
-// of the record's JSON.
-type Step string
+// of the record's JSON, and the step of a failure in a run's report (apiwire).
+type Step = apiwire.TeardownStep
 
 // The teardown steps, in the order they run.
 const (

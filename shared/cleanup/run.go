@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
@@ -33,57 +34,16 @@ type RunOptions struct {
 	SkipExpiryWarnings bool
 }
 
-// Candidate is a sandbox due for teardown, as a dry run lists it.
-type Candidate struct {
-	ID     string                      `json:"id"`
-	Name   string                      `json:"name"`
-	Status sandbox.Status              `json:"status"`
-	Reason controlplane.TeardownReason `json:"reason"`
-}
-
-// SandboxFailure is a teardown that stopped at a failed step in this run.
-type SandboxFailure struct {
-	SandboxID string `json:"sandbox_id"`
-	Step      Step   `json:"step,omitempty"` // empty when the sandbox could not even be read
-	Error     string `json:"error"`
-}
-
-// RunReport is what one run did. It is the Lambda handler's response.
-type RunReport struct {
-	StartedAt  time.Time `json:"started_at"`
-	DurationMS int64     `json:"duration_ms"`
-	DryRun     bool      `json:"dry_run,omitempty"`
-
-	ExpiryWarnings ExpiryReport `json:"expiry_warnings"`
-
-	// CandidateCount is how many sandboxes were due when the run started.
-	CandidateCount int `json:"candidate_count"`
-	// Candidates lists them in a dry run.
-	Candidates []Candidate `json:"candidates,omitempty"`
-	// Destroyed lists the ids of the sandboxes this run tore down completely.
-	Destroyed []string         `json:"destroyed"`
-	Failed    []SandboxFailure `json:"failed"`
-	// Skipped counts candidates another run or a destroy held, or that were no longer due.
-	Skipped int `json:"skipped"`
-	// ClaimsLost counts teardowns this run stopped because another run took their claim over
-	// (their lease had expired); that run finishes them.
-	ClaimsLost int `json:"claims_lost"`
-	// LeftAtDeadline counts candidates not taken because the deadline was near.
-	LeftAtDeadline int `json:"left_at_deadline"`
-	// Remaining is what this run left for the next one: failed plus left at the deadline.
-	Remaining int `json:"remaining"`
-
-	Orphans        *OrphanReport  `json:"orphans,omitempty"`
-	OrphansRemoved *OrphanRemoval `json:"orphans_removed,omitempty"`
-	// OrphansSkipped is set when the deadline left no time for orphan reconciliation.
-	OrphansSkipped bool `json:"orphans_skipped,omitempty"`
-
-	ActiveSandboxes int `json:"active_sandboxes"`
-	GuildMappings   int `json:"guild_mappings"`
-
-	// Errors lists problems of the run itself (not of one sandbox); Run returns them joined.
-	Errors []string `json:"errors,omitempty"`
-}
+// The run's report is the API's wire type (apiwire), so that the cleanup function, the admin
+// routes and the CLI answer with one shape.
+type (
+	// RunReport is what one run did. It is the Lambda handler's response.
+	RunReport = apiwire.RunReport
+	// Candidate is a sandbox due for teardown, as a dry run lists it.
+	Candidate = apiwire.Candidate
+	// SandboxFailure is a teardown that stopped at a failed step in this run.
+	SandboxFailure = apiwire.SandboxFailure
+)
 
 // Run is one cleanup run: expiry warnings, then the teardown of every due sandbox (several
 // at once, each claimed so that concurrent runs never share one), then orphan
@@ -174,7 +134,7 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
 	rec.Milliseconds(metrics.CleanupDuration, elapsed)
 	// A run that found nothing to do logs at debug: make dev runs one every 30 seconds.
 	level := slog.LevelInfo
-	if rep.Idle() {
+	if idle(rep) {
 		level = slog.LevelDebug
 	}
 	attrs := []any{"dry_run", opts.DryRun, "candidates", rep.CandidateCount,
@@ -185,10 +145,10 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
 	return rep, errors.Join(errs...)
 }
 
-// Idle reports whether the run found nothing to do and nothing to report: no sandbox due, no
+// idle reports whether the run found nothing to do and nothing to report: no sandbox due, no
 // expiry warning due, sent or failed, no orphan (reported or removed), no orphan check
 // skipped, and no error of its own.
-func (r RunReport) Idle() bool {
+func idle(r RunReport) bool {
 	w := r.ExpiryWarnings
 	return r.CandidateCount == 0 && w.Sent == 0 && w.Failed == 0 && len(w.Due) == 0 &&
 		orphanCount(r.Orphans) == 0 && r.OrphansRemoved == nil && !r.OrphansSkipped && len(r.Errors) == 0
@@ -224,7 +184,7 @@ func (s *Service) runTeardowns(ctx context.Context, dryRun bool, margin time.Dur
 	if dryRun {
 		rep.Candidates = make([]Candidate, len(cands))
 		for i, c := range cands {
-			rep.Candidates[i] = Candidate{ID: c.ID, Name: c.Name, Status: c.Status, Reason: c.Reason}
+			rep.Candidates[i] = Candidate{ID: c.ID, Name: c.Name, Status: c.Status, Reason: string(c.Reason)}
 		}
 		return nil
 	}

@@ -594,7 +594,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Candidates) != 1 || rep.Candidates[0].ID != sb.ID || rep.Candidates[0].Reason != controlplane.ReasonExpired ||
+	if len(rep.Candidates) != 1 || rep.Candidates[0].ID != sb.ID || rep.Candidates[0].Reason != string(controlplane.ReasonExpired) ||
 		len(rep.ExpiryWarnings.Due) != 1 || rep.ExpiryWarnings.Sent != 0 || len(rep.Destroyed) != 0 || rep.OrphansRemoved != nil {
 		t.Fatalf("dry run report %+v", rep)
 	}

@@ -327,6 +327,28 @@ func (a *app) loc() *time.Location {
 	return a.env.Location
 }
 
+// onSandbox is the RunE of a command whose one argument is a sandbox's name: it checks the
+// name, then the command's own checks (flags), all before any request, then calls run with
+// the API client.
+func (a *app) onSandbox(run func(ctx context.Context, c *Client, name string) error, checks ...func() error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, argv []string) error {
+		name := argv[0]
+		if err := checkName(name); err != nil {
+			return err
+		}
+		for _, check := range checks {
+			if err := check(); err != nil {
+				return err
+			}
+		}
+		c, err := a.api(cmd.Context())
+		if err != nil {
+			return err
+		}
+		return run(cmd.Context(), c, name)
+	}
+}
+
 // api returns the API client, building it on first use from the flags and environment:
 // token set → bearer, else SigV4 with the AWS credential chain.
 func (a *app) api(ctx context.Context) (*Client, error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 )
 
 var (
@@ -127,7 +128,7 @@ printf '%s\n' "${COMPREPLY[@]}"`)
 type ptyRun struct {
 	t      *testing.T
 	ptmx   *os.File
-	out    *syncBuffer
+	out    *testenv.SyncBuffer
 	copied chan struct{}
 	exited chan struct{}
 	cmd    *exec.Cmd
@@ -141,7 +142,7 @@ func startPTY(t *testing.T, env []string, bin string, args ...string) *ptyRun {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &ptyRun{t: t, ptmx: ptmx, out: &syncBuffer{}, copied: make(chan struct{}), exited: make(chan struct{}), cmd: cmd}
+	p := &ptyRun{t: t, ptmx: ptmx, out: &testenv.SyncBuffer{}, copied: make(chan struct{}), exited: make(chan struct{}), cmd: cmd}
 	go func() {
 		_, _ = io.Copy(p.out, ptmx) // ends with EIO once the terminal's last user is gone
 		close(p.copied)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -15,16 +16,8 @@ func (a *app) connectCommand() *cobra.Command {
 			"sets them in the current shell; comments for people go to stderr. Every call rotates the\n" +
 			"sandbox role's password and its Redis user's password: the previous ones stop working.",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, argv []string) error {
-			name := argv[0]
-			if err := checkName(name); err != nil {
-				return err
-			}
-			c, err := a.api(cmd.Context())
-			if err != nil {
-				return err
-			}
-			conn, err := c.Connect(cmd.Context(), name)
+		RunE: a.onSandbox(func(ctx context.Context, c *Client, name string) error {
+			conn, err := c.Connect(ctx, name)
 			if err != nil {
 				return err
 			}
@@ -53,7 +46,7 @@ func (a *app) connectCommand() *cobra.Command {
 				fmt.Fprintf(e, "# to set these in your shell: eval \"$(sandbox connect %s)\"\n", conn.Name)
 			}
 			return nil
-		},
+		}),
 	}
 	return cmd
 }

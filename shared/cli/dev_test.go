@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -31,16 +30,8 @@ type localSQS struct {
 
 func newLocalSQS(t *testing.T) *localSQS {
 	t.Helper()
-	l := &localSQS{endpoint: testenv.SQSEndpoint(t)}
-	l.client = sqs.New(sqs.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(l.endpoint),
-		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
-	out, err := l.client.CreateQueue(t.Context(), &sqs.CreateQueueInput{QueueName: aws.String(fmt.Sprintf("cli-dev-%d", time.Now().UnixNano()))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.queue = aws.ToString(out.QueueUrl)
+	l := &localSQS{endpoint: testenv.SQSEndpoint(t), client: testenv.SQS(t)}
+	l.queue = testenv.SQSQueue(t, l.client, "cli-dev", nil)
 	return l
 }
 

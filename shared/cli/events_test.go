@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/routing"
@@ -231,14 +232,14 @@ func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 type followRun struct {
 	*watchRun
 	requests *atomic.Int64
-	stderr   *syncBuffer
+	stderr   *testenv.SyncBuffer
 }
 
 func startFollow(t *testing.T, s *stack, args ...string) *followRun {
 	t.Helper()
 	f := &followRun{
-		watchRun: &watchRun{t: t, ticker: &manualTicker{c: make(chan time.Time)}, out: &syncBuffer{}, done: make(chan int, 1)},
-		requests: &atomic.Int64{}, stderr: &syncBuffer{},
+		watchRun: &watchRun{t: t, ticker: &manualTicker{c: make(chan time.Time)}, out: &testenv.SyncBuffer{}, done: make(chan int, 1)},
+		requests: &atomic.Int64{}, stderr: &testenv.SyncBuffer{},
 	}
 	e := s.env(aliceToken, f.out, f.stderr)
 	e.HTTPClient = &http.Client{Transport: countingTransport{base: s.server.Client().Transport, n: f.requests}}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -16,16 +17,8 @@ func (a *app) extendCommand() *cobra.Command {
 		Short:   "Move a sandbox's expiry later",
 		Example: "  sandbox extend alice-feature-x --by 12h",
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, argv []string) error {
-			name := argv[0]
-			if err := checkName(name); err != nil {
-				return err
-			}
-			c, err := a.api(cmd.Context())
-			if err != nil {
-				return err
-			}
-			res, err := c.Extend(cmd.Context(), name, sandbox.FormatDuration(by))
+		RunE: a.onSandbox(func(ctx context.Context, c *Client, name string) error {
+			res, err := c.Extend(ctx, name, sandbox.FormatDuration(by))
 			if err != nil {
 				return err
 			}
@@ -42,7 +35,7 @@ func (a *app) extendCommand() *cobra.Command {
 			fmt.Fprintf(w, "%s %s by %s: expires %s (in %s)\n", st.green("Extended"), st.bold(name), extended,
 				formatTime(res.ExpiresAt, a.loc()), humanDuration(res.Sandbox.TimeLeft()))
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().Var(durationFlag{&by, "by"}, "by", "how much later, e.g. 90m, 12h, 2d, 1d12h (required)")
 	_ = cmd.MarkFlagRequired("by")

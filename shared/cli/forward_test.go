@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/routing"
@@ -79,7 +80,7 @@ func (k *sink) wait(t testing.TB, n int) []delivery {
 // forwardRun is a forwarder running in-process through the real CLI.
 type forwardRun struct {
 	stop, kill     context.CancelFunc
-	stdout, stderr *syncBuffer
+	stdout, stderr *testenv.SyncBuffer
 	done           chan int
 }
 
@@ -88,7 +89,7 @@ type forwardRun struct {
 func (s *stack) startForward(t testing.TB, args ...string) *forwardRun {
 	stopCtx, stop := context.WithCancel(context.Background())
 	killCtx, kill := context.WithCancel(context.Background())
-	fr := &forwardRun{stop: stop, kill: kill, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan int, 1)}
+	fr := &forwardRun{stop: stop, kill: kill, stdout: &testenv.SyncBuffer{}, stderr: &testenv.SyncBuffer{}, done: make(chan int, 1)}
 	env := s.env(aliceToken, fr.stdout, fr.stderr)
 	env.forwardWork = killCtx
 	go func() { fr.done <- Run(stopCtx, append([]string{"forward"}, args...), env) }()
@@ -467,7 +468,7 @@ func TestForwardRefusesBadFlagsAndOthersSandboxes(t *testing.T) {
 //	scripts/with-services.sh go test ./shared/cli/ -run '^$' -bench Forward -benchtime 500x
 func BenchmarkForward(b *testing.B) {
 	s := newStack(b)
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.SyncBuffer
 	if code := Run(context.Background(), []string{"create", "alice-bench", "--guild", guild1}, s.env(aliceToken, &stdout, &stderr)); code != ExitOK {
 		b.Fatalf("create: %s", stderr.String())
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -89,16 +90,8 @@ func (a *app) guildsListCommand() *cobra.Command {
 			"their count. The API records no mapping time; `sandbox route GUILD_ID` explains where one\n" +
 			"guild's events go.",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, argv []string) error {
-			name := argv[0]
-			if err := checkName(name); err != nil {
-				return err
-			}
-			c, err := a.api(cmd.Context())
-			if err != nil {
-				return err
-			}
-			sb, err := c.Get(cmd.Context(), name)
+		RunE: a.onSandbox(func(ctx context.Context, c *Client, name string) error {
+			sb, err := c.Get(ctx, name)
 			if err != nil {
 				return err
 			}
@@ -124,6 +117,6 @@ func (a *app) guildsListCommand() *cobra.Command {
 			}
 			fmt.Fprintln(w)
 			return nil
-		},
+		}),
 	}
 }

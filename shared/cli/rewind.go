@@ -40,19 +40,8 @@ func (a *app) eventsRewindCommand() *cobra.Command {
 			"  sandbox events rewind alice-feature-x --to 2026-01-20T12:00:00Z\n" +
 			"  sandbox events rewind alice-feature-x --to 1768910400123-0",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, argv []string) error {
-			name := argv[0]
-			if err := checkName(name); err != nil {
-				return err
-			}
-			if err := checkRewindTarget(to); err != nil {
-				return err
-			}
-			c, err := a.api(cmd.Context())
-			if err != nil {
-				return err
-			}
-			res, err := c.Rewind(cmd.Context(), name, to)
+		RunE: a.onSandbox(func(ctx context.Context, c *Client, name string) error {
+			res, err := c.Rewind(ctx, name, to)
 			if err != nil {
 				return err
 			}
@@ -61,7 +50,7 @@ func (a *app) eventsRewindCommand() *cobra.Command {
 			}
 			a.writeRewind(name, res)
 			return nil
-		},
+		}, func() error { return checkRewindTarget(to) }),
 	}
 	cmd.Flags().StringVar(&to, "to", "", "an entry id, an RFC 3339 time or a duration ago (10m, 2h, 1d) (required)")
 	_ = cmd.MarkFlagRequired("to")

@@ -145,16 +145,8 @@ func (a *app) unshareCommand() *cobra.Command {
 		Short:   "End a principal's share of a sandbox (from its next request on)",
 		Example: "  sandbox unshare alice-feature-x --with arn:aws:iam::123456789012:user/bob",
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, argv []string) error {
-			name := argv[0]
-			if err := checkName(name); err != nil {
-				return err
-			}
-			c, err := a.api(cmd.Context())
-			if err != nil {
-				return err
-			}
-			res, err := c.Unshare(cmd.Context(), name, with)
+		RunE: a.onSandbox(func(ctx context.Context, c *Client, name string) error {
+			res, err := c.Unshare(ctx, name, with)
 			if err != nil {
 				return err
 			}
@@ -168,7 +160,7 @@ func (a *app) unshareCommand() *cobra.Command {
 				fmt.Fprintf(a.env.Stdout, "  it may still hold worker credentials from a connect: run sandbox connect %s to rotate them\n", name)
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&with, "with", "", "the principal whose share ends (required)")
 	_ = cmd.MarkFlagRequired("with")

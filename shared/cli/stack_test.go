@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -60,7 +59,7 @@ type stack struct {
 	emitter   *metrics.Emitter
 	server    *httptest.Server
 	url       string
-	logs      *syncBuffer
+	logs      *testenv.SyncBuffer
 	// transcript records every command run through run, for docs/cli.md.
 	transcript *bytes.Buffer
 }
@@ -72,7 +71,7 @@ func newStack(t testing.TB) *stack {
 	if _, err := controlplane.Migrate(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{pool: pool, rdb: testenv.Redis(t), logs: &syncBuffer{}, transcript: &bytes.Buffer{}}
+	s := &stack{pool: pool, rdb: testenv.Redis(t), logs: &testenv.SyncBuffer{}, transcript: &bytes.Buffer{}}
 	cfg, err := api.LoadConfig(config.MapLookup(map[string]string{
 		"DATABASE_URL":             dbURL,
 		"REDIS_ADDR":               testenv.RedisAddr(t),
@@ -228,22 +227,4 @@ func (s *stack) writeTranscript(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writers of a test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -30,19 +30,11 @@ func (a *app) statusCommand() *cobra.Command {
 			"--watch refreshes every --interval until Ctrl-C, redrawing in place on a terminal (one JSON\n" +
 			"document per line with --json); it ends with exit code 0 when the sandbox is gone.",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, argv []string) error {
-			name := argv[0]
-			if err := checkName(name); err != nil {
-				return err
-			}
-			c, err := a.api(cmd.Context())
-			if err != nil {
-				return err
-			}
+		RunE: a.onSandbox(func(ctx context.Context, c *Client, name string) error {
 			if watch {
-				return a.watchStatus(cmd.Context(), c, name, interval)
+				return a.watchStatus(ctx, c, name, interval)
 			}
-			view, err := fetchStatus(cmd.Context(), c, name)
+			view, err := fetchStatus(ctx, c, name)
 			if err != nil {
 				return err
 			}
@@ -51,7 +43,7 @@ func (a *app) statusCommand() *cobra.Command {
 			}
 			renderStatus(a.env.Stdout, a.outStyle(), view, a.now(), a.loc())
 			return nil
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.BoolVarP(&watch, "watch", "w", false, "refresh until Ctrl-C or until the sandbox is gone")

@@ -34,7 +34,7 @@ type watchRun struct {
 	t      *testing.T
 	ticker *manualTicker
 	clock  *testenv.Clock
-	out    *syncBuffer
+	out    *testenv.SyncBuffer
 	done   chan int
 	cancel context.CancelFunc
 }
@@ -42,10 +42,10 @@ type watchRun struct {
 func startWatch(t *testing.T, s *stack, args ...string) *watchRun {
 	t.Helper()
 	w := &watchRun{
-		t: t, ticker: &manualTicker{c: make(chan time.Time)}, out: &syncBuffer{}, done: make(chan int, 1),
+		t: t, ticker: &manualTicker{c: make(chan time.Time)}, out: &testenv.SyncBuffer{}, done: make(chan int, 1),
 		clock: testenv.NewClock(time.Now().UTC().Truncate(time.Second)),
 	}
-	e := s.env(aliceToken, w.out, &syncBuffer{})
+	e := s.env(aliceToken, w.out, &testenv.SyncBuffer{})
 	e.Now = w.clock.Now
 	e.NewTicker = func(d time.Duration) Ticker {
 		if d != 2*time.Second {

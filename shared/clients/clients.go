@@ -190,17 +190,25 @@ func Open(ctx context.Context, cfg config.Shared, sm SecretGetter, maxConns int3
 	return &Stores{DB: pool, Redis: rdb}, nil
 }
 
-// OpenInAWS loads the AWS configuration (the default credential chain and region) and opens
-// the stores with the Secrets Manager client it makes: the first steps of a function that
-// talks to AWS services besides its secrets (the router's queues, cleanup's topic). It returns
-// the configuration for those clients.
-func OpenInAWS(ctx context.Context, cfg config.Shared, maxConns int32) (*Stores, aws.Config, error) {
+// SchemaCheck tells whether the database is ready for the code (controlplane.CheckSchema).
+type SchemaCheck func(ctx context.Context, db *pgxpool.Pool) error
+
+// OpenInAWS loads the AWS configuration (the default credential chain and region), opens the
+// stores with the Secrets Manager client it makes and runs check on the database: the first
+// steps of a function that talks to AWS services besides its secrets (the router's queues,
+// cleanup's topic). It returns the configuration for those clients. When the check fails the
+// stores are closed and its error returned.
+func OpenInAWS(ctx context.Context, cfg config.Shared, maxConns int32, check SchemaCheck) (*Stores, aws.Config, error) {
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, aws.Config{}, fmt.Errorf("aws configuration: %w", err)
 	}
 	stores, err := Open(ctx, cfg, secretsmanager.NewFromConfig(awsCfg), maxConns)
 	if err != nil {
+		return nil, aws.Config{}, err
+	}
+	if err := check(ctx, stores.DB); err != nil {
+		stores.Close()
 		return nil, aws.Config{}, err
 	}
 	return stores, awsCfg, nil

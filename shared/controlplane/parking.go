@@ -19,13 +19,14 @@ const (
 
 // ParkedGuild is a test guild whose sandbox was torn down: its events are dropped, never
 // sent to production, until its former owner or an admin releases it or it is mapped again.
+// The API answers with apiwire.ParkedGuild, converted from this type: same fields, same order.
 type ParkedGuild struct {
-	GuildID     string    `json:"guild_id"`
-	SandboxID   string    `json:"sandbox_id"`
-	SandboxName string    `json:"sandbox_name"`
-	Owner       string    `json:"owner"`
-	Reason      string    `json:"reason"`
-	ParkedAt    time.Time `json:"parked_at"`
+	GuildID     string
+	SandboxID   string
+	SandboxName string
+	Owner       string
+	Reason      string
+	ParkedAt    time.Time
 }
 
 const parkedColumns = `pk.guild_id, pk.sandbox_id, s.name, pk.owner, pk.reason, pk.parked_at`

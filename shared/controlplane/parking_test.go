@@ -131,13 +131,7 @@ func TestTeardownParksGuildsUntilReleasedOrMapped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := m.RequestDestroy(ctx, alice, sb.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.RemoveMappingsForTeardown(ctx, "cleanup", sb.ID, "expired",
-		func([]string) ([]byte, map[string]any, error) { return []byte(`{}`), map[string]any{}, nil }); err != nil {
-		t.Fatal(err)
-	}
+	tearDownMappings(t, m, sb.ID, "expired")
 	routes, err := m.LookupRoutes(ctx, []string{guild1, guild2})
 	if err != nil {
 		t.Fatal(err)
@@ -200,14 +194,22 @@ func TestProtectedGuildIsNotParked(t *testing.T) {
 	if _, err := pool.Exec(ctx, `INSERT INTO sandbox_control.protected_guilds (guild_id) VALUES ($1)`, guild1); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := m.RequestDestroy(ctx, alice, sb.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := m.RemoveMappingsForTeardown(ctx, "cleanup", sb.ID, "destroy_requested",
-		func([]string) ([]byte, map[string]any, error) { return []byte(`{}`), map[string]any{}, nil }); err != nil {
-		t.Fatal(err)
-	}
+	tearDownMappings(t, m, sb.ID, "destroy_requested")
 	if r, _ := m.LookupRoutes(ctx, []string{guild1}); r[guild1].Parked() || r[guild1].Destination(sb.CreatedAt) != sandbox.DestinationProduction {
 		t.Fatalf("protected guild after teardown: %+v", r[guild1])
+	}
+}
+
+// tearDownMappings asks for the sandbox's destruction and runs the teardown's mapping step,
+// as cleanup does, for reason.
+func tearDownMappings(t *testing.T, m *controlplane.Manager, id, reason string) {
+	t.Helper()
+	ctx := t.Context()
+	if _, _, err := m.RequestDestroy(ctx, alice, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.RemoveMappingsForTeardown(ctx, "cleanup", id, reason,
+		func([]string) ([]byte, map[string]any, error) { return []byte(`{}`), map[string]any{}, nil }); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -118,17 +118,9 @@ func (m *Manager) AddTemplate(ctx context.Context, actor string, in TemplateInpu
 // template before and after. A retired template is invalid_transition; none, not_found.
 func (m *Manager) UpdateTemplate(ctx context.Context, actor, name string, in TemplateUpdate) (_ sandbox.Template, err error) {
 	defer withOp(&err, "update template %q", name)
-	if err := sandbox.ValidateTemplateName("name", name); err != nil {
-		return sandbox.Template{}, err
-	}
-	var out sandbox.Template
-	err = pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
-		before, err := m.lockTemplate(ctx, tx, name)
-		if err != nil {
-			return err
-		}
+	return m.changeTemplate(ctx, name, func(tx pgx.Tx, before sandbox.Template) (sandbox.Template, error) {
 		if before.Retired() {
-			return sandbox.Errorf(sandbox.CodeInvalidTransition, "template %q is retired: it cannot change any more", name)
+			return sandbox.Template{}, sandbox.Errorf(sandbox.CodeInvalidTransition, "template %q is retired: it cannot change any more", name)
 		}
 		after := before
 		if in.Description != nil {
@@ -144,49 +136,57 @@ func (m *Manager) UpdateTemplate(ctx context.Context, actor, name string, in Tem
 			after.DefaultTTL = *in.DefaultTTL
 		}
 		if err := m.validateTemplate(after); err != nil {
-			return err
+			return sandbox.Template{}, err
 		}
-		out, err = scanTemplate(tx.QueryRow(ctx, `
+		out, err := scanTemplate(tx.QueryRow(ctx, `
 			UPDATE sandbox_control.templates SET description = $2, source_schema = $3, copy_rows = $4,
 				default_ttl_seconds = $5, updated_at = $6, updated_by = $7
 			WHERE name = $1 RETURNING `+templateColumns,
 			name, after.Description, after.SourceSchema, after.CopyRows, ttlSeconds(after.DefaultTTL), m.now().UTC(), actor))
 		if err != nil {
-			return err
+			return out, err
 		}
-		return audit(ctx, tx, actor, ActionTemplateUpdate, "", map[string]any{
+		return out, audit(ctx, tx, actor, ActionTemplateUpdate, "", map[string]any{
 			"name": name, "before": templateDetails(before), "after": templateDetails(out)})
 	})
-	return out, err
 }
 
 // RetireTemplate retires a template: no sandbox is created from it any more; the sandboxes
 // made from it keep running. Retiring a retired template changes nothing (changed false).
 func (m *Manager) RetireTemplate(ctx context.Context, actor, name string) (_ sandbox.Template, changed bool, err error) {
 	defer withOp(&err, "retire template %q", name)
+	out, err := m.changeTemplate(ctx, name, func(tx pgx.Tx, before sandbox.Template) (sandbox.Template, error) {
+		if before.Retired() {
+			return before, nil
+		}
+		out, err := scanTemplate(tx.QueryRow(ctx, `
+			UPDATE sandbox_control.templates SET retired_at = $2, retired_by = $3 WHERE name = $1
+			RETURNING `+templateColumns, name, m.now().UTC(), actor))
+		if err != nil {
+			return out, err
+		}
+		changed = true
+		return out, audit(ctx, tx, actor, ActionTemplateRetire, "", templateDetails(out))
+	})
+	return out, changed, err
+}
+
+// changeTemplate validates the name, then, in one transaction, locks the template (lockTemplate)
+// and hands it to change, whose result it returns once committed.
+func (m *Manager) changeTemplate(ctx context.Context, name string, change func(tx pgx.Tx, before sandbox.Template) (sandbox.Template, error)) (sandbox.Template, error) {
 	if err := sandbox.ValidateTemplateName("name", name); err != nil {
-		return sandbox.Template{}, false, err
+		return sandbox.Template{}, err
 	}
 	var out sandbox.Template
-	err = pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
 		before, err := m.lockTemplate(ctx, tx, name)
 		if err != nil {
 			return err
 		}
-		if before.Retired() {
-			out = before
-			return nil
-		}
-		out, err = scanTemplate(tx.QueryRow(ctx, `
-			UPDATE sandbox_control.templates SET retired_at = $2, retired_by = $3 WHERE name = $1
-			RETURNING `+templateColumns, name, m.now().UTC(), actor))
-		if err != nil {
-			return err
-		}
-		changed = true
-		return audit(ctx, tx, actor, ActionTemplateRetire, "", templateDetails(out))
+		out, err = change(tx, before)
+		return err
 	})
-	return out, changed, err
+	return out, err
 }
 
 // lockTemplate reads a template for update; the default template and unknown names are

@@ -180,20 +180,9 @@ func scanEnvReads(t *testing.T, repo string) ([]envRead, map[string][]string) {
 // loaderCalls returns the loaders (package.Function, loaderFuncs) that the files of dir call.
 func loaderCalls(t *testing.T, repo, dir string) []string {
 	t.Helper()
-	paths, err := filepath.Glob(filepath.Join(repo, dir, "*.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, path := range paths {
-		if strings.HasSuffix(path, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ast.Inspect(f, func(n ast.Node) bool {
+	for _, f := range parseNonTestFiles(t, repo, dir) {
+		ast.Inspect(f.file, func(n ast.Node) bool {
 			if sel, ok := n.(*ast.SelectorExpr); ok && loaderFuncs[sel.Sel.Name] {
 				if pkg, ok := sel.X.(*ast.Ident); ok && !slices.Contains(out, pkg.Name+"."+sel.Sel.Name) {
 					out = append(out, pkg.Name+"."+sel.Sel.Name)
@@ -203,6 +192,33 @@ func loaderCalls(t *testing.T, repo, dir string) []string {
 		})
 	}
 	sort.Strings(out)
+	return out
+}
+
+// goFile is a parsed Go file and its path.
+type goFile struct {
+	path string
+	file *ast.File
+}
+
+// parseNonTestFiles parses the Go files of repo/dir, test files aside.
+func parseNonTestFiles(t *testing.T, repo, dir string) []goFile {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(repo, dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []goFile
+	for _, path := range paths {
+		if strings.HasSuffix(path, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, goFile{path, f})
+	}
 	return out
 }
 

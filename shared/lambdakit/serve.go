@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
 )
 
@@ -50,4 +54,18 @@ func WrapRun[Out any](name string, emitter *metrics.Emitter, h func(ctx context.
 		return h(ctx, rec)
 	}, opts...)
 	return func(ctx context.Context) (Out, error) { return run(NewLocalContext(ctx), struct{}{}) }
+}
+
+// Main is the body of every function's main, once its flags are parsed: it sets up logging
+// (SetupLogging on stderr), runs run with a context that SIGINT and SIGTERM cancel, and when
+// run fails logs "<name> stopped" with the error and exits with status 1.
+func Main(name string, run func(ctx context.Context, logger *slog.Logger) error) {
+	logger := SetupLogging(os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, logger)
+	stop()
+	if err != nil {
+		logger.Error(name+" stopped", logkey.Error, err)
+		os.Exit(1)
+	}
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -28,19 +27,8 @@ import (
 // ingress dead-letter queue; it accepts messages of up to 1 MiB, as SQS queues now may.
 func motoDeadLetterQueue(t *testing.T) (*sqs.Client, string) {
 	t.Helper()
-	client := sqs.New(sqs.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(testenv.SQSEndpoint(t)),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
-	name := fmt.Sprintf("routing-ingress-dlq-%d", time.Now().UnixNano())
-	out, err := client.CreateQueue(t.Context(), &sqs.CreateQueueInput{
-		QueueName: aws.String(name), Attributes: map[string]string{"MaximumMessageSize": "1048576"},
-	})
-	if err != nil {
-		t.Fatalf("create queue on %s: %v", testenv.SQSEndpoint(t), err)
-	}
-	return client, aws.ToString(out.QueueUrl)
+	client := testenv.SQS(t)
+	return client, testenv.SQSQueue(t, client, "routing-ingress-dlq", map[string]string{"MaximumMessageSize": "1048576"})
 }
 
 // receiveAll receives from url until n messages arrived (or 30 s passed), by ingress id.

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -25,17 +24,8 @@ import (
 // motoQueue creates a uniquely named queue on the test SQS endpoint.
 func motoQueue(t *testing.T) (*sqs.Client, string) {
 	t.Helper()
-	client := sqs.New(sqs.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(testenv.SQSEndpoint(t)),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
-	name := fmt.Sprintf("routing-production-%d", time.Now().UnixNano())
-	out, err := client.CreateQueue(t.Context(), &sqs.CreateQueueInput{QueueName: aws.String(name)})
-	if err != nil {
-		t.Fatalf("create queue on %s: %v", testenv.SQSEndpoint(t), err)
-	}
-	return client, aws.ToString(out.QueueUrl)
+	client := testenv.SQS(t)
+	return client, testenv.SQSQueue(t, client, "routing-production", nil)
 }
 
 func TestProductionDeliveryOnSQS(t *testing.T) {

@@ -2,14 +2,11 @@ package routing_test
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -22,18 +19,8 @@ import (
 // endpoint, deduplicating by the sender's deduplication ids, as Terraform makes them.
 func motoFIFOQueue(t *testing.T, role string) (*sqs.Client, string) {
 	t.Helper()
-	client := sqs.New(sqs.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(testenv.SQSEndpoint(t)),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
-	name := fmt.Sprintf("routing-%s-%d.fifo", role, time.Now().UnixNano())
-	out, err := client.CreateQueue(t.Context(), &sqs.CreateQueueInput{QueueName: aws.String(name),
-		Attributes: map[string]string{"FifoQueue": "true", "ContentBasedDeduplication": "false"}})
-	if err != nil {
-		t.Fatalf("create queue on %s: %v", testenv.SQSEndpoint(t), err)
-	}
-	return client, aws.ToString(out.QueueUrl)
+	client := testenv.SQS(t)
+	return client, testenv.SQSQueue(t, client, "routing-"+role, map[string]string{"FifoQueue": "true", "ContentBasedDeduplication": "false"})
 }
 
 // received is one message as a FIFO queue handed it out.

@@ -39,13 +39,6 @@ const howToRun = "run the tests through `make test` or `scripts/with-services.sh
 // cleanupTimeout bounds teardown, which runs after the test's own context is cancelled.
 const cleanupTimeout = 30 * time.Second
 
-// SQSEndpoint returns the URL of the SQS-compatible endpoint (moto). Queues created there are
-// visible to every test: name them uniquely.
-func SQSEndpoint(t testing.TB) string {
-	t.Helper()
-	return requireEnv(t, sqsEndpointVar)
-}
-
 func requireEnv(t testing.TB, name string) string {
 	t.Helper()
 	value := os.Getenv(name)

@@ -15,7 +15,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/redis/go-redis/v9"
@@ -62,7 +61,7 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{rdb: rdb, sqs: sqsClient(t), sandboxID: sb.ID}
+	s := &stack{rdb: rdb, sqs: testenv.SQS(t), sandboxID: sb.ID}
 	s.production = s.queue(t, "production")
 	s.router, err = routing.New(routing.Options{
 		Store: manager, Cache: cache, Redis: rdb, Production: s.sqs, ProductionQueueURL: s.production,
@@ -74,25 +73,10 @@ func newStack(t *testing.T) *stack {
 	return s
 }
 
-func sqsClient(t *testing.T) *sqs.Client {
-	return sqs.New(sqs.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(testenv.SQSEndpoint(t)),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
-}
-
 // queue creates a uniquely named queue; failures come back after visibility seconds.
 func (s *stack) queue(t *testing.T, role string) string {
 	t.Helper()
-	out, err := s.sqs.CreateQueue(t.Context(), &sqs.CreateQueueInput{
-		QueueName:  aws.String(fmt.Sprintf("adapter-%s-%d", role, time.Now().UnixNano())),
-		Attributes: map[string]string{"VisibilityTimeout": "1"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return aws.ToString(out.QueueUrl)
+	return testenv.SQSQueue(t, s.sqs, "adapter-"+role, map[string]string{"VisibilityTimeout": "1"})
 }
 
 // drain receives every message currently visible on a queue, waiting up to a few seconds for
