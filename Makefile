@@ -35,8 +35,9 @@ package:
 
 # The whole system on this machine; Ctrl-C stops everything it started. Its data is
 # throwaway; `make dev PERSIST=1` keeps PostgreSQL's and Redis's data in .run/dev/data.
+# `make dev REDIS_CLUSTER=1` runs it on a local Redis Cluster instead of a standalone Redis.
 dev:
-	$(if $(PERSIST),DEV_PERSIST=$(PERSIST)) scripts/dev.sh
+	$(if $(PERSIST),DEV_PERSIST=$(PERSIST)) $(if $(REDIS_CLUSTER),DEV_REDIS_CLUSTER=$(REDIS_CLUSTER)) scripts/dev.sh
 
 # Against a running `make dev`, in another terminal.
 demo:

@@ -211,8 +211,8 @@ say "A worker gets its own credentials with sandbox connect: a database password
 CONNECT_EXPORTS=$(sandbox connect "$NAME" 2>/dev/null) || fail "sandbox connect $NAME failed"
 eval "$CONNECT_EXPORTS"
 expect_eq "its Redis user is the sandbox's own" "sb_$SANDBOX_ID" "$SANDBOX_REDIS_USERNAME"
-show wcli GET "sandbox:route:$GUILD"
-expect_eq "the worker's user may not touch the route cache" NOPERM "$(wcli GET "sandbox:route:$GUILD" 2>&1 | awk '{print $1}')"
+show wcli GET "sandbox:route:{routes}:$GUILD"
+expect_eq "the worker's user may not touch the route cache" NOPERM "$(wcli GET "sandbox:route:{routes}:$GUILD" 2>&1 | awk '{print $1}')"
 
 step "Other developers cannot touch it; production guilds cannot be mapped"
 say "bob owns nothing of alice's: every route of her sandbox answers him 403 forbidden (exit 5), reads included, and nothing changes:"
@@ -351,7 +351,7 @@ expect_eq "role $ROLE is gone" 0 "$(sql -c "SELECT count(*) FROM pg_roles WHERE 
 expect_eq "no guild mapping is left" 0 "$(sql -c "SELECT count(*) FROM sandbox_control.guild_mappings WHERE sandbox_id = '$SANDBOX_ID' OR guild_id = '$GUILD'")"
 show rcli --scan --pattern "sandbox:{$SANDBOX_ID}:*"
 expect_eq "no Redis key of its namespace is left" "" "$(rcli --scan --pattern "sandbox:{$SANDBOX_ID}:*")"
-expect_eq "no route cache entry of its guild is left" 0 "$(rcli EXISTS "sandbox:route:$GUILD")"
+expect_eq "no route cache entry of its guild is left" 0 "$(rcli EXISTS "sandbox:route:{routes}:$GUILD")"
 
 step "The test guild stays a test guild: parked"
 say "Its sandbox is gone, but the guild is still a test guild: the teardown parked it. Its events are dropped and counted (EventsRouted, Destination=parked), never sent to the production bot, until its owner or an admin releases it or maps it again:"

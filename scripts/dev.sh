@@ -22,6 +22,12 @@
 # next DEV_PERSIST=1 start finds its sandboxes, streams, Redis users and tokens again; remove
 # that directory to start afresh. Runs without DEV_PERSIST leave it alone.
 #
+# With DEV_REDIS_CLUSTER=1 (`make dev REDIS_CLUSTER=1`) Redis is a local Redis Cluster
+# (scripts/services.sh start redis-cluster: three primaries, a replica each) instead of a
+# standalone server: the functions get REDIS_CLUSTER=true and REDIS_ADDR set to one of its nodes,
+# the seed from which their cluster client finds the others (REDIS_ADDR is one address). The
+# cluster always starts empty, so it does not go with DEV_PERSIST.
+#
 # Ctrl-C (or SIGTERM) stops everything it started, functions and services alike.
 # The run directory ($SANDBOX_DEV_DIR, default .run/dev) holds the binaries (bin/), each
 # function's logs, EMF metric lines and (cleanup) run reports (logs/), the services' own
@@ -48,6 +54,18 @@ case ${DEV_PERSIST:-} in
 '' | 0 | false | no) PERSIST=false ;;
 *) die "DEV_PERSIST=${DEV_PERSIST}: want 1 (keep the data in .run/dev/data) or 0" ;;
 esac
+case ${DEV_REDIS_CLUSTER:-} in
+1 | true | yes) REDIS_CLUSTER_MODE=true ;;
+'' | 0 | false | no) REDIS_CLUSTER_MODE=false ;;
+*) die "DEV_REDIS_CLUSTER=${DEV_REDIS_CLUSTER}: want 1 (Redis is a local Redis Cluster) or 0" ;;
+esac
+if $PERSIST && $REDIS_CLUSTER_MODE; then
+	die "DEV_PERSIST=1 keeps a standalone Redis's data; the Redis Cluster (DEV_REDIS_CLUSTER=1) always starts empty: choose one"
+fi
+REDIS_SERVICE=redis
+if $REDIS_CLUSTER_MODE; then
+	REDIS_SERVICE=redis-cluster
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Prerequisites
@@ -242,7 +260,9 @@ main() {
 		SANDBOX_SERVICES_DATA_DIR="$DEV_DIR/data" SANDBOX_RUN_DIR="$DEV_DIR/services" \
 			"$REPO/scripts/services.sh" start pg redis sqs
 	else
-		SANDBOX_SERVICES_DATA_DIR="" SANDBOX_RUN_DIR="$DEV_DIR/services" "$REPO/scripts/services.sh" start pg redis sqs
+		# One Redis Cluster: the pool of several serves the tests alone.
+		SANDBOX_SERVICES_DATA_DIR="" SANDBOX_RUN_DIR="$DEV_DIR/services" SANDBOX_REDIS_CLUSTERS=1 \
+			"$REPO/scripts/services.sh" start pg "$REDIS_SERVICE" sqs
 	fi
 	if ! wait "$BUILD_PID"; then
 		cat "$DEV_DIR/logs/build.log" >&2
@@ -251,6 +271,12 @@ main() {
 	BUILD_PID=""
 	# shellcheck source=/dev/null
 	source "$DEV_DIR/services/services.env"
+	export REDIS_CLUSTER=$REDIS_CLUSTER_MODE
+	if $REDIS_CLUSTER_MODE; then
+		# One node as the seed: the functions' cluster client discovers the others from it.
+		export REDIS_ADDR=${SANDBOX_TEST_REDIS_CLUSTER_ADDRS%%,*}
+		export REDIS_USERNAME=$SANDBOX_TEST_REDIS_USERNAME REDIS_PASSWORD=$SANDBOX_TEST_REDIS_PASSWORD
+	fi
 	export SQS_ENDPOINT="$SANDBOX_TEST_SQS_ENDPOINT"
 	export AWS_DEFAULT_REGION="$AWS_REGION" # the aws CLI v1 reads this one
 
@@ -338,6 +364,7 @@ main() {
 		export SANDBOX_PROTECTED_GUILD='$DEV_PROTECTED_GUILD'
 		export DATABASE_URL='$DATABASE_URL'
 		export REDIS_ADDR='$REDIS_ADDR'
+		export REDIS_CLUSTER='$REDIS_CLUSTER'
 		export REDIS_USERNAME='$REDIS_USERNAME'
 		export REDIS_PASSWORD='$REDIS_PASSWORD'
 		# redis-cli without --user authenticates as the server's administrator (the runbook's
@@ -363,7 +390,10 @@ main() {
 			bob owner "${TOKENS[bob]}" '$SANDBOX_BOB_TOKEN' \
 			"$DEV_ADMIN" admin "${TOKENS[$DEV_ADMIN]}" '$SANDBOX_ADMIN_TOKEN'
 	)
-	local data="throwaway: everything is lost at Ctrl-C (make dev PERSIST=1 keeps it)"
+	local data="throwaway: everything is lost at Ctrl-C (make dev PERSIST=1 keeps it)" redis_kind=""
+	if $REDIS_CLUSTER_MODE; then
+		redis_kind=", a node of the Redis Cluster ${SANDBOX_TEST_REDIS_CLUSTER_ADDRS//,/ } (redis-cli -c)"
+	fi
 	if $PERSIST; then
 		data="kept in $DEV_DIR/data between restarts (rm -rf it to start afresh)"
 	fi
@@ -386,7 +416,7 @@ main() {
 		 Data             $data
 
 		 PostgreSQL  $DATABASE_URL
-		 Redis       $REDIS_ADDR (user $REDIS_USERNAME; each sandbox gets its own from connect)
+		 Redis       $REDIS_ADDR$redis_kind (user $REDIS_USERNAME; each sandbox gets its own from connect)
 		 SQS (moto)  $SQS_ENDPOINT
 		   ingress     $INGRESS_QUEUE_URL
 		   dead-letter $INGRESS_DLQ_URL

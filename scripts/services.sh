@@ -1,27 +1,37 @@
 #!/usr/bin/env bash
-# Starts and stops PostgreSQL, Redis and SQS (moto) servers on 127.0.0.1 for tests and local
-# runs. Everything lives in one run directory, so several sets can run side by side.
+# Starts and stops PostgreSQL, Redis (a standalone server and a Redis Cluster) and SQS (moto)
+# servers on 127.0.0.1 for tests and local runs. Everything lives in one run directory, so
+# several sets can run side by side.
 #
-#   scripts/services.sh start [pg] [redis] [sqs]   start the named services (all when none named)
-#   scripts/services.sh stop                       stop what this run directory started; idempotent
-#   scripts/services.sh env                        print `export VAR=...` lines for the running set
+#   scripts/services.sh start [pg] [redis] [redis-cluster] [sqs]   start the named services (all when none named)
+#   scripts/services.sh stop                                       stop what this run directory started; idempotent
+#   scripts/services.sh env                                        print `export VAR=...` lines for the running set
 #
 # The run directory is $SANDBOX_RUN_DIR, or .run/ at the repository root. It holds logs, pid files,
 # one env fragment per service and services.env (their union).
+#
+# redis-cluster is a pool of SANDBOX_REDIS_CLUSTERS Redis Clusters (default 4), started side by
+# side, so that tests in parallel each take one (shared/internal/testenv). Each has three
+# primaries with SANDBOX_REDIS_CLUSTER_REPLICAS replicas each (default 1), node timeout
+# SANDBOX_REDIS_CLUSTER_NODE_TIMEOUT ms (default 2000), each node's files in redis-cluster/K/ of
+# the run directory (K = 1..N); it has the standalone server's users on every node. Its fragment
+# gives SANDBOX_TEST_REDIS_CLUSTER_ADDRS (the clusters separated by ';', each one's nodes by ',')
+# and SANDBOX_TEST_REDIS_CLUSTER_LOCK (each cluster's lock file, in the same order, separated by
+# ';'; a test holds a cluster alone while it holds its flock).
 #
 # The data is throwaway by default: PostgreSQL's cluster is a mktemp directory under /tmp
 # (recorded in pg.dir, so that the postgres OS user can reach it), Redis keeps nothing on disk,
 # and stop removes both. With SANDBOX_SERVICES_DATA_DIR set (`make dev PERSIST=1` sets it to
 # .run/dev/data), the data lives there and outlives stop: PostgreSQL's cluster in pg/ (created
 # with its users and database on the first start, reused as it is afterwards) and Redis's
-# append-only file and ACL users in redis/ (users.acl, saved at every stop). SQS (moto) always
-# starts empty.
+# append-only file and ACL users in redis/ (users.acl, saved at every stop). SQS (moto) and the
+# Redis Cluster always start empty.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL_SERVICES=(pg redis sqs)
+ALL_SERVICES=(pg redis redis-cluster sqs)
 # The cluster's superuser is for this script and the test harness only (creating databases).
 # The functions and the tests connect as PG_USER, which has the rights production's control
 # user has (docs/deploy.md): LOGIN CREATEROLE, pg_signal_backend, owner of its database; no
@@ -41,11 +51,24 @@ REDIS_DATABASES=256
 REDIS_ADMIN_PASSWORD=sandbox-admin
 REDIS_CONTROL_USER=sandbox-control
 REDIS_CONTROL_PASSWORD=sandbox-control
+# The Redis Clusters (redis-cluster): SANDBOX_REDIS_CLUSTERS of them, 4 unless told. A test
+# holds a cluster alone (it has database 0 only), so the pool bounds how many tests use one at
+# once: go test runs GOMAXPROCS packages, each with GOMAXPROCS parallel tests, so 4 on a 2-CPU
+# machine never wait for a cluster, and 24 idle servers cost a few MB and a few ms of CPU a
+# second. Each has three primaries (the fewest redis-cli --cluster create accepts) and
+# SANDBOX_REDIS_CLUSTER_REPLICAS replicas of each, 1 unless told: failover tests need a replica
+# to promote, and three more idle servers cost next to nothing. A node is failed after
+# SANDBOX_REDIS_CLUSTER_NODE_TIMEOUT ms without answering (2000 unless told), so that a failover
+# takes seconds.
+REDIS_CLUSTERS=${SANDBOX_REDIS_CLUSTERS:-4}
+REDIS_CLUSTER_PRIMARIES=3
+REDIS_CLUSTER_REPLICAS=${SANDBOX_REDIS_CLUSTER_REPLICAS:-1}
+REDIS_CLUSTER_NODE_TIMEOUT=${SANDBOX_REDIS_CLUSTER_NODE_TIMEOUT:-2000}
 # Where the data outlives the servers (see above); empty: throwaway.
 DATA_DIR=""
 
 usage() {
-	sed -n '5,7s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+	sed -n '6,8s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
 	exit 2
 }
 
@@ -268,13 +291,80 @@ ensure_redis() {
 	fi
 }
 
+# redis_pid [PREFIX] prints the pid of the redis-server whose files are PREFIX.pid and
+# PREFIX.port ($RUN_DIR/redis by default: the standalone server), if it runs.
 redis_pid() {
-	local pid port
-	[[ -f $RUN_DIR/redis.pid && -f $RUN_DIR/redis.port ]] || return 1
-	pid=$(<"$RUN_DIR/redis.pid")
-	port=$(<"$RUN_DIR/redis.port")
+	local pid port prefix=${1:-$RUN_DIR/redis}
+	[[ -f $prefix.pid && -f $prefix.port ]] || return 1
+	pid=$(<"$prefix.pid")
+	port=$(<"$prefix.port")
 	pid_is "$pid" redis-server ":$port" || return 1
 	echo "$pid"
+}
+
+# redis_launch PREFIX [--cluster] ARGS... starts a daemonized redis-server on a free port of
+# 127.0.0.1 with the extra ARGS, its pid, port and log in PREFIX.pid, PREFIX.port and PREFIX.log,
+# and waits until it answers PING; it retries with other ports when one is taken meanwhile.
+# --cluster also gives it a free cluster bus port (not port+10000, which may be anybody's).
+redis_launch() {
+	local prefix=$1 port attempt pid _ ready bus=()
+	shift
+	local cluster=false
+	if [[ ${1:-} == --cluster ]]; then
+		cluster=true
+		shift
+	fi
+	for attempt in 1 2 3; do
+		port=$(free_port)
+		bus=()
+		if $cluster; then
+			bus=(--cluster-port "$(free_port)")
+		fi
+		echo "$port" >"$prefix.port"
+		rm -f "$prefix.pid"
+		: >"$prefix.log"
+		if ! redis-server --bind 127.0.0.1 --port "$port" --daemonize yes \
+			--pidfile "$prefix.pid" --logfile "$prefix.log" "${bus[@]}" "$@"; then
+			show_log_tail "$prefix.log"
+			die "redis-server refused to start"
+		fi
+		ready=false
+		for _ in $(seq 100); do
+			if pid=$(redis_pid "$prefix") && pid_listens_on "$pid" "$port" &&
+				[[ $(redis_admin "$port" ping 2>/dev/null) == PONG ]]; then
+				ready=true
+				break
+			fi
+			# It writes its pid file only once listening, so a failed bind shows in the log alone.
+			if grep -q 'Address already in use' "$prefix.log" ||
+				{ [[ -f $prefix.pid ]] && ! redis_pid "$prefix" >/dev/null; }; then
+				break
+			fi
+			sleep 0.1
+		done
+		$ready && return 0
+		if pid=$(redis_pid "$prefix"); then
+			stop_pid "$pid" redis-server
+		fi
+		if ((attempt < 3)) && grep -q 'Address already in use' "$prefix.log"; then
+			log "redis lost port $port (or its bus port) to another process; retrying"
+			continue
+		fi
+		show_log_tail "$prefix.log"
+		die "redis did not answer PING on port $port"
+	done
+}
+
+# redis_set_users PORT sets up the users of one server (every node of the cluster alike): the
+# functions' own user with the rules of docs/deploy.md, then a password on the default user.
+# From here on nothing reaches the server without a user and a password. Passwords go over as
+# SHA-256 hashes.
+redis_set_users() {
+	local port=$1 rules
+	read -r -a rules <"$REPO/scripts/redis-control-user.rules"
+	redis_admin "$port" ACL SETUSER "$REDIS_CONTROL_USER" reset on \
+		"#$(sha256_hex "$REDIS_CONTROL_PASSWORD")" "${rules[@]}" &&
+		redis_admin "$port" ACL SETUSER default resetpass "#$(sha256_hex "$REDIS_ADMIN_PASSWORD")"
 }
 
 start_redis() {
@@ -284,7 +374,7 @@ start_redis() {
 	fi
 	stop_redis
 
-	local port attempt pid _ ready dir=$RUN_DIR/redis persistence=(--save '' --appendonly no)
+	local port dir=$RUN_DIR/redis persistence=(--save '' --appendonly no)
 	if [[ -n $DATA_DIR ]]; then
 		# The append-only file (fsync every second) keeps the keys; the ACL file keeps the users
 		# (the sandboxes' own among them), saved at every stop (stop_redis).
@@ -295,52 +385,11 @@ start_redis() {
 		echo "$dir" >"$RUN_DIR/redis.data"
 	fi
 	mkdir -p "$dir"
-	for attempt in 1 2 3; do
-		port=$(free_port)
-		echo "$port" >"$RUN_DIR/redis.port"
-		rm -f "$RUN_DIR/redis.pid"
-		: >"$RUN_DIR/redis.log"
-		if ! redis-server --bind 127.0.0.1 --port "$port" --daemonize yes \
-			--pidfile "$RUN_DIR/redis.pid" --logfile "$RUN_DIR/redis.log" --dir "$dir" \
-			"${persistence[@]}" --databases "$REDIS_DATABASES"; then
-			show_log_tail "$RUN_DIR/redis.log"
-			die "redis-server refused to start"
-		fi
-		ready=false
-		for _ in $(seq 100); do
-			if pid=$(redis_pid) && pid_listens_on "$pid" "$port" &&
-				[[ $(redis_admin "$port" ping 2>/dev/null) == PONG ]]; then
-				ready=true
-				break
-			fi
-			# It writes its pid file only once listening, so a failed bind shows in the log alone.
-			if grep -q 'Address already in use' "$RUN_DIR/redis.log" ||
-				{ [[ -f $RUN_DIR/redis.pid ]] && ! redis_pid >/dev/null; }; then
-				break
-			fi
-			sleep 0.1
-		done
-		$ready && break
-		if pid=$(redis_pid); then
-			stop_pid "$pid" redis-server
-		fi
-		if ((attempt < 3)) && grep -q 'Address already in use' "$RUN_DIR/redis.log"; then
-			log "redis lost port $port to another process; retrying"
-			continue
-		fi
-		show_log_tail "$RUN_DIR/redis.log"
-		die "redis did not answer PING on port $port"
-	done
+	redis_launch "$RUN_DIR/redis" --dir "$dir" "${persistence[@]}" --databases "$REDIS_DATABASES"
+	port=$(<"$RUN_DIR/redis.port")
 
-	# The functions' own user, then a password on the default user: from here on nothing
-	# reaches this server without a user and a password. Passwords go over as SHA-256 hashes.
-	# (A kept ACL file has them already; setting them again changes nothing.)
-	local rules
-	read -r -a rules <"$REPO/scripts/redis-control-user.rules"
-	if ! redis_admin "$port" ACL SETUSER "$REDIS_CONTROL_USER" reset on \
-		"#$(sha256_hex "$REDIS_CONTROL_PASSWORD")" "${rules[@]}" >>"$RUN_DIR/redis.log" 2>&1 ||
-		! redis_admin "$port" ACL SETUSER default resetpass \
-			"#$(sha256_hex "$REDIS_ADMIN_PASSWORD")" >>"$RUN_DIR/redis.log" 2>&1 ||
+	# The users (a kept ACL file has them already; setting them again changes nothing).
+	if ! redis_set_users "$port" >>"$RUN_DIR/redis.log" 2>&1 ||
 		{ [[ -n $DATA_DIR ]] && ! redis_admin "$port" ACL SAVE >>"$RUN_DIR/redis.log" 2>&1; }; then
 		show_log_tail "$RUN_DIR/redis.log"
 		die "could not create the Redis users on port $port"
@@ -383,6 +432,168 @@ stop_redis() {
 	fi
 	rm -rf -- "$RUN_DIR/redis"
 	rm -f "$RUN_DIR/redis.pid" "$RUN_DIR/redis.port" "$RUN_DIR/redis.env" "$RUN_DIR/redis.data"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Redis Cluster
+
+# redis_cluster_node_count prints how many nodes the cluster has: REDIS_CLUSTER_PRIMARIES
+# primaries and REDIS_CLUSTER_REPLICAS replicas of each.
+redis_cluster_node_count() { echo $((REDIS_CLUSTER_PRIMARIES * (1 + REDIS_CLUSTER_REPLICAS))); }
+
+# redis_cluster_dirs prints the directory of each cluster of the pool, one a line.
+redis_cluster_dirs() {
+	local k
+	for k in $(seq "$REDIS_CLUSTERS"); do
+		echo "$RUN_DIR/redis-cluster/$k"
+	done
+}
+
+redis_cluster_running() {
+	local dir i count
+	[[ -f $RUN_DIR/redis-cluster.env ]] || return 1
+	count=$(redis_cluster_node_count)
+	while read -r dir; do
+		for i in $(seq "$count"); do
+			redis_pid "$dir/node-$i" >/dev/null || return 1
+		done
+	done < <(redis_cluster_dirs)
+}
+
+# redis_cluster_node_ready PORT succeeds when the node at PORT sees the whole cluster: state ok,
+# every slot served, every node known, and (a replica) its link to its primary up.
+redis_cluster_node_ready() {
+	local port=$1 info role
+	info=$(redis_admin "$port" CLUSTER INFO 2>/dev/null) || return 1
+	[[ $info == *cluster_state:ok* && $info == *cluster_slots_ok:16384* &&
+		$info == *"cluster_known_nodes:$(redis_cluster_node_count)"* ]] || return 1
+	role=$(redis_admin "$port" ROLE 2>/dev/null) || return 1
+	[[ $role != slave* || $role == *connected* ]]
+}
+
+ensure_redis_cluster() {
+	[[ $REDIS_CLUSTERS =~ ^[1-9][0-9]?$ ]] ||
+		die "SANDBOX_REDIS_CLUSTERS must be a number of clusters (1-99), not '$REDIS_CLUSTERS'"
+	[[ $REDIS_CLUSTER_REPLICAS =~ ^[0-9]$ ]] ||
+		die "SANDBOX_REDIS_CLUSTER_REPLICAS must be a number of replicas per primary (0-9), not '$REDIS_CLUSTER_REPLICAS'"
+	[[ $REDIS_CLUSTER_NODE_TIMEOUT =~ ^[1-9][0-9]*$ ]] ||
+		die "SANDBOX_REDIS_CLUSTER_NODE_TIMEOUT must be milliseconds, not '$REDIS_CLUSTER_NODE_TIMEOUT'"
+	ensure_redis
+}
+
+start_redis_cluster() {
+	if redis_cluster_running; then
+		log "redis clusters already running ($REDIS_CLUSTERS of $(redis_cluster_node_count) nodes)"
+		return 0
+	fi
+	stop_redis_cluster
+
+	# Side by side: each cluster takes a second or two, mostly waiting for its nodes to agree.
+	local dirs dir pids=() addrs=() locks=() k
+	mapfile -t dirs < <(redis_cluster_dirs)
+	for dir in "${dirs[@]}"; do
+		start_one_redis_cluster "$dir" &
+		pids+=($!)
+	done
+	for k in "${!pids[@]}"; do
+		wait "${pids[$k]}" || die "redis cluster $((k + 1)) of $REDIS_CLUSTERS did not start (logs: ${dirs[$k]})"
+	done
+	for dir in "${dirs[@]}"; do
+		addrs+=("$(<"$dir/addrs")")
+		locks+=("$dir/tests.lock")
+	done
+
+	cat >"$RUN_DIR/redis-cluster.env" <<-EOF
+		export SANDBOX_TEST_REDIS_CLUSTER_ADDRS='$(
+			IFS=';'
+			echo "${addrs[*]}"
+		)'
+		export SANDBOX_TEST_REDIS_CLUSTER_LOCK='$(
+			IFS=';'
+			echo "${locks[*]}"
+		)'
+		export SANDBOX_TEST_REDIS_ADMIN_PASSWORD='$REDIS_ADMIN_PASSWORD'
+		export SANDBOX_TEST_REDIS_USERNAME='$REDIS_CONTROL_USER'
+		export SANDBOX_TEST_REDIS_PASSWORD='$REDIS_CONTROL_PASSWORD'
+	EOF
+	log "redis clusters ready: $REDIS_CLUSTERS, each of $REDIS_CLUSTER_PRIMARIES primaries, $REDIS_CLUSTER_REPLICAS replica(s) each, user $REDIS_CONTROL_USER: ${addrs[*]}"
+}
+
+# start_one_redis_cluster DIR starts one cluster of the pool, its nodes' files in DIR, and writes
+# DIR/addrs (its nodes, comma-separated) and DIR/tests.lock once every node sees it whole.
+start_one_redis_cluster() {
+	local dir=$1 count i port pids=() addrs=() ready=false
+	count=$(redis_cluster_node_count)
+	mkdir -p "$dir"
+	# Side by side: each node takes a fraction of a second. Each gets the users at once, the same
+	# on every node, replicas included (ACL users are not replicated, and a replica that takes
+	# over must know them). The node timeout is short so that a
+	# primary made unreachable (DEBUG SLEEP, which --enable-debug-command allows from 127.0.0.1)
+	# loses its slots to its replica within seconds. masterauth: the replicas authenticate to
+	# their primaries as the default user, which gets a password below. No diskless-sync delay:
+	# the replicas sync at once.
+	for i in $(seq "$count"); do
+		mkdir -p "$dir/node-$i"
+		redis_launch "$dir/node-$i" --cluster --dir "$dir/node-$i" --save '' --appendonly no \
+			--cluster-enabled yes --cluster-config-file "$dir/node-$i/nodes.conf" \
+			--cluster-node-timeout "$REDIS_CLUSTER_NODE_TIMEOUT" --enable-debug-command local \
+			--masterauth "$REDIS_ADMIN_PASSWORD" --repl-diskless-sync-delay 0 &&
+			redis_set_users "$(<"$dir/node-$i.port")" >>"$dir/node-$i.log" 2>&1 &
+		pids+=($!)
+	done
+	for i in "${!pids[@]}"; do
+		wait "${pids[$i]}" || die "redis cluster node $dir/node-$((i + 1)) did not start, or has no users (log: $dir/node-$((i + 1)).log)"
+	done
+	for i in $(seq "$count"); do
+		addrs+=("127.0.0.1:$(<"$dir/node-$i.port")")
+	done
+
+	if ! redis-cli --user default --pass "$REDIS_ADMIN_PASSWORD" --no-auth-warning \
+		--cluster create "${addrs[@]}" --cluster-replicas "$REDIS_CLUSTER_REPLICAS" \
+		--cluster-yes >"$dir/create.log" 2>&1; then
+		show_log_tail "$dir/create.log"
+		die "redis-cli --cluster create failed"
+	fi
+	local deadline=$((SECONDS + 30))
+	while ((SECONDS < deadline)); do
+		ready=true
+		for i in $(seq "$count"); do
+			if ! redis_cluster_node_ready "$(<"$dir/node-$i.port")"; then
+				ready=false
+				break
+			fi
+		done
+		$ready && break
+		sleep 0.1
+	done
+	if ! $ready; then
+		port=$(<"$dir/node-$i.port")
+		redis_admin "$port" CLUSTER INFO >&2 || true
+		show_log_tail "$dir/node-$i.log"
+		die "redis cluster node 127.0.0.1:$port does not see the whole cluster ok after 30 s"
+	fi
+
+	# The lock serializes the tests that use this cluster (shared/internal/testenv): it has
+	# database 0 alone, so two tests cannot share it.
+	: >"$dir/tests.lock"
+	(
+		IFS=,
+		echo "${addrs[*]}"
+	) >"$dir/addrs"
+}
+
+stop_redis_cluster() {
+	local prefix pid
+	# Side by side: each takes a tenth of a second or more, and a pool has dozens.
+	for prefix in "$RUN_DIR"/redis-cluster/*/node-*.port; do
+		prefix=${prefix%.port}
+		if pid=$(redis_pid "$prefix"); then
+			stop_pid "$pid" redis-server &
+		fi
+	done
+	wait
+	rm -rf -- "$RUN_DIR/redis-cluster"
+	rm -f "$RUN_DIR/redis-cluster.env"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -491,17 +702,17 @@ cmd_start() {
 	fi
 	for svc in "${services[@]}"; do
 		case $svc in
-		pg | redis | sqs) ;;
+		pg | redis | redis-cluster | sqs) ;;
 		*) die "unknown service '$svc' (expected: ${ALL_SERVICES[*]})" ;;
 		esac
 	done
 	# Installs and missing tools first, one at a time, so their messages come out whole.
 	for svc in "${services[@]}"; do
-		"ensure_$svc"
+		"ensure_${svc//-/_}"
 	done
 	# Then start them side by side: PostgreSQL's initdb and moto's imports take a second each.
 	for svc in "${services[@]}"; do
-		"start_$svc" &
+		"start_${svc//-/_}" &
 		pids+=($!)
 	done
 	for i in "${!services[@]}"; do
@@ -510,7 +721,7 @@ cmd_start() {
 	if ((${#failed[@]} > 0)); then
 		log "failed to start: ${failed[*]}; stopping ${services[*]} (logs stay in $RUN_DIR)"
 		for svc in "${services[@]}"; do
-			"stop_$svc"
+			"stop_${svc//-/_}"
 		done
 		write_env_file
 		exit 1
@@ -520,6 +731,7 @@ cmd_start() {
 
 cmd_stop() {
 	stop_sqs
+	stop_redis_cluster
 	stop_redis
 	stop_pg
 	rm -f "$RUN_DIR/services.env"

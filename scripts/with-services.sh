@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs a command with throwaway PostgreSQL, Redis and SQS services, then always stops them.
+# Runs a command with throwaway PostgreSQL, Redis (a standalone server and a Redis Cluster) and SQS
+# services, then always stops them.
 #
 #   scripts/with-services.sh go test ./...
 #   SANDBOX_SERVICES="pg redis" scripts/with-services.sh go test ./shared/...
@@ -21,7 +22,7 @@ if [[ -z ${SANDBOX_RUN_DIR:-} ]]; then
 fi
 export SANDBOX_RUN_DIR
 
-read -r -a services <<<"${SANDBOX_SERVICES:-pg redis sqs}"
+read -r -a services <<<"${SANDBOX_SERVICES:-pg redis redis-cluster sqs}"
 status=1
 started=false
 

@@ -21,24 +21,26 @@ import (
 // connectTarget is where workers reach the stores: the API's own database connection, or the
 // public overrides.
 type connectTarget struct {
-	dbHost    string
-	dbPort    int
-	database  string
-	sslMode   string
-	redisAddr string
-	redisTLS  bool
+	dbHost       string
+	dbPort       int
+	database     string
+	sslMode      string
+	redisAddr    string
+	redisTLS     bool
+	redisCluster bool
 }
 
 // connectTargetOf derives the target from the pool's configuration and the overrides.
 func connectTargetOf(cfg Config, pool *pgxpool.Pool) (connectTarget, error) {
 	cc := pool.Config().ConnConfig
 	t := connectTarget{
-		dbHost:    cc.Host,
-		dbPort:    int(cc.Port),
-		database:  cc.Database,
-		sslMode:   sslModeOf(cc.TLSConfig != nil, cc.Fallbacks),
-		redisAddr: cfg.RedisAddr,
-		redisTLS:  cfg.RedisTLS,
+		dbHost:       cc.Host,
+		dbPort:       int(cc.Port),
+		database:     cc.Database,
+		sslMode:      sslModeOf(cc.TLSConfig != nil, cc.Fallbacks),
+		redisAddr:    cfg.RedisAddr,
+		redisTLS:     cfg.RedisTLS,
+		redisCluster: cfg.RedisCluster,
 	}
 	if cfg.PublicDatabaseHost != "" {
 		host, port, err := splitHostPort(cfg.PublicDatabaseHost, t.dbPort)
@@ -123,7 +125,7 @@ func (h *Handler) connection(sb *sandbox.Sandbox, creds provision.Credentials) a
 			SSLMode: t.sslMode, URL: dbURL.String(),
 		},
 		Redis: apiwire.ConnectRedis{
-			Addr: t.redisAddr, TLS: t.redisTLS, Access: string(h.deps.Resources.RedisAccess()),
+			Addr: t.redisAddr, TLS: t.redisTLS, Cluster: t.redisCluster, Access: string(h.deps.Resources.RedisAccess()),
 			Username: creds.RedisUser, Password: creds.RedisPassword,
 			Namespace: keys.Namespace(sb.ID), Stream: keys.EventStream(sb.ID), ConsumerGroup: keys.EventsGroup,
 		},
@@ -146,6 +148,7 @@ func (h *Handler) connection(sb *sandbox.Sandbox, creds provision.Credentials) a
 		"PGSSLMODE":              t.sslMode,
 		"SANDBOX_REDIS_ADDR":     t.redisAddr,
 		"SANDBOX_REDIS_TLS":      strconv.FormatBool(t.redisTLS),
+		"SANDBOX_REDIS_CLUSTER":  strconv.FormatBool(t.redisCluster),
 		"SANDBOX_REDIS_ACCESS":   resp.Redis.Access,
 		"SANDBOX_NAMESPACE":      resp.Redis.Namespace,
 		"SANDBOX_STREAM":         resp.Redis.Stream,

@@ -165,7 +165,7 @@ func ptr[T any](v T) *T { return &v }
 
 // xadd appends an entry with the router's fields and a chosen id, as the test's clock
 // needs; the router itself lets Redis choose.
-func xadd(t *testing.T, rdb *redis.Client, stream, id, typ string) {
+func xadd(t *testing.T, rdb redis.UniversalClient, stream, id, typ string) {
 	t.Helper()
 	err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: stream, ID: id, Values: []string{
 		keys.StreamFieldType, typ, keys.StreamFieldPayload, `{"op":0,"t":"` + typ + `","d":{"guild_id":"` + guild1 + `"}}`,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -325,7 +326,8 @@ func TestConnectRotatesAWorkingPassword(t *testing.T) {
 		"SANDBOX_DATABASE_URL": db.URL, "PGUSER": db.Role, "PGPASSWORD": db.Password, "PGHOST": db.Host,
 		"PGDATABASE": db.Database, "SANDBOX_SCHEMA": db.Schema, "SANDBOX_REDIS_ADDR": rd.Addr,
 		"SANDBOX_STREAM": rd.Stream, "SANDBOX_NAMESPACE": rd.Namespace, "SANDBOX_CONSUMER_GROUP": "workers",
-		"SANDBOX_GUILD_IDS": guild1 + "," + guild2, "SANDBOX_ID": sb.ID, "SANDBOX_NAME": "alpha",
+		"SANDBOX_REDIS_CLUSTER": strconv.FormatBool(testenv.RedisCluster()),
+		"SANDBOX_GUILD_IDS":     guild1 + "," + guild2, "SANDBOX_ID": sb.ID, "SANDBOX_NAME": "alpha",
 		"PGOPTIONS": "-c search_path=" + sb.Schema, "PGSSLMODE": db.SSLMode,
 	} {
 		if env[k] != want {
@@ -369,6 +371,7 @@ func TestConnectHonoursPublicOverrides(t *testing.T) {
 	cfg := testConfig(t, e.dbURL, "redis.internal:6379")
 	cfg.PublicDatabaseHost = "db.example.internal:6543"
 	cfg.PublicRedisAddr = "redis.example.internal:6380"
+	cfg.RedisCluster = true // the answer says so; the stores are the test's
 	h, err := api.New(cfg, api.Deps{Sandboxes: e.manager, Resources: e.resources, Routes: e.cache, DB: e.pool, Redis: e.rdb})
 	if err != nil {
 		t.Fatal(err)
@@ -379,7 +382,8 @@ func TestConnectHonoursPublicOverrides(t *testing.T) {
 	c := decode[apiwire.ConnectResponse](t, e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/connect", principal: alice}))
 	u, err := url.Parse(c.Database.URL)
 	if err != nil || c.Database.Host != "db.example.internal" || c.Database.Port != 6543 || u.Host != "db.example.internal:6543" ||
-		c.Redis.Addr != "redis.example.internal:6380" || c.Env["PGPORT"] != "6543" {
+		c.Redis.Addr != "redis.example.internal:6380" || c.Env["PGPORT"] != "6543" ||
+		!c.Redis.Cluster || c.Env["SANDBOX_REDIS_CLUSTER"] != "true" {
 		t.Errorf("overrides ignored: %+v", c)
 	}
 }

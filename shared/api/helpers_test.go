@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -54,7 +55,7 @@ type env struct {
 	direct    *pgxpool.Pool
 	proxy     *testenv.Proxy
 	dbURL     string
-	rdb       *redis.Client
+	rdb       redis.UniversalClient
 	manager   *controlplane.Manager
 	resources *provision.Provisioner
 	cache     *routecache.Cache
@@ -155,6 +156,7 @@ func testConfig(t testing.TB, dbURL, redisAddr string) api.Config {
 	cfg, err := api.LoadConfig(config.MapLookup(map[string]string{
 		"DATABASE_URL":         dbURL,
 		"REDIS_ADDR":           redisAddr,
+		"REDIS_CLUSTER":        strconv.FormatBool(testenv.RedisCluster()),
 		"API_ADMIN_PRINCIPALS": admin + ",arn:aws:iam::123456789012:user/ops",
 		"ENVIRONMENT":          "test",
 	}))
@@ -350,7 +352,7 @@ func (e *env) snapshot(t testing.TB) string {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	admin := testenv.RedisAdmin(t, e.rdb.Options().DB) // KEYS is not the functions' to run
+	admin := testenv.RedisAdmin(t, testenv.RedisDBOf(e.rdb)) // KEYS is not the functions' to run
 	ks, err := admin.Keys(ctx, "*").Result()
 	if err != nil {
 		t.Fatal(err)

@@ -121,6 +121,9 @@ type ConnectDatabase struct {
 type ConnectRedis struct {
 	Addr string `json:"addr"`
 	TLS  bool   `json:"tls"`
+	// Cluster says Addr is a node of a Redis Cluster (REDIS_CLUSTER): a worker needs a
+	// cluster client, which finds the other nodes from that one.
+	Cluster bool `json:"cluster"`
 	// Access is "acl" (Username and Password are the sandbox's own Redis user, which reaches
 	// its namespace alone) or "shared" (no credentials: the namespace is a convention only,
 	// and Warning says so).

@@ -25,15 +25,32 @@ func TestRunSetsOlderRedisUsersRulesAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	user := e.p.RedisUserName(sb.ID)
-	if err := e.rdb.Do(ctx, "ACL", "SETUSER", user, "+@scripting").Err(); err != nil { // the older rules
-		t.Fatal(err)
+	// The older rules, on every node (ACL users are per node).
+	nodes := testenv.RedisNodes(t, e.rdb)
+	for _, node := range nodes {
+		if err := node.Do(ctx, "ACL", "SETUSER", user, "+@scripting").Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	worker := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t), DB: e.rdb.Options().DB,
+	worker := testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb),
 		Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1, PoolSize: 1})
 	defer func() { _ = worker.Close() }()
 	own := []string{keys.Namespace(sb.ID) + "k"}
 	if err := worker.Eval(ctx, "return 1", own).Err(); err != nil {
 		t.Fatalf("the older rules allow Lua: %v", err)
+	}
+	// luaOn runs Lua as the sandbox's user on each node by itself: Redis checks the rules before
+	// it redirects, so a node refuses with NOPERM, or serves or redirects (MOVED) the call.
+	luaOn := func(node *redis.Client) error {
+		c := redis.NewClient(&redis.Options{Addr: node.Options().Addr, DB: node.Options().DB,
+			Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1})
+		defer func() { _ = c.Close() }()
+		return c.Eval(ctx, "return 1", own).Err()
+	}
+	for _, node := range nodes {
+		if err := luaOn(node); redis.HasErrorPrefix(err, "NOPERM") {
+			t.Fatalf("node %s: the older rules allow Lua: %v", node.Options().Addr, err)
+		}
 	}
 
 	gone := e.create(t, "acl-refresh-gone", time.Hour)
@@ -53,10 +70,15 @@ func TestRunSetsOlderRedisUsersRulesAgain(t *testing.T) {
 	if err := worker.Eval(ctx, "return 1", own).Err(); !redis.HasErrorPrefix(err, "NOPERM") {
 		t.Fatalf("after the run, Lua: %v, want NOPERM", err)
 	}
+	for _, node := range nodes {
+		if err := luaOn(node); !redis.HasErrorPrefix(err, "NOPERM") {
+			t.Errorf("after the run, Lua on node %s: %v, want NOPERM", node.Options().Addr, err)
+		}
+	}
 	if err := worker.XAdd(ctx, &redis.XAddArgs{Stream: keys.EventStream(sb.ID), Values: []string{"t", "x"}}).Err(); err != nil {
 		t.Errorf("the open connection lost its stream: %v", err)
 	}
-	fresh := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t), DB: e.rdb.Options().DB,
+	fresh := testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb),
 		Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1})
 	defer func() { _ = fresh.Close() }()
 	if err := fresh.Ping(ctx).Err(); err != nil {

@@ -84,7 +84,7 @@ var comparePerNamespace = flag.Bool("cleanup.compare-per-namespace", false,
 	"BenchmarkFullRun: also time deleting the keyspace namespace by namespace (SCAN+UNLINK, KEYS+DEL)")
 
 // populate gives every sandbox perSandbox keys (its stream included), one MSET each.
-func populate(b *testing.B, rdb *redis.Client, ids []string, perSandbox int) {
+func populate(b *testing.B, rdb redis.UniversalClient, ids []string, perSandbox int) {
 	b.Helper()
 	ctx := context.Background()
 	for _, id := range ids {
@@ -107,71 +107,90 @@ const slowlogThreshold = 500 * time.Microsecond
 
 // serverMax returns the longest server-side execution time SLOWLOG holds for the commands,
 // among entries about sandbox keys, and resets the log.
-func serverMax(b *testing.B, rdb *redis.Client, commands ...string) time.Duration { // rdb: an admin client
+func serverMax(b *testing.B, admin redis.UniversalClient, commands ...string) time.Duration { // an admin client
+	b.Helper()
+	var mu sync.Mutex
+	var longest time.Duration
+	eachPrimary(b, admin, func(ctx context.Context, rdb *redis.Client) error {
+		entries, err := rdb.SlowLogGet(ctx, -1).Result()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range entries {
+			if len(e.Args) < 2 || !slices.Contains(commands, strings.ToUpper(e.Args[0])) || !strings.Contains(strings.Join(e.Args[1:], " "), "sandbox:{") {
+				continue
+			}
+			longest = max(longest, e.Duration)
+		}
+		return rdb.Do(ctx, "SLOWLOG", "RESET").Err()
+	})
+	return longest
+}
+
+// eachPrimary runs fn on the standalone server, or on every primary of the cluster (the
+// command statistics and SLOWLOG are per node; a replica's would count the writes again).
+func eachPrimary(b *testing.B, admin redis.UniversalClient, fn func(ctx context.Context, rdb *redis.Client) error) {
 	b.Helper()
 	ctx := context.Background()
-	entries, err := rdb.SlowLogGet(ctx, -1).Result()
+	var err error
+	if cluster, ok := admin.(*redis.ClusterClient); ok {
+		err = cluster.ForEachMaster(ctx, fn)
+	} else {
+		err = fn(ctx, admin.(*redis.Client))
+	}
 	if err != nil {
 		b.Fatal(err)
 	}
-	var longest time.Duration
-	for _, e := range entries {
-		if len(e.Args) < 2 || !slices.Contains(commands, strings.ToUpper(e.Args[0])) || !strings.Contains(strings.Join(e.Args[1:], " "), "sandbox:{") {
-			continue
-		}
-		longest = max(longest, e.Duration)
-	}
-	if err := rdb.Do(ctx, "SLOWLOG", "RESET").Err(); err != nil {
-		b.Fatal(err)
-	}
-	return longest
 }
 
 // commandStats returns the calls and the total server-side execution time of each command
 // since the last CONFIG RESETSTAT, and resets the statistics. rdb is an admin client
 // (testenv.RedisAdmin): the functions' user may not run INFO.
-func commandStats(b *testing.B, rdb *redis.Client) map[string]struct {
+func commandStats(b *testing.B, admin redis.UniversalClient) map[string]struct {
 	calls int64
 	busy  time.Duration
 } {
 	b.Helper()
-	ctx := context.Background()
-	info, err := rdb.Info(ctx, "commandstats").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := map[string]struct {
+	type stat = struct {
 		calls int64
 		busy  time.Duration
-	}{}
-	for _, line := range strings.Split(info, "\n") {
-		name, fields, ok := strings.Cut(strings.TrimSpace(line), ":")
-		name, isCmd := strings.CutPrefix(name, "cmdstat_")
-		if !ok || !isCmd {
-			continue
-		}
-		var calls, usec int64
-		for _, f := range strings.Split(fields, ",") {
-			k, v, _ := strings.Cut(f, "=")
-			var err error
-			switch k {
-			case "calls":
-				_, err = fmt.Sscan(v, &calls)
-			case "usec":
-				_, err = fmt.Sscan(v, &usec)
-			}
-			if err != nil {
-				b.Fatalf("INFO commandstats: %s: %v", line, err)
-			}
-		}
-		out[strings.ToUpper(name)] = struct {
-			calls int64
-			busy  time.Duration
-		}{calls, time.Duration(usec) * time.Microsecond}
 	}
-	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
-		b.Fatal(err)
-	}
+	var mu sync.Mutex
+	out := map[string]stat{}
+	eachPrimary(b, admin, func(ctx context.Context, rdb *redis.Client) error {
+		info, err := rdb.Info(ctx, "commandstats").Result()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, line := range strings.Split(info, "\n") {
+			name, fields, ok := strings.Cut(strings.TrimSpace(line), ":")
+			name, isCmd := strings.CutPrefix(name, "cmdstat_")
+			if !ok || !isCmd {
+				continue
+			}
+			var calls, usec int64
+			for _, f := range strings.Split(fields, ",") {
+				k, v, _ := strings.Cut(f, "=")
+				var err error
+				switch k {
+				case "calls":
+					_, err = fmt.Sscan(v, &calls)
+				case "usec":
+					_, err = fmt.Sscan(v, &usec)
+				}
+				if err != nil {
+					return fmt.Errorf("INFO commandstats: %s: %w", line, err)
+				}
+			}
+			st := out[strings.ToUpper(name)]
+			out[strings.ToUpper(name)] = stat{st.calls + calls, st.busy + time.Duration(usec)*time.Microsecond}
+		}
+		return rdb.ConfigResetStat(ctx).Err()
+	})
 	return out
 }
 
@@ -232,23 +251,28 @@ func BenchmarkFullRun(b *testing.B) {
 
 func benchmarkFullRun(b *testing.B, n, perSandbox int) {
 	b.StopTimer()
+	if testenv.RedisCluster() && *comparePerNamespace {
+		b.Skip("-cleanup.compare-per-namespace runs on the standalone server: its passes use one server's client")
+	}
 	ctx := context.Background()
 	e := setup(b, envConfig{maxConns: DefaultConcurrency + 4, options: func(o *Options) {
 		o.Concurrency, o.DropLockTimeout = DefaultConcurrency, config.DefaultDropLockTimeout
 	}})
-	admin := testenv.RedisAdmin(b, e.rdb.Options().DB)
+	// On the cluster the statistics are summed over the primaries, which serve every command.
+	admin := testenv.RedisAdmin(b, testenv.RedisDBOf(e.rdb))
 	hook := newLatencyHook()
 	e.rdb.AddHook(hook)
 	admin.AddHook(hook) // the KEYS+DEL pass runs as admin
-	for _, kv := range [][2]string{{"slowlog-log-slower-than", fmt.Sprint(slowlogThreshold.Microseconds())}, {"slowlog-max-len", "100000"}} {
-		if err := admin.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
-			b.Fatal(err)
-		}
+	slowlog := func(threshold, length string) {
+		eachPrimary(b, admin, func(ctx context.Context, rdb *redis.Client) error {
+			if err := rdb.ConfigSet(ctx, "slowlog-log-slower-than", threshold).Err(); err != nil {
+				return err
+			}
+			return rdb.ConfigSet(ctx, "slowlog-max-len", length).Err()
+		})
 	}
-	b.Cleanup(func() {
-		admin.ConfigSet(context.Background(), "slowlog-log-slower-than", "10000")
-		admin.ConfigSet(context.Background(), "slowlog-max-len", "128")
-	})
+	slowlog(fmt.Sprint(slowlogThreshold.Microseconds()), "100000")
+	b.Cleanup(func() { slowlog("10000", "128") })
 
 	var (
 		runTotal, runBusy, scanBusy time.Duration
@@ -325,9 +349,9 @@ func benchmarkFullRun(b *testing.B, n, perSandbox int) {
 			commandStats(b, admin)
 			start := time.Now()
 			for _, id := range ids {
-				rdb := e.rdb
+				rdb := e.rdb.(*redis.Client)
 				if pass.asAdmin {
-					rdb = admin
+					rdb = admin.(*redis.Client)
 				}
 				if err := pass.delete(ctx, rdb, id); err != nil {
 					b.Fatal(err)

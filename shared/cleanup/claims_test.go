@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
@@ -228,6 +229,12 @@ func TestOnePassDeletesOnlyTheBatchsKeys(t *testing.T) {
 	bystanderBefore := e.state(t, bystander.ID, bystander.Guilds)
 	hook := &scanPatterns{}
 	e.rdb.AddHook(hook)
+	if _, cluster := e.rdb.(*redis.ClusterClient); cluster {
+		// A cluster's passes run on each primary's own client, which its hooks do not reach.
+		for _, node := range testenv.RedisPrimaries(t, e.rdb) {
+			node.AddHook(hook)
+		}
+	}
 
 	rep, err := e.s.Run(ctx, RunOptions{})
 	if err != nil || len(rep.Destroyed) != 2 || len(rep.Failed) != 0 {
@@ -249,7 +256,7 @@ func TestOnePassDeletesOnlyTheBatchsKeys(t *testing.T) {
 	}{{a, 3 + 1 + 1}, {b, 5 + 1 + 1}} { // seeded keys, the stream, the key with braces
 		got, _ := e.m.Get(ctx, c.sb.ID)
 		rec, _ := ParseRecord(got.Teardown)
-		if rec.DeleteKeys == nil || rec.DeleteKeys.Unlinked != c.keys || rec.DeleteKeys.Primaries != 1 {
+		if rec.DeleteKeys == nil || rec.DeleteKeys.Unlinked != c.keys || rec.DeleteKeys.Primaries != len(testenv.RedisPrimaries(t, e.rdb)) {
 			t.Errorf("sandbox %s: keys step %+v, want %d keys", c.sb.ID, rec.DeleteKeys, c.keys)
 		}
 		e.assertTornDownOnce(t, c.sb.ID)

@@ -33,7 +33,8 @@
 // with every change waiting), one ACL DELUSER per node naming every user (step 4), one SCAN
 // keys.AllNamespacesPattern pass per primary unlinking the keys whose hash tag
 // (keys.ParseNamespaceKey) is a sandbox of the batch (step 4; a batch of one scans its own
-// keys.NamespacePattern). Each sandbox then records its share. A run's Redis commands thus
+// keys.NamespacePattern), each UNLINK on a cluster naming keys of one hash slot (keys.Slot: a
+// cluster refuses more). Each sandbox then records its share. A run's Redis commands thus
 // follow its guilds, users and keys, never its sandboxes times its keys.
 //
 // Each step records what it did (mappings removed and their guilds, cache entries deleted,

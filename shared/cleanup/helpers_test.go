@@ -52,7 +52,7 @@ func (f *fakePublisher) Sent() []ExpiryWarning {
 type env struct {
 	pool  *pgxpool.Pool
 	url   string
-	rdb   *redis.Client
+	rdb   redis.UniversalClient
 	p     *provision.Provisioner
 	m     *controlplane.Manager
 	s     *Service
@@ -72,6 +72,9 @@ type envConfig struct {
 	prepare  func(t testing.TB, pool *pgxpool.Pool)
 	options  func(o *Options)
 	maxConns int32
+	// redis builds the client of the provisioner, the control plane and the service;
+	// nil: testenv.Redis.
+	redis func(t testing.TB) redis.UniversalClient
 }
 
 // setup returns a Service over a fresh database and Redis database, with a settable clock.
@@ -90,6 +93,9 @@ func setup(t testing.TB, cfgs ...envConfig) *env {
 		}
 		if c.maxConns != 0 {
 			cfg.maxConns = c.maxConns
+		}
+		if c.redis != nil {
+			cfg.redis = c.redis
 		}
 	}
 	ctx := context.Background()
@@ -110,7 +116,11 @@ func setup(t testing.TB, cfgs ...envConfig) *env {
 	if cfg.prepare != nil {
 		cfg.prepare(t, pool)
 	}
-	rdb := testenv.Redis(t)
+	newRedis := testenv.Redis
+	if cfg.redis != nil {
+		newRedis = cfg.redis
+	}
+	rdb := newRedis(t)
 	clk := testenv.NewClock(time.Date(2026, 1, 8, 12, 0, 0, 0, time.UTC))
 	limits := sandbox.DefaultLimits()
 	limits.OwnerQuota = 1000
@@ -209,7 +219,7 @@ func (e *env) state(t *testing.T, id string, guilds []string) state {
 	}
 	st.Schema, st.Role, st.RedisUser = res.SchemaExists, res.RoleExists, res.RedisUserExists
 	pattern, _ := keys.NamespacePattern(id)
-	found, err := testenv.RedisAdmin(t, e.rdb.Options().DB).Keys(ctx, pattern).Result()
+	found, err := testenv.RedisAdmin(t, testenv.RedisDBOf(e.rdb)).Keys(ctx, pattern).Result()
 	if err != nil {
 		t.Fatal(err)
 	}

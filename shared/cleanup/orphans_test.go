@@ -105,7 +105,7 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 	setRoute(t, e, ghostGuild, ghost)
 	staleGuild := newGuild()
 	setRoute(t, e, staleGuild, leaked.ID)
-	admin := testenv.RedisAdmin(t, e.rdb.Options().DB)
+	admin := testenv.RedisAdmin(t, testenv.RedisDBOf(e.rdb))
 	if err := admin.Do(ctx, "ACL", "SETUSER", e.p.RedisUserName(ghost), "reset").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -120,12 +120,15 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 	}
 	mustSet(t, e, "sandbox:{BAD-ID}:k", "sandbox:{"+sandbox.NewID()+"}", "sandbox:route:notaguild", "other:{"+sandbox.NewID()+"}:k")
 	// Redis users of another logical database (ACL users are server-wide) or not a sandbox's.
-	foreignUser, oddUser := keys.ACLUser(sandbox.NewID(), e.rdb.Options().DB+1), "sb_"+sandbox.NewID()+"_x"
+	foreignUser, oddUser := keys.ACLUser(sandbox.NewID(), testenv.RedisDBOf(e.rdb)+1), "sb_"+sandbox.NewID()+"_x"
+	adminNodes := testenv.RedisNodes(t, admin) // ACL users are per node
 	for _, u := range []string{foreignUser, oddUser} {
-		if err := admin.Do(ctx, "ACL", "SETUSER", u, "reset").Err(); err != nil {
-			t.Fatal(err)
+		for _, node := range adminNodes {
+			if err := node.Do(ctx, "ACL", "SETUSER", u, "reset").Err(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { node.Do(context.Background(), "ACL", "DELUSER", u) })
 		}
-		t.Cleanup(func() { admin.Do(context.Background(), "ACL", "DELUSER", u) })
 	}
 	if err := e.rdb.Set(ctx, keys.RouteCache(newGuild()), "garbage", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -209,8 +212,10 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 		}
 	}
 	for _, u := range []string{foreignUser, oddUser} {
-		if err := admin.Do(ctx, "ACL", "GETUSER", u).Err(); err != nil {
-			t.Errorf("Redis user %s, not ours, was removed: %v", u, err)
+		for _, node := range adminNodes {
+			if err := node.Do(ctx, "ACL", "GETUSER", u).Err(); err != nil {
+				t.Errorf("Redis user %s, not ours, was removed from %s: %v", u, node.Options().Addr, err)
+			}
 		}
 	}
 	for _, g := range []string{ghostGuild, leakGuild, staleGuild} {

@@ -11,7 +11,7 @@ import (
 )
 
 // unlinkBatch is how many keys one UNLINK takes at most. A SCAN reply holds the matches
-// among COUNT keys visited, often only a few, so keys are gathered across replies.
+// among COUNT keys visited, often only a few, so keys are gathered across replies (slotBatches).
 const unlinkBatch = 500
 
 // forEachPrimary runs fn on every primary of a cluster client, concurrently, or on the
@@ -59,42 +59,114 @@ func scanKeys(ctx context.Context, rdb redis.UniversalClient, pattern string, co
 	})
 }
 
-// unlinkMatching unlinks every key matching pattern, up to unlinkBatch keys per UNLINK, on
-// every primary, and returns how many keys it unlinked and how many primaries it scanned.
+// slotBatches gathers keys for UNLINK on one node. On a cluster it keeps one batch per hash
+// slot (keys.Slot): a cluster refuses a multi-key UNLINK across slots (CROSSSLOT), even on one
+// node, and a SCAN reply mixes every slot its node serves. A standalone server has no slots:
+// there all keys go in one batch, so that each UNLINK carries unlinkBatch keys. A batch is sent
+// when it holds unlinkBatch keys, and every batch at once, in one pipeline (one round trip),
+// when maxPendingKeys wait or at the end: the round trips are those of one UNLINK per
+// unlinkBatch keys, whatever the slots. Grouping costs no round trip, where one UNLINK per key
+// would cost one command per key. The cluster pass of the tests runs the per-slot batches.
+type slotBatches struct {
+	node    redis.Cmdable
+	slotOf  func(key string) int
+	batches map[int][]string
+	pending int
+	// unlinked is told each batch the server unlinked, with the number it said it removed.
+	unlinked func(batch []string, n int64)
+}
+
+// maxPendingKeys bounds the keys a slotBatches holds between SCAN replies (a few MB at most).
+// It is large enough that, on a cluster, a sandbox's keys (one slot) usually fill a whole
+// batch before a flush of every batch sends them in smaller ones.
+const maxPendingKeys = 100 * unlinkBatch
+
+func newSlotBatches(node redis.Cmdable, cluster bool, unlinked func(batch []string, n int64)) *slotBatches {
+	slotOf := func(string) int { return 0 }
+	if cluster {
+		slotOf = keys.Slot
+	}
+	return &slotBatches{node: node, slotOf: slotOf, batches: map[int][]string{}, unlinked: unlinked}
+}
+
+func (b *slotBatches) add(ctx context.Context, key string) error {
+	slot := b.slotOf(key)
+	b.batches[slot] = append(b.batches[slot], key)
+	b.pending++
+	if len(b.batches[slot]) >= unlinkBatch {
+		return b.flush(ctx, slot)
+	}
+	if b.pending >= maxPendingKeys {
+		return b.flush(ctx, -1)
+	}
+	return nil
+}
+
+// flush unlinks the batch of one slot, or every batch when slot is -1, in one pipeline.
+func (b *slotBatches) flush(ctx context.Context, slot int) error {
+	type sent struct {
+		batch []string
+		cmd   *redis.IntCmd
+	}
+	var out []sent
+	pipe := b.node.Pipeline()
+	for s, batch := range b.batches {
+		if slot >= 0 && s != slot {
+			continue
+		}
+		out = append(out, sent{batch, pipe.Unlink(ctx, batch...)})
+		b.pending -= len(batch)
+		delete(b.batches, s)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	_, err := pipe.Exec(ctx)
+	for _, o := range out {
+		if o.cmd.Err() == nil {
+			b.unlinked(o.batch, o.cmd.Val())
+		}
+	}
+	return err
+}
+
+// unlinkMatching unlinks every key matching pattern on every primary, in batches of one slot
+// (slotBatches), and returns how many keys it unlinked and how many primaries it scanned.
 // UNLINK frees values in the background, so even a large stream costs the server no pause.
-// All keys of one pattern built by keys.NamespacePattern share a hash tag, hence a slot, so
-// a batch never crosses slots.
+// A pattern built by keys.NamespacePattern names one slot, so its batches are of unlinkBatch
+// keys; any other pattern works too.
 func unlinkMatching(ctx context.Context, rdb redis.UniversalClient, pattern string, count int64) (int64, int, error) {
 	var unlinked atomic.Int64
-	primaries, err := forEachPrimary(ctx, rdb, func(ctx context.Context, node redis.Cmdable) error {
-		var pending []string
-		flush := func() error {
-			if len(pending) == 0 {
-				return nil
-			}
-			n, err := node.Unlink(ctx, pending...).Result()
-			unlinked.Add(n)
-			pending = pending[:0]
-			return err
-		}
+	primaries, err := unlinkScanned(ctx, rdb, pattern, count, func(string) bool { return true },
+		func(_ []string, n int64) { unlinked.Add(n) })
+	return unlinked.Load(), primaries, err
+}
+
+// unlinkScanned unlinks, on every primary, the keys matching pattern that keep accepts, in
+// batches of one slot (slotBatches), telling unlinked each batch the server unlinked. It
+// returns how many primaries it scanned.
+func unlinkScanned(ctx context.Context, rdb redis.UniversalClient, pattern string, count int64,
+	keep func(key string) bool, unlinked func(batch []string, n int64)) (int, error) {
+	_, cluster := rdb.(*redis.ClusterClient)
+	return forEachPrimary(ctx, rdb, func(ctx context.Context, node redis.Cmdable) error {
+		b := newSlotBatches(node, cluster, unlinked)
 		err := scanNode(ctx, node, pattern, count, func(found []string) error {
-			pending = append(pending, found...)
-			if len(pending) >= unlinkBatch {
-				return flush()
+			for _, k := range found {
+				if !keep(k) {
+					continue
+				}
+				if err := b.add(ctx, k); err != nil {
+					return err
+				}
 			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		return flush()
+		return b.flush(ctx, -1)
 	})
-	return unlinked.Load(), primaries, err
 }
-
-// maxPendingKeys bounds the keys unlinkNamespaces holds between replies on a cluster, where
-// keys wait in one batch per sandbox (a batch never crosses slots).
-const maxPendingKeys = 20 * unlinkBatch
 
 // unlinkNamespaces unlinks every key of the namespaces of ids with one SCAN pass per primary
 // over every namespace (keys.AllNamespacesPattern), whatever the number of ids, and returns
@@ -102,101 +174,25 @@ const maxPendingKeys = 20 * unlinkBatch
 // keys.ParseNamespaceKey gives it exactly one of ids: keys outside the layout, of other
 // sandboxes (ids sharing a prefix included) or whose hash tag is not an id are left alone.
 //
-// On a single node the batches mix sandboxes (up to unlinkBatch keys per UNLINK, whatever
-// their number); on a cluster each batch holds one sandbox's keys (one slot), flushed when
-// full or, all of them in one pipeline, when maxPendingKeys wait. The count of a sandbox is
-// the keys found and sent to UNLINK; a key that expired in between (or that SCAN returned
-// twice, which it may while the table is rehashed) is counted without having been there.
+// The batches are per slot (slotBatches): a sandbox's keys share one, and sandboxes whose
+// ids hash alike share theirs. The count of a sandbox is the keys found and sent to UNLINK;
+// a key that expired in between (or that SCAN returned twice, which it may while the table
+// is rehashed) is counted without having been there.
 func unlinkNamespaces(ctx context.Context, rdb redis.UniversalClient, ids map[string]bool, count int64) (map[string]int64, int, error) {
 	var mu sync.Mutex
 	unlinked := make(map[string]int64, len(ids))
-	_, cluster := rdb.(*redis.ClusterClient)
-	primaries, err := forEachPrimary(ctx, rdb, func(ctx context.Context, node redis.Cmdable) error {
-		local := map[string]int64{}
-		defer func() {
+	primaries, err := unlinkScanned(ctx, rdb, keys.AllNamespacesPattern, count,
+		func(k string) bool {
+			id, ok := keys.ParseNamespaceKey(k)
+			return ok && ids[id]
+		},
+		func(batch []string, _ int64) {
 			mu.Lock()
-			for id, n := range local {
-				unlinked[id] += n
+			defer mu.Unlock()
+			for _, k := range batch {
+				id, _ := keys.ParseNamespaceKey(k)
+				unlinked[id]++
 			}
-			mu.Unlock()
-		}()
-		var (
-			mixed      []string                // single node: one batch for every sandbox
-			mixedIDs   []string                // the id of each key of mixed
-			perSandbox = map[string][]string{} // cluster: one batch per sandbox
-			pending    int
-		)
-		flushMixed := func() error {
-			if len(mixed) == 0 {
-				return nil
-			}
-			if err := node.Unlink(ctx, mixed...).Err(); err != nil {
-				return err
-			}
-			for _, id := range mixedIDs {
-				local[id]++
-			}
-			mixed, mixedIDs = mixed[:0], mixedIDs[:0]
-			return nil
-		}
-		take := func(pipe redis.Pipeliner, id string) {
-			batch := perSandbox[id]
-			pipe.Unlink(ctx, batch...)
-			local[id] += int64(len(batch))
-			pending -= len(batch)
-			delete(perSandbox, id)
-		}
-		// flushGroups unlinks the batch of one sandbox, or every batch when id is "".
-		flushGroups := func(id string) error {
-			pipe := node.Pipeline()
-			if id != "" {
-				take(pipe, id)
-			} else {
-				for id := range perSandbox {
-					take(pipe, id)
-				}
-			}
-			if pipe.Len() == 0 {
-				return nil
-			}
-			_, err := pipe.Exec(ctx)
-			return err
-		}
-		err := scanNode(ctx, node, keys.AllNamespacesPattern, count, func(found []string) error {
-			for _, k := range found {
-				id, ok := keys.ParseNamespaceKey(k)
-				if !ok || !ids[id] {
-					continue
-				}
-				if !cluster {
-					mixed, mixedIDs = append(mixed, k), append(mixedIDs, id)
-					if len(mixed) >= unlinkBatch {
-						if err := flushMixed(); err != nil {
-							return err
-						}
-					}
-					continue
-				}
-				perSandbox[id] = append(perSandbox[id], k)
-				pending++
-				if len(perSandbox[id]) >= unlinkBatch {
-					if err := flushGroups(id); err != nil {
-						return err
-					}
-				}
-			}
-			if pending >= maxPendingKeys {
-				return flushGroups("")
-			}
-			return nil
 		})
-		if err != nil {
-			return err
-		}
-		if err := flushMixed(); err != nil {
-			return err
-		}
-		return flushGroups("")
-	})
 	return unlinked, primaries, err
 }

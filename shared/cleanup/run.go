@@ -12,6 +12,7 @@ import (
 
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
@@ -73,6 +74,11 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
 			fail(fmt.Errorf("publish pending route changes: %w", err))
 		} else if n > 0 {
 			s.log.InfoContext(ctx, "published route changes left pending by their writer", "changes", n)
+		}
+		// The route generation of the layout before its hash tag has no TTL: nothing reads
+		// it, and this removes it from deployments that had it (keys.LegacyRouteGeneration).
+		if err := s.rdb.Unlink(ctx, keys.LegacyRouteGeneration).Err(); err != nil {
+			s.log.WarnContext(ctx, "unlinking the old route generation failed; the next run tries again", logkey.Error, err)
 		}
 	}
 

@@ -35,6 +35,9 @@ func (a *app) connectCommand() *cobra.Command {
 			if conn.Redis.Warning != "" {
 				fmt.Fprintf(e, "# warning: %s\n", conn.Redis.Warning)
 			}
+			if conn.Redis.Cluster {
+				fmt.Fprintf(e, "# Redis is a cluster: connect with a cluster client (redis-cli -c); %s is one of its nodes\n", conn.Redis.Addr)
+			}
 			skipped, err := writeExports(a.env.Stdout, conn.Env)
 			if err != nil {
 				return err

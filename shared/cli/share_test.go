@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/routing"
 )
@@ -179,9 +180,8 @@ func TestEventsRewindEndToEnd(t *testing.T) {
 	expect(t, r, ExitOK)
 	var conn apiwire.ConnectResponse
 	decodeStrict(t, r.stdout, &conn)
-	worker := redis.NewClient(&redis.Options{Addr: s.rdb.Options().Addr, DB: s.rdb.Options().DB,
+	worker := testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(s.rdb),
 		Username: conn.Redis.Username, Password: conn.Redis.Password})
-	t.Cleanup(func() { _ = worker.Close() })
 	read := func() []string {
 		t.Helper()
 		res, err := worker.XReadGroup(ctx, &redis.XReadGroupArgs{Group: conn.Redis.ConsumerGroup, Consumer: "worker-1",

@@ -52,7 +52,7 @@ var tokenHolders = map[string]string{aliceToken: alice, bobToken: bob, adminToke
 // PostgreSQL database and Redis database, with the real teardown of shared/cleanup.
 type stack struct {
 	pool      *pgxpool.Pool
-	rdb       *redis.Client
+	rdb       redis.UniversalClient
 	handler   *api.Handler
 	manager   *controlplane.Manager
 	resources *provision.Provisioner

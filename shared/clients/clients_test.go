@@ -59,7 +59,7 @@ func TestOpenConnectsWithoutMigrating(t *testing.T) {
 	addr := testenv.RedisAddr(t)
 	user, password := testenv.RedisCredentials(t)
 	ctx := context.Background()
-	s, err := Open(ctx, config.Shared{DatabaseURL: dbURL, RedisAddr: addr, RedisUsername: user, RedisPassword: password}, nil, 4)
+	s, err := Open(ctx, config.Shared{DatabaseURL: dbURL, RedisAddr: addr, RedisCluster: testenv.RedisCluster(), RedisUsername: user, RedisPassword: password}, nil, 4)
 	if err != nil {
 		t.Fatal(err)
 	}

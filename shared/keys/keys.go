@@ -1,12 +1,13 @@
 // Package keys is the one home of the Redis key layout
 // (docs/architecture.md, "A sandbox's own resources"):
 //
-//	sandbox:{<id>}:          namespace of one sandbox (the braces are a cluster hash tag:
-//	                         one sandbox, one slot)
-//	sandbox:{<id>}:events    the sandbox's event stream
-//	sandbox:route:<guild_id> route cache entry of one guild (outside any namespace: per guild)
-//	sandbox:usage:{<id>}     usage counters of one sandbox (outside its namespace, in its
-//	                         slot: usage.go)
+//	sandbox:{<id>}:                     namespace of one sandbox (the braces are a cluster
+//	                                    hash tag: one sandbox, one slot)
+//	sandbox:{<id>}:events               the sandbox's event stream
+//	sandbox:route:{routes}:<guild_id>   route cache entry of one guild (outside any namespace)
+//	sandbox:routes:{routes}:generation  the route generation, in the route entries' slot
+//	sandbox:usage:{<id>}                usage counters of one sandbox (outside its namespace,
+//	                                    in its slot: usage.go)
 //
 // and of the Redis ACL users that confine each sandbox to its namespace (ACLUser,
 // SandboxACLRules): a sandbox's user matches its own keys and channels only, never a route;
@@ -14,6 +15,43 @@
 //
 // Patterns for SCAN MATCH are built only from validated ids, so user input never reaches a
 // glob.
+//
+// # Redis Cluster: which keys share a slot
+//
+// A cluster refuses a multi-key command, a script or a transaction whose keys are in
+// different slots (CROSSSLOT), even when one node serves them all. Every one this module runs
+// names keys of one slot (Slot; TestKeysUsedTogetherShareASlot):
+//
+//   - routecache's writeBack and publish scripts: the generation and route entries, all
+//     tagged {routes};
+//   - routing's countEvents and cleanup's recordKeys scripts: Usage(id) and EventStream(id),
+//     both tagged {<id>};
+//   - cleanup's UNLINKs of SCAN replies: on a cluster, grouped by Slot before each UNLINK,
+//     whatever the pattern (a namespace's keys are one slot anyway);
+//   - provision's MULTI/EXEC (events page, rewind): one stream key each.
+//
+// Everything else is one key per command (GET, SET, XADD, XACK, HGETALL, UNLINK of a usage
+// hash, orphans' compare-and-delete script), pipelined: a cluster client splits a pipeline by
+// node. SCAN and the ACL commands run on each node (cleanup's forEachPrimary, provision's
+// forEachNode).
+//
+// # The route slot
+//
+// Every route entry and the generation share the slot of {routes}, so one primary serves the
+// whole route cache: every router batch's read (the generation, and the entries its
+// in-process tier lacks, one pipelined round trip), every write-back and every publication.
+// That is what the generation alone cost before it had company: every batch read it on its one
+// slot already, so the route slot's load follows the router's batches per second, not the
+// sandboxes, guilds or streams, which spread over the other slots. One primary serves on the
+// order of 100,000 such reads a second, far above the ingress rate of the sandboxes' test
+// guilds. An operator who needs more scales that primary up, or moves the slot (12842) to a
+// shard of its own (resharding); reading from replicas is not a way out, because a replica's
+// lagging generation would let a router keep entries a published change voided.
+//
+// Entries of the layout before the hash tag (sandbox:route:<guild_id>) are never read again
+// and expire by themselves within their TTL (ROUTE_CACHE_TTL at most: every write sets one);
+// the old generation (sandbox:routes:generation), which has none, is unlinked by every
+// cleanup run (LegacyRouteGeneration).
 package keys
 
 import (
@@ -25,8 +63,12 @@ import (
 )
 
 const (
-	prefix      = "sandbox:"
-	routePrefix = "sandbox:route:"
+	prefix = "sandbox:"
+	// routeTag is the hash tag of the route entries and the generation: one slot for the
+	// route cache, whose scripts name both. It follows a prefix other than "sandbox:{", so no
+	// route key is ever in a namespace's pattern, whatever the sandbox ids may become.
+	routeTag    = "{routes}"
+	routePrefix = "sandbox:route:" + routeTag + ":"
 	// EventsGroup is the consumer group created with every sandbox stream; workers read with
 	// XREADGROUP GROUP workers <consumer>.
 	EventsGroup = "workers"
@@ -39,13 +81,16 @@ func Namespace(id string) string { return prefix + "{" + id + "}:" }
 func EventStream(id string) string { return Namespace(id) + "events" }
 
 // RouteGeneration is the route generation, bumped by every published route change
-// (routecache). It is outside every namespace and matches neither AllRoutesPattern nor
-// AllNamespacesPattern. In a Redis Cluster it hashes to another slot than the route keys, so
-// the generation scripts, which touch both, need route keys that share its slot (a hash tag:
-// one slot for every route, a hot slot).
-const RouteGeneration = "sandbox:routes:generation"
+// (routecache). It is outside every namespace, matches neither AllRoutesPattern nor
+// AllNamespacesPattern, and shares the route entries' hash tag, hence their slot: the
+// generation scripts, which touch both, need one slot in a Redis Cluster.
+const RouteGeneration = "sandbox:routes:" + routeTag + ":generation"
 
-// RouteCache returns the route cache key of a guild: "sandbox:route:<guild_id>".
+// LegacyRouteGeneration is the route generation of the layout before the hash tag. Nothing
+// reads it; cleanup unlinks it, since it has no TTL to expire by.
+const LegacyRouteGeneration = "sandbox:routes:generation"
+
+// RouteCache returns the route cache key of a guild: "sandbox:route:{routes}:<guild_id>".
 func RouteCache(guildID string) string { return routePrefix + guildID }
 
 // NamespacePattern returns the SCAN MATCH pattern of every key of one sandbox. It refuses an

@@ -1,6 +1,10 @@
 package keys
 
-import "testing"
+import (
+	"path"
+	"strings"
+	"testing"
+)
 
 func TestLayout(t *testing.T) {
 	const id = "abc123def456gh"
@@ -10,7 +14,7 @@ func TestLayout(t *testing.T) {
 	if got := EventStream(id); got != "sandbox:{abc123def456gh}:events" {
 		t.Fatalf("EventStream = %q", got)
 	}
-	if got := RouteCache("123456789012345678"); got != "sandbox:route:123456789012345678" {
+	if got := RouteCache("123456789012345678"); got != "sandbox:route:{routes}:123456789012345678" {
 		t.Fatalf("RouteCache = %q", got)
 	}
 	p, err := NamespacePattern(id)
@@ -29,13 +33,15 @@ func TestNamespacePatternRefusesGlobs(t *testing.T) {
 
 func TestParseNamespaceKey(t *testing.T) {
 	cases := map[string]string{
-		"sandbox:{abc123def456gh}:events":  "abc123def456gh",
-		"sandbox:{abc123def456gh}:x:y":     "abc123def456gh",
-		"sandbox:{abc123def456gh}events":   "",
-		"sandbox:{ABC123DEF456GH}:events":  "",
-		"sandbox:route:123456789012345678": "",
-		"other:{abc123def456gh}:events":    "",
-		"sandbox:{abc}:events":             "",
+		"sandbox:{abc123def456gh}:events":           "abc123def456gh",
+		"sandbox:{abc123def456gh}:x:y":              "abc123def456gh",
+		"sandbox:{abc123def456gh}events":            "",
+		"sandbox:{ABC123DEF456GH}:events":           "",
+		"sandbox:route:123456789012345678":          "",
+		"sandbox:route:{routes}:123456789012345678": "",
+		"sandbox:routes:{routes}:generation":        "",
+		"other:{abc123def456gh}:events":             "",
+		"sandbox:{abc}:events":                      "",
 	}
 	for key, want := range cases {
 		got, ok := ParseNamespaceKey(key)
@@ -46,10 +52,14 @@ func TestParseNamespaceKey(t *testing.T) {
 }
 
 func TestParseRouteKey(t *testing.T) {
-	if g, ok := ParseRouteKey("sandbox:route:123456789012345678"); !ok || g != "123456789012345678" {
+	if g, ok := ParseRouteKey("sandbox:route:{routes}:123456789012345678"); !ok || g != "123456789012345678" {
 		t.Fatalf("got %q %v", g, ok)
 	}
-	for _, k := range []string{"sandbox:route:", "sandbox:route:abc", "sandbox:{x}:route", "sandbox:route:99999999999999999999"} {
+	for _, k := range []string{
+		"sandbox:route:{routes}:", "sandbox:route:{routes}:abc", "sandbox:{x}:route", "sandbox:route:{routes}:99999999999999999999",
+		"sandbox:route:123456789012345678", // the layout before the hash tag: expired, never read
+		RouteGeneration, LegacyRouteGeneration,
+	} {
 		if _, ok := ParseRouteKey(k); ok {
 			t.Errorf("ParseRouteKey(%q) accepted", k)
 		}
@@ -94,5 +104,44 @@ func TestSandboxACLRulesConfineToTheNamespace(t *testing.T) {
 	}
 	if _, err := SandboxACLRules("*", false); err == nil {
 		t.Fatal("a glob id was accepted")
+	}
+}
+
+// No route key is ever mistaken for a namespace's key or reached by a sandbox's user: the
+// route layout's prefix is not a namespace's, whatever the ids may become.
+func TestRouteKeysAreOutsideEveryNamespace(t *testing.T) {
+	routeKeys := []string{RouteCache("123456789012345678"), RouteGeneration, LegacyRouteGeneration}
+	for _, k := range routeKeys {
+		if strings.HasPrefix(k, prefix+"{") {
+			t.Errorf("%q starts like a namespace", k)
+		}
+		if id, ok := ParseNamespaceKey(k); ok {
+			t.Errorf("%q parses as a key of namespace %q", k, id)
+		}
+		for _, p := range []string{AllNamespacesPattern, AllUsagePattern} {
+			if m, _ := path.Match(p, k); m {
+				t.Errorf("%q matches %q", p, k)
+			}
+		}
+		rules, err := SandboxACLRules("abc123def456gh", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rules {
+			if p, ok := strings.CutPrefix(r, "~"); ok {
+				if m, _ := path.Match(p, k); m {
+					t.Errorf("the sandbox user's pattern %q matches %q", p, k)
+				}
+			}
+		}
+	}
+	if m, _ := path.Match(AllRoutesPattern, RouteGeneration); m {
+		t.Errorf("%q matches the generation", AllRoutesPattern)
+	}
+	if m, _ := path.Match(AllRoutesPattern, RouteCache("1")); !m {
+		t.Errorf("%q does not match a route", AllRoutesPattern)
+	}
+	if m, _ := path.Match(AllKeysPattern, RouteGeneration); !m {
+		t.Errorf("%q does not match the generation", AllKeysPattern)
 	}
 }

@@ -12,6 +12,10 @@
 // reconciliation's (cleanup) business; Drop, DropSchema and DropRole are here so that the
 // knowledge of what a sandbox owns, and of what may be dropped, has one home.
 //
+// ACL users exist per node of a Redis Cluster, so every ACL command runs on every primary and
+// replica (redisuser.go); the scheduled refresh (RefreshRedisUserRules) also gives a node that
+// lacks a live sandbox's user the user as another node has it.
+//
 // Everything here runs with the control user's rights over objects a sandbox role may have
 // changed, so none of it reads, writes or plans over a sandbox's relations: inspection reads
 // the catalogs only, and dropping runs no code a sandbox can define (docs/security.md).

@@ -23,7 +23,7 @@ import (
 type env struct {
 	pool *pgxpool.Pool
 	url  string
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	p    *provision.Provisioner
 }
 

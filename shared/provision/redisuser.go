@@ -199,29 +199,94 @@ func (p *Provisioner) SandboxRedisUsers(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// RefreshRedisUserRules sets the rules of the sandboxes' existing ACL users again on every
-// node, without "reset" and without a password, so each user keeps its password and its
-// connections and gets exactly keys.SandboxACLRules ("-@all" first). It brings a user made
-// under older rules in line (a rule refused later, such as Lua, must not stay allowed until
-// the sandbox's next connect). One pipeline per node; it returns how many users it set.
-// Called with the users ACL USERS listed: one deleted meanwhile (a teardown) comes back
-// "off", without a password, nobody able to use it, and the orphan finder removes it.
+// RefreshRedisUserRules sets the rules of the sandboxes' ACL users again on every node, so
+// each user gets exactly keys.SandboxACLRules ("-@all" first) and a user made under older
+// rules is brought in line (a rule refused later, such as Lua, must not stay allowed until the
+// sandbox's next connect), and returns how many users it set.
+//
+// On a node that has the user it sets the rules without "reset" and without a password, so
+// the user keeps its password and its connections. A node that lacks a user another node has
+// (one that joined the cluster later: ACL users exist per node, and go-redis never copies
+// them) gets the user as that node has it: its on/off flag and its password hashes (ACL
+// GETUSER there), so the sandbox's worker authenticates on every node. A user no node has
+// (deleted by a teardown since the caller listed it) is not created again.
+//
+// Round trips: one ACL USERS per node, one pipeline of ACL SETUSER per node; and when a node
+// lacks users, one pipeline of ACL GETUSER on the nodes they are copied from, before and
+// after. The one after closes the race with a teardown: a user deleted from its source while
+// it was being copied is deleted again everywhere (DeleteRedisUsers). A teardown whose
+// deletion straddles the copy on other nodes can still leave a copy behind; the orphan finder
+// reports it (resource type redis_user).
 func (p *Provisioner) RefreshRedisUserRules(ctx context.Context, ids []string) (int, error) {
 	if !p.redisUsers() || len(ids) == 0 {
 		return 0, nil
 	}
-	cmds := make([][]any, 0, len(ids))
+	rules := make(map[string][]any, len(ids))  // id -> its rules, after the user's name
+	names := make(map[string]string, len(ids)) // user name -> id
 	for _, id := range ids {
-		args, err := appendRules([]any{"ACL", "SETUSER", p.RedisUserName(id)}, id, p.allowSelect())
+		r, err := appendRules(nil, id, p.allowSelect())
 		if err != nil {
 			return 0, err
 		}
-		cmds = append(cmds, args)
+		rules[id] = r
+		names[p.RedisUserName(id)] = id
 	}
+
+	// Which node has which user.
+	var mu sync.Mutex
+	present := map[string]map[string]bool{} // node address -> ids of the users it has
+	nodes := map[string]redis.UniversalClient{}
 	_, err := forEachNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
+		users, err := node.Do(ctx, "ACL", "USERS").StringSlice()
+		if err != nil {
+			return err
+		}
+		has := map[string]bool{}
+		for _, u := range users {
+			if id, ok := names[u]; ok {
+				has[id] = true
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		present[nodeAddr(node)], nodes[nodeAddr(node)] = has, node
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("ACL USERS (refresh %d users): %w", len(ids), err)
+	}
+	source := map[string]string{} // id -> the address of a node that has its user
+	lacking := map[string]bool{}  // ids some node lacks
+	for addr, has := range present {
+		for _, id := range ids {
+			if has[id] {
+				source[id] = addr
+			} else {
+				lacking[id] = true
+			}
+		}
+	}
+	var copied map[string]aclUser
+	if len(lacking) > 0 {
+		if copied, err = p.readRedisUsers(ctx, nodes, source, lacking); err != nil {
+			return 0, err
+		}
+	}
+
+	_, err = forEachNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
+		has := present[nodeAddr(node)] // nil for a node that joined since: copies only
 		pipe := node.Pipeline()
-		for _, args := range cmds {
-			pipe.Do(ctx, args...)
+		for id, r := range rules {
+			user := p.RedisUserName(id)
+			switch u, ok := copied[id]; {
+			case has[id]:
+				pipe.Do(ctx, append([]any{"ACL", "SETUSER", user}, r...)...)
+			case ok:
+				pipe.Do(ctx, append(u.setUserArgs(user), r...)...)
+			}
+		}
+		if pipe.Len() == 0 {
+			return nil
 		}
 		_, err := pipe.Exec(ctx)
 		return err
@@ -229,5 +294,128 @@ func (p *Provisioner) RefreshRedisUserRules(ctx context.Context, ids []string) (
 	if err != nil {
 		return 0, fmt.Errorf("ACL SETUSER (refresh %d users): %w", len(ids), err)
 	}
-	return len(ids), nil
+	if len(copied) > 0 {
+		again, err := p.readRedisUsers(ctx, nodes, source, lacking)
+		if err != nil {
+			return 0, err
+		}
+		var gone []string
+		for id := range copied {
+			if _, ok := again[id]; !ok {
+				gone = append(gone, id)
+			}
+		}
+		if len(gone) > 0 {
+			if _, err := p.DeleteRedisUsers(ctx, gone); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return len(source), nil
+}
+
+// nodeAddr names a node of forEachNode: its address, or "" for a client that is not a
+// cluster node's.
+func nodeAddr(node redis.UniversalClient) string {
+	if c, ok := node.(*redis.Client); ok {
+		return c.Options().Addr
+	}
+	return ""
+}
+
+// aclUser is what a node that has a sandbox's user says of it, for a node that lacks it.
+type aclUser struct {
+	on        bool
+	passwords []string // SHA-256 hashes, hex
+}
+
+// setUserArgs is the ACL SETUSER that makes the user on another node as it is here, before
+// its rules.
+func (u aclUser) setUserArgs(name string) []any {
+	args := []any{"ACL", "SETUSER", name, "reset", "off"}
+	if u.on {
+		args[4] = "on"
+	}
+	for _, h := range u.passwords {
+		args = append(args, "#"+h)
+	}
+	return args
+}
+
+// readRedisUsers reads, with ACL GETUSER on the node source names, the users of ids that
+// have a source, one pipeline per source node; a user the source no longer has is left out.
+func (p *Provisioner) readRedisUsers(ctx context.Context, nodes map[string]redis.UniversalClient, source map[string]string, ids map[string]bool) (map[string]aclUser, error) {
+	bySource := map[string][]string{}
+	for id := range ids {
+		if addr, ok := source[id]; ok {
+			bySource[addr] = append(bySource[addr], id)
+		}
+	}
+	out := map[string]aclUser{}
+	for addr, group := range bySource {
+		pipe := nodes[addr].Pipeline()
+		cmds := make([]*redis.Cmd, len(group))
+		for i, id := range group {
+			cmds[i] = pipe.Do(ctx, "ACL", "GETUSER", p.RedisUserName(id))
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("ACL GETUSER on %s: %w", addr, err)
+		}
+		for i, id := range group {
+			v, err := cmds[i].Result()
+			if errors.Is(err, redis.Nil) {
+				continue // deleted since ACL USERS
+			}
+			u, err := parseACLUser(v, err)
+			if err != nil {
+				return nil, fmt.Errorf("ACL GETUSER %s on %s: %w", p.RedisUserName(id), addr, err)
+			}
+			out[id] = u
+		}
+	}
+	return out, nil
+}
+
+// parseACLUser reads the flags and passwords of an ACL GETUSER reply: a map in RESP3, a flat
+// list of names and values in RESP2.
+func parseACLUser(v any, err error) (aclUser, error) {
+	if err != nil {
+		return aclUser{}, err
+	}
+	fields := map[string]any{}
+	switch r := v.(type) {
+	case map[any]any:
+		for k, v := range r {
+			if name, ok := k.(string); ok {
+				fields[name] = v
+			}
+		}
+	case []any:
+		for i := 0; i+1 < len(r); i += 2 {
+			if name, ok := r[i].(string); ok {
+				fields[name] = r[i+1]
+			}
+		}
+	default:
+		return aclUser{}, fmt.Errorf("unexpected reply %T", v)
+	}
+	flags, ok1 := fields["flags"].([]any)
+	passwords, ok2 := fields["passwords"].([]any)
+	if !ok1 || !ok2 {
+		return aclUser{}, errors.New("reply without flags or passwords")
+	}
+	var u aclUser
+	for _, f := range flags {
+		if f == "on" {
+			u.on = true
+		}
+	}
+	for _, h := range passwords {
+		s, ok := h.(string)
+		if !ok {
+			return aclUser{}, fmt.Errorf("password hash of type %T", h)
+		}
+		u.passwords = append(u.passwords, s)
+	}
+	return u, nil
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // groupAt reads the last id the sandbox's group delivered.
-func groupAt(t *testing.T, rdb *redis.Client, stream string) string {
+func groupAt(t *testing.T, rdb redis.UniversalClient, stream string) string {
 	t.Helper()
 	groups, err := rdb.XInfoGroups(context.Background(), stream).Result()
 	if err != nil {

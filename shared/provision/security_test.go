@@ -159,7 +159,7 @@ func TestSandboxRedisUserIsConfinedToItsNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if creds.RedisUser != keys.ACLUser(id, e.rdb.Options().DB) || creds.RedisPassword == "" {
+	if creds.RedisUser != keys.ACLUser(id, testenv.RedisDBOf(e.rdb)) || creds.RedisPassword == "" {
 		t.Fatalf("credentials: user %q", creds.RedisUser)
 	}
 	const guild = "80351110224678912"
@@ -170,8 +170,8 @@ func TestSandboxRedisUserIsConfinedToItsNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	db := e.rdb.Options().DB
-	sb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t), DB: db, Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1})
+	db := testenv.RedisDBOf(e.rdb)
+	sb := testenv.NewRedisClient(t, redis.UniversalOptions{DB: db, Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1})
 	defer func() { _ = sb.Close() }()
 	own := keys.Namespace(id)
 
@@ -245,7 +245,7 @@ func TestSandboxRedisUserIsConfinedToItsNamespace(t *testing.T) {
 	}
 
 	// An open session is closed when teardown deletes the user, and no new one opens.
-	conn := sb.Conn()
+	conn := singleConn(ctx, t, sb, keys.EventStream(id))
 	defer func() { _ = conn.Close() }()
 	if err := conn.Ping(ctx).Err(); err != nil {
 		t.Fatal(err)
@@ -253,8 +253,9 @@ func TestSandboxRedisUserIsConfinedToItsNamespace(t *testing.T) {
 	// One batch deletes several users; one that never existed counts as deleted nowhere.
 	never := sandbox.NewID()
 	res, err := e.p.DeleteRedisUsers(ctx, []string{id, never})
-	if err != nil || res[id].Deleted != 1 || res[id].Nodes != 1 || res[never].Deleted != 0 || res[never].Nodes != 1 {
-		t.Fatalf("delete: %+v %v", res, err)
+	nodes := len(testenv.RedisNodes(t, e.rdb)) // a cluster's primaries and replicas, or the server
+	if err != nil || res[id].Deleted != nodes || res[id].Nodes != nodes || res[never].Deleted != 0 || res[never].Nodes != nodes {
+		t.Fatalf("delete: %+v %v, want %d nodes", res, err, nodes)
 	}
 	if err := conn.Ping(ctx).Err(); err == nil {
 		t.Error("the session of the deleted user still answers")
@@ -316,4 +317,17 @@ func TestSandboxRoleCannotConnectToAnotherDatabase(t *testing.T) {
 	if _, err := connectAs(t, e.url, sandbox.RoleName(id), pw); err != nil {
 		t.Fatalf("the role cannot connect to its own: %v", err)
 	}
+}
+
+// singleConn returns one connection of client: on the cluster, to the primary that serves key.
+func singleConn(ctx context.Context, t *testing.T, client redis.UniversalClient, key string) *redis.Conn {
+	t.Helper()
+	if cluster, ok := client.(*redis.ClusterClient); ok {
+		node, err := cluster.MasterForKey(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return node.Conn()
+	}
+	return client.(*redis.Client).Conn()
 }

@@ -28,7 +28,7 @@ func TestSandboxCannotTouchItsUsage(t *testing.T) {
 	if err := e.rdb.HSet(ctx, usage, keys.UsageFieldEvents, 3).Err(); err != nil {
 		t.Fatal(err)
 	}
-	sb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t), DB: e.rdb.Options().DB,
+	sb := testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb),
 		Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1})
 	defer func() { _ = sb.Close() }()
 	if err := sb.HSet(ctx, keys.Namespace(id)+"h", "f", 1).Err(); err != nil {

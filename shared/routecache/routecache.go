@@ -9,9 +9,9 @@
 // compare-and-set on the generation read before that query, so an entry computed from an
 // older state is never written after a change was published.
 //
-// Reads for many guilds are pipelined into one round trip (MGET would fail across cluster
-// slots, since route keys carry no hash tag). The generation scripts touch the generation
-// and route keys together, which a Redis Cluster refuses across slots (keys.RouteGeneration).
+// Reads for many guilds are pipelined into one round trip. The generation scripts touch the
+// generation and route keys together, which a Redis Cluster allows because they share one
+// hash tag, hence one slot and one primary (keys, "The route slot").
 package routecache
 
 import (

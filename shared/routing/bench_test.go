@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/gateway"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/routing"
@@ -50,14 +51,22 @@ type fixture struct {
 
 func newFixture(tb testing.TB) *fixture {
 	tb.Helper()
+	trips := &roundTrips{}
 	e := newEnv(tb)
+	e.rdb.AddHook(trips)
+	return newFixtureOn(tb, e, trips)
+}
+
+// newFixtureOn is newFixture on e, whose Redis client reports its round trips to trips.
+func newFixtureOn(tb testing.TB, e *env, trips *roundTrips) *fixture {
+	tb.Helper()
 	templates := payloadTemplates(tb)
 	sandboxGuilds := make([]string, benchSandboxes)
 	for i := range sandboxGuilds {
 		sandboxGuilds[i] = fmt.Sprintf("90000000000000%05d", i)
 		e.sandbox(tb, fmt.Sprintf("bench-%02d", i), sandboxGuilds[i])
 	}
-	f := &fixture{env: e, sink: &countingSink{}, trips: &roundTrips{}}
+	f := &fixture{env: e, sink: &countingSink{}, trips: trips}
 	production := 0
 	for i := range benchEvents {
 		tmpl := templates[i%len(templates)]
@@ -82,7 +91,6 @@ func newFixture(tb testing.TB) *fixture {
 	}
 	f.guilds = benchSandboxes + benchProductionGuilds
 	f.router = e.router(tb, f.sink)
-	e.rdb.AddHook(f.trips)
 	return f
 }
 
@@ -181,6 +189,29 @@ func (h *roundTrips) take() []string {
 	return out
 }
 
+// streamTrips merges the stream delivery's round trips (the last ones of a batch) into one
+// entry: on a cluster the appends go in one pipeline per primary (stream.go), concurrently, in
+// no set order; it fails the test if there are more of them than nodes (one, standalone).
+func streamTrips(t testing.TB, trips []string) []string {
+	t.Helper()
+	first := slices.IndexFunc(trips, func(s string) bool { return strings.HasPrefix(s, "xadd×") })
+	if first < 0 {
+		return trips
+	}
+	var xadds, evals, n int
+	for _, trip := range trips[first:] {
+		var x, e int
+		if _, err := fmt.Sscanf(trip, "xadd×%d evalsha×%d", &x, &e); err != nil {
+			t.Fatalf("round trip %q among the stream appends: %v", trip, err)
+		}
+		xadds, evals, n = xadds+x, evals+e, n+1
+	}
+	if primaries := len(testenv.RedisAddrs(t)); !testenv.RedisCluster() && n > 1 || n > primaries {
+		t.Errorf("the stream appends took %d round trips: %q", n, trips[first:])
+	}
+	return append(slices.Clone(trips[:first]), fmt.Sprintf("xadd×%d evalsha×%d", xadds, evals))
+}
+
 // TestRedisRoundTripsPerBatch counts what the performance goal promises: route resolution
 // costs one Redis round trip per batch with the route generation read with the entries (two
 // when entries must be written back, a compare-and-set script), stream delivery one more; and
@@ -207,14 +238,14 @@ func TestRedisRoundTripsPerBatch(t *testing.T) {
 	route() // nothing cached: one read, one write-back, one delivery
 	// The generation is read while the batch is parsed (get×1); with guilds to look up, the
 	// lookup round trip reads it again with their entries.
-	equal(t, "cold round trips", f.trips.take(), []string{"get×1", fmt.Sprintf("get×%d", guilds+1), "evalsha×1", xadds})
+	equal(t, "cold round trips", streamTrips(t, f.trips.take()), []string{"get×1", fmt.Sprintf("get×%d", guilds+1), "evalsha×1", xadds})
 
 	f.clock.Add(memoryTTL) // the in-process tier expires; Redis knows every guild
 	route()
-	equal(t, "round trips with Redis warm", f.trips.take(), []string{"get×1", fmt.Sprintf("get×%d", guilds+1), xadds})
+	equal(t, "round trips with Redis warm", streamTrips(t, f.trips.take()), []string{"get×1", fmt.Sprintf("get×%d", guilds+1), xadds})
 
 	route() // within the in-process TTL: only the generation leaves the process
-	equal(t, "round trips with memory warm", f.trips.take(), []string{"get×1", xadds})
+	equal(t, "round trips with memory warm", streamTrips(t, f.trips.take()), []string{"get×1", xadds})
 
 	if calls, entries := f.sink.calls.Load(), f.sink.entries.Load(); calls != 3*900 || entries != 3*9000 {
 		t.Errorf("production sink: %d calls with %d entries, want %d with %d", calls, entries, 3*900, 3*9000)
@@ -321,6 +352,41 @@ func BenchmarkRouteBatch(b *testing.B) {
 		b.ReportMetric(eventsPerSecond(mWithout, 1), "ttl-only-events/s")
 		b.ReportMetric(100*(1-float64(mWithout)/float64(mWith)), "generation-cost-%")
 	})
+}
+
+// BenchmarkRouteBatchStandaloneVsCluster routes the 10,000-event batch (in-process tier cold,
+// Redis warm, as BenchmarkRouteBatch's router) on the standalone server and on the Redis
+// Cluster in one run, reporting events/s and the Redis round trips per batch. The cluster's
+// are counted per node (a hook on each node client): a cluster pipeline is one round trip
+// per primary it touches. Run it without SANDBOX_TEST_REDIS_MODE (the cluster is taken
+// through testenv's lock either way):
+//
+//	scripts/with-services.sh go test -run '^$' -bench RouteBatchStandaloneVsCluster -benchtime 20x ./shared/routing/
+func BenchmarkRouteBatchStandaloneVsCluster(b *testing.B) {
+	testenv.SkipOnRedisCluster(b, "redis=standalone needs the standalone server")
+	for _, mode := range []string{"standalone", "cluster"} {
+		b.Run("redis="+mode, func(b *testing.B) {
+			var f *fixture
+			if mode == "standalone" {
+				f = newFixture(b)
+			} else {
+				trips := &roundTrips{}
+				rdb := testenv.ClusterRedis(b, func(node *redis.Client) { node.AddHook(trips) })
+				f = newFixtureOn(b, newEnvOn(b, rdb), trips)
+			}
+			ctx := context.Background()
+			f.warmRedis(b)
+			f.trips.take()
+			for b.Loop() {
+				f.clock.Add(memoryTTL) // in-process tier cold: every batch asks Redis once
+				if res := f.router.Route(ctx, nil, f.batch); len(res.Failed) != 0 {
+					b.Fatalf("failed: %d", len(res.Failed))
+				}
+			}
+			b.ReportMetric(float64(benchEvents*b.N)/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(float64(len(f.trips.take()))/float64(b.N), "redis-trips/batch")
+		})
+	}
 }
 
 // warmRedis writes the route of every guild of the batch to the Redis route cache, as the

@@ -34,7 +34,7 @@ const (
 // env is a migrated control plane with a provisioner, on a database and a Redis of its own.
 type env struct {
 	pool    *pgxpool.Pool
-	rdb     *redis.Client
+	rdb     redis.UniversalClient
 	manager *controlplane.Manager
 	cache   *routecache.Cache
 	clock   *testenv.Clock
@@ -42,11 +42,16 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvOn(t, testenv.Redis(t))
+}
+
+// newEnvOn is newEnv on the Redis client rdb.
+func newEnvOn(t testing.TB, rdb redis.UniversalClient) *env {
+	t.Helper()
 	pool, _ := testenv.Postgres(t)
 	if _, err := controlplane.Migrate(t.Context(), pool); err != nil {
 		t.Fatal(err)
 	}
-	rdb := testenv.Redis(t)
 	cache := routecache.New(rdb, 0, 0)
 	limits := sandbox.DefaultLimits()
 	limits.OwnerQuota = 100

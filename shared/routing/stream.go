@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -55,22 +56,86 @@ type streamWriter struct {
 	log *slog.Logger
 }
 
-// append adds the entries in one pipelined round trip, in order (so batch order holds within
-// each stream), with each sandbox's usage count after its entries, and returns one result per
-// entry: nil, errStreamGone or the command's error.
+// append adds the entries in one pipelined round trip per primary, in order (so batch order
+// holds within each stream), with each sandbox's usage count after its entries, and returns
+// one result per entry: nil, errStreamGone or the command's error.
 // A pipeline does not stop at a failing command: one broken stream fails only its entries.
-// The round trip has w.timeout: when Redis does not answer by then, every entry fails with an
-// error wrapping context.DeadlineExceeded (the appends may still happen: the queue delivers
-// those events again, and workers see them twice, as after any retry).
+// Each round trip has w.timeout: when a primary does not answer by then, every entry sent to
+// it fails with an error wrapping context.DeadlineExceeded (the appends may still happen: the
+// queue delivers those events again, and workers see them twice, as after any retry).
+//
+// On a cluster the entries go in one pipeline per primary, each with its own deadline and
+// results: go-redis splits a cluster pipeline per node anyway, but waits for every node and,
+// when one times out, fails every command of the pipeline, those the other primaries
+// executed included. One primary that stops answering (until its replica takes over) would
+// fail the whole batch, and the queue would deliver the other sandboxes' events twice.
 func (w *streamWriter) append(ctx context.Context, entries []streamEntry) []error {
 	errs := make([]error, len(entries))
 	if len(entries) == 0 {
 		return errs
 	}
-	pipe := w.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(entries))
+	groups := w.byPrimary(ctx, entries)
+	if len(groups) == 1 {
+		w.appendGroup(ctx, entries, groups[0], errs)
+		return errs
+	}
+	var wg sync.WaitGroup
+	for _, g := range groups {
+		wg.Go(func() { w.appendGroup(ctx, entries, g, errs) }) // each writes its own indexes
+	}
+	wg.Wait()
+	return errs
+}
+
+// byPrimary groups the indexes of entries by the primary serving their stream's slot, as the
+// cluster client knows it (no round trip); a standalone server, or a cluster whose slots the
+// client cannot tell, makes one group.
+func (w *streamWriter) byPrimary(ctx context.Context, entries []streamEntry) [][]int {
+	all := func() [][]int {
+		g := make([]int, len(entries))
+		for i := range g {
+			g[i] = i
+		}
+		return [][]int{g}
+	}
+	cluster, ok := w.rdb.(*redis.ClusterClient)
+	if !ok {
+		return all()
+	}
+	group := map[string]int{}     // primary address -> index in groups
+	ofSandbox := map[string]int{} // sandbox id -> index in groups
+	var groups [][]int
 	for i, e := range entries {
-		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{
+		g, ok := ofSandbox[e.sandboxID]
+		if !ok {
+			node, err := cluster.MasterForKey(ctx, keys.EventStream(e.sandboxID))
+			if err != nil { // the pipeline will meet the same error and report it per entry
+				return all()
+			}
+			addr := node.Options().Addr
+			if g, ok = group[addr]; !ok {
+				g = len(groups)
+				group[addr] = g
+				groups = append(groups, nil)
+			}
+			ofSandbox[e.sandboxID] = g
+		}
+		groups[g] = append(groups[g], i)
+	}
+	return groups
+}
+
+// appendGroup appends the entries at indexes idx in one pipelined round trip (see append) and
+// sets their results in errs.
+func (w *streamWriter) appendGroup(ctx context.Context, entries []streamEntry, idx []int, errs []error) {
+	group := make([]streamEntry, len(idx))
+	for k, i := range idx {
+		group[k] = entries[i]
+	}
+	pipe := w.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(group))
+	for k, e := range group {
+		cmds[k] = pipe.XAdd(ctx, &redis.XAddArgs{
 			Stream:     keys.EventStream(e.sandboxID),
 			NoMkStream: true,
 			MaxLen:     w.maxLen,
@@ -83,7 +148,7 @@ func (w *streamWriter) append(ctx context.Context, entries []streamEntry) []erro
 		at = w.now
 	}
 	atMS := at().UnixMilli()
-	counts := usageCounts(ctx, pipe, entries, atMS)
+	counts := usageCounts(ctx, pipe, group, atMS)
 	var late error // the deadline's error, when Exec returned past it
 	err := withDeadline(ctx, w.timeout, func(ctx context.Context) error {
 		_, _ = pipe.Exec(ctx) // errors are per command, read below
@@ -92,12 +157,12 @@ func (w *streamWriter) append(ctx context.Context, entries []streamEntry) []erro
 	})
 	if err != nil { // abandoned: the commands are not ours to read any more
 		err = fmt.Errorf("sandbox stream append: %w", err)
-		for i := range errs {
+		for _, i := range idx {
 			errs[i] = err
 		}
-		return errs
+		return
 	}
-	for i, cmd := range cmds {
+	for k, cmd := range cmds {
 		err := cmd.Err()
 		switch {
 		case errors.Is(err, redis.Nil): // NOMKSTREAM on a missing stream replies nil
@@ -105,12 +170,11 @@ func (w *streamWriter) append(ctx context.Context, entries []streamEntry) []erro
 		case err != nil && late != nil:
 			err = fmt.Errorf("sandbox stream append: %w: %w", late, err)
 		}
-		errs[i] = err
+		errs[idx[k]] = err
 	}
 	log := w.log
 	if log == nil {
 		log = slog.Default()
 	}
 	recountUnloaded(ctx, w.rdb, w.timeout, log, counts, atMS)
-	return errs
 }

@@ -62,7 +62,7 @@ func TestRouterCountsEventsInTheUsageHash(t *testing.T) {
 	}
 
 	// The server lost the script: the batch counts anyway (one more round trip).
-	if err := testenv.RedisAdmin(t, e.rdb.Options().DB).ScriptFlush(ctx).Err(); err != nil {
+	if err := testenv.RedisAdmin(t, testenv.RedisDBOf(e.rdb)).ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
 	route(gRun, 2)

@@ -5,17 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// Logical database 0 is reserved for the leases below; tests get databases 1..N-1, where N is
-// the server's `databases` setting (scripts/services.sh sets 256).
+// On the standalone server, logical database 0 is reserved for the leases below; tests get
+// databases 1..N-1, where N is the server's `databases` setting (scripts/services.sh sets 256).
 //
 // Logical databases exist only on a standalone server: Redis Cluster has database 0 alone, so
-// behaviour specific to cluster mode (hash slots, one SCAN per primary) cannot be tested this way.
+// with SANDBOX_TEST_REDIS_MODE=cluster each test takes a whole cluster of a pool instead
+// (cluster.go), and behaviour specific to cluster mode (hash slots, one SCAN per primary,
+// failover) is tested there.
 const (
 	leaseKeyPrefix  = "sandbox:testenv:db-lease:"
 	leaseCounterKey = "sandbox:testenv:next-db"
@@ -31,10 +34,26 @@ if redis.call("GET", KEYS[1]) == ARGV[1] then
 end
 return 0`)
 
-// RedisAddr returns host:port of the test Redis server.
+// RedisAddr returns host:port of the test Redis server; on the cluster (RedisCluster), the
+// first node's of the cluster the test holds, a seed from which a cluster client finds the
+// others, and the caller holds the cluster until the test ends (see Redis).
 func RedisAddr(t testing.TB) string {
 	t.Helper()
+	if RedisCluster() {
+		return RedisAddrs(t)[0]
+	}
 	return requireEnv(t, redisAddrVar)
+}
+
+// RedisAddrs returns the addresses of every node of the test Redis: the standalone server's
+// alone, or every node of the cluster the test holds (taken at the first call, held until the
+// test ends).
+func RedisAddrs(t testing.TB) []string {
+	t.Helper()
+	if !RedisCluster() {
+		return []string{requireEnv(t, redisAddrVar)}
+	}
+	return holdCluster(t).addrs
 }
 
 // RedisCredentials returns the user and password of the functions' Redis ACL user, for code
@@ -44,24 +63,112 @@ func RedisCredentials(t testing.TB) (user, password string) {
 	return requireEnv(t, redisUserVar), requireEnv(t, redisPassVar)
 }
 
-// Redis returns a client on a logical database that no concurrent test uses, empty at the start,
-// authenticated as the functions' ACL user. The client is closed, and the database emptied and
-// released, when the test ends.
-func Redis(t testing.TB) *redis.Client {
+// Redis returns a client authenticated as the functions' ACL user on a Redis that no concurrent
+// test uses, empty at the start: on the standalone server, a *redis.Client on a logical database
+// of its own, emptied and released when the test ends; on the cluster (RedisCluster), a
+// *redis.ClusterClient on database 0 of a cluster of the pool that the test holds alone, across
+// processes, until it ends (emptied when taken and when released). The client is closed when the
+// test ends.
+//
+// On the cluster, as many tests use Redis at once as the pool has clusters: a test must call
+// t.Parallel, if at all, before it first calls Redis, RedisAdmin, RedisDB or RedisAddr, or it
+// would hold a cluster while paused, and the sequential tests could wait for it.
+func Redis(t testing.TB) redis.UniversalClient {
 	t.Helper()
-	db := RedisDB(t)
 	user, password := RedisCredentials(t)
-	client := redis.NewClient(&redis.Options{Addr: RedisAddr(t), DB: db, Username: user, Password: password})
+	return NewRedisClient(t, redis.UniversalOptions{DB: RedisDB(t), Username: user, Password: password})
+}
+
+// NewRedisClient returns a client on the test Redis built from opts, with the addresses filled
+// in: a *redis.Client on opts.DB of the standalone server, or a *redis.ClusterClient on the
+// cluster (database 0, whatever opts.DB says; the test holds the cluster until it ends). It is
+// closed when the test ends. It serves tests that connect as another user, such as a sandbox's.
+func NewRedisClient(t testing.TB, opts redis.UniversalOptions) redis.UniversalClient {
+	t.Helper()
+	opts.Addrs = RedisAddrs(t)
+	opts.IsClusterMode = RedisCluster()
+	if opts.IsClusterMode {
+		opts.DB = 0
+	}
+	client := redis.NewUniversalClient(&opts)
 	t.Cleanup(func() {
 		_ = client.Close() // the test may have closed it already
 	})
 	return client
 }
 
+// RedisDBOf returns the logical database a client from Redis or NewRedisClient works on: 0 for
+// a cluster client.
+func RedisDBOf(client redis.UniversalClient) int {
+	if c, ok := client.(*redis.Client); ok {
+		return c.Options().DB
+	}
+	return 0
+}
+
+// RedisNodes returns a client per node of rdb, with rdb's user: every primary and replica of a
+// cluster client (ACL users, for one, are per node), or rdb itself.
+func RedisNodes(t testing.TB, rdb redis.UniversalClient) []*redis.Client {
+	t.Helper()
+	return redisNodes(t, rdb, (*redis.ClusterClient).ForEachShard)
+}
+
+// RedisPrimaries returns a client per primary of rdb, with rdb's user: every primary of a
+// cluster client (each holds some of the keys: KEYS, SCAN and DBSIZE see its own), or rdb itself.
+func RedisPrimaries(t testing.TB, rdb redis.UniversalClient) []*redis.Client {
+	t.Helper()
+	return redisNodes(t, rdb, (*redis.ClusterClient).ForEachMaster)
+}
+
+func redisNodes(t testing.TB, rdb redis.UniversalClient,
+	forEach func(*redis.ClusterClient, context.Context, func(context.Context, *redis.Client) error) error,
+) []*redis.Client {
+	t.Helper()
+	cluster, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		return []*redis.Client{rdb.(*redis.Client)}
+	}
+	var mu sync.Mutex
+	var nodes []*redis.Client
+	if err := forEach(cluster, t.Context(), func(_ context.Context, n *redis.Client) error {
+		mu.Lock()
+		defer mu.Unlock()
+		nodes = append(nodes, n)
+		return nil
+	}); err != nil {
+		t.Fatalf("testenv: the nodes of the Redis Cluster: %v", err)
+	}
+	return nodes
+}
+
+// RedisKeys returns the keys matching pattern on every primary of rdb (KEYS runs on one node).
+func RedisKeys(t testing.TB, rdb redis.UniversalClient, pattern string) ([]string, error) {
+	t.Helper()
+	var all []string
+	for _, node := range RedisPrimaries(t, rdb) {
+		keys, err := node.Keys(t.Context(), pattern).Result()
+		if err != nil {
+			return nil, fmt.Errorf("KEYS on %s: %w", node.Options().Addr, err)
+		}
+		all = append(all, keys...)
+	}
+	return all, nil
+}
+
 // RedisAdmin returns a client on logical database db as the server's administrator (the
 // default user): for assertions that need commands the functions may not run, such as KEYS.
-func RedisAdmin(t testing.TB, db int) *redis.Client {
+// On the cluster it is a cluster client (db must be 0, as RedisDB returns there), and the test
+// holds the cluster until it ends.
+func RedisAdmin(t testing.TB, db int) redis.UniversalClient {
 	t.Helper()
+	if RedisCluster() {
+		if db != 0 {
+			t.Fatalf("testenv: RedisAdmin(%d) on the Redis Cluster, which has database 0 alone", db)
+		}
+		client := clusterAdminClient(t, holdCluster(t))
+		t.Cleanup(func() { _ = client.Close() })
+		return client
+	}
 	client := adminClient(t, db)
 	t.Cleanup(func() { _ = client.Close() })
 	return client
@@ -74,9 +181,14 @@ func adminClient(t testing.TB, db int) *redis.Client {
 
 // RedisDB leases a logical database index that no concurrent test holds and empties it; when the
 // test ends the database is emptied and released. It serves code that builds its own client
-// from an address and a database index; other tests use Redis.
+// from an address and a database index; other tests use Redis. On the cluster it returns 0 and
+// the test holds the cluster until it ends (see Redis).
 func RedisDB(t testing.TB) int {
 	t.Helper()
+	if RedisCluster() {
+		holdCluster(t)
+		return 0
+	}
 	return leaseRedisDB(t).db
 }
 

@@ -37,7 +37,7 @@ const sandboxGuild = "1081240586043576360"
 // stack is a router on real PostgreSQL, Redis and SQS (moto) with one running sandbox that
 // owns sandboxGuild.
 type stack struct {
-	rdb        *redis.Client
+	rdb        redis.UniversalClient
 	sqs        *sqs.Client
 	production string // queue URL
 	sandboxID  string
