@@ -242,12 +242,7 @@ func waitClusterHealthy(ctx context.Context, t testing.TB, c redisCluster) error
 	defer cancel()
 	nodes := make([]*redis.Client, len(c.addrs))
 	for i, addr := range c.addrs {
-		// Short timeouts: a node in DEBUG SLEEP must not stall a round for long.
-		nodes[i] = redis.NewClient(&redis.Options{
-			Addr: addr, Password: requireEnv(t, redisAdminPassVar),
-			DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
-			MaxRetries: -1, PoolSize: 1,
-		})
+		nodes[i] = adminNode(t, addr, time.Second)
 	}
 	defer func() {
 		for _, node := range nodes {
@@ -265,6 +260,17 @@ func waitClusterHealthy(ctx context.Context, t testing.TB, c redisCluster) error
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// adminNode returns a client of the administrator on the one node at addr, with short
+// timeouts (a node in DEBUG SLEEP must not stall its caller for long) and no retries; a
+// readTimeout of zero keeps go-redis's default. The caller closes it.
+func adminNode(t testing.TB, addr string, readTimeout time.Duration) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr: addr, Password: requireEnv(t, redisAdminPassVar),
+		DialTimeout: time.Second, ReadTimeout: readTimeout, WriteTimeout: time.Second,
+		MaxRetries: -1, PoolSize: 1,
+	})
 }
 
 // clusterProblem returns what keeps the cluster of nodes from being healthy (see

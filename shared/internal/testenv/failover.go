@@ -32,10 +32,9 @@ const (
 
 // ClusterControl drives failovers of the Redis Cluster for one test.
 type ClusterControl struct {
-	t        testing.TB
-	cluster  redisCluster
-	addrs    []string
-	password string
+	t       testing.TB
+	cluster redisCluster
+	addrs   []string
 }
 
 // FailoverCluster returns the control of the cluster's failovers, for a test that holds the
@@ -49,7 +48,7 @@ func FailoverCluster(t testing.TB) *ClusterControl {
 		t.Skipf("failover needs the Redis Cluster (%s=cluster): a standalone server has no replica to promote", redisModeVar)
 	}
 	cluster := holdCluster(t)
-	c := &ClusterControl{t: t, cluster: cluster, addrs: cluster.addrs, password: requireEnv(t, redisAdminPassVar)}
+	c := &ClusterControl{t: t, cluster: cluster, addrs: cluster.addrs}
 	c.WaitHealthy()
 	if problem := clusterProblem(t.Context(), c.nodes()); problem != "" {
 		t.Fatalf("testenv: redis cluster before the failover test: %s", problem)
@@ -62,11 +61,9 @@ func FailoverCluster(t testing.TB) *ClusterControl {
 	return c
 }
 
-// node returns an administrator's client on one node; ReadTimeout of zero keeps the default.
+// node returns an administrator's client on one node (adminNode).
 func (c *ClusterControl) node(addr string, readTimeout time.Duration) *redis.Client {
-	return redis.NewClient(&redis.Options{
-		Addr: addr, Password: c.password, ReadTimeout: readTimeout, MaxRetries: -1, DialTimeout: time.Second,
-	})
+	return adminNode(c.t, addr, readTimeout)
 }
 
 // PrimaryOf returns the address of the primary serving key's slot, as the cluster says now.
