@@ -169,31 +169,22 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// scanPatterns records the MATCH pattern of every SCAN.
+// scanPatterns records the MATCH pattern of every SCAN (see, through a commandHook).
 type scanPatterns struct {
 	mu       sync.Mutex
 	patterns []string
 }
 
-func (h *scanPatterns) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *scanPatterns) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if args := cmd.Args(); strings.EqualFold(cmd.Name(), "scan") {
-			for i := 0; i+1 < len(args); i++ {
-				if s, _ := args[i].(string); strings.EqualFold(s, "match") {
-					h.mu.Lock()
-					h.patterns = append(h.patterns, args[i+1].(string))
-					h.mu.Unlock()
-				}
+func (h *scanPatterns) see(cmd redis.Cmder) {
+	if args := cmd.Args(); strings.EqualFold(cmd.Name(), "scan") {
+		for i := 0; i+1 < len(args); i++ {
+			if s, _ := args[i].(string); strings.EqualFold(s, "match") {
+				h.mu.Lock()
+				h.patterns = append(h.patterns, args[i+1].(string))
+				h.mu.Unlock()
 			}
 		}
-		return next(ctx, cmd)
 	}
-}
-
-func (h *scanPatterns) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
 }
 
 // TestOnePassDeletesOnlyTheBatchsKeys tears down two sandboxes in one run, with one keyspace
@@ -227,7 +218,8 @@ func TestOnePassDeletesOnlyTheBatchsKeys(t *testing.T) {
 		}
 	}
 	bystanderBefore := e.state(t, bystander.ID, bystander.Guilds)
-	hook := &scanPatterns{}
+	scans := &scanPatterns{}
+	hook := commandHook(scans.see)
 	e.rdb.AddHook(hook)
 	if _, cluster := e.rdb.(*redis.ClusterClient); cluster {
 		// A cluster's passes run on each primary's own client, which its hooks do not reach.
@@ -261,12 +253,12 @@ func TestOnePassDeletesOnlyTheBatchsKeys(t *testing.T) {
 		}
 		e.assertTornDownOnce(t, c.sb.ID)
 	}
-	hook.mu.Lock()
-	defer hook.mu.Unlock()
-	if !slices.Contains(hook.patterns, keys.AllNamespacesPattern) {
-		t.Fatalf("no pass over every namespace: %v", hook.patterns)
+	scans.mu.Lock()
+	defer scans.mu.Unlock()
+	if !slices.Contains(scans.patterns, keys.AllNamespacesPattern) {
+		t.Fatalf("no pass over every namespace: %v", scans.patterns)
 	}
-	for _, p := range hook.patterns {
+	for _, p := range scans.patterns {
 		if p != keys.AllNamespacesPattern && strings.HasPrefix(p, "sandbox:{") {
 			t.Errorf("SCAN MATCH %q: the teardowns should share one pass over every namespace", p)
 		}
@@ -281,16 +273,7 @@ func TestReasonSurvivesResume(t *testing.T) {
 	ctx := context.Background()
 	g := newGuild()
 	sb := e.createExpired(t, "expired-resumed", g)
-	e.s.inject = func(_ context.Context, point string, step Step, _ string) error {
-		if point == "before" && step == StepRemoveMappings {
-			return errInjected
-		}
-		return nil
-	}
-	if _, err := e.s.Run(ctx, RunOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	e.s.inject = nil
+	e.runStoppingBefore(t, StepRemoveMappings)
 	if _, reason, err := e.m.TeardownDue(ctx, sb.ID, e.clock.Now(), e.clock.Now()); err != nil || reason != controlplane.ReasonDestroyRequested {
 		t.Fatalf("due: %q %v", reason, err)
 	}

@@ -8,26 +8,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
 )
 
 // unlinkBatch is how many keys one UNLINK takes at most. A SCAN reply holds the matches
 // among COUNT keys visited, often only a few, so keys are gathered across replies (slotBatches).
 const unlinkBatch = 500
-
-// forEachPrimary runs fn on every primary of a cluster client, concurrently, or on the
-// client itself otherwise, and returns how many primaries it ran on. fn must be safe for
-// concurrent use.
-func forEachPrimary(ctx context.Context, rdb redis.UniversalClient, fn func(ctx context.Context, node redis.Cmdable) error) (int, error) {
-	if cluster, ok := rdb.(*redis.ClusterClient); ok {
-		var n atomic.Int32
-		err := cluster.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-			n.Add(1)
-			return fn(ctx, node)
-		})
-		return int(n.Load()), err
-	}
-	return 1, fn(ctx, rdb)
-}
 
 // scanNode calls batch with every non-empty SCAN reply for pattern on one node. SCAN returns
 // every key that exists for the whole iteration at least once, and may return one twice;
@@ -54,7 +40,7 @@ func scanNode(ctx context.Context, node redis.Cmdable, pattern string, count int
 // scanKeys calls batch with every non-empty SCAN reply for pattern, on every primary
 // (concurrently: batch must be safe for concurrent use).
 func scanKeys(ctx context.Context, rdb redis.UniversalClient, pattern string, count int64, batch func(keys []string) error) (int, error) {
-	return forEachPrimary(ctx, rdb, func(ctx context.Context, node redis.Cmdable) error {
+	return provision.ForEachPrimary(ctx, rdb, func(ctx context.Context, node redis.UniversalClient) error {
 		return scanNode(ctx, node, pattern, count, batch)
 	})
 }
@@ -148,7 +134,7 @@ func unlinkMatching(ctx context.Context, rdb redis.UniversalClient, pattern stri
 func unlinkScanned(ctx context.Context, rdb redis.UniversalClient, pattern string, count int64,
 	keep func(key string) bool, unlinked func(batch []string, n int64)) (int, error) {
 	_, cluster := rdb.(*redis.ClusterClient)
-	return forEachPrimary(ctx, rdb, func(ctx context.Context, node redis.Cmdable) error {
+	return provision.ForEachPrimary(ctx, rdb, func(ctx context.Context, node redis.UniversalClient) error {
 		b := newSlotBatches(node, cluster, unlinked)
 		err := scanNode(ctx, node, pattern, count, func(found []string) error {
 			for _, k := range found {

@@ -152,26 +152,9 @@ func TestRunUnlinksTheLegacyRouteGeneration(t *testing.T) {
 	}
 }
 
-// unlinkCounter is a go-redis hook counting the UNLINK commands sent, pipelined or not.
+// unlinkCounter counts the UNLINK commands sent, pipelined or not (count, through a
+// commandHook).
 type unlinkCounter struct{ n int }
-
-func (h *unlinkCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *unlinkCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.count(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (h *unlinkCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, cmd := range cmds {
-			h.count(cmd)
-		}
-		return next(ctx, cmds)
-	}
-}
 
 func (h *unlinkCounter) count(cmd redis.Cmder) {
 	if cmd.Name() == "unlink" {
@@ -194,7 +177,7 @@ func TestSlotBatchesGroupBySlotOnAClusterOnly(t *testing.T) {
 		setKeys(t, rdb, ks)
 		counter := &unlinkCounter{}
 		node := redis.NewClient(rdb.Options())
-		node.AddHook(counter)
+		node.AddHook(commandHook(counter.count))
 		var unlinked int64
 		b := newSlotBatches(node, cluster, func(_ []string, n int64) { unlinked += n })
 		for _, k := range ks {

@@ -131,16 +131,7 @@ func TestCacheInvalidatedFromRecordAfterCrash(t *testing.T) {
 	g1, g2 := newGuild(), newGuild()
 	target := e.createExpired(t, "crashy", g1, g2)
 	e.seed(t, target, 1)
-	e.s.inject = func(_ context.Context, p string, s Step, _ string) error {
-		if p == "before" && s == StepInvalidateCache {
-			return errInjected
-		}
-		return nil
-	}
-	if _, err := e.s.Run(ctx, RunOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	e.s.inject = nil
+	e.runStoppingBefore(t, StepInvalidateCache)
 	st := e.state(t, target.ID, target.Guilds)
 	if len(st.Mappings) != 0 || len(st.Cache) != 0 {
 		t.Fatalf("after the crash: %+v", st)

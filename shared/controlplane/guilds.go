@@ -23,10 +23,7 @@ func (m *Manager) AddGuild(ctx context.Context, actor, id, guildID string) (err 
 		err := tx.QueryRow(ctx, `
 			SELECT s.status, s.name, (SELECT count(*) FROM sandbox_control.guild_mappings m WHERE m.sandbox_id = s.id)
 			FROM sandbox_control.sandboxes s WHERE s.id = $1 FOR SHARE OF s`, id).Scan(&status, &name, &count)
-		if isNoRows(err) {
-			return sandbox.Errorf(sandbox.CodeNotFound, "sandbox %s not found", id)
-		}
-		if err != nil {
+		if err := sandboxFound(err, id); err != nil {
 			return err
 		}
 		if sandbox.Status(status) != sandbox.StatusRunning {

@@ -101,10 +101,7 @@ func (m *Manager) fencedTransition(ctx context.Context, claim *TeardownClaim, ac
 func (m *Manager) transitionError(ctx context.Context, q queryer, id string, to sandbox.Status) error {
 	var current string
 	err := q.QueryRow(ctx, `SELECT status FROM sandbox_control.sandboxes WHERE id = $1`, id).Scan(&current)
-	if isNoRows(err) {
-		return sandbox.Errorf(sandbox.CodeNotFound, "sandbox %s not found", id)
-	}
-	if err != nil {
+	if err := sandboxFound(err, id); err != nil {
 		return err
 	}
 	return sandbox.Errorf(sandbox.CodeInvalidTransition, "sandbox %s cannot move from %s to %s", id, current, to)
@@ -174,10 +171,7 @@ func (m *Manager) ExtendExpiry(ctx context.Context, actor, id string, by time.Du
 	var ext Extension
 	err = pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
 		cur, err := scanSandbox(tx.QueryRow(ctx, `SELECT `+sandboxColumns+` FROM sandbox_control.sandboxes WHERE id = $1 FOR UPDATE`, id))
-		if isNoRows(err) {
-			return sandbox.Errorf(sandbox.CodeNotFound, "sandbox %s not found", id)
-		}
-		if err != nil {
+		if err := sandboxFound(err, id); err != nil {
 			return err
 		}
 		now := m.now().UTC()

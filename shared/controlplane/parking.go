@@ -100,17 +100,9 @@ func (m *Manager) Parked(ctx context.Context, guildID string) (_ ParkedGuild, er
 // recently parked first.
 func (m *Manager) ListParked(ctx context.Context, owner string) (_ []ParkedGuild, err error) {
 	defer withOp(&err, "list parked guilds")
-	rows, err := m.db.Query(ctx, `SELECT `+parkedColumns+` FROM sandbox_control.parked_guilds pk
+	return queryList(ctx, m.db, scanParked, `SELECT `+parkedColumns+` FROM sandbox_control.parked_guilds pk
 		JOIN sandbox_control.sandboxes s ON s.id = pk.sandbox_id
 		WHERE $1 = '' OR pk.owner = $1 ORDER BY pk.parked_at DESC, pk.guild_id`, owner)
-	if err != nil {
-		return nil, err
-	}
-	out, err := pgx.CollectRows(rows, scanParked)
-	if out == nil {
-		out = []ParkedGuild{}
-	}
-	return out, err
 }
 
 // ReleaseGuild releases a parked guild to production: its events go to the production bot

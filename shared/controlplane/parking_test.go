@@ -40,12 +40,9 @@ func pendingChanges(t *testing.T, pool *pgxpool.Pool) int {
 // a failed publication leaves the record for the next one.
 func TestRouteChangesAreRecordedAndPublished(t *testing.T) {
 	pub := &recordingPublisher{}
-	m, pool := newManager(t, controlplane.Options{Limits: sandbox.DefaultLimits(), Routes: pub})
+	m, pool := newManager(t, controlplane.Options{Routes: pub})
 	ctx := context.Background()
-	sb, err := m.Create(ctx, alice, controlplane.CreateInput{Name: "alpha", Owner: alice, Guilds: []string{guild1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sb := mustCreate(t, m, controlplane.CreateInput{Name: "alpha", Owner: alice, Guilds: []string{guild1}})
 	if err := m.AddGuild(ctx, alice, sb.ID, guild2); err != nil {
 		t.Fatal(err)
 	}
@@ -90,12 +87,9 @@ func TestRouteChangesAreRecordedAndPublished(t *testing.T) {
 // the caller's own guilds in one publication, and says whose entries existed.
 func TestDeferredWritesWaitForOnePublication(t *testing.T) {
 	pub := &recordingPublisher{}
-	m, pool := newManager(t, controlplane.Options{Limits: sandbox.DefaultLimits(), Routes: pub})
+	m, pool := newManager(t, controlplane.Options{Routes: pub})
 	ctx := context.Background()
-	sb, err := m.Create(ctx, alice, controlplane.CreateInput{Name: "alpha", Owner: alice, Guilds: []string{guild1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sb := mustCreate(t, m, controlplane.CreateInput{Name: "alpha", Owner: alice, Guilds: []string{guild1}})
 	published := len(pub.calls)
 	d := m.Deferred()
 	if err := d.AddGuild(ctx, alice, sb.ID, guild2); err != nil {
@@ -125,12 +119,9 @@ func TestDeferredWritesWaitForOnePublication(t *testing.T) {
 // A teardown parks its guilds; mapping a parked guild again unparks it; only a release with
 // the parking's sandbox releases it; parking and release are audited.
 func TestTeardownParksGuildsUntilReleasedOrMapped(t *testing.T) {
-	m, _ := newManager(t, controlplane.Options{Limits: sandbox.DefaultLimits(), Routes: &recordingPublisher{}})
+	m, _ := newManager(t, controlplane.Options{Routes: &recordingPublisher{}})
 	ctx := context.Background()
-	sb, err := m.Create(ctx, alice, controlplane.CreateInput{Name: "alpha", Owner: alice, Guilds: []string{guild1, guild2}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sb := mustCreate(t, m, controlplane.CreateInput{Name: "alpha", Owner: alice, Guilds: []string{guild1, guild2}})
 	tearDownMappings(t, m, sb.ID, "expired")
 	routes, err := m.LookupRoutes(ctx, []string{guild1, guild2})
 	if err != nil {
@@ -150,10 +141,7 @@ func TestTeardownParksGuildsUntilReleasedOrMapped(t *testing.T) {
 	}
 
 	// Mapped again by a new sandbox: no longer parked.
-	next, err := m.Create(ctx, bob, controlplane.CreateInput{Name: "beta", Owner: bob, Guilds: []string{guild2}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	next := mustCreate(t, m, controlplane.CreateInput{Name: "beta", Owner: bob, Guilds: []string{guild2}})
 	if r, _ := m.LookupRoutes(ctx, []string{guild2}); r[guild2].Parked() || r[guild2].SandboxID != next.ID {
 		t.Fatalf("guild2 mapped again: %+v", r[guild2])
 	}
@@ -185,12 +173,9 @@ func TestTeardownParksGuildsUntilReleasedOrMapped(t *testing.T) {
 
 // A protected guild is never parked: it belongs to production.
 func TestProtectedGuildIsNotParked(t *testing.T) {
-	m, pool := newManager(t, controlplane.Options{Limits: sandbox.DefaultLimits(), Routes: &recordingPublisher{}})
+	m, pool := newManager(t, controlplane.Options{Routes: &recordingPublisher{}})
 	ctx := context.Background()
-	sb, err := m.Create(ctx, alice, controlplane.CreateInput{Name: "alpha", Owner: alice, Guilds: []string{guild1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sb := mustCreate(t, m, controlplane.CreateInput{Name: "alpha", Owner: alice, Guilds: []string{guild1}})
 	if _, err := pool.Exec(ctx, `INSERT INTO sandbox_control.protected_guilds (guild_id) VALUES ($1)`, guild1); err != nil {
 		t.Fatal(err)
 	}

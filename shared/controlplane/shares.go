@@ -75,10 +75,7 @@ func (m *Manager) ShareSandbox(ctx context.Context, actor, id, principal string,
 		var name, owner, status string
 		err := tx.QueryRow(ctx, `SELECT name, owner, status FROM sandbox_control.sandboxes WHERE id = $1 FOR SHARE`, id).
 			Scan(&name, &owner, &status)
-		if isNoRows(err) {
-			return sandbox.Errorf(sandbox.CodeNotFound, "sandbox %s not found", id)
-		}
-		if err != nil {
+		if err := sandboxFound(err, id); err != nil {
 			return err
 		}
 		switch {
@@ -144,16 +141,8 @@ func (m *Manager) UnshareSandbox(ctx context.Context, actor, id, principal strin
 // Shares returns the shares of sandbox id, oldest first.
 func (m *Manager) Shares(ctx context.Context, id string) (_ []Share, err error) {
 	defer withOp(&err, "list the shares of sandbox %s", id)
-	rows, err := m.db.Query(ctx, `SELECT `+shareColumns+` FROM sandbox_control.sandbox_shares
+	return queryList(ctx, m.db, scanShare, `SELECT `+shareColumns+` FROM sandbox_control.sandbox_shares
 		WHERE sandbox_id = $1 ORDER BY created_at, principal`, id)
-	if err != nil {
-		return nil, err
-	}
-	out, err := pgx.CollectRows(rows, scanShare)
-	if out == nil {
-		out = []Share{}
-	}
-	return out, err
 }
 
 // ShareRole returns principal's role on sandbox id, "" when it has no share. Read at every

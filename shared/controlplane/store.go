@@ -30,6 +30,29 @@ type queryer interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// queryList runs sql and collects every row with scan; no rows make an empty list, not nil,
+// so that a listing encodes as [] rather than null.
+func queryList[T any](ctx context.Context, q queryer, scan pgx.RowToFunc[T], sql string, args ...any) ([]T, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, scan)
+	if out == nil {
+		out = []T{}
+	}
+	return out, err
+}
+
+// sandboxFound is err, except that no row (the lookup of sandbox id found none) becomes
+// CodeNotFound.
+func sandboxFound(err error, id string) error {
+	if isNoRows(err) {
+		return sandbox.Errorf(sandbox.CodeNotFound, "sandbox %s not found", id)
+	}
+	return err
+}
+
 // scanSandbox reads a row of columnsOf, after any leading extra columns.
 func scanSandbox(row pgx.Row, extra ...any) (*sandbox.Sandbox, error) {
 	var (

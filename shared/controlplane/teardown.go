@@ -164,10 +164,7 @@ func (m *Manager) recordTeardownFailure(ctx context.Context, claim *TeardownClai
 		err := tx.QueryRow(ctx, `UPDATE sandbox_control.sandboxes
 			SET teardown = $2, cleanup_attempts = cleanup_attempts + 1, last_error = $3
 			WHERE id = $1 RETURNING cleanup_attempts`, id, record, reason).Scan(&attempts)
-		if isNoRows(err) {
-			return sandbox.Errorf(sandbox.CodeNotFound, "sandbox %s not found", id)
-		}
-		if err != nil {
+		if err := sandboxFound(err, id); err != nil {
 			return err
 		}
 		d := map[string]any{"error": reason, "attempt": attempts}
@@ -206,10 +203,7 @@ func (m *Manager) removeMappingsForTeardown(ctx context.Context, claim *Teardown
 		}
 		var status string
 		err := tx.QueryRow(ctx, `SELECT status FROM sandbox_control.sandboxes WHERE id = $1 FOR UPDATE`, id).Scan(&status)
-		if isNoRows(err) {
-			return sandbox.Errorf(sandbox.CodeNotFound, "sandbox %s not found", id)
-		}
-		if err != nil {
+		if err := sandboxFound(err, id); err != nil {
 			return err
 		}
 		if sandbox.Status(status) != sandbox.StatusDestroying {

@@ -206,16 +206,9 @@ func (m *Manager) lockTemplate(ctx context.Context, tx pgx.Tx, name string) (san
 // default template is not among them: it is the configuration's.
 func (m *Manager) Templates(ctx context.Context, includeRetired bool) (_ []sandbox.Template, err error) {
 	defer withOp(&err, "list templates")
-	rows, err := m.db.Query(ctx, `SELECT `+templateColumns+` FROM sandbox_control.templates
-		WHERE $1 OR retired_at IS NULL ORDER BY name`, includeRetired)
-	if err != nil {
-		return nil, err
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (sandbox.Template, error) { return scanTemplate(r) })
-	if out == nil {
-		out = []sandbox.Template{}
-	}
-	return out, err
+	return queryList(ctx, m.db, func(r pgx.CollectableRow) (sandbox.Template, error) { return scanTemplate(r) },
+		`SELECT `+templateColumns+` FROM sandbox_control.templates WHERE $1 OR retired_at IS NULL ORDER BY name`,
+		includeRetired)
 }
 
 // templateFor returns the template a creation names: the default one for "" or

@@ -41,6 +41,18 @@ func checkID(id string) error {
 	return nil
 }
 
+// checkStream is checkID before a command on sandbox id's event stream key, which also needs
+// a Redis client; what names the operation in the error.
+func (p *Provisioner) checkStream(id, key, what string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	if p.rdb == nil {
+		return fmt.Errorf("provision: %s %s: no Redis client", what, key)
+	}
+	return nil
+}
+
 // idOfName returns the sandbox id of a schema or role name that is exactly a sandbox's
 // (sb_<id> with a valid id), and false for any other name.
 func idOfName(name string) (string, bool) {

@@ -62,11 +62,8 @@ type GroupPage struct {
 // MaxGroups groups.
 func (p *Provisioner) ReadGroup(ctx context.Context, id string, a GroupReadArgs) (GroupPage, error) {
 	page := GroupPage{Key: keys.EventStream(id)}
-	if err := checkID(id); err != nil {
+	if err := p.checkStream(id, page.Key, "read group of"); err != nil {
 		return page, err
-	}
-	if p.rdb == nil {
-		return page, fmt.Errorf("provision: read group of %s: no Redis client", page.Key)
 	}
 	start, block := ">", time.Duration(-1) // -1: no BLOCK argument (0 would block forever)
 	if a.After != "" {
@@ -95,15 +92,21 @@ func (p *Provisioner) ReadGroup(ctx context.Context, id string, a GroupReadArgs)
 		return page, p.groupError(ctx, page.Key, "XREADGROUP", err)
 	}
 	for _, st := range res {
-		for _, m := range st.Messages {
-			if m.Values == nil {
-				page.Deleted = append(page.Deleted, m.ID)
-				continue
-			}
-			page.Entries = append(page.Entries, entryOf(m))
-		}
+		page.add(st.Messages)
 	}
 	return page, nil
+}
+
+// add puts msgs on the page: as entries, or as Deleted where the stream no longer holds the
+// entry (a pending id read or claimed after its entry was deleted).
+func (page *GroupPage) add(msgs []redis.XMessage) {
+	for _, m := range msgs {
+		if m.Values == nil {
+			page.Deleted = append(page.Deleted, m.ID)
+			continue
+		}
+		page.Entries = append(page.Entries, entryOf(m))
+	}
 }
 
 // GroupClaimArgs are the arguments of ClaimGroup.
@@ -120,11 +123,8 @@ type GroupClaimArgs struct {
 // drops them from the pending list itself).
 func (p *Provisioner) ClaimGroup(ctx context.Context, id string, a GroupClaimArgs) (GroupPage, error) {
 	page := GroupPage{Key: keys.EventStream(id)}
-	if err := checkID(id); err != nil {
+	if err := p.checkStream(id, page.Key, "claim in"); err != nil {
 		return page, err
-	}
-	if p.rdb == nil {
-		return page, fmt.Errorf("provision: claim in %s: no Redis client", page.Key)
 	}
 	msgs, next, deleted, err := p.rdb.XAutoClaimWithDeleted(ctx, &redis.XAutoClaimArgs{
 		Stream: page.Key, Group: a.Group, Consumer: a.Consumer, MinIdle: a.MinIdle,
@@ -134,24 +134,15 @@ func (p *Provisioner) ClaimGroup(ctx context.Context, id string, a GroupClaimArg
 		return page, p.groupError(ctx, page.Key, "XAUTOCLAIM", err)
 	}
 	page.Next, page.Deleted = next, deleted
-	for _, m := range msgs {
-		if m.Values == nil {
-			page.Deleted = append(page.Deleted, m.ID)
-			continue
-		}
-		page.Entries = append(page.Entries, entryOf(m))
-	}
+	page.add(msgs)
 	return page, nil
 }
 
 // AckGroup acknowledges entries of the group with XACK and returns how many were pending.
 func (p *Provisioner) AckGroup(ctx context.Context, id, group string, ids []string) (int64, error) {
 	key := keys.EventStream(id)
-	if err := checkID(id); err != nil {
+	if err := p.checkStream(id, key, "ack in"); err != nil {
 		return 0, err
-	}
-	if p.rdb == nil {
-		return 0, fmt.Errorf("provision: ack in %s: no Redis client", key)
 	}
 	n, err := p.rdb.XAck(ctx, key, group, ids...).Result()
 	if err != nil {

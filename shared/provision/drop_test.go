@@ -105,9 +105,7 @@ func TestDropSchemaAndDropRoleDropOneObjectEach(t *testing.T) {
 	ctx := context.Background()
 	id, pw := provisioned(t, e)
 	other, _ := provisioned(t, e)
-	if _, err := connectAs(t, e.url, sandbox.RoleName(id), pw); err != nil {
-		t.Fatal(err)
-	}
+	e.session(t, id, pw)
 	for _, s := range []string{"sb_short", "sbx_" + sandbox.NewID(), "sb_" + sandbox.NewID() + "_x"} {
 		if _, err := e.pool.Exec(ctx, "CREATE SCHEMA "+s); err != nil {
 			t.Fatal(err)

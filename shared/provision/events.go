@@ -65,11 +65,8 @@ const streamChunk = 100
 // sandbox's own key, with XRANGE: it never blocks.
 func (p *Provisioner) ReadStream(ctx context.Context, id, after string, count, budget int) (StreamPage, error) {
 	page := StreamPage{Key: keys.EventStream(id), LastGeneratedID: "0-0", MaxDeletedID: "0-0"}
-	if err := checkID(id); err != nil {
+	if err := p.checkStream(id, page.Key, "read stream"); err != nil {
 		return page, err
-	}
-	if p.rdb == nil {
-		return page, fmt.Errorf("provision: read stream %s: no Redis client", page.Key)
 	}
 	start := "-"
 	switch after {

@@ -130,11 +130,8 @@ type Stream struct {
 // is the read that failed.
 func (p *Provisioner) InspectStream(ctx context.Context, id string) (Stream, error) {
 	s := Stream{Key: keys.EventStream(id)}
-	if err := checkID(id); err != nil {
+	if err := p.checkStream(id, s.Key, "inspect stream"); err != nil {
 		return s, err
-	}
-	if p.rdb == nil {
-		return s, fmt.Errorf("provision: inspect stream %s: no Redis client", s.Key)
 	}
 	pipe := p.rdb.Pipeline()
 	info := pipe.XInfoStream(ctx, s.Key)

@@ -52,6 +52,17 @@ func connectAs(t *testing.T, dbURL, role, password string) (*pgx.Conn, error) {
 	return conn, err
 }
 
+// session opens a connection as sandbox id's role with its password, failing the test if it
+// cannot.
+func (e env) session(t *testing.T, id, password string) *pgx.Conn {
+	t.Helper()
+	conn, err := connectAs(t, e.url, sandbox.RoleName(id), password)
+	if err != nil {
+		t.Fatalf("connect as the role of sandbox %s: %v", id, err)
+	}
+	return conn
+}
+
 func provisioned(t *testing.T, e env) (string, string) {
 	t.Helper()
 	id := sandbox.NewID()
@@ -88,10 +99,7 @@ func TestCloneHasTablesIndexesConstraintsAndForeignKeys(t *testing.T) {
 		t.Fatalf("stream groups %+v %v", groups, err)
 	}
 
-	conn, err := connectAs(t, e.url, sandbox.RoleName(id), pw)
-	if err != nil {
-		t.Fatalf("connect as sandbox role: %v", err)
-	}
+	conn := e.session(t, id, pw)
 	// search_path points at the sandbox's schema; defaults apply.
 	var prefix string
 	if err := conn.QueryRow(ctx, `INSERT INTO guild_settings (guild_id) VALUES ('80351110224678912') RETURNING prefix`).Scan(&prefix); err != nil || prefix != "!" {
@@ -129,10 +137,7 @@ func TestRoleIsConfinedToItsSchema(t *testing.T) {
 	ctx := context.Background()
 	a, pwA := provisioned(t, e)
 	b, _ := provisioned(t, e)
-	conn, err := connectAs(t, e.url, sandbox.RoleName(a), pwA)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := e.session(t, a, pwA)
 	if _, err := conn.Exec(ctx, `SELECT count(*) FROM members`); err != nil {
 		t.Fatalf("own schema: %v", err)
 	}
@@ -179,9 +184,7 @@ func TestDropIsIdempotentAndTerminatesSessions(t *testing.T) {
 	ctx := context.Background()
 	id, pw := provisioned(t, e)
 	other, _ := provisioned(t, e)
-	if _, err := connectAs(t, e.url, sandbox.RoleName(id), pw); err != nil {
-		t.Fatal(err)
-	}
+	e.session(t, id, pw)
 	res, err := e.p.Drop(ctx, id, 2*time.Second)
 	if err != nil || !res.SchemaExisted || !res.RoleExisted || res.SessionsTerminated != 1 {
 		t.Fatalf("first drop: %+v %v", res, err)

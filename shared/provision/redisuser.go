@@ -18,15 +18,35 @@ import (
 // exist per node, and a worker may read from a replica), or on the client itself otherwise,
 // and returns how many nodes it ran on.
 func forEachNode(ctx context.Context, rdb redis.UniversalClient, fn func(ctx context.Context, node redis.UniversalClient) error) (int, error) {
-	if cluster, ok := rdb.(*redis.ClusterClient); ok {
-		var n atomic.Int32
-		err := cluster.ForEachShard(ctx, func(ctx context.Context, node *redis.Client) error {
-			n.Add(1)
-			return fn(ctx, node)
-		})
-		return int(n.Load()), err
+	return onNodes(ctx, rdb, false, fn)
+}
+
+// ForEachPrimary runs fn on every primary of a cluster client, concurrently, or on the client
+// itself otherwise, and returns how many primaries it ran on. fn must be safe for concurrent
+// use. Cleanup scans and unlinks keys with it: keys live on the primaries only.
+func ForEachPrimary(ctx context.Context, rdb redis.UniversalClient, fn func(ctx context.Context, node redis.UniversalClient) error) (int, error) {
+	return onNodes(ctx, rdb, true, fn)
+}
+
+// onNodes is ForEachPrimary when primariesOnly is set, forEachNode otherwise.
+func onNodes(ctx context.Context, rdb redis.UniversalClient, primariesOnly bool,
+	fn func(ctx context.Context, node redis.UniversalClient) error) (int, error) {
+	cluster, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		return 1, fn(ctx, rdb)
 	}
-	return 1, fn(ctx, rdb)
+	var n atomic.Int32
+	counted := func(ctx context.Context, node *redis.Client) error {
+		n.Add(1)
+		return fn(ctx, node)
+	}
+	var err error
+	if primariesOnly {
+		err = cluster.ForEachMaster(ctx, counted)
+	} else {
+		err = cluster.ForEachShard(ctx, counted)
+	}
+	return int(n.Load()), err
 }
 
 // redisDB is the logical database the suite works on: 0 but in tests (a cluster has no other).

@@ -22,11 +22,24 @@ import (
 func hostile(t *testing.T, e env) (string, *testenv.Traps) {
 	t.Helper()
 	id, pw := provisioned(t, e)
-	conn, err := connectAs(t, e.url, sandbox.RoleName(id), pw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := e.session(t, id, pw)
 	return id, testenv.ArmTraps(t, conn, sandbox.SchemaName(id), sandbox.RoleName(id))
+}
+
+// controlExperiment runs statements as the control user, as the code under test must not, and
+// requires that they spring the traps of sandbox id's role: a test whose traps stay silent
+// here proves nothing.
+func controlExperiment(t *testing.T, e env, traps *testenv.Traps, id string, statements ...string) {
+	t.Helper()
+	for _, sql := range statements {
+		if _, err := e.pool.Exec(context.Background(), sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := traps.Seen(t)
+	if len(seen) == 0 || seen[len(seen)-1] == sandbox.RoleName(id) {
+		t.Fatalf("the trap did not spring for the control user (seen %v): this test proves nothing", seen)
+	}
 }
 
 // Inspection (the health check's database part) and the catalog listings of orphan
@@ -61,13 +74,7 @@ func TestInspectRunsNoSandboxCode(t *testing.T) {
 	traps.RequireNotSprung(t, e.pool)
 
 	// The control experiment: what the health check used to do.
-	if _, err := e.pool.Exec(ctx, fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s.aaa_policy)", sandbox.SchemaName(id))); err != nil {
-		t.Fatal(err)
-	}
-	seen := traps.Seen(t)
-	if len(seen) == 0 || seen[len(seen)-1] == sandbox.RoleName(id) {
-		t.Fatalf("the trap did not spring for the control user (seen %v): this test proves nothing", seen)
-	}
+	controlExperiment(t, e, traps, id, fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s.aaa_policy)", sandbox.SchemaName(id)))
 }
 
 // Teardown drops the schema, with the role's views, rules, policies, triggers and functions,
@@ -101,10 +108,7 @@ func provisionedConn(t *testing.T, e env, id string) *pgx.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := connectAs(t, e.url, sandbox.RoleName(id), creds.DatabasePassword)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := e.session(t, id, creds.DatabasePassword)
 	return conn
 }
 

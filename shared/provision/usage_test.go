@@ -115,10 +115,7 @@ func TestSchemaSizes(t *testing.T) {
 		t.Errorf("a schema that does not exist has a size: %v", sizes)
 	}
 
-	conn, err := connectAs(t, e.url, sandbox.RoleName(a), pw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := e.session(t, a, pw)
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)

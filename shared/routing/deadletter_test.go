@@ -18,7 +18,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/botplatform/discord-sandboxes/shared/gateway"
-	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
 	"github.com/botplatform/discord-sandboxes/shared/routing"
 )
@@ -27,27 +26,7 @@ import (
 // ingress dead-letter queue; it accepts messages of up to 1 MiB, as SQS queues now may.
 func motoDeadLetterQueue(t *testing.T) (*sqs.Client, string) {
 	t.Helper()
-	client := testenv.SQS(t)
-	return client, testenv.SQSQueue(t, client, "routing-ingress-dlq", map[string]string{"MaximumMessageSize": "1048576"})
-}
-
-// receiveAll receives from url until n messages arrived (or 30 s passed), by ingress id.
-func receiveAll(t *testing.T, client *sqs.Client, url string, n int) map[string]types.Message {
-	t.Helper()
-	got := map[string]types.Message{}
-	for deadline := time.Now().Add(30 * time.Second); len(got) < n && time.Now().Before(deadline); {
-		out, err := client.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{
-			QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
-			MessageAttributeNames: []string{"All"},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range out.Messages {
-			got[aws.ToString(m.MessageAttributes[routing.AttributeIngressMessageID].StringValue)] = m
-		}
-	}
-	return got
+	return motoQueue(t, "routing-ingress-dlq", map[string]string{"MaximumMessageSize": "1048576"})
 }
 
 func attr(m types.Message, name string) string {
@@ -330,10 +309,5 @@ func (d *deadLetterSink) SendMessageBatch(ctx context.Context, in *sqs.SendMessa
 func (d *deadLetterSink) ids() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var ids []string
-	for _, e := range d.accepted {
-		ids = append(ids, ingressID(e))
-	}
-	slices.Sort(ids)
-	return ids
+	return ingressIDs(d.accepted)
 }

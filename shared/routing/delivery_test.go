@@ -12,26 +12,16 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/botplatform/discord-sandboxes/shared/config"
-	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
 	"github.com/botplatform/discord-sandboxes/shared/routing"
 )
 
-// motoQueue creates a uniquely named queue on the test SQS endpoint.
-func motoQueue(t *testing.T) (*sqs.Client, string) {
-	t.Helper()
-	client := testenv.SQS(t)
-	return client, testenv.SQSQueue(t, client, "routing-production", nil)
-}
-
 func TestProductionDeliveryOnSQS(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	client, url := motoQueue(t)
+	client, url := motoQueue(t, "routing-production", nil)
 	r := e.router(t, client, func(o *routing.Options) { o.ProductionQueueURL = url })
 
 	want := map[string]string{} // ingress id -> body
@@ -55,24 +45,12 @@ func TestProductionDeliveryOnSQS(t *testing.T) {
 	res := r.Route(t.Context(), nil, batch)
 	equal(t, "failed", res.Failed, nil)
 
+	received := receiveAll(t, client, url, len(want))
 	got := map[string]string{}
-	var first types.Message
-	for deadline := time.Now().Add(30 * time.Second); len(got) < len(want) && time.Now().Before(deadline); {
-		out, err := client.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{
-			QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
-			MessageAttributeNames: []string{"All"},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range out.Messages {
-			id := aws.ToString(m.MessageAttributes[routing.AttributeIngressMessageID].StringValue)
-			got[id] = aws.ToString(m.Body)
-			if id == "ingress-00" {
-				first = m
-			}
-		}
+	for id, m := range received {
+		got[id] = aws.ToString(m.Body)
 	}
+	first := received["ingress-00"]
 	if !maps.Equal(got, want) {
 		t.Fatalf("production queue holds %d messages, want %d; differences in %v", len(got), len(want), diffKeys(got, want))
 	}

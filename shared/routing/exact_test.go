@@ -152,11 +152,8 @@ func TestUnpublishedChangeConvergesWithinThePublishInterval(t *testing.T) {
 // parked, not delivered and not sent to production, on every tier.
 func TestExpiredRunningSandboxReceivesNothing(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e, sb, q, r := oneSandbox(t, "expiring", gExpire)
 	ctx := t.Context()
-	sb := e.sandbox(t, "expiring", gExpire)
-	q := &queue{}
-	r := e.router(t, q)
 	res := oneEvent(r, ctx, "alive", gExpire)
 	wantCounts(t, "before expiry", res.Routed, map[routing.Destination]int{routing.DestinationSandbox: 1})
 
@@ -180,24 +177,11 @@ func TestExpiredRunningSandboxReceivesNothing(t *testing.T) {
 // only after its owner releases it.
 func TestParkedGuildReachesProductionOnlyAfterRelease(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e, sb, q, r := oneSandbox(t, "parking", gParked)
 	ctx := t.Context()
-	sb := e.sandbox(t, "parking", gParked)
-	q := &queue{}
-	r := e.router(t, q)
 	oneEvent(r, ctx, "alive", gParked)
 
-	// The teardown's part that parks: destroying, mappings removed (and parked), destroyed.
-	if _, _, err := e.manager.RequestDestroy(ctx, owner, sb.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.manager.RemoveMappingsForTeardown(ctx, "cleanup", sb.ID, "destroy_requested",
-		func([]string) ([]byte, map[string]any, error) { return []byte(`{}`), map[string]any{}, nil }); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.manager.Transition(ctx, "cleanup", sb.ID, sandbox.StatusDestroyed, nil); err != nil {
-		t.Fatal(err)
-	}
+	e.tearDown(t, sb.ID)
 
 	for _, tier := range []routing.Tier{routing.TierDatabase, routing.TierMemory} {
 		res := oneEvent(r, ctx, "parked-"+string(tier), gParked)

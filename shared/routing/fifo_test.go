@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/routing"
 )
@@ -19,8 +18,7 @@ import (
 // endpoint, deduplicating by the sender's deduplication ids, as Terraform makes them.
 func motoFIFOQueue(t *testing.T, role string) (*sqs.Client, string) {
 	t.Helper()
-	client := testenv.SQS(t)
-	return client, testenv.SQSQueue(t, client, "routing-"+role, map[string]string{"FifoQueue": "true", "ContentBasedDeduplication": "false"})
+	return motoQueue(t, "routing-"+role, map[string]string{"FifoQueue": "true", "ContentBasedDeduplication": "false"})
 }
 
 // received is one message as a FIFO queue handed it out.

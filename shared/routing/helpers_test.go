@@ -77,6 +77,33 @@ func (e *env) sandbox(t testing.TB, name string, guilds ...string) *sandbox.Sand
 	return sb
 }
 
+// oneSandbox is the start of many tests: a new env with one running sandbox named name
+// owning guild, and a router delivering production events to an in-memory queue.
+func oneSandbox(t testing.TB, name, guild string) (*env, *sandbox.Sandbox, *queue, *routing.Router) {
+	t.Helper()
+	e := newEnv(t)
+	sb := e.sandbox(t, name, guild)
+	q := &queue{}
+	return e, sb, q, e.router(t, q)
+}
+
+// tearDown does the part of sandbox id's teardown that parks its guilds: destroy requested,
+// mappings removed (and parked), destroyed.
+func (e *env) tearDown(t testing.TB, id string) {
+	t.Helper()
+	ctx := t.Context()
+	if _, _, err := e.manager.RequestDestroy(ctx, owner, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.manager.RemoveMappingsForTeardown(ctx, "cleanup", id, "destroy_requested",
+		func([]string) ([]byte, map[string]any, error) { return []byte(`{}`), map[string]any{}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.manager.Transition(ctx, "cleanup", id, sandbox.StatusDestroyed, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // router returns a Router on e's stores with production events going to queue.
 func (e *env) router(t testing.TB, queue routing.QueueSender, edit ...func(*routing.Options)) *routing.Router {
 	t.Helper()
@@ -98,6 +125,15 @@ func (e *env) router(t testing.TB, queue routing.QueueSender, edit ...func(*rout
 		t.Fatal(err)
 	}
 	return r
+}
+
+// removeStream deletes a sandbox's stream, as a teardown (or the runbook's "stop routing")
+// does while the sandbox's routes may still be cached.
+func (e *env) removeStream(t testing.TB, sandboxID string) {
+	t.Helper()
+	if err := e.rdb.Del(t.Context(), keys.EventStream(sandboxID)).Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // streamEntries reads a sandbox's whole stream.
@@ -203,12 +239,43 @@ func ingressID(e types.SendMessageBatchRequestEntry) string {
 func (q *queue) acceptedIDs() []string {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	return ingressIDs(q.accepted)
+}
+
+// ingressIDs lists the ingress ids of entries, sorted.
+func ingressIDs(entries []types.SendMessageBatchRequestEntry) []string {
 	var ids []string
-	for _, e := range q.accepted {
+	for _, e := range entries {
 		ids = append(ids, ingressID(e))
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// motoQueue creates a uniquely named queue with attributes attrs on the test SQS endpoint.
+func motoQueue(t *testing.T, name string, attrs map[string]string) (*sqs.Client, string) {
+	t.Helper()
+	client := testenv.SQS(t)
+	return client, testenv.SQSQueue(t, client, name, attrs)
+}
+
+// receiveAll receives from url until n messages arrived (or 30 s passed), by ingress id.
+func receiveAll(t *testing.T, client *sqs.Client, url string, n int) map[string]types.Message {
+	t.Helper()
+	got := map[string]types.Message{}
+	for deadline := time.Now().Add(30 * time.Second); len(got) < n && time.Now().Before(deadline); {
+		out, err := client.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{
+			QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
+			MessageAttributeNames: []string{"All"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range out.Messages {
+			got[aws.ToString(m.MessageAttributes[routing.AttributeIngressMessageID].StringValue)] = m
+		}
+	}
+	return got
 }
 
 // dispatch builds a gateway dispatch payload; guild "" leaves guild_id out.

@@ -435,20 +435,23 @@ func (b *batchState) decide() {
 // drop drops an event of a guild whose sandbox cannot take it; reason is its short form for
 // the batch's log line, why the event's own.
 func (b *batchState) drop(i int, sandboxID, reason, why string) {
-	b.result.Routed[DestinationDropped]++
 	b.droppedBy = countReason(b.droppedBy, reason)
-	b.settle(i, DestinationDropped, reason)
-	b.router.log.DebugContext(b.ctx, "event dropped", logkey.MessageID, b.messages[i].ID,
-		logkey.Sandbox, sandboxID, logkey.Reason, why)
+	b.discard(i, DestinationDropped, "event dropped", sandboxID, reason, why)
 }
 
 // park drops the event of a parked (or expired) test guild: counted apart from the events of
 // sandboxes that are not running, and never sent to production.
 func (b *batchState) park(i int, sandboxID, reason, why string) {
-	b.result.Routed[DestinationParked]++
 	b.parkedBy = countReason(b.parkedBy, reason)
-	b.settle(i, DestinationParked, reason)
-	b.router.log.DebugContext(b.ctx, "event of a parked guild dropped", logkey.MessageID, b.messages[i].ID,
+	b.discard(i, DestinationParked, "event of a parked guild dropped", sandboxID, reason, why)
+}
+
+// discard is the rest of drop and park (dest): event i is counted and settled, with nothing
+// to deliver, and logged as msg.
+func (b *batchState) discard(i int, dest Destination, msg, sandboxID, reason, why string) {
+	b.result.Routed[dest]++
+	b.settle(i, dest, reason)
+	b.router.log.DebugContext(b.ctx, msg, logkey.MessageID, b.messages[i].ID,
 		logkey.Sandbox, sandboxID, logkey.Reason, why)
 }
 

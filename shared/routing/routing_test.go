@@ -146,11 +146,8 @@ func TestProtectedGuildWinsOverMapping(t *testing.T) {
 
 func TestRouteCacheTiers(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e, sb, q, r := oneSandbox(t, "tiers", gRun)
 	ctx := t.Context()
-	sb := e.sandbox(t, "tiers", gRun)
-	q := &queue{}
-	r := e.router(t, q)
 	batch := func(n int) []routing.Message {
 		return []routing.Message{
 			msg(fmt.Sprintf("s%d", n), dispatch("MESSAGE_CREATE", n, gRun)),
@@ -192,11 +189,8 @@ func TestRouteCacheTiers(t *testing.T) {
 // the older generation are void. The clock never moves: no TTL is involved.
 func TestMappingChangeSeenByTheNextBatch(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e, sb, q, r := oneSandbox(t, "late", gOther)
 	ctx := t.Context()
-	sb := e.sandbox(t, "late", gOther)
-	q := &queue{}
-	r := e.router(t, q)
 	route := func(id string) routing.Result {
 		t.Helper()
 		res := r.Route(ctx, nil, []routing.Message{msg(id, dispatch("MESSAGE_CREATE", 1, gRun))})
@@ -322,9 +316,7 @@ func TestStreamAppendFailsForOneSandbox(t *testing.T) {
 	a := e.sandbox(t, "healthy", gRun)
 	b := e.sandbox(t, "broken", gOther)
 	// B's stream key now holds a string: every XADD to it fails with WRONGTYPE.
-	if err := e.rdb.Del(ctx, keys.EventStream(b.ID)).Err(); err != nil {
-		t.Fatal(err)
-	}
+	e.removeStream(t, b.ID)
 	if err := e.rdb.Set(ctx, keys.EventStream(b.ID), "not a stream", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -347,15 +339,10 @@ func TestStreamAppendFailsForOneSandbox(t *testing.T) {
 // event is dropped (never sent to production, never retried) and the route forgotten.
 func TestMissingStreamIsDropped(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e, sb, q, r := oneSandbox(t, "vanished", gRun)
 	ctx := t.Context()
-	sb := e.sandbox(t, "vanished", gRun)
-	q := &queue{}
-	r := e.router(t, q)
 	r.Route(ctx, nil, []routing.Message{msg("m1", dispatch("MESSAGE_CREATE", 1, gRun))})
-	if err := e.rdb.Del(ctx, keys.EventStream(sb.ID)).Err(); err != nil {
-		t.Fatal(err)
-	}
+	e.removeStream(t, sb.ID)
 	res := r.Route(ctx, nil, []routing.Message{msg("m2", dispatch("MESSAGE_CREATE", 2, gRun))})
 	equal(t, "failed", res.Failed, nil)
 	wantCounts(t, "routed", res.Routed, map[routing.Destination]int{routing.DestinationDropped: 1})

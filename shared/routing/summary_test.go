@@ -10,9 +10,7 @@ import (
 	"time"
 
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
-	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/routing"
-	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
 const (
@@ -48,20 +46,9 @@ func TestBatchSummaryIsLoggedAtInfoWithItsCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	// parked: torn down, its guild parked.
-	if _, _, err := e.manager.RequestDestroy(ctx, owner, parked.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.manager.RemoveMappingsForTeardown(ctx, "cleanup", parked.ID, "destroy_requested",
-		func([]string) ([]byte, map[string]any, error) { return []byte(`{}`), map[string]any{}, nil }); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.manager.Transition(ctx, "cleanup", parked.ID, sandbox.StatusDestroyed, nil); err != nil {
-		t.Fatal(err)
-	}
+	e.tearDown(t, parked.ID)
 	// gone: running, but its stream was removed (as the runbook's "stop routing" does).
-	if err := e.rdb.Del(ctx, keys.EventStream(gone.ID)).Err(); err != nil {
-		t.Fatal(err)
-	}
+	e.removeStream(t, gone.ID)
 	// short: past its expiry, not torn down yet (parked, reason "sandbox_expired").
 	e.clock.Add(short.ExpiresAt.Sub(e.clock.Now()) + time.Second)
 

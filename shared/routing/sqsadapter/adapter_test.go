@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -103,17 +104,33 @@ func (s *stack) drain(t *testing.T, url string, want int) []types.Message {
 	return got
 }
 
-func (s *stack) streamIDs(t *testing.T) []string {
+// streamEntries reads the sandbox's whole stream.
+func (s *stack) streamEntries(t *testing.T) []redis.XMessage {
 	t.Helper()
 	entries, err := s.rdb.XRange(t.Context(), keys.EventStream(s.sandboxID), "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return entries
+}
+
+func (s *stack) streamIDs(t *testing.T) []string {
+	t.Helper()
 	var ids []string
-	for _, e := range entries {
+	for _, e := range s.streamEntries(t) {
 		ids = append(ids, fmt.Sprint(e.Values[keys.StreamFieldMessageID]))
 	}
 	return ids
+}
+
+// testdata reads the event file name of testdata.
+func testdata(t *testing.T, name string) []byte {
+	t.Helper()
+	payload, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return payload
 }
 
 // invoke runs the wrapped handler the way the Lambda runtime does, on raw event JSON.
@@ -155,21 +172,14 @@ func equal(t *testing.T, what string, got, want []string) {
 func TestSampleEvent(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
-	payload, err := os.ReadFile("testdata/sqs-event.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp := invoke(t, s.router, payload)
+	resp := invoke(t, s.router, testdata(t, "sqs-event.json"))
 	equal(t, "failures", failures(resp), []string{"MessageID_1"})
 }
 
 func TestRouterEvent(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
-	payload, err := os.ReadFile("testdata/router-event.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	payload := testdata(t, "router-event.json")
 	var ev events.SQSEvent
 	if err := json.Unmarshal(payload, &ev); err != nil {
 		t.Fatal(err)
@@ -180,11 +190,7 @@ func TestRouterEvent(t *testing.T) {
 	equal(t, "failures", failures(resp), []string{id(2), id(4)}) // "Message Body" and a heartbeat
 	equal(t, "stream", s.streamIDs(t), []string{id(0), id(3)})
 
-	entries, err := s.rdb.XRange(t.Context(), keys.EventStream(s.sandboxID), "-", "+").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := entries[0].Values[keys.StreamFieldReceivedAt]; got != "1717243200101" {
+	if got := s.streamEntries(t)[0].Values[keys.StreamFieldReceivedAt]; got != "1717243200101" {
 		t.Errorf("received_at %v, want the SentTimestamp 1717243200101", got)
 	}
 
