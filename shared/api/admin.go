@@ -11,15 +11,8 @@ import (
 var errNoCleanup = sandbox.Errorf(sandbox.CodeUnavailable, "the cleanup service is not configured in this function")
 
 func (h *Handler) adminCleanup(w http.ResponseWriter, r *http.Request, c caller) error {
-	if _, err := parseQuery(r); err != nil {
-		return err
-	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
 	var req apiwire.CleanupRequest
-	if err := decodeJSON(body, &req); err != nil {
+	if err := decodeRequest(r, &req); err != nil {
 		return err
 	}
 	if h.deps.Cleanup == nil {
@@ -45,10 +38,7 @@ func (h *Handler) adminCleanup(w http.ResponseWriter, r *http.Request, c caller)
 }
 
 func (h *Handler) adminOrphans(w http.ResponseWriter, r *http.Request, c caller) error {
-	if _, err := parseQuery(r); err != nil {
-		return err
-	}
-	if err := noRequestBody(r); err != nil {
+	if err := decodeRequest(r, nil); err != nil {
 		return err
 	}
 	if h.deps.Cleanup == nil {

@@ -91,8 +91,7 @@ func (h *Handler) connectSandbox(w http.ResponseWriter, r *http.Request, c calle
 	}); err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, h.connection(sb, creds))
+	writeUncached(w, http.StatusOK, h.connection(sb, creds))
 	return nil
 }
 

@@ -78,12 +78,7 @@ func consumeID(field, s string) (string, error) {
 
 // consumeRead answers POST /v1/sandboxes/{name}/events/read.
 func (h *Handler) consumeRead(w http.ResponseWriter, r *http.Request, c caller) error {
-	var req apiwire.ConsumeReadRequest
-	var args provision.GroupReadArgs
-	sb, err := h.addressed(r, c, &req, func() (err error) {
-		args, err = parseConsumeRead(req)
-		return err
-	})
+	sb, args, err := addressedBody(h, r, c, parseConsumeRead)
 	if err != nil {
 		return err
 	}
@@ -111,17 +106,13 @@ func (h *Handler) consumeRead(w http.ResponseWriter, r *http.Request, c caller) 
 	if page.Next == "" {
 		page.Next = args.After
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, page)
+	writeUncached(w, http.StatusOK, page)
 	return nil
 }
 
 // parseConsumeRead validates a read's body.
 func parseConsumeRead(req apiwire.ConsumeReadRequest) (a provision.GroupReadArgs, err error) {
-	if a.Group, a.Consumer, err = consumeReader(req.Group, req.Consumer, "the name of the reader within the group"); err != nil {
-		return a, err
-	}
-	if a.Count, err = consumeCount(req.Count); err != nil {
+	if a.Group, a.Consumer, a.Count, err = consumeReader(req.Group, req.Consumer, req.Count, "the name of the reader within the group"); err != nil {
 		return a, err
 	}
 	if req.After != "" {
@@ -143,20 +134,24 @@ func parseConsumeRead(req apiwire.ConsumeReadRequest) (a provision.GroupReadArgs
 	return a, nil
 }
 
-// consumeReader validates the group and the consumer of a read or a claim; what says what the
-// consumer is, in the error when it is missing.
-func consumeReader(group, consumer, what string) (string, string, error) {
+// consumeReader validates the group, the consumer and the count of a read or a claim; what
+// says what the consumer is, in the error when it is missing.
+func consumeReader(group, consumer string, count *int, what string) (string, string, int, error) {
 	g, err := consumeGroup(group)
 	if err != nil {
-		return "", "", err
+		return "", "", 0, err
 	}
 	if consumer == "" {
-		return "", "", sandbox.InvalidField("consumer", "consumer is required: %s", what)
+		return "", "", 0, sandbox.InvalidField("consumer", "consumer is required: %s", what)
 	}
 	if err := sandbox.ValidateConsumerName("consumer", consumer); err != nil {
-		return "", "", err
+		return "", "", 0, err
 	}
-	return g, consumer, nil
+	n, err := consumeCount(count)
+	if err != nil {
+		return "", "", 0, err
+	}
+	return g, consumer, n, nil
 }
 
 // boundedWait keeps a wait consumeWaitMargin inside the invocation's deadline; 0 when no
@@ -170,12 +165,7 @@ func boundedWait(ctx context.Context, wait time.Duration) time.Duration {
 
 // consumeClaim answers POST /v1/sandboxes/{name}/events/claim.
 func (h *Handler) consumeClaim(w http.ResponseWriter, r *http.Request, c caller) error {
-	var req apiwire.ConsumeClaimRequest
-	var args provision.GroupClaimArgs
-	sb, err := h.addressed(r, c, &req, func() (err error) {
-		args, err = parseConsumeClaim(req)
-		return err
-	})
+	sb, args, err := addressedBody(h, r, c, parseConsumeClaim)
 	if err != nil {
 		return err
 	}
@@ -189,17 +179,13 @@ func (h *Handler) consumeClaim(w http.ResponseWriter, r *http.Request, c caller)
 	page := h.consumePage(sb, args.Group, args.Consumer, got)
 	page.More = len(page.Entries) < len(got.Entries)
 	page.Next = got.Next
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, page)
+	writeUncached(w, http.StatusOK, page)
 	return nil
 }
 
 // parseConsumeClaim validates a claim's body.
 func parseConsumeClaim(req apiwire.ConsumeClaimRequest) (a provision.GroupClaimArgs, err error) {
-	if a.Group, a.Consumer, err = consumeReader(req.Group, req.Consumer, "the name of the reader that takes the entries over"); err != nil {
-		return a, err
-	}
-	if a.Count, err = consumeCount(req.Count); err != nil {
+	if a.Group, a.Consumer, a.Count, err = consumeReader(req.Group, req.Consumer, req.Count, "the name of the reader that takes the entries over"); err != nil {
 		return a, err
 	}
 	a.MinIdle, a.Start = defaultClaimIdle, "0-0"

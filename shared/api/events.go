@@ -87,8 +87,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request, c caller) error
 		// Nothing after the position, and every later entry comes after the stream's last id.
 		page.Next = last.String()
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, page)
+	writeUncached(w, http.StatusOK, page)
 	return nil
 }
 

@@ -67,10 +67,7 @@ func (h *Handler) unreachable(ctx context.Context, what string, err error) strin
 }
 
 func (h *Handler) serviceHealth(w http.ResponseWriter, r *http.Request, c caller) error {
-	if _, err := parseQuery(r); err != nil {
-		return err
-	}
-	if err := noRequestBody(r); err != nil {
+	if err := decodeRequest(r, nil); err != nil {
 		return err
 	}
 	checks := runChecks(r.Context(), []probe{
@@ -93,8 +90,7 @@ func (h *Handler) serviceHealth(w http.ResponseWriter, r *http.Request, c caller
 	if out.Overall == Unhealthy {
 		status = http.StatusServiceUnavailable
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, status, out)
+	writeUncached(w, status, out)
 	return nil
 }
 
@@ -110,8 +106,7 @@ func (h *Handler) sandboxHealth(w http.ResponseWriter, r *http.Request, c caller
 		{name: "redis", run: func(ctx context.Context) (string, string) { return h.redisCheck(ctx, sb) }},
 		{name: "routes", run: func(ctx context.Context) (string, string) { return h.routesCheck(ctx, sb) }},
 	})
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, apiwire.SandboxHealth{
+	writeUncached(w, http.StatusOK, apiwire.SandboxHealth{
 		SandboxID: sb.ID, Name: sb.Name, Status: sb.DisplayStatus(now),
 		Overall: overall(checks), CheckedAt: now.UTC(), Checks: checks,
 	})

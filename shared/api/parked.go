@@ -10,10 +10,7 @@ import (
 // listParked answers GET /v1/guilds/parked: the caller's parked guilds, every owner's for an
 // admin.
 func (h *Handler) listParked(w http.ResponseWriter, r *http.Request, c caller) error {
-	if _, err := parseQuery(r); err != nil {
-		return err
-	}
-	if err := noRequestBody(r); err != nil {
+	if err := decodeRequest(r, nil); err != nil {
 		return err
 	}
 	owner := c.principal
@@ -31,18 +28,8 @@ func (h *Handler) listParked(w http.ResponseWriter, r *http.Request, c caller) e
 // releaseGuild answers POST /v1/guilds/{guild_id}/release: a parked test guild's events go
 // to production from the next batch on. Only its former owner or an admin may.
 func (h *Handler) releaseGuild(w http.ResponseWriter, r *http.Request, c caller) error {
-	guild := r.PathValue("guild_id")
-	if err := sandbox.ValidateGuildID(guild); err != nil {
-		return err
-	}
-	if _, err := parseQuery(r); err != nil {
-		return err
-	}
-	raw, err := readBody(r)
+	guild, err := guildRequest(r)
 	if err != nil {
-		return err
-	}
-	if err := decodeJSON(raw, &noBody{}); err != nil {
 		return err
 	}
 	parked, err := h.deps.Sandboxes.Parked(r.Context(), guild)

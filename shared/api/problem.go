@@ -123,6 +123,13 @@ func writeProblem(w http.ResponseWriter, p apiwire.Problem) {
 	_ = json.NewEncoder(w).Encode(p)
 }
 
+// writeUncached is writeJSON for answers no cache may keep: credentials, and what changes
+// from one request to the next (stream pages, health checks).
+func writeUncached(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, status, v)
+}
+
 // writeJSON answers v as JSON with status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -13,15 +13,22 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
-func (h *Handler) explainRoute(w http.ResponseWriter, r *http.Request, c caller) error {
+// guildRequest validates the input of a route on one guild: its {guild_id}, and neither a
+// query nor a body.
+func guildRequest(r *http.Request) (string, error) {
 	guild := r.PathValue("guild_id")
 	if err := sandbox.ValidateGuildID(guild); err != nil {
-		return err
+		return "", err
 	}
-	if _, err := parseQuery(r); err != nil {
-		return err
+	if err := decodeRequest(r, nil); err != nil {
+		return "", err
 	}
-	if err := noRequestBody(r); err != nil {
+	return guild, nil
+}
+
+func (h *Handler) explainRoute(w http.ResponseWriter, r *http.Request, c caller) error {
+	guild, err := guildRequest(r)
+	if err != nil {
 		return err
 	}
 	ctx := r.Context()

@@ -147,6 +147,18 @@ func (h *Handler) addressed(r *http.Request, c caller, body any, validate func()
 	})
 }
 
+// addressedBody is addressed for a route whose JSON body, a B, parse validates and turns
+// into the route's arguments.
+func addressedBody[B, A any](h *Handler, r *http.Request, c caller, parse func(B) (A, error)) (*sandbox.Sandbox, A, error) {
+	var req B
+	var args A
+	sb, err := h.addressed(r, c, &req, func() (err error) {
+		args, err = parse(req)
+		return err
+	})
+	return sb, args, err
+}
+
 // addressedWithQuery is addressed for a route that takes the query parameters allowed and no
 // body: validate checks the parameters.
 func (h *Handler) addressedWithQuery(r *http.Request, c caller, allowed []string, validate func(query) error) (*sandbox.Sandbox, error) {
@@ -191,6 +203,23 @@ func guildPath(r *http.Request) func() error {
 	return func() error { return sandbox.ValidateGuildID(r.PathValue("guild_id")) }
 }
 
+// decodeRequest refuses every query parameter, then decodes the request's JSON body into
+// body (nil: the route takes none; an empty one or {} is fine): the input of a route whose
+// path and body say all.
+func decodeRequest(r *http.Request, body any) error {
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	if body == nil {
+		return noRequestBody(r)
+	}
+	raw, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	return decodeJSON(raw, body)
+}
+
 // noRequestBody refuses a body on routes that take none (an empty one or {} is fine).
 func noRequestBody(r *http.Request) error {
 	body, err := readBody(r)
@@ -212,12 +241,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, c caller) error {
 }
 
 func (h *Handler) extend(w http.ResponseWriter, r *http.Request, c caller) error {
-	var req apiwire.ExtendRequest
-	var by time.Duration
-	sb, err := h.addressed(r, c, &req, func() (err error) {
-		by, err = extendBy(req)
-		return err
-	})
+	sb, by, err := addressedBody(h, r, c, extendBy)
 	if err != nil {
 		return err
 	}
@@ -303,12 +327,7 @@ func (h *Handler) addGuild(w http.ResponseWriter, r *http.Request, c caller) err
 	if err := h.deps.Sandboxes.AddGuild(r.Context(), c.principal, sb.ID, guild); err != nil {
 		return err
 	}
-	updated, err := h.deps.Sandboxes.Get(r.Context(), sb.ID)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, h.viewFor(c, updated))
-	return nil
+	return h.writeChanged(w, r, c, http.StatusCreated, sb.ID)
 }
 
 func (h *Handler) removeGuild(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -319,10 +338,15 @@ func (h *Handler) removeGuild(w http.ResponseWriter, r *http.Request, c caller) 
 	if err := h.deps.Sandboxes.RemoveGuild(r.Context(), c.principal, sb.ID, r.PathValue("guild_id")); err != nil {
 		return err
 	}
-	updated, err := h.deps.Sandboxes.Get(r.Context(), sb.ID)
+	return h.writeChanged(w, r, c, http.StatusOK, sb.ID)
+}
+
+// writeChanged answers with the sandbox as a change left it, read again.
+func (h *Handler) writeChanged(w http.ResponseWriter, r *http.Request, c caller, status int, id string) error {
+	updated, err := h.deps.Sandboxes.Get(r.Context(), id)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, h.viewFor(c, updated))
+	writeJSON(w, status, h.viewFor(c, updated))
 	return nil
 }

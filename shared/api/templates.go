@@ -89,15 +89,8 @@ func templateTTL(s string) (time.Duration, error) {
 
 // addTemplate answers POST /v1/admin/templates.
 func (h *Handler) addTemplate(w http.ResponseWriter, r *http.Request, c caller) error {
-	if _, err := parseQuery(r); err != nil {
-		return err
-	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
 	var req apiwire.AddTemplateRequest
-	if err := decodeJSON(body, &req); err != nil {
+	if err := decodeRequest(r, &req); err != nil {
 		return err
 	}
 	switch {
@@ -130,15 +123,8 @@ func (h *Handler) updateTemplate(w http.ResponseWriter, r *http.Request, c calle
 	if err != nil {
 		return err
 	}
-	if _, err := parseQuery(r); err != nil {
-		return err
-	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
 	var req apiwire.UpdateTemplateRequest
-	if err := decodeJSON(body, &req); err != nil {
+	if err := decodeRequest(r, &req); err != nil {
 		return err
 	}
 	if req == (apiwire.UpdateTemplateRequest{}) {
@@ -184,10 +170,7 @@ func (h *Handler) retireTemplate(w http.ResponseWriter, r *http.Request, c calle
 	if err != nil {
 		return err
 	}
-	if _, err := parseQuery(r); err != nil {
-		return err
-	}
-	if err := noRequestBody(r); err != nil {
+	if err := decodeRequest(r, nil); err != nil {
 		return err
 	}
 	t, changed, err := h.deps.Sandboxes.RetireTemplate(r.Context(), c.principal, name)

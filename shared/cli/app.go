@@ -330,14 +330,20 @@ func (a *app) loc() *time.Location {
 // onSandbox is the RunE of a command whose one argument is a sandbox's name: it checks the
 // name, then the command's own checks (flags), all before any request, then calls run with
 // the API client.
-func (a *app) onSandbox(run func(ctx context.Context, c *Client, name string) error, checks ...func() error) func(*cobra.Command, []string) error {
+func (a *app) onSandbox(run func(ctx context.Context, c *Client, name string) error, checks ...func(cmd *cobra.Command) error) func(*cobra.Command, []string) error {
+	return a.onArg(checkName, run, checks...)
+}
+
+// onArg is onSandbox for a command whose one argument checkArg validates (a sandbox's name,
+// a template's, a guild id).
+func (a *app) onArg(checkArg func(string) error, run func(ctx context.Context, c *Client, arg string) error, checks ...func(cmd *cobra.Command) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, argv []string) error {
-		name := argv[0]
-		if err := checkName(name); err != nil {
+		arg := argv[0]
+		if err := checkArg(arg); err != nil {
 			return err
 		}
 		for _, check := range checks {
-			if err := check(); err != nil {
+			if err := check(cmd); err != nil {
 				return err
 			}
 		}
@@ -345,8 +351,31 @@ func (a *app) onSandbox(run func(ctx context.Context, c *Client, name string) er
 		if err != nil {
 			return err
 		}
-		return run(cmd.Context(), c, name)
+		return run(cmd.Context(), c, arg)
 	}
+}
+
+// withAPI is the RunE of a command that calls the API: run gets the client.
+func (a *app) withAPI(run func(ctx context.Context, c *Client) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		c, err := a.api(cmd.Context())
+		if err != nil {
+			return err
+		}
+		return run(cmd.Context(), c)
+	}
+}
+
+// printAnswer shows the answer of an API call: the JSON document with --json, through show
+// otherwise. The call's error, if any, is returned as it is.
+func printAnswer[T any](a *app, answer T, err error, show func(T) error) error {
+	if err != nil {
+		return err
+	}
+	if a.json {
+		return writeJSONDoc(a.env.Stdout, answer)
+	}
+	return show(answer)
 }
 
 // api returns the API client, building it on first use from the flags and environment:

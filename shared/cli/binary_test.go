@@ -240,22 +240,22 @@ func TestBinaryOnATerminal(t *testing.T) {
 	}
 
 	// destroy asks on a terminal: no keeps the sandbox, yes destroys it.
-	p = startPTY(t, env, bin, "destroy", "alice-tty")
-	p.waitFor("[y/N] ")
-	p.send("n\r")
-	if code := p.exitCode(); code != ExitFailure {
-		t.Errorf("answering no: exit %d\n%q", code, p.out.String())
-	}
-	if !strings.Contains(p.out.String(), "[aborted]") {
-		t.Errorf("answering no:\n%q", p.out.String())
-	}
-	p = startPTY(t, env, bin, "destroy", "alice-tty")
-	p.waitFor("Destroy sandbox alice-tty (running, owner alice, guilds: none)?")
-	p.send("yes\r")
-	if code := p.exitCode(); code != ExitOK {
-		t.Errorf("answering yes: exit %d\n%q", code, p.out.String())
-	}
-	if !strings.Contains(p.out.String(), "Destroyed"+ansiReset+" sandbox") {
-		t.Errorf("answering yes:\n%q", p.out.String())
+	for _, step := range []struct {
+		answer, question, input string
+		code                    int
+		want                    string
+	}{
+		{"no", "[y/N] ", "n\r", ExitFailure, "[aborted]"},
+		{"yes", "Destroy sandbox alice-tty (running, owner alice, guilds: none)?", "yes\r", ExitOK, "Destroyed" + ansiReset + " sandbox"},
+	} {
+		p = startPTY(t, env, bin, "destroy", "alice-tty")
+		p.waitFor(step.question)
+		p.send(step.input)
+		if code := p.exitCode(); code != step.code {
+			t.Errorf("answering %s: exit %d\n%q", step.answer, code, p.out.String())
+		}
+		if !strings.Contains(p.out.String(), step.want) {
+			t.Errorf("answering %s:\n%q", step.answer, p.out.String())
+		}
 	}
 }

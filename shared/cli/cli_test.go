@@ -106,9 +106,19 @@ func TestHumanDuration(t *testing.T) {
 	}
 }
 
+// checkEach calls f, named name, on each input of cases and wants the case's result.
+func checkEach(t *testing.T, name string, f func(string) string, cases map[string]string) {
+	t.Helper()
+	for in, want := range cases {
+		if got := f(in); got != want {
+			t.Errorf("%s(%q) = %q, want %q", name, in, got, want)
+		}
+	}
+}
+
 // Tables show who owns a sandbox in a word; the full ARN is for --wide and --json.
 func TestShortOwner(t *testing.T) {
-	for owner, want := range map[string]string{
+	checkEach(t, "shortOwner", shortOwner, map[string]string{
 		"arn:aws:iam::123456789012:user/alice":                               "alice",
 		"arn:aws:iam::123456789012:user/engineering/bots/alice":              "alice",
 		"arn:aws:sts::123456789012:assumed-role/Developer/alice@example.com": "Developer/alice@example.com",
@@ -122,11 +132,7 @@ func TestShortOwner(t *testing.T) {
 		"alice":                                                              "alice",
 		"ops-admin":                                                          "ops-admin",
 		"arn:not:enough":                                                     "arn:not:enough",
-	} {
-		if got := shortOwner(owner); got != want {
-			t.Errorf("shortOwner(%q) = %q, want %q", owner, got, want)
-		}
-	}
+	})
 	if got := ownerField("arn:aws:iam::123456789012:user/alice"); got != "alice (arn:aws:iam::123456789012:user/alice)" {
 		t.Errorf("ownerField: %q", got)
 	}

@@ -92,11 +92,7 @@ func (c *Client) BaseURL() string { return c.base.String() }
 
 // Create creates a sandbox (POST /v1/sandboxes).
 func (c *Client) Create(ctx context.Context, in apiwire.CreateRequest) (*apiwire.Sandbox, error) {
-	var out apiwire.Sandbox
-	if _, err := c.do(ctx, http.MethodPost, []string{"v1", "sandboxes"}, nil, in, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[apiwire.Sandbox](ctx, c, http.MethodPost, []string{"v1", "sandboxes"}, nil, in)
 }
 
 // List returns one page of sandboxes (GET /v1/sandboxes).
@@ -120,11 +116,7 @@ func (c *Client) List(ctx context.Context, o ListOptions) (*apiwire.ListResponse
 	if o.Cursor != "" {
 		q.Set("cursor", o.Cursor)
 	}
-	var out apiwire.ListResponse
-	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "sandboxes"}, q, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[apiwire.ListResponse](ctx, c, http.MethodGet, []string{"v1", "sandboxes"}, q, nil)
 }
 
 // ListAll follows the cursors and returns every sandbox that matches.
@@ -145,118 +137,94 @@ func (c *Client) ListAll(ctx context.Context, o ListOptions) ([]apiwire.Sandbox,
 
 // Get returns one sandbox with its guilds and teardown record (GET /v1/sandboxes/{name}).
 func (c *Client) Get(ctx context.Context, name string) (*apiwire.Sandbox, error) {
-	var out apiwire.Sandbox
-	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "sandboxes", name}, nil, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[apiwire.Sandbox](ctx, c, http.MethodGet, []string{"v1", "sandboxes", name}, nil, nil)
 }
 
 // Extend moves the expiry later by `by`, a duration string such as "12h" or "2d".
 func (c *Client) Extend(ctx context.Context, name, by string) (*apiwire.ExtendResponse, error) {
-	var out apiwire.ExtendResponse
 	body := apiwire.ExtendRequest{By: by}
-	if _, err := c.do(ctx, http.MethodPost, []string{"v1", "sandboxes", name, "extend"}, nil, body, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[apiwire.ExtendResponse](ctx, c, http.MethodPost, []string{"v1", "sandboxes", name, "extend"}, nil, body)
 }
 
 // Destroy destroys a sandbox (DELETE /v1/sandboxes/{name}). completed is false when the API
 // answered 202: the sandbox is destroying and the scheduled cleanup finishes the teardown.
 func (c *Client) Destroy(ctx context.Context, name string) (res *apiwire.DestroyResponse, completed bool, err error) {
-	var out apiwire.DestroyResponse
-	status, err := c.do(ctx, http.MethodDelete, []string{"v1", "sandboxes", name}, nil, nil, &out)
+	out, status, err := callStatus[apiwire.DestroyResponse](ctx, c, http.MethodDelete, []string{"v1", "sandboxes", name}, nil, nil)
 	if err != nil {
 		return nil, false, err
 	}
-	return &out, status != http.StatusAccepted, nil
+	return out, status != http.StatusAccepted, nil
 }
 
 // AddGuild maps a guild to a sandbox. added is false when it already was mapped to it.
 func (c *Client) AddGuild(ctx context.Context, name, guildID string) (sb *apiwire.Sandbox, added bool, err error) {
-	var out apiwire.Sandbox
-	status, err := c.do(ctx, http.MethodPut, []string{"v1", "sandboxes", name, "guilds", guildID}, nil, nil, &out)
+	out, status, err := callStatus[apiwire.Sandbox](ctx, c, http.MethodPut, []string{"v1", "sandboxes", name, "guilds", guildID}, nil, nil)
 	if err != nil {
 		return nil, false, err
 	}
-	return &out, status == http.StatusCreated, nil
+	return out, status == http.StatusCreated, nil
 }
 
 // RemoveGuild unmaps a guild from a sandbox.
 func (c *Client) RemoveGuild(ctx context.Context, name, guildID string) (*apiwire.Sandbox, error) {
-	var out apiwire.Sandbox
-	if _, err := c.do(ctx, http.MethodDelete, []string{"v1", "sandboxes", name, "guilds", guildID}, nil, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[apiwire.Sandbox](ctx, c, http.MethodDelete, []string{"v1", "sandboxes", name, "guilds", guildID}, nil, nil)
 }
 
 // Connect returns worker connection details; every call rotates the role's password.
 func (c *Client) Connect(ctx context.Context, name string) (*apiwire.ConnectResponse, error) {
-	var out apiwire.ConnectResponse
-	if _, err := c.do(ctx, http.MethodPost, []string{"v1", "sandboxes", name, "connect"}, nil, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[apiwire.ConnectResponse](ctx, c, http.MethodPost, []string{"v1", "sandboxes", name, "connect"}, nil, nil)
 }
 
 // SandboxHealth runs the health checks of one sandbox.
 func (c *Client) SandboxHealth(ctx context.Context, name string) (*apiwire.SandboxHealth, error) {
-	var out apiwire.SandboxHealth
-	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "sandboxes", name, "health"}, nil, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[apiwire.SandboxHealth](ctx, c, http.MethodGet, []string{"v1", "sandboxes", name, "health"}, nil, nil)
 }
 
 // Route explains where a guild's events go.
 func (c *Client) Route(ctx context.Context, guildID string) (*apiwire.RouteExplanation, error) {
-	var out apiwire.RouteExplanation
-	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "routes", guildID}, nil, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[apiwire.RouteExplanation](ctx, c, http.MethodGet, []string{"v1", "routes", guildID}, nil, nil)
 }
 
 // ParkedGuilds lists the caller's parked guilds (every owner's for an admin).
 func (c *Client) ParkedGuilds(ctx context.Context) (*apiwire.ParkedGuilds, error) {
-	var out apiwire.ParkedGuilds
-	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "guilds", "parked"}, nil, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[apiwire.ParkedGuilds](ctx, c, http.MethodGet, []string{"v1", "guilds", "parked"}, nil, nil)
 }
 
 // ReleaseGuild releases a parked guild to production.
 func (c *Client) ReleaseGuild(ctx context.Context, guildID string) (*apiwire.ReleasedGuild, error) {
-	var out apiwire.ReleasedGuild
-	if _, err := c.do(ctx, http.MethodPost, []string{"v1", "guilds", guildID, "release"}, nil, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[apiwire.ReleasedGuild](ctx, c, http.MethodPost, []string{"v1", "guilds", guildID, "release"}, nil, nil)
 }
 
 // Cleanup runs the cleanup now (admin), removing orphans afterwards when asked.
 func (c *Client) Cleanup(ctx context.Context, removeOrphans bool) (*apiwire.CleanupResponse, error) {
-	var out apiwire.CleanupResponse
 	var body any // no body unless asked: the API's default is a run without removal
 	if removeOrphans {
 		body = apiwire.CleanupRequest{RemoveOrphans: true}
 	}
-	if _, err := c.do(ctx, http.MethodPost, []string{"v1", "admin", "cleanup"}, nil, body, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[apiwire.CleanupResponse](ctx, c, http.MethodPost, []string{"v1", "admin", "cleanup"}, nil, body)
 }
 
 // Orphans returns the orphaned resources report (admin); it never removes anything.
 func (c *Client) Orphans(ctx context.Context) (*apiwire.OrphansResponse, error) {
-	var out apiwire.OrphansResponse
-	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "admin", "orphans"}, nil, nil, &out); err != nil {
-		return nil, err
+	return call[apiwire.OrphansResponse](ctx, c, http.MethodGet, []string{"v1", "admin", "orphans"}, nil, nil)
+}
+
+// call sends one request and returns its 2xx answer decoded as a T: the body of every
+// method whose answer is its document alone.
+func call[T any](ctx context.Context, c *Client, method string, segments []string, query url.Values, in any) (*T, error) {
+	out, _, err := callStatus[T](ctx, c, method, segments, query, in)
+	return out, err
+}
+
+// callStatus is call for the methods whose answer also means something by its status (201
+// created, 202 accepted).
+func callStatus[T any](ctx context.Context, c *Client, method string, segments []string, query url.Values, in any) (*T, int, error) {
+	var out T
+	status, err := c.do(ctx, method, segments, query, in, &out)
+	if err != nil {
+		return nil, 0, err
 	}
-	return &out, nil
+	return &out, status, nil
 }
 
 // do sends one request and decodes a 2xx answer into out; any other answer becomes an *Error.

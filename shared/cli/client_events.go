@@ -34,9 +34,5 @@ func (c *Client) Events(ctx context.Context, name string, o EventsOptions) (*api
 	if o.IncludePayload {
 		q.Set("include_payload", "true")
 	}
-	var out apiwire.EventsPage
-	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "sandboxes", name, "events"}, q, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[apiwire.EventsPage](ctx, c, http.MethodGet, []string{"v1", "sandboxes", name, "events"}, q, nil)
 }

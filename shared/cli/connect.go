@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 )
 
 func (a *app) connectCommand() *cobra.Command {
@@ -18,38 +20,37 @@ func (a *app) connectCommand() *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: a.onSandbox(func(ctx context.Context, c *Client, name string) error {
 			conn, err := c.Connect(ctx, name)
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return writeJSONDoc(a.env.Stdout, conn)
-			}
-			e := a.env.Stderr
-			fmt.Fprintf(e, "# sandbox %s (id %s): worker connection settings; guilds: %s\n", conn.Name, conn.SandboxID, guildList(conn.GuildIDs))
-			fmt.Fprintf(e, "# new database password, valid until %s; the previous one no longer works\n",
-				formatTime(conn.Database.PasswordExpiresAt, a.loc()))
-			if conn.Redis.Username != "" {
-				fmt.Fprintf(e, "# new password of Redis user %s, which reaches %s* only; the previous one no longer works\n",
-					conn.Redis.Username, conn.Redis.Namespace)
-			}
-			if conn.Redis.Warning != "" {
-				fmt.Fprintf(e, "# warning: %s\n", conn.Redis.Warning)
-			}
-			if conn.Redis.Cluster {
-				fmt.Fprintf(e, "# Redis is a cluster: connect with a cluster client (redis-cli -c); %s is one of its nodes\n", conn.Redis.Addr)
-			}
-			skipped, err := writeExports(a.env.Stdout, conn.Env)
-			if err != nil {
-				return err
-			}
-			for _, k := range skipped {
-				fmt.Fprintf(e, "# skipped %q: not a shell variable name\n", k)
-			}
-			if isTerminal(a.env.Stdout) {
-				fmt.Fprintf(e, "# to set these in your shell: eval \"$(sandbox connect %s)\"\n", conn.Name)
-			}
-			return nil
+			return printAnswer(a, conn, err, a.printConnection)
 		}),
 	}
 	return cmd
+}
+
+// printConnection writes the exports on stdout, and the comments for people on stderr.
+func (a *app) printConnection(conn *apiwire.ConnectResponse) error {
+	e := a.env.Stderr
+	fmt.Fprintf(e, "# sandbox %s (id %s): worker connection settings; guilds: %s\n", conn.Name, conn.SandboxID, guildList(conn.GuildIDs))
+	fmt.Fprintf(e, "# new database password, valid until %s; the previous one no longer works\n",
+		formatTime(conn.Database.PasswordExpiresAt, a.loc()))
+	if conn.Redis.Username != "" {
+		fmt.Fprintf(e, "# new password of Redis user %s, which reaches %s* only; the previous one no longer works\n",
+			conn.Redis.Username, conn.Redis.Namespace)
+	}
+	if conn.Redis.Warning != "" {
+		fmt.Fprintf(e, "# warning: %s\n", conn.Redis.Warning)
+	}
+	if conn.Redis.Cluster {
+		fmt.Fprintf(e, "# Redis is a cluster: connect with a cluster client (redis-cli -c); %s is one of its nodes\n", conn.Redis.Addr)
+	}
+	skipped, err := writeExports(a.env.Stdout, conn.Env)
+	if err != nil {
+		return err
+	}
+	for _, k := range skipped {
+		fmt.Fprintf(e, "# skipped %q: not a shell variable name\n", k)
+	}
+	if isTerminal(a.env.Stdout) {
+		fmt.Fprintf(e, "# to set these in your shell: eval \"$(sandbox connect %s)\"\n", conn.Name)
+	}
+	return nil
 }

@@ -97,28 +97,24 @@ func (a *app) createCommand() *cobra.Command {
 			spin := startSpinner(a.spinnerWriter(), a.errStyle(), "Creating sandbox "+req.Name+" ("+what+")…")
 			sb, err := c.Create(cmd.Context(), req)
 			spin.Stop()
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return writeJSONDoc(a.env.Stdout, sb)
-			}
-			st, w := a.outStyle(), a.env.Stdout
-			fmt.Fprintf(w, "%s sandbox %s (id %s) in %s\n", st.green("Created"), st.bold(sb.Name), sb.ID,
-				a.now().Sub(started).Round(time.Millisecond))
-			fields := [][2]string{
-				{"Status", st.status(sb.Status)},
-				{"Owner", ownerField(sb.Owner)},
-				{"Expires", fmt.Sprintf("%s (in %s)", formatTime(sb.ExpiresAt, a.loc()), humanDuration(sb.TimeLeft()))},
-				{"Guilds", guildList(sb.Guilds)},
-			}
-			if sb.Template != "" && sb.Template != sandbox.DefaultTemplate { // the default one goes without saying
-				fields = append(fields, [2]string{"Template", sb.Template})
-			}
-			fields = append(fields, [][2]string{{"Schema", sb.Schema}, {"Stream", sb.Stream}}...)
-			writeFields(w, st, "  ", fields)
-			fmt.Fprintf(w, "\nConnect a worker to it:\n  eval \"$(sandbox connect %s)\"\n", sb.Name)
-			return nil
+			return printAnswer(a, sb, err, func(sb *apiwire.Sandbox) error {
+				st, w := a.outStyle(), a.env.Stdout
+				fmt.Fprintf(w, "%s sandbox %s (id %s) in %s\n", st.green("Created"), st.bold(sb.Name), sb.ID,
+					a.now().Sub(started).Round(time.Millisecond))
+				fields := [][2]string{
+					{"Status", st.status(sb.Status)},
+					{"Owner", ownerField(sb.Owner)},
+					{"Expires", fmt.Sprintf("%s (in %s)", formatTime(sb.ExpiresAt, a.loc()), humanDuration(sb.TimeLeft()))},
+					{"Guilds", guildList(sb.Guilds)},
+				}
+				if sb.Template != "" && sb.Template != sandbox.DefaultTemplate { // the default one goes without saying
+					fields = append(fields, [2]string{"Template", sb.Template})
+				}
+				fields = append(fields, [][2]string{{"Schema", sb.Schema}, {"Stream", sb.Stream}}...)
+				writeFields(w, st, "  ", fields)
+				fmt.Fprintf(w, "\nConnect a worker to it:\n  eval \"$(sandbox connect %s)\"\n", sb.Name)
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 )
 
 func (a *app) destroyCommand() *cobra.Command {
@@ -19,27 +21,15 @@ func (a *app) destroyCommand() *cobra.Command {
 		Long: "destroy tears a sandbox down and shows the teardown record. On a terminal it asks for\n" +
 			"confirmation; elsewhere it needs --yes.",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, argv []string) error {
-			name := argv[0]
-			if err := checkName(name); err != nil {
-				return err
-			}
-			if !yes && !a.canPrompt() {
-				return &Error{Code: CodeConfirmationRequired,
-					Message: "destroy needs confirmation: pass --yes (stdin is not a terminal, so nobody can be asked)"}
-			}
-			c, err := a.api(cmd.Context())
-			if err != nil {
-				return err
-			}
+		RunE: a.onSandbox(func(ctx context.Context, c *Client, name string) error {
 			if !yes {
-				sb, err := c.Get(cmd.Context(), name)
+				sb, err := c.Get(ctx, name)
 				if err != nil {
 					return err
 				}
 				question := fmt.Sprintf("Destroy sandbox %s (%s, owner %s, guilds: %s)? Its schema, role and Redis data are deleted. [y/N] ",
 					sb.Name, sb.Status, shortOwner(sb.Owner), guildList(sb.Guilds))
-				ok, err := a.confirm(cmd.Context(), question)
+				ok, err := a.confirm(ctx, question)
 				if err != nil {
 					return err
 				}
@@ -47,38 +37,40 @@ func (a *app) destroyCommand() *cobra.Command {
 					return errorf(CodeAborted, "not destroyed: the answer was not yes")
 				}
 			}
-			res, completed, err := c.Destroy(cmd.Context(), name)
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return writeJSONDoc(a.env.Stdout, res)
-			}
-			st, w := a.outStyle(), a.env.Stdout
-			sb := &res.Sandbox
-			switch {
-			case completed && res.Changed:
-				fmt.Fprintf(w, "%s sandbox %s (id %s)\n", st.green("Destroyed"), st.bold(sb.Name), sb.ID)
-			case completed && sb.Status == statusDestroyed:
-				// Already destroyed, or destroying until this request resumed the teardown.
-				at := ""
-				if sb.DestroyedAt != nil {
-					at = " since " + formatTime(*sb.DestroyedAt, a.loc())
+			res, completed, err := c.Destroy(ctx, name)
+			return printAnswer(a, res, err, func(res *apiwire.DestroyResponse) error {
+				st, w := a.outStyle(), a.env.Stdout
+				sb := &res.Sandbox
+				switch {
+				case completed && res.Changed:
+					fmt.Fprintf(w, "%s sandbox %s (id %s)\n", st.green("Destroyed"), st.bold(sb.Name), sb.ID)
+				case completed && sb.Status == statusDestroyed:
+					// Already destroyed, or destroying until this request resumed the teardown.
+					at := ""
+					if sb.DestroyedAt != nil {
+						at = " since " + formatTime(*sb.DestroyedAt, a.loc())
+					}
+					fmt.Fprintf(w, "Sandbox %s (id %s) is destroyed%s\n", st.bold(sb.Name), sb.ID, at)
+				default:
+					fmt.Fprintf(w, "Sandbox %s (id %s) is %s: the teardown did not finish in this request; the scheduled cleanup resumes it\n",
+						st.bold(sb.Name), sb.ID, st.status(sb.Status))
 				}
-				fmt.Fprintf(w, "Sandbox %s (id %s) is destroyed%s\n", st.bold(sb.Name), sb.ID, at)
-			default:
-				fmt.Fprintf(w, "Sandbox %s (id %s) is %s: the teardown did not finish in this request; the scheduled cleanup resumes it\n",
-					st.bold(sb.Name), sb.ID, st.status(sb.Status))
-			}
-			if res.TeardownError != "" {
-				fmt.Fprintf(w, "%s %s\n", st.red("teardown error:"), res.TeardownError)
-			}
-			if hasRecord(sb.Teardown) {
-				fmt.Fprintln(w, "Teardown record:")
-				writeRecord(w, st, "  ", sb.Teardown)
+				if res.TeardownError != "" {
+					fmt.Fprintf(w, "%s %s\n", st.red("teardown error:"), res.TeardownError)
+				}
+				if hasRecord(sb.Teardown) {
+					fmt.Fprintln(w, "Teardown record:")
+					writeRecord(w, st, "  ", sb.Teardown)
+				}
+				return nil
+			})
+		}, func(*cobra.Command) error {
+			if !yes && !a.canPrompt() {
+				return &Error{Code: CodeConfirmationRequired,
+					Message: "destroy needs confirmation: pass --yes (stdin is not a terminal, so nobody can be asked)"}
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd

@@ -30,6 +30,7 @@ func (a *app) eventsCommand() *cobra.Command {
 	var (
 		follow, payload bool
 		since           string
+		start           EventsOptions // from --since, before any request
 	)
 	cmd := &cobra.Command{
 		Use:   "events NAME",
@@ -47,26 +48,17 @@ func (a *app) eventsCommand() *cobra.Command {
 			"arrives) until Ctrl-C, or until the sandbox is destroyed. --json prints each entry as one\n" +
 			"JSON line (the API's event object); --payload adds the gateway payload.",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, argv []string) error {
-			name := argv[0]
-			if err := checkName(name); err != nil {
-				return err
-			}
-			start, err := eventsStart(since)
-			if err != nil {
-				return err
-			}
-			c, err := a.api(cmd.Context())
-			if err != nil {
-				return err
-			}
+		RunE: a.onSandbox(func(ctx context.Context, c *Client, name string) error {
 			start.Limit, start.IncludePayload = eventsPageSize, payload
 			r := &eventsPrinter{
 				w: a.env.Stdout, notes: a.env.Stderr, st: a.outStyle(), loc: a.loc(),
 				name: name, json: a.json, payload: payload, since: since,
 			}
-			return a.showEvents(cmd.Context(), c, r, start, follow)
-		},
+			return a.showEvents(ctx, c, r, start, follow)
+		}, func(*cobra.Command) (err error) {
+			start, err = eventsStart(since)
+			return err
+		}),
 	}
 	cmd.AddCommand(a.eventsRewindCommand()) // rewind.go
 	f := cmd.Flags()

@@ -294,15 +294,7 @@ func TestEventsFollow(t *testing.T) {
 		strings.Count(out, "TIME ") != 1 {
 		t.Fatalf("after the new events: %q", out)
 	}
-	f.cancel()
-	select {
-	case code := <-f.done:
-		if code != ExitOK {
-			t.Fatalf("Ctrl-C ends a follower normally, got exit %d", code)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the follower ignored Ctrl-C")
-	}
+	f.interrupt("follower")
 	f.ticker.mu.Lock()
 	defer f.ticker.mu.Unlock()
 	if !f.ticker.stopped {
@@ -377,7 +369,7 @@ func TestIdleTicks(t *testing.T) {
 }
 
 func TestPrintable(t *testing.T) {
-	for in, want := range map[string]string{
+	checkEach(t, "printable", printable, map[string]string{
 		"MESSAGE_CREATE":        "MESSAGE_CREATE",
 		`{"content":"Zoë ✓ 🤖"}`: `{"content":"Zoë ✓ 🤖"}`,
 		"\x1b[2J":               `\x1b[2J`,
@@ -385,9 +377,5 @@ func TestPrintable(t *testing.T) {
 		"\u202eevil":            `\u202eevil`,
 		"\u009b31m":             `\u009b31m`,
 		"bad \xff byte":         `bad \xff byte`,
-	} {
-		if got := printable(in); got != want {
-			t.Errorf("printable(%q) = %q, want %q", in, got, want)
-		}
-	}
+	})
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -36,13 +37,9 @@ func (a *app) listCommand() *cobra.Command {
 			"events routed, the last one, stream length and pending entries, schema size and key count\n" +
 			"(counted by the cleanup's last run).",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.api(cmd.Context())
-			if err != nil {
-				return err
-			}
+		RunE: a.withAPI(func(ctx context.Context, c *Client) error {
 			o.Limit = 200
-			all, err := c.ListAll(cmd.Context(), o)
+			all, err := c.ListAll(ctx, o)
 			if err != nil {
 				return err
 			}
@@ -51,7 +48,7 @@ func (a *app) listCommand() *cobra.Command {
 			}
 			a.writeList(all, wide)
 			return nil
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Owner, "owner", "", "list this owner's sandboxes (admins only for others)")

@@ -14,11 +14,7 @@ import (
 // Rewind moves a sandbox's consumer group back (POST /v1/sandboxes/{name}/events/rewind), so
 // that its workers read the events after the target again.
 func (c *Client) Rewind(ctx context.Context, name, to string) (*apiwire.RewindResponse, error) {
-	var out apiwire.RewindResponse
-	if _, err := c.do(ctx, http.MethodPost, []string{"v1", "sandboxes", name, "events", "rewind"}, nil, apiwire.RewindRequest{To: to}, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[apiwire.RewindResponse](ctx, c, http.MethodPost, []string{"v1", "sandboxes", name, "events", "rewind"}, nil, apiwire.RewindRequest{To: to})
 }
 
 func (a *app) eventsRewindCommand() *cobra.Command {
@@ -42,15 +38,11 @@ func (a *app) eventsRewindCommand() *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: a.onSandbox(func(ctx context.Context, c *Client, name string) error {
 			res, err := c.Rewind(ctx, name, to)
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return writeJSONDoc(a.env.Stdout, res)
-			}
-			a.writeRewind(name, res)
-			return nil
-		}, func() error { return checkRewindTarget(to) }),
+			return printAnswer(a, res, err, func(res *apiwire.RewindResponse) error {
+				a.writeRewind(name, res)
+				return nil
+			})
+		}, func(*cobra.Command) error { return checkRewindTarget(to) }),
 	}
 	cmd.Flags().StringVar(&to, "to", "", "an entry id, an RFC 3339 time or a duration ago (10m, 2h, 1d) (required)")
 	_ = cmd.MarkFlagRequired("to")

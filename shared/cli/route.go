@@ -11,11 +11,8 @@ import (
 )
 
 func (a *app) routeCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "route GUILD_ID",
-		Short: "Explain where a guild's events go now, and why",
-		Args:  cobra.ExactArgs(1),
-		RunE: guildCall(a, (*Client).Route, func(r *apiwire.RouteExplanation) {
+	return guildCommand(a, "route GUILD_ID", "Explain where a guild's events go now, and why",
+		(*Client).Route, func(r *apiwire.RouteExplanation) error {
 			st, w := a.outStyle(), a.env.Stdout
 			fmt.Fprintf(w, "Guild %s → %s (source: %s)\n", r.GuildID, st.status(r.Destination), r.Source)
 			fmt.Fprintf(w, "  %s\n", r.Reason)
@@ -48,31 +45,21 @@ func (a *app) routeCommand() *cobra.Command {
 			}
 			fields = append(fields, [2]string{"Cache", cache})
 			writeFields(w, st, "  ", fields)
-		}),
-	}
+			return nil
+		})
 }
 
-// guildCall is the RunE of a command that makes one API call on its GUILD_ID argument and
-// shows the answer: as the JSON document with --json, through show otherwise.
-func guildCall[T any](a *app, call func(c *Client, ctx context.Context, guild string) (T, error), show func(T)) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, argv []string) error {
-		guild := argv[0]
-		if err := checkGuild(guild); err != nil {
-			return err
-		}
-		c, err := a.api(cmd.Context())
-		if err != nil {
-			return err
-		}
-		answer, err := call(c, cmd.Context(), guild)
-		if err != nil {
-			return err
-		}
-		if a.json {
-			return writeJSONDoc(a.env.Stdout, answer)
-		}
-		show(answer)
-		return nil
+// guildCommand is a command that makes one API call on its GUILD_ID argument and shows the
+// answer: as the JSON document with --json, through show otherwise.
+func guildCommand[T any](a *app, use, short string, call func(c *Client, ctx context.Context, guild string) (T, error), show func(T) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: a.onArg(checkGuild, func(ctx context.Context, c *Client, guild string) error {
+			answer, err := call(c, ctx, guild)
+			return printAnswer(a, answer, err, show)
+		}),
 	}
 }
 

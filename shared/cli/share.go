@@ -15,31 +15,22 @@ import (
 // Share lets principal act on a sandbox with role, or changes the role of its share
 // (POST /v1/sandboxes/{name}/shares). created is true when the share is new.
 func (c *Client) Share(ctx context.Context, name, principal string, role sandbox.ShareRole) (res *apiwire.ShareResponse, created bool, err error) {
-	var out apiwire.ShareResponse
-	status, err := c.do(ctx, http.MethodPost, []string{"v1", "sandboxes", name, "shares"}, nil,
-		apiwire.ShareRequest{Principal: principal, Role: role}, &out)
+	out, status, err := callStatus[apiwire.ShareResponse](ctx, c, http.MethodPost, []string{"v1", "sandboxes", name, "shares"}, nil,
+		apiwire.ShareRequest{Principal: principal, Role: role})
 	if err != nil {
 		return nil, false, err
 	}
-	return &out, status == http.StatusCreated, nil
+	return out, status == http.StatusCreated, nil
 }
 
 // Unshare ends principal's share of a sandbox (DELETE /v1/sandboxes/{name}/shares).
 func (c *Client) Unshare(ctx context.Context, name, principal string) (*apiwire.UnshareResponse, error) {
-	var out apiwire.UnshareResponse
-	if _, err := c.do(ctx, http.MethodDelete, []string{"v1", "sandboxes", name, "shares"}, url.Values{"principal": {principal}}, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[apiwire.UnshareResponse](ctx, c, http.MethodDelete, []string{"v1", "sandboxes", name, "shares"}, url.Values{"principal": {principal}}, nil)
 }
 
 // Shares lists who a sandbox is shared with (GET /v1/sandboxes/{name}/shares).
 func (c *Client) Shares(ctx context.Context, name string) (*apiwire.SharesResponse, error) {
-	var out apiwire.SharesResponse
-	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "sandboxes", name, "shares"}, nil, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[apiwire.SharesResponse](ctx, c, http.MethodGet, []string{"v1", "sandboxes", name, "shares"}, nil, nil)
 }
 
 // roleRights says what a role may do, for people.
@@ -50,6 +41,7 @@ var roleRights = map[sandbox.ShareRole]string{
 
 func (a *app) shareCommand() *cobra.Command {
 	var with, role string
+	var r sandbox.ShareRole // role, parsed before any request
 	cmd := &cobra.Command{
 		Use:   "share NAME [--with PRINCIPAL [--role viewer|developer]]",
 		Short: "Share a sandbox with another principal as a viewer or developer; without --with, list its shares",
@@ -64,12 +56,26 @@ func (a *app) shareCommand() *cobra.Command {
 		Example: "  sandbox share alice-feature-x --with arn:aws:iam::123456789012:user/bob --role developer\n" +
 			"  sandbox share alice-feature-x",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, argv []string) error {
-			name := argv[0]
-			if err := checkName(name); err != nil {
-				return err
+		RunE: a.onSandbox(func(ctx context.Context, c *Client, name string) error {
+			if with == "" {
+				return a.listShares(ctx, c, name)
 			}
-			var r sandbox.ShareRole
+			res, created, err := c.Share(ctx, name, with, r)
+			return printAnswer(a, res, err, func(res *apiwire.ShareResponse) error {
+				st, w := a.outStyle(), a.env.Stdout
+				who := res.Share.Principal
+				switch {
+				case created:
+					fmt.Fprintf(w, "%s sandbox %s with %s as a %s\n", st.green("Shared"), st.bold(name), who, res.Share.Role)
+				case res.Changed:
+					fmt.Fprintf(w, "%s the role of %s on sandbox %s from %s to %s\n", st.green("Changed"), who, st.bold(name), res.PreviousRole, res.Share.Role)
+				default:
+					fmt.Fprintf(w, "Sandbox %s was already shared with %s as a %s\n", st.bold(name), who, res.Share.Role)
+				}
+				fmt.Fprintf(w, "  a %s may: %s\n", res.Share.Role, roleRights[res.Share.Role])
+				return nil
+			})
+		}, func(cmd *cobra.Command) error {
 			switch {
 			case with == "" && cmd.Flags().Changed("role"):
 				return &Error{Code: CodeUsage, Field: "role", Hint: helpHint(cmd),
@@ -81,33 +87,8 @@ func (a *app) shareCommand() *cobra.Command {
 						Message: fmt.Sprintf("--role %q is neither viewer nor developer", role)}
 				}
 			}
-			c, err := a.api(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if with == "" {
-				return a.listShares(cmd.Context(), c, name)
-			}
-			res, created, err := c.Share(cmd.Context(), name, with, r)
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return writeJSONDoc(a.env.Stdout, res)
-			}
-			st, w := a.outStyle(), a.env.Stdout
-			who := res.Share.Principal
-			switch {
-			case created:
-				fmt.Fprintf(w, "%s sandbox %s with %s as a %s\n", st.green("Shared"), st.bold(name), who, res.Share.Role)
-			case res.Changed:
-				fmt.Fprintf(w, "%s the role of %s on sandbox %s from %s to %s\n", st.green("Changed"), who, st.bold(name), res.PreviousRole, res.Share.Role)
-			default:
-				fmt.Fprintf(w, "Sandbox %s was already shared with %s as a %s\n", st.bold(name), who, res.Share.Role)
-			}
-			fmt.Fprintf(w, "  a %s may: %s\n", res.Share.Role, roleRights[res.Share.Role])
 			return nil
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&with, "with", "", "the principal to share the sandbox with (an IAM principal ARN, or a local stack's principal)")
@@ -118,24 +99,20 @@ func (a *app) shareCommand() *cobra.Command {
 // listShares prints who a sandbox is shared with.
 func (a *app) listShares(ctx context.Context, c *Client, name string) error {
 	out, err := c.Shares(ctx, name)
-	if err != nil {
-		return err
-	}
-	if a.json {
-		return writeJSONDoc(a.env.Stdout, out)
-	}
-	st, w := a.outStyle(), a.env.Stdout
-	if len(out.Shares) == 0 {
-		fmt.Fprintf(w, "Sandbox %s is shared with nobody: share it with sandbox share %s --with PRINCIPAL [--role viewer|developer]\n", st.bold(name), name)
+	return printAnswer(a, out, err, func(out *apiwire.SharesResponse) error {
+		st, w := a.outStyle(), a.env.Stdout
+		if len(out.Shares) == 0 {
+			fmt.Fprintf(w, "Sandbox %s is shared with nobody: share it with sandbox share %s --with PRINCIPAL [--role viewer|developer]\n", st.bold(name), name)
+			return nil
+		}
+		rows := make([][]cell, 0, len(out.Shares))
+		for _, s := range out.Shares {
+			rows = append(rows, []cell{plain(s.Principal), plain(string(s.Role)), plain(formatTime(s.UpdatedAt, a.loc())), plain(shortOwner(s.CreatedBy))})
+		}
+		writeTable(w, st, "", []string{"PRINCIPAL", "ROLE", "SINCE", "SHARED BY"}, rows)
+		fmt.Fprintf(w, "Sandbox %s (owner %s) is shared with %s.\n", name, shortOwner(out.Owner), plural(len(out.Shares), "principal", "principals"))
 		return nil
-	}
-	rows := make([][]cell, 0, len(out.Shares))
-	for _, s := range out.Shares {
-		rows = append(rows, []cell{plain(s.Principal), plain(string(s.Role)), plain(formatTime(s.UpdatedAt, a.loc())), plain(shortOwner(s.CreatedBy))})
-	}
-	writeTable(w, st, "", []string{"PRINCIPAL", "ROLE", "SINCE", "SHARED BY"}, rows)
-	fmt.Fprintf(w, "Sandbox %s (owner %s) is shared with %s.\n", name, shortOwner(out.Owner), plural(len(out.Shares), "principal", "principals"))
-	return nil
+	})
 }
 
 func (a *app) unshareCommand() *cobra.Command {
@@ -147,19 +124,15 @@ func (a *app) unshareCommand() *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 		RunE: a.onSandbox(func(ctx context.Context, c *Client, name string) error {
 			res, err := c.Unshare(ctx, name, with)
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return writeJSONDoc(a.env.Stdout, res)
-			}
-			st := a.outStyle()
-			fmt.Fprintf(a.env.Stdout, "%s sandbox %s with %s (was a %s): its next request is refused\n",
-				st.green("Unshared"), st.bold(name), res.Removed.Principal, res.Removed.Role)
-			if res.Removed.Role == sandbox.ShareDeveloper {
-				fmt.Fprintf(a.env.Stdout, "  it may still hold worker credentials from a connect: run sandbox connect %s to rotate them\n", name)
-			}
-			return nil
+			return printAnswer(a, res, err, func(res *apiwire.UnshareResponse) error {
+				st := a.outStyle()
+				fmt.Fprintf(a.env.Stdout, "%s sandbox %s with %s (was a %s): its next request is refused\n",
+					st.green("Unshared"), st.bold(name), res.Removed.Principal, res.Removed.Role)
+				if res.Removed.Role == sandbox.ShareDeveloper {
+					fmt.Fprintf(a.env.Stdout, "  it may still hold worker credentials from a connect: run sandbox connect %s to rotate them\n", name)
+				}
+				return nil
+			})
 		}),
 	}
 	cmd.Flags().StringVar(&with, "with", "", "the principal whose share ends (required)")

@@ -164,18 +164,14 @@ func TestSigV4SignsForAPIGateway(t *testing.T) {
 }
 
 func TestRegionFromHost(t *testing.T) {
-	for host, want := range map[string]string{
+	checkEach(t, "RegionFromHost", RegionFromHost, map[string]string{
 		"abc123.execute-api.eu-west-1.amazonaws.com":     "eu-west-1",
 		"ABC123.Execute-Api.US-EAST-2.amazonaws.com":     "us-east-2",
 		"abc123.execute-api.cn-north-1.amazonaws.com.cn": "cn-north-1",
 		"sandboxes.example.com":                          "",
 		"127.0.0.1":                                      "",
 		"execute-api.eu-west-1.amazonaws.com":            "",
-	} {
-		if got := RegionFromHost(host); got != want {
-			t.Errorf("RegionFromHost(%q) = %q, want %q", host, got, want)
-		}
-	}
+	})
 }
 
 // gateway stands in for API Gateway with AWS_IAM authorization in front of the real Lambda

@@ -35,14 +35,10 @@ func (a *app) statusCommand() *cobra.Command {
 				return a.watchStatus(ctx, c, name, interval)
 			}
 			view, err := fetchStatus(ctx, c, name)
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return writeJSONDoc(a.env.Stdout, view)
-			}
-			renderStatus(a.env.Stdout, a.outStyle(), view, a.now(), a.loc())
-			return nil
+			return printAnswer(a, view, err, func(view *StatusView) error {
+				renderStatus(a.env.Stdout, a.outStyle(), view, a.now(), a.loc())
+				return nil
+			})
 		}),
 	}
 	f := cmd.Flags()

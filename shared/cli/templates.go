@@ -24,38 +24,22 @@ func (c *Client) Templates(ctx context.Context, includeRetired bool) (*apiwire.T
 	if includeRetired {
 		q = url.Values{"include_retired": {"true"}}
 	}
-	var out apiwire.TemplatesResponse
-	if _, err := c.do(ctx, http.MethodGet, []string{"v1", "templates"}, q, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[apiwire.TemplatesResponse](ctx, c, http.MethodGet, []string{"v1", "templates"}, q, nil)
 }
 
 // AddTemplate registers a template (admin).
 func (c *Client) AddTemplate(ctx context.Context, in apiwire.AddTemplateRequest) (*apiwire.Template, error) {
-	var out apiwire.Template
-	if _, err := c.do(ctx, http.MethodPost, []string{"v1", "admin", "templates"}, nil, in, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[apiwire.Template](ctx, c, http.MethodPost, []string{"v1", "admin", "templates"}, nil, in)
 }
 
 // UpdateTemplate changes a template's fields (admin).
 func (c *Client) UpdateTemplate(ctx context.Context, name string, in apiwire.UpdateTemplateRequest) (*apiwire.Template, error) {
-	var out apiwire.Template
-	if _, err := c.do(ctx, http.MethodPatch, []string{"v1", "admin", "templates", name}, nil, in, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[apiwire.Template](ctx, c, http.MethodPatch, []string{"v1", "admin", "templates", name}, nil, in)
 }
 
 // RetireTemplate retires a template (admin); retiring a retired one changes nothing.
 func (c *Client) RetireTemplate(ctx context.Context, name string) (*apiwire.RetireTemplateResponse, error) {
-	var out apiwire.RetireTemplateResponse
-	if _, err := c.do(ctx, http.MethodDelete, []string{"v1", "admin", "templates", name}, nil, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return call[apiwire.RetireTemplateResponse](ctx, c, http.MethodDelete, []string{"v1", "admin", "templates", name}, nil, nil)
 }
 
 // checkTemplate validates a template name with the API's own rule before it becomes a path.
@@ -74,43 +58,35 @@ func (a *app) templatesCommand() *cobra.Command {
 		Example: "  sandbox templates\n  sandbox templates --all --json\n" +
 			"  sandbox templates add guild-xp --schema tmpl_guild_xp --copy-rows --ttl 2d --description \"a guild with XP\"",
 		Args: groupArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.api(cmd.Context())
-			if err != nil {
-				return err
-			}
-			out, err := c.Templates(cmd.Context(), all)
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return writeJSONDoc(a.env.Stdout, out)
-			}
-			st, w := a.outStyle(), a.env.Stdout
-			header := []string{"NAME", "SOURCE SCHEMA", "SEED ROWS", "DEFAULT TTL", "DESCRIPTION"}
-			if all {
-				header = append(header, "RETIRED")
-			}
-			rows := make([][]cell, 0, len(out.Templates))
-			for _, t := range out.Templates {
-				seed := "-"
-				if t.CopyRows {
-					seed = "copied"
-				}
-				row := []cell{{text: t.Name, paint: st.bold}, plain(t.SourceSchema), plain(seed), plain(t.DefaultTTL), plain(orDash(t.Description))}
+		RunE: a.withAPI(func(ctx context.Context, c *Client) error {
+			out, err := c.Templates(ctx, all)
+			return printAnswer(a, out, err, func(out *apiwire.TemplatesResponse) error {
+				st, w := a.outStyle(), a.env.Stdout
+				header := []string{"NAME", "SOURCE SCHEMA", "SEED ROWS", "DEFAULT TTL", "DESCRIPTION"}
 				if all {
-					retired := "-"
-					if t.RetiredAt != nil {
-						retired = formatTime(*t.RetiredAt, a.loc()) + " by " + shortOwner(t.RetiredBy)
-					}
-					row = append(row, plain(retired))
+					header = append(header, "RETIRED")
 				}
-				rows = append(rows, row)
-			}
-			writeTable(w, st, "", header, rows)
-			fmt.Fprintln(w, "Create a sandbox from one with sandbox create NAME --template TEMPLATE.")
-			return nil
-		},
+				rows := make([][]cell, 0, len(out.Templates))
+				for _, t := range out.Templates {
+					seed := "-"
+					if t.CopyRows {
+						seed = "copied"
+					}
+					row := []cell{{text: t.Name, paint: st.bold}, plain(t.SourceSchema), plain(seed), plain(t.DefaultTTL), plain(orDash(t.Description))}
+					if all {
+						retired := "-"
+						if t.RetiredAt != nil {
+							retired = formatTime(*t.RetiredAt, a.loc()) + " by " + shortOwner(t.RetiredBy)
+						}
+						row = append(row, plain(retired))
+					}
+					rows = append(rows, row)
+				}
+				writeTable(w, st, "", header, rows)
+				fmt.Fprintln(w, "Create a sandbox from one with sandbox create NAME --template TEMPLATE.")
+				return nil
+			})
+		}),
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "include the retired templates (admins only)")
 	cmd.AddCommand(a.templatesAddCommand(), a.templatesUpdateCommand(), a.templatesRetireCommand())
@@ -145,8 +121,16 @@ func (f *templateFlags) register(cmd *cobra.Command, update bool) {
 	}
 }
 
-// printTemplate writes a template's fields for people.
-func (a *app) printTemplate(verb string, t *apiwire.Template) {
+// printTemplate is the show of add and update: the template's fields for people, under verb.
+func (a *app) printTemplate(verb string) func(t *apiwire.Template) error {
+	return func(t *apiwire.Template) error {
+		a.writeTemplate(a.outStyle().green(verb), t)
+		return nil
+	}
+}
+
+// writeTemplate writes a template's fields for people.
+func (a *app) writeTemplate(verb string, t *apiwire.Template) {
 	st, w := a.outStyle(), a.env.Stdout
 	fmt.Fprintf(w, "%s template %s\n", verb, st.bold(t.Name))
 	seed := "no (empty tables)"
@@ -176,28 +160,14 @@ func (a *app) templatesAddCommand() *cobra.Command {
 		Use:   "add TEMPLATE --schema SCHEMA",
 		Short: "Admin: register a template",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, argv []string) error {
-			if err := checkTemplate(argv[0]); err != nil {
-				return err
-			}
-			req := apiwire.AddTemplateRequest{Name: argv[0], Description: f.description, SourceSchema: f.schema, CopyRows: f.copyRows}
+		RunE: a.onArg(checkTemplate, func(ctx context.Context, c *Client, name string) error {
+			req := apiwire.AddTemplateRequest{Name: name, Description: f.description, SourceSchema: f.schema, CopyRows: f.copyRows}
 			if f.ttl != 0 {
 				req.DefaultTTL = sandbox.FormatDuration(f.ttl)
 			}
-			c, err := a.api(cmd.Context())
-			if err != nil {
-				return err
-			}
-			t, err := c.AddTemplate(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return writeJSONDoc(a.env.Stdout, t)
-			}
-			a.printTemplate(a.outStyle().green("Added"), t)
-			return nil
-		},
+			t, err := c.AddTemplate(ctx, req)
+			return printAnswer(a, t, err, a.printTemplate("Added"))
+		}),
 	}
 	f.register(cmd, false)
 	_ = cmd.MarkFlagRequired("schema")
@@ -206,17 +176,19 @@ func (a *app) templatesAddCommand() *cobra.Command {
 
 func (a *app) templatesUpdateCommand() *cobra.Command {
 	var f templateFlags
+	var req apiwire.UpdateTemplateRequest
 	cmd := &cobra.Command{
 		Use:   "update TEMPLATE",
 		Short: "Admin: change a template (the flags given change, the others stay)",
 		Example: "  sandbox templates update guild-xp --description \"XP, 10 guilds\" --default-ttl\n" +
 			"  sandbox templates update guild-xp --copy-rows=false",
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, argv []string) error {
-			if err := checkTemplate(argv[0]); err != nil {
-				return err
-			}
-			var req apiwire.UpdateTemplateRequest
+		RunE: a.onArg(checkTemplate, func(ctx context.Context, c *Client, name string) error {
+			t, err := c.UpdateTemplate(ctx, name, req)
+			return printAnswer(a, t, err, a.printTemplate("Updated"))
+		}, func(cmd *cobra.Command) error {
+			// The request, from the flags given: a usage error before any request when none is.
+			req = apiwire.UpdateTemplateRequest{}
 			set := cmd.Flags().Changed
 			if set("description") {
 				req.Description = &f.description
@@ -239,20 +211,8 @@ func (a *app) templatesUpdateCommand() *cobra.Command {
 				return &Error{Code: CodeUsage, Hint: helpHint(cmd),
 					Message: cmd.CommandPath() + " needs at least one of --description, --schema, --copy-rows, --ttl, --default-ttl"}
 			}
-			c, err := a.api(cmd.Context())
-			if err != nil {
-				return err
-			}
-			t, err := c.UpdateTemplate(cmd.Context(), argv[0], req)
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return writeJSONDoc(a.env.Stdout, t)
-			}
-			a.printTemplate(a.outStyle().green("Updated"), t)
 			return nil
-		},
+		}),
 	}
 	f.register(cmd, true)
 	return cmd
@@ -263,30 +223,19 @@ func (a *app) templatesRetireCommand() *cobra.Command {
 		Use:   "retire TEMPLATE",
 		Short: "Admin: retire a template: no new sandbox from it; those made from it keep running",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, argv []string) error {
-			if err := checkTemplate(argv[0]); err != nil {
-				return err
-			}
-			c, err := a.api(cmd.Context())
-			if err != nil {
-				return err
-			}
-			res, err := c.RetireTemplate(cmd.Context(), argv[0])
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return writeJSONDoc(a.env.Stdout, res)
-			}
-			st, w := a.outStyle(), a.env.Stdout
-			if !res.Changed {
-				fmt.Fprintf(w, "Template %s was retired already (%s by %s); nothing changed\n", st.bold(res.Template.Name),
-					formatTime(*res.Template.RetiredAt, a.loc()), shortOwner(res.Template.RetiredBy))
+		RunE: a.onArg(checkTemplate, func(ctx context.Context, c *Client, name string) error {
+			res, err := c.RetireTemplate(ctx, name)
+			return printAnswer(a, res, err, func(res *apiwire.RetireTemplateResponse) error {
+				st, w := a.outStyle(), a.env.Stdout
+				if !res.Changed {
+					fmt.Fprintf(w, "Template %s was retired already (%s by %s); nothing changed\n", st.bold(res.Template.Name),
+						formatTime(*res.Template.RetiredAt, a.loc()), shortOwner(res.Template.RetiredBy))
+					return nil
+				}
+				fmt.Fprintf(w, "%s template %s: no new sandbox is created from it; the sandboxes made from it keep running\n",
+					st.green("Retired"), st.bold(res.Template.Name))
 				return nil
-			}
-			fmt.Fprintf(w, "%s template %s: no new sandbox is created from it; the sandboxes made from it keep running\n",
-				st.green("Retired"), st.bold(res.Template.Name))
-			return nil
-		},
+			})
+		}),
 	}
 }

@@ -72,6 +72,21 @@ func (w *watchRun) tick() {
 	}
 }
 
+// interrupt presses Ctrl-C and wants the run, what it is ("watch", "follower"), to end with
+// exit 0.
+func (w *watchRun) interrupt(what string) {
+	w.t.Helper()
+	w.cancel()
+	select {
+	case code := <-w.done:
+		if code != ExitOK {
+			w.t.Fatalf("Ctrl-C ends a %s normally, got exit %d", what, code)
+		}
+	case <-time.After(30 * time.Second):
+		w.t.Fatalf("the %s ignored Ctrl-C", what)
+	}
+}
+
 // exit waits for the watch to end by itself, ticking as long as it asks for ticks.
 func (w *watchRun) exit() int {
 	w.t.Helper()
@@ -145,15 +160,7 @@ func TestWatchEndsOnCtrlC(t *testing.T) {
 	expect(t, s.run(t, aliceToken, "create", "alice-ctrl-c"), ExitOK)
 	w := startWatch(t, s, "status", "alice-ctrl-c")
 	w.tick()
-	w.cancel()
-	select {
-	case code := <-w.done:
-		if code != ExitOK {
-			t.Fatalf("Ctrl-C ends a watch normally, got exit %d", code)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the watch ignored Ctrl-C")
-	}
+	w.interrupt("watch")
 }
 
 func TestWatchJSONLines(t *testing.T) {
