@@ -4,7 +4,6 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"io/fs"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -12,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/botplatform/discord-sandboxes/shared/internal/gosource"
 )
 
 // envRead is one place where the code reads an environment variable.
@@ -66,7 +67,7 @@ var loaderFuncs = map[string]bool{"LoadConfig": true, "LoadShared": true, "LoadT
 // package, or qualified by package name) given as the first argument of a reader call.
 func scanEnvReads(t *testing.T, repo string) ([]envRead, map[string][]string) {
 	t.Helper()
-	fset := token.NewFileSet()
+	var fset *token.FileSet // positions of the files below
 	type parsed struct {
 		rel  string
 		file *ast.File
@@ -75,24 +76,8 @@ func scanEnvReads(t *testing.T, repo string) ([]envRead, map[string][]string) {
 	imports := map[string][]string{}
 	// consts maps "pkgname.Name" and, per directory, "dir:Name" to string constant values.
 	consts := map[string]string{}
-	err := filepath.WalkDir(repo, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		name := d.Name()
-		if d.IsDir() {
-			if path != repo && (strings.HasPrefix(name, ".") || name == "testdata" || name == "terraform" || name == "docs") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
-			return nil
-		}
-		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
-		if err != nil {
-			return err
-		}
+	err := gosource.Walk(repo, gosource.Code, func(path string, f *ast.File, walked *token.FileSet) error {
+		fset = walked
 		rel, _ := filepath.Rel(repo, filepath.Dir(path))
 		rel = filepath.ToSlash(rel)
 		files = append(files, parsed{rel, f})
@@ -102,24 +87,9 @@ func scanEnvReads(t *testing.T, repo string) ([]envRead, map[string][]string) {
 				imports[rel] = append(imports[rel], dir)
 			}
 		}
-		for _, decl := range f.Decls {
-			gd, ok := decl.(*ast.GenDecl)
-			if !ok || gd.Tok != token.CONST {
-				continue
-			}
-			for _, spec := range gd.Specs {
-				vs := spec.(*ast.ValueSpec)
-				for i, n := range vs.Names {
-					if i >= len(vs.Values) {
-						continue
-					}
-					if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-						v, _ := strconv.Unquote(lit.Value)
-						consts[rel+":"+n.Name] = v
-						consts[f.Name.Name+"."+n.Name] = v
-					}
-				}
-			}
+		for name, v := range gosource.StringConsts(f) {
+			consts[rel+":"+name] = v
+			consts[f.Name.Name+"."+name] = v
 		}
 		return nil
 	})

@@ -148,8 +148,12 @@ var citationExempt = map[string]string{
 	"shared/controlplane/migrations/0010_orphan_sightings.sql": "applied migration",
 }
 
-func TestNothingCitesTheDesignDocument(t *testing.T) {
-	scanned := 0
+// repoFiles returns the repository's files whose names end in one of suffixes, as slash
+// paths relative to its root in lexical order, outside hidden directories (.git, .run) and
+// build output.
+func repoFiles(t *testing.T, suffixes ...string) []string {
+	t.Helper()
+	var out []string
 	err := filepath.WalkDir(repoRoot, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -162,27 +166,34 @@ func TestNothingCitesTheDesignDocument(t *testing.T) {
 			}
 			return nil
 		}
-		if !slices.ContainsFunc(citationSources, func(s string) bool { return strings.HasSuffix(d.Name(), s) }) {
-			return nil
-		}
-		if _, ok := citationExempt[rel]; ok {
-			return nil
-		}
-		if rel == "README.md" || strings.HasPrefix(rel, "docs/") {
-			return nil // TestDocsStayInsideTheRepository checks them, citations included
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		scanned++
-		for _, c := range designCitations(string(b)) {
-			t.Errorf("%s %s: cites a design document outside the repository: cite the section of docs/architecture.md that holds the fact", rel, c)
+		if slices.ContainsFunc(suffixes, func(s string) bool { return strings.HasSuffix(d.Name(), s) }) {
+			out = append(out, rel)
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	return out
+}
+
+func TestNothingCitesTheDesignDocument(t *testing.T) {
+	scanned := 0
+	for _, rel := range repoFiles(t, citationSources...) {
+		if _, ok := citationExempt[rel]; ok {
+			continue
+		}
+		if rel == "README.md" || strings.HasPrefix(rel, "docs/") {
+			continue // TestDocsStayInsideTheRepository checks them, citations included
+		}
+		b, err := os.ReadFile(filepath.Join(repoRoot, filepath.FromSlash(rel)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		scanned++
+		for _, c := range designCitations(string(b)) {
+			t.Errorf("%s %s: cites a design document outside the repository: cite the section of docs/architecture.md that holds the fact", rel, c)
+		}
 	}
 	if scanned < 200 {
 		t.Errorf("only %d files scanned: the walk is broken", scanned)
@@ -222,24 +233,10 @@ func TestCitedDocSectionsExist(t *testing.T) {
 		titles[path.Base(rel)] = headings(string(b))
 	}
 	cited := 0
-	err := filepath.WalkDir(repoRoot, func(p string, d fs.DirEntry, err error) error {
+	for _, rel := range repoFiles(t, ".go", ".md", ".sql", ".sh") {
+		b, err := os.ReadFile(filepath.Join(repoRoot, filepath.FromSlash(rel)))
 		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(repoRoot, p)
-		rel = filepath.ToSlash(rel)
-		if d.IsDir() {
-			if rel != "." && (strings.HasPrefix(d.Name(), ".") || rel == "dist") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(rel, ".go") && !strings.HasSuffix(rel, ".md") && !strings.HasSuffix(rel, ".sql") && !strings.HasSuffix(rel, ".sh") {
-			return nil
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
+			t.Fatal(err)
 		}
 		for i, line := range strings.Split(string(b), "\n") {
 			for _, m := range sectionCitationRE.FindAllStringSubmatch(line, -1) {
@@ -254,10 +251,6 @@ func TestCitedDocSectionsExist(t *testing.T) {
 				}
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	if cited < 15 {
 		t.Errorf("only %d section citations found: the extraction is broken", cited)

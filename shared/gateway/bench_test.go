@@ -8,100 +8,52 @@ import (
 	"testing"
 )
 
+// One member, presence and channel of a GUILD_CREATE, laid out as the gateway sends them;
+// each verb takes a JSON value (jsonValue).
+const (
+	memberJSON = `{"user":{"username":%s,"public_flags":0,"id":%s,"global_name":%s,"discriminator":"0",` +
+		`"avatar":"8342729096ea3675442027381ff50dfe"},"roles":["1081240586043576361","1081240586043576362"],` +
+		`"premium_since":null,"pending":false,"nick":%s,"mute":false,"joined_at":"2023-03-03T10:00:00.000000+00:00",` +
+		`"flags":0,"deaf":false,"communication_disabled_until":null,"avatar":null}`
+	presenceJSON = `{"user":{"id":%s},"status":"online","client_status":{"desktop":"online"},` +
+		`"activities":[{"type":4,"state":%s,"name":"Custom Status","id":"custom","created_at":1716991200000}]}`
+	channelJSON = `{"version":%s,"type":%s,"topic":%s,"rate_limit_per_user":0,"position":%s,` +
+		`"permission_overwrites":[{"type":0,"id":"1081240586043576360","deny":"1024","allow":"0"}],` +
+		`"parent_id":"1081240586957934661","nsfw":false,"name":%s,"last_message_id":%s,"id":%s,"flags":0}`
+)
+
+// jsonValue is v encoded as encoding/json does (with its HTML escapes: < is \u003c).
+func jsonValue(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
 // largeGuildCreate builds a GUILD_CREATE of about 200 KiB with the guild id after every large
 // array, as the gateway may order it; dFirst puts d before t, which forces a second pass.
 func largeGuildCreate(tb testing.TB, dFirst bool) []byte {
 	tb.Helper()
-	type user struct {
-		Username      string  `json:"username"`
-		PublicFlags   int     `json:"public_flags"`
-		ID            string  `json:"id"`
-		GlobalName    *string `json:"global_name"`
-		Discriminator string  `json:"discriminator"`
-		Bot           bool    `json:"bot,omitempty"`
-		Avatar        *string `json:"avatar"`
-	}
-	type guildMember struct {
-		User                       user     `json:"user"`
-		Roles                      []string `json:"roles"`
-		PremiumSince               *string  `json:"premium_since"`
-		Pending                    bool     `json:"pending"`
-		Nick                       *string  `json:"nick"`
-		Mute                       bool     `json:"mute"`
-		JoinedAt                   string   `json:"joined_at"`
-		Flags                      int      `json:"flags"`
-		Deaf                       bool     `json:"deaf"`
-		CommunicationDisabledUntil *string  `json:"communication_disabled_until"`
-		Avatar                     *string  `json:"avatar"`
-	}
-	type activity struct {
-		Type      int    `json:"type"`
-		State     string `json:"state,omitempty"`
-		Name      string `json:"name"`
-		ID        string `json:"id"`
-		CreatedAt int64  `json:"created_at"`
-	}
-	type presence struct {
-		User         struct{ ID string } `json:"user"`
-		Status       string              `json:"status"`
-		ClientStatus map[string]string   `json:"client_status"`
-		Activities   []activity          `json:"activities"`
-	}
-	type channel struct {
-		Version              int64    `json:"version"`
-		Type                 int      `json:"type"`
-		Topic                *string  `json:"topic"`
-		RateLimitPerUser     int      `json:"rate_limit_per_user"`
-		Position             int      `json:"position"`
-		PermissionOverwrites []any    `json:"permission_overwrites"`
-		ParentID             *string  `json:"parent_id"`
-		NSFW                 bool     `json:"nsfw"`
-		Name                 string   `json:"name"`
-		LastMessageID        *string  `json:"last_message_id"`
-		ID                   string   `json:"id"`
-		Flags                int      `json:"flags"`
-		AppliedTags          []string `json:"applied_tags,omitempty"`
-	}
-	str := func(s string) *string { return &s }
 	nicks := []string{`Nelly "QA" Ops`, `back\slash`, "Zoë ✓ <admin>", "🤖 bot & co", "plain"}
 
-	var members []guildMember
-	var presences []presence
-	var channels []channel
+	var members, presences, channels []string
+	size := 0
 	for i := range 40 {
 		topic := fmt.Sprintf("Channel %d — \"rules\" \\ links: https://example.com/?a=1&b=2", i)
-		channels = append(channels, channel{
-			Version: 1716991200000 + int64(i), Type: i % 3, Topic: &topic, Position: i,
-			PermissionOverwrites: []any{map[string]any{"type": 0, "id": "1081240586043576360", "deny": "1024", "allow": "0"}},
-			ParentID:             str("1081240586957934661"), Name: fmt.Sprintf("channel-%d", i),
-			LastMessageID: str(fmt.Sprintf("11124098765432%05d", i)), ID: fmt.Sprintf("10812405869579%05d", i),
-		})
+		channels = append(channels, fmt.Sprintf(channelJSON, jsonValue(1716991200000+i), jsonValue(i%3), jsonValue(topic),
+			jsonValue(i), jsonValue(fmt.Sprintf("channel-%d", i)), jsonValue(fmt.Sprintf("11124098765432%05d", i)),
+			jsonValue(fmt.Sprintf("10812405869579%05d", i))))
+		size += len(channels[i])
 	}
-	size := func() int {
-		b, _ := json.Marshal([]any{members, presences, channels})
-		return len(b)
+	for i := 0; size <= 195*1024; i++ {
+		id, nick := jsonValue(fmt.Sprintf("80351110224%08d", i)), nicks[i%len(nicks)]
+		members = append(members, fmt.Sprintf(memberJSON, jsonValue(fmt.Sprintf("user%d", i)), id, jsonValue(nick), jsonValue(nick)))
+		presences = append(presences, fmt.Sprintf(presenceJSON, id, jsonValue("testing "+nick)))
+		size += len(members[i]) + len(presences[i])
 	}
-	for i := 0; ; i++ {
-		id := fmt.Sprintf("80351110224%08d", i)
-		nick := nicks[i%len(nicks)]
-		members = append(members, guildMember{
-			User:     user{Username: fmt.Sprintf("user%d", i), ID: id, GlobalName: str(nick), Discriminator: "0", Avatar: str("8342729096ea3675442027381ff50dfe")},
-			Roles:    []string{"1081240586043576361", "1081240586043576362"},
-			Nick:     str(nick),
-			JoinedAt: "2023-03-03T10:00:00.000000+00:00",
-		})
-		p := presence{Status: "online", ClientStatus: map[string]string{"desktop": "online"},
-			Activities: []activity{{Type: 4, State: "testing " + nick, Name: "Custom Status", ID: "custom", CreatedAt: 1716991200000}}}
-		p.User.ID = id
-		presences = append(presences, p)
-		if i%50 == 0 && size() > 195*1024 {
-			break
-		}
-	}
-	m, _ := json.Marshal(members)
-	p, _ := json.Marshal(presences)
-	c, _ := json.Marshal(channels)
-	d := `{"members":` + string(m) + `,"channels":` + string(c) + `,"presences":` + string(p) +
+	m, p, c := "["+strings.Join(members, ",")+"]", "["+strings.Join(presences, ",")+"]", "["+strings.Join(channels, ",")+"]"
+	d := `{"members":` + m + `,"channels":` + c + `,"presences":` + p +
 		`,"name":"Sandbox Test Guild","member_count":` + fmt.Sprint(len(members)) +
 		`,"large":true,"id":"1081240586043576360","features":["COMMUNITY"]}`
 	var body string

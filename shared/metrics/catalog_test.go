@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/botplatform/discord-sandboxes/shared/internal/gosource"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
 )
 
@@ -104,22 +105,13 @@ func TestCatalogListsEveryMetricVar(t *testing.T) {
 		t.Fatal(err)
 	}
 	var vars []string
-	for _, decl := range file.Decls {
-		gen, ok := decl.(*ast.GenDecl)
-		if !ok || gen.Tok != token.VAR {
+	for name, value := range gosource.Values(file, token.VAR) {
+		lit, ok := value.(*ast.CompositeLit)
+		if !ok || !name.IsExported() {
 			continue
 		}
-		for _, spec := range gen.Specs {
-			vs := spec.(*ast.ValueSpec)
-			for i, name := range vs.Names {
-				lit, ok := vs.Values[i].(*ast.CompositeLit)
-				if !ok || !name.IsExported() {
-					continue
-				}
-				if typ, ok := lit.Type.(*ast.Ident); ok && typ.Name == "Metric" {
-					vars = append(vars, name.Name)
-				}
-			}
+		if typ, ok := lit.Type.(*ast.Ident); ok && typ.Name == "Metric" {
+			vars = append(vars, name.Name)
 		}
 	}
 	var listed []string

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -181,6 +182,14 @@ func values(t *testing.T, out []byte) (map[string][]float64, int) {
 	return got, len(lines)
 }
 
+// equalValues fails the test unless got and want (as values returns them) are equal.
+func equalValues(t *testing.T, got, want map[string][]float64) {
+	t.Helper()
+	if !maps.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("values\n got %v\nwant %v", got, want)
+	}
+}
+
 func TestAggregation(t *testing.T) {
 	var out bytes.Buffer
 	rec := newEmitter(t, &out).Begin()
@@ -208,9 +217,7 @@ func TestAggregation(t *testing.T) {
 		"Environment=test|ActiveSandboxes":                   {9},
 		"Environment=test|CleanupFailures":                   {0},
 	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("values\n got %v\nwant %v", got, want)
-	}
+	equalValues(t, got, want)
 	// Environment (the totals, the gauge and the count with the first latency sample, then
 	// the second sample); GET (likewise); POST.
 	if lines != 5 {
@@ -321,9 +328,7 @@ func TestBreakdownGaugeTotalsTheLastValues(t *testing.T) {
 		"Environment=test,ResourceType=schema|OrphanedResources": {2},
 		"Environment=test,ResourceType=role|OrphanedResources":   {1},
 	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("values\n got %v\nwant %v", got, want)
-	}
+	equalValues(t, got, want)
 }
 
 func TestFlushWritesOnlyNewValues(t *testing.T) {

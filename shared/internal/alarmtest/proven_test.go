@@ -2,15 +2,13 @@ package alarmtest
 
 import (
 	"go/ast"
-	"go/parser"
 	"go/token"
-	"io/fs"
 	"maps"
-	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/botplatform/discord-sandboxes/shared/internal/gosource"
 )
 
 // scenarioFile is what a test file outside this package does with alarmtest.
@@ -33,25 +31,7 @@ func TestEverySeedAlarmIsProven(t *testing.T) {
 		t.Fatal(err)
 	}
 	var files []scenarioFile
-	fset := token.NewFileSet()
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			switch d.Name() {
-			case ".git", ".run", "dist", "node_modules", "terraform", "testdata":
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		f, err := parser.ParseFile(fset, path, nil, 0)
-		if err != nil {
-			return err
-		}
+	err = gosource.Walk(root, gosource.Tests, func(path string, f *ast.File, _ *token.FileSet) error {
 		sf := scenarioFile{path: path}
 		ast.Inspect(f, func(n ast.Node) bool {
 			switch n := n.(type) {

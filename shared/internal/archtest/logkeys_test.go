@@ -4,12 +4,13 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"io/fs"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/botplatform/discord-sandboxes/shared/internal/gosource"
 )
 
 // logKeyStyle is the one style of log attribute keys.
@@ -45,24 +46,7 @@ func TestLogKeysHaveOneStyleAndOneHome(t *testing.T) {
 			t.Errorf("%s:%d: log key %q written as a literal: use logkey.%s", rel, pos.Line, key, name)
 		}
 	}
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if name := d.Name(); path != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "terraform" || name == "docs") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		fset := token.NewFileSet()
-		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
-		if err != nil {
-			return err
-		}
+	err := gosource.Walk(root, gosource.Code, func(_ string, f *ast.File, fset *token.FileSet) error {
 		ast.Inspect(f, func(n ast.Node) bool {
 			switch n := n.(type) {
 			case *ast.CallExpr:
@@ -115,20 +99,8 @@ func logkeyValues(t *testing.T, path string) map[string]string {
 		t.Fatal(err)
 	}
 	out := map[string]string{}
-	for _, decl := range f.Decls {
-		gd, ok := decl.(*ast.GenDecl)
-		if !ok || gd.Tok != token.CONST {
-			continue
-		}
-		for _, spec := range gd.Specs {
-			vs := spec.(*ast.ValueSpec)
-			for i, name := range vs.Names {
-				if lit, ok := vs.Values[i].(*ast.BasicLit); ok {
-					v, _ := strconv.Unquote(lit.Value)
-					out[v] = name.Name
-				}
-			}
-		}
+	for name, value := range gosource.StringConsts(f) {
+		out[value] = name
 	}
 	if len(out) == 0 {
 		t.Fatalf("no constants in %s", path)
