@@ -331,10 +331,7 @@ main() {
 		fi
 		wait "${PIDS[api]}" 2>/dev/null || true
 		unset 'PIDS[api]'
-		if ((attempt < 3)) && grep -q 'address already in use' "$DEV_DIR/logs/api.log"; then
-			log "the API lost port $port to another process; retrying"
-			continue
-		fi
+		port_lost "$attempt" "$DEV_DIR/logs/api.log" "the API (port $port)" && continue
 		die "the API exited at start (log: $DEV_DIR/logs/api.log)"
 	done
 	# The router connects as its own role, which may run no DDL (docs/deploy.md).

@@ -96,3 +96,18 @@ show_log_tail() {
 	log "last lines of $1:"
 	tail -n 25 "$1" | sed 's/^/    /' >&2
 }
+
+# port_lost ATTEMPT LOG WHAT decides after a failed start of a server, attempt ATTEMPT of 3,
+# whose output is in LOG: true (with a log line) when another process bound the port between
+# free_port and the server's bind and an attempt is left, so the caller retries on a new port;
+# false, with the log's tail shown, otherwise.
+port_lost() {
+	local attempt=$1 logfile=$2 what=$3
+	# Servers in C say "Address already in use", Go's net package "address already in use".
+	if ((attempt < 3)) && grep -qi 'address already in use' "$logfile"; then
+		log "$what lost its port to another process; retrying"
+		return 0
+	fi
+	show_log_tail "$logfile"
+	return 1
+}

@@ -175,11 +175,7 @@ start_pg() {
 		if as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -o "-p $port -k $dir" -w -t 60 start >"$RUN_DIR/pg.log" 2>&1; then
 			break
 		fi
-		if ((attempt < 3)) && grep -q 'Address already in use' "$RUN_DIR/pg.log"; then
-			log "postgres lost port $port to another process; retrying"
-			continue
-		fi
-		show_log_tail "$RUN_DIR/pg.log"
+		port_lost "$attempt" "$RUN_DIR/pg.log" "postgres (port $port)" && continue
 		die "postgres did not start"
 	done
 	echo "$port" >"$RUN_DIR/pg.port"
@@ -346,11 +342,7 @@ redis_launch() {
 		if pid=$(redis_pid "$prefix"); then
 			stop_pid "$pid" redis-server
 		fi
-		if ((attempt < 3)) && grep -q 'Address already in use' "$prefix.log"; then
-			log "redis lost port $port (or its bus port) to another process; retrying"
-			continue
-		fi
-		show_log_tail "$prefix.log"
+		port_lost "$attempt" "$prefix.log" "redis (port $port or its bus port)" && continue
 		die "redis did not answer PING on port $port"
 	done
 }
@@ -652,11 +644,7 @@ start_sqs() {
 		if sqs_pid >/dev/null; then
 			stop_pid "$pid" moto_server
 		fi
-		if ((attempt < 3)) && grep -q 'Address already in use' "$RUN_DIR/sqs.log"; then
-			log "moto lost port $port to another process; retrying"
-			continue
-		fi
-		show_log_tail "$RUN_DIR/sqs.log"
+		port_lost "$attempt" "$RUN_DIR/sqs.log" "moto (port $port)" && continue
 		die "moto_server did not answer HTTP on port $port within 30 s"
 	done
 
