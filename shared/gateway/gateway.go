@@ -29,6 +29,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
@@ -127,6 +128,22 @@ func Parse(body []byte) (Dispatch, error) {
 	return env.dispatch(&s)
 }
 
+// member returns the envelope member that key names ("op", "t", "s" or "d") and where its
+// state is kept; a nil state for a member the envelope does not read.
+func (env *envelope) member(key []byte, escaped bool) (string, *fieldState) {
+	switch {
+	case keyIs(key, escaped, "op"):
+		return "op", &env.opState
+	case keyIs(key, escaped, "t"):
+		return "t", &env.tState
+	case keyIs(key, escaped, "s"):
+		return "s", &env.seqState
+	case keyIs(key, escaped, "d"):
+		return "d", &env.dState
+	}
+	return "", nil
+}
+
 // scanEnvelope walks the top-level object, keeping op, t, s and where d starts. When t came
 // before d, the guild id is picked up while d is skipped, so the common case is one pass.
 func (s *scanner) scanEnvelope(env *envelope) error {
@@ -144,29 +161,20 @@ func (s *scanner) scanEnvelope(env *envelope) error {
 		if !more {
 			break
 		}
+		name, state := env.member(key, escaped)
 		switch {
-		case keyIs(key, escaped, "op"):
-			if env.opState != fieldMissing {
-				return s.fail(`duplicate key "op"`)
-			}
-			env.op, env.opState, err = s.readInt()
-		case keyIs(key, escaped, "t"):
-			if env.tState != fieldMissing {
-				return s.fail(`duplicate key "t"`)
-			}
-			err = s.readEventType(env)
-		case keyIs(key, escaped, "s"):
-			if env.seqState != fieldMissing {
-				return s.fail(`duplicate key "s"`)
-			}
-			env.seq, env.seqState, err = s.readInt()
-		case keyIs(key, escaped, "d"):
-			if env.dState != fieldMissing {
-				return s.fail(`duplicate key "d"`)
-			}
-			err = s.readData(env)
-		default:
+		case state == nil:
 			err = s.skipValue()
+		case *state != fieldMissing:
+			return s.fail("duplicate key " + strconv.Quote(name))
+		case name == "op":
+			env.op, env.opState, err = s.readInt()
+		case name == "t":
+			err = s.readEventType(env)
+		case name == "s":
+			env.seq, env.seqState, err = s.readInt()
+		default: // d
+			err = s.readData(env)
 		}
 		if err != nil {
 			return err
