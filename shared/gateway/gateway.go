@@ -189,14 +189,8 @@ func (s *scanner) scanEnvelope(env *envelope) error {
 
 // readEventType reads t, decoding it into env.tBuf and looking it up in the event table.
 func (s *scanner) readEventType(env *envelope) error {
-	switch s.peek() {
-	case '"':
-	case 'n':
-		env.tState = fieldNull
-		return s.skipLiteral("null")
-	default:
-		env.tState = fieldWrongType
-		return s.skipValue()
+	if s.peek() != '"' {
+		return s.skipOther(&env.tState)
 	}
 	raw, escaped, err := s.readString()
 	if err != nil {
@@ -232,21 +226,27 @@ func (s *scanner) readEventType(env *envelope) error {
 // guild id while passing over d.
 func (s *scanner) readData(env *envelope) error {
 	env.dStart = s.pos
-	switch s.peek() {
-	case '{':
-		env.dState = fieldOK
-		if env.tState == fieldOK && !env.tTooLong && env.event.guildAt != nil {
-			var err error
-			env.guild, err = s.findGuild(env.event.guildAt)
-			env.guildScanned = true
-			return err
-		}
-	case 'n':
-		env.dState = fieldNull
-		return s.skipLiteral("null")
-	default:
-		env.dState = fieldWrongType
+	if s.peek() != '{' {
+		return s.skipOther(&env.dState)
 	}
+	env.dState = fieldOK
+	if env.tState == fieldOK && !env.tTooLong && env.event.guildAt != nil {
+		var err error
+		env.guild, err = s.findGuild(env.event.guildAt)
+		env.guildScanned = true
+		return err
+	}
+	return s.skipValue()
+}
+
+// skipOther passes over a member that is not of its type, recording in state whether it
+// was null or of another type.
+func (s *scanner) skipOther(state *fieldState) error {
+	if s.peek() == 'n' {
+		*state = fieldNull
+		return s.skipLiteral("null")
+	}
+	*state = fieldWrongType
 	return s.skipValue()
 }
 
