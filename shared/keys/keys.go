@@ -32,7 +32,7 @@
 //
 // Everything else is one key per command (GET, SET, XADD, XACK, HGETALL, UNLINK of a usage
 // hash, orphans' compare-and-delete script), pipelined: a cluster client splits a pipeline by
-// node. SCAN and the ACL commands run on each node (cleanup's forEachPrimary, provision's
+// node. SCAN and the ACL commands run on each node (provision.ForEachPrimary and provision's
 // forEachNode).
 //
 // # The route slot
