@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
@@ -22,14 +20,6 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/routing"
 )
 
-// noProduction is the production queue of a router whose events all go to sandboxes.
-type noProduction struct{ t *testing.T }
-
-func (p noProduction) SendMessageBatch(context.Context, *sqs.SendMessageBatchInput, ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
-	p.t.Error("an event went to production")
-	return nil, errors.New("no production queue in this test")
-}
-
 // routeEvents puts gateway payloads through the real router, as the ingress queue's
 // messages msg-<first>, msg-<first+1>, ..., accepted by the queue at sentAt; every one must
 // land in a sandbox stream.
@@ -37,7 +27,7 @@ func routeEvents(t *testing.T, e *env, first int, sentAt time.Time, bodies ...st
 	t.Helper()
 	r, err := routing.New(routing.Options{
 		Store: e.manager, Cache: e.cache, Redis: e.rdb,
-		Production: noProduction{t}, ProductionQueueURL: "http://127.0.0.1:1/000000000000/production",
+		Production: testenv.NoProduction{T: t}, ProductionQueueURL: "http://127.0.0.1:1/000000000000/production",
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

@@ -40,19 +40,6 @@ func failureLog(t *testing.T, logs, requestID string) logLine {
 	return logLine{}
 }
 
-// closedPort returns a loopback address nothing listens on (a free port, for a server to
-// listen on, or a dead one).
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
-
 // A store error is answered with a stable message, a code and the request id; the error
 // itself (address, SQLSTATE) is only in the log line, under the same request id.
 func TestStoreErrorsAnswerAStableMessageAndLogTheCause(t *testing.T) {
@@ -62,7 +49,7 @@ func TestStoreErrorsAnswerAStableMessageAndLogTheCause(t *testing.T) {
 	t.Run("unreachable database", func(t *testing.T) {
 		// An API whose database refuses connections: "dial tcp 127.0.0.1:PORT: connect:
 		// connection refused".
-		addr := closedPort(t)
+		addr := testenv.ClosedAddr(t)
 		deadURL := strings.Replace(e.dbURL, hostOf(t, e.dbURL), addr, 1)
 		dead, err := pgxpool.New(context.Background(), deadURL) // connects lazily
 		if err != nil {

@@ -169,15 +169,9 @@ func testConfig(t testing.TB, dbURL, redisAddr string) api.Config {
 // dropRoles removes the sandbox roles a test created: roles are cluster-wide and outlive the
 // test's database.
 func dropRoles(e *env) {
-	ctx := context.Background()
-	rows, err := e.direct.Query(ctx, `SELECT id FROM sandbox_control.sandboxes`)
-	if err != nil {
-		return
-	}
-	ids, _ := pgx.CollectRows(rows, pgx.RowTo[string])
-	for _, id := range ids {
+	testenv.DropSandboxes(e.direct, func(ctx context.Context, id string) {
 		_, _ = e.resources.Drop(ctx, id, time.Second)
-	}
+	})
 }
 
 // call is one request.

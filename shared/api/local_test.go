@@ -14,6 +14,7 @@ import (
 
 	"github.com/botplatform/discord-sandboxes/shared/api"
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -110,7 +111,7 @@ func TestServeLocal(t *testing.T) {
 	if err := api.ServeLocal(context.Background(), cfg, e.handler, e.emitter); err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Errorf("ServeLocal on 0.0.0.0: %v", err)
 	}
-	cfg.ListenAddr = closedPort(t)
+	cfg.ListenAddr = testenv.ClosedAddr(t)
 	cfg.LocalTokens = nil
 	if err := api.ServeLocal(context.Background(), cfg, e.handler, e.emitter); err == nil || !strings.Contains(err.Error(), "API_LOCAL_TOKENS") {
 		t.Errorf("ServeLocal without tokens: %v", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
@@ -34,19 +35,7 @@ func (e *env) fill(t *testing.T, stream string, n int) []string {
 // readGroup reads as a worker of the group does (XREADGROUP ... >) and returns the ids.
 func (e *env) readGroup(t *testing.T, stream, consumer string) []string {
 	t.Helper()
-	res, err := e.rdb.XReadGroup(context.Background(), &redis.XReadGroupArgs{Group: keys.EventsGroup, Consumer: consumer,
-		Streams: []string{stream, ">"}, Count: 100, Block: -1}).Result()
-	if err == redis.Nil {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, m := range res[0].Messages {
-		ids = append(ids, m.ID)
-	}
-	return ids
+	return testenv.ReadGroup(t, e.rdb, stream, keys.EventsGroup, consumer)
 }
 
 func (e *env) rewind(t *testing.T, principal, name, to string) (reply, apiwire.RewindResponse) {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
@@ -23,21 +21,13 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/routing"
 )
 
-// noProduction is the production queue of a router whose events all go to sandboxes.
-type noProduction struct{ t *testing.T }
-
-func (p noProduction) SendMessageBatch(context.Context, *sqs.SendMessageBatchInput, ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
-	p.t.Error("an event went to production")
-	return nil, errors.New("no production queue in this test")
-}
-
 // route puts ingress messages through the real router of shared/routing, as the router
 // function does with a batch of the ingress queue; every one must land in a sandbox's stream.
 func (s *stack) route(t *testing.T, msgs ...routing.Message) {
 	t.Helper()
 	r, err := routing.New(routing.Options{
 		Store: s.manager, Cache: routecache.New(s.rdb, 0, 0), Redis: s.rdb,
-		Production: noProduction{t}, ProductionQueueURL: "http://127.0.0.1:1/000000000000/production",
+		Production: testenv.NoProduction{T: t}, ProductionQueueURL: "http://127.0.0.1:1/000000000000/production",
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

@@ -474,7 +474,7 @@ func BenchmarkForward(b *testing.B) {
 	}
 	r, err := routing.New(routing.Options{
 		Store: s.manager, Cache: routecache.New(s.rdb, 0, 0), Redis: s.rdb,
-		Production: noProduction{}, ProductionQueueURL: "http://127.0.0.1:1/000000000000/production",
+		Production: testenv.NoProduction{T: b}, ProductionQueueURL: "http://127.0.0.1:1/000000000000/production",
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

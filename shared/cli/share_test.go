@@ -184,18 +184,9 @@ func TestEventsRewindEndToEnd(t *testing.T) {
 		Username: conn.Redis.Username, Password: conn.Redis.Password})
 	read := func() []string {
 		t.Helper()
-		res, err := worker.XReadGroup(ctx, &redis.XReadGroupArgs{Group: conn.Redis.ConsumerGroup, Consumer: "worker-1",
-			Streams: []string{conn.Redis.Stream, ">"}, Count: 100, Block: -1}).Result()
-		if err == redis.Nil {
-			return nil
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, m := range res[0].Messages {
-			got = append(got, m.ID)
-			if err := worker.XAck(ctx, conn.Redis.Stream, conn.Redis.ConsumerGroup, m.ID).Err(); err != nil {
+		got := testenv.ReadGroup(t, worker, conn.Redis.Stream, conn.Redis.ConsumerGroup, "worker-1")
+		if len(got) > 0 {
+			if err := worker.XAck(ctx, conn.Redis.Stream, conn.Redis.ConsumerGroup, got...).Err(); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
@@ -123,15 +122,9 @@ func newStack(t testing.TB) *stack {
 // dropRoles removes the roles of sandboxes the test left behind: roles are cluster-wide and
 // outlive the test's database.
 func (s *stack) dropRoles() {
-	ctx := context.Background()
-	rows, err := s.pool.Query(ctx, `SELECT id FROM sandbox_control.sandboxes`)
-	if err != nil {
-		return
-	}
-	ids, _ := pgx.CollectRows(rows, pgx.RowTo[string])
-	for _, id := range ids {
+	testenv.DropSandboxes(s.pool, func(ctx context.Context, id string) {
 		_, _ = s.resources.Drop(ctx, id, time.Second)
-	}
+	})
 }
 
 // noAWS stands for a machine without AWS configuration: the tests of the local stack must

@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 )
 
 func TestIsUnavailable(t *testing.T) {
@@ -48,13 +50,7 @@ func TestIsUnavailable(t *testing.T) {
 // A failure recorded as text (last_error, a teardown record) is classified like the error it
 // was: the texts of the errors IsUnavailable reports, and of the ones it does not.
 func TestUnavailableTextAgreesWithIsUnavailable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	_, dialErr := net.Dial("tcp", addr) // nothing listens there any more
+	_, dialErr := net.Dial("tcp", testenv.ClosedAddr(t))
 	if dialErr == nil {
 		t.Fatal("dialing a closed port succeeded")
 	}

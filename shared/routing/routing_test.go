@@ -16,6 +16,7 @@ import (
 
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/gateway"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/routing"
@@ -224,7 +225,7 @@ func TestMappingChangeSeenByTheNextBatch(t *testing.T) {
 
 // deadRedis returns a client of a Redis that is not there.
 func deadRedis(t *testing.T) *redis.Client {
-	rdb := redis.NewClient(&redis.Options{Addr: closedAddr(t)})
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.ClosedAddr(t)})
 	t.Cleanup(func() { _ = rdb.Close() })
 	return rdb
 }

@@ -173,3 +173,18 @@ func adminExec(ctx context.Context, adminURL, sql string) error {
 	_, err = conn.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol)
 	return err
 }
+
+// DropSandboxes calls drop with the id of every sandbox of the control plane in pool, for a
+// test's cleanup: sandbox roles are cluster-wide and outlive the test's database. A failed
+// listing drops nothing (the database may be gone already).
+func DropSandboxes(pool *pgxpool.Pool, drop func(ctx context.Context, id string)) {
+	ctx := context.Background()
+	rows, err := pool.Query(ctx, `SELECT id FROM sandbox_control.sandboxes`)
+	if err != nil {
+		return
+	}
+	ids, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+	for _, id := range ids {
+		drop(ctx, id)
+	}
+}

@@ -36,6 +36,19 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	return p
 }
 
+// ClosedAddr returns a loopback host:port nothing listens on: a dead store's address, or a
+// free port for a server to listen on.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
 // Addr is the proxy's host:port.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 

@@ -279,3 +279,22 @@ func flushDB(ctx context.Context, client *redis.Client) error {
 	defer func() { _ = client.Close() }()
 	return client.FlushDB(ctx).Err()
 }
+
+// ReadGroup reads the new entries of stream as consumer of group does (XREADGROUP ... >, at
+// most 100, without blocking) and returns their ids: none when there are none.
+func ReadGroup(t testing.TB, rdb redis.Cmdable, stream, group, consumer string) []string {
+	t.Helper()
+	res, err := rdb.XReadGroup(t.Context(), &redis.XReadGroupArgs{Group: group, Consumer: consumer,
+		Streams: []string{stream, ">"}, Count: 100, Block: -1}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range res[0].Messages {
+		ids = append(ids, m.ID)
+	}
+	return ids
+}

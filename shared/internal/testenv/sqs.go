@@ -1,6 +1,8 @@
 package testenv
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -11,6 +13,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
+
+// NoProduction is the production queue of a router whose events all go to sandboxes: a
+// message sent to it fails the test.
+type NoProduction struct{ T testing.TB }
+
+// SendMessageBatch fails the test and the send.
+func (p NoProduction) SendMessageBatch(context.Context, *sqs.SendMessageBatchInput, ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	p.T.Error("an event went to production")
+	return nil, errors.New("no production queue in this test")
+}
 
 // SQSRegion is the region the test clients give the local endpoint, which needs one.
 const SQSRegion = "us-east-1"
