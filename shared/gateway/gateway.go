@@ -29,7 +29,6 @@ package gateway
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"unicode/utf8"
 
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
@@ -128,20 +127,54 @@ func Parse(body []byte) (Dispatch, error) {
 	return env.dispatch(&s)
 }
 
-// member returns the envelope member that key names ("op", "t", "s" or "d") and where its
-// state is kept; a nil state for a member the envelope does not read.
-func (env *envelope) member(key []byte, escaped bool) (string, *fieldState) {
-	switch {
-	case keyIs(key, escaped, "op"):
-		return "op", &env.opState
-	case keyIs(key, escaped, "t"):
-		return "t", &env.tState
-	case keyIs(key, escaped, "s"):
-		return "s", &env.seqState
-	case keyIs(key, escaped, "d"):
-		return "d", &env.dState
+// envelopeMember is a top-level member of the payload that the envelope reads.
+type envelopeMember uint8
+
+const (
+	otherMember envelopeMember = iota
+	opMember
+	tMember
+	sMember
+	dMember
+)
+
+// memberKeys are the members' keys, for errors.
+var memberKeys = [...]string{opMember: "op", tMember: "t", sMember: "s", dMember: "d"}
+
+// memberOf returns the member a raw key names, comparing the key as decoded.
+func memberOf(key []byte, escaped bool) envelopeMember {
+	if escaped {
+		if len(key) > 12 { // decodes to more than two bytes: an escape is at most 6 bytes per byte
+			return otherMember
+		}
+		var tmp [64]byte
+		key = appendUnescaped(tmp[:0], key)
 	}
-	return "", nil
+	switch string(key) {
+	case "op":
+		return opMember
+	case "t":
+		return tMember
+	case "s":
+		return sMember
+	case "d":
+		return dMember
+	}
+	return otherMember
+}
+
+// state returns where the state of member m is kept.
+func (env *envelope) state(m envelopeMember) *fieldState {
+	switch m {
+	case opMember:
+		return &env.opState
+	case tMember:
+		return &env.tState
+	case sMember:
+		return &env.seqState
+	default:
+		return &env.dState
+	}
 }
 
 // scanEnvelope walks the top-level object, keeping op, t, s and where d starts. When t came
@@ -161,20 +194,21 @@ func (s *scanner) scanEnvelope(env *envelope) error {
 		if !more {
 			break
 		}
-		name, state := env.member(key, escaped)
-		switch {
-		case state == nil:
-			err = s.skipValue()
-		case *state != fieldMissing:
-			return s.fail("duplicate key " + strconv.Quote(name))
-		case name == "op":
+		m := memberOf(key, escaped)
+		if m != otherMember && *env.state(m) != fieldMissing {
+			return s.fail(`duplicate key "` + memberKeys[m] + `"`)
+		}
+		switch m {
+		case opMember:
 			env.op, env.opState, err = s.readInt()
-		case name == "t":
+		case tMember:
 			err = s.readEventType(env)
-		case name == "s":
+		case sMember:
 			env.seq, env.seqState, err = s.readInt()
-		default: // d
+		case dMember:
 			err = s.readData(env)
+		default:
+			err = s.skipValue()
 		}
 		if err != nil {
 			return err

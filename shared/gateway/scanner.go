@@ -317,20 +317,27 @@ func (s *scanner) skipValue() error {
 	for {
 		// A value starts here.
 		switch s.peek() {
-		case '{', '[':
-			object := s.peek() == '{'
-			if err := s.open(object); err != nil {
+		case '{':
+			if err := s.open(true); err != nil {
 				return err
 			}
-			if c := s.peek(); c == '}' && object || c == ']' && !object {
-				s.pos++ // an empty container is a whole value
+			if s.peek() == '}' {
+				s.pos++
 				s.depth--
 				break
 			}
-			if object {
-				if err := s.skipKey(); err != nil {
-					return err
-				}
+			if err := s.skipKey(); err != nil {
+				return err
+			}
+			continue
+		case '[':
+			if err := s.open(false); err != nil {
+				return err
+			}
+			if s.peek() == ']' {
+				s.pos++
+				s.depth--
+				break
 			}
 			continue
 		case '"':
