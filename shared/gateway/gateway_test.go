@@ -309,6 +309,8 @@ func TestParse(t *testing.T) {
 		{"string d", `{"op":0,"t":"MESSAGE_CREATE","s":1,"d":"guild_id"}`, Dispatch{}, ErrMalformed},
 		{"array d for guild-less event", `{"op":0,"t":"READY","s":1,"d":[]}`, Dispatch{}, ErrMalformed},
 		{"duplicate op", `{"op":0,"op":1,"t":"READY","d":{}}`, Dispatch{}, ErrMalformed},
+		{"duplicate op, one escaped", `{"op":0,"\u006fp":1,"t":"READY","d":{}}`, Dispatch{}, ErrMalformed},
+		{"escaped key longer than any member", `{"op":0,"\u0074\u0074\u0074":1,"t":"READY","d":{}}`, Dispatch{Type: "READY"}, nil},
 		{"duplicate t", `{"op":0,"t":"READY","t":"MESSAGE_CREATE","d":{}}`, Dispatch{}, ErrMalformed},
 		{"duplicate s", `{"op":0,"t":"READY","s":1,"s":2,"d":{}}`, Dispatch{}, ErrMalformed},
 		{"duplicate d", `{"op":0,"t":"MESSAGE_CREATE","d":{},"d":{"guild_id":"1081240586043576360"}}`, Dispatch{}, ErrMalformed},
