@@ -308,8 +308,13 @@ func wantProblem(t testing.TB, r reply, status int, code sandbox.Code, field str
 	if p.RequestID == "" || r.headers["X-Request-Id"] != p.RequestID {
 		t.Fatalf("request id %q, header %q", p.RequestID, r.headers["X-Request-Id"])
 	}
+	// A sandbox's random id (and the names made of it) may spell a leak by chance ("pgx").
+	body := string(r.body)
+	if p.Sandbox != nil && p.Sandbox.ID != "" {
+		body = strings.ReplaceAll(body, p.Sandbox.ID, "<id>")
+	}
 	for _, l := range leaks {
-		if strings.Contains(string(r.body), l) {
+		if strings.Contains(body, l) {
 			t.Fatalf("problem leaks %q: %s", l, r.body)
 		}
 	}
