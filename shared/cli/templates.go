@@ -124,34 +124,29 @@ func (f *templateFlags) register(cmd *cobra.Command, update bool) {
 // printTemplate is the show of add and update: the template's fields for people, under verb.
 func (a *app) printTemplate(verb string) func(t *apiwire.Template) error {
 	return func(t *apiwire.Template) error {
-		a.writeTemplate(a.outStyle().green(verb), t)
+		st, w := a.outStyle(), a.env.Stdout
+		fmt.Fprintf(w, "%s template %s\n", st.green(verb), st.bold(t.Name))
+		seed := "no (empty tables)"
+		if t.CopyRows {
+			seed = "copied into every new sandbox"
+		}
+		fields := [][2]string{
+			{"Source schema", t.SourceSchema},
+			{"Seed rows", seed},
+			{"Default TTL", t.DefaultTTL},
+			{"Description", orDash(t.Description)},
+		}
+		switch {
+		case t.RetiredAt != nil:
+			fields = append(fields, [2]string{"Retired", formatTime(*t.RetiredAt, a.loc()) + " by " + shortOwner(t.RetiredBy)})
+		case t.UpdatedAt != nil && t.CreatedAt != nil && t.UpdatedAt.After(*t.CreatedAt):
+			fields = append(fields, [2]string{"Updated", formatTime(*t.UpdatedAt, a.loc()) + " by " + shortOwner(t.UpdatedBy)})
+		case t.CreatedAt != nil:
+			fields = append(fields, [2]string{"Created", formatTime(*t.CreatedAt, a.loc()) + " by " + shortOwner(t.CreatedBy)})
+		}
+		writeFields(w, st, "  ", fields)
 		return nil
 	}
-}
-
-// writeTemplate writes a template's fields for people.
-func (a *app) writeTemplate(verb string, t *apiwire.Template) {
-	st, w := a.outStyle(), a.env.Stdout
-	fmt.Fprintf(w, "%s template %s\n", verb, st.bold(t.Name))
-	seed := "no (empty tables)"
-	if t.CopyRows {
-		seed = "copied into every new sandbox"
-	}
-	fields := [][2]string{
-		{"Source schema", t.SourceSchema},
-		{"Seed rows", seed},
-		{"Default TTL", t.DefaultTTL},
-		{"Description", orDash(t.Description)},
-	}
-	switch {
-	case t.RetiredAt != nil:
-		fields = append(fields, [2]string{"Retired", formatTime(*t.RetiredAt, a.loc()) + " by " + shortOwner(t.RetiredBy)})
-	case t.UpdatedAt != nil && t.CreatedAt != nil && t.UpdatedAt.After(*t.CreatedAt):
-		fields = append(fields, [2]string{"Updated", formatTime(*t.UpdatedAt, a.loc()) + " by " + shortOwner(t.UpdatedBy)})
-	case t.CreatedAt != nil:
-		fields = append(fields, [2]string{"Created", formatTime(*t.CreatedAt, a.loc()) + " by " + shortOwner(t.CreatedBy)})
-	}
-	writeFields(w, st, "  ", fields)
 }
 
 func (a *app) templatesAddCommand() *cobra.Command {
