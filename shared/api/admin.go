@@ -12,7 +12,7 @@ var errNoCleanup = sandbox.Errorf(sandbox.CodeUnavailable, "the cleanup service 
 
 func (h *Handler) adminCleanup(w http.ResponseWriter, r *http.Request, c caller) error {
 	var req apiwire.CleanupRequest
-	if err := decodeRequest(r, &req); err != nil {
+	if _, err := decodeRequest(r, &req); err != nil {
 		return err
 	}
 	if h.deps.Cleanup == nil {
@@ -38,7 +38,7 @@ func (h *Handler) adminCleanup(w http.ResponseWriter, r *http.Request, c caller)
 }
 
 func (h *Handler) adminOrphans(w http.ResponseWriter, r *http.Request, c caller) error {
-	if err := decodeRequest(r, nil); err != nil {
+	if _, err := decodeRequest(r, nil); err != nil {
 		return err
 	}
 	if h.deps.Cleanup == nil {

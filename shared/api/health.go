@@ -67,7 +67,7 @@ func (h *Handler) unreachable(ctx context.Context, what string, err error) strin
 }
 
 func (h *Handler) serviceHealth(w http.ResponseWriter, r *http.Request, c caller) error {
-	if err := decodeRequest(r, nil); err != nil {
+	if _, err := decodeRequest(r, nil); err != nil {
 		return err
 	}
 	checks := runChecks(r.Context(), []probe{

@@ -10,7 +10,7 @@ import (
 // listParked answers GET /v1/guilds/parked: the caller's parked guilds, every owner's for an
 // admin.
 func (h *Handler) listParked(w http.ResponseWriter, r *http.Request, c caller) error {
-	if err := decodeRequest(r, nil); err != nil {
+	if _, err := decodeRequest(r, nil); err != nil {
 		return err
 	}
 	owner := c.principal

@@ -20,7 +20,7 @@ func guildRequest(r *http.Request) (string, error) {
 	if err := sandbox.ValidateGuildID(guild); err != nil {
 		return "", err
 	}
-	if err := decodeRequest(r, nil); err != nil {
+	if _, err := decodeRequest(r, nil); err != nil {
 		return "", err
 	}
 	return guild, nil

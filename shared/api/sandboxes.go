@@ -171,18 +171,8 @@ func (h *Handler) address(r *http.Request, c caller, body any, allowed []string,
 	if err := sandbox.ValidateName(name); err != nil {
 		return nil, err
 	}
-	q, err := parseQuery(r, allowed...)
+	q, err := decodeRequest(r, body, allowed...)
 	if err != nil {
-		return nil, err
-	}
-	raw, err := readBody(r)
-	if err != nil {
-		return nil, err
-	}
-	if body == nil {
-		body = &noBody{}
-	}
-	if err := decodeJSON(raw, body); err != nil {
 		return nil, err
 	}
 	if err := validate(q); err != nil {
@@ -203,21 +193,21 @@ func guildPath(r *http.Request) func() error {
 	return func() error { return sandbox.ValidateGuildID(r.PathValue("guild_id")) }
 }
 
-// decodeRequest refuses every query parameter, then decodes the request's JSON body into
-// body (nil: the route takes none; an empty one or {} is fine): the input of a route whose
-// path and body say all.
-func decodeRequest(r *http.Request, body any) error {
-	if _, err := parseQuery(r); err != nil {
-		return err
+// decodeRequest validates the request's query (the parameters allowed, no others) and
+// decodes its JSON body into body (nil: the route takes none; an empty one or {} is fine).
+func decodeRequest(r *http.Request, body any, allowed ...string) (query, error) {
+	q, err := parseQuery(r, allowed...)
+	if err != nil {
+		return q, err
 	}
 	if body == nil {
-		return noRequestBody(r)
+		return q, noRequestBody(r)
 	}
 	raw, err := readBody(r)
 	if err != nil {
-		return err
+		return q, err
 	}
-	return decodeJSON(raw, body)
+	return q, decodeJSON(raw, body)
 }
 
 // noRequestBody refuses a body on routes that take none (an empty one or {} is fine).

@@ -90,7 +90,7 @@ func templateTTL(s string) (time.Duration, error) {
 // addTemplate answers POST /v1/admin/templates.
 func (h *Handler) addTemplate(w http.ResponseWriter, r *http.Request, c caller) error {
 	var req apiwire.AddTemplateRequest
-	if err := decodeRequest(r, &req); err != nil {
+	if _, err := decodeRequest(r, &req); err != nil {
 		return err
 	}
 	switch {
@@ -124,7 +124,7 @@ func (h *Handler) updateTemplate(w http.ResponseWriter, r *http.Request, c calle
 		return err
 	}
 	var req apiwire.UpdateTemplateRequest
-	if err := decodeRequest(r, &req); err != nil {
+	if _, err := decodeRequest(r, &req); err != nil {
 		return err
 	}
 	if req == (apiwire.UpdateTemplateRequest{}) {
@@ -170,7 +170,7 @@ func (h *Handler) retireTemplate(w http.ResponseWriter, r *http.Request, c calle
 	if err != nil {
 		return err
 	}
-	if err := decodeRequest(r, nil); err != nil {
+	if _, err := decodeRequest(r, nil); err != nil {
 		return err
 	}
 	t, changed, err := h.deps.Sandboxes.RetireTemplate(r.Context(), c.principal, name)
