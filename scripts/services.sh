@@ -299,7 +299,7 @@ redis_pid() {
 }
 
 # redis_launch PREFIX [--cluster] ARGS... starts a daemonized redis-server on a free port of
-# 127.0.0.1 with the extra ARGS, its pid, port and log in PREFIX.pid, PREFIX.port and PREFIX.log,
+# 127.0.0.1 with the settings of scripts/redis-server.conf and the extra ARGS, its pid, port and log in PREFIX.pid, PREFIX.port and PREFIX.log,
 # and waits until it answers PING; it retries with other ports when one is taken meanwhile.
 # --cluster also gives it a free cluster bus port (not port+10000, which may be anybody's).
 redis_launch() {
@@ -319,7 +319,7 @@ redis_launch() {
 		echo "$port" >"$prefix.port"
 		rm -f "$prefix.pid"
 		: >"$prefix.log"
-		if ! redis-server --bind 127.0.0.1 --port "$port" --daemonize yes \
+		if ! redis-server "$REPO/scripts/redis-server.conf" --bind 127.0.0.1 --port "$port" --daemonize yes \
 			--pidfile "$prefix.pid" --logfile "$prefix.log" "${bus[@]}" "$@"; then
 			show_log_tail "$prefix.log"
 			die "redis-server refused to start"
