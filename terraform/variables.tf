@@ -575,7 +575,7 @@ variable "router_memory_cache_ttl" {
 }
 
 variable "router_redis_timeout" {
-  description = "ROUTER_REDIS_TIMEOUT: deadline of a batch's sandbox stream append, go-redis retries included; keep it well below router_timeout_seconds."
+  description = "ROUTER_REDIS_TIMEOUT: deadline of each Redis call of a batch (route cache, sandbox stream append), go-redis retries included; keep it well below router_timeout_seconds."
   type        = string
   default     = "1s"
 

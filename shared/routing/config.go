@@ -36,8 +36,8 @@ type Config struct {
 	// messages itself (ROUTER_DEAD_LETTER_QUEUE_URL); empty leaves them to the ingress
 	// queue's redrive policy.
 	DeadLetterQueueURL string
-	// RedisTimeout bounds the batch's sandbox stream append, retries included
-	// (ROUTER_REDIS_TIMEOUT); SQSTimeout its production delivery and its dead-letter send
+	// RedisTimeout bounds each Redis call of a batch (route cache, sandbox stream append),
+	// retries included (ROUTER_REDIS_TIMEOUT); SQSTimeout its production delivery and its dead-letter send
 	// (ROUTER_SQS_TIMEOUT).
 	RedisTimeout time.Duration
 	SQSTimeout   time.Duration
