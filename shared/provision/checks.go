@@ -73,6 +73,9 @@ type roleState struct {
 	// ours is whether it carries this database's comment (RoleCommentFor).
 	ours     bool
 	database string
+	// oid is the role's OID (0 when it does not exist): a session keeps it after the role
+	// is dropped, when the name no longer finds the session (drop.go).
+	oid uint32
 }
 
 // ownRole is the check of a role's comment, the one place that compares it.
@@ -82,11 +85,16 @@ func ownRole(comment, database string) bool { return comment == RoleCommentFor(d
 func roleOf(ctx context.Context, q queryRower, role string) (roleState, error) {
 	var st roleState
 	var comment *string
+	var oid *uint32
 	err := q.QueryRow(ctx, `SELECT pg_catalog.current_database(),
 		(SELECT pg_catalog.shobj_description(r.oid, 'pg_authid') FROM pg_catalog.pg_roles r WHERE r.rolname = $1),
-		EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)`, role).Scan(&st.database, &comment, &st.exists)
+		EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1),
+		(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = $1)`, role).Scan(&st.database, &comment, &st.exists, &oid)
 	if err != nil {
 		return st, fmt.Errorf("read role %s: %w", role, err)
+	}
+	if oid != nil {
+		st.oid = *oid
 	}
 	st.ours = st.exists && comment != nil && ownRole(*comment, st.database)
 	return st, nil

@@ -45,6 +45,8 @@ func (p *Provisioner) drop(ctx context.Context, id string, lockTimeout time.Dura
 		return res, err
 	}
 	schemaName, roleName := sandbox.SchemaName(id), sandbox.RoleName(id)
+	var roleOID uint32
+	var ended []int32 // the sessions ended before the drop
 	err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", lockTimeout.Milliseconds())); err != nil {
 			return err
@@ -57,7 +59,7 @@ func (p *Provisioner) drop(ctx context.Context, id string, lockTimeout time.Dura
 			if err := st.mustBeOurs(roleName); err != nil {
 				return err
 			}
-			res.RoleExisted = st.exists
+			res.RoleExisted, roleOID = st.exists, st.oid
 		}
 		if schema {
 			err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1)`,
@@ -69,11 +71,12 @@ func (p *Provisioner) drop(ctx context.Context, id string, lockTimeout time.Dura
 		if res.RoleExisted {
 			// Sessions first: DROP SCHEMA would wait for their locks, and DROP ROLE fails
 			// while the role is connected.
-			err := tx.QueryRow(ctx, `SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(pid))
-				FROM pg_catalog.pg_stat_activity WHERE usename = $1`, roleName).Scan(&res.SessionsTerminated)
+			err := tx.QueryRow(ctx, `SELECT pg_catalog.array_agg(pid) FILTER (WHERE pg_catalog.pg_terminate_backend(pid))
+				FROM pg_catalog.pg_stat_activity WHERE usename = $1`, roleName).Scan(&ended)
 			if err != nil {
 				return fmt.Errorf("terminate sessions of %s: %w", roleName, err)
 			}
+			res.SessionsTerminated = len(ended)
 		}
 		if res.SchemaExisted {
 			if _, err := tx.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schemaName}.Sanitize()+" CASCADE"); err != nil {
@@ -87,6 +90,22 @@ func (p *Provisioner) drop(ctx context.Context, id string, lockTimeout time.Dura
 	})
 	if err != nil {
 		return res, fmt.Errorf("drop %s of %s: %w", dropWhat(schema, role), id, err)
+	}
+	if res.RoleExisted {
+		// A session that logged in after the sessions were ended and before the drop
+		// committed (the sandbox's worker reconnecting, for as long as dropping its objects
+		// takes) lives on with the dropped role: no name finds it any more, only the OID it
+		// keeps. No session can log in as the role now, so this sweep ends the last ones.
+		if ended == nil {
+			ended = []int32{} // none: not NULL, which ALL would make match nothing
+		}
+		var late int
+		err := p.db.QueryRow(ctx, `SELECT pg_catalog.count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(pid))
+			FROM pg_catalog.pg_stat_activity WHERE usesysid = $1 AND pid <> ALL ($2::int4[])`, roleOID, ended).Scan(&late)
+		if err != nil {
+			return res, fmt.Errorf("drop %s of %s: end the sessions that logged in during the drop: %w", dropWhat(schema, role), id, err)
+		}
+		res.SessionsTerminated += late
 	}
 	return res, nil
 }

@@ -140,20 +140,14 @@ func (a replyAttack) clients() map[string]clientState {
 	return states
 }
 
-// waitFor polls the node until settled holds of the user's connections; past the deadline it
-// fails with what it saw last.
+// waitFor polls the node until settled holds of the user's connections, and returns them.
 func (a replyAttack) waitFor(what string, settled func(map[string]clientState) bool) map[string]clientState {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		states := a.clients()
-		if settled(states) {
-			return states
-		}
-		if time.Now().After(deadline) {
-			a.t.Fatalf("%s: still not so after 30s; the sandbox's connections: %+v", what, states)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var states map[string]clientState
+	waitUntil(a.t, what, func() bool {
+		states = a.clients()
+		return settled(states)
+	})
+	return states
 }
 
 // One connection that sends twice the hard limit in GETs and reads nothing is closed by the

@@ -2,6 +2,7 @@ package provision_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
@@ -334,4 +336,88 @@ func singleConn(ctx context.Context, t *testing.T, client redis.UniversalClient,
 		return node.Conn()
 	}
 	return client.(*redis.Client).Conn()
+}
+
+// A session of the role that logs in while the teardown runs (after it ended the role's
+// sessions, before its transaction commits) must not outlive the teardown: the role is gone
+// then, so no later teardown, orphan check or name could find the session again. The sandbox
+// can widen that window itself (its worker reconnects while DROP OWNED removes 30,000 large
+// objects one by one: about 2 s); here another session's lock on one of its tables holds the
+// drop, and the worker logs in while the drop waits for it.
+func TestALateSessionIsEndedWithTheTeardown(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	id, pw := provisioned(t, e)
+	lock, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lock.Rollback(ctx) }()
+	if _, err := lock.Exec(ctx, "LOCK TABLE "+pgx.Identifier{sandbox.SchemaName(id), "members"}.Sanitize()+" IN ACCESS SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.p.Drop(ctx, id, 10*time.Second)
+		done <- err
+	}()
+	waitUntil(t, "the drop waits for the table's lock, the role's sessions ended", func() bool {
+		var waiting bool
+		err := e.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE 'DROP SCHEMA%')`).Scan(&waiting)
+		return err == nil && waiting
+	})
+	late, err := connectAs(t, e.url, sandbox.RoleName(id), pw)
+	if err != nil {
+		t.Fatalf("no session could log in during the drop: this test proves nothing: %v", err)
+	}
+	_ = lock.Rollback(ctx)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// A terminated backend exits asynchronously; one never terminated keeps answering.
+	waitUntil(t, "the late session of the dropped role "+sandbox.RoleName(id)+" is ended", func() bool {
+		var one int
+		return late.QueryRow(ctx, "SELECT 1").Scan(&one) != nil
+	})
+}
+
+// PostgreSQL 15 no longer lets a role administer itself (up to 14 a login role could grant
+// and revoke membership in itself): the sandbox role can neither lend itself to another role,
+// the router's or another sandbox's, nor take the control user's membership away, which
+// DROP OWNED needs. It cannot create schemas in the database, and it may not give itself a
+// longer validity than connect gave its password.
+func TestSandboxRoleCannotAdministerItself(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	id, pw := provisioned(t, e)
+	other, _ := provisioned(t, e)
+	conn := e.session(t, id, pw)
+	var control string
+	if err := e.pool.QueryRow(ctx, "SELECT current_user").Scan(&control); err != nil {
+		t.Fatal(err)
+	}
+	role := pgx.Identifier{sandbox.RoleName(id)}.Sanitize()
+	for _, sql := range []string{
+		"GRANT " + role + " TO " + pgx.Identifier{testenv.RouterRole(t)}.Sanitize(),
+		"GRANT " + role + " TO " + pgx.Identifier{sandbox.RoleName(other)}.Sanitize(),
+		"REVOKE " + role + " FROM " + pgx.Identifier{control}.Sanitize(),
+		"ALTER ROLE CURRENT_USER VALID UNTIL 'infinity'",
+		"COMMENT ON ROLE " + role + " IS 'discord-sandboxes role of database elsewhere'",
+		"CREATE SCHEMA intruder",
+	} {
+		var pgErr *pgconn.PgError
+		if _, err := conn.Exec(ctx, sql); !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+			t.Errorf("as the sandbox role: %s: %v, want permission denied (42501)", sql, err)
+		}
+	}
+	var members []string
+	rows, err := e.pool.Query(ctx, `SELECT r.rolname FROM pg_catalog.pg_auth_members m
+		JOIN pg_catalog.pg_roles r ON r.oid = m.member WHERE m.roleid = $1::regrole`, sandbox.RoleName(id))
+	if err == nil {
+		members, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil || len(members) != 1 || members[0] != control {
+		t.Fatalf("members of %s: %v %v, want the control user alone", sandbox.RoleName(id), members, err)
+	}
 }
