@@ -3,6 +3,8 @@ package cleanup
 import (
 	"bytes"
 	"context"
+	"errors"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -10,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
@@ -19,11 +23,11 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
-// TestLostClaimIsFencedAndCounted kills the claims session of a run in the middle of its
-// teardowns (the process lives on), lets the lease of one of its sandboxes run out and starts a
-// second run then, all from the fault hook: the second run takes that sandbox over and
-// finishes it; the first stops it before its next step, writes nothing more and counts a lost
-// claim, not a failure; it finishes its other sandboxes, whose leases still run.
+// TestLostClaimIsFencedAndCounted lets the lease of one sandbox of a run run out in the middle
+// of its teardowns (the run stalled past it) and starts a second run then, from the fault
+// hook: the second run takes that sandbox over and finishes it; the first stops it before its
+// next step, writes nothing more and counts a lost claim, not a failure; it finishes its other
+// sandboxes, whose leases still run.
 func TestLostClaimIsFencedAndCounted(t *testing.T) {
 	t.Parallel()
 	// A lease of an hour: no renewal ticks during the test; its end is simulated.
@@ -58,12 +62,6 @@ func TestLostClaimIsFencedAndCounted(t *testing.T) {
 			return nil
 		}
 		taken = id
-		// The claims session dies; the process goes on.
-		var killed int
-		if err := e.pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-			WHERE application_name = $1 AND datname = current_database()`, controlplane.TeardownLocksApplicationName).Scan(&killed); err != nil || killed != 1 {
-			t.Errorf("claims session not terminated: %d %v", killed, err)
-		}
 		// This sandbox's lease runs out (the run stalled past it).
 		if _, err := e.pool.Exec(ctx, `UPDATE sandbox_control.teardown_claims SET expires_at = clock_timestamp() - interval '1 second'
 			WHERE sandbox_id = $1`, id); err != nil {
@@ -296,5 +294,103 @@ func TestReasonSurvivesResume(t *testing.T) {
 	}
 	if parked != string(controlplane.ReasonExpired) || transition != string(controlplane.ReasonExpired) {
 		t.Fatalf("parked for %q, destroyed for %q", parked, transition)
+	}
+}
+
+// The control plane's locks are rows of sandbox_control.locks, its teardown claims and
+// schema_migrations: tables no sandbox's role has any right on. It used advisory locks before,
+// and pg_advisory_lock is PUBLIC's: a sandbox's own session could take any key, and needed
+// no secret to name them (pg_locks shows every key held to every role, pg_namespace gives the
+// other sandboxes' ids, hashtext is PUBLIC's). Holding them kept other owners' sandboxes from
+// being torn down, every creation waiting, and the migrate step of a deployment with them.
+//
+// Here a sandbox's worker holds every key the control plane used, and tries its row locks:
+// another owner destroys and creates, and a deployment migrates, as if it did not exist.
+func TestASandboxCannotHoldTheControlPlanesLocks(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := t.Context()
+	const bob = "arn:aws:iam::123456789012:user/bob"
+	const carol = "arn:aws:iam::123456789012:user/carol"
+	hostile := e.create(t, "hostile", time.Hour)
+	victim, err := e.m.Create(ctx, bob, controlplane.CreateInput{Name: "victim", Owner: bob, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.dropAtEnd(t, victim.ID)
+
+	// The hostile sandbox's worker, with the credentials connect hands out.
+	creds, err := e.p.RotateCredentials(ctx, hostile.ID, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(sandbox.RoleName(hostile.ID), creds.DatabasePassword)
+	worker, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = worker.Close(context.Background()) }()
+	for _, sql := range []string{
+		// The teardown lock of every other sandbox the catalog names ("sbtd", hashtext(id)).
+		`SELECT pg_catalog.count(pg_catalog.pg_advisory_lock(1935832164, pg_catalog.hashtext(pg_catalog.substr(nspname, 4))))
+		 FROM pg_catalog.pg_namespace WHERE nspname LIKE 'sb\_%' AND nspname <> current_user`,
+		// The lock on the database's ACL that every creation and every role drop took.
+		`SELECT pg_catalog.pg_advisory_lock(8314340234605325312)`,
+		// Carol's quota lock ("sbq", hashtext(owner)).
+		`SELECT pg_catalog.pg_advisory_lock(1935831296, pg_catalog.hashtext('` + carol + `'))`,
+		// The migration lock ("sbxmigr").
+		`SELECT pg_catalog.pg_advisory_lock(8314340273394512384)`,
+	} {
+		if _, err := worker.Exec(ctx, sql); err != nil {
+			t.Fatalf("as the sandbox role: %s: %v", sql, err)
+		}
+	}
+	// The locks of today are out of its reach.
+	for _, sql := range []string{
+		`SELECT name FROM sandbox_control.locks FOR UPDATE`,
+		`LOCK TABLE sandbox_control.database_acl_lock IN EXCLUSIVE MODE`,
+		`LOCK TABLE sandbox_control.schema_migrations IN SHARE ROW EXCLUSIVE MODE`,
+		`SELECT sandbox_id FROM sandbox_control.teardown_claims FOR UPDATE`,
+	} {
+		var pgErr *pgconn.PgError
+		tx, err := worker.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, sql); !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+			t.Errorf("as the sandbox role: %s: %v, want permission denied (42501)", sql, err)
+		}
+		_ = tx.Rollback(ctx)
+	}
+
+	// Each of these would wait for the worker's locks for as long as it held them.
+	bounded, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+
+	// Bob destroys his sandbox: it is torn down, its role and worker credentials gone.
+	after, err := e.s.Destroy(bounded, bob, victim.ID)
+	if err != nil || after == nil || after.Status != sandbox.StatusDestroyed {
+		t.Errorf("bob's destroy while another owner's sandbox holds the old locks: %+v, %v; want destroyed", after, err)
+	}
+	if res, err := e.p.Inspect(ctx, victim.ID); err != nil || res.RoleExists {
+		t.Errorf("bob's sandbox's role still exists after his destroy (%v)", err)
+	}
+
+	// Carol creates a sandbox.
+	sb, err := e.m.Create(bounded, carol, controlplane.CreateInput{Name: "carols", Owner: carol, TTL: time.Hour})
+	if sb != nil {
+		e.dropAtEnd(t, sb.ID)
+	}
+	if err != nil || sb.Status != sandbox.StatusRunning {
+		t.Errorf("carol's create while another owner's sandbox holds the old locks: %+v, %v", sb, err)
+	}
+
+	// A deployment's migrate step.
+	if _, err := controlplane.MigrateStep(bounded, e.pool, controlplane.MigrateRequest{Migrate: true}); err != nil {
+		t.Errorf("the migrate step while a sandbox holds the old migration lock: %v", err)
 	}
 }

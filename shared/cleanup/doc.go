@@ -47,9 +47,8 @@
 // # Claims
 //
 // Two runs (EventBridge delivers at least once; an operator may run one by hand; the API
-// destroys) never work on the same sandbox. A run first takes
-// pg_try_advisory_lock(class, hashtext(id)) on a session of its own (a cheap pre-filter that
-// vanishes with that session), then the claim proper: a row of teardown_claims with a fencing
+// destroys) never work on the same sandbox. A run takes a claim: a row of teardown_claims
+// (which no sandbox's role can reach, unlike an advisory lock) with a fencing
 // token from a sequence and a lease (Options.ClaimLease, CLEANUP_CLAIM_LEASE), renewed every
 // third of the lease while the run works (leases). It re-reads the sandbox after claiming it.
 // Every record write and status change of the teardown goes through the Manager's *Claimed

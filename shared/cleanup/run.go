@@ -176,9 +176,8 @@ func nearDeadline(ctx context.Context, margin time.Duration) bool {
 	return ok && time.Until(deadline) < margin
 }
 
-// runTeardowns tears down the due sandboxes: it claims them on s.concurrency workers (the
-// advisory locks share one session), then takes the claimed ones through the steps
-// together (tearDown). Every candidate ends up destroyed, failed, skipped, lost or left at the
+// runTeardowns tears down the due sandboxes: it claims them on s.concurrency workers, then
+// takes the claimed ones through the steps together (tearDown). Every candidate ends up destroyed, failed, skipped, lost or left at the
 // deadline.
 func (s *Service) runTeardowns(ctx context.Context, dryRun bool, margin time.Duration, rep *RunReport) error {
 	now := s.now()
@@ -197,20 +196,10 @@ func (s *Service) runTeardowns(ctx context.Context, dryRun bool, margin time.Dur
 	if len(cands) == 0 {
 		return nil
 	}
-	cl, err := s.openLocks(ctx)
-	if err != nil {
-		rep.LeftAtDeadline = len(cands) // nothing taken; the next run tries again
-		rep.Remaining = len(cands)
-		return err
-	}
-	defer cl.Close()
 	ls := s.startLeases(ctx)
 	defer ls.close()
 
-	var (
-		mu       sync.Mutex
-		claimErr error
-	)
+	var mu sync.Mutex
 	tally := func(id string, o outcome) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -232,27 +221,16 @@ func (s *Service) runTeardowns(ctx context.Context, dryRun bool, margin time.Dur
 	// Claim and read each candidate.
 	claimed := make([]*teardownRun, len(cands))
 	s.forEach(len(cands), func(i int) {
-		mu.Lock()
-		stop := claimErr != nil
-		mu.Unlock()
-		if stop || leave() {
+		if leave() {
 			tally(cands[i].ID, outcome{kind: outcomeLeft})
 			return
 		}
-		t, o, err := s.claimAndRead(ctx, cl, ls, cands[i])
-		if err != nil {
-			// The locks session is unusable: take nothing more.
-			mu.Lock()
-			claimErr = err
-			mu.Unlock()
-			tally(cands[i].ID, outcome{kind: outcomeLeft})
-			return
-		}
+		t, o := s.claimAndRead(ctx, ls, cands[i])
 		if o.kind == outcomeWaiting {
 			claimed[i] = t
 			return
 		}
-		s.finish(ctx, cl, ls, t, cands[i].ID)
+		s.finish(ctx, ls, t)
 		tally(cands[i].ID, o)
 	})
 	ts := slices.DeleteFunc(claimed, func(t *teardownRun) bool { return t == nil })
@@ -260,11 +238,11 @@ func (s *Service) runTeardowns(ctx context.Context, dryRun bool, margin time.Dur
 	// Then the steps, all of them together.
 	results := s.tearDown(ctx, ls, ts, leave)
 	for i, t := range ts {
-		s.finish(ctx, cl, ls, t, t.sb.ID)
+		s.finish(ctx, ls, t)
 		tally(t.sb.ID, s.outcomeOf(ctx, t, results[i]))
 	}
 	rep.Remaining = rep.LeftAtDeadline + len(rep.Failed)
-	return claimErr
+	return nil
 }
 
 // forEach calls fn(i) for every i below n, on s.concurrency workers.
@@ -303,22 +281,14 @@ type outcome struct {
 
 // claimAndRead claims one candidate and re-reads it. It returns the teardown with outcome
 // waiting when the sandbox is still due, else what became of it (the teardown is nil when
-// nothing was claimed), and an error only when the locks session itself failed.
-func (s *Service) claimAndRead(ctx context.Context, cl *controlplane.TeardownLocks, ls *leases, c controlplane.TeardownCandidate) (*teardownRun, outcome, error) {
-	ok, err := cl.TryLock(ctx, c.ID)
-	if err != nil {
-		return nil, outcome{}, fmt.Errorf("cleanup: claim %s: %w", c.ID, err)
-	}
-	if !ok {
-		return nil, outcome{kind: outcomeSkipped}, nil
-	}
+// nothing was claimed: another run holds the claim, or claiming failed).
+func (s *Service) claimAndRead(ctx context.Context, ls *leases, c controlplane.TeardownCandidate) (*teardownRun, outcome) {
 	claim, err := ls.take(ctx, c.ID)
-	if err != nil || claim == nil {
-		s.releaseLock(ctx, cl, c.ID)
-		if err != nil {
-			return nil, outcome{kind: outcomeFailed, failure: &SandboxFailure{SandboxID: c.ID, Error: err.Error()}}, nil
-		}
-		return nil, outcome{kind: outcomeSkipped}, nil
+	if err != nil {
+		return nil, outcome{kind: outcomeFailed, failure: &SandboxFailure{SandboxID: c.ID, Error: err.Error()}}
+	}
+	if claim == nil {
+		return nil, outcome{kind: outcomeSkipped}
 	}
 	t := &teardownRun{s: s, claim: claim, sb: &sandbox.Sandbox{ID: c.ID}} // until read
 	// Another run may have finished it, or its owner extended it, since the list was read.
@@ -326,13 +296,13 @@ func (s *Service) claimAndRead(ctx context.Context, cl *controlplane.TeardownLoc
 	sb, reason, err := s.candidates.TeardownDue(ctx, c.ID, now, now.Add(-s.stuckAfter))
 	switch {
 	case errors.Is(err, sandbox.ErrNotFound):
-		return t, outcome{kind: outcomeSkipped}, nil
+		return t, outcome{kind: outcomeSkipped}
 	case err != nil:
-		return t, outcome{kind: outcomeFailed, failure: &SandboxFailure{SandboxID: c.ID, Error: err.Error()}}, nil
+		return t, outcome{kind: outcomeFailed, failure: &SandboxFailure{SandboxID: c.ID, Error: err.Error()}}
 	case reason == "":
-		return t, outcome{kind: outcomeSkipped}, nil
+		return t, outcome{kind: outcomeSkipped}
 	}
-	return s.newTeardown(ctx, s.actor, sb, reason, claim), outcome{kind: outcomeWaiting}, nil
+	return s.newTeardown(ctx, s.actor, sb, reason, claim), outcome{kind: outcomeWaiting}
 }
 
 // outcomeOf classifies the result of a teardown's steps.
@@ -355,18 +325,9 @@ func (s *Service) outcomeOf(ctx context.Context, t *teardownRun, err error) outc
 	}
 }
 
-// finish releases what claimAndRead took for a sandbox (t may be nil: nothing but the
-// advisory lock was taken, and that was released already).
-func (s *Service) finish(ctx context.Context, cl *controlplane.TeardownLocks, ls *leases, t *teardownRun, id string) {
-	if t == nil {
-		return
-	}
-	ls.release(ctx, t.claim)
-	s.releaseLock(ctx, cl, id)
-}
-
-func (s *Service) releaseLock(ctx context.Context, cl *controlplane.TeardownLocks, id string) {
-	if err := cl.Unlock(ctx, id); err != nil {
-		s.log.WarnContext(ctx, "claim not released; it ends with the run's session", logkey.Sandbox, id, logkey.Error, err)
+// finish releases the claim claimAndRead took for a sandbox (t is nil when it took none).
+func (s *Service) finish(ctx context.Context, ls *leases, t *teardownRun) {
+	if t != nil {
+		ls.release(ctx, t.claim)
 	}
 }

@@ -51,12 +51,6 @@ type Claims interface {
 	ReleaseTeardownClaim(ctx context.Context, claim *controlplane.TeardownClaim) error
 }
 
-// LockSessions opens the session that holds a run's advisory locks on teardowns, the fast
-// pre-filter before the claims.
-type LockSessions interface {
-	OpenTeardownLocks(ctx context.Context) (*controlplane.TeardownLocks, error)
-}
-
 // RoutePublications publish route changes: those waiting in the control plane, or those of
 // given guilds together with every change waiting.
 type RoutePublications interface {
@@ -96,7 +90,6 @@ type ControlPlane interface {
 	Candidates
 	TeardownWrites
 	Claims
-	LockSessions
 	RoutePublications
 	ExpiryWarnings
 	OrphanBookkeeping
@@ -169,7 +162,7 @@ type Options struct {
 	// schema fails the step instead of hanging the run.
 	DropLockTimeout time.Duration
 	// Concurrency is how many sandboxes one run tears down at once. The pool needs that many
-	// connections for the run not to queue; the teardown locks use one connection of their own.
+	// connections for the run not to queue.
 	Concurrency int
 	// ScanCount is the COUNT hint of every SCAN.
 	ScanCount int64
@@ -188,7 +181,6 @@ type Service struct {
 	// (engine.go).
 	writes      TeardownWrites
 	claims      Claims
-	locks       LockSessions
 	routes      RoutePublications
 	expiry      ExpiryWarnings
 	bookkeeping OrphanBookkeeping
@@ -229,7 +221,6 @@ func New(opts Options) (*Service, error) {
 		candidates:  cp,
 		writes:      writes,
 		claims:      cp,
-		locks:       cp,
 		routes:      cp,
 		expiry:      cp,
 		bookkeeping: cp,
@@ -283,17 +274,6 @@ func (s *Service) fault(ctx context.Context, point string, step Step, id string)
 		return nil
 	}
 	return s.inject(ctx, point, step, id)
-}
-
-// openLocks opens the session of a run's advisory locks on teardowns
-// (controlplane.TeardownLocks): a fast pre-filter that vanishes with its session; what makes
-// a teardown exclusive is its claim (leases below), a fencing token that every write checks.
-func (s *Service) openLocks(ctx context.Context) (*controlplane.TeardownLocks, error) {
-	l, err := s.locks.OpenTeardownLocks(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("cleanup: %w", err)
-	}
-	return l, nil
 }
 
 // heldClaim is a lease on one sandbox's teardown held by this process; lost is set once the
@@ -431,18 +411,6 @@ func (s *Service) Destroy(ctx context.Context, actor, sandboxID string) (*sandbo
 			return sb, err
 		}
 		return requested, err
-	}
-	cl, err := s.openLocks(ctx)
-	if err != nil {
-		return requested, err
-	}
-	defer cl.Close()
-	ok, err := cl.TryLock(ctx, sandboxID)
-	if err != nil {
-		return requested, fmt.Errorf("cleanup: claim %s: %w", sandboxID, err)
-	}
-	if !ok {
-		return current(nil)
 	}
 	ls := s.startLeases(ctx)
 	defer ls.close()

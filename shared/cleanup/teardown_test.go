@@ -451,20 +451,16 @@ func TestDestroyTearsDownNowAndDefersToAHolder(t *testing.T) {
 	// where the teardown publishes its changes, counts that entry.
 	e.seed(t, sb, 3)
 
-	// Another run holds it: Destroy answers at once with the current state.
-	holder, err := pgx.Connect(ctx, e.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = holder.Close(ctx) }()
-	if _, err := holder.Exec(ctx, `SELECT pg_advisory_lock($1, hashtext($2))`, controlplane.TeardownLockClass, sb.ID); err != nil {
-		t.Fatal(err)
+	// Another run holds its claim: Destroy answers at once with the current state.
+	held, err := e.m.ClaimTeardown(ctx, sb.ID, "another-run", time.Hour)
+	if err != nil || held == nil {
+		t.Fatalf("claim: %+v %v", held, err)
 	}
 	got, err := e.s.Destroy(ctx, "arn:aws:iam::123456789012:user/bob", sb.ID)
 	if err != nil || got.Status != sandbox.StatusDestroying {
 		t.Fatalf("held: %+v %v", got, err)
 	}
-	if _, err := holder.Exec(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
+	if err := e.m.ReleaseTeardownClaim(ctx, held); err != nil {
 		t.Fatal(err)
 	}
 
@@ -536,6 +532,11 @@ func TestDestroyTearsDownNowAndDefersToAHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Its creator is alive: it holds the creation lease.
+	holder, err := pgx.Connect(ctx, e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = holder.Close(ctx) }()
 	if _, err := holder.Exec(ctx, `SELECT pg_advisory_lock($1, hashtext($2))`, controlplane.CreationLockClass, "creatingnow0001"); err != nil {
 		t.Fatal(err)
 	}

@@ -16,10 +16,6 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
-// quotaLockClass is the first key of the per-owner advisory transaction lock that makes the
-// quota check and the insert atomic.
-const quotaLockClass int32 = 0x73627100
-
 // CreationLockClass is the first key of the session advisory lock a creation holds on its
 // sandbox id ("sbcr"; the second is hashtext(id)) from before the row exists until it is
 // running or failed: the creation lease. A sandbox in creating whose lease is free has lost
@@ -130,7 +126,11 @@ func (m *Manager) Create(ctx context.Context, actor string, in CreateInput) (_ *
 	defer lease.release()
 
 	err = pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", quotaLockClass, in.Owner); err != nil {
+		// The owner's lock row makes the quota check and the insert atomic: a row of
+		// sandbox_control.locks, which no sandbox's role can take (migration 0015). The upsert
+		// locks the row whether it inserts it or finds it.
+		if _, err := tx.Exec(ctx, `INSERT INTO sandbox_control.locks (name) VALUES ('owner:' || $1)
+			ON CONFLICT (name) DO UPDATE SET name = excluded.name`, in.Owner); err != nil {
 			return err
 		}
 		var live int

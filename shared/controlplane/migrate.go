@@ -20,10 +20,6 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migrationLockKey is the advisory lock that serialises migration runs across processes
-// ("sbxmigr" in ASCII; any constant unique to this application works).
-const migrationLockKey int64 = 0x7362786d69677200
-
 // Migration is one embedded SQL file.
 type Migration struct {
 	Version  string // the file name without .sql, e.g. "0001_control_plane"
@@ -67,16 +63,22 @@ func SchemaVersion() (string, error) {
 }
 
 // Migrate applies every embedded migration not yet recorded in
-// sandbox_control.schema_migrations, each in its own transaction, under a session advisory
-// lock so that concurrent callers apply each exactly once. It returns the versions it
+// sandbox_control.schema_migrations, each in its own transaction, and returns the versions it
 // applied. A recorded migration whose file changed is an error: migrations are append-only.
+//
+// Concurrent callers apply each migration exactly once: each transaction first locks
+// schema_migrations against the others (SHARE ROW EXCLUSIVE conflicts with itself, not with
+// readers), then reads whether its version is recorded. The lock is on a table of the
+// control plane's schema, on which no sandbox's role has any right; an advisory lock, which
+// served before, is a number that any session of the database may take, a sandbox's own
+// among them, and one holding it would have stalled every deployment.
 //
 // The functions never call it: it is the migrate step of a deployment (MigrateStep), run
 // once per deploy as the database's owner; at cold start they only check the schema
 // (CheckSchema).
 func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
 	var done []string
-	err := withMigrationLock(ctx, pool, func(conn *pgxpool.Conn) error {
+	err := withConn(ctx, pool, func(conn *pgxpool.Conn) error {
 		var err error
 		done, err = migrate(ctx, conn)
 		return err
@@ -84,24 +86,13 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
 	return done, err
 }
 
-// withMigrationLock runs fn on one connection holding the migration advisory lock.
-func withMigrationLock(ctx context.Context, pool *pgxpool.Pool, fn func(conn *pgxpool.Conn) error) error {
+// withConn runs fn on one connection of the pool.
+func withConn(ctx context.Context, pool *pgxpool.Pool, fn func(conn *pgxpool.Conn) error) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: acquire connection: %w", err)
 	}
 	defer conn.Release()
-
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLockKey); err != nil {
-		return fmt.Errorf("migrate: take advisory lock: %w", err)
-	}
-	defer func() {
-		// A fresh context: the lock must be released even when ctx is done, or the pooled
-		// connection would keep it.
-		if _, err := conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrationLockKey); err != nil {
-			_ = conn.Conn().Close(context.Background()) // the pool drops a closed connection
-		}
-	}()
 	return fn(conn)
 }
 
@@ -110,41 +101,66 @@ func migrate(ctx context.Context, conn *pgxpool.Conn) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migrate: read embedded migrations: %w", err)
 	}
-	if _, err := conn.Exec(ctx, `
-		CREATE SCHEMA IF NOT EXISTS sandbox_control;
-		CREATE TABLE IF NOT EXISTS sandbox_control.schema_migrations (
-			version    text        PRIMARY KEY,
-			checksum   text        NOT NULL,
-			applied_at timestamptz NOT NULL DEFAULT now()
-		)`); err != nil {
-		return nil, fmt.Errorf("migrate: create schema_migrations: %w", err)
+	if err := createMigrationsTable(ctx, conn); err != nil {
+		return nil, err
 	}
-	applied, err := appliedMigrations(ctx, conn)
-	if err != nil {
-		return nil, fmt.Errorf("migrate: %w", err)
-	}
-
 	var done []string
 	for _, m := range migrations {
-		if sum, ok := applied[m.Version]; ok {
-			if sum != m.Checksum {
-				return done, fmt.Errorf("migrate: migration %s changed after it was applied (checksum %s, now %s)", m.Version, short(sum), short(m.Checksum))
-			}
-			continue
-		}
+		var recorded *string // the checksum recorded for m, if any
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if err := lockMigrations(ctx, tx); err != nil {
+				return err
+			}
+			err := tx.QueryRow(ctx, "SELECT checksum FROM sandbox_control.schema_migrations WHERE version = $1", m.Version).Scan(&recorded)
+			if err == nil || !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "INSERT INTO sandbox_control.schema_migrations (version, checksum) VALUES ($1, $2)", m.Version, m.Checksum)
+			_, err = tx.Exec(ctx, "INSERT INTO sandbox_control.schema_migrations (version, checksum) VALUES ($1, $2)", m.Version, m.Checksum)
 			return err
 		})
-		if err != nil {
+		switch {
+		case err != nil:
 			return done, fmt.Errorf("migrate: apply %s: %w", m.Version, err)
+		case recorded == nil:
+			done = append(done, m.Version)
+		case *recorded != m.Checksum:
+			return done, fmt.Errorf("migrate: migration %s changed after it was applied (checksum %s, now %s)", m.Version, short(*recorded), short(m.Checksum))
 		}
-		done = append(done, m.Version)
 	}
 	return done, nil
+}
+
+// lockMigrations serialises the transaction against every other migrate step's until it ends.
+func lockMigrations(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, "LOCK TABLE sandbox_control.schema_migrations IN SHARE ROW EXCLUSIVE MODE")
+	return err
+}
+
+// createMigrationsTable creates the control plane's schema and its schema_migrations table
+// where they are missing. Two first deployments at once may race to create them: the one that
+// loses gets a unique violation once the other has committed, and then finds them.
+func createMigrationsTable(ctx context.Context, conn *pgxpool.Conn) error {
+	create := func() error {
+		_, err := conn.Exec(ctx, `
+			CREATE SCHEMA IF NOT EXISTS sandbox_control;
+			CREATE TABLE IF NOT EXISTS sandbox_control.schema_migrations (
+				version    text        PRIMARY KEY,
+				checksum   text        NOT NULL,
+				applied_at timestamptz NOT NULL DEFAULT now()
+			)`)
+		return err
+	}
+	err := create()
+	if _, lost := uniqueViolation(err); lost { // the catalog's index on the schema's or the table's name
+		err = create()
+	}
+	if err != nil {
+		return fmt.Errorf("migrate: create schema_migrations: %w", err)
+	}
+	return nil
 }
 
 // querier is what reading schema_migrations needs: a pool or one of its connections.
@@ -285,11 +301,11 @@ type MigrateReport struct {
 }
 
 // MigrateStep is the migrate step of a deployment: it applies the pending migrations and
-// grants the router's role its privileges (when req names one), under the migration lock,
-// then checks the schema as the functions' cold start will. It runs as the database's owner.
+// grants the router's role its privileges (when req names one), then checks the schema as
+// the functions' cold start will. It runs as the database's owner.
 func MigrateStep(ctx context.Context, pool *pgxpool.Pool, req MigrateRequest) (MigrateReport, error) {
 	report := MigrateReport{Applied: []string{}}
-	err := withMigrationLock(ctx, pool, func(conn *pgxpool.Conn) error {
+	err := withConn(ctx, pool, func(conn *pgxpool.Conn) error {
 		applied, err := migrate(ctx, conn)
 		report.Applied = append(report.Applied, applied...)
 		if err != nil {
@@ -332,7 +348,7 @@ func RouterGrants(role, database string) []string {
 // GrantRouter grants role the router's privileges (RouterGrants) on the database of pool,
 // as its owner. Granting twice is a no-op.
 func GrantRouter(ctx context.Context, pool *pgxpool.Pool, role string) error {
-	return withMigrationLock(ctx, pool, func(conn *pgxpool.Conn) error {
+	return withConn(ctx, pool, func(conn *pgxpool.Conn) error {
 		return grantRouter(ctx, conn, role)
 	})
 }
@@ -343,6 +359,10 @@ func grantRouter(ctx context.Context, conn *pgxpool.Conn, role string) error {
 		return fmt.Errorf("grant the router role %q: %w", role, err)
 	}
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		// Two steps granting at once would rewrite the same ACLs ("tuple concurrently updated").
+		if err := lockMigrations(ctx, tx); err != nil {
+			return fmt.Errorf("grant the router role %q: %w", role, err)
+		}
 		for _, stmt := range RouterGrants(role, database) {
 			if _, err := tx.Exec(ctx, stmt); err != nil {
 				return fmt.Errorf("grant the router role %q: %s: %w", role, stmt, err)

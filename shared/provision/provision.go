@@ -42,17 +42,20 @@ import (
 // RoleConnectionLimit bounds the sessions one sandbox role may open.
 const RoleConnectionLimit = 20
 
-// databaseACLLockKey serialises the statements that rewrite the database's ACL row in
+// LockDatabaseACL serialises the statements that rewrite the database's ACL row in
 // pg_database (GRANT CONNECT ON DATABASE, DROP OWNED BY): two sessions doing either at once
-// fail with "tuple concurrently updated", so parallel creates and drops would fail.
-const databaseACLLockKey int64 = 0x7362786461636c00
-
-// LockDatabaseACL takes the transaction-scoped advisory lock that every change to the
-// database's ACL made by this suite holds until commit. Take it just before the statement,
-// so it is held briefly.
+// fail with "tuple concurrently updated", so parallel creates and drops would fail. It locks,
+// until the transaction ends, the control plane's table for it,
+// sandbox_control.database_acl_lock (migration 0015): a lock no sandbox's role can take,
+// unlike an advisory key, which any session may hold. A table lock, not a row lock: once it
+// is granted, the session reads the catalogs anew, so it never rewrites the ACL as it was
+// before the session it waited for changed it. Take it just before the statement, so it is
+// held briefly.
 func LockDatabaseACL(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", databaseACLLockKey)
-	return err
+	if _, err := tx.Exec(ctx, "LOCK TABLE sandbox_control.database_acl_lock IN EXCLUSIVE MODE"); err != nil {
+		return fmt.Errorf("lock the database's ACL (sandbox_control.database_acl_lock, migration 0015): %w", err)
+	}
+	return nil
 }
 
 // Provisioner creates and drops per-sandbox resources.
