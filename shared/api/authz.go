@@ -15,7 +15,9 @@ import (
 // table, and the handler enforces it. A route of the admins is checked before it runs; a
 // sandbox route (one with {name}) once the named sandbox is known, in address, where the
 // caller's role on it is read: its owner, a developer or a viewer it is shared with, or
-// nothing. An admin passes every route.
+// nothing. An admin passes every route. One rule rests on data the route cannot see before
+// it writes: mapping a guild parked by another owner's sandbox (create, addGuild) needs an
+// admin, and the control plane decides it inside the mapping's transaction, told c.admin.
 
 // access is the least a caller must be to use a route. The sandbox roles are ordered:
 // viewer < developer < owner, and an admin is above them all.

@@ -32,7 +32,7 @@ type Sandboxes interface {
 	List(ctx context.Context, f controlplane.ListFilter) (controlplane.ListPage, error)
 	ExtendExpiry(ctx context.Context, actor, id string, by time.Duration) (controlplane.Extension, error)
 	RequestDestroy(ctx context.Context, actor, id string) (*sandbox.Sandbox, bool, error)
-	AddGuild(ctx context.Context, actor, id, guildID string) error
+	AddGuild(ctx context.Context, actor, id, guildID string, admin bool) error
 	RemoveGuild(ctx context.Context, actor, id, guildID string) error
 	LookupRoutes(ctx context.Context, guildIDs []string) (map[string]sandbox.Route, error)
 	Parked(ctx context.Context, guildID string) (controlplane.ParkedGuild, error)

@@ -30,7 +30,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, c caller) error
 	if err != nil {
 		return err
 	}
-	in.Owner = c.principal
+	in.Owner, in.Admin = c.principal, c.admin
 	rec := recorderFrom(r.Context())
 	start := time.Now()
 	sb, err := h.deps.Sandboxes.Create(r.Context(), c.principal, in)
@@ -314,7 +314,7 @@ func (h *Handler) addGuild(w http.ResponseWriter, r *http.Request, c caller) err
 		writeJSON(w, http.StatusOK, h.viewFor(c, sb))
 		return nil
 	}
-	if err := h.deps.Sandboxes.AddGuild(r.Context(), c.principal, sb.ID, guild); err != nil {
+	if err := h.deps.Sandboxes.AddGuild(r.Context(), c.principal, sb.ID, guild, c.admin); err != nil {
 		return err
 	}
 	return h.writeChanged(w, r, c, http.StatusCreated, sb.ID)

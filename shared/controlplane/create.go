@@ -57,6 +57,9 @@ type CreateInput struct {
 	// Template names the template to clone; "" is sandbox.DefaultTemplate. Its default TTL
 	// applies when TTL is zero.
 	Template string
+	// Admin says the actor is an admin, who may map a guild parked by a sandbox of another
+	// owner than Owner; anyone else is refused it (forbidden, unpark).
+	Admin bool
 }
 
 // Validate checks the input and returns the normalized guilds and TTL, and the template.
@@ -158,7 +161,7 @@ func (m *Manager) Create(ctx context.Context, actor string, in CreateInput) (_ *
 		if err := insertMappings(ctx, tx, id, actor, guilds); err != nil {
 			return err
 		}
-		unparked, err := unpark(ctx, tx, guilds)
+		unparked, err := unpark(ctx, tx, in.Owner, in.Admin, guilds)
 		if err != nil {
 			return err
 		}

@@ -10,19 +10,20 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
-// AddGuild maps a guild to a running sandbox.
-func (m *Manager) AddGuild(ctx context.Context, actor, id, guildID string) (err error) {
+// AddGuild maps a guild to a running sandbox. A guild parked by a sandbox of another owner
+// than this sandbox's is refused (forbidden) unless admin says the actor is an admin (unpark).
+func (m *Manager) AddGuild(ctx context.Context, actor, id, guildID string, admin bool) (err error) {
 	defer withOp(&err, "map guild %s to sandbox %s", guildID, id)
 	if err := sandbox.ValidateGuildID(guildID); err != nil {
 		return err
 	}
 	err = pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
 		// FOR SHARE keeps the sandbox from leaving running until this mapping commits.
-		var status, name string
+		var status, name, owner string
 		var count int
 		err := tx.QueryRow(ctx, `
-			SELECT s.status, s.name, (SELECT count(*) FROM sandbox_control.guild_mappings m WHERE m.sandbox_id = s.id)
-			FROM sandbox_control.sandboxes s WHERE s.id = $1 FOR SHARE OF s`, id).Scan(&status, &name, &count)
+			SELECT s.status, s.name, s.owner, (SELECT count(*) FROM sandbox_control.guild_mappings m WHERE m.sandbox_id = s.id)
+			FROM sandbox_control.sandboxes s WHERE s.id = $1 FOR SHARE OF s`, id).Scan(&status, &name, &owner, &count)
 		if err := sandboxFound(err, id); err != nil {
 			return err
 		}
@@ -38,7 +39,7 @@ func (m *Manager) AddGuild(ctx context.Context, actor, id, guildID string) (err 
 		if err := insertMappings(ctx, tx, id, actor, []string{guildID}); err != nil {
 			return err
 		}
-		unparked, err := unpark(ctx, tx, []string{guildID})
+		unparked, err := unpark(ctx, tx, owner, admin, []string{guildID})
 		if err != nil {
 			return err
 		}

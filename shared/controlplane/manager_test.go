@@ -177,10 +177,10 @@ func TestGuildConflictsAndProtection(t *testing.T) {
 	if err := m.ProtectGuild(ctx, "operator", guild2, "production"); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.AddGuild(ctx, alice, a.ID, guild2); !errors.Is(err, sandbox.ErrGuildProtected) {
+	if err := m.AddGuild(ctx, alice, a.ID, guild2, false); !errors.Is(err, sandbox.ErrGuildProtected) {
 		t.Fatalf("add protected: %v", err)
 	}
-	if err := m.AddGuild(ctx, alice, a.ID, guild3); !errors.Is(err, sandbox.ErrGuildProtected) {
+	if err := m.AddGuild(ctx, alice, a.ID, guild3, false); !errors.Is(err, sandbox.ErrGuildProtected) {
 		t.Fatalf("add config-protected: %v", err)
 	}
 
@@ -213,13 +213,13 @@ func TestAddAndRemoveGuild(t *testing.T) {
 	m, _ := newManager(t, controlplane.Options{})
 	ctx := context.Background()
 	sb := mustCreate(t, m, controlplane.CreateInput{Name: "guilds", Owner: alice})
-	if err := m.AddGuild(ctx, alice, sb.ID, guild1); err != nil {
+	if err := m.AddGuild(ctx, alice, sb.ID, guild1, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.AddGuild(ctx, alice, sb.ID, guild1); !errors.Is(err, sandbox.ErrGuildAlreadyMapped) {
+	if err := m.AddGuild(ctx, alice, sb.ID, guild1, false); !errors.Is(err, sandbox.ErrGuildAlreadyMapped) {
 		t.Fatalf("re-add: %v", err)
 	}
-	if err := m.AddGuild(ctx, alice, sb.ID, "nope"); !errors.Is(err, sandbox.ErrInvalidInput) {
+	if err := m.AddGuild(ctx, alice, sb.ID, "nope", false); !errors.Is(err, sandbox.ErrInvalidInput) {
 		t.Fatalf("bad id: %v", err)
 	}
 	if err := m.RemoveGuild(ctx, alice, sb.ID, guild2); !errors.Is(err, sandbox.ErrNotFound) {
@@ -235,7 +235,7 @@ func TestAddAndRemoveGuild(t *testing.T) {
 	if _, _, err := m.RequestDestroy(ctx, alice, sb.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.AddGuild(ctx, alice, sb.ID, guild1); !errors.Is(err, sandbox.ErrInvalidTransition) {
+	if err := m.AddGuild(ctx, alice, sb.ID, guild1, false); !errors.Is(err, sandbox.ErrInvalidTransition) {
 		t.Fatalf("add to destroying: %v", err)
 	}
 	entries, _ := m.AuditLog(ctx, sb.ID)
@@ -255,7 +255,7 @@ func TestMaxGuilds(t *testing.T) {
 	m, _ := newManager(t, controlplane.Options{Limits: limits})
 	ctx := context.Background()
 	sb := mustCreate(t, m, controlplane.CreateInput{Name: "max-guilds", Owner: alice, Guilds: []string{guild1, guild2}})
-	if err := m.AddGuild(ctx, alice, sb.ID, guild3); !errors.Is(err, sandbox.ErrInvalidInput) {
+	if err := m.AddGuild(ctx, alice, sb.ID, guild3, false); !errors.Is(err, sandbox.ErrInvalidInput) {
 		t.Fatalf("over the limit: %v", err)
 	}
 }

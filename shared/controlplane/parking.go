@@ -2,6 +2,8 @@ package controlplane
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,7 +20,8 @@ const (
 )
 
 // ParkedGuild is a test guild whose sandbox was torn down: its events are dropped, never
-// sent to production, until its former owner or an admin releases it or it is mapped again.
+// sent to production, until its former owner or an admin releases it or it is mapped again
+// (to a sandbox of its former owner, or by an admin: unpark).
 // The API answers with apiwire.ParkedGuild, converted from this type: same fields, same order.
 type ParkedGuild struct {
 	GuildID     string
@@ -66,16 +69,36 @@ func park(ctx context.Context, tx pgx.Tx, actor, id string, guilds []string, rea
 	return parked, nil
 }
 
-// unpark releases the guilds a new mapping takes, inside its transaction, and returns them.
-func unpark(ctx context.Context, tx pgx.Tx, guilds []string) ([]string, error) {
+// unpark ends the parkings of the guilds a new mapping to a sandbox of owner takes, inside
+// its transaction, and returns the guilds unparked. Mapping a guild ends its parking, so it
+// is held to the rule of a release: a guild parked by a sandbox of another owner is refused
+// (forbidden) unless admin (the actor is an admin), and the caller's transaction, rolled
+// back, changes nothing. The check is the DELETE's own, so a parking committed meanwhile
+// cannot slip past it.
+func unpark(ctx context.Context, tx pgx.Tx, owner string, admin bool, guilds []string) ([]string, error) {
 	if len(guilds) == 0 {
 		return []string{}, nil
 	}
-	rows, err := tx.Query(ctx, `DELETE FROM sandbox_control.parked_guilds WHERE guild_id = ANY($1) RETURNING guild_id`, guilds)
+	rows, err := tx.Query(ctx, `DELETE FROM sandbox_control.parked_guilds pk USING sandbox_control.sandboxes s
+		WHERE pk.guild_id = ANY($1) AND s.id = pk.sandbox_id RETURNING `+parkedColumns, guilds)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
+	ended, err := pgx.CollectRows(rows, scanParked)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(ended, func(a, b ParkedGuild) int { return strings.Compare(a.GuildID, b.GuildID) })
+	unparked := make([]string, 0, len(ended))
+	for _, p := range ended {
+		if p.Owner != owner && !admin {
+			return nil, sandbox.Errorf(sandbox.CodeForbidden,
+				"guild %s is parked by sandbox %q of another owner (%s): it can be mapped again only to a sandbox of that owner, "+
+					"or by an admin, and only that owner or an admin may release it", p.GuildID, p.SandboxName, p.Owner)
+		}
+		unparked = append(unparked, p.GuildID)
+	}
+	return unparked, nil
 }
 
 // Parked returns a parked guild, or a not_found error when the guild is not parked.

@@ -43,7 +43,7 @@ func TestRouteChangesAreRecordedAndPublished(t *testing.T) {
 	m, pool := newManager(t, controlplane.Options{Routes: pub})
 	ctx := context.Background()
 	sb := mustCreate(t, m, controlplane.CreateInput{Name: "alpha", Owner: alice, Guilds: []string{guild1}})
-	if err := m.AddGuild(ctx, alice, sb.ID, guild2); err != nil {
+	if err := m.AddGuild(ctx, alice, sb.ID, guild2, false); err != nil {
 		t.Fatal(err)
 	}
 	if got := pub.calls[len(pub.calls)-1]; !slices.Equal(got, []string{guild2}) {
@@ -92,7 +92,7 @@ func TestDeferredWritesWaitForOnePublication(t *testing.T) {
 	sb := mustCreate(t, m, controlplane.CreateInput{Name: "alpha", Owner: alice, Guilds: []string{guild1}})
 	published := len(pub.calls)
 	d := m.Deferred()
-	if err := d.AddGuild(ctx, alice, sb.ID, guild2); err != nil {
+	if err := d.AddGuild(ctx, alice, sb.ID, guild2, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.Transition(ctx, alice, sb.ID, sandbox.StatusDestroying, nil); err != nil {
@@ -116,34 +116,74 @@ func TestDeferredWritesWaitForOnePublication(t *testing.T) {
 	}
 }
 
-// A teardown parks its guilds; mapping a parked guild again unparks it; only a release with
-// the parking's sandbox releases it; parking and release are audited.
+// A teardown parks its guilds; mapping a parked guild again unparks it, but only to a
+// sandbox of its former owner or by an admin (another owner is refused, nothing changed);
+// only a release with the parking's sandbox releases it; parking and release are audited.
 func TestTeardownParksGuildsUntilReleasedOrMapped(t *testing.T) {
 	m, _ := newManager(t, controlplane.Options{Routes: &recordingPublisher{}})
 	ctx := context.Background()
-	sb := mustCreate(t, m, controlplane.CreateInput{Name: "alpha", Owner: alice, Guilds: []string{guild1, guild2}})
+	sb := mustCreate(t, m, controlplane.CreateInput{Name: "alpha", Owner: alice, Guilds: []string{guild1, guild2, guild3}})
 	tearDownMappings(t, m, sb.ID, "expired")
-	routes, err := m.LookupRoutes(ctx, []string{guild1, guild2})
+	routes, err := m.LookupRoutes(ctx, []string{guild1, guild2, guild3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, g := range []string{guild1, guild2} {
+	for _, g := range []string{guild1, guild2, guild3} {
 		if r := routes[g]; !r.Parked() || r.ParkedBy != sb.ID || r.ParkedAt.IsZero() || r.Destination(sb.CreatedAt) != sandbox.DestinationParked {
 			t.Fatalf("route of %s after the teardown: %+v", g, r)
 		}
 	}
 	mine, err := m.ListParked(ctx, alice)
-	if err != nil || len(mine) != 2 || mine[0].Reason != "expired" || mine[0].SandboxName != "alpha" || mine[0].Owner != alice {
+	if err != nil || len(mine) != 3 || mine[0].Reason != "expired" || mine[0].SandboxName != "alpha" || mine[0].Owner != alice {
 		t.Fatalf("alice's parked guilds: %+v %v", mine, err)
 	}
 	if theirs, err := m.ListParked(ctx, bob); err != nil || len(theirs) != 0 {
 		t.Fatalf("bob's parked guilds: %+v %v", theirs, err)
 	}
+	stillParked := func(what string, guilds ...string) {
+		t.Helper()
+		r, err := m.LookupRoutes(ctx, guilds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range guilds {
+			if !r[g].Parked() || r[g].ParkedBy != sb.ID || r[g].Mapped() {
+				t.Fatalf("%s: route of %s %+v, want still parked by alpha and unmapped", what, g, r[g])
+			}
+		}
+	}
 
-	// Mapped again by a new sandbox: no longer parked.
-	next := mustCreate(t, m, controlplane.CreateInput{Name: "beta", Owner: bob, Guilds: []string{guild2}})
+	// Another owner is refused, at creation and when adding a guild, and nothing changes: no
+	// sandbox, no mapping (not even of a free guild asked with it), the parking intact.
+	const free = "80351110224678915"
+	_, err = m.Create(ctx, bob, controlplane.CreateInput{Name: "beta", Owner: bob, Guilds: []string{free, guild2}})
+	if !errors.Is(err, sandbox.ErrForbidden) {
+		t.Fatalf("bob created a sandbox with alice's parked guild: %v", err)
+	}
+	if _, err := m.GetByName(ctx, "beta"); !errors.Is(err, sandbox.ErrNotFound) {
+		t.Fatalf("the refused creation left a sandbox: %v", err)
+	}
+	if r, _ := m.LookupRoutes(ctx, []string{free}); r[free].Mapped() {
+		t.Fatalf("the refused creation mapped %s: %+v", free, r[free])
+	}
+	stillParked("refused creation", guild2)
+	beta := mustCreate(t, m, controlplane.CreateInput{Name: "beta", Owner: bob})
+	if err := m.AddGuild(ctx, bob, beta.ID, guild2, false); !errors.Is(err, sandbox.ErrForbidden) {
+		t.Fatalf("bob mapped alice's parked guild to his sandbox: %v", err)
+	}
+	stillParked("refused mapping", guild2)
+
+	// The former owner maps it again: no longer parked.
+	next := mustCreate(t, m, controlplane.CreateInput{Name: "gamma", Owner: alice, Guilds: []string{guild2}})
 	if r, _ := m.LookupRoutes(ctx, []string{guild2}); r[guild2].Parked() || r[guild2].SandboxID != next.ID {
-		t.Fatalf("guild2 mapped again: %+v", r[guild2])
+		t.Fatalf("guild2 mapped again by alice: %+v", r[guild2])
+	}
+	// An admin may map it to any owner's sandbox.
+	if err := m.AddGuild(ctx, "admin", beta.ID, guild3, true); err != nil {
+		t.Fatalf("an admin mapping alice's parked guild to bob's sandbox: %v", err)
+	}
+	if r, _ := m.LookupRoutes(ctx, []string{guild3}); r[guild3].Parked() || r[guild3].SandboxID != beta.ID {
+		t.Fatalf("guild3 mapped by an admin: %+v", r[guild3])
 	}
 	// Released: with another sandbox's id nothing happens; with its own, production.
 	if err := m.ReleaseGuild(ctx, alice, guild1, next.ID); !errors.Is(err, sandbox.ErrNotFound) {
@@ -166,7 +206,7 @@ func TestTeardownParksGuildsUntilReleasedOrMapped(t *testing.T) {
 	for _, e := range entries {
 		counts[e.Action]++
 	}
-	if counts[controlplane.ActionGuildParked] != 2 || counts[controlplane.ActionGuildReleased] != 1 {
+	if counts[controlplane.ActionGuildParked] != 3 || counts[controlplane.ActionGuildReleased] != 1 {
 		t.Fatalf("audit %v", counts)
 	}
 }

@@ -147,7 +147,7 @@ func TestManagerInvalidatesOnMappingChanges(t *testing.T) {
 	if cached(guild1) {
 		t.Fatal("create left a stale entry for its guild")
 	}
-	if err := m.AddGuild(ctx, "alice", sb.ID, guild2); err != nil {
+	if err := m.AddGuild(ctx, "alice", sb.ID, guild2, false); err != nil {
 		t.Fatal(err)
 	}
 	if cached(guild2) {

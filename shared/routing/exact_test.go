@@ -51,7 +51,7 @@ func TestWriteBackAfterAPublishedMappingIsRefused(t *testing.T) {
 	q := &queue{}
 	store := &interleavedStore{RouteStore: e.manager}
 	store.between = func() {
-		if err := e.manager.AddGuild(ctx, owner, sb.ID, gRace); err != nil {
+		if err := e.manager.AddGuild(ctx, owner, sb.ID, gRace, false); err != nil {
 			t.Error(err)
 		}
 	}
@@ -127,7 +127,7 @@ func TestUnpublishedChangeConvergesWithinThePublishInterval(t *testing.T) {
 	cut := controlplane.NewManager(e.pool, controlplane.Options{
 		Limits: sandbox.DefaultLimits(), Routes: routecache.New(deadRedis(t), 0, 0),
 	})
-	if err := cut.AddGuild(ctx, owner, sb.ID, gLost); err != nil {
+	if err := cut.AddGuild(ctx, owner, sb.ID, gLost, false); err != nil {
 		t.Fatal(err)
 	}
 	var pending int

@@ -40,7 +40,7 @@ func TestRouterRunsOnItsOwnRole(t *testing.T) {
 	cut := controlplane.NewManager(e.pool, controlplane.Options{
 		Limits: sandbox.DefaultLimits(), Routes: routecache.New(deadRedis(t), 0, 0),
 	})
-	if err := cut.AddGuild(ctx, owner, sb.ID, gRun2); err != nil {
+	if err := cut.AddGuild(ctx, owner, sb.ID, gRun2, false); err != nil {
 		t.Fatal(err)
 	}
 	pending := func() int {
