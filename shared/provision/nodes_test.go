@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -35,10 +34,7 @@ func TestRedisUserReachesEveryNode(t *testing.T) {
 	if err := e.p.Provision(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	creds, err := e.p.RotateCredentials(ctx, id, time.Now().Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
+	creds := rotated(t, e, id)
 	for _, n := range nodes {
 		if err := authenticates(t, n, creds.RedisUser, creds.RedisPassword); err != nil {
 			t.Fatalf("node %s: %v", n.Options().Addr, err)

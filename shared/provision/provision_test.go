@@ -69,11 +69,17 @@ func provisioned(t *testing.T, e env) (string, string) {
 	if err := e.p.Provision(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
-	creds, err := e.p.RotateCredentials(context.Background(), id, time.Now().Add(time.Hour))
+	return id, rotated(t, e, id).DatabasePassword
+}
+
+// rotated gives the sandbox fresh credentials, as connect does, valid for an hour.
+func rotated(t *testing.T, e env, id string) provision.Credentials {
+	t.Helper()
+	creds, err := e.p.RotateCredentials(t.Context(), id, time.Now().Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return id, creds.DatabasePassword
+	return creds
 }
 
 // waitUntil polls cond until it holds, for a state another session or server reaches on its
@@ -216,28 +222,36 @@ func TestDropIsIdempotentAndTerminatesSessions(t *testing.T) {
 	}
 }
 
+// lockATable holds a lock on a table of the sandbox's schema, as another session's query
+// would, until release is called or the test ends.
+func lockATable(t *testing.T, e env, id string) (release func()) {
+	t.Helper()
+	tx, err := e.pool.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	release = func() { _ = tx.Rollback(context.Background()) }
+	t.Cleanup(release)
+	if _, err := tx.Exec(t.Context(), "LOCK TABLE "+pgx.Identifier{sandbox.SchemaName(id), "members"}.Sanitize()+" IN ACCESS SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	return release
+}
+
 func TestDropFailsFastOnABusySchema(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
 	id, _ := provisioned(t, e)
-	// Another transaction holds a lock on a table of the schema.
-	tx, err := e.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `LOCK TABLE `+sandbox.SchemaName(id)+`.members IN ACCESS SHARE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	release := lockATable(t, e, id)
 	start := time.Now()
-	_, err = e.p.Drop(ctx, id, 200*time.Millisecond)
+	_, err := e.p.Drop(ctx, id, 200*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "lock timeout") {
 		t.Fatalf("want a lock timeout, got %v", err)
 	}
 	if time.Since(start) > 30*time.Second {
 		t.Fatal("drop hung instead of failing")
 	}
-	_ = tx.Rollback(ctx)
+	release()
 	if _, err := e.p.Drop(ctx, id, time.Second); err != nil {
 		t.Fatalf("retry after the lock is gone: %v", err)
 	}

@@ -20,10 +20,7 @@ func TestSandboxCannotTouchItsUsage(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
 	id, _ := provisioned(t, e)
-	creds, err := e.p.RotateCredentials(ctx, id, time.Now().Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
+	creds := rotated(t, e, id)
 	usage := keys.Usage(id)
 	if err := e.rdb.HSet(ctx, usage, keys.UsageFieldEvents, 3).Err(); err != nil {
 		t.Fatal(err)
