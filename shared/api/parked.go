@@ -36,7 +36,7 @@ func (h *Handler) releaseGuild(w http.ResponseWriter, r *http.Request, c caller)
 	if err != nil {
 		return err
 	}
-	if !c.admin && parked.Owner != c.principal {
+	if !parked.EndableBy(c.principal, c.admin) {
 		return sandbox.Errorf(sandbox.CodeForbidden, "guild %s was parked by a sandbox of another owner", guild)
 	}
 	if err := h.deps.Sandboxes.ReleaseGuild(r.Context(), c.principal, guild, parked.SandboxID); err != nil {

@@ -32,6 +32,10 @@ type ParkedGuild struct {
 	ParkedAt    time.Time
 }
 
+// EndableBy is the one rule of who may end a parking, by releasing the guild or by mapping
+// it to a sandbox of theirs: the owner of the sandbox that parked it, or an admin.
+func (p ParkedGuild) EndableBy(owner string, admin bool) bool { return admin || p.Owner == owner }
+
 const parkedColumns = `pk.guild_id, pk.sandbox_id, s.name, pk.owner, pk.reason, pk.parked_at`
 
 func scanParked(row pgx.CollectableRow) (ParkedGuild, error) {
@@ -91,7 +95,7 @@ func unpark(ctx context.Context, tx pgx.Tx, owner string, admin bool, guilds []s
 	slices.SortFunc(ended, func(a, b ParkedGuild) int { return strings.Compare(a.GuildID, b.GuildID) })
 	unparked := make([]string, 0, len(ended))
 	for _, p := range ended {
-		if p.Owner != owner && !admin {
+		if !p.EndableBy(owner, admin) {
 			return nil, sandbox.Errorf(sandbox.CodeForbidden,
 				"guild %s is parked by sandbox %q of another owner (%s): it can be mapped again only to a sandbox of that owner, "+
 					"or by an admin, and only that owner or an admin may release it", p.GuildID, p.SandboxName, p.Owner)
