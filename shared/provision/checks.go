@@ -86,15 +86,14 @@ func roleOf(ctx context.Context, q queryRower, role string) (roleState, error) {
 	var st roleState
 	var comment *string
 	var oid *uint32
-	err := q.QueryRow(ctx, `SELECT pg_catalog.current_database(),
-		(SELECT pg_catalog.shobj_description(r.oid, 'pg_authid') FROM pg_catalog.pg_roles r WHERE r.rolname = $1),
-		EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1),
-		(SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = $1)`, role).Scan(&st.database, &comment, &st.exists, &oid)
+	// One row whether or not the role exists: its columns are NULL when it does not.
+	err := q.QueryRow(ctx, `SELECT pg_catalog.current_database(), r.oid, pg_catalog.shobj_description(r.oid, 'pg_authid')
+		FROM (SELECT) AS one LEFT JOIN pg_catalog.pg_roles r ON r.rolname = $1`, role).Scan(&st.database, &oid, &comment)
 	if err != nil {
 		return st, fmt.Errorf("read role %s: %w", role, err)
 	}
 	if oid != nil {
-		st.oid = *oid
+		st.exists, st.oid = true, *oid
 	}
 	st.ours = st.exists && comment != nil && ownRole(*comment, st.database)
 	return st, nil
