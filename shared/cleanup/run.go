@@ -177,8 +177,8 @@ func nearDeadline(ctx context.Context, margin time.Duration) bool {
 }
 
 // runTeardowns tears down the due sandboxes: it claims them on s.concurrency workers, then
-// takes the claimed ones through the steps together (tearDown). Every candidate ends up destroyed, failed, skipped, lost or left at the
-// deadline.
+// takes the claimed ones through the steps together (tearDown). Every candidate ends up
+// destroyed, failed, skipped, lost or left at the deadline.
 func (s *Service) runTeardowns(ctx context.Context, dryRun bool, margin time.Duration, rep *RunReport) error {
 	now := s.now()
 	cands, err := s.candidates.TeardownCandidates(ctx, now, now.Add(-s.stuckAfter), s.batchLimit)

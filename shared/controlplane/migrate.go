@@ -112,7 +112,7 @@ func migrate(ctx context.Context, conn *pgxpool.Conn) ([]string, error) {
 				return err
 			}
 			err := tx.QueryRow(ctx, "SELECT checksum FROM sandbox_control.schema_migrations WHERE version = $1", m.Version).Scan(&recorded)
-			if err == nil || !errors.Is(err, pgx.ErrNoRows) {
+			if !isNoRows(err) {
 				return err
 			}
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {

@@ -12,9 +12,9 @@ import (
 )
 
 // This file holds the control-plane queries of the teardown and expiry warnings
-// (docs/architecture.md, "Cleanup");
-// those of orphan reconciliation are in orphans.go. The policy and the teardown record's shape belong to the
-// cleanup package; the record is stored here as opaque JSON.
+// (docs/architecture.md, "Cleanup"); those of orphan reconciliation are in orphans.go. The
+// policy and the teardown record's shape belong to the cleanup package; the record is stored
+// here as opaque JSON.
 
 // Audit actions of the cleanup service; they complete the list in store.go.
 const (
