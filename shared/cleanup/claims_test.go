@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/redis/go-redis/v9"
 
@@ -324,16 +322,10 @@ func TestASandboxCannotHoldTheControlPlanesLocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := url.Parse(e.url)
+	worker, err := testenv.ConnectAs(t, e.url, sandbox.RoleName(hostile.ID), creds.DatabasePassword)
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.User = url.UserPassword(sandbox.RoleName(hostile.ID), creds.DatabasePassword)
-	worker, err := pgx.Connect(ctx, u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = worker.Close(context.Background()) }()
 	for _, sql := range []string{
 		// The teardown lock of every other sandbox the catalog names ("sbtd", hashtext(id)).
 		`SELECT pg_catalog.count(pg_catalog.pg_advisory_lock(1935832164, pg_catalog.hashtext(pg_catalog.substr(nspname, 4))))

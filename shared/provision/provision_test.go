@@ -3,7 +3,6 @@ package provision_test
 import (
 	"context"
 	"errors"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -37,26 +36,11 @@ func setup(t *testing.T) env {
 	return env{pool: pool, url: dbURL, rdb: rdb, p: provision.New(pool, rdb, "sandbox_template")}
 }
 
-// connectAs opens a connection to the test database as a sandbox role with its password.
-func connectAs(t *testing.T, dbURL, role, password string) (*pgx.Conn, error) {
-	t.Helper()
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.User = url.UserPassword(role, password)
-	conn, err := pgx.Connect(context.Background(), u.String())
-	if err == nil {
-		t.Cleanup(func() { _ = conn.Close(context.Background()) })
-	}
-	return conn, err
-}
-
 // session opens a connection as sandbox id's role with its password, failing the test if it
 // cannot.
 func (e env) session(t *testing.T, id, password string) *pgx.Conn {
 	t.Helper()
-	conn, err := connectAs(t, e.url, sandbox.RoleName(id), password)
+	conn, err := testenv.ConnectAs(t, e.url, sandbox.RoleName(id), password)
 	if err != nil {
 		t.Fatalf("connect as the role of sandbox %s: %v", id, err)
 	}
@@ -187,10 +171,10 @@ func TestRotatePasswordInvalidatesThePreviousOne(t *testing.T) {
 	if err != nil || second == first {
 		t.Fatalf("rotate: %v", err)
 	}
-	if _, err := connectAs(t, e.url, sandbox.RoleName(id), first); err == nil {
+	if _, err := testenv.ConnectAs(t, e.url, sandbox.RoleName(id), first); err == nil {
 		t.Fatal("the previous password still works")
 	}
-	if _, err := connectAs(t, e.url, sandbox.RoleName(id), second); err != nil {
+	if _, err := testenv.ConnectAs(t, e.url, sandbox.RoleName(id), second); err != nil {
 		t.Fatalf("new password: %v", err)
 	}
 	if _, err := e.p.RotateCredentials(ctx, sandbox.NewID(), time.Now().Add(time.Hour)); !errors.Is(err, sandbox.ErrNotFound) {

@@ -135,7 +135,7 @@ func TestRotationSendsNoPlaintextPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := connectAs(t, e.url, sandbox.RoleName(id), creds.DatabasePassword); err != nil {
+	if _, err := testenv.ConnectAs(t, e.url, sandbox.RoleName(id), creds.DatabasePassword); err != nil {
 		t.Fatalf("the new password does not log in: %v", err)
 	}
 	// The log is written asynchronously by the server process; the statement is logged before
@@ -315,10 +315,10 @@ func TestSandboxRoleCannotConnectToAnotherDatabase(t *testing.T) {
 	e := setup(t)
 	id, pw := provisioned(t, e)
 	_, otherURL := testenv.Postgres(t)
-	if _, err := connectAs(t, otherURL, sandbox.RoleName(id), pw); err == nil || !strings.Contains(err.Error(), "permission denied") {
+	if _, err := testenv.ConnectAs(t, otherURL, sandbox.RoleName(id), pw); err == nil || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("the role connected to another database: %v", err)
 	}
-	if _, err := connectAs(t, e.url, sandbox.RoleName(id), pw); err != nil {
+	if _, err := testenv.ConnectAs(t, e.url, sandbox.RoleName(id), pw); err != nil {
 		t.Fatalf("the role cannot connect to its own: %v", err)
 	}
 }
@@ -359,7 +359,7 @@ func TestALateSessionIsEndedWithTheTeardown(t *testing.T) {
 			sandbox.SchemaName(id)).Scan(&waiting)
 		return err == nil && waiting
 	})
-	late, err := connectAs(t, e.url, sandbox.RoleName(id), pw)
+	late, err := testenv.ConnectAs(t, e.url, sandbox.RoleName(id), pw)
 	if err != nil {
 		t.Fatalf("no session could log in during the drop: this test proves nothing: %v", err)
 	}

@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -22,6 +23,22 @@ type Traps struct {
 	role   string
 	// Marker is the table the spy creates in public when it escalates.
 	Marker string
+}
+
+// ConnectAs opens a connection to the test database at dbURL as role with its password, a
+// sandbox role's as its worker would; it is closed when the test ends.
+func ConnectAs(t testing.TB, dbURL, role, password string) (*pgx.Conn, error) {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(role, password)
+	conn, err := pgx.Connect(context.Background(), u.String())
+	if err == nil {
+		t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	}
+	return conn, err
 }
 
 // ArmTraps sets the traps up through conn, a session of the sandbox role itself.
