@@ -3,7 +3,9 @@ package provision_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -76,5 +78,51 @@ func TestRedisUserReachesEveryNode(t *testing.T) {
 		if err := n.Do(ctx, "ACL", "GETUSER", creds.RedisUser).Err(); !errors.Is(err, redis.Nil) {
 			t.Errorf("node %s: the deleted user came back: %v", n.Options().Addr, err)
 		}
+	}
+}
+
+// A replica the other nodes flag as failed is left out of the cluster's topology (their
+// CLUSTER SLOTS), and it keeps its ACL users while it is out. A rotation or a deletion then
+// fails, unavailable, naming the node, instead of reporting done while the old credential
+// still works there; once the node is back, the next attempt completes the change everywhere.
+func TestACLChangesWaitForAFailedReplica(t *testing.T) {
+	e := setup(t)
+	cluster := testenv.FailoverCluster(t)
+	ctx := context.Background()
+	id, _ := provisioned(t, e)
+	old := rotated(t, e, id)
+	replica := ""
+	for _, addr := range cluster.Addrs() {
+		if cluster.Role(addr) == "slave" {
+			replica = addr
+		}
+	}
+
+	cluster.Unreachable(replica, 10*time.Second)
+	cluster.WaitFlaggedFailed(replica)
+	unreached := func(what string, err error) {
+		t.Helper()
+		if sandbox.CodeOf(err) != sandbox.CodeUnavailable || !strings.Contains(err.Error(), replica) {
+			t.Fatalf("%s with %s flagged as failed: %v, want unavailable naming it", what, replica, err)
+		}
+	}
+	_, err := e.p.RotateCredentials(ctx, id, time.Now().Add(time.Hour))
+	unreached("rotation", err)
+	_, err = e.p.DeleteRedisUsers(ctx, []string{id})
+	unreached("deletion", err)
+
+	cluster.WaitHealthy()
+	back := redis.NewClient(&redis.Options{Addr: replica})
+	defer func() { _ = back.Close() }()
+	if err := authenticates(t, back, old.RedisUser, old.RedisPassword); err != nil {
+		t.Fatalf("the replica, back, lost the user on its own (the test proves nothing): %v", err)
+	}
+	// The failed deletion went through on the other nodes: only the replica has the user left.
+	res, err := e.p.DeleteRedisUsers(ctx, []string{id})
+	if n := len(cluster.Addrs()); err != nil || res[id].Nodes != n || res[id].Deleted != 1 {
+		t.Fatalf("DeleteRedisUsers, the replica back: %+v %v, want %d nodes asked, the user deleted on 1", res[id], err, n)
+	}
+	if with := cluster.NodesWithUser(old.RedisUser); len(with) != 0 {
+		t.Errorf("the user survived on %v", with)
 	}
 }

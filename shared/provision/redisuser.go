@@ -6,12 +6,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
 // forEachNode runs fn on every node of a cluster client (primaries and replicas: ACL users
@@ -19,6 +22,59 @@ import (
 // and returns how many nodes it ran on.
 func forEachNode(ctx context.Context, rdb redis.UniversalClient, fn func(ctx context.Context, node redis.UniversalClient) error) (int, error) {
 	return onNodes(ctx, rdb, false, fn)
+}
+
+// forEveryNode is forEachNode for an ACL change that must reach every node the cluster knows:
+// a deleted user, or a password replaced, left on one node is a credential that still works
+// there. CLUSTER SLOTS, the client's topology, leaves out a replica the other nodes flag as
+// failed, and that replica keeps what it had when it comes back. So each node reached also
+// says which nodes it knows (CLUSTER NODES), and a node known but not reached fails the call
+// with an unavailable error after fn ran on the others; the caller's next attempt, once the
+// node is back, completes the change.
+func forEveryNode(ctx context.Context, rdb redis.UniversalClient, fn func(ctx context.Context, node redis.UniversalClient) error) (int, error) {
+	if _, ok := rdb.(*redis.ClusterClient); !ok {
+		return forEachNode(ctx, rdb, fn)
+	}
+	var mu sync.Mutex
+	reached := map[string]bool{} // node ids
+	known := map[string]string{} // node id -> its address and flags, as a node reached says
+	n, err := forEachNode(ctx, rdb, func(ctx context.Context, node redis.UniversalClient) error {
+		id, err := node.Do(ctx, "CLUSTER", "MYID").Text()
+		if err != nil {
+			return fmt.Errorf("CLUSTER MYID: %w", err)
+		}
+		nodes, err := node.ClusterNodes(ctx).Result()
+		if err != nil {
+			return fmt.Errorf("CLUSTER NODES: %w", err)
+		}
+		mu.Lock()
+		reached[id] = true
+		for line := range strings.Lines(nodes) {
+			// <id> <ip:port@cport[,hostname]> <flags> ...; a node in handshake is not a
+			// member yet, and has no user to keep.
+			if f := strings.Fields(line); len(f) >= 3 && !strings.Contains(f[2], "handshake") {
+				known[f[0]] = f[1] + " " + f[2]
+			}
+		}
+		mu.Unlock()
+		return fn(ctx, node)
+	})
+	if err != nil {
+		return n, err
+	}
+	var missed []string
+	for id, what := range known {
+		if !reached[id] {
+			missed = append(missed, what)
+		}
+	}
+	if len(missed) > 0 {
+		slices.Sort(missed)
+		return n, sandbox.Errorf(sandbox.CodeUnavailable,
+			"%d Redis cluster node(s) the cluster knows were not reached (%s): the ACL change is not on them yet; it is completed when they are back",
+			len(missed), strings.Join(missed, "; "))
+	}
+	return n, nil
 }
 
 // ForEachPrimary runs fn on every primary of a cluster client, concurrently, or on the client
@@ -74,7 +130,13 @@ func (p *Provisioner) setRedisUser(ctx context.Context, id, password string) err
 	if err != nil {
 		return err
 	}
-	_, err = forEachNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
+	// A new user (no password) may miss a node flagged as failed: the scheduled refresh copies
+	// it there later. A password must replace the old one on every node (forEveryNode).
+	each := forEveryNode
+	if password == "" {
+		each = forEachNode
+	}
+	_, err = each(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
 		return node.Do(ctx, args...).Err()
 	})
 	return err
@@ -132,8 +194,8 @@ type RedisUserResult struct {
 // delUserBatch bounds the users one ACL DELUSER names.
 const delUserBatch = 1000
 
-// DeleteRedisUsers deletes the ACL users of the sandboxes ids on every node, whatever their
-// number, with one ACL USERS (to say which existed) and one ACL DELUSER per delUserBatch users
+// DeleteRedisUsers deletes the ACL users of the sandboxes ids on every node the cluster knows
+// (forEveryNode: a node it cannot reach fails the call), whatever their number, with one ACL USERS (to say which existed) and one ACL DELUSER per delUserBatch users
 // per node, and returns what it found per id. ACL DELUSER also closes every connection
 // authenticated as a user, so a worker still connected loses its session at once. Every name
 // is deleted, listed or not, so a user created after the listing goes too. Idempotent: a
@@ -158,7 +220,7 @@ func (p *Provisioner) DeleteRedisUsers(ctx context.Context, ids []string) (map[s
 	}
 	var mu sync.Mutex
 	deleted := map[string]int{}
-	nodes, err := forEachNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
+	nodes, err := forEveryNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
 		users, err := node.Do(ctx, "ACL", "USERS").StringSlice()
 		if err != nil {
 			return fmt.Errorf("ACL USERS: %w", err)

@@ -235,8 +235,8 @@ func releaseCluster(t testing.TB, holder string, h *clusterHold) {
 
 // waitClusterHealthy waits until every node of c answers and sees the cluster whole (state ok,
 // every slot served, every node known) with as many primaries as slot ranges and every primary's
-// replicas connected and synced: after a failover, until the old primary has rejoined as a
-// replica. It gives up after clusterSettleTimeout, saying what was still wrong.
+// replicas connected and synced, and no node flagging another as failing: after a failover,
+// until the old primary has rejoined as a replica and every node sees it so. It gives up after clusterSettleTimeout, saying what was still wrong.
 func waitClusterHealthy(ctx context.Context, t testing.TB, c redisCluster) error {
 	ctx, cancel := context.WithTimeout(ctx, clusterSettleTimeout)
 	defer cancel()
@@ -293,6 +293,9 @@ func clusterProblem(ctx context.Context, nodes []*redis.Client) string {
 		if size < 0 {
 			size, _ = strconv.Atoi(fields["cluster_size"])
 		}
+		if problem := flaggedNodes(ctx, node); problem != "" {
+			return problem
+		}
 		repl, err := node.Info(ctx, "replication").Result()
 		if err != nil {
 			return fmt.Sprintf("%s: INFO replication: %v", addr, err)
@@ -327,6 +330,33 @@ func clusterProblem(ctx context.Context, nodes []*redis.Client) string {
 	for addr, online := range replicasOf {
 		if online != replicas/primaries {
 			return fmt.Sprintf("%s: a primary with %d replicas online, want %d", addr, online, replicas/primaries)
+		}
+	}
+	return ""
+}
+
+// flaggedNodes returns what node's view of the cluster still holds against a node (CLUSTER
+// NODES: a flag of failure or of a node not yet a member, a link down), or "" when nothing.
+// A replica another node flags as failed is left out of that node's CLUSTER SLOTS, so a
+// client's topology may lack it until the flag is cleared.
+func flaggedNodes(ctx context.Context, node *redis.Client) string {
+	addr := node.Options().Addr
+	nodes, err := node.ClusterNodes(ctx).Result()
+	if err != nil {
+		return fmt.Sprintf("%s: CLUSTER NODES: %v", addr, err)
+	}
+	for line := range strings.Lines(nodes) {
+		f := strings.Fields(line) // <id> <addr> <flags> <primary> <ping> <pong> <epoch> <link> ...
+		if len(f) < 8 {
+			continue
+		}
+		for flag := range strings.SplitSeq(f[2], ",") {
+			if flag == "fail" || flag == "fail?" || flag == "handshake" || flag == "noaddr" {
+				return fmt.Sprintf("%s sees %s flagged %s", addr, f[1], f[2])
+			}
+		}
+		if f[7] != "connected" {
+			return fmt.Sprintf("%s sees its link to %s %s", addr, f[1], f[7])
 		}
 	}
 	return ""

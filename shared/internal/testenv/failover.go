@@ -176,9 +176,43 @@ func (c *ClusterControl) WaitPromoted(old, key string) string {
 	return promoted
 }
 
+// WaitFlaggedFailed waits (bounded) until every other node flags the node at addr as failed
+// (CLUSTER NODES: "fail", not just "fail?"), the point from which their CLUSTER SLOTS leave
+// out a replica, so a cluster client's topology lacks it.
+func (c *ClusterControl) WaitFlaggedFailed(addr string) {
+	c.t.Helper()
+	err := c.poll(failoverTimeout, func(ctx context.Context) error {
+		for _, other := range c.addrs {
+			if other == addr {
+				continue
+			}
+			n := c.node(other, time.Second)
+			nodes, err := n.ClusterNodes(ctx).Result()
+			_ = n.Close()
+			if err != nil {
+				return fmt.Errorf("CLUSTER NODES on %s: %w", other, err)
+			}
+			flagged := false
+			for line := range strings.Lines(nodes) {
+				if f := strings.Fields(line); len(f) >= 3 && strings.HasPrefix(f[1], addr+"@") {
+					flagged = slices.Contains(strings.Split(f[2], ","), "fail")
+				}
+			}
+			if !flagged {
+				return fmt.Errorf("%s does not flag %s as failed yet", other, addr)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.t.Fatalf("testenv: %s not flagged as failed within %s: %v", addr, failoverTimeout, err)
+	}
+}
+
 // WaitHealthy waits (bounded) until the whole cluster is healthy (waitClusterHealthy): every
 // node answers and agrees the cluster is ok, every primary's replicas are online (so a sleeper
-// is back, as a replica).
+// is back, as a replica), and no node flags another as failing (so every node is in every
+// node's CLUSTER SLOTS again).
 func (c *ClusterControl) WaitHealthy() {
 	c.t.Helper()
 	if err := waitClusterHealthy(c.t.Context(), c.t, c.cluster); err != nil {
