@@ -425,6 +425,28 @@ func TestSandboxHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A stream the sandbox's code made take no entry is unhealthy, saying why and how to mend
+	// it: an entry at the largest ID, another type in its place.
+	unusable := func(what, why string) {
+		t.Helper()
+		h := decode[apiwire.SandboxHealth](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha/health", principal: alice}))
+		if c := checks(h)["redis"]; h.Overall != api.Unhealthy || c.Status != api.CheckFail ||
+			!strings.Contains(c.Detail, why) || !strings.Contains(c.Detail, "MKSTREAM") {
+			t.Errorf("%s: %s %+v", what, h.Overall, c)
+		}
+	}
+	if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.EventStream(sb.ID), ID: keys.MaxStreamID.String(), Values: []string{"k", "v"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	unusable("an entry at the largest ID", "largest possible")
+	if err := e.rdb.Del(ctx, keys.EventStream(sb.ID)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rdb.Set(ctx, keys.EventStream(sb.ID), "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	unusable("a string in place of the stream", "another type")
+
 	// A missing stream is unhealthy.
 	if err := e.rdb.Del(ctx, keys.EventStream(sb.ID)).Err(); err != nil {
 		t.Fatal(err)

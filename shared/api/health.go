@@ -162,6 +162,9 @@ func (h *Handler) redisCheck(ctx context.Context, sb *sandbox.Sandbox) (string, 
 		return CheckFail, h.unreachable(ctx, "XINFO STREAM "+stream, err)
 	case !st.Exists:
 		return CheckFail, "stream " + stream + " missing"
+	case st.Unusable != "":
+		return CheckFail, fmt.Sprintf("stream %s takes no event: %s; the router drops this sandbox's events until its code mends it (DEL %s, then XGROUP CREATE %s %s 0 MKSTREAM)",
+			stream, st.Unusable, stream, stream, keys.EventsGroup)
 	}
 	detail := fmt.Sprintf("stream %s: length %d, groups %d", stream, st.Length, st.Groups)
 	if !st.EventsGroup {

@@ -15,6 +15,9 @@ type StreamID struct{ MS, Seq uint64 }
 // MaxStreamSeq is the greatest sequence part of an id.
 const MaxStreamSeq = ^uint64(0)
 
+// MaxStreamID is the largest id: a stream whose last id it is takes no entry after it.
+var MaxStreamID = StreamID{MS: ^uint64(0), Seq: MaxStreamSeq}
+
 // ParseStreamID reads a complete id as Redis writes it: two unsigned 64-bit decimals joined
 // by "-" (no sign, no "*", no "+" or "-" shorthand).
 func ParseStreamID(s string) (StreamID, bool) {

@@ -3,9 +3,9 @@ package provision
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
@@ -122,6 +122,11 @@ type Stream struct {
 	// Pending counts the entries it delivered and nobody acknowledged yet.
 	EventsGroup bool
 	Pending     int64
+	// Unusable says why the router can append no entry, when the sandbox's own code made it
+	// so: its key holds another type, or its last ID is the largest possible. The router drops
+	// the sandbox's events meanwhile (routing's stream_unusable); its code can mend it (DEL
+	// the key, then XGROUP CREATE ... MKSTREAM).
+	Unusable string
 }
 
 // InspectStream reads the sandbox's event stream and its consumer groups (XINFO STREAM and
@@ -137,22 +142,38 @@ func (p *Provisioner) InspectStream(ctx context.Context, id string) (Stream, err
 	info := pipe.XInfoStream(ctx, s.Key)
 	groups := pipe.XInfoGroups(ctx, s.Key)
 	_, _ = pipe.Exec(ctx) // each command's error is read below
+	return s, s.read(info, groups)
+}
+
+// read fills s from the answers of XINFO STREAM and XINFO GROUPS on its key. A missing stream
+// is no error, and neither is one the sandbox's own code made unusable (Unusable says why): the
+// worker owns its stream, and what it did there must not fail a read of the control plane's.
+// The error of a failed read names its command.
+func (s *Stream) read(info *redis.XInfoStreamCmd, groups *redis.XInfoGroupsCmd) error {
 	if err := info.Err(); err != nil {
-		if strings.Contains(err.Error(), "no such key") {
-			return s, nil
+		switch {
+		case isNoSuchKey(err):
+			return nil
+		case redis.HasErrorPrefix(err, "WRONGTYPE"):
+			s.Exists, s.Unusable = true, "the key holds another type than a stream"
+			return nil
 		}
-		return s, fmt.Errorf("XINFO STREAM %s: %w", s.Key, err)
+		return fmt.Errorf("XINFO STREAM %s: %w", s.Key, err)
 	}
 	s.Exists, s.Length, s.Groups = true, info.Val().Length, info.Val().Groups
-	if err := groups.Err(); err != nil {
-		return s, fmt.Errorf("XINFO GROUPS %s: %w", s.Key, err)
+	if last, ok := keys.ParseStreamID(info.Val().LastGeneratedID); ok && last == keys.MaxStreamID {
+		s.Unusable = "its last ID is the largest possible (" + last.String() + "): no entry can follow"
 	}
+	if err := groups.Err(); err != nil {
+		return fmt.Errorf("XINFO GROUPS %s: %w", s.Key, err)
+	}
+	// The worker may have deleted its group: no group, nothing pending.
 	for _, g := range groups.Val() {
 		if g.Name == keys.EventsGroup {
 			s.EventsGroup, s.Pending = true, g.Pending
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // SandboxSchemas lists the ids of the schemas named exactly like a sandbox's (sb_<id> with

@@ -71,16 +71,8 @@ func (p *Provisioner) RedisUsage(ctx context.Context, ids []string) (map[string]
 			n := field(hash, keys.UsageFieldKeys)
 			u.Keys, u.KeysCountedAt = &n, fieldTime(hash, keys.UsageFieldKeysCountedMS)
 		}
-		if err := c.info.Err(); err != nil && !isNoSuchKey(err) {
-			return nil, fmt.Errorf("read usage: XINFO STREAM %s: %w", u.Stream.Key, err)
-		} else if err == nil {
-			u.Stream.Exists, u.Stream.Length, u.Stream.Groups = true, c.info.Val().Length, c.info.Val().Groups
-			// The worker owns its stream and may have deleted its group: no group, nothing pending.
-			for _, g := range c.groups.Val() {
-				if g.Name == keys.EventsGroup {
-					u.Stream.EventsGroup, u.Stream.Pending = true, g.Pending
-				}
-			}
+		if err := u.Stream.read(c.info, c.groups); err != nil {
+			return nil, fmt.Errorf("read usage: %w", err)
 		}
 		out[id] = u
 	}

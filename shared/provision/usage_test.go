@@ -54,13 +54,18 @@ func TestSandboxCannotTouchItsUsage(t *testing.T) {
 }
 
 // RedisUsage reads the counters, the stream's length and its group's pending entries of many
-// sandboxes at once; a sandbox with no hash, or no stream any more, reads as zeros.
+// sandboxes at once; a sandbox with no hash, or no stream any more, reads as zeros; and one
+// whose own code put a string in place of its stream reads as unusable, failing nobody's read.
 func TestRedisUsage(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
 	busy, _ := provisioned(t, e)
 	quiet, _ := provisioned(t, e)
+	broken, _ := provisioned(t, e)
 	gone := sandbox.NewID()
+	if err := e.rdb.Set(ctx, keys.EventStream(broken), "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
 	at := time.UnixMilli(1767000000123).UTC()
 	if err := e.rdb.HSet(ctx, keys.Usage(busy), keys.UsageFieldEvents, 7, keys.UsageFieldLastEventMS, at.UnixMilli(),
 		keys.UsageFieldKeys, 4, keys.UsageFieldKeysCountedMS, at.UnixMilli()).Err(); err != nil {
@@ -75,7 +80,7 @@ func TestRedisUsage(t *testing.T) {
 		Streams: []string{keys.EventStream(busy), ">"}, Count: 2}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	got, err := e.p.RedisUsage(ctx, []string{busy, quiet, gone})
+	got, err := e.p.RedisUsage(ctx, []string{busy, quiet, broken, gone})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +94,9 @@ func TestRedisUsage(t *testing.T) {
 	}
 	if g, ok := got[gone]; !ok || g.Stream.Exists || g.Events != 0 {
 		t.Errorf("gone: %+v %v", g, ok)
+	}
+	if b := got[broken]; !b.Stream.Exists || b.Stream.Unusable == "" || b.Stream.Length != 0 {
+		t.Errorf("broken: %+v", b)
 	}
 }
 

@@ -287,6 +287,9 @@ const (
 	// DropReasonStreamGone: the sandbox's stream no longer exists (torn down since its route
 	// was cached, or routing to sandboxes stopped).
 	DropReasonStreamGone = "stream_gone"
+	// DropReasonStreamUnusable: the sandbox's own code made its stream take no entry (another
+	// type in its place, or its last ID the largest possible); see errStreamUnusable.
+	DropReasonStreamUnusable = "stream_unusable"
 	// ParkReasonExpired: the guild's sandbox is past its expiry, its teardown not done yet.
 	ParkReasonExpired = "sandbox_expired"
 	// ParkReasonParked: the guild's sandbox was torn down; the guild is parked.
@@ -509,6 +512,8 @@ func (b *batchState) deliverSet(toStream, toProduction []int, poison []poisonMes
 			// Torn down since its route was cached: forget the route, drop the event.
 			b.router.routes.memory.forget(b.dispatches[i].GuildID)
 			b.drop(i, entries[k].sandboxID, DropReasonStreamGone, err.Error())
+		case errors.Is(err, errStreamUnusable):
+			b.drop(i, entries[k].sandboxID, DropReasonStreamUnusable, err.Error())
 		default:
 			b.fail(i, KindDeliveryStream, err)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/gateway"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
 	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/routing"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
@@ -310,30 +311,58 @@ func TestDatabaseDown(t *testing.T) {
 	equal(t, "production", q.acceptedIDs(), []string{"guildless"})
 }
 
-func TestStreamAppendFailsForOneSandbox(t *testing.T) {
+// A sandbox's own code can make its stream take no entry: its Redis user may delete the
+// stream and write a string in its place, or add an entry with the largest possible ID. Nobody
+// else writes there, so retrying such an event cannot help: it is dropped, not failed (a
+// failed one would go round the ingress queue into its dead-letter queue, and one sandbox
+// could keep the routing alarms firing), and the other sandboxes and production are served.
+func TestASandboxThatBreaksItsStreamLosesOnlyItsEvents(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
 	a := e.sandbox(t, "healthy", gRun)
-	b := e.sandbox(t, "broken", gOther)
-	// B's stream key now holds a string: every XADD to it fails with WRONGTYPE.
-	e.removeStream(t, b.ID)
-	if err := e.rdb.Set(ctx, keys.EventStream(b.ID), "not a stream", 0).Err(); err != nil {
+	b := e.sandbox(t, "string", gOther)
+	c := e.sandbox(t, "last-id", gRun2)
+	as := func(id string) redis.UniversalClient { // the sandbox's worker, with its own user
+		creds, err := provision.New(e.pool, e.rdb, "sandbox_template").RotateCredentials(ctx, id, time.Now().Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb), Username: creds.RedisUser, Password: creds.RedisPassword})
+	}
+	worker := as(b.ID)
+	if err := worker.Del(ctx, keys.EventStream(b.ID)).Err(); err != nil {
 		t.Fatal(err)
 	}
+	if err := worker.Set(ctx, keys.EventStream(b.ID), "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := as(c.ID).XAdd(ctx, &redis.XAddArgs{Stream: keys.EventStream(c.ID), ID: keys.MaxStreamID.String(), Values: []string{"k", "v"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+
 	q := &queue{}
 	res := e.router(t, q).Route(ctx, nil, []routing.Message{
 		msg("a1", dispatch("MESSAGE_CREATE", 1, gRun)),
 		msg("b1", dispatch("MESSAGE_CREATE", 2, gOther)),
-		msg("p1", dispatch("MESSAGE_CREATE", 3, gUnmapped)),
-		msg("a2", dispatch("MESSAGE_CREATE", 4, gRun)),
-		msg("b2", dispatch("MESSAGE_CREATE", 5, gOther)),
-		msg("a3", dispatch("MESSAGE_CREATE", 6, gRun)),
+		msg("c1", dispatch("MESSAGE_CREATE", 3, gRun2)),
+		msg("p1", dispatch("MESSAGE_CREATE", 4, gUnmapped)),
+		msg("a2", dispatch("MESSAGE_CREATE", 5, gRun)),
+		msg("b2", dispatch("MESSAGE_CREATE", 6, gOther)),
+		msg("c2", dispatch("MESSAGE_CREATE", 7, gRun2)),
 	})
-	equal(t, "failed", res.Failed, []string{"b1", "b2"})
-	wantCounts(t, "errors", res.Errors, map[routing.ErrorKind]int{routing.KindDeliveryStream: 2})
-	equal(t, "healthy stream", e.streamIDs(t, a.ID), []string{"a1", "a2", "a3"})
+	equal(t, "failed", res.Failed, nil)
+	wantCounts(t, "errors", res.Errors, nil)
+	wantCounts(t, "routed", res.Routed, map[routing.Destination]int{
+		routing.DestinationSandbox: 2, routing.DestinationProduction: 1, routing.DestinationDropped: 4})
+	equal(t, "healthy stream", e.streamIDs(t, a.ID), []string{"a1", "a2"})
 	equal(t, "production", q.acceptedIDs(), []string{"p1"})
+	if got := e.rdb.Get(ctx, keys.EventStream(b.ID)).Val(); got != "not a stream" {
+		t.Errorf("the string in place of the stream became %q", got)
+	}
+	if n := e.rdb.XLen(ctx, keys.EventStream(c.ID)).Val(); n != 1 {
+		t.Errorf("the stream at the largest ID holds %d entries, want the worker's one", n)
+	}
 }
 
 // A stream that is gone means the sandbox was torn down after its route was cached: the

@@ -19,6 +19,21 @@ import (
 // sandbox is provisioned and deleted on teardown, so the sandbox is gone.
 var errStreamGone = errors.New("sandbox stream does not exist")
 
+// errStreamUnusable is an append the sandbox's own code made impossible: its stream's key
+// holds another type (its user deleted the stream and wrote a string there), or the stream's
+// last ID is the largest possible (its user added an entry with that ID). Nobody but the
+// router and the sandbox's user writes that key, so retrying cannot help: a retried event
+// would go round the ingress queue into its dead-letter queue, and one sandbox could keep
+// the operators' routing alarms firing. Such events are dropped, like those of a stream
+// that is gone, and the sandbox's health check says why.
+var errStreamUnusable = errors.New("the sandbox's own code made its stream take no entry")
+
+// unusableStream reports whether an XADD's error is one errStreamUnusable covers.
+func unusableStream(err error) bool {
+	return redis.HasErrorPrefix(err, "WRONGTYPE") ||
+		redis.HasErrorPrefix(err, "The stream has exhausted the last possible ID")
+}
+
 // streamEntry is one event bound for a sandbox stream.
 type streamEntry struct {
 	sandboxID string
@@ -58,7 +73,7 @@ type streamWriter struct {
 
 // append adds the entries in one pipelined round trip per primary, in order (so batch order
 // holds within each stream), with each sandbox's usage count after its entries, and returns
-// one result per entry: nil, errStreamGone or the command's error.
+// one result per entry: nil, errStreamGone, errStreamUnusable or the command's error.
 // A pipeline does not stop at a failing command: one broken stream fails only its entries.
 // Each round trip has w.timeout: when a primary does not answer by then, every entry sent to
 // it fails with an error wrapping context.DeadlineExceeded (the appends may still happen: the
@@ -167,6 +182,8 @@ func (w *streamWriter) appendGroup(ctx context.Context, entries []streamEntry, i
 		switch {
 		case errors.Is(err, redis.Nil): // NOMKSTREAM on a missing stream replies nil
 			err = errStreamGone
+		case unusableStream(err):
+			err = fmt.Errorf("%w: %w", errStreamUnusable, err)
 		case err != nil && late != nil:
 			err = fmt.Errorf("sandbox stream append: %w: %w", late, err)
 		}
