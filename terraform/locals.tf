@@ -36,18 +36,19 @@ locals {
   # the functions). Optional settings are left out rather than set empty.
   common_environment = merge(
     {
-      ENVIRONMENT                = var.environment
-      LOG_LEVEL                  = var.log_level
-      DATABASE_SECRET_ARN        = var.database_secret_arn
-      REDIS_ADDR                 = var.redis_addr
-      REDIS_TLS                  = tostring(var.redis_tls)
-      REDIS_CLUSTER              = tostring(var.redis_cluster)
-      SANDBOX_REDIS_ACCESS       = var.sandbox_redis_access
-      SANDBOX_DEFAULT_TTL        = var.sandbox_default_ttl
-      SANDBOX_MAX_LIFETIME       = var.sandbox_max_lifetime
-      SANDBOX_OWNER_QUOTA        = tostring(var.sandbox_owner_quota)
-      SANDBOX_TEMPLATE_SCHEMA    = var.sandbox_template_schema
-      SANDBOX_METADATA_MAX_BYTES = tostring(var.sandbox_metadata_max_bytes)
+      ENVIRONMENT                     = var.environment
+      LOG_LEVEL                       = var.log_level
+      DATABASE_SECRET_ARN             = var.database_secret_arn
+      REDIS_ADDR                      = var.redis_addr
+      REDIS_TLS                       = tostring(var.redis_tls)
+      REDIS_CLUSTER                   = tostring(var.redis_cluster)
+      SANDBOX_REDIS_ACCESS            = var.sandbox_redis_access
+      SANDBOX_DEFAULT_TTL             = var.sandbox_default_ttl
+      SANDBOX_MAX_LIFETIME            = var.sandbox_max_lifetime
+      SANDBOX_OWNER_QUOTA             = tostring(var.sandbox_owner_quota)
+      SANDBOX_DB_RESERVED_CONNECTIONS = tostring(var.sandbox_db_reserved_connections)
+      SANDBOX_TEMPLATE_SCHEMA         = var.sandbox_template_schema
+      SANDBOX_METADATA_MAX_BYTES      = tostring(var.sandbox_metadata_max_bytes)
     },
     length(var.sandbox_protected_guilds) > 0 ? { SANDBOX_PROTECTED_GUILDS = join(",", var.sandbox_protected_guilds) } : {},
     var.redis_password_secret_arn != null ? { REDIS_PASSWORD_SECRET_ARN = var.redis_password_secret_arn } : {},

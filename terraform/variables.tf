@@ -302,6 +302,17 @@ variable "sandbox_owner_quota" {
   }
 }
 
+variable "sandbox_db_reserved_connections" {
+  description = "SANDBOX_DB_RESERVED_CONNECTIONS: connections of the database server that no sandbox role may take (the functions' pools and the operators'); a creation is refused when the sandboxes' roles, 20 sessions each, could reach into them. -1 turns the check off."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.sandbox_db_reserved_connections >= -1 && floor(var.sandbox_db_reserved_connections) == var.sandbox_db_reserved_connections
+    error_message = "sandbox_db_reserved_connections must be an integer of at least -1."
+  }
+}
+
 variable "sandbox_template_schema" {
   description = "SANDBOX_TEMPLATE_SCHEMA: PostgreSQL schema whose tables every sandbox schema clones."
   type        = string

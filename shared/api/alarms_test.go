@@ -16,7 +16,8 @@ import (
 // SchemaCreationFailures in its invocation's metrics.
 func TestSchemaCreationFailuresAlarm(t *testing.T) {
 	limits := sandbox.DefaultLimits()
-	limits.OwnerQuota = 100 // the failed sandboxes stay, and must not hit the quota
+	limits.OwnerQuota = 100           // the failed sandboxes stay, and must not hit the quota
+	limits.DBReservedConnections = -1 // nor the connections of the test server
 	e := newEnv(t, envOptions{limits: limits})
 	alarm := alarmtest.Load(t, "schema-creation-failures")
 	if _, err := e.pool.Exec(context.Background(), `DROP SCHEMA sandbox_template CASCADE`); err != nil {

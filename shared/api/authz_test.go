@@ -170,6 +170,7 @@ func nextGuild(g string) string {
 func TestAuthorizationMatrix(t *testing.T) {
 	limits := sandbox.DefaultLimits()
 	limits.OwnerQuota = 1000
+	limits.DBReservedConnections = -1 // more sandboxes than the test server has connections for
 	e := newEnv(t, envOptions{limits: limits, cleanup: func(e *env) api.CleanupAdmin { return catalogCleanup{e: e} }})
 
 	covered := map[string]bool{}

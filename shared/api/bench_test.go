@@ -47,6 +47,7 @@ func BenchmarkGetSandbox(b *testing.B) {
 func BenchmarkCreateSandbox(b *testing.B) {
 	limits := sandbox.DefaultLimits()
 	limits.OwnerQuota = 1 << 30
+	limits.DBReservedConnections = -1
 	e := newEnv(b, envOptions{limits: limits, discardOutput: true})
 	reportPercentiles(b, benchCreate(b, e, ""))
 }

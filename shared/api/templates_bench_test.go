@@ -17,6 +17,7 @@ import (
 func BenchmarkCreateFromTemplate(b *testing.B) {
 	limits := sandbox.DefaultLimits()
 	limits.OwnerQuota = 1 << 30
+	limits.DBReservedConnections = -1
 	e := newEnv(b, envOptions{limits: limits, discardOutput: true})
 	seed := testenv.SeedTemplate(b, e.direct, "tmpl_bench", 10000)
 	registerTemplate(b, e, "bench-seed", "tmpl_bench", true)

@@ -124,6 +124,7 @@ func setup(t testing.TB, cfgs ...envConfig) *env {
 	clk := testenv.NewClock(time.Date(2026, 1, 8, 12, 0, 0, 0, time.UTC))
 	limits := sandbox.DefaultLimits()
 	limits.OwnerQuota = 1000
+	limits.DBReservedConnections = -1 // more sandboxes than the test server has connections for
 	p := provision.New(pool, rdb, cfg.template)
 	m := controlplane.NewManager(pool, controlplane.Options{
 		Limits: limits, Provisioner: p, Routes: routecache.New(rdb, 0, 0), Now: clk.Now, Logger: quiet,

@@ -310,6 +310,7 @@ func (e *env) createMany(t testing.TB, n, parallel int) []*sandbox.Sandbox {
 	t.Helper()
 	limits := e.m.Limits()
 	limits.OwnerQuota = max(limits.OwnerQuota, n)
+	limits.DBReservedConnections = -1
 	m := controlplane.NewManager(e.pool, controlplane.Options{Limits: limits, Provisioner: e.p,
 		Now: e.clock.Now, Logger: quiet})
 	now := e.clock.Now()

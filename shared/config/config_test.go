@@ -13,26 +13,27 @@ func TestLoadSharedDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Environment != "dev" || c.Limits.DefaultTTL != 24*time.Hour || c.Limits.MaxLifetime != 168*time.Hour ||
-		c.Limits.OwnerQuota != 5 || c.TemplateSchema != "sandbox_template" {
+		c.Limits.OwnerQuota != 5 || c.Limits.DBReservedConnections != 100 || c.TemplateSchema != "sandbox_template" {
 		t.Fatalf("%+v", c)
 	}
 }
 
 func TestLoadSharedReportsEveryProblem(t *testing.T) {
 	r := NewReader(MapLookup(map[string]string{
-		"SANDBOX_DEFAULT_TTL":      "forever",
-		"SANDBOX_OWNER_QUOTA":      "-3",
-		"REDIS_TLS":                "maybe",
-		"SANDBOX_PROTECTED_GUILDS": "80351110224678912, nope",
-		"SANDBOX_TEMPLATE_SCHEMA":  "sb_evil",
-		"LOG_LEVEL":                "chatty",
+		"SANDBOX_DEFAULT_TTL":             "forever",
+		"SANDBOX_OWNER_QUOTA":             "-3",
+		"SANDBOX_DB_RESERVED_CONNECTIONS": "-2",
+		"REDIS_TLS":                       "maybe",
+		"SANDBOX_PROTECTED_GUILDS":        "80351110224678912, nope",
+		"SANDBOX_TEMPLATE_SCHEMA":         "sb_evil",
+		"LOG_LEVEL":                       "chatty",
 	}))
 	LoadShared(r)
 	err := r.Err()
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"SANDBOX_DEFAULT_TTL", "SANDBOX_OWNER_QUOTA", "REDIS_TLS", "SANDBOX_PROTECTED_GUILDS", "SANDBOX_TEMPLATE_SCHEMA", "LOG_LEVEL", "DATABASE_URL", "REDIS_ADDR"} {
+	for _, want := range []string{"SANDBOX_DEFAULT_TTL", "SANDBOX_OWNER_QUOTA", "SANDBOX_DB_RESERVED_CONNECTIONS", "REDIS_TLS", "SANDBOX_PROTECTED_GUILDS", "SANDBOX_TEMPLATE_SCHEMA", "LOG_LEVEL", "DATABASE_URL", "REDIS_ADDR"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s: %v", want, err)
 		}

@@ -62,6 +62,8 @@ func LoadShared(r *Reader) Shared {
 			MaxGuilds:        r.Int("SANDBOX_MAX_GUILDS", def.MaxGuilds, 1, 1000),
 			MetadataMaxBytes: r.Int("SANDBOX_METADATA_MAX_BYTES", def.MetadataMaxBytes, 2, 1<<20),
 			MetadataMaxKeys:  def.MetadataMaxKeys,
+
+			DBReservedConnections: r.Int("SANDBOX_DB_RESERVED_CONNECTIONS", def.DBReservedConnections, -1, 1<<20),
 		},
 	}
 	switch level := strings.ToLower(r.String("LOG_LEVEL", "info")); level {

@@ -98,6 +98,33 @@ func (m *Manager) validateCreate(ctx context.Context, in CreateInput) ([]string,
 	return guilds, ttl, tmpl, nil
 }
 
+// checkConnections refuses a creation whose role, with those of every sandbox not destroyed
+// (each may open sandbox.RoleConnectionLimit sessions), could take connections the database
+// server keeps for the control plane (Limits.DBReservedConnections): sandboxes' workers, of
+// any owners, that together filled the server would shut the functions out. Every creation
+// takes the one lock row "sandboxes" after its owner's, so the count and the insert are
+// atomic across owners.
+func (m *Manager) checkConnections(ctx context.Context, tx pgx.Tx) error {
+	if m.limits.DBReservedConnections < 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO sandbox_control.locks (name) VALUES ('sandboxes')
+		ON CONFLICT (name) DO UPDATE SET name = excluded.name`); err != nil {
+		return fmt.Errorf("lock the sandbox count: %w", err)
+	}
+	var live, server int
+	if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM sandbox_control.sandboxes WHERE status <> 'destroyed'),
+		current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int`).Scan(&live, &server); err != nil {
+		return fmt.Errorf("count the sandboxes' connections: %w", err)
+	}
+	if need := (live + 1) * sandbox.RoleConnectionLimit; need > server-m.limits.DBReservedConnections {
+		return sandbox.Errorf(sandbox.CodeQuotaExceeded,
+			"the database server has no connections left for another sandbox: %d sandboxes are not destroyed, each allowed %d sessions, and of the server's %d connections %d are kept for the control plane (SANDBOX_DB_RESERVED_CONNECTIONS)",
+			live, sandbox.RoleConnectionLimit, server, m.limits.DBReservedConnections)
+	}
+	return nil
+}
+
 // Create validates the input, records the sandbox in status creating together with its guild
 // mappings and an audit entry (atomically, within the owner's quota), then provisions its
 // resources and marks it running. When provisioning fails the sandbox ends failed with the
@@ -143,6 +170,9 @@ func (m *Manager) Create(ctx context.Context, actor string, in CreateInput) (_ *
 		}
 		if live >= m.limits.OwnerQuota {
 			return sandbox.Errorf(sandbox.CodeQuotaExceeded, "owner already has %d sandboxes that are not destroyed (quota %d)", live, m.limits.OwnerQuota)
+		}
+		if err := m.checkConnections(ctx, tx); err != nil {
+			return err
 		}
 		if err := m.checkGuildsFree(ctx, tx, guilds); err != nil {
 			return err

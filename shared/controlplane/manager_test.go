@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -261,7 +262,11 @@ func TestMaxGuilds(t *testing.T) {
 }
 
 func TestEveryTransition(t *testing.T) {
-	m, pool := newManager(t, controlplane.Options{Limits: func() sandbox.Limits { l := sandbox.DefaultLimits(); l.OwnerQuota = 1000; return l }()})
+	m, pool := newManager(t, controlplane.Options{Limits: func() sandbox.Limits {
+		l := sandbox.DefaultLimits()
+		l.OwnerQuota, l.DBReservedConnections = 1000, -1
+		return l
+	}()})
 	ctx := context.Background()
 	for _, from := range sandbox.Statuses() {
 		for _, to := range sandbox.Statuses() {
@@ -384,6 +389,7 @@ func TestListFiltersAndPagination(t *testing.T) {
 	clk := testenv.NewClock(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))
 	limits := sandbox.DefaultLimits()
 	limits.OwnerQuota = 100
+	limits.DBReservedConnections = -1 // more sandboxes than the test server has connections for
 	m, _ := newManager(t, controlplane.Options{Now: clk.Now, Limits: limits})
 	ctx := context.Background()
 	var ids []string
@@ -501,5 +507,56 @@ func TestStats(t *testing.T) {
 	s, err := m.Stats(context.Background())
 	if err != nil || s.Active != 2 || s.GuildMappings != 2 {
 		t.Fatalf("%+v %v", s, err)
+	}
+}
+
+// The sandboxes' roles together may not reach into the connections the database server keeps
+// for the control plane: with room for two sandboxes' sessions, a third creation is refused
+// whoever its owner, saying why, and changes nothing; a destroyed sandbox gives its room back.
+// Twenty creations at once take the room once.
+func TestSandboxesCannotTakeTheControlPlanesConnections(t *testing.T) {
+	pool := migrated(t)
+	ctx := context.Background()
+	var server int
+	if err := pool.QueryRow(ctx, `SELECT current_setting('max_connections')::int
+		- current_setting('superuser_reserved_connections')::int`).Scan(&server); err != nil {
+		t.Fatal(err)
+	}
+	limits := sandbox.DefaultLimits()
+	limits.DBReservedConnections = server - 2*sandbox.RoleConnectionLimit - sandbox.RoleConnectionLimit/2
+	m := controlplane.NewManager(pool, controlplane.Options{Limits: limits})
+
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	for i := range errs {
+		owner := fmt.Sprintf("arn:aws:iam::123456789012:user/dev%02d", i)
+		wg.Go(func() {
+			_, errs[i] = m.Create(ctx, owner, controlplane.CreateInput{Name: fmt.Sprintf("room-%02d", i), Owner: owner})
+		})
+	}
+	wg.Wait()
+	var created []string
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			created = append(created, fmt.Sprintf("room-%02d", i))
+		case !errors.Is(err, sandbox.ErrQuotaExceeded) || !strings.Contains(err.Error(), "SANDBOX_DB_RESERVED_CONNECTIONS"):
+			t.Fatalf("creation %d: %v, want quota_exceeded naming the reserve", i, err)
+		}
+	}
+	if len(created) != 2 || count(t, pool, `SELECT count(*) FROM sandbox_control.sandboxes`) != 2 {
+		t.Fatalf("created %v, want two sandboxes and two rows", created)
+	}
+
+	first, err := m.GetByName(ctx, created[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE sandbox_control.sandboxes SET status = 'destroyed', destroyed_at = now() WHERE id = $1`, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, m, controlplane.CreateInput{Name: "after", Owner: bob})
+	if _, err := m.Create(ctx, alice, controlplane.CreateInput{Name: "one-too-many", Owner: alice}); !errors.Is(err, sandbox.ErrQuotaExceeded) {
+		t.Fatalf("with the room taken again: %v", err)
 	}
 }

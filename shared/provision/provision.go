@@ -39,9 +39,6 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
-// RoleConnectionLimit bounds the sessions one sandbox role may open.
-const RoleConnectionLimit = 20
-
 // LockDatabaseACL serialises the statements that rewrite the database's ACL row in
 // pg_database (GRANT CONNECT ON DATABASE, DROP OWNED BY): two sessions doing either at once
 // fail with "tuple concurrently updated", so parallel creates and drops would fail. It locks,
@@ -198,7 +195,7 @@ func (p *Provisioner) provisionDatabase(ctx context.Context, tx pgx.Tx, id strin
 		// No password until connect hands one out; NOINHERIT so that no grant to PUBLIC-like
 		// roles widens it; no other attribute.
 		fmt.Sprintf("CREATE ROLE %s LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS CONNECTION LIMIT %d PASSWORD NULL",
-			role, RoleConnectionLimit),
+			role, sandbox.RoleConnectionLimit),
 		fmt.Sprintf("COMMENT ON ROLE %s IS %s", role, quoteLiteral(RoleCommentFor(db))),
 		// The control user becomes a member of the role (never the other way round): a
 		// non-superuser needs it to DROP OWNED BY the role at teardown.

@@ -54,6 +54,7 @@ func newEnvOn(t testing.TB, rdb redis.UniversalClient) *env {
 	cache := routecache.New(rdb, 0, 0)
 	limits := sandbox.DefaultLimits()
 	limits.OwnerQuota = 100
+	limits.DBReservedConnections = -1 // more sandboxes than the test server has connections for
 	limits.MaxGuilds = 100
 	return &env{
 		pool:  pool,

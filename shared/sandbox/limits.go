@@ -18,7 +18,16 @@ type Limits struct {
 	MetadataMaxBytes int
 	// MetadataMaxKeys bounds the number of metadata entries.
 	MetadataMaxKeys int
+	// DBReservedConnections is how many of the database server's connections (max_connections
+	// less superuser_reserved_connections) no sandbox's role may take: the functions' pools'
+	// and the operators'. A creation is refused when the roles of the sandboxes not destroyed,
+	// each allowed RoleConnectionLimit sessions, could reach into them. Negative: no check.
+	DBReservedConnections int
 }
+
+// RoleConnectionLimit bounds the sessions one sandbox's database role may open (its role's
+// CONNECTION LIMIT).
+const RoleConnectionLimit = 20
 
 // DefaultLimits are the limits a deployment has unless configured: the defaults of
 // docs/configuration.md (SANDBOX_DEFAULT_TTL, ...); MetadataMaxKeys is not configurable.
@@ -31,5 +40,7 @@ func DefaultLimits() Limits {
 		MaxGuilds:        25,
 		MetadataMaxBytes: 4096,
 		MetadataMaxKeys:  32,
+
+		DBReservedConnections: 100,
 	}
 }
