@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/config"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
 // SecretGetter is the part of the Secrets Manager client this package uses.
@@ -98,7 +99,8 @@ func secretString(ctx context.Context, sm SecretGetter, arn string) (string, err
 }
 
 // Postgres opens a pool sized for a Lambda execution environment (one invocation at a time,
-// a few concurrent queries within it) and checks it answers.
+// a few concurrent queries within it), whose sessions resolve names in the catalog alone
+// (sandbox.ControlSearchPath), and checks it answers.
 func Postgres(ctx context.Context, dbURL string, maxConns int32) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
@@ -109,6 +111,7 @@ func Postgres(ctx context.Context, dbURL string, maxConns int32) (*pgxpool.Pool,
 	}
 	pc.MaxConnIdleTime = 5 * time.Minute
 	pc.ConnConfig.ConnectTimeout = 5 * time.Second
+	pc.ConnConfig.RuntimeParams["search_path"] = sandbox.ControlSearchPath
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("clients: open database pool: %w", err)

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/botplatform/discord-sandboxes/shared/clients"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/provision"
@@ -630,4 +631,45 @@ func (a replyAttack) evictedClients() int64 {
 	}
 	a.t.Fatal("INFO stats has no evicted_clients")
 	return 0
+}
+
+// In a database made before PostgreSQL 15, PUBLIC may still create in schema public, and a
+// sandbox's role may plant there a function named like a built-in with an argument type
+// closer to a call's, which would win over the built-in wherever public is on the caller's
+// search_path and run as the caller. The control plane's sessions (clients.Postgres, and
+// testenv.Postgres's pools, as every test runs them) resolve names in the catalog alone, so an
+// unqualified call reaches the built-in; a session on the default search_path shows the plant
+// would have run.
+func TestControlSessionsResolveNoNameInPublic(t *testing.T) {
+	e := setup(t)
+	ctx := t.Context()
+	testenv.AdminExec(t, e.url, "GRANT CREATE ON SCHEMA public TO PUBLIC") // as an older database has it
+	id, pw := provisioned(t, e)
+	if _, err := e.session(t, id, pw).Exec(ctx,
+		`CREATE FUNCTION public.lower(character varying) RETURNS text LANGUAGE sql AS $$SELECT 'planted by ' || current_user$$`); err != nil {
+		t.Fatalf("planting as the sandbox's role: %v", err)
+	}
+	functions, err := clients.Postgres(ctx, e.url, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer functions.Close()
+	for name, pool := range map[string]*pgxpool.Pool{"clients.Postgres": functions, "testenv.Postgres": e.pool} {
+		var path, got string
+		if err := pool.QueryRow(ctx, `SELECT current_setting('search_path'), lower('ABC'::varchar)`).Scan(&path, &got); err != nil {
+			t.Fatal(err)
+		}
+		if path != sandbox.ControlSearchPath || got != "abc" {
+			t.Errorf("%s: search_path %q, lower('ABC') %q; want %q and the built-in's abc", name, path, got, sandbox.ControlSearchPath)
+		}
+	}
+	plain, err := pgx.Connect(ctx, e.url) // a session on the server's default search_path
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = plain.Close(ctx) }()
+	var got string
+	if err := plain.QueryRow(ctx, `SELECT lower('ABC'::varchar)`).Scan(&got); err != nil || !strings.HasPrefix(got, "planted by") {
+		t.Errorf("on the default search_path lower('ABC') is %q, %v: the plant did not run, so this test proves nothing", got, err)
+	}
 }

@@ -29,6 +29,14 @@ func NewID() string {
 // (docs/architecture.md, "A sandbox's own resources").
 func SchemaName(id string) string { return "sb_" + id }
 
+// ControlSearchPath is the search_path of every session of the control plane (the functions'
+// pools, clients.Postgres): the catalog alone, and the session's own temporary schema last.
+// A name the control plane leaves unqualified then resolves to nothing a sandbox's role could
+// define, not even in public, where a database made before PostgreSQL 15 still lets every
+// role create (a function there with an argument type closer to the call's would win over
+// the built-in, and run as the control user).
+const ControlSearchPath = "pg_catalog, pg_temp"
+
 // RoleName is the PostgreSQL role of a sandbox
 // (docs/architecture.md, "A sandbox's own resources").
 func RoleName(id string) string { return "sb_" + id }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
 // AdminURL returns the URL of the test server's maintenance database as its superuser. Only
@@ -89,7 +91,13 @@ func Postgres(t testing.TB) (*pgxpool.Pool, string) {
 		}
 	})
 
-	pool, err := pgxpool.New(t.Context(), dbURL)
+	// The control plane's sessions, as clients.Postgres opens them.
+	pc, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatalf("testenv: %s: %v", databaseURLVar, err)
+	}
+	pc.ConnConfig.RuntimeParams["search_path"] = sandbox.ControlSearchPath
+	pool, err := pgxpool.NewWithConfig(t.Context(), pc)
 	if err != nil {
 		t.Fatalf("testenv: connect to %s: %v", name, err)
 	}

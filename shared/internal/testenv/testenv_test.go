@@ -39,11 +39,11 @@ func TestPostgresDatabasesAreIsolated(t *testing.T) {
 		}
 	}
 
-	if _, err := poolA.Exec(ctx, "CREATE TABLE only_in_a (id int)"); err != nil {
+	if _, err := poolA.Exec(ctx, "CREATE TABLE public.only_in_a (id int)"); err != nil {
 		t.Fatal(err)
 	}
 	var found *string
-	if err := poolB.QueryRow(ctx, "SELECT to_regclass('only_in_a')::text").Scan(&found); err != nil {
+	if err := poolB.QueryRow(ctx, "SELECT to_regclass('public.only_in_a')::text").Scan(&found); err != nil {
 		t.Fatal(err)
 	}
 	if found != nil {
