@@ -212,7 +212,10 @@ func SandboxACLRules(id string, allowSelect bool) ([]string, error) {
 // offset, or from BITFIELD SET; a copy of any size from COPY, BITOP and the *STORE commands;
 // an answer of any length from SRANDMEMBER, ZRANDMEMBER and HRANDFIELD with a negative
 // count; a third of a second of the server's time from LOLWUT VERSION 6 1000 1000 (30 bytes,
-// no key: measured on Redis 7.0.15, every other client waiting meanwhile). GEORADIUS and
+// no key: measured on Redis 7.0.15, every other client waiting meanwhile); from LCS, a table
+// of the product of its strings' lengths (two strings of 11 KB: 1.8 s of the server's time on
+// Redis 7.0.15, and a table of about 480 MB; its only bound is proto-max-bulk-len, 512 MB).
+// GEORADIUS and
 // GEORADIUSBYMEMBER are refused for their STORE option (GEOSEARCH and the _RO forms read the
 // same).
 var amplifyingCommands = []string{
@@ -220,5 +223,5 @@ var amplifyingCommands = []string{
 	"sunionstore", "sinterstore", "sdiffstore", "zunionstore", "zinterstore", "zdiffstore", "zrangestore",
 	"georadius", "georadiusbymember", "geosearchstore",
 	"srandmember", "zrandmember", "hrandfield",
-	"lolwut",
+	"lolwut", "lcs",
 }

@@ -239,6 +239,7 @@ func TestSandboxRedisUserIsConfinedToItsNamespace(t *testing.T) {
 		"SRANDMEMBER negative count": func() error { return sb.Do(ctx, "SRANDMEMBER", own+"s", -100000000).Err() },
 		"HRANDFIELD negative count":  func() error { return sb.Do(ctx, "HRANDFIELD", own+"h", -100000000).Err() },
 		"LOLWUT":                     func() error { return sb.Do(ctx, "LOLWUT", "VERSION", 6, 1000, 1000).Err() },
+		"LCS":                        func() error { return sb.Do(ctx, "LCS", own+"k", own+"k", "LEN").Err() },
 	}
 	for name, f := range refused {
 		if err := f(); !refusal(err) {
