@@ -104,10 +104,11 @@ locals {
       # One run at a time: a second scheduled delivery waits instead of racing.
       reserved_concurrency = 1
       environment = merge(local.teardown_environment, {
-        CLEANUP_ORPHANED         = tostring(var.cleanup_orphaned)
-        CLEANUP_DEADLINE_MARGIN  = var.cleanup_deadline_margin
-        EXPIRY_WARNING_WINDOW    = var.expiry_warning_window
-        EXPIRY_WARNING_TOPIC_ARN = local.expiry_warning_topic_arn
+        CLEANUP_ORPHANED                = tostring(var.cleanup_orphaned)
+        CLEANUP_DEADLINE_MARGIN         = var.cleanup_deadline_margin
+        CLEANUP_MAX_SANDBOX_TRANSACTION = var.cleanup_max_sandbox_transaction
+        EXPIRY_WARNING_WINDOW           = var.expiry_warning_window
+        EXPIRY_WARNING_TOPIC_ARN        = local.expiry_warning_topic_arn
       })
     }
   }

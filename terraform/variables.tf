@@ -692,6 +692,17 @@ variable "cleanup_deadline_margin" {
   }
 }
 
+variable "cleanup_max_sandbox_transaction" {
+  description = "CLEANUP_MAX_SANDBOX_TRANSACTION: a sandbox's session whose transaction has been open longer is ended by the scheduled cleanup (an open transaction keeps vacuum from the whole database)."
+  type        = string
+  default     = "1h"
+
+  validation {
+    condition     = can(regex(local.go_duration_pattern, var.cleanup_max_sandbox_transaction))
+    error_message = "cleanup_max_sandbox_transaction must be a Go duration such as 1h."
+  }
+}
+
 variable "expiry_warning_window" {
   description = "EXPIRY_WARNING_WINDOW: how long before expiry cleanup warns a sandbox's owner."
   type        = string

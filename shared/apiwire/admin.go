@@ -60,6 +60,9 @@ type RunReport struct {
 	OrphansRemoved *OrphanRemoval `json:"orphans_removed,omitempty"`
 	// OrphansSkipped is set when the deadline left no time for orphan reconciliation.
 	OrphansSkipped bool `json:"orphans_skipped,omitempty"`
+	// TransactionsEnded counts the sandbox sessions the run ended because their transaction
+	// had been open too long (CLEANUP_MAX_SANDBOX_TRANSACTION).
+	TransactionsEnded int `json:"transactions_ended,omitempty"`
 
 	ActiveSandboxes int `json:"active_sandboxes"`
 	GuildMappings   int `json:"guild_mappings"`

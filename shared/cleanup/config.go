@@ -12,6 +12,7 @@ import (
 const (
 	DefaultDeadlineMargin      = 30 * time.Second
 	DefaultExpiryWarningWindow = time.Hour
+	DefaultMaxTransaction      = time.Hour
 	DefaultConcurrency         = 4
 	DefaultScanCount           = 1000
 	DefaultBatchLimit          = 2000
@@ -32,6 +33,9 @@ type Config struct {
 	// ExpiryWarningTopicARN (EXPIRY_WARNING_TOPIC_ARN) is the SNS topic of the warnings; without
 	// one they are logged.
 	ExpiryWarningTopicARN string
+	// MaxTransaction (CLEANUP_MAX_SANDBOX_TRANSACTION): a sandbox's session whose transaction
+	// has been open longer is ended by the scheduled run (provision.EndLongTransactions).
+	MaxTransaction time.Duration
 }
 
 // LoadConfig reads the configuration, reporting every problem at once.
@@ -44,9 +48,12 @@ func LoadConfig(l config.Lookup) (Config, error) {
 		DeadlineMargin:        r.Duration("CLEANUP_DEADLINE_MARGIN", DefaultDeadlineMargin),
 		ExpiryWarningWindow:   r.Duration("EXPIRY_WARNING_WINDOW", DefaultExpiryWarningWindow),
 		ExpiryWarningTopicARN: r.String("EXPIRY_WARNING_TOPIC_ARN", ""),
+		MaxTransaction:        r.Duration("CLEANUP_MAX_SANDBOX_TRANSACTION", DefaultMaxTransaction),
 	}
 	r.Check(c.DeadlineMargin > 0, "CLEANUP_DEADLINE_MARGIN", "must be positive")
 	r.Check(c.ExpiryWarningWindow > 0, "EXPIRY_WARNING_WINDOW", "must be positive")
+	r.Check(c.MaxTransaction >= time.Minute, "CLEANUP_MAX_SANDBOX_TRANSACTION",
+		"must be at least 1m: a worker's ordinary transactions take far less, and a shorter one would end them")
 	r.Check(c.ExpiryWarningTopicARN == "" || strings.HasPrefix(c.ExpiryWarningTopicARN, "arn:"),
 		"EXPIRY_WARNING_TOPIC_ARN", "%q is not an SNS topic ARN", c.ExpiryWarningTopicARN)
 	return c, r.Err()
@@ -63,5 +70,6 @@ func (c Config) ServiceOptions(deps Options) Options {
 	deps.ClaimLease = c.Teardown.ClaimLease
 	deps.DeadlineMargin = c.DeadlineMargin
 	deps.ExpiryWarningWindow = c.ExpiryWarningWindow
+	deps.MaxTransaction = c.MaxTransaction
 	return deps
 }

@@ -47,8 +47,9 @@ type (
 )
 
 // Run is one cleanup run: expiry warnings, then the teardown of every due sandbox (several
-// at once, each claimed so that concurrent runs never share one), then orphan
-// reconciliation, then the gauges. It stops taking sandboxes when less than the deadline
+// at once, each claimed so that concurrent runs never share one), then the end of sandbox
+// sessions whose transaction has been open too long, then orphan reconciliation, then the
+// gauges. It stops taking sandboxes when less than the deadline
 // margin remains before ctx's deadline and skips the orphans then. Failed teardowns are
 // recorded and reported, not returned; the error joins the problems of the run itself.
 func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
@@ -104,6 +105,10 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
 	rec.Count(metrics.CleanupFailures, len(rep.Failed))
 	rec.Count(metrics.CleanupClaimsLost, rep.ClaimsLost)
 	rec.Count(metrics.CleanupSandboxesRemaining, rep.Remaining)
+
+	if !opts.DryRun {
+		s.endLongTransactions(ctx, &rep, fail)
+	}
 
 	if nearDeadline(ctx, margin) {
 		rep.OrphansSkipped = true
@@ -330,4 +335,19 @@ func (s *Service) finish(ctx context.Context, ls *leases, t *teardownRun) {
 	if t != nil {
 		ls.release(ctx, t.claim)
 	}
+}
+
+// endLongTransactions ends the sandbox sessions whose transaction has been open longer than
+// the limit (provision.EndLongTransactions: an open transaction keeps vacuum from the whole
+// database, the control plane's tables included), logging each at warn.
+func (s *Service) endLongTransactions(ctx context.Context, rep *RunReport, fail func(error)) {
+	ended, err := s.resources.EndLongTransactions(ctx, s.maxXact)
+	if err != nil {
+		fail(fmt.Errorf("end long transactions of sandboxes: %w", err))
+	}
+	for _, e := range ended {
+		s.log.WarnContext(ctx, "ended a sandbox session whose transaction was open too long", logkey.Sandbox, e.SandboxID,
+			"pid", e.PID, "xact_start", e.XactStart, "state", e.State, "limit", s.maxXact.String())
+	}
+	rep.TransactionsEnded = len(ended)
 }

@@ -125,11 +125,17 @@ type OrphanResources interface {
 	RefreshRedisUserRules(ctx context.Context, ids []string) (int, error)
 }
 
+// SessionResources ends what a sandbox's sessions hold of the shared database.
+type SessionResources interface {
+	EndLongTransactions(ctx context.Context, maxAge time.Duration) ([]provision.EndedSession, error)
+}
+
 // Resources is all cleanup asks of the per-sandbox resources (provision.Provisioner), whose
 // every statement passes provision's one set of checks.
 type Resources interface {
 	TeardownResources
 	OrphanResources
+	SessionResources
 }
 
 // DefaultActor is the audit actor of scheduled runs.
@@ -171,6 +177,9 @@ type Options struct {
 	// ClaimLease is how long a claim on a sandbox's teardown lasts without renewal
 	// (config.DefaultClaimLease); a run renews its claims every third of it.
 	ClaimLease time.Duration
+	// MaxTransaction is how long a sandbox's session may keep a transaction open before a
+	// scheduled run ends it (DefaultMaxTransaction).
+	MaxTransaction time.Duration
 }
 
 // Service tears sandboxes down, warns owners before expiry and reconciles orphans.
@@ -202,6 +211,7 @@ type Service struct {
 	scanCount   int64
 	batchLimit  int
 	claimLease  time.Duration
+	maxXact     time.Duration
 
 	// inject, set only by tests, fails the teardown at a chosen point (see fault).
 	inject func(ctx context.Context, point string, step Step, sandboxID string) error
@@ -241,6 +251,7 @@ func New(opts Options) (*Service, error) {
 		scanCount:   orDefault(opts.ScanCount, DefaultScanCount),
 		batchLimit:  orDefault(opts.BatchLimit, DefaultBatchLimit),
 		claimLease:  orDefault(opts.ClaimLease, config.DefaultClaimLease),
+		maxXact:     orDefault(opts.MaxTransaction, DefaultMaxTransaction),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -1,0 +1,85 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// EndedSession is a session of a sandbox's role that EndLongTransactions ended.
+type EndedSession struct {
+	SandboxID string    `json:"sandbox_id"`
+	PID       int32     `json:"pid"`
+	XactStart time.Time `json:"xact_start"`
+	// State is pg_stat_activity's: "idle in transaction" for a forgotten BEGIN, "active" for
+	// a statement that runs that long.
+	State string `json:"state"`
+}
+
+// EndLongTransactions ends the sessions of this database's sandbox roles whose transaction
+// has been open for longer than maxAge, idle or running, and returns them. An open
+// transaction holds back the database's xmin horizon: while it lasts, vacuum removes no dead
+// row of any table, the control plane's included, so one worker's forgotten BEGIN would
+// bloat every table for as long as its sandbox lives. The role's own settings cannot bound
+// it (idle_in_transaction_session_timeout and statement_timeout are each session's to
+// change), so the scheduled cleanup does. A role is a sandbox's of this database only as
+// idOfName and ownRole say; a session is ended only if it is still the one listed (its pid
+// and its start), never a backend that took the pid over meanwhile.
+func (p *Provisioner) EndLongTransactions(ctx context.Context, maxAge time.Duration) ([]EndedSession, error) {
+	type session struct {
+		EndedSession
+		role, comment, database string
+		started                 time.Time
+	}
+	rows, err := p.db.Query(ctx, `SELECT a.usename, coalesce(pg_catalog.shobj_description(a.usesysid, 'pg_authid'), ''),
+		pg_catalog.current_database(), a.pid, a.backend_start, a.xact_start, coalesce(a.state, '')
+		FROM pg_catalog.pg_stat_activity a
+		WHERE a.datname = pg_catalog.current_database() AND a.usename LIKE 'sb\_%'
+			AND a.xact_start < pg_catalog.clock_timestamp() - $1::interval`, maxAge)
+	if err != nil {
+		return nil, fmt.Errorf("list long transactions of sandbox roles: %w", err)
+	}
+	listed, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (session, error) {
+		var s session
+		return s, row.Scan(&s.role, &s.comment, &s.database, &s.PID, &s.started, &s.XactStart, &s.State)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list long transactions of sandbox roles: %w", err)
+	}
+	var pids []int32
+	var starts []time.Time
+	byPID := map[int32]EndedSession{}
+	for _, s := range listed {
+		id, ok := idOfName(s.role)
+		if !ok || !ownRole(s.comment, s.database) {
+			continue
+		}
+		s.SandboxID = id
+		pids, starts = append(pids, s.PID), append(starts, s.started)
+		byPID[s.PID] = s.EndedSession
+	}
+	if len(pids) == 0 {
+		return nil, nil
+	}
+	// MATERIALIZED: the sessions are matched first, and only they are ended (a condition on
+	// the view alone could be applied to every backend it scans).
+	rows, err = p.db.Query(ctx, `WITH still AS MATERIALIZED (
+			SELECT a.pid FROM pg_catalog.pg_stat_activity a
+			JOIN ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::timestamptz[])) AS listed (pid, started)
+				ON a.pid = listed.pid AND a.backend_start = listed.started)
+		SELECT pid FROM still WHERE pg_catalog.pg_terminate_backend(pid)`, pids, starts)
+	if err != nil {
+		return nil, fmt.Errorf("end long transactions of sandbox roles: %w", err)
+	}
+	ended, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil, fmt.Errorf("end long transactions of sandbox roles: %w", err)
+	}
+	out := make([]EndedSession, 0, len(ended))
+	for _, pid := range ended {
+		out = append(out, byPID[pid])
+	}
+	return out, nil
+}
