@@ -195,12 +195,13 @@ type RedisUserResult struct {
 const delUserBatch = 1000
 
 // DeleteRedisUsers deletes the ACL users of the sandboxes ids on every node the cluster knows
-// (forEveryNode: a node it cannot reach fails the call), whatever their number, with one ACL USERS (to say which existed) and one ACL DELUSER per delUserBatch users
-// per node, and returns what it found per id. ACL DELUSER also closes every connection
-// authenticated as a user, so a worker still connected loses its session at once. Every name
-// is deleted, listed or not, so a user created after the listing goes too. Idempotent: a
-// user already gone counts as deleted nowhere. On an error the users may be deleted on some
-// nodes only; calling it again completes the job.
+// (forEveryNode: a node it cannot reach fails the call), whatever their number, with one ACL
+// USERS (to say which existed) and one ACL DELUSER per delUserBatch users per node, and
+// returns what it found per id. ACL DELUSER also closes every connection authenticated as a
+// user, so a worker still connected loses its session at once. Every name is deleted, listed
+// or not, so a user created after the listing goes too. Idempotent: a user already gone
+// counts as deleted nowhere. On an error the users may be deleted on some nodes only; calling
+// it again completes the job.
 func (p *Provisioner) DeleteRedisUsers(ctx context.Context, ids []string) (map[string]RedisUserResult, error) {
 	out := make(map[string]RedisUserResult, len(ids))
 	names := make(map[string]string, len(ids)) // user name -> id

@@ -236,7 +236,8 @@ func releaseCluster(t testing.TB, holder string, h *clusterHold) {
 // waitClusterHealthy waits until every node of c answers and sees the cluster whole (state ok,
 // every slot served, every node known) with as many primaries as slot ranges and every primary's
 // replicas connected and synced, and no node flagging another as failing: after a failover,
-// until the old primary has rejoined as a replica and every node sees it so. It gives up after clusterSettleTimeout, saying what was still wrong.
+// until the old primary has rejoined as a replica and every node sees it so. It gives up
+// after clusterSettleTimeout, saying what was still wrong.
 func waitClusterHealthy(ctx context.Context, t testing.TB, c redisCluster) error {
 	ctx, cancel := context.WithTimeout(ctx, clusterSettleTimeout)
 	defer cancel()
