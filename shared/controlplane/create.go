@@ -98,6 +98,17 @@ func (m *Manager) validateCreate(ctx context.Context, in CreateInput) ([]string,
 	return guilds, ttl, tmpl, nil
 }
 
+// lockRow locks the row name of sandbox_control.locks until tx ends: a lock no sandbox's role
+// can take, for it has no right on the table (migration 0015). The upsert locks the row
+// whether it inserts it or finds it.
+func lockRow(ctx context.Context, tx pgx.Tx, name string) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO sandbox_control.locks (name) VALUES ($1)
+		ON CONFLICT (name) DO UPDATE SET name = excluded.name`, name); err != nil {
+		return fmt.Errorf("lock %s: %w", name, err)
+	}
+	return nil
+}
+
 // checkConnections refuses a creation whose role, with those of every sandbox not destroyed
 // (each may open sandbox.RoleConnectionLimit sessions), could take connections the database
 // server keeps for the control plane (Limits.DBReservedConnections): sandboxes' workers, of
@@ -108,9 +119,8 @@ func (m *Manager) checkConnections(ctx context.Context, tx pgx.Tx) error {
 	if m.limits.DBReservedConnections < 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO sandbox_control.locks (name) VALUES ('sandboxes')
-		ON CONFLICT (name) DO UPDATE SET name = excluded.name`); err != nil {
-		return fmt.Errorf("lock the sandbox count: %w", err)
+	if err := lockRow(ctx, tx, "sandboxes"); err != nil {
+		return err
 	}
 	var live, server int
 	if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM sandbox_control.sandboxes WHERE status <> 'destroyed'),
@@ -156,11 +166,8 @@ func (m *Manager) Create(ctx context.Context, actor string, in CreateInput) (_ *
 	defer lease.release()
 
 	err = pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
-		// The owner's lock row makes the quota check and the insert atomic: a row of
-		// sandbox_control.locks, which no sandbox's role can take (migration 0015). The upsert
-		// locks the row whether it inserts it or finds it.
-		if _, err := tx.Exec(ctx, `INSERT INTO sandbox_control.locks (name) VALUES ('owner:' || $1)
-			ON CONFLICT (name) DO UPDATE SET name = excluded.name`, in.Owner); err != nil {
+		// The owner's lock row makes the quota check and the insert atomic.
+		if err := lockRow(ctx, tx, "owner:"+in.Owner); err != nil {
 			return err
 		}
 		var live int
