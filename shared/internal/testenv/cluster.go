@@ -336,28 +336,47 @@ func clusterProblem(ctx context.Context, nodes []*redis.Client) string {
 	return ""
 }
 
+// clusterNode is one line of CLUSTER NODES: <id> <addr> <flags> <primary> <ping> <pong>
+// <epoch> <link> [slots...].
+type clusterNode struct {
+	addr  string // ip:port@cport[,hostname]
+	flags []string
+	link  string
+}
+
+// clusterNodes asks node for its view of the cluster (CLUSTER NODES).
+func clusterNodes(ctx context.Context, node *redis.Client) ([]clusterNode, error) {
+	text, err := node.ClusterNodes(ctx).Result()
+	if err != nil {
+		return nil, fmt.Errorf("%s: CLUSTER NODES: %w", node.Options().Addr, err)
+	}
+	var out []clusterNode
+	for line := range strings.Lines(text) {
+		if f := strings.Fields(line); len(f) >= 8 {
+			out = append(out, clusterNode{addr: f[1], flags: strings.Split(f[2], ","), link: f[7]})
+		}
+	}
+	return out, nil
+}
+
 // flaggedNodes returns what node's view of the cluster still holds against a node (CLUSTER
 // NODES: a flag of failure or of a node not yet a member, a link down), or "" when nothing.
 // A replica another node flags as failed is left out of that node's CLUSTER SLOTS, so a
 // client's topology may lack it until the flag is cleared.
 func flaggedNodes(ctx context.Context, node *redis.Client) string {
-	addr := node.Options().Addr
-	nodes, err := node.ClusterNodes(ctx).Result()
+	nodes, err := clusterNodes(ctx, node)
 	if err != nil {
-		return fmt.Sprintf("%s: CLUSTER NODES: %v", addr, err)
+		return err.Error()
 	}
-	for line := range strings.Lines(nodes) {
-		f := strings.Fields(line) // <id> <addr> <flags> <primary> <ping> <pong> <epoch> <link> ...
-		if len(f) < 8 {
-			continue
-		}
-		for flag := range strings.SplitSeq(f[2], ",") {
+	addr := node.Options().Addr
+	for _, n := range nodes {
+		for _, flag := range n.flags {
 			if flag == "fail" || flag == "fail?" || flag == "handshake" || flag == "noaddr" {
-				return fmt.Sprintf("%s sees %s flagged %s", addr, f[1], f[2])
+				return fmt.Sprintf("%s sees %s flagged %s", addr, n.addr, strings.Join(n.flags, ","))
 			}
 		}
-		if f[7] != "connected" {
-			return fmt.Sprintf("%s sees its link to %s %s", addr, f[1], f[7])
+		if n.link != "connected" {
+			return fmt.Sprintf("%s sees its link to %s %s", addr, n.addr, n.link)
 		}
 	}
 	return ""

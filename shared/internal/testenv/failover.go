@@ -187,15 +187,15 @@ func (c *ClusterControl) WaitFlaggedFailed(addr string) {
 				continue
 			}
 			n := c.node(other, time.Second)
-			nodes, err := n.ClusterNodes(ctx).Result()
+			nodes, err := clusterNodes(ctx, n)
 			_ = n.Close()
 			if err != nil {
-				return fmt.Errorf("CLUSTER NODES on %s: %w", other, err)
+				return err
 			}
 			flagged := false
-			for line := range strings.Lines(nodes) {
-				if f := strings.Fields(line); len(f) >= 3 && strings.HasPrefix(f[1], addr+"@") {
-					flagged = slices.Contains(strings.Split(f[2], ","), "fail")
+			for _, node := range nodes {
+				if strings.HasPrefix(node.addr, addr+"@") {
+					flagged = slices.Contains(node.flags, "fail")
 				}
 			}
 			if !flagged {
