@@ -49,9 +49,9 @@ type (
 // Run is one cleanup run: expiry warnings, then the teardown of every due sandbox (several
 // at once, each claimed so that concurrent runs never share one), then the end of sandbox
 // sessions whose transaction has been open too long, then orphan reconciliation, then the
-// gauges. It stops taking sandboxes when less than the deadline
-// margin remains before ctx's deadline and skips the orphans then. Failed teardowns are
-// recorded and reported, not returned; the error joins the problems of the run itself.
+// gauges. It stops taking sandboxes when less than the deadline margin remains before ctx's
+// deadline and skips the orphans then. Failed teardowns are recorded and reported, not
+// returned; the error joins the problems of the run itself.
 func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
 	start := time.Now()
 	rep := RunReport{StartedAt: s.now(), DryRun: opts.DryRun, Destroyed: []string{}, Failed: []SandboxFailure{}}
