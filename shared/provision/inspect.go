@@ -148,7 +148,9 @@ func (p *Provisioner) InspectStream(ctx context.Context, id string) (Stream, err
 // read fills s from the answers of XINFO STREAM and XINFO GROUPS on its key. A missing stream
 // is no error, and neither is one the sandbox's own code made unusable (Unusable says why): the
 // worker owns its stream, and what it did there must not fail a read of the control plane's.
-// The error of a failed read names its command.
+// The error of a failed read names its command. Those answers are as large as the worker made
+// the stream's entries and group names: the health check reads one sandbox, for its owner; a
+// list page reads many, and reads streamCounts instead.
 func (s *Stream) read(info *redis.XInfoStreamCmd, groups *redis.XInfoGroupsCmd) error {
 	if err := info.Err(); err != nil {
 		switch {
@@ -175,6 +177,9 @@ func (s *Stream) read(info *redis.XInfoStreamCmd, groups *redis.XInfoGroupsCmd) 
 	}
 	return nil
 }
+
+// isNoSuchKey is XINFO's answer for a stream that does not exist.
+func isNoSuchKey(err error) bool { return redis.HasErrorPrefix(err, "no such key") }
 
 // SandboxSchemas lists the ids of the schemas named exactly like a sandbox's (sb_<id> with
 // a valid id), whether or not a sandbox owns them.

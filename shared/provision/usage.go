@@ -25,17 +25,57 @@ type RedisUsage struct {
 	// LastEventAt is when it appended the last one; nil before the first.
 	LastEventAt *time.Time
 	// Stream is its event stream now (Exists false once it is gone).
-	Stream Stream
+	Stream StreamCounts
 	// Keys is how many keys its namespace held at the last cleanup pass that counted them
 	// (KeysCountedAt); nil until one did.
 	Keys          *int64
 	KeysCountedAt *time.Time
 }
 
-// RedisUsage reads the usage hash and the event stream of every sandbox of ids, with one
-// pipelined round trip (HGETALL, XINFO STREAM and XINFO GROUPS per sandbox; on a cluster, one
-// per node, each sandbox's commands in its slot). A sandbox without a hash or a stream reads
-// as zeros.
+// StreamCounts is what a list page reads of a sandbox's event stream (RedisUsage); the health
+// check reads more (InspectStream).
+type StreamCounts struct {
+	Exists bool
+	// NotAStream is set when the sandbox's own code put another type under the stream's key.
+	NotAStream bool
+	Length     int64
+	// EventsGroup is whether the workers' consumer group (keys.EventsGroup) exists; Pending
+	// counts the entries it delivered and nobody acknowledged yet.
+	EventsGroup bool
+	Pending     int64
+}
+
+// streamCounts reads what a list page shows of a sandbox's stream, and only that, as four
+// integers whatever the sandbox's code put in it. XINFO STREAM answers the first and last
+// entries, XINFO GROUPS every group's name and XPENDING every consumer's, each as large as
+// the worker made it; a list page reads every sandbox's stream in one pipeline, and one answer
+// past the server's output limit closes the connection, failing the page's reads of every
+// sandbox. Run in the server, the script copies those names (what the worker's own XINFO
+// costs) and answers none of them.
+//
+// KEYS[1] the stream; ARGV[1] the workers' group (keys.EventsGroup). Returns {kind, length,
+// group exists, pending}, kind 0 for no key, 1 for a stream, 2 for another type.
+var streamCounts = redis.NewScript(`
+local kind = redis.call("TYPE", KEYS[1])["ok"]
+if kind == "none" then
+	return {0, 0, 0, 0}
+elseif kind ~= "stream" then
+	return {2, 0, 0, 0}
+end
+local length = redis.call("XLEN", KEYS[1])
+local summary = redis.pcall("XPENDING", KEYS[1], ARGV[1])
+if summary["err"] then
+	if string.find(summary["err"], "NOGROUP", 1, true) then
+		return {1, length, 0, 0}
+	end
+	return summary
+end
+return {1, length, 1, summary[1]}`)
+
+// RedisUsage reads the usage hash and the event stream's counts of every sandbox of ids, with
+// one pipelined round trip (HGETALL and streamCounts per sandbox; on a cluster, one per node,
+// each sandbox's commands in its slot). A sandbox without a hash or a stream reads as zeros,
+// and so does one whose own code put another type under its stream's key (NotAStream).
 func (p *Provisioner) RedisUsage(ctx context.Context, ids []string) (map[string]RedisUsage, error) {
 	out := make(map[string]RedisUsage, len(ids))
 	if len(ids) == 0 {
@@ -46,8 +86,7 @@ func (p *Provisioner) RedisUsage(ctx context.Context, ids []string) (map[string]
 	}
 	type reads struct {
 		hash   *redis.MapStringStringCmd
-		info   *redis.XInfoStreamCmd
-		groups *redis.XInfoGroupsCmd
+		stream *redis.Cmd
 	}
 	pipe := p.rdb.Pipeline()
 	cmds := make(map[string]reads, len(ids))
@@ -55,12 +94,12 @@ func (p *Provisioner) RedisUsage(ctx context.Context, ids []string) (map[string]
 		if err := checkID(id); err != nil {
 			return nil, err
 		}
-		stream := keys.EventStream(id)
-		cmds[id] = reads{pipe.HGetAll(ctx, keys.Usage(id)), pipe.XInfoStream(ctx, stream), pipe.XInfoGroups(ctx, stream)}
+		cmds[id] = reads{pipe.HGetAll(ctx, keys.Usage(id)),
+			streamCounts.Eval(ctx, pipe, []string{keys.EventStream(id)}, keys.EventsGroup)}
 	}
 	_, _ = pipe.Exec(ctx) // each command's error is read below
 	for id, c := range cmds {
-		u := RedisUsage{Stream: Stream{Key: keys.EventStream(id)}}
+		var u RedisUsage
 		hash, err := c.hash.Result()
 		if err != nil {
 			return nil, fmt.Errorf("read usage: HGETALL %s: %w", keys.Usage(id), err)
@@ -71,16 +110,19 @@ func (p *Provisioner) RedisUsage(ctx context.Context, ids []string) (map[string]
 			n := field(hash, keys.UsageFieldKeys)
 			u.Keys, u.KeysCountedAt = &n, fieldTime(hash, keys.UsageFieldKeysCountedMS)
 		}
-		if err := u.Stream.read(c.info, c.groups); err != nil {
-			return nil, fmt.Errorf("read usage: %w", err)
+		counts, err := c.stream.Int64Slice()
+		if err == nil && len(counts) != 4 {
+			err = fmt.Errorf("%d integers, want 4", len(counts))
 		}
+		if err != nil {
+			return nil, fmt.Errorf("read usage: stream counts of %s: %w", keys.EventStream(id), err)
+		}
+		u.Stream = StreamCounts{Exists: counts[0] != 0, NotAStream: counts[0] == 2, Length: counts[1],
+			EventsGroup: counts[2] == 1, Pending: counts[3]}
 		out[id] = u
 	}
 	return out, nil
 }
-
-// isNoSuchKey is XINFO's answer for a stream that does not exist.
-func isNoSuchKey(err error) bool { return redis.HasErrorPrefix(err, "no such key") }
 
 // field reads a counter of a usage hash: 0 when absent or not a number (the hash is the
 // functions' own, but a value that does not parse must not fail a read).

@@ -3,6 +3,7 @@ package provision_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,8 +96,85 @@ func TestRedisUsage(t *testing.T) {
 	if g, ok := got[gone]; !ok || g.Stream.Exists || g.Events != 0 {
 		t.Errorf("gone: %+v %v", g, ok)
 	}
-	if b := got[broken]; !b.Stream.Exists || b.Stream.Unusable == "" || b.Stream.Length != 0 {
+	if b := got[broken]; !b.Stream.Exists || !b.Stream.NotAStream || b.Stream.Length != 0 {
 		t.Errorf("broken: %+v", b)
+	}
+}
+
+// A sandbox's code decides how large its stream's entries and the names of its groups and
+// consumers are, and a list page reads every sandbox's stream in one pipeline: what it reads
+// of each must not grow with them. Each attack below made the control plane's answer pass the
+// server's output limit (64 MB, scripts/redis-server.conf), which closed its connection and
+// with it the reads of every sandbox of the page: XINFO STREAM answers the one entry twice
+// (first and last), XINFO GROUPS answers the group's name. The usage of the other sandbox, and
+// the hostile one's own counts, must read as they are after each.
+func TestAStreamsContentCannotBlindTheUsageOfOthers(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	hostile, _ := provisioned(t, e)
+	other, _ := provisioned(t, e)
+	creds := rotated(t, e, hostile)
+	worker := testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb),
+		Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1})
+	defer func() { _ = worker.Close() }()
+	for i := range 3 {
+		if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.EventStream(other), Values: []string{"n", strconv.Itoa(i)}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.ReadGroup(t, e.rdb, keys.EventStream(other), keys.EventsGroup, "w")
+
+	stream := keys.EventStream(hostile)
+	big := func(c byte, mib int) string { return strings.Repeat(string(c), mib<<20) }
+	for _, attack := range []struct {
+		name            string
+		do, undo        func() error
+		length, pending int64
+	}{{
+		name: "one entry of 33 MiB",
+		do: func() error {
+			return worker.XAdd(ctx, &redis.XAddArgs{Stream: stream, ID: "1-1", Values: []string{"p", big('x', 33)}}).Err()
+		},
+		undo:   func() error { return worker.XDel(ctx, stream, "1-1").Err() },
+		length: 1,
+	}, {
+		name:   "a group named with 65 MiB",
+		do:     func() error { return worker.XGroupCreate(ctx, stream, big('g', 65), "0").Err() },
+		undo:   func() error { return worker.XGroupDestroy(ctx, stream, big('g', 65)).Err() },
+		length: 0,
+	}, {
+		name: "a consumer named with 65 MiB holding an entry",
+		do: func() error {
+			if err := worker.XAdd(ctx, &redis.XAddArgs{Stream: stream, ID: "2-1", Values: []string{"n", "1"}}).Err(); err != nil {
+				return err
+			}
+			return worker.XReadGroup(ctx, &redis.XReadGroupArgs{Group: keys.EventsGroup, Consumer: big('c', 65),
+				Streams: []string{stream, ">"}, Count: 1}).Err()
+		},
+		undo:    func() error { return worker.XGroupDelConsumer(ctx, stream, keys.EventsGroup, big('c', 65)).Err() },
+		length:  1,
+		pending: 1,
+	}} {
+		t.Run(attack.name, func(t *testing.T) {
+			if err := attack.do(); err != nil {
+				t.Fatalf("the sandbox's own user: %v", err)
+			}
+			defer func() {
+				if err := attack.undo(); err != nil {
+					t.Fatal(err)
+				}
+			}()
+			got, err := e.p.RedisUsage(ctx, []string{hostile, other})
+			if err != nil {
+				t.Fatalf("one sandbox's stream failed the usage read of the page: %.300v", err)
+			}
+			if o := got[other]; !o.Stream.Exists || o.Stream.Length != 3 || o.Stream.Pending != 3 {
+				t.Errorf("the other sandbox: %+v", o.Stream)
+			}
+			if h := got[hostile]; !h.Stream.Exists || h.Stream.Length != attack.length || h.Stream.Pending != attack.pending {
+				t.Errorf("the hostile sandbox: %+v, want length %d and %d pending", h.Stream, attack.length, attack.pending)
+			}
+		})
 	}
 }
 
