@@ -297,6 +297,9 @@ func clusterProblem(ctx context.Context, nodes []*redis.Client) string {
 		if problem := flaggedNodes(ctx, node); problem != "" {
 			return problem
 		}
+		if problem := unlistedNodes(ctx, node, len(nodes)); problem != "" {
+			return problem
+		}
 		repl, err := node.Info(ctx, "replication").Result()
 		if err != nil {
 			return fmt.Sprintf("%s: INFO replication: %v", addr, err)
@@ -378,6 +381,30 @@ func flaggedNodes(ctx context.Context, node *redis.Client) string {
 		if n.link != "connected" {
 			return fmt.Sprintf("%s sees its link to %s %s", addr, n.addr, n.link)
 		}
+	}
+	return ""
+}
+
+// unlistedNodes returns what node's CLUSTER SLOTS leaves out of the cluster's want nodes, or
+// "" when it lists them all. A client's topology is CLUSTER SLOTS: a replica left out of it is
+// one no client reaches, so an ACL change that must reach every node fails (provision's
+// forEveryNode). Redis leaves out a replica flagged as failed (flaggedNodes), and one whose
+// replication offset is still 0: a new cluster's replicas, until their primary's first
+// write or replication PING (every 10 s).
+func unlistedNodes(ctx context.Context, node *redis.Client, want int) string {
+	slots, err := node.ClusterSlots(ctx).Result() //nolint:staticcheck // SA1019: go-redis's cluster client reads its topology from CLUSTER SLOTS, not CLUSTER SHARDS
+	if err != nil {
+		return fmt.Sprintf("%s: CLUSTER SLOTS: %v", node.Options().Addr, err)
+	}
+	listed := map[string]bool{}
+	for _, s := range slots {
+		for _, n := range s.Nodes {
+			listed[n.Addr] = true
+		}
+	}
+	if len(listed) != want {
+		return fmt.Sprintf("%s: CLUSTER SLOTS lists %d of the %d nodes (a replica flagged, or not synced yet: replication offset 0)",
+			node.Options().Addr, len(listed), want)
 	}
 	return ""
 }
