@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -225,7 +226,33 @@ func leaseRedisDB(t testing.TB) dbLease {
 	if err := flushDB(t.Context(), adminClient(t, lease.db)); err != nil {
 		t.Fatalf("testenv: redis at %s: empty database %d: %v", addr, lease.db, err)
 	}
+	if err := deleteUsersOfDB(t.Context(), admin, lease.db); err != nil {
+		t.Fatalf("testenv: redis at %s: database %d: %v", addr, lease.db, err)
+	}
 	return lease
+}
+
+// deleteUsersOfDB deletes the sandbox ACL users a former holder of the logical database db left
+// (keys.ACLUser names them sb_<id>@<db>): users are the server's, not the database's, so
+// FLUSHDB keeps them, and the orphan finder of the next holder would report them.
+func deleteUsersOfDB(ctx context.Context, admin *redis.Client, db int) error {
+	users, err := admin.Do(ctx, "ACL", "USERS").StringSlice()
+	if err != nil {
+		return fmt.Errorf("ACL USERS: %w", err)
+	}
+	args := []any{"ACL", "DELUSER"}
+	for _, user := range users {
+		if strings.HasPrefix(user, sandboxUserPrefix) && strings.HasSuffix(user, "@"+strconv.Itoa(db)) {
+			args = append(args, user)
+		}
+	}
+	if len(args) == 2 {
+		return nil
+	}
+	if err := admin.Do(ctx, args...).Err(); err != nil {
+		return fmt.Errorf("ACL DELUSER: %w", err)
+	}
+	return nil
 }
 
 // acquireDB takes the first free lease, starting from a shared counter so that consecutive
