@@ -165,22 +165,21 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// scanPatterns records the MATCH pattern of every SCAN (see, through a commandHook).
+// scanPatterns records the MATCH pattern of every scan step (see, through a commandHook).
 type scanPatterns struct {
 	mu       sync.Mutex
 	patterns []string
 }
 
 func (h *scanPatterns) see(cmd redis.Cmder) {
-	if args := cmd.Args(); strings.EqualFold(cmd.Name(), "scan") {
-		for i := 0; i+1 < len(args); i++ {
-			if s, _ := args[i].(string); strings.EqualFold(s, "match") {
-				h.mu.Lock()
-				h.patterns = append(h.patterns, args[i+1].(string))
-				h.mu.Unlock()
-			}
-		}
+	// EVALSHA sha 0 cursor pattern ..., or EVAL with the script's text.
+	args := cmd.Args()
+	if len(args) < 5 || (args[1] != scanStep.Hash() && args[1] != scanStepSource) {
+		return
 	}
+	h.mu.Lock()
+	h.patterns = append(h.patterns, args[4].(string))
+	h.mu.Unlock()
 }
 
 // TestOnePassDeletesOnlyTheBatchsKeys tears down two sandboxes in one run, with one keyspace

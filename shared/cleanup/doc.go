@@ -34,8 +34,10 @@
 // keys.AllNamespacesPattern pass per primary unlinking the keys whose hash tag
 // (keys.ParseNamespaceKey) is a sandbox of the batch (step 4; a batch of one scans its own
 // keys.NamespacePattern), each UNLINK on a cluster naming keys of one hash slot (keys.Slot: a
-// cluster refuses more). Each sandbox then records its share. A run's Redis commands thus
-// follow its guilds, users and keys, never its sandboxes times its keys.
+// cluster refuses more). Each SCAN step runs in the server (redis.go, scanStep), so that its
+// answer stays small whatever names a sandbox's code gave its keys. Each sandbox then records
+// its share. A run's Redis commands thus follow its guilds, users and keys, never its
+// sandboxes times its keys.
 //
 // Each step records what it did (mappings removed and their guilds, cache entries deleted,
 // keys unlinked, whether the schema and role existed, sessions ended, timestamps) with an

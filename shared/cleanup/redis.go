@@ -2,6 +2,9 @@ package cleanup
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -15,33 +18,138 @@ import (
 // among COUNT keys visited, often only a few, so keys are gathered across replies (slotBatches).
 const unlinkBatch = 500
 
-// scanNode calls batch with every non-empty SCAN reply for pattern on one node. SCAN returns
-// every key that exists for the whole iteration at least once, and may return one twice;
-// deleting keys while iterating is safe.
-func scanNode(ctx context.Context, node redis.Cmdable, pattern string, count int64, batch func(keys []string) error) error {
-	var cursor uint64
+// maxKeyName is the longest key name a keyspace pass is answered whole. A sandbox's code names
+// its keys, up to 512 MB each, and a pass reads the names of every sandbox: one SCAN reply
+// holding a key named with 65 MiB passed the server's output limit, which closed the
+// connection and failed the pass, and with it the teardown of every sandbox of the batch and
+// the orphan reconciliation, run after run. Longer names are answered cut to this length,
+// which keeps whose they are (keys.ParseNamespaceKey reads the start); the pass that deletes
+// a namespace unlinks its long keys in the server (scanStep).
+const maxKeyName = 1024
+
+// scanStep is one SCAN step on a node, run in the server so that its answer stays small
+// whatever names the sandboxes gave their keys (maxKeyName).
+//
+// ARGV[1] the cursor, ARGV[2] the MATCH pattern, ARGV[3] the COUNT hint, ARGV[4] maxKeyName,
+// ARGV[5] and on the prefixes (keys.Namespace) whose long keys the step unlinks itself.
+// Returns {next cursor, names answered whole, long names it unlinked, other long names}, the
+// long names cut to ARGV[4] bytes.
+var scanStep = redis.NewScript(scanStepSource)
+
+const scanStepSource = `
+local reply = redis.call("SCAN", ARGV[1], "MATCH", ARGV[2], "COUNT", ARGV[3])
+local limit = tonumber(ARGV[4])
+local whole, unlinked, cut = {}, {}, {}
+for _, k in ipairs(reply[2]) do
+	if #k <= limit then
+		whole[#whole + 1] = k
+	else
+		local owned = false
+		for i = 5, #ARGV do
+			if string.sub(k, 1, #ARGV[i]) == ARGV[i] then
+				owned = true
+				break
+			end
+		end
+		if not owned then
+			cut[#cut + 1] = string.sub(k, 1, limit)
+		elseif redis.call("UNLINK", k) == 1 then
+			unlinked[#unlinked + 1] = string.sub(k, 1, limit)
+		end
+	end
+end
+return {reply[1], whole, unlinked, cut}`
+
+// scanned is the answer of one scanStep.
+type scanned struct {
+	// keys are the names of at most maxKeyName bytes, whole.
+	keys []string
+	// unlinked are the longer names that began with one of the step's prefixes, which the
+	// step unlinked; cut are the other longer names. Both are cut to maxKeyName bytes.
+	unlinked, cut []string
+}
+
+// scanNode calls batch with every non-empty answer of scanStep for pattern on one node. When
+// owner says that a long name it was answered cut is of a namespace the caller deletes (its
+// prefix, keys.Namespace), the step is run again at the same cursor with those prefixes, and
+// unlinks their long keys: a step without long keys, the usual one, costs one call. SCAN
+// returns every key that exists for the whole iteration at least once, and may return one
+// twice; deleting keys while iterating is safe.
+func scanNode(ctx context.Context, node redis.Cmdable, pattern string, count int64, owner func(cut string) (string, bool), batch func(scanned) error) error {
+	args := []any{"0", pattern, count, maxKeyName}
 	for {
-		found, next, err := node.Scan(ctx, cursor, pattern, count).Result()
+		next, found, err := runScanStep(ctx, node, args)
 		if err != nil {
 			return err
 		}
-		if len(found) > 0 {
+		var prefixes []any
+		for _, name := range found.cut {
+			if p, ok := owner(name); ok && !slices.Contains(prefixes, any(p)) {
+				prefixes = append(prefixes, p)
+			}
+		}
+		if len(prefixes) > 0 {
+			_, again, err := runScanStep(ctx, node, append(slices.Clone(args), prefixes...))
+			if err != nil {
+				return err
+			}
+			found.unlinked, found.cut = again.unlinked, again.cut
+		}
+		if len(found.keys)+len(found.unlinked)+len(found.cut) > 0 {
 			if err := batch(found); err != nil {
 				return err
 			}
 		}
-		if next == 0 {
+		if next == "0" {
 			return nil
 		}
-		cursor = next
+		args[0] = next
 	}
 }
 
-// scanKeys calls batch with every non-empty SCAN reply for pattern, on every primary
-// (concurrently: batch must be safe for concurrent use).
+// ownsNothing is the owner of a pass that deletes nothing.
+func ownsNothing(string) (string, bool) { return "", false }
+
+// runScanStep runs scanStep with args and reads its answer.
+func runScanStep(ctx context.Context, node redis.Cmdable, args []any) (string, scanned, error) {
+	reply, err := scanStep.Run(ctx, node, nil, args...).Slice()
+	if err != nil {
+		return "", scanned{}, err
+	}
+	return parseScanStep(reply)
+}
+
+// parseScanStep reads scanStep's answer.
+func parseScanStep(reply []any) (string, scanned, error) {
+	var found scanned
+	if len(reply) != 4 {
+		return "", found, fmt.Errorf("scan step: %d parts in the answer, want 4", len(reply))
+	}
+	next, ok := reply[0].(string)
+	lists := []*[]string{&found.keys, &found.unlinked, &found.cut}
+	for i, list := range lists {
+		names, isList := reply[i+1].([]any)
+		ok = ok && isList
+		for _, n := range names {
+			name, isName := n.(string)
+			ok = ok && isName
+			*list = append(*list, name)
+		}
+	}
+	if !ok {
+		return "", found, fmt.Errorf("scan step: unexpected answer %.200v", reply)
+	}
+	return next, found, nil
+}
+
+// scanKeys calls batch with the names of every non-empty scan step for pattern, on every
+// primary (concurrently: batch must be safe for concurrent use). Names longer than
+// maxKeyName come cut to it: enough to tell whose a key is, not to address it.
 func scanKeys(ctx context.Context, rdb redis.UniversalClient, pattern string, count int64, batch func(keys []string) error) (int, error) {
 	return provision.ForEachPrimary(ctx, rdb, func(ctx context.Context, node redis.UniversalClient) error {
-		return scanNode(ctx, node, pattern, count, batch)
+		return scanNode(ctx, node, pattern, count, ownsNothing, func(found scanned) error {
+			return batch(append(found.keys, found.cut...))
+		})
 	})
 }
 
@@ -119,25 +227,36 @@ func (b *slotBatches) flush(ctx context.Context, slot int) error {
 // unlinkMatching unlinks every key matching pattern on every primary, in batches of one slot
 // (slotBatches), and returns how many keys it unlinked and how many primaries it scanned.
 // UNLINK frees values in the background, so even a large stream costs the server no pause.
-// A pattern built by keys.NamespacePattern names one slot, so its batches are of unlinkBatch
-// keys; any other pattern works too.
+// The pattern is a prefix and a final * (keys.NamespacePattern's shape), so that the long
+// keys (maxKeyName) of that prefix can be unlinked too. A namespace's pattern names one slot,
+// so its batches are of unlinkBatch keys.
 func unlinkMatching(ctx context.Context, rdb redis.UniversalClient, pattern string, count int64) (int64, int, error) {
+	prefix, ok := strings.CutSuffix(pattern, "*")
+	if !ok || strings.ContainsAny(prefix, `*?[]\`) {
+		return 0, 0, fmt.Errorf("unlink %q: the pattern must be a prefix and a final *", pattern)
+	}
 	var unlinked atomic.Int64
-	primaries, err := unlinkScanned(ctx, rdb, pattern, count, func(string) bool { return true },
+	primaries, err := unlinkScanned(ctx, rdb, pattern, count,
+		func(string) bool { return true },
+		func(cut string) (string, bool) { return prefix, strings.HasPrefix(cut, prefix) },
 		func(_ []string, n int64) { unlinked.Add(n) })
 	return unlinked.Load(), primaries, err
 }
 
 // unlinkScanned unlinks, on every primary, the keys matching pattern that keep accepts, in
-// batches of one slot (slotBatches), telling unlinked each batch the server unlinked. It
-// returns how many primaries it scanned.
+// batches of one slot (slotBatches), and the long keys (maxKeyName) whose cut names owner
+// gives the prefix of, which the scan step unlinks itself. It tells unlinked each batch the
+// server unlinked (the long names cut), and returns how many primaries it scanned.
 func unlinkScanned(ctx context.Context, rdb redis.UniversalClient, pattern string, count int64,
-	keep func(key string) bool, unlinked func(batch []string, n int64)) (int, error) {
+	keep func(key string) bool, owner func(cut string) (string, bool), unlinked func(batch []string, n int64)) (int, error) {
 	_, cluster := rdb.(*redis.ClusterClient)
 	return provision.ForEachPrimary(ctx, rdb, func(ctx context.Context, node redis.UniversalClient) error {
 		b := newSlotBatches(node, cluster, unlinked)
-		err := scanNode(ctx, node, pattern, count, func(found []string) error {
-			for _, k := range found {
+		err := scanNode(ctx, node, pattern, count, owner, func(found scanned) error {
+			if len(found.unlinked) > 0 {
+				unlinked(found.unlinked, int64(len(found.unlinked)))
+			}
+			for _, k := range found.keys {
 				if !keep(k) {
 					continue
 				}
@@ -158,7 +277,8 @@ func unlinkScanned(ctx context.Context, rdb redis.UniversalClient, pattern strin
 // over every namespace (keys.AllNamespacesPattern), whatever the number of ids, and returns
 // the keys unlinked per id and how many primaries it scanned. A key is unlinked only when
 // keys.ParseNamespaceKey gives it exactly one of ids: keys outside the layout, of other
-// sandboxes (ids sharing a prefix included) or whose hash tag is not an id are left alone.
+// sandboxes (ids sharing a prefix included) or whose hash tag is not an id are left alone;
+// the long keys (maxKeyName) of the namespaces are unlinked by the scan step itself.
 //
 // The batches are per slot (slotBatches): a sandbox's keys share one, and sandboxes whose
 // ids hash alike share theirs. The count of a sandbox is the keys found and sent to UNLINK;
@@ -171,6 +291,10 @@ func unlinkNamespaces(ctx context.Context, rdb redis.UniversalClient, ids map[st
 		func(k string) bool {
 			id, ok := keys.ParseNamespaceKey(k)
 			return ok && ids[id]
+		},
+		func(cut string) (string, bool) {
+			id, ok := keys.ParseNamespaceKey(cut)
+			return keys.Namespace(id), ok && ids[id]
 		},
 		func(batch []string, _ int64) {
 			mu.Lock()
