@@ -6,32 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/botplatform/discord-sandboxes/shared/clients"
-	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
-
-// productionRedis returns a client on the test Redis built as the functions build theirs
-// (clients.Redis: its timeouts and retries), as the functions' ACL user, closed when the
-// test ends.
-func productionRedis(t testing.TB) redis.UniversalClient {
-	t.Helper()
-	user, password := testenv.RedisCredentials(t)
-	rdb, err := clients.Redis(t.Context(), config.Shared{
-		RedisAddr: testenv.RedisAddr(t), RedisCluster: testenv.RedisCluster(),
-		RedisUsername: user, RedisPassword: password,
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rdb.Close() })
-	return rdb
-}
 
 // The primary of an expired sandbox's keys becomes unreachable just before a step of its
 // teardown that needs it: the step fails and is recorded (the run reports it, the sandbox
@@ -45,7 +24,7 @@ func TestFailoverDuringTeardown(t *testing.T) {
 	const asleep = 12 * time.Second
 	for _, step := range []Step{StepDeleteRedisUser, StepDeleteKeys} {
 		t.Run(string(step), func(t *testing.T) {
-			e := setup(t, envConfig{redis: productionRedis})
+			e := setup(t, envConfig{redis: testenv.ProductionRedis})
 			cluster := testenv.FailoverCluster(t)
 			ctx := context.Background()
 			target := e.createExpired(t, "failover-target", newGuild())

@@ -1,4 +1,4 @@
-package clients
+package clients_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/botplatform/discord-sandboxes/shared/clients"
 	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
@@ -19,13 +20,13 @@ func TestURLFromSecret(t *testing.T) {
 		`{"username":"app","password":"x","host":"db.example","port":"6432"}`:                                                "postgres://app:x@db.example:6432/postgres?sslmode=require",
 	}
 	for in, want := range cases {
-		got, err := urlFromSecret(in)
+		got, err := clients.URLFromSecret(in)
 		if err != nil || got != want {
 			t.Errorf("urlFromSecret(%s) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 	for _, bad := range []string{`not json`, `{"username":"app"}`, `{"password":"x","host":"h"}`} {
-		if _, err := urlFromSecret(bad); err == nil {
+		if _, err := clients.URLFromSecret(bad); err == nil {
 			t.Errorf("urlFromSecret(%s) accepted", bad)
 		}
 	}
@@ -42,11 +43,11 @@ func (f fakeSecrets) GetSecretValue(_ context.Context, in *secretsmanager.GetSec
 }
 
 func TestDatabaseURLPrefersTheURL(t *testing.T) {
-	got, err := DatabaseURL(context.Background(), config.Shared{DatabaseURL: "postgres://x@h/db"}, nil)
+	got, err := clients.DatabaseURL(context.Background(), config.Shared{DatabaseURL: "postgres://x@h/db"}, nil)
 	if err != nil || got != "postgres://x@h/db" {
 		t.Fatal(got, err)
 	}
-	_, err = DatabaseURL(context.Background(), config.Shared{DatabaseSecretARN: "arn:missing"}, fakeSecrets{})
+	_, err = clients.DatabaseURL(context.Background(), config.Shared{DatabaseSecretARN: "arn:missing"}, fakeSecrets{})
 	if err == nil || !strings.Contains(err.Error(), "arn:missing") {
 		t.Fatalf("missing secret: %v", err)
 	}
@@ -59,7 +60,7 @@ func TestOpenConnectsWithoutMigrating(t *testing.T) {
 	addr := testenv.RedisAddr(t)
 	user, password := testenv.RedisCredentials(t)
 	ctx := context.Background()
-	s, err := Open(ctx, config.Shared{DatabaseURL: dbURL, RedisAddr: addr, RedisCluster: testenv.RedisCluster(), RedisUsername: user, RedisPassword: password}, nil, 4)
+	s, err := clients.Open(ctx, config.Shared{DatabaseURL: dbURL, RedisAddr: addr, RedisCluster: testenv.RedisCluster(), RedisUsername: user, RedisPassword: password}, nil, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func TestOpenConnectsWithoutMigrating(t *testing.T) {
 	if err := s.Redis.Ping(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(ctx, config.Shared{DatabaseURL: "postgres://nobody@127.0.0.1:1/x?connect_timeout=1", RedisAddr: addr}, nil, 1); err == nil {
+	if _, err := clients.Open(ctx, config.Shared{DatabaseURL: "postgres://nobody@127.0.0.1:1/x?connect_timeout=1", RedisAddr: addr}, nil, 1); err == nil {
 		t.Fatal("Open succeeded against a closed port")
 	}
 }

@@ -1,4 +1,4 @@
-package clients
+package clients_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/botplatform/discord-sandboxes/shared/clients"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 )
 
@@ -28,8 +29,8 @@ func TestIsUnavailable(t *testing.T) {
 		&pgconn.PgError{Code: "53300"}, // too_many_connections
 	}
 	for _, err := range unavailable {
-		if !IsUnavailable(err) {
-			t.Errorf("IsUnavailable(%v) = false", err)
+		if !clients.IsUnavailable(err) {
+			t.Errorf("clients.IsUnavailable(%v) = false", err)
 		}
 	}
 	refused := []error{
@@ -41,8 +42,8 @@ func TestIsUnavailable(t *testing.T) {
 		context.Canceled, // the caller went away
 	}
 	for _, err := range refused {
-		if IsUnavailable(err) {
-			t.Errorf("IsUnavailable(%v) = true", err)
+		if clients.IsUnavailable(err) {
+			t.Errorf("clients.IsUnavailable(%v) = true", err)
 		}
 	}
 }
@@ -70,8 +71,8 @@ func TestUnavailableTextAgreesWithIsUnavailable(t *testing.T) {
 		fmt.Errorf("drop schema and role of x: %w", lockTimeout),
 	}
 	for _, err := range unavailable {
-		if !IsUnavailable(err) || !IsUnavailableText("delete_keys: "+err.Error()) {
-			t.Errorf("%q: IsUnavailable %v, IsUnavailableText %v", err, IsUnavailable(err), IsUnavailableText(err.Error()))
+		if !clients.IsUnavailable(err) || !clients.IsUnavailableText("delete_keys: "+err.Error()) {
+			t.Errorf("%q: IsUnavailable %v, IsUnavailableText %v", err, clients.IsUnavailable(err), clients.IsUnavailableText(err.Error()))
 		}
 	}
 	refused := []error{
@@ -84,14 +85,14 @@ func TestUnavailableTextAgreesWithIsUnavailable(t *testing.T) {
 		context.Canceled,
 	}
 	for _, err := range refused {
-		if IsUnavailable(err) || IsUnavailableText(err.Error()) || IsLockTimeoutText(err.Error()) {
+		if clients.IsUnavailable(err) || clients.IsUnavailableText(err.Error()) || clients.IsLockTimeoutText(err.Error()) {
 			t.Errorf("%q is classified as unavailable or a lock timeout", err)
 		}
 	}
-	if !IsLockTimeoutText(fmt.Errorf("drop_schema_and_role: drop: %w", lockTimeout).Error()) || IsLockTimeoutText(dialErr.Error()) {
+	if !clients.IsLockTimeoutText(fmt.Errorf("drop_schema_and_role: drop: %w", lockTimeout).Error()) || clients.IsLockTimeoutText(dialErr.Error()) {
 		t.Error("lock timeouts are not told from other failures")
 	}
-	if IsUnavailableText("") || IsLockTimeoutText("") {
+	if clients.IsUnavailableText("") || clients.IsLockTimeoutText("") {
 		t.Error("no error is no failure")
 	}
 }

@@ -12,31 +12,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/botplatform/discord-sandboxes/shared/clients"
-	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/routing"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
-
-// productionRedis returns a client on the test cluster built as the functions build theirs
-// (clients.Redis: its timeouts, the caller's deadline bounding socket reads), as the
-// functions' ACL user, closed when the test ends.
-func productionRedis(t testing.TB) redis.UniversalClient {
-	t.Helper()
-	user, password := testenv.RedisCredentials(t)
-	rdb, err := clients.Redis(t.Context(), config.Shared{
-		RedisAddr: testenv.RedisAddr(t), RedisCluster: testenv.RedisCluster(),
-		RedisUsername: user, RedisPassword: password,
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rdb.Close() })
-	return rdb
-}
 
 // beforeAppend is a go-redis hook that runs its func once, just before the first pipeline
 // carrying stream appends is sent: the point where a batch's stream delivery begins.
@@ -99,7 +80,7 @@ func TestFailoverDuringRouting(t *testing.T) {
 	}
 
 	// The router as production builds it: the functions' client and the default deadline.
-	rdb := productionRedis(t)
+	rdb := testenv.ProductionRedis(t)
 	var logs testenv.SyncBuffer
 	r := e.router(t, &queue{}, func(o *routing.Options) {
 		o.Redis = rdb

@@ -33,7 +33,8 @@ var testSupport = []string{"shared/internal/testenv", "shared/internal/alarmtest
 // package needs any more fails the test, so that it is removed.
 var exceptions = map[[2]string]string{
 	{"shared/api", "shared/lambdakit"}:            "the API handler marks local requests (lambdakit.NewLocalContext) and runs itself under Lambda",
-	{"shared/internal/testenv", "shared/sandbox"}: "the tests' pools open sessions as clients.Postgres does (sandbox.ControlSearchPath)",
+	{"shared/internal/testenv", "shared/clients"}: "the tests open the control plane's pools and the functions' Redis clients as the functions do (clients.Postgres, clients.Redis)",
+	{"shared/internal/testenv", "shared/config"}:  "clients.Redis takes the functions' configuration (config.Shared)",
 }
 
 // allowed is every package of the module and the project packages its code may import.
@@ -70,7 +71,7 @@ var allowed = map[string][]string{
 	"cmd/sandbox":       {"shared/cli"},
 	"scripts/sqsctl":    {},
 	// Test support.
-	"shared/internal/testenv":   {"shared/sandbox"},
+	"shared/internal/testenv":   {"shared/clients", "shared/config"},
 	"shared/internal/alarmtest": {},
 	"shared/internal/archtest":  {},
 	"shared/internal/gosource":  {},

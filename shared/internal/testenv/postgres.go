@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+	"github.com/botplatform/discord-sandboxes/shared/clients"
 )
 
 // AdminURL returns the URL of the test server's maintenance database as its superuser. Only
@@ -91,20 +91,13 @@ func Postgres(t testing.TB) (*pgxpool.Pool, string) {
 		}
 	})
 
-	// The control plane's sessions, as clients.Postgres opens them.
-	pc, err := pgxpool.ParseConfig(dbURL)
-	if err != nil {
-		t.Fatalf("testenv: %s: %v", databaseURLVar, err)
-	}
-	pc.ConnConfig.RuntimeParams["search_path"] = sandbox.ControlSearchPath
-	pool, err := pgxpool.NewWithConfig(t.Context(), pc)
+	// The control plane's sessions, opened as the functions open theirs (their search path
+	// among the rest), in a pool of pgx's default size.
+	pool, err := clients.Postgres(t.Context(), dbURL, 0)
 	if err != nil {
 		t.Fatalf("testenv: connect to %s: %v", name, err)
 	}
 	t.Cleanup(pool.Close) // runs before the drop above: cleanups run last-in, first-out
-	if err := pool.Ping(t.Context()); err != nil {
-		t.Fatalf("testenv: connect to %s: %v", name, err)
-	}
 	return pool, dbURL
 }
 

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/clients"
+	"github.com/botplatform/discord-sandboxes/shared/config"
 )
 
 // On the standalone server, logical database 0 is reserved for the leases below; tests get
@@ -305,6 +308,23 @@ func databaseCount(ctx context.Context, admin *redis.Client) (int, error) {
 func flushDB(ctx context.Context, client *redis.Client) error {
 	defer func() { _ = client.Close() }()
 	return client.FlushDB(ctx).Err()
+}
+
+// ProductionRedis returns a client on the test Redis (the test's cluster in cluster mode) built
+// as the functions build theirs (clients.Redis: its timeouts, its retries, the caller's
+// deadline bounding socket reads), as the functions' ACL user, closed when the test ends.
+func ProductionRedis(t testing.TB) redis.UniversalClient {
+	t.Helper()
+	user, password := RedisCredentials(t)
+	rdb, err := clients.Redis(t.Context(), config.Shared{
+		RedisAddr: RedisAddr(t), RedisCluster: RedisCluster(),
+		RedisUsername: user, RedisPassword: password,
+	}, nil)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
 }
 
 // ReadGroup reads the new entries of stream as consumer of group does (XREADGROUP ... >, at
