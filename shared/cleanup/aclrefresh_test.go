@@ -20,10 +20,7 @@ func TestRunSetsOlderRedisUsersRulesAgain(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
 	sb := e.create(t, "acl-refresh", time.Hour)
-	creds, err := e.p.RotateCredentials(ctx, sb.ID, time.Now().Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
+	worker, creds := e.worker(t, sb.ID)
 	user := e.p.RedisUserName(sb.ID)
 	// The older rules, on every node (ACL users are per node).
 	nodes := testenv.RedisNodes(t, e.rdb)
@@ -32,9 +29,6 @@ func TestRunSetsOlderRedisUsersRulesAgain(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	worker := testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb),
-		Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1, PoolSize: 1})
-	defer func() { _ = worker.Close() }()
 	own := []string{keys.Namespace(sb.ID) + "k"}
 	if err := worker.Eval(ctx, "return 1", own).Err(); err != nil {
 		t.Fatalf("the older rules allow Lua: %v", err)

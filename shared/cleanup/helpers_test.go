@@ -164,6 +164,18 @@ func (e *env) dropAtEnd(t testing.TB, id string) {
 	})
 }
 
+// worker rotates the sandbox's credentials, as `sandbox connect` does, and returns them with a
+// client of one connection as its Redis user: its worker, closed when the test ends.
+func (e *env) worker(t *testing.T, id string) (redis.UniversalClient, provision.Credentials) {
+	t.Helper()
+	creds, err := e.p.RotateCredentials(context.Background(), id, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb),
+		Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1, PoolSize: 1}), creds
+}
+
 // createExpired makes a sandbox that expired an hour ago, leaving the clock as it was.
 func (e *env) createExpired(t *testing.T, name string, guilds ...string) *sandbox.Sandbox {
 	t.Helper()

@@ -66,6 +66,14 @@ func rotated(t *testing.T, e env, id string) provision.Credentials {
 	return creds
 }
 
+// asSandbox returns a client as the sandbox's Redis user of creds (its worker), closed when the
+// test ends.
+func asSandbox(t *testing.T, e env, creds provision.Credentials) redis.UniversalClient {
+	t.Helper()
+	return testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb),
+		Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1})
+}
+
 // waitUntil polls cond until it holds, for a state another session or server reaches on its
 // own; past the deadline it fails, naming what it waited for.
 func waitUntil(t *testing.T, what string, cond func() bool) {

@@ -174,9 +174,7 @@ func TestSandboxRedisUserIsConfinedToItsNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	db := testenv.RedisDBOf(e.rdb)
-	sb := testenv.NewRedisClient(t, redis.UniversalOptions{DB: db, Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1})
-	defer func() { _ = sb.Close() }()
+	sb := asSandbox(t, e, creds)
 	own := keys.Namespace(id)
 
 	allowed := map[string]func() error{

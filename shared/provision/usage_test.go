@@ -26,9 +26,7 @@ func TestSandboxCannotTouchItsUsage(t *testing.T) {
 	if err := e.rdb.HSet(ctx, usage, keys.UsageFieldEvents, 3).Err(); err != nil {
 		t.Fatal(err)
 	}
-	sb := testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb),
-		Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1})
-	defer func() { _ = sb.Close() }()
+	sb := asSandbox(t, e, creds)
 	if err := sb.HSet(ctx, keys.Namespace(id)+"h", "f", 1).Err(); err != nil {
 		t.Fatalf("the sandbox cannot write its own keys: %v: this test proves nothing", err)
 	}
@@ -113,10 +111,7 @@ func TestAStreamsContentCannotBlindTheUsageOfOthers(t *testing.T) {
 	ctx := context.Background()
 	hostile, _ := provisioned(t, e)
 	other, _ := provisioned(t, e)
-	creds := rotated(t, e, hostile)
-	worker := testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb),
-		Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1})
-	defer func() { _ = worker.Close() }()
+	worker := asSandbox(t, e, rotated(t, e, hostile))
 	for i := range 3 {
 		if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.EventStream(other), Values: []string{"n", strconv.Itoa(i)}}).Err(); err != nil {
 			t.Fatal(err)
