@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -99,12 +100,21 @@ func roleOf(ctx context.Context, q queryRower, role string) (roleState, error) {
 	return st, nil
 }
 
-// mustBeOurs refuses a role that exists but is not this database's sandbox role.
-func (st roleState) mustBeOurs(role string) error {
-	if st.exists && !st.ours {
-		return fmt.Errorf("refusing role %q: %w (database %s)", role, errForeignRole, st.database)
+// ourRoleOf reads role as roleOf does, for a statement that acts on it: a role that exists
+// but is not this database's sandbox role is refused.
+func ourRoleOf(ctx context.Context, q queryRower, role string) (roleState, error) {
+	st, err := roleOf(ctx, q, role)
+	if err == nil && st.exists && !st.ours {
+		err = fmt.Errorf("refusing role %q: %w (database %s)", role, errForeignRole, st.database)
 	}
-	return nil
+	return st, err
+}
+
+// setLockTimeout bounds how long the statements of tx wait for a lock held by another
+// session: past it they fail (SQLSTATE 55P03) instead of waiting.
+func setLockTimeout(ctx context.Context, tx pgx.Tx, d time.Duration) error {
+	_, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", d.Milliseconds()))
+	return err
 }
 
 // queryRower is a pool, a connection or a transaction.

@@ -15,6 +15,9 @@ type DropResult struct {
 	SessionsTerminated int
 	SchemaExisted      bool
 	RoleExisted        bool
+	// DroppedInBatches counts the objects of a schema larger than dropBatch (and the role's
+	// large objects) dropped in batches before the drop's own transaction (shrink).
+	DroppedInBatches int
 }
 
 // Drop terminates the role's sessions, drops the schema (cascading to its tables) and the
@@ -38,25 +41,31 @@ func (p *Provisioner) DropRole(ctx context.Context, id string, lockTimeout time.
 }
 
 // drop is every drop of a sandbox's database objects, in one transaction: the checks
-// (checks.go), then the sessions of the role ended, then the schema, then the role.
+// (checks.go), then the sessions of the role ended, then the schema, then the role. A schema
+// of more objects than one transaction should lock is first taken down in batches (shrink).
 func (p *Provisioner) drop(ctx context.Context, id string, lockTimeout time.Duration, schema, role bool) (DropResult, error) {
 	var res DropResult
 	if err := checkID(id); err != nil {
 		return res, err
 	}
 	schemaName, roleName := sandbox.SchemaName(id), sandbox.RoleName(id)
+	dropped, early, err := p.shrink(ctx, id, lockTimeout, schema, role)
+	res.DroppedInBatches, res.SessionsTerminated = dropped, len(early)
+	if err != nil {
+		return res, fmt.Errorf("drop %s of %s: %w", dropWhat(schema, role), id, err)
+	}
+	if early == nil {
+		early = []int32{} // none: not NULL, which ALL would make match nothing
+	}
 	var roleOID uint32
 	var ended []int32 // the sessions ended before the drop
-	err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", lockTimeout.Milliseconds())); err != nil {
+	err = pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
+		if err := setLockTimeout(ctx, tx, lockTimeout); err != nil {
 			return err
 		}
 		if role {
-			st, err := roleOf(ctx, tx, roleName)
+			st, err := ourRoleOf(ctx, tx, roleName)
 			if err != nil {
-				return err
-			}
-			if err := st.mustBeOurs(roleName); err != nil {
 				return err
 			}
 			res.RoleExisted, roleOID = st.exists, st.oid
@@ -72,11 +81,12 @@ func (p *Provisioner) drop(ctx context.Context, id string, lockTimeout time.Dura
 			// Sessions first: DROP SCHEMA would wait for their locks, and DROP ROLE fails
 			// while the role is connected.
 			err := tx.QueryRow(ctx, `SELECT pg_catalog.array_agg(pid) FILTER (WHERE pg_catalog.pg_terminate_backend(pid))
-				FROM pg_catalog.pg_stat_activity WHERE usename = $1`, roleName).Scan(&ended)
+				FROM pg_catalog.pg_stat_activity WHERE usename = $1 AND pid <> ALL ($2::int4[])`, roleName, early).Scan(&ended)
 			if err != nil {
 				return fmt.Errorf("terminate sessions of %s: %w", roleName, err)
 			}
-			res.SessionsTerminated = len(ended)
+			res.SessionsTerminated += len(ended)
+			ended = append(ended, early...) // ended before the batches: exiting, or gone
 		}
 		if res.SchemaExisted {
 			if _, err := tx.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schemaName}.Sanitize()+" CASCADE"); err != nil {

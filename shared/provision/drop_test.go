@@ -3,6 +3,7 @@ package provision_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -195,5 +196,57 @@ func TestInspectStream(t *testing.T) {
 	}
 	if _, err := e.p.InspectStream(ctx, "BAD*"); err == nil {
 		t.Fatal("an invalid id was inspected")
+	}
+}
+
+// A sandbox's role may create objects without end, and a transaction holds a lock on every
+// object it drops until it ends, in the lock table the whole server shares (sized for
+// max_locks_per_transaction, 64, per connection: 300 here). 6,000 tables, which the worker
+// creates in seconds, made DROP SCHEMA ... CASCADE fail with "out of shared memory" at every
+// attempt, after filling the lock table for every other session. The drop takes them, with
+// objects of every kind and large objects, in batches first, and completes.
+func TestDropOfASchemaOfManyObjects(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	id, pw := provisioned(t, e)
+	conn := e.session(t, id, pw)
+	defer func() { _ = conn.Close(ctx) }()
+	const tables = 6000
+	for _, sql := range []string{
+		fmt.Sprintf(`DO $$ BEGIN FOR i IN 1..%d LOOP
+			EXECUTE format('CREATE TABLE t%%s (x text PRIMARY KEY)', i);
+			IF i %% 500 = 0 THEN COMMIT; END IF;
+		END LOOP; END $$`, tables),
+		`DO $$ BEGIN FOR i IN 1..50 LOOP
+			EXECUTE format('CREATE FUNCTION f%s(int) RETURNS int LANGUAGE sql AS ''SELECT 1''', i);
+			EXECUTE format('CREATE TYPE e%s AS ENUM (''a'')', i);
+			EXECUTE format('CREATE DOMAIN d%s AS int CHECK (VALUE > 0)', i);
+			EXECUTE format('CREATE VIEW v%s AS SELECT 1 AS a', i);
+			EXECUTE format('CREATE SEQUENCE s%s', i);
+			EXECUTE format('CREATE FUNCTION g%s(int, e%s) RETURNS bool LANGUAGE sql AS ''SELECT true''', i, i);
+			EXECUTE format('CREATE OPERATOR === (LEFTARG = int, RIGHTARG = e%s, FUNCTION = g%s)', i, i);
+			PERFORM pg_catalog.lo_create(0);
+		END LOOP; END $$`,
+		`CREATE TYPE r AS RANGE (SUBTYPE = int4)`,
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("as the sandbox's role: %v", err)
+		}
+	}
+	_ = conn.Close(ctx)
+
+	res, err := e.p.Drop(ctx, id, 5*time.Second)
+	if err != nil {
+		t.Fatalf("drop a schema of %d tables and more: %v", tables, err)
+	}
+	if !res.SchemaExisted || !res.RoleExisted || res.DroppedInBatches < tables {
+		t.Errorf("drop: %+v, want the schema, the role and at least %d objects in batches", res, tables)
+	}
+	var schemas, roles, largeObjects int
+	err = e.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = $1),
+		(SELECT count(*) FROM pg_catalog.pg_roles WHERE rolname = $2), (SELECT count(*) FROM pg_catalog.pg_largeobject_metadata)`,
+		sandbox.SchemaName(id), sandbox.RoleName(id)).Scan(&schemas, &roles, &largeObjects)
+	if err != nil || schemas+roles+largeObjects != 0 {
+		t.Fatalf("left: %d schemas, %d roles, %d large objects (%v)", schemas, roles, largeObjects, err)
 	}
 }

@@ -339,15 +339,12 @@ func (p *Provisioner) RotateCredentials(ctx context.Context, id string, validUnt
 	stmt := fmt.Sprintf("ALTER ROLE %s WITH PASSWORD %s VALID UNTIL %s",
 		pgx.Identifier{role}.Sanitize(), quoteLiteral(verifier), quoteLiteral(validUntil.UTC().Format(time.RFC3339)))
 	err = pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
-		st, err := roleOf(ctx, tx, role)
+		st, err := ourRoleOf(ctx, tx, role)
 		if err != nil {
 			return err
 		}
 		if !st.exists {
 			return errRoleMissing
-		}
-		if err := st.mustBeOurs(role); err != nil {
-			return err
 		}
 		_, err = tx.Exec(ctx, stmt)
 		return err

@@ -166,7 +166,7 @@ func (p *Provisioner) SchemaSizes(ctx context.Context, ids []string) (map[string
 		schemas[i] = sandbox.SchemaName(id)
 	}
 	err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d", sizeLockTimeout.Milliseconds())); err != nil {
+		if err := setLockTimeout(ctx, tx, sizeLockTimeout); err != nil {
 			return err
 		}
 		sizes, err := schemaSizes(ctx, tx, schemas)
