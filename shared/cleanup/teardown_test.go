@@ -608,7 +608,8 @@ func TestDryRunChangesNothing(t *testing.T) {
 // connection: every run failed the delete_keys step of every sandbox in its batch (they stayed
 // destroying) and its orphan reconciliation, for as long as the hostile sandbox lived, and its
 // own teardown then failed forever. Here the run tears another sandbox down and counts the
-// hostile one's keys; then the hostile sandbox's own teardown deletes its long key.
+// hostile one's keys; then the hostile sandbox's own teardown deletes its long key. (On a
+// cluster the name is 4 KiB: testenv.OversizedBytes.)
 func TestLongKeyNamesCannotStopTheKeyspacePasses(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
@@ -620,7 +621,7 @@ func TestLongKeyNamesCannotStopTheKeyspacePasses(t *testing.T) {
 		e.seed(t, v, 3)
 	}
 	worker, _ := e.worker(t, hostile.ID)
-	long := keys.Namespace(hostile.ID) + strings.Repeat("k", 65<<20)
+	long := keys.Namespace(hostile.ID) + strings.Repeat("k", testenv.OversizedBytes(65))
 	if err := worker.Set(ctx, long, "v", 0).Err(); err != nil {
 		t.Fatalf("the sandbox's own user: %v", err)
 	}

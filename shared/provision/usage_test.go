@@ -105,7 +105,8 @@ func TestRedisUsage(t *testing.T) {
 // server's output limit (64 MB, scripts/redis-server.conf), which closed its connection and
 // with it the reads of every sandbox of the page: XINFO STREAM answers the one entry twice
 // (first and last), XINFO GROUPS answers the group's name. The usage of the other sandbox, and
-// the hostile one's own counts, must read as they are after each.
+// the hostile one's own counts, must read as they are after each. (On a cluster the sizes are
+// 4 KiB: testenv.OversizedBytes.)
 func TestAStreamsContentCannotBlindTheUsageOfOthers(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
@@ -120,7 +121,7 @@ func TestAStreamsContentCannotBlindTheUsageOfOthers(t *testing.T) {
 	testenv.ReadGroup(t, e.rdb, keys.EventStream(other), keys.EventsGroup, "w")
 
 	stream := keys.EventStream(hostile)
-	big := func(c byte, mib int) string { return strings.Repeat(string(c), mib<<20) }
+	big := func(c byte, mib int) string { return strings.Repeat(string(c), testenv.OversizedBytes(mib)) }
 	for _, attack := range []struct {
 		name            string
 		do, undo        func() error
