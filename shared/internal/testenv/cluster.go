@@ -446,23 +446,7 @@ func resetCluster(ctx context.Context, t testing.TB, c redisCluster) error {
 		return fmt.Errorf("FLUSHALL: %w", err)
 	}
 	return admin.ForEachShard(ctx, func(ctx context.Context, node *redis.Client) error {
-		users, err := node.Do(ctx, "ACL", "USERS").StringSlice()
-		if err != nil {
-			return fmt.Errorf("ACL USERS on %s: %w", node.Options().Addr, err)
-		}
-		args := []any{"ACL", "DELUSER"}
-		for _, user := range users {
-			if strings.HasPrefix(user, sandboxUserPrefix) {
-				args = append(args, user)
-			}
-		}
-		if len(args) == 2 {
-			return nil
-		}
-		if err := node.Do(ctx, args...).Err(); err != nil {
-			return fmt.Errorf("ACL DELUSER on %s: %w", node.Options().Addr, err)
-		}
-		return nil
+		return deleteSandboxUsers(ctx, node, func(string) bool { return true })
 	})
 }
 

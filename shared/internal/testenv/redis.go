@@ -229,31 +229,33 @@ func leaseRedisDB(t testing.TB) dbLease {
 	if err := flushDB(t.Context(), adminClient(t, lease.db)); err != nil {
 		t.Fatalf("testenv: redis at %s: empty database %d: %v", addr, lease.db, err)
 	}
-	if err := deleteUsersOfDB(t.Context(), admin, lease.db); err != nil {
+	// The users a former holder left (keys.ACLUser names them sb_<id>@<db>).
+	ofDB := "@" + strconv.Itoa(lease.db)
+	if err := deleteSandboxUsers(t.Context(), admin, func(user string) bool { return strings.HasSuffix(user, ofDB) }); err != nil {
 		t.Fatalf("testenv: redis at %s: database %d: %v", addr, lease.db, err)
 	}
 	return lease
 }
 
-// deleteUsersOfDB deletes the sandbox ACL users a former holder of the logical database db left
-// (keys.ACLUser names them sb_<id>@<db>): users are the server's, not the database's, so
-// FLUSHDB keeps them, and the orphan finder of the next holder would report them.
-func deleteUsersOfDB(ctx context.Context, admin *redis.Client, db int) error {
-	users, err := admin.Do(ctx, "ACL", "USERS").StringSlice()
+// deleteSandboxUsers deletes, on the one server or node of client, the sandbox ACL users
+// (sandboxUserPrefix) that match accepts: users are the server's, so emptying a database
+// keeps them, and the orphan finder of its next holder would report them.
+func deleteSandboxUsers(ctx context.Context, client *redis.Client, match func(user string) bool) error {
+	users, err := client.Do(ctx, "ACL", "USERS").StringSlice()
 	if err != nil {
-		return fmt.Errorf("ACL USERS: %w", err)
+		return fmt.Errorf("ACL USERS on %s: %w", client.Options().Addr, err)
 	}
 	args := []any{"ACL", "DELUSER"}
 	for _, user := range users {
-		if strings.HasPrefix(user, sandboxUserPrefix) && strings.HasSuffix(user, "@"+strconv.Itoa(db)) {
+		if strings.HasPrefix(user, sandboxUserPrefix) && match(user) {
 			args = append(args, user)
 		}
 	}
 	if len(args) == 2 {
 		return nil
 	}
-	if err := admin.Do(ctx, args...).Err(); err != nil {
-		return fmt.Errorf("ACL DELUSER: %w", err)
+	if err := client.Do(ctx, args...).Err(); err != nil {
+		return fmt.Errorf("ACL DELUSER on %s: %w", client.Options().Addr, err)
 	}
 	return nil
 }
