@@ -54,9 +54,6 @@ func (p *Provisioner) drop(ctx context.Context, id string, lockTimeout time.Dura
 	if err != nil {
 		return res, fmt.Errorf("drop %s of %s: %w", dropWhat(schema, role), id, err)
 	}
-	if early == nil {
-		early = []int32{} // none: not NULL, which ALL would make match nothing
-	}
 	var roleOID uint32
 	var ended []int32 // the sessions ended before the drop
 	err = pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
@@ -80,9 +77,8 @@ func (p *Provisioner) drop(ctx context.Context, id string, lockTimeout time.Dura
 		if res.RoleExisted {
 			// Sessions first: DROP SCHEMA would wait for their locks, and DROP ROLE fails
 			// while the role is connected.
-			err := tx.QueryRow(ctx, `SELECT pg_catalog.array_agg(pid) FILTER (WHERE pg_catalog.pg_terminate_backend(pid))
-				FROM pg_catalog.pg_stat_activity WHERE usename = $1 AND pid <> ALL ($2::int4[])`, roleName, early).Scan(&ended)
-			if err != nil {
+			var err error
+			if ended, err = endSessions(ctx, tx, roleOID, early); err != nil {
 				return fmt.Errorf("terminate sessions of %s: %w", roleName, err)
 			}
 			res.SessionsTerminated += len(ended)
@@ -106,18 +102,34 @@ func (p *Provisioner) drop(ctx context.Context, id string, lockTimeout time.Dura
 		// committed (the sandbox's worker reconnecting, for as long as dropping its objects
 		// takes) lives on with the dropped role: no name finds it any more, only the OID it
 		// keeps. No session can log in as the role now, so this sweep ends the last ones.
-		if ended == nil {
-			ended = []int32{} // none: not NULL, which ALL would make match nothing
-		}
-		var late int
-		err := p.db.QueryRow(ctx, `SELECT pg_catalog.count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(pid))
-			FROM pg_catalog.pg_stat_activity WHERE usesysid = $1 AND pid <> ALL ($2::int4[])`, roleOID, ended).Scan(&late)
+		late, err := endSessions(ctx, p.db, roleOID, ended)
 		if err != nil {
 			return res, fmt.Errorf("drop %s of %s: end the sessions that logged in during the drop: %w", dropWhat(schema, role), id, err)
 		}
-		res.SessionsTerminated += late
+		res.SessionsTerminated += len(late)
 	}
 	return res, nil
+}
+
+// endSessions ends the sessions of the role roleOID but those of except (ended already: they
+// may still be exiting), and returns the ones it ended. By OID, so that it also finds the
+// sessions of a role already dropped.
+func endSessions(ctx context.Context, q queryRower, roleOID uint32, except []int32) ([]int32, error) {
+	if except == nil {
+		except = []int32{} // none: not NULL, which ALL would make match nothing
+	}
+	var ended []int32
+	err := q.QueryRow(ctx, `SELECT pg_catalog.array_agg(pid) FILTER (WHERE pg_catalog.pg_terminate_backend(pid))
+		FROM pg_catalog.pg_stat_activity WHERE usesysid = $1 AND pid <> ALL ($2::int4[])`, roleOID, except).Scan(&ended)
+	return ended, err
+}
+
+// grantMembership makes the control user a member of the sandbox role name, which a
+// non-superuser needs to drop what the role owns (roles provisioned before membership was
+// granted at creation lack it).
+func grantMembership(ctx context.Context, tx pgx.Tx, name string) error {
+	_, err := tx.Exec(ctx, "GRANT "+pgx.Identifier{name}.Sanitize()+" TO CURRENT_USER")
+	return err
 }
 
 func dropWhat(schema, role bool) string {
@@ -133,14 +145,13 @@ func dropWhat(schema, role bool) string {
 // dropRole drops a sandbox role inside tx: DROP OWNED revokes the role's grants in this
 // database (CONNECT, defaults) and drops anything it still owns (large objects, whatever it
 // created outside its schema); the role's per-database settings go with DROP ROLE. The
-// control user first makes sure it is a member of the role, which a non-superuser needs for
-// DROP OWNED (roles provisioned before membership was granted at creation lack it). None of
-// these statements runs code a sandbox can define. The caller checked the role (roleOf).
+// control user first makes sure it is a member of the role (grantMembership). None of these
+// statements runs code a sandbox can define. The caller checked the role (ourRoleOf).
 func dropRole(ctx context.Context, tx pgx.Tx, name string) error {
-	r := pgx.Identifier{name}.Sanitize()
-	if _, err := tx.Exec(ctx, "GRANT "+r+" TO CURRENT_USER"); err != nil {
+	if err := grantMembership(ctx, tx, name); err != nil {
 		return err
 	}
+	r := pgx.Identifier{name}.Sanitize()
 	if err := LockDatabaseACL(ctx, tx); err != nil {
 		return err
 	}

@@ -85,17 +85,15 @@ func (p *Provisioner) shrink(ctx context.Context, id string, lockTimeout time.Du
 				return err
 			}
 			if roleOID != nil {
-				// Membership, which dropping the role's objects by name needs (dropRole).
-				if _, err := tx.Exec(ctx, "GRANT "+pgx.Identifier{roleName}.Sanitize()+" TO CURRENT_USER"); err != nil {
+				// Membership, which dropping the role's objects by name needs.
+				if err := grantMembership(ctx, tx, roleName); err != nil {
 					return err
 				}
 			}
 			if roleOID != nil && !sessionsEnded {
 				// Its sessions first, as the drop does: their locks would hold the batches
 				// up, and they could create more objects meanwhile.
-				err := tx.QueryRow(ctx, `SELECT pg_catalog.array_agg(pid) FILTER (WHERE pg_catalog.pg_terminate_backend(pid))
-					FROM pg_catalog.pg_stat_activity WHERE usesysid = $1`, *roleOID).Scan(&ended)
-				if err != nil {
+				if ended, err = endSessions(ctx, tx, *roleOID, nil); err != nil {
 					return fmt.Errorf("terminate sessions of %s: %w", roleName, err)
 				}
 				sessionsEnded = true
