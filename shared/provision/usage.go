@@ -39,13 +39,12 @@ type StreamCounts struct {
 	// NotAStream is set when the sandbox's own code put another type under the stream's key.
 	NotAStream bool
 	Length     int64
-	// EventsGroup is whether the workers' consumer group (keys.EventsGroup) exists; Pending
-	// counts the entries it delivered and nobody acknowledged yet.
-	EventsGroup bool
-	Pending     int64
+	// Pending counts the entries the workers' consumer group (keys.EventsGroup) delivered and
+	// nobody acknowledged yet: 0 when the worker deleted the group.
+	Pending int64
 }
 
-// streamCounts reads what a list page shows of a sandbox's stream, and only that, as four
+// streamCounts reads what a list page shows of a sandbox's stream, and only that, as three
 // integers whatever the sandbox's code put in it. XINFO STREAM answers the first and last
 // entries, XINFO GROUPS every group's name and XPENDING every consumer's, each as large as
 // the worker made it; a list page reads every sandbox's stream in one pipeline, and one answer
@@ -54,23 +53,23 @@ type StreamCounts struct {
 // costs) and answers none of them.
 //
 // KEYS[1] the stream; ARGV[1] the workers' group (keys.EventsGroup). Returns {kind, length,
-// group exists, pending}, kind 0 for no key, 1 for a stream, 2 for another type.
+// pending}, kind 0 for no key, 1 for a stream, 2 for another type.
 var streamCounts = redis.NewScript(`
 local kind = redis.call("TYPE", KEYS[1])["ok"]
 if kind == "none" then
-	return {0, 0, 0, 0}
+	return {0, 0, 0}
 elseif kind ~= "stream" then
-	return {2, 0, 0, 0}
+	return {2, 0, 0}
 end
 local length = redis.call("XLEN", KEYS[1])
 local summary = redis.pcall("XPENDING", KEYS[1], ARGV[1])
 if summary["err"] then
 	if string.find(summary["err"], "NOGROUP", 1, true) then
-		return {1, length, 0, 0}
+		return {1, length, 0}
 	end
 	return summary
 end
-return {1, length, 1, summary[1]}`)
+return {1, length, summary[1]}`)
 
 // RedisUsage reads the usage hash and the event stream's counts of every sandbox of ids, with
 // one pipelined round trip (HGETALL and streamCounts per sandbox; on a cluster, one per node,
@@ -111,14 +110,13 @@ func (p *Provisioner) RedisUsage(ctx context.Context, ids []string) (map[string]
 			u.Keys, u.KeysCountedAt = &n, fieldTime(hash, keys.UsageFieldKeysCountedMS)
 		}
 		counts, err := c.stream.Int64Slice()
-		if err == nil && len(counts) != 4 {
-			err = fmt.Errorf("%d integers, want 4", len(counts))
+		if err == nil && len(counts) != 3 {
+			err = fmt.Errorf("%d integers, want 3", len(counts))
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read usage: stream counts of %s: %w", keys.EventStream(id), err)
 		}
-		u.Stream = StreamCounts{Exists: counts[0] != 0, NotAStream: counts[0] == 2, Length: counts[1],
-			EventsGroup: counts[2] == 1, Pending: counts[3]}
+		u.Stream = StreamCounts{Exists: counts[0] != 0, NotAStream: counts[0] == 2, Length: counts[1], Pending: counts[2]}
 		out[id] = u
 	}
 	return out, nil
