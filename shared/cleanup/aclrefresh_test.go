@@ -25,13 +25,16 @@ func TestRunSetsOlderRedisUsersRulesAgain(t *testing.T) {
 	// The older rules, on every node (ACL users are per node).
 	nodes := testenv.RedisNodes(t, e.rdb)
 	for _, node := range nodes {
-		if err := node.Do(ctx, "ACL", "SETUSER", user, "+@scripting").Err(); err != nil {
+		if err := node.Do(ctx, "ACL", "SETUSER", user, "+@scripting", "+@hyperloglog").Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	own := []string{keys.Namespace(sb.ID) + "k"}
 	if err := worker.Eval(ctx, "return 1", own).Err(); err != nil {
 		t.Fatalf("the older rules allow Lua: %v", err)
+	}
+	if err := worker.PFAdd(ctx, own[0], "a").Err(); err != nil {
+		t.Fatalf("the older rules allow HyperLogLog: %v", err)
 	}
 	// luaOn runs Lua as the sandbox's user on each node by itself: Redis checks the rules before
 	// it redirects, so a node refuses with NOPERM, or serves or redirects (MOVED) the call.
@@ -63,6 +66,9 @@ func TestRunSetsOlderRedisUsersRulesAgain(t *testing.T) {
 	}
 	if err := worker.Eval(ctx, "return 1", own).Err(); !redis.HasErrorPrefix(err, "NOPERM") {
 		t.Fatalf("after the run, Lua: %v, want NOPERM", err)
+	}
+	if err := worker.PFCount(ctx, own[0]).Err(); !redis.HasErrorPrefix(err, "NOPERM") {
+		t.Fatalf("after the run, PFCOUNT: %v, want NOPERM", err)
 	}
 	for _, node := range nodes {
 		if err := luaOn(node); !redis.HasErrorPrefix(err, "NOPERM") {

@@ -238,6 +238,10 @@ func TestSandboxRedisUserIsConfinedToItsNamespace(t *testing.T) {
 		"HRANDFIELD negative count":  func() error { return sb.Do(ctx, "HRANDFIELD", own+"h", -100000000).Err() },
 		"LOLWUT":                     func() error { return sb.Do(ctx, "LOLWUT", "VERSION", 6, 1000, 1000).Err() },
 		"LCS":                        func() error { return sb.Do(ctx, "LCS", own+"k", own+"k", "LEN").Err() },
+		// The server must not be handed an encoding the sandbox wrote (CVE-2025-32023).
+		"PFADD":   func() error { return sb.PFAdd(ctx, own+"hll", "a").Err() },
+		"PFCOUNT": func() error { return sb.PFCount(ctx, own+"k").Err() },
+		"PFMERGE": func() error { return sb.PFMerge(ctx, own+"hll", own+"k").Err() },
 	}
 	for name, f := range refused {
 		if err := f(); !refusal(err) {
