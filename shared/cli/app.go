@@ -222,7 +222,7 @@ func (a *app) reportError(e *Error) {
 		return
 	}
 	st := a.errStyle()
-	msg := fmt.Sprintf("%s %s", st.red("error:"), e.Message)
+	msg := fmt.Sprintf("%s %s", st.red("error:"), printable(e.Message))
 	if e.Field != "" && !strings.Contains(e.Message, e.Field) {
 		msg += fmt.Sprintf(" (%s)", e.Field)
 	}

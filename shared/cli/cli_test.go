@@ -2,12 +2,14 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"runtime"
 	"runtime/debug"
@@ -19,6 +21,7 @@ import (
 	"github.com/creack/pty"
 	"github.com/spf13/cobra"
 
+	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
@@ -358,4 +361,53 @@ func sandboxBinary(t *testing.T) string {
 		t.Fatalf("building cmd/sandbox: %v\n%s", binaryErr, binaryPath)
 	}
 	return binaryPath
+}
+
+// TestServerTextCannotDriveTheTerminal renders what people read of a sandbox whose metadata
+// (stored before the API refused control characters), recorded error, health detail and
+// teardown record carry escape sequences, as a sandbox's code or another owner could have put
+// them there. With colors off the CLI writes no escape of its own, so none may appear at all.
+func TestServerTextCannotDriveTheTerminal(t *testing.T) {
+	const osc52 = "\x1b]52;c;ZWNobyBwd25lZA==\x07" // sets the reader's clipboard
+	const csi = "\u009b2J"                         // C1 CSI: clears the screen
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	v := &StatusView{
+		Sandbox: apiwire.Sandbox{
+			Name: "hostile", ID: "abc123def456gh", Status: "running", Owner: "alice",
+			CreatedAt: now.Add(-time.Hour), ExpiresAt: now.Add(time.Hour),
+			Metadata:  map[string]string{"branch" + csi: "main" + osc52},
+			LastError: `drop schema: table "t` + osc52 + `" is in use`, CleanupAttempts: 1,
+			Teardown: json.RawMessage(`{"last_failure":{"at":"2026-12-06T11:00:00Z","step":"drop_schema_and_role","error":"table \"t\u001b]52;c;eA==\u0007\""}}`),
+		},
+		Health: &apiwire.SandboxHealth{Overall: "unhealthy", CheckedAt: now, Checks: []apiwire.Check{
+			{Name: "database", Status: "fail", Detail: "role lacks its rights on t" + csi},
+		}},
+	}
+	var out bytes.Buffer
+	renderStatus(&out, style{}, v, now, time.UTC)
+	a := &app{env: Env{Stdout: &out, Stderr: &out}}
+	a.reportError(&Error{Code: sandbox.CodeInternal, Message: "failed: " + osc52})
+	got := out.String()
+	if strings.ContainsAny(got, "\x1b\x07\u009b") {
+		t.Fatalf("an escape sequence reached the output:\n%q", got)
+	}
+	for _, want := range []string{`main\x1b]52;c;ZWNobyBwd25lZA==\a`, `branch\u009b2J`, `on t\u009b2J`, `error: table "t\x1b]52;c;eA==\a"`, `failed: \x1b]52`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+
+	// --json escapes what encoding/json leaves raw (C1 and DEL), and still decodes the same.
+	out.Reset()
+	v.Sandbox.Metadata["del"] = "a\x7fb"
+	if err := writeJSONDoc(&out, v); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(out.String(), "\x1b\x07\x7f\u009b") {
+		t.Fatalf("an escape sequence reached the --json output:\n%q", out.String())
+	}
+	var back StatusView
+	if err := json.Unmarshal(out.Bytes(), &back); err != nil || !reflect.DeepEqual(back.Sandbox.Metadata, v.Sandbox.Metadata) {
+		t.Fatalf("--json decodes to %v (%v), want %v", back.Sandbox.Metadata, err, v.Sandbox.Metadata)
+	}
 }

@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -312,29 +310,3 @@ func (r *eventsPrinter) idTime(id string) string {
 func formatEventTime(t time.Time, loc *time.Location) string {
 	return t.In(loc).Format("2006-01-02 15:04:05.000 MST")
 }
-
-// printable shows what a stream entry holds without letting it drive the terminal: the
-// sandbox's own code may write its stream, escape sequences included. Every rune that is not
-// graphic (controls, format characters such as bidi overrides) is written as its Go escape,
-// and every byte that is not UTF-8 as \xNN.
-func printable(s string) string {
-	if utf8.ValidString(s) && strings.IndexFunc(s, notGraphic) < 0 {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case notGraphic(r):
-			b.WriteString(strings.Trim(strconv.QuoteRuneToASCII(r), "'"))
-		default:
-			b.WriteRune(r)
-		}
-		i += size
-	}
-	return b.String()
-}
-
-func notGraphic(r rune) bool { return !unicode.IsGraphic(r) }

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
@@ -63,6 +65,35 @@ type cell struct {
 
 func plain(t string) cell { return cell{text: t} }
 
+// printable is what the CLI writes of any text the API hands it, without letting that text
+// drive the terminal: a sandbox's code writes its stream and names its objects (a database
+// error in a teardown record may quote them), and an owner writes the metadata that the
+// people the sandbox is shared with read, escape sequences included (OSC 52, say, sets a
+// terminal's clipboard). Every rune that is not graphic (controls, format characters such as
+// bidi overrides) is written as its Go escape, and every byte that is not UTF-8 as \xNN. The
+// CLI's own colors are added after it (cell.paint, style).
+func printable(s string) string {
+	if utf8.ValidString(s) && strings.IndexFunc(s, notGraphic) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case notGraphic(r):
+			b.WriteString(strings.Trim(strconv.QuoteRuneToASCII(r), "'"))
+		default:
+			b.WriteRune(r)
+		}
+		i += size
+	}
+	return b.String()
+}
+
+func notGraphic(r rune) bool { return !unicode.IsGraphic(r) }
+
 // writeTable writes rows under a header, columns separated by two spaces.
 func writeTable(w io.Writer, st style, indent string, header []string, rows [][]cell) {
 	widths := make([]int, len(header))
@@ -70,8 +101,9 @@ func writeTable(w io.Writer, st style, indent string, header []string, rows [][]
 		widths[i] = utf8.RuneCountInString(h)
 	}
 	for _, r := range rows {
-		for i, c := range r {
-			widths[i] = max(widths[i], utf8.RuneCountInString(c.text))
+		for i := range r {
+			r[i].text = printable(r[i].text)
+			widths[i] = max(widths[i], utf8.RuneCountInString(r[i].text))
 		}
 	}
 	line := func(cells []cell) {
@@ -197,18 +229,36 @@ func guildList(guilds []string) string {
 }
 
 // writeJSONDoc writes v as indented JSON, the one format of every --json output.
-func writeJSONDoc(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
-}
+func writeJSONDoc(w io.Writer, v any) error { return writeJSON(w, v, "  ") }
 
 // writeJSONLine writes v as one compact JSON line (the --watch --json stream).
-func writeJSONLine(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+func writeJSONLine(w io.Writer, v any) error { return writeJSON(w, v, "") }
+
+// writeJSON encodes v, then escapes DEL and the C1 controls as \u00XX: encoding/json writes
+// them as they are, and a terminal may take U+009B for CSI (printable says why the API's text
+// must not drive it). The document decodes to the same values.
+func writeJSON(w io.Writer, v any, indent string) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", indent)
 	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	out := buf.Bytes()
+	if bytes.ContainsFunc(out, unicode.IsControl) {
+		var b strings.Builder
+		for _, r := range string(out) {
+			if unicode.IsControl(r) && r != '\n' {
+				fmt.Fprintf(&b, `\u%04x`, r)
+				continue
+			}
+			b.WriteRune(r)
+		}
+		out = []byte(b.String())
+	}
+	_, err := w.Write(out)
+	return err
 }
 
 // hasRecord reports whether a pass-through record says anything: the API sends null or {}
@@ -332,7 +382,7 @@ func scalarText(v any) (string, bool) {
 		if v == "" {
 			return `""`, true
 		}
-		return v, true
+		return printable(v), true
 	case bool, float64:
 		b, _ := json.Marshal(v)
 		return string(b), true

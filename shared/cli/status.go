@@ -103,7 +103,7 @@ func renderStatus(w io.Writer, st style, v *StatusView, now time.Time, loc *time
 		fields = append(fields, [2]string{"Cleanups", fmt.Sprintf("%d attempts", sb.CleanupAttempts)})
 	}
 	if sb.LastError != "" {
-		text := sb.LastError
+		text := printable(sb.LastError)
 		if sb.LastErrorCode != "" {
 			text += " [" + string(sb.LastErrorCode) + "]"
 		}
@@ -142,7 +142,7 @@ func metadataLine(md map[string]string) string {
 	sort.Strings(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = k + "=" + md[k]
+		parts[i] = printable(k) + "=" + printable(md[k])
 	}
 	return strings.Join(parts, " ")
 }

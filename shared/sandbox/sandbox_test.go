@@ -106,7 +106,7 @@ func TestExtendedExpiry(t *testing.T) {
 
 func TestValidateMetadata(t *testing.T) {
 	l := DefaultLimits()
-	if err := l.ValidateMetadata(map[string]string{"team": "bots", "ticket": "BOT-1"}); err != nil {
+	if err := l.ValidateMetadata(map[string]string{"team": "bots", "ticket": "BOT-1", "owner": "Zoë 👩‍💻"}); err != nil {
 		t.Fatal(err)
 	}
 	big := map[string]string{}
@@ -120,6 +120,12 @@ func TestValidateMetadata(t *testing.T) {
 		"long val":  {"k": strings.Repeat("v", 257)},
 		"ctrl key":  {"a\nb": "x"},
 		"nul value": {"k": "a\x00b"},
+		// Escape sequences that would drive the terminal of whoever reads the metadata.
+		"osc 52 value":  {"k": "\x1b]52;c;ZWNobyBwd25lZA==\x07"},
+		"newline value": {"k": "a\nb"},
+		"del value":     {"k": "a\x7fb"},
+		"c1 csi value":  {"k": "\u009b2J"},
+		"c1 csi key":    {"a\u009bb": "x"},
 	} {
 		if err := l.ValidateMetadata(md); !errors.Is(err, ErrInvalidInput) {
 			t.Errorf("%s: %v", name, err)
@@ -192,5 +198,18 @@ func TestErrors(t *testing.T) {
 			t.Fatalf("duplicate code %s", c)
 		}
 		seen[c] = true
+	}
+}
+
+func TestValidateTemplateDescription(t *testing.T) {
+	for _, ok := range []string{"", "10 guilds with channels, members and XP", "Zoë's guilds 👩‍💻", strings.Repeat("é", TemplateDescriptionMax)} {
+		if err := ValidateTemplateDescription("description", ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{strings.Repeat("x", TemplateDescriptionMax+1), "a\nb", "\x1b[2J", "\u009b2J", "\xff"} {
+		if err := ValidateTemplateDescription("description", bad); !errors.Is(err, ErrInvalidInput) {
+			t.Errorf("%q: %v, want invalid input", bad, err)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -117,9 +118,11 @@ func (l Limits) ValidateMetadata(md map[string]string) error {
 		if k == "" || len(k) > 64 || !printable(k) {
 			return InvalidField("metadata", "metadata key %q must be 1-64 printable characters", truncate(k, 70))
 		}
-		// PostgreSQL's jsonb cannot hold a NUL character (SQLSTATE 22P05).
-		if len(v) > 256 || !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
-			return InvalidField("metadata", "metadata value of %q must be at most 256 characters of valid UTF-8, without NUL", truncate(k, 70))
+		// No control character: everyone the sandbox is shared with reads the metadata, and
+		// an escape sequence would drive their terminal (NUL is one too, which PostgreSQL's
+		// jsonb cannot hold, SQLSTATE 22P05).
+		if len(v) > 256 || !printable(v) {
+			return InvalidField("metadata", "metadata value of %q must be at most 256 characters of valid UTF-8, without control characters", truncate(k, 70))
 		}
 	}
 	b, err := json.Marshal(md)
@@ -132,16 +135,11 @@ func (l Limits) ValidateMetadata(md map[string]string) error {
 	return nil
 }
 
+// printable reports whether s is valid UTF-8 without control characters: C0, DEL and C1
+// (U+0080-U+009F, of which U+009B is a terminal's CSI), the characters that start or carry
+// a terminal's escape sequences.
 func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return false
-		}
-	}
-	return true
+	return utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0
 }
 
 // truncate keeps error messages bounded when echoing user input.
