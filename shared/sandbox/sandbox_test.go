@@ -104,6 +104,19 @@ func TestExtendedExpiry(t *testing.T) {
 	}
 }
 
+func TestValidateOwner(t *testing.T) {
+	for _, ok := range []string{"alice", "arn:aws:sts::123456789012:assumed-role/Developer/zoë@example.com"} {
+		if err := ValidateOwner(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", strings.Repeat("a", 513), "a\nb", "a\x7fb", "a\u009bb", "\xff"} {
+		if err := ValidateOwner(bad); !errors.Is(err, ErrInvalidInput) {
+			t.Errorf("%q: %v, want invalid input", bad, err)
+		}
+	}
+}
+
 func TestValidateMetadata(t *testing.T) {
 	l := DefaultLimits()
 	if err := l.ValidateMetadata(map[string]string{"team": "bots", "ticket": "BOT-1", "owner": "Zoë 👩‍💻"}); err != nil {

@@ -63,10 +63,8 @@ func ValidateOwner(owner string) error {
 	if owner == "" || len(owner) > 512 || !utf8.ValidString(owner) {
 		return InvalidField("owner", "owner must be 1-512 characters of valid UTF-8")
 	}
-	for _, r := range owner {
-		if r < 0x20 || r == 0x7f {
-			return InvalidField("owner", "owner must not contain control characters")
-		}
+	if !printable(owner) {
+		return InvalidField("owner", "owner must not contain control characters")
 	}
 	return nil
 }
