@@ -98,7 +98,7 @@ func TestACLChangesWaitForAFailedReplica(t *testing.T) {
 		}
 	}
 
-	cluster.Unreachable(replica, 10*time.Second)
+	resume := cluster.Stopped(replica)
 	cluster.WaitFlaggedFailed(replica)
 	unreached := func(what string, err error) {
 		t.Helper()
@@ -111,6 +111,7 @@ func TestACLChangesWaitForAFailedReplica(t *testing.T) {
 	_, err = e.p.DeleteRedisUsers(ctx, []string{id})
 	unreached("deletion", err)
 
+	resume()
 	cluster.WaitHealthy()
 	back := redis.NewClient(&redis.Options{Addr: replica})
 	defer func() { _ = back.Close() }()

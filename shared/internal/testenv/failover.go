@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -140,6 +142,46 @@ func (c *ClusterControl) Unreachable(addr string, d time.Duration) {
 			c.t.Fatalf("testenv: %s still answers PING 10 s after DEBUG SLEEP was sent", addr)
 		}
 	}
+}
+
+// Stopped stops the node's process (SIGSTOP) until the returned function, or the end of
+// the test, continues it (SIGCONT). The node is then unreachable for exactly as long as the
+// test needs, however slow the machine: Unreachable's DEBUG SLEEP ends after a fixed time,
+// which a loaded machine can spend before the test has done what needed the node away.
+// The node's process is found by its own INFO (process_id): the services run on this host.
+func (c *ClusterControl) Stopped(addr string) (resume func()) {
+	c.t.Helper()
+	n := c.node(addr, time.Second)
+	info, err := n.Info(c.t.Context(), "server").Result()
+	_ = n.Close()
+	if err != nil {
+		c.t.Fatalf("testenv: INFO server of %s: %v", addr, err)
+	}
+	pid := 0
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			pid, _ = strconv.Atoi(v)
+		}
+	}
+	if pid <= 0 {
+		c.t.Fatalf("testenv: no process_id in the INFO of %s", addr)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		c.t.Fatalf("testenv: SIGSTOP to %s (pid %d): %v", addr, pid, err)
+	}
+	resume = sync.OnceFunc(func() {
+		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+			c.t.Errorf("testenv: SIGCONT to %s (pid %d): %v", addr, pid, err)
+		}
+	})
+	c.t.Cleanup(resume)
+	probe := c.node(addr, blockedProbe)
+	defer func() { _ = probe.Close() }()
+	var netErr interface{ Timeout() bool }
+	if err := probe.Ping(context.Background()).Err(); !errors.As(err, &netErr) || !netErr.Timeout() {
+		c.t.Fatalf("testenv: %s answered PING while stopped: %v", addr, err)
+	}
+	return resume
 }
 
 // WaitPromoted waits (bounded) until every other node agrees that a primary other than old
