@@ -94,7 +94,8 @@ func printable(s string) string {
 
 func notGraphic(r rune) bool { return !unicode.IsGraphic(r) }
 
-// writeTable writes rows under a header, columns separated by two spaces.
+// writeTable writes rows under a header, columns separated by two spaces, every cell's text
+// escaped (printable).
 func writeTable(w io.Writer, st style, indent string, header []string, rows [][]cell) {
 	widths := make([]int, len(header))
 	for i, h := range header {
@@ -246,10 +247,12 @@ func writeJSON(w io.Writer, v any, indent string) error {
 		return err
 	}
 	out := buf.Bytes()
-	if bytes.ContainsFunc(out, unicode.IsControl) {
+	// Inside strings encoding/json escapes C0 itself; outside them it writes only newlines.
+	raw := func(r rune) bool { return unicode.IsControl(r) && r != '\n' }
+	if bytes.ContainsFunc(out, raw) {
 		var b strings.Builder
 		for _, r := range string(out) {
-			if unicode.IsControl(r) && r != '\n' {
+			if raw(r) {
 				fmt.Fprintf(&b, `\u%04x`, r)
 				continue
 			}
