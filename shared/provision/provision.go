@@ -379,8 +379,13 @@ func randomPassword() string {
 // (hex passwords, timestamps, identifiers already sanitized) because DDL takes no parameters.
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-// pgUndefinedObject is SQLSTATE 42704: the role named by a statement does not exist.
-const pgUndefinedObject = "42704"
+// The SQLSTATEs provision tells apart (pgCode).
+const (
+	// pgUndefinedObject: the role named by a statement does not exist.
+	pgUndefinedObject = "42704"
+	// pgLockNotAvailable: a lock_timeout (setLockTimeout) ran out.
+	pgLockNotAvailable = "55P03"
+)
 
 // pgCode returns the SQLSTATE of a PostgreSQL error, "" for any other error.
 func pgCode(err error) string {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
@@ -21,10 +20,6 @@ import (
 // memory" (300 connections), after filling the table for every other session, at every
 // attempt. A drop therefore takes a schema larger than this down in batches first (shrink).
 const dropBatch = 200
-
-// lockNotAvailable is the SQLSTATE of a lock_timeout: a busy object, which fails the drop for
-// this attempt as it would fail the drop's own transaction.
-const lockNotAvailable = "55P03"
 
 // dropKeywords are the kinds of objects a batch drops, as pg_identify_object names them, with
 // their DROP keyword; a kind not listed is left to DROP SCHEMA ... CASCADE.
@@ -111,7 +106,9 @@ func (p *Provisioner) shrink(ctx context.Context, id string, lockTimeout time.Du
 		})
 		var failed *objectError
 		switch {
-		case errors.As(err, &failed) && !isLockTimeout(err):
+		// A lock timeout is a busy object: it fails this attempt, as it would fail the drop's
+		// own transaction.
+		case errors.As(err, &failed) && pgCode(err) != pgLockNotAvailable:
 			skip = append(skip, failed.key()) // the drop's CASCADE will take it
 			if len(skip) >= dropBatch {
 				return dropped, ended, nil // past a batch of failures, the drop's own attempt
@@ -191,12 +188,6 @@ func schemaBatch(ctx context.Context, tx pgx.Tx, schemaName string, skip []strin
 		}
 	}
 	return batch, total, rows.Err()
-}
-
-// isLockTimeout reports a lock_timeout (lockNotAvailable).
-func isLockTimeout(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == lockNotAvailable
 }
 
 func (o schemaObject) dropStatement() string {
