@@ -126,8 +126,7 @@ func (c *ClusterControl) Unreachable(addr string, d time.Duration) {
 		// A PING answered in time was read before the DEBUG SLEEP (or the sleep is not sent
 		// yet); the first one left unanswered proves the node's main thread is blocked.
 		err := probe.Ping(context.Background()).Err()
-		var netErr interface{ Timeout() bool }
-		if errors.As(err, &netErr) && netErr.Timeout() {
+		if isTimeout(err) {
 			return
 		}
 		select {
@@ -157,12 +156,7 @@ func (c *ClusterControl) Stopped(addr string) (resume func()) {
 	if err != nil {
 		c.t.Fatalf("testenv: INFO server of %s: %v", addr, err)
 	}
-	pid := 0
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
-			pid, _ = strconv.Atoi(v)
-		}
-	}
+	pid, _ := strconv.Atoi(infoFields(info)["process_id"])
 	if pid <= 0 {
 		c.t.Fatalf("testenv: no process_id in the INFO of %s", addr)
 	}
@@ -177,11 +171,17 @@ func (c *ClusterControl) Stopped(addr string) (resume func()) {
 	c.t.Cleanup(resume)
 	probe := c.node(addr, blockedProbe)
 	defer func() { _ = probe.Close() }()
-	var netErr interface{ Timeout() bool }
-	if err := probe.Ping(context.Background()).Err(); !errors.As(err, &netErr) || !netErr.Timeout() {
+	if err := probe.Ping(context.Background()).Err(); !isTimeout(err) {
 		c.t.Fatalf("testenv: %s answered PING while stopped: %v", addr, err)
 	}
 	return resume
+}
+
+// isTimeout reports a network timeout: a probe of blockedProbe left unanswered by a node
+// whose main thread is blocked (Unreachable) or whose process is stopped (Stopped).
+func isTimeout(err error) bool {
+	var netErr interface{ Timeout() bool }
+	return errors.As(err, &netErr) && netErr.Timeout()
 }
 
 // WaitPromoted waits (bounded) until every other node agrees that a primary other than old
