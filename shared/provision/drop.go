@@ -41,7 +41,9 @@ func (p *Provisioner) DropRole(ctx context.Context, id string, lockTimeout time.
 }
 
 // drop is every drop of a sandbox's database objects, in one transaction: the checks
-// (checks.go), then the sessions of the role ended, then the schema, then the role. A schema
+// (checks.go), then the sessions of the role ended, then the schema, then the role. Before
+// anything else the role's sessions are ended and it loses its right to log in (lockOut), so
+// that no session of it comes back while the drop runs. A schema
 // of more objects than one transaction should lock is first taken down in batches (shrink).
 func (p *Provisioner) drop(ctx context.Context, id string, lockTimeout time.Duration, schema, role bool) (DropResult, error) {
 	var res DropResult
@@ -49,8 +51,17 @@ func (p *Provisioner) drop(ctx context.Context, id string, lockTimeout time.Dura
 		return res, err
 	}
 	schemaName, roleName := sandbox.SchemaName(id), sandbox.RoleName(id)
-	dropped, early, err := p.shrink(ctx, id, lockTimeout, schema, role)
-	res.DroppedInBatches, res.SessionsTerminated = dropped, len(early)
+	var early []int32 // the sessions ended before the drop's transaction
+	if role {
+		var err error
+		early, err = p.lockOut(ctx, roleName, lockTimeout)
+		res.SessionsTerminated = len(early)
+		if err != nil {
+			return res, fmt.Errorf("drop %s of %s: %w", dropWhat(schema, role), id, err)
+		}
+	}
+	dropped, err := p.shrink(ctx, id, lockTimeout, schema, role)
+	res.DroppedInBatches = dropped
 	if err != nil {
 		return res, fmt.Errorf("drop %s of %s: %w", dropWhat(schema, role), id, err)
 	}
@@ -75,14 +86,14 @@ func (p *Provisioner) drop(ctx context.Context, id string, lockTimeout time.Dura
 			}
 		}
 		if res.RoleExisted {
-			// Sessions first: DROP SCHEMA would wait for their locks, and DROP ROLE fails
-			// while the role is connected.
+			// A session that lockOut could not see yet (below). DROP SCHEMA would wait for
+			// its locks.
 			var err error
 			if ended, err = endSessions(ctx, tx, roleOID, early); err != nil {
 				return fmt.Errorf("terminate sessions of %s: %w", roleName, err)
 			}
 			res.SessionsTerminated += len(ended)
-			ended = append(ended, early...) // ended before the batches: exiting, or gone
+			ended = append(ended, early...) // ended by lockOut: exiting, or gone
 		}
 		if res.SchemaExisted {
 			if _, err := tx.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schemaName}.Sanitize()+" CASCADE"); err != nil {
@@ -98,10 +109,10 @@ func (p *Provisioner) drop(ctx context.Context, id string, lockTimeout time.Dura
 		return res, fmt.Errorf("drop %s of %s: %w", dropWhat(schema, role), id, err)
 	}
 	if res.RoleExisted {
-		// A session that logged in after the sessions were ended and before the drop
-		// committed (the sandbox's worker reconnecting, for as long as dropping its objects
-		// takes) lives on with the dropped role: no name finds it any more, only the OID it
-		// keeps. No session can log in as the role now, so this sweep ends the last ones.
+		// A session whose login passed its check before lockOut committed, and which showed
+		// in pg_stat_activity only after the sessions were ended, lives on with the dropped
+		// role: no name finds it any more, only the OID it keeps. No session can log
+		// in as the role now, so this sweep ends the last ones.
 		late, err := endSessions(ctx, p.db, roleOID, ended)
 		if err != nil {
 			return res, fmt.Errorf("drop %s of %s: end the sessions that logged in during the drop: %w", dropWhat(schema, role), id, err)
@@ -109,6 +120,38 @@ func (p *Provisioner) drop(ctx context.Context, id string, lockTimeout time.Dura
 		res.SessionsTerminated += len(late)
 	}
 	return res, nil
+}
+
+// lockOut ends the sessions of the sandbox role and takes its LOGIN away, in one transaction
+// that commits before the drop begins, when the role is this database's (ourRoleOf; a role
+// that does not exist is left alone). It returns the sessions it ended. Without it the
+// sandbox's worker logs in again as soon as its sessions are ended and locks its tables before
+// the drop reaches them: a worker reconnecting on 8 connections failed 7 drop attempts in a
+// row on their lock timeout (a schema of 3,000 tables, given up 200 at a time), and a worker
+// that made its tables again between two cleanup runs would keep a destroyed sandbox's
+// database until its password expired. The sessions are ended first because one of them may
+// hold the role's own catalog row (a role may change its own password, in a transaction it
+// keeps open), which ALTER ROLE waits for. ALTER ROLE changes the role alone and runs no code
+// of the sandbox.
+func (p *Provisioner) lockOut(ctx context.Context, roleName string, lockTimeout time.Duration) ([]int32, error) {
+	var ended []int32
+	err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
+		if err := setLockTimeout(ctx, tx, lockTimeout); err != nil {
+			return err
+		}
+		st, err := ourRoleOf(ctx, tx, roleName)
+		if err != nil || !st.exists {
+			return err
+		}
+		if ended, err = endSessions(ctx, tx, st.oid, nil); err != nil {
+			return fmt.Errorf("terminate sessions of %s: %w", roleName, err)
+		}
+		if _, err := tx.Exec(ctx, "ALTER ROLE "+pgx.Identifier{roleName}.Sanitize()+" NOLOGIN"); err != nil {
+			return fmt.Errorf("refuse the logins of %s: %w", roleName, err)
+		}
+		return nil
+	})
+	return ended, err
 }
 
 // endSessions ends the sessions of the role roleOID but those of except (ended already: they

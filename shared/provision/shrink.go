@@ -46,15 +46,14 @@ type schemaObject struct {
 // code a sandbox can define: DROP fires no trigger a non-superuser can make. An object whose
 // DROP fails is left to the drop's CASCADE (after dropBatch such failures, the rest too); a
 // lock timeout fails the shrink. With role, the control user makes sure it is a member of
-// the role, as dropRole does, and the role's sessions are ended first. It returns how many
-// objects it dropped and the sessions it ended.
-func (p *Provisioner) shrink(ctx context.Context, id string, lockTimeout time.Duration, schema, role bool) (dropped int, ended []int32, err error) {
+// the role, as dropRole does; the drop ended the role's sessions before (lockOut). It returns
+// how many objects it dropped.
+func (p *Provisioner) shrink(ctx context.Context, id string, lockTimeout time.Duration, schema, role bool) (dropped int, err error) {
 	schemaName, roleName := sandbox.SchemaName(id), sandbox.RoleName(id)
 	if !schema {
 		schemaName = "" // no schema's objects: its large objects only
 	}
 	var skip []string // "classid/objid" of objects whose DROP failed
-	sessionsEnded := false
 	for {
 		var batch []schemaObject
 		var largeObjects []uint32
@@ -85,14 +84,6 @@ func (p *Provisioner) shrink(ctx context.Context, id string, lockTimeout time.Du
 					return err
 				}
 			}
-			if roleOID != nil && !sessionsEnded {
-				// Its sessions first, as the drop does: their locks would hold the batches
-				// up, and they could create more objects meanwhile.
-				if ended, err = endSessions(ctx, tx, *roleOID, nil); err != nil {
-					return fmt.Errorf("terminate sessions of %s: %w", roleName, err)
-				}
-				sessionsEnded = true
-			}
 			for _, o := range batch {
 				if _, err := tx.Exec(ctx, o.dropStatement()); err != nil {
 					return &objectError{o, err}
@@ -111,13 +102,13 @@ func (p *Provisioner) shrink(ctx context.Context, id string, lockTimeout time.Du
 		case errors.As(err, &failed) && pgCode(err) != pgLockNotAvailable:
 			skip = append(skip, failed.key()) // the drop's CASCADE will take it
 			if len(skip) >= dropBatch {
-				return dropped, ended, nil // past a batch of failures, the drop's own attempt
+				return dropped, nil // past a batch of failures, the drop's own attempt
 			}
 			continue
 		case err != nil:
-			return dropped, ended, fmt.Errorf("drop the objects of %s in batches: %w", sandbox.SchemaName(id), err)
+			return dropped, fmt.Errorf("drop the objects of %s in batches: %w", sandbox.SchemaName(id), err)
 		case len(batch)+len(largeObjects) == 0:
-			return dropped, ended, nil
+			return dropped, nil
 		}
 		dropped += len(batch) + len(largeObjects)
 	}
