@@ -165,22 +165,22 @@ func ParseACLUser(name string, db int) (string, bool) {
 }
 
 // SandboxACLRules are the ACL SETUSER rules of a sandbox's user, after "reset" and the
-// password: its own keys and channels and nothing else. The command set is the data
-// commands a worker needs (streams with consumer groups, strings, hashes, lists, sets,
-// sorted sets, pub/sub, transactions, Lua scripts, whose every call Redis checks against
-// these key patterns too), without anything that reaches past its keys: no SCAN, RANDOMKEY,
-// DBSIZE or PUBSUB (they list or count other namespaces), no FUNCTION, SCRIPT FLUSH/KILL, no
-// client tracking (it reports other keys' changes), nothing @admin or @dangerous (KEYS,
-// FLUSHALL, CONFIG, ACL, DEBUG, MIGRATE, SORT, ...). Because the sandboxes share one Redis with
-// the route cache that production routing reads, nothing lets one small command stall the
-// server or fill it either: no Lua (a script loops forever, blocking every client, and
-// string.rep allocates without bound), and none of the commands whose one call allocates or
-// answers far more than its arguments (SETRANGE and SETBIT at a far offset, BITFIELD, BITOP,
-// COPY, the *STORE set operations, the random-member commands with a negative count): see
-// amplifyingCommands. SELECT is allowed only when the suite
-// itself runs on a logical database other than 0 (tests); in production it is refused, so no
-// key escapes the database that teardown cleans. The cluster topology commands a cluster
-// client needs are allowed.
+// password: its own keys and channels and nothing else. The command set is the data commands
+// a worker needs (streams with consumer groups, strings, hashes, lists, sets, sorted sets,
+// pub/sub, transactions, bitmaps and geo reads), without anything that reaches past its keys:
+// no SCAN, RANDOMKEY, DBSIZE or PUBSUB (they list or count other namespaces), no MOVE or
+// SWAPDB, no FUNCTION, SCRIPT FLUSH/KILL, no client tracking (it reports other keys'
+// changes), nothing @admin or @dangerous (KEYS, FLUSHALL, CONFIG, ACL, DEBUG, MIGRATE, SORT,
+// RESTORE, ...). Because the sandboxes share one Redis with the route cache that production
+// routing reads, nothing lets one small command stall the server, fill it or have it parse
+// what the worker crafted either: no Lua (a script loops forever, blocking every client, and
+// string.rep allocates without bound), no HyperLogLog (below), and none of the commands whose
+// one call allocates or answers far more than its arguments (SETRANGE and SETBIT at a far
+// offset, BITFIELD, BITOP, COPY, the *STORE set operations, the random-member commands with a
+// negative count): see amplifyingCommands. SELECT is allowed only when the suite itself runs
+// on a logical database other than 0 (tests); in production it is refused, so no key escapes
+// the database that teardown cleans. The cluster topology commands a cluster client needs are
+// allowed.
 func SandboxACLRules(id string, allowSelect bool) ([]string, error) {
 	if !sandbox.ValidID(id) {
 		return nil, fmt.Errorf("keys: invalid sandbox id %q", id)
