@@ -6,15 +6,18 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/api"
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
+	"github.com/botplatform/discord-sandboxes/shared/cleanup"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
 )
 
 // The health check's attack of the boundary issue: the sandbox's role swaps its first table
@@ -105,6 +108,98 @@ func TestConnectHandsOutAConfinedRedisUserAndIsAudited(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no %s audit entry: %v", controlplane.ActionConnect, actions(entries))
+	}
+}
+
+// beforeRotation runs hook (once) before each credential rotation it passes on.
+type beforeRotation struct {
+	api.Resources
+	hook func()
+}
+
+func (b beforeRotation) RotateCredentials(ctx context.Context, id string, validUntil time.Time) (provision.Credentials, error) {
+	b.hook()
+	return b.Resources.RotateCredentials(ctx, id, validUntil)
+}
+
+// A teardown that begins while a connect rotates the credentials must not leave what the
+// connect made behind it. Connect checked the status and then rotated: a teardown that went
+// past deleting the Redis user in between had the rotation set the user again on every node,
+// with a password the caller held, in the namespace of a destroyed sandbox (keys written
+// there outlive it, and only an admin's orphan removal took the user away). Here the teardown
+// starts inside the rotation and runs until it waits: on the sandbox's row, which connect now
+// holds while it rotates, or (before) at its drop, which a table lock holds after the Redis
+// user is gone. Whatever connect answers, nothing of the sandbox is left afterwards.
+func TestConnectCannotOutliveATeardownThatOvertakesIt(t *testing.T) {
+	ctx := context.Background()
+	var hook func()
+	e := newEnv(t, envOptions{resources: func(e *env, r api.Resources) api.Resources {
+		return beforeRotation{Resources: r, hook: func() {
+			if h := hook; h != nil {
+				hook = nil
+				h()
+			}
+		}}
+	}})
+	sb := e.create(t, alice, "alpha", guild1)
+	teardown, err := cleanup.New(cleanup.Options{Manager: e.manager, Resources: e.resources, Redis: e.rdb, DropLockTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := e.direct.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := func() { _ = held.Rollback(ctx) }
+	t.Cleanup(release)
+	if _, err := held.Exec(ctx, "LOCK TABLE "+pgx.Identifier{sb.Schema, "members"}.Sanitize()+" IN ACCESS SHARE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	hook = func() {
+		go func() {
+			_, err := teardown.Destroy(ctx, admin, sb.ID)
+			done <- err
+		}()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			var waiting bool
+			err := e.direct.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity
+				WHERE wait_event_type = 'Lock' AND (query LIKE '%sandbox_control.sandboxes%' OR query LIKE 'DROP SCHEMA%'))`).Scan(&waiting)
+			if err == nil && waiting {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("the teardown never waited (last error %v)", err)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	r := e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/connect", principal: alice})
+	release()
+	if err := <-done; err != nil {
+		t.Fatalf("teardown: %v", err)
+	}
+	user := e.resources.RedisUserName(sb.ID)
+	for _, node := range testenv.RedisNodes(t, e.rdb) {
+		users, err := node.Do(ctx, "ACL", "USERS").StringSlice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(users, user) {
+			t.Fatalf("the Redis user %s of the destroyed sandbox is on %s after its teardown (connect answered %d)",
+				user, node.Options().Addr, r.status)
+		}
+	}
+	if r.status != 200 {
+		wantStatus(t, r, 409) // the teardown won the row: connect refused
+		return
+	}
+	c := decode[apiwire.ConnectResponse](t, r)
+	worker := testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb), Username: c.Redis.Username, Password: c.Redis.Password})
+	if err := worker.Ping(ctx).Err(); err == nil {
+		t.Fatal("the credentials connect handed out still open Redis after the teardown")
 	}
 }
 

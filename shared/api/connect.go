@@ -74,11 +74,15 @@ func (h *Handler) connectSandbox(w http.ResponseWriter, r *http.Request, c calle
 	if err != nil {
 		return err
 	}
-	now := h.now()
-	if status := sb.DisplayStatus(now); status != string(sandbox.StatusRunning) {
-		return sandbox.Errorf(sandbox.CodeInvalidTransition, "sandbox %q is %s; connect needs a running sandbox that has not expired", sb.Name, status)
-	}
-	creds, err := h.deps.Resources.RotateCredentials(r.Context(), sb.ID, sb.ExpiresAt)
+	// The rotation runs while the sandbox is held running: a teardown that began meanwhile
+	// would delete the Redis user before the rotation set it again, with a password the
+	// caller holds, and leave it behind the teardown.
+	var creds provision.Credentials
+	err = h.deps.Sandboxes.WhileRunning(r.Context(), sb.ID, "connect", func(locked *sandbox.Sandbox) error {
+		sb.ExpiresAt = locked.ExpiresAt // an extension may have committed since sb was read
+		creds, err = h.deps.Resources.RotateCredentials(r.Context(), sb.ID, sb.ExpiresAt)
+		return err
+	})
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,7 @@ type Sandboxes interface {
 	GetByName(ctx context.Context, name string) (*sandbox.Sandbox, error)
 	List(ctx context.Context, f controlplane.ListFilter) (controlplane.ListPage, error)
 	ExtendExpiry(ctx context.Context, actor, id string, by time.Duration) (controlplane.Extension, error)
+	WhileRunning(ctx context.Context, id, what string, fn func(sb *sandbox.Sandbox) error) error
 	RequestDestroy(ctx context.Context, actor, id string) (*sandbox.Sandbox, bool, error)
 	AddGuild(ctx context.Context, actor, id, guildID string, admin bool) error
 	RemoveGuild(ctx context.Context, actor, id, guildID string) error

@@ -80,6 +80,8 @@ type envOptions struct {
 	proxy bool
 	// provisioner wraps the provisioner the control plane calls at creation.
 	provisioner func(e *env, p controlplane.Provisioner) controlplane.Provisioner
+	// resources wraps the per-sandbox resources the handler calls.
+	resources func(e *env, r api.Resources) api.Resources
 }
 
 func newEnv(t testing.TB, opts envOptions) *env {
@@ -129,6 +131,9 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	deps := api.Deps{
 		Sandboxes: e.manager, Resources: e.resources, Routes: e.cache,
 		DB: pool, Redis: e.rdb, Logger: logger, Now: e.now,
+	}
+	if opts.resources != nil {
+		deps.Resources = opts.resources(e, e.resources)
 	}
 	if opts.teardown != nil {
 		deps.Teardown = opts.teardown(e)
