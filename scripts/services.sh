@@ -172,7 +172,10 @@ start_pg() {
 		# The server inherits this file as its stderr: the root shell opens it, so the postgres
 		# user needs no access to the run directory. -k: the socket goes where the cluster is
 		# now, whatever directory a kept cluster was created in.
-		if as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -o "-p $port -k $dir" -w -t 60 start >"$RUN_DIR/pg.log" 2>&1; then
+		# temp_file_limit bounds the temporary files of one session, which a sandbox's query
+		# could otherwise grow until the disk is full (docs/security.md); production sets it
+		# too (docs/deploy.md). On the command line, so that a kept cluster gets it as well.
+		if as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -o "-p $port -k $dir -c temp_file_limit=256MB" -w -t 60 start >"$RUN_DIR/pg.log" 2>&1; then
 			break
 		fi
 		port_lost "$attempt" "$RUN_DIR/pg.log" "postgres (port $port)" && continue

@@ -605,6 +605,44 @@ func (a replyAttack) waitFor(what string, settled func(map[string]clientState) b
 	return states
 }
 
+// A sandbox's query may spill to temporary files, and PostgreSQL bounds them only when the
+// server says so (temp_file_limit, -1 by default, for no limit). Without it one session of a
+// worker wrote 4 GB of them in 36 s here (a sort over generated rows), and enough sessions
+// fill the disk the server shares with the control plane, which then fails every write, its
+// WAL's included. scripts/services.sh sets the limit as docs/deploy.md asks of production; a
+// role cannot raise it (it is a superuser's setting), in its session or as its own default.
+func TestASandboxQueryCannotFillTheDisk(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	id, pw := provisioned(t, e)
+	worker := e.session(t, id, pw)
+	var limit string
+	if err := worker.QueryRow(ctx, "SHOW temp_file_limit").Scan(&limit); err != nil {
+		t.Fatal(err)
+	}
+	if limit == "-1" {
+		t.Fatal("the server sets no temp_file_limit: scripts/services.sh and docs/deploy.md ask for one")
+	}
+	for _, raise := range []string{"SET temp_file_limit = -1", "ALTER ROLE CURRENT_USER SET temp_file_limit = -1"} {
+		_, err := worker.Exec(ctx, raise)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+			t.Fatalf("%s as the sandbox role: %v, want 42501 permission denied", raise, err)
+		}
+	}
+	// About 2 GB to sort, in as little memory as the role may ask for: it must spill.
+	if _, err := worker.Exec(ctx, "SET work_mem = '64kB'"); err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	err := worker.QueryRow(ctx, `SELECT sum(pg_catalog.length(pad)) FROM (SELECT g, pg_catalog.repeat('x', 2000) AS pad
+		FROM pg_catalog.generate_series(1, 1000000) g ORDER BY g DESC OFFSET 0) s`).Scan(&total)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "53400" || !strings.Contains(pgErr.Message, "temp_file_limit") {
+		t.Fatalf("a sort of 2 GB under temp_file_limit %s: %v (sum %d), want 53400 temporary file size exceeds temp_file_limit", limit, err, total)
+	}
+}
+
 // One connection that sends twice the hard limit in GETs and reads nothing is closed by the
 // server once its pending replies pass the limit: it receives what the sockets held, then the
 // end of the connection, and never the rest.
