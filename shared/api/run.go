@@ -79,6 +79,9 @@ func (f Function) Handle(ctx context.Context, rec *metrics.Recorder, inv Invocat
 			return nil, err
 		}
 		f.API.log.InfoContext(ctx, "migrate step done", "applied", report.Applied, "version", report.Version, "router_role", report.RouterRole)
+		for _, w := range report.Warnings {
+			f.API.log.WarnContext(ctx, "server setting", "warning", w)
+		}
 		return report, nil
 	}
 	if f.Schema != nil {

@@ -298,6 +298,9 @@ type MigrateReport struct {
 	Version string `json:"version"`
 	// RouterRole is the role granted the router's privileges, if any.
 	RouterRole string `json:"router_role,omitempty"`
+	// Warnings name the server settings that are not as docs/deploy.md asks
+	// (ServerSettingWarnings); the step succeeds regardless.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // MigrateStep is the migrate step of a deployment: it applies the pending migrations and
@@ -325,8 +328,31 @@ func MigrateStep(ctx context.Context, pool *pgxpool.Pool, req MigrateRequest) (M
 	if err := CheckSchema(ctx, pool); err != nil {
 		return report, fmt.Errorf("migrate: the schema is still not current after the migrations: %w", err)
 	}
+	var tempFileLimit string
+	var maxPrepared int
+	if err := pool.QueryRow(ctx, `SELECT pg_catalog.current_setting('temp_file_limit'),
+		pg_catalog.current_setting('max_prepared_transactions')::int`).Scan(&tempFileLimit, &maxPrepared); err != nil {
+		return report, fmt.Errorf("migrate: read the server's settings: %w", err)
+	}
+	report.Warnings = ServerSettingWarnings(tempFileLimit, maxPrepared)
 	report.Version, err = SchemaVersion()
 	return report, err
+}
+
+// ServerSettingWarnings says which of the server settings that hold a sandbox's role back,
+// and that the role cannot change, are not as docs/deploy.md ("Server settings") asks: a
+// temp_file_limit (-1 is none: a sandbox's query may fill the disk with temporary files), and
+// no prepared transactions (one would outlive the teardown's end of the role's sessions and
+// hold the drop of its schema for ever, since only its own role or a superuser may end it).
+func ServerSettingWarnings(tempFileLimit string, maxPreparedTransactions int) []string {
+	var out []string
+	if tempFileLimit == "-1" {
+		out = append(out, "temp_file_limit is -1 (no limit): a sandbox's query may fill the server's disk with temporary files; set it (docs/deploy.md, Server settings)")
+	}
+	if maxPreparedTransactions != 0 {
+		out = append(out, fmt.Sprintf("max_prepared_transactions is %d: a sandbox's prepared transaction would outlive its teardown; set it to 0 (docs/deploy.md, Server settings)", maxPreparedTransactions))
+	}
+	return out
 }
 
 // RouterGrants are the privileges of the router's database role, the statements for role

@@ -195,6 +195,10 @@ func TestMigrateStep(t *testing.T) {
 	if !strings.Contains(string(b), `"applied":[]`) {
 		t.Errorf("report %s: an empty step must say applied: []", b)
 	}
+	// The tests' server is set as docs/deploy.md asks (scripts/services.sh).
+	if len(report.Warnings) != 0 {
+		t.Errorf("warnings on the tests' server: %q", report.Warnings)
+	}
 
 	// The router's role may now read the schema's version: the functions' cold-start check.
 	router, err := pgxpool.New(ctx, testenv.RouterURL(t, dbURL))
@@ -229,5 +233,30 @@ func exec(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
 	t.Helper()
 	if _, err := pool.Exec(t.Context(), sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func TestServerSettingWarnings(t *testing.T) {
+	for _, c := range []struct {
+		tempFileLimit string
+		maxPrepared   int
+		want          []string // a word of each warning, in order
+	}{
+		{"256MB", 0, nil},
+		{"0", 0, nil}, // 0 allows no temporary file at all: bounded
+		{"-1", 0, []string{"temp_file_limit"}},
+		{"256MB", 10, []string{"max_prepared_transactions is 10"}},
+		{"-1", 5, []string{"temp_file_limit", "max_prepared_transactions is 5"}},
+	} {
+		got := controlplane.ServerSettingWarnings(c.tempFileLimit, c.maxPrepared)
+		if len(got) != len(c.want) {
+			t.Errorf("(%s, %d): %q, want %d warnings", c.tempFileLimit, c.maxPrepared, got, len(c.want))
+			continue
+		}
+		for i, w := range c.want {
+			if !strings.Contains(got[i], w) || !strings.Contains(got[i], "docs/deploy.md") {
+				t.Errorf("(%s, %d): warning %d is %q, want it to name %q and docs/deploy.md", c.tempFileLimit, c.maxPrepared, i, got[i], w)
+			}
+		}
 	}
 }
