@@ -111,15 +111,30 @@ func TestConnectHandsOutAConfinedRedisUserAndIsAudited(t *testing.T) {
 	}
 }
 
-// beforeRotation runs hook (once) before each credential rotation it passes on.
-type beforeRotation struct {
+// rotationHooks runs start at the start of a credential rotation, and held where the
+// rotation has the sandbox held (provision.Hold) and sets the Redis user, each once.
+type rotationHooks struct {
 	api.Resources
-	hook func()
+	start, held *func()
 }
 
-func (b beforeRotation) RotateCredentials(ctx context.Context, id string, validUntil time.Time) (provision.Credentials, error) {
-	b.hook()
-	return b.Resources.RotateCredentials(ctx, id, validUntil)
+func (r rotationHooks) RotateCredentials(ctx context.Context, id string, validUntil time.Time, hold provision.Hold) (provision.Credentials, error) {
+	once(r.start)
+	spy := func(ctx context.Context, set func() error) error {
+		return hold(ctx, func() error {
+			once(r.held)
+			return set()
+		})
+	}
+	return r.Resources.RotateCredentials(ctx, id, validUntil, spy)
+}
+
+// once runs *f and forgets it.
+func once(f *func()) {
+	if h := *f; h != nil {
+		*f = nil
+		h()
+	}
 }
 
 // A teardown that begins while a connect rotates the credentials must not leave what the
@@ -127,79 +142,102 @@ func (b beforeRotation) RotateCredentials(ctx context.Context, id string, validU
 // past deleting the Redis user in between had the rotation set the user again on every node,
 // with a password the caller held, in the namespace of a destroyed sandbox (keys written
 // there outlive it, and only an admin's orphan removal took the user away). Here the teardown
-// starts inside the rotation and runs until it waits: on the sandbox's row, which connect now
-// holds while it rotates, or (before) at its drop, which a table lock holds after the Redis
-// user is gone. Whatever connect answers, nothing of the sandbox is left afterwards.
+// starts at one of two points of the rotation and runs until it waits: at its drop, held by a
+// table lock after the Redis user is gone, or on the sandbox's row, which the rotation holds
+// while it sets the user. Whatever connect answers, nothing of the sandbox is left afterwards.
 func TestConnectCannotOutliveATeardownThatOvertakesIt(t *testing.T) {
-	ctx := context.Background()
-	var hook func()
-	e := newEnv(t, envOptions{resources: func(e *env, r api.Resources) api.Resources {
-		return beforeRotation{Resources: r, hook: func() {
-			if h := hook; h != nil {
-				hook = nil
-				h()
+	for _, c := range []struct {
+		name       string
+		insideHold bool
+		want       int // connect's answer
+	}{
+		{"the teardown starts before the rotation", false, 409},
+		{"the teardown starts while the rotation holds the sandbox", true, 200},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			var start, held func()
+			e := newEnv(t, envOptions{resources: func(e *env, r api.Resources) api.Resources {
+				return rotationHooks{Resources: r, start: &start, held: &held}
+			}})
+			sb := e.create(t, alice, "alpha", guild1)
+			teardown, err := cleanup.New(cleanup.Options{Manager: e.manager, Resources: e.resources, Redis: e.rdb, DropLockTimeout: time.Minute})
+			if err != nil {
+				t.Fatal(err)
 			}
-		}}
-	}})
-	sb := e.create(t, alice, "alpha", guild1)
-	teardown, err := cleanup.New(cleanup.Options{Manager: e.manager, Resources: e.resources, Redis: e.rdb, DropLockTimeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	held, err := e.direct.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	release := func() { _ = held.Rollback(ctx) }
-	t.Cleanup(release)
-	if _, err := held.Exec(ctx, "LOCK TABLE "+pgx.Identifier{sb.Schema, "members"}.Sanitize()+" IN ACCESS SHARE MODE"); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	hook = func() {
-		go func() {
-			_, err := teardown.Destroy(ctx, admin, sb.ID)
-			done <- err
-		}()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			var waiting bool
-			err := e.direct.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity
-				WHERE wait_event_type = 'Lock' AND (query LIKE '%sandbox_control.sandboxes%' OR query LIKE 'DROP SCHEMA%'))`).Scan(&waiting)
-			if err == nil && waiting {
-				return
+			// The drop waits for this lock, after the Redis user is gone.
+			locked, err := e.direct.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if time.Now().After(deadline) {
-				t.Errorf("the teardown never waited (last error %v)", err)
-				return
+			release := func() { _ = locked.Rollback(ctx) }
+			t.Cleanup(release)
+			if _, err := locked.Exec(ctx, "LOCK TABLE "+pgx.Identifier{sb.Schema, "members"}.Sanitize()+" IN ACCESS SHARE MODE"); err != nil {
+				t.Fatal(err)
 			}
-			time.Sleep(10 * time.Millisecond)
+			done := make(chan error, 1)
+			started := false
+			runTeardown := func() {
+				started = true
+				go func() {
+					_, err := teardown.Destroy(ctx, admin, sb.ID)
+					done <- err
+				}()
+				waitForLockWait(t, e, "the teardown waits, at its drop or for the sandbox's row",
+					"query LIKE 'DROP SCHEMA%' OR query LIKE '%sandbox_control.sandboxes%'")
+			}
+			if c.insideHold {
+				held = runTeardown
+			} else {
+				start = runTeardown
+			}
+			r := e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/connect", principal: alice})
+			release()
+			if !started {
+				t.Fatalf("the rotation never reached the point where the teardown starts (connect answered %d): this test proves nothing", r.status)
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("teardown: %v", err)
+			}
+			user := e.resources.RedisUserName(sb.ID)
+			for _, node := range testenv.RedisNodes(t, e.rdb) {
+				users, err := node.Do(ctx, "ACL", "USERS").StringSlice()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if slices.Contains(users, user) {
+					t.Fatalf("the Redis user %s of the destroyed sandbox is on %s after its teardown (connect answered %d)",
+						user, node.Options().Addr, r.status)
+				}
+			}
+			wantStatus(t, r, c.want)
+			if r.status == 200 {
+				rd := decode[apiwire.ConnectResponse](t, r).Redis
+				worker := testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb), Username: rd.Username, Password: rd.Password})
+				if err := worker.Ping(ctx).Err(); err == nil {
+					t.Fatal("the credentials connect handed out still open Redis after the teardown")
+				}
+			}
+		})
+	}
+}
+
+// waitForLockWait returns once a session waits for a lock in a statement that matches the
+// SQL condition where, over pg_stat_activity's query.
+func waitForLockWait(t *testing.T, e *env, what, where string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var waiting bool
+		err := e.direct.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND (`+where+`))`).Scan(&waiting)
+		if err == nil && waiting {
+			return
 		}
-	}
-	r := e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/connect", principal: alice})
-	release()
-	if err := <-done; err != nil {
-		t.Fatalf("teardown: %v", err)
-	}
-	user := e.resources.RedisUserName(sb.ID)
-	for _, node := range testenv.RedisNodes(t, e.rdb) {
-		users, err := node.Do(ctx, "ACL", "USERS").StringSlice()
-		if err != nil {
-			t.Fatal(err)
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 30s in vain: %s (last error %v)", what, err)
 		}
-		if slices.Contains(users, user) {
-			t.Fatalf("the Redis user %s of the destroyed sandbox is on %s after its teardown (connect answered %d)",
-				user, node.Options().Addr, r.status)
-		}
-	}
-	if r.status != 200 {
-		wantStatus(t, r, 409) // the teardown won the row: connect refused
-		return
-	}
-	c := decode[apiwire.ConnectResponse](t, r)
-	worker := testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb), Username: c.Redis.Username, Password: c.Redis.Password})
-	if err := worker.Ping(ctx).Err(); err == nil {
-		t.Fatal("the credentials connect handed out still open Redis after the teardown")
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

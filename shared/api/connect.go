@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/url"
@@ -74,15 +75,16 @@ func (h *Handler) connectSandbox(w http.ResponseWriter, r *http.Request, c calle
 	if err != nil {
 		return err
 	}
-	// The rotation runs while the sandbox is held running: a teardown that began meanwhile
-	// would delete the Redis user before the rotation set it again, with a password the
-	// caller holds, and leave it behind the teardown.
-	var creds provision.Credentials
-	err = h.deps.Sandboxes.WhileRunning(r.Context(), sb.ID, "connect", func(locked *sandbox.Sandbox) error {
-		sb.ExpiresAt = locked.ExpiresAt // an extension may have committed since sb was read
-		creds, err = h.deps.Resources.RotateCredentials(r.Context(), sb.ID, sb.ExpiresAt)
+	if err := sb.CheckRunning(h.now(), "connect"); err != nil {
 		return err
-	})
+	}
+	// The Redis user is set while the sandbox is held running (provision.Hold): a teardown
+	// begun since the check above is either held back until the user is set, and then
+	// deletes it, or refuses the rotation.
+	hold := func(ctx context.Context, set func() error) error {
+		return h.deps.Sandboxes.WhileRunning(ctx, sb.ID, "connect", set)
+	}
+	creds, err := h.deps.Resources.RotateCredentials(r.Context(), sb.ID, sb.ExpiresAt, hold)
 	if err != nil {
 		return err
 	}

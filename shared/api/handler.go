@@ -31,7 +31,7 @@ type Sandboxes interface {
 	GetByName(ctx context.Context, name string) (*sandbox.Sandbox, error)
 	List(ctx context.Context, f controlplane.ListFilter) (controlplane.ListPage, error)
 	ExtendExpiry(ctx context.Context, actor, id string, by time.Duration) (controlplane.Extension, error)
-	WhileRunning(ctx context.Context, id, what string, fn func(sb *sandbox.Sandbox) error) error
+	WhileRunning(ctx context.Context, id, what string, fn func() error) error
 	RequestDestroy(ctx context.Context, actor, id string) (*sandbox.Sandbox, bool, error)
 	AddGuild(ctx context.Context, actor, id, guildID string, admin bool) error
 	RemoveGuild(ctx context.Context, actor, id, guildID string) error
@@ -56,7 +56,7 @@ type Sandboxes interface {
 
 // Resources is what the API needs of the per-sandbox resources (provision.Provisioner).
 type Resources interface {
-	RotateCredentials(ctx context.Context, id string, validUntil time.Time) (provision.Credentials, error)
+	RotateCredentials(ctx context.Context, id string, validUntil time.Time, hold provision.Hold) (provision.Credentials, error)
 	Inspect(ctx context.Context, id string) (provision.Resources, error)
 	InspectStream(ctx context.Context, id string) (provision.Stream, error)
 	ReadStream(ctx context.Context, id, after string, count, budget int) (provision.StreamPage, error)

@@ -28,8 +28,8 @@ func (h *Handler) rewind(w http.ResponseWriter, r *http.Request, c caller) error
 	if err != nil {
 		return err
 	}
-	if status := sb.DisplayStatus(h.now()); status != string(sandbox.StatusRunning) {
-		return sandbox.Errorf(sandbox.CodeInvalidTransition, "sandbox %q is %s; rewind needs a running sandbox that has not expired", sb.Name, status)
+	if err := sb.CheckRunning(h.now(), "rewind"); err != nil {
+		return err
 	}
 	ctx := r.Context()
 	rw, err := h.deps.Resources.RewindGroup(ctx, sb.ID, target)

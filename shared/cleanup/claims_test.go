@@ -317,7 +317,7 @@ func TestASandboxCannotHoldTheControlPlanesLocks(t *testing.T) {
 	e.dropAtEnd(t, victim.ID)
 
 	// The hostile sandbox's worker, with the credentials connect hands out.
-	creds, err := e.p.RotateCredentials(ctx, hostile.ID, time.Now().Add(time.Hour))
+	creds, err := e.p.RotateCredentials(ctx, hostile.ID, time.Now().Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

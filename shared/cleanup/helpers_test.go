@@ -168,7 +168,7 @@ func (e *env) dropAtEnd(t testing.TB, id string) {
 // client of one connection as its Redis user: its worker, closed when the test ends.
 func (e *env) worker(t *testing.T, id string) (redis.UniversalClient, provision.Credentials) {
 	t.Helper()
-	creds, err := e.p.RotateCredentials(context.Background(), id, time.Now().Add(time.Hour))
+	creds, err := e.p.RotateCredentials(context.Background(), id, time.Now().Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ func TestRunEndsLongSandboxTransactions(t *testing.T) {
 	e := setup(t, envConfig{options: func(o *Options) { o.MaxTransaction = time.Nanosecond }})
 	ctx := context.Background()
 	sb := e.create(t, "long-xact", time.Hour)
-	creds, err := e.p.RotateCredentials(ctx, sb.ID, time.Now().Add(time.Hour))
+	creds, err := e.p.RotateCredentials(ctx, sb.ID, time.Now().Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

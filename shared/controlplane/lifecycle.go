@@ -167,20 +167,19 @@ func (m *Manager) Extend(ctx context.Context, actor, id string, by time.Duration
 // fn returns: it holds the sandbox's row (FOR SHARE) meanwhile, which the teardown's first
 // step (mark destroying) must lock to change. So what fn makes for the sandbox (connect's
 // fresh credentials, a Redis user set again on every node) is made before the teardown begins
-// and torn down with the rest, never after the teardown deleted it. fn gets the row as locked.
-// A sandbox in another state is invalid_transition, the message saying what needs it.
-func (m *Manager) WhileRunning(ctx context.Context, id, what string, fn func(sb *sandbox.Sandbox) error) (err error) {
+// and torn down with the rest, never after the teardown deleted it. A sandbox in another
+// state is invalid_transition, the message saying what needs it.
+func (m *Manager) WhileRunning(ctx context.Context, id, what string, fn func() error) (err error) {
 	defer withOp(&err, "%s sandbox %s", what, id)
 	return pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
 		sb, err := scanSandbox(tx.QueryRow(ctx, `SELECT `+sandboxColumns+` FROM sandbox_control.sandboxes WHERE id = $1 FOR SHARE`, id))
 		if err := sandboxFound(err, id); err != nil {
 			return err
 		}
-		if status := sb.DisplayStatus(m.now()); status != string(sandbox.StatusRunning) {
-			return sandbox.Errorf(sandbox.CodeInvalidTransition, "sandbox %q is %s; %s needs a running sandbox that has not expired",
-				sb.Name, status, what)
+		if err := sb.CheckRunning(m.now(), what); err != nil {
+			return err
 		}
-		return fn(sb)
+		return fn()
 	})
 }
 

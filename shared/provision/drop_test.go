@@ -68,7 +68,7 @@ func TestForeignRolesAreNeverTouched(t *testing.T) {
 		if _, err := e.p.DropRole(ctx, id, time.Second); err == nil || !strings.Contains(err.Error(), "refusing role") {
 			t.Errorf("DropRole of %s: %v, want a refusal", role, err)
 		}
-		_, err := e.p.RotateCredentials(ctx, id, time.Now().Add(time.Hour))
+		_, err := e.p.RotateCredentials(ctx, id, time.Now().Add(time.Hour), nil)
 		if err == nil || errors.Is(err, sandbox.ErrNotFound) || !strings.Contains(err.Error(), "refusing role") {
 			t.Errorf("RotateCredentials of %s: %v, want a refusal", role, err)
 		}

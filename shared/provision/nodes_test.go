@@ -106,7 +106,7 @@ func TestACLChangesWaitForAFailedReplica(t *testing.T) {
 			t.Fatalf("%s with %s flagged as failed: %v, want unavailable naming it", what, replica, err)
 		}
 	}
-	_, err := e.p.RotateCredentials(ctx, id, time.Now().Add(time.Hour))
+	_, err := e.p.RotateCredentials(ctx, id, time.Now().Add(time.Hour), nil)
 	unreached("rotation", err)
 	_, err = e.p.DeleteRedisUsers(ctx, []string{id})
 	unreached("deletion", err)

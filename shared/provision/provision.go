@@ -319,13 +319,24 @@ func (c Credentials) Rotated() []string {
 	return out
 }
 
+// Hold runs fn while it keeps the sandbox from its teardown (connect's is
+// controlplane.Manager.WhileRunning), or fails without running it when the sandbox is
+// already past that (a teardown begun).
+type Hold func(ctx context.Context, fn func() error) error
+
 // RotateCredentials gives the sandbox role a fresh random password valid until validUntil
 // and, in ACL mode, its Redis user a fresh password, and returns them. Every call
 // invalidates the previous passwords; sessions already open stay open. Neither password
 // travels in plain text: PostgreSQL receives a SCRAM-SHA-256 verifier computed here, Redis
 // a SHA-256 hash, so neither a statement log nor a command log holds one. A role named like
 // the sandbox's that is not this database's is refused (checks.go).
-func (p *Provisioner) RotateCredentials(ctx context.Context, id string, validUntil time.Time) (Credentials, error) {
+//
+// The Redis user is set inside hold, when there is one. ACL SETUSER makes a user it does not
+// find, so a teardown that deleted the user before the rotation set it would leave it behind,
+// live, with a password the caller holds. The role needs no hold: a teardown takes its LOGIN
+// away before anything else (lockOut), and a rotation after that changes a role that can no
+// longer log in.
+func (p *Provisioner) RotateCredentials(ctx context.Context, id string, validUntil time.Time, hold Hold) (Credentials, error) {
 	var c Credentials
 	if err := checkID(id); err != nil {
 		return c, err
@@ -358,7 +369,13 @@ func (p *Provisioner) RotateCredentials(ctx context.Context, id string, validUnt
 	}
 	if p.redisUsers() {
 		c.RedisUser, c.RedisPassword = p.RedisUserName(id), randomPassword()
-		if err := p.setRedisUser(ctx, id, c.RedisPassword); err != nil {
+		set := func() error { return p.setRedisUser(ctx, id, c.RedisPassword) }
+		if hold != nil {
+			err = hold(ctx, set)
+		} else {
+			err = set()
+		}
+		if err != nil {
 			return Credentials{}, fmt.Errorf("rotate Redis password of %s: %w", id, err)
 		}
 	}

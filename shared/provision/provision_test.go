@@ -59,7 +59,7 @@ func provisioned(t *testing.T, e env) (string, string) {
 // rotated gives the sandbox fresh credentials, as connect does, valid for an hour.
 func rotated(t *testing.T, e env, id string) provision.Credentials {
 	t.Helper()
-	creds, err := e.p.RotateCredentials(t.Context(), id, time.Now().Add(time.Hour))
+	creds, err := e.p.RotateCredentials(t.Context(), id, time.Now().Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestRotatePasswordInvalidatesThePreviousOne(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
 	id, first := provisioned(t, e)
-	creds, err := e.p.RotateCredentials(ctx, id, time.Now().Add(time.Hour))
+	creds, err := e.p.RotateCredentials(ctx, id, time.Now().Add(time.Hour), nil)
 	second := creds.DatabasePassword
 	if err != nil || second == first {
 		t.Fatalf("rotate: %v", err)
@@ -185,7 +185,7 @@ func TestRotatePasswordInvalidatesThePreviousOne(t *testing.T) {
 	if _, err := testenv.ConnectAs(t, e.url, sandbox.RoleName(id), second); err != nil {
 		t.Fatalf("new password: %v", err)
 	}
-	if _, err := e.p.RotateCredentials(ctx, sandbox.NewID(), time.Now().Add(time.Hour)); !errors.Is(err, sandbox.ErrNotFound) {
+	if _, err := e.p.RotateCredentials(ctx, sandbox.NewID(), time.Now().Add(time.Hour), nil); !errors.Is(err, sandbox.ErrNotFound) {
 		t.Fatalf("missing role: %v", err)
 	}
 }

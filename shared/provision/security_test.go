@@ -132,7 +132,7 @@ func TestRotationSendsNoPlaintextPassword(t *testing.T) {
 	}
 	defer pool.Close()
 	p := provision.New(pool, e.rdb, "sandbox_template")
-	creds, err := p.RotateCredentials(ctx, id, time.Now().Add(time.Hour))
+	creds, err := p.RotateCredentials(ctx, id, time.Now().Add(time.Hour), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +288,7 @@ func TestSharedRedisModeMakesNoUsers(t *testing.T) {
 	if err := p.Provision(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	creds, err := p.RotateCredentials(ctx, id, time.Now().Add(time.Hour))
+	creds, err := p.RotateCredentials(ctx, id, time.Now().Add(time.Hour), nil)
 	if err != nil || creds.RedisUser != "" || creds.RedisPassword != "" {
 		t.Fatalf("shared mode credentials: %+v %v", creds, err)
 	}

@@ -324,7 +324,7 @@ func TestASandboxThatBreaksItsStreamLosesOnlyItsEvents(t *testing.T) {
 	b := e.sandbox(t, "string", gOther)
 	c := e.sandbox(t, "last-id", gRun2)
 	as := func(id string) redis.UniversalClient { // the sandbox's worker, with its own user
-		creds, err := provision.New(e.pool, e.rdb, "sandbox_template").RotateCredentials(ctx, id, time.Now().Add(time.Hour))
+		creds, err := provision.New(e.pool, e.rdb, "sandbox_template").RotateCredentials(ctx, id, time.Now().Add(time.Hour), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -37,6 +37,15 @@ func (s *Sandbox) DisplayStatus(now time.Time) string {
 	return DisplayStatus(s.Status, s.ExpiresAt, now)
 }
 
+// CheckRunning is nil when the sandbox is running and has not expired at now, else
+// invalid_transition, saying that what needs it.
+func (s *Sandbox) CheckRunning(now time.Time, what string) error {
+	if status := s.DisplayStatus(now); status != string(StatusRunning) {
+		return Errorf(CodeInvalidTransition, "sandbox %q is %s; %s needs a running sandbox that has not expired", s.Name, status, what)
+	}
+	return nil
+}
+
 // TimeLeft is the time until expiry, zero when expired or not live.
 func (s *Sandbox) TimeLeft(now time.Time) time.Duration {
 	if !s.Status.Live() || !now.Before(s.ExpiresAt) {
