@@ -43,8 +43,8 @@ func (p *Provisioner) DropRole(ctx context.Context, id string, lockTimeout time.
 // drop is every drop of a sandbox's database objects, in one transaction: the checks
 // (checks.go), then the sessions of the role ended, then the schema, then the role. Before
 // anything else the role's sessions are ended and it loses its right to log in (lockOut), so
-// that no session of it comes back while the drop runs. A schema
-// of more objects than one transaction should lock is first taken down in batches (shrink).
+// that no session of it comes back while the drop runs. A schema of more objects than one
+// transaction should lock is first taken down in batches (shrink).
 func (p *Provisioner) drop(ctx context.Context, id string, lockTimeout time.Duration, schema, role bool) (DropResult, error) {
 	var res DropResult
 	if err := checkID(id); err != nil {
@@ -111,8 +111,8 @@ func (p *Provisioner) drop(ctx context.Context, id string, lockTimeout time.Dura
 	if res.RoleExisted {
 		// A session whose login passed its check before lockOut committed, and which showed
 		// in pg_stat_activity only after the sessions were ended, lives on with the dropped
-		// role: no name finds it any more, only the OID it keeps. No session can log
-		// in as the role now, so this sweep ends the last ones.
+		// role: no name finds it any more, only the OID it keeps. No session can log in as
+		// the role now, so this sweep ends the last ones.
 		late, err := endSessions(ctx, p.db, roleOID, ended)
 		if err != nil {
 			return res, fmt.Errorf("drop %s of %s: end the sessions that logged in during the drop: %w", dropWhat(schema, role), id, err)
