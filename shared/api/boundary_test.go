@@ -226,19 +226,12 @@ func TestConnectCannotOutliveATeardownThatOvertakesIt(t *testing.T) {
 // SQL condition where, over pg_stat_activity's query.
 func waitForLockWait(t *testing.T, e *env, what, where string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.WaitUntil(t, what, func() bool {
 		var waiting bool
 		err := e.direct.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity
 			WHERE wait_event_type = 'Lock' AND (`+where+`))`).Scan(&waiting)
-		if err == nil && waiting {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 30s in vain: %s (last error %v)", what, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err == nil && waiting
+	})
 }
 
 func actions(entries []controlplane.AuditEntry) []string {

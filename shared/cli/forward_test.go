@@ -220,12 +220,7 @@ func TestForwardDeliversEveryEventInOrder(t *testing.T) {
 // waitFor polls cond (state another goroutine writes) until it holds.
 func waitFor(t testing.TB, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.WaitUntil(t, "the forwarder's state", cond)
 }
 
 // TestForwardRetriesFailures: requests the server fails are delivered again, with backoff,

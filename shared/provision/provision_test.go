@@ -74,19 +74,6 @@ func asSandbox(t *testing.T, e env, creds provision.Credentials) redis.Universal
 		Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1})
 }
 
-// waitUntil polls cond until it holds, for a state another session or server reaches on its
-// own; past the deadline it fails, naming what it waited for.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 30s for this, in vain: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestCloneHasTablesIndexesConstraintsAndForeignKeys(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()

@@ -353,7 +353,7 @@ func dropWaitsForATable(t *testing.T, e env, id string) (release func(), done <-
 		_, err := e.p.Drop(ctx, id, 10*time.Second)
 		result <- err
 	}()
-	waitUntil(t, "the drop waits for the table's lock, the role's sessions ended", func() bool {
+	testenv.WaitUntil(t, "the drop waits for the table's lock, the role's sessions ended", func() bool {
 		var waiting bool
 		err := e.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity
 			WHERE wait_event_type = 'Lock' AND query LIKE 'DROP SCHEMA%' AND pg_catalog.strpos(query, $1) > 0)`,
@@ -427,7 +427,7 @@ func TestALateSessionIsEndedWithTheTeardown(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A terminated backend exits asynchronously; one never terminated keeps answering.
-	waitUntil(t, "the late session of the dropped role "+sandbox.RoleName(id)+" is ended", func() bool {
+	testenv.WaitUntil(t, "the late session of the dropped role "+sandbox.RoleName(id)+" is ended", func() bool {
 		var one int
 		return late.QueryRow(ctx, "SELECT 1").Scan(&one) != nil
 	})
@@ -598,7 +598,7 @@ func (a replyAttack) clients() map[string]clientState {
 // waitFor polls the node until settled holds of the user's connections, and returns them.
 func (a replyAttack) waitFor(what string, settled func(map[string]clientState) bool) map[string]clientState {
 	var states map[string]clientState
-	waitUntil(a.t, what, func() bool {
+	testenv.WaitUntil(a.t, what, func() bool {
 		states = a.clients()
 		return settled(states)
 	})

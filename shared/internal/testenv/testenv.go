@@ -54,3 +54,17 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b) // crypto/rand.Read never returns an error
 	return hex.EncodeToString(b)
 }
+
+// WaitUntil polls cond until it holds, for a state another session, goroutine or server
+// reaches on its own; past 30 s it fails the test, naming what it waited for. It forces no
+// interleaving: a test uses it to see one reached, not to wait for time to pass.
+func WaitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 30s for this, in vain: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
