@@ -91,7 +91,8 @@
 // That bookkeeping is the finder's only write; a dry run does not even do that.
 // RemoveOrphans removes only what is asked (CLEANUP_ORPHANED for the job, an explicit option
 // in the API), re-checks each name against the sandbox patterns and each sandbox against
-// the control plane first, and audits every removal.
+// the control plane first, and audits every removal. Roles and Redis users go first: an
+// orphan's worker may still hold their passwords.
 //
 // # Expiry warnings
 //

@@ -287,10 +287,10 @@ return 0`)
 
 // RemoveOrphans removes the orphans of a report, each only if its name matches the sandbox
 // patterns exactly and its sandbox is still not live; removals are audited. Failures are
-// listed, not returned: the rest is still removed.
+// listed, not returned: the rest is still removed. The ways in go first (removalOrder).
 func (s *Service) RemoveOrphans(ctx context.Context, report OrphanReport) (OrphanRemoval, error) {
 	rem := OrphanRemoval{Removed: []Orphan{}}
-	for _, o := range report.Orphans {
+	for _, o := range removalOrder(report.Orphans) {
 		err := s.removeOrphan(ctx, o)
 		switch {
 		case err == nil:
@@ -307,6 +307,24 @@ func (s *Service) RemoveOrphans(ctx context.Context, report OrphanReport) (Orpha
 		}
 	}
 	return rem, nil
+}
+
+// removalOrder is the orphans in the order they are removed: the roles and Redis users first,
+// then what they could write to, as a teardown does. An orphan's role or Redis user may still
+// have a password its worker holds (a sandbox marked destroyed behind the teardown's back, a
+// restored backup): a schema dropped while its role could log in waited for the worker's
+// locks until the drop failed, and keys unlinked while its user could write were written
+// again behind the removal. The order of a kind is the report's.
+func removalOrder(orphans []Orphan) []Orphan {
+	doorsFirst := func(t ResourceType) int {
+		if t == ResourceRole || t == ResourceRedisUser {
+			return 0
+		}
+		return 1
+	}
+	out := slices.Clone(orphans)
+	slices.SortStableFunc(out, func(a, b Orphan) int { return cmp.Compare(doorsFirst(a.Type), doorsFirst(b.Type)) })
+	return out
 }
 
 func (s *Service) removeOrphan(ctx context.Context, o Orphan) error {

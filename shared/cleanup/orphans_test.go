@@ -337,3 +337,100 @@ func sortKeys(ks []orphanKey) {
 		return 0
 	})
 }
+
+// workerFirst lets a sandbox's worker act right before each removal that reaches provision:
+// the most a worker that never stops can do, whatever the order of the removals.
+type workerFirst struct {
+	Resources
+	act func()
+}
+
+func (w *workerFirst) DropSchema(ctx context.Context, id string, lockTimeout time.Duration) (provision.DropResult, error) {
+	w.act()
+	return w.Resources.DropSchema(ctx, id, lockTimeout)
+}
+
+func (w *workerFirst) DropRole(ctx context.Context, id string, lockTimeout time.Duration) (provision.DropResult, error) {
+	w.act()
+	return w.Resources.DropRole(ctx, id, lockTimeout)
+}
+
+func (w *workerFirst) DeleteRedisUsers(ctx context.Context, ids []string) (map[string]provision.RedisUserResult, error) {
+	w.act()
+	return w.Resources.DeleteRedisUsers(ctx, ids)
+}
+
+// The orphans of a sandbox whose worker still holds its credentials (a sandbox marked
+// destroyed behind its teardown's back) are removed in one pass, the ways in first: the worker
+// logs in and locks a table of its own, and writes a key, before every removal, and neither
+// its lock nor its key outlives the pass. Schema first, the drop waited for the worker's lock
+// until it failed; keys first, the key written behind the unlink stayed.
+func TestOrphanRemovalClosesTheWaysInFirst(t *testing.T) {
+	t.Parallel()
+	w := &workerFirst{}
+	e := setup(t, envConfig{options: func(o *Options) { w.Resources, o.Resources = o.Resources, w }})
+	ctx := context.Background()
+	sb := e.create(t, "orphaned", time.Hour)
+	redisWorker, creds := e.worker(t, sb.ID)
+	login := func() (*pgx.Conn, error) {
+		return testenv.ConnectAs(t, e.url, sandbox.RoleName(sb.ID), creds.DatabasePassword)
+	}
+	first, err := login()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Exec(ctx, "CREATE TABLE mine (n int)"); err != nil {
+		t.Fatal(err)
+	}
+	written := keys.Namespace(sb.ID) + "written-behind"
+	var logins, writes int
+	w.act = func() {
+		if conn, err := login(); err == nil {
+			logins++
+			if _, err := conn.Exec(ctx, "BEGIN; LOCK TABLE mine IN ACCESS SHARE MODE"); err != nil {
+				t.Errorf("the worker's lock: %v", err)
+			}
+		}
+		if redisWorker.Set(ctx, written, "x", 0).Err() == nil {
+			writes++
+		}
+	}
+	for _, to := range []sandbox.Status{sandbox.StatusDestroying, sandbox.StatusDestroyed} {
+		if _, err := e.m.Transition(ctx, "test", sb.ID, to, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.clock.Add(config.DefaultOrphanGrace + time.Minute)
+	rep, err := e.s.FindOrphans(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []orphanKey{
+		{ResourceSchema, sandbox.SchemaName(sb.ID)},
+		{ResourceRole, sandbox.RoleName(sb.ID)},
+		{ResourceRedis, keys.Namespace(sb.ID)},
+		{ResourceRedisUser, e.p.RedisUserName(sb.ID)},
+	}
+	sortKeys(want)
+	if got := keysOf(rep.Orphans); !reflect.DeepEqual(got, want) {
+		t.Fatalf("orphans\n got %v\nwant %v", got, want)
+	}
+
+	removal, err := e.s.RemoveOrphans(ctx, rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removal.Failed) != 0 || len(removal.Removed) != len(want) {
+		t.Errorf("removal %+v", removal)
+	}
+	if res, err := e.p.Inspect(ctx, sb.ID); err != nil || res.SchemaExists || res.RoleExists || res.StreamExists || res.RedisUserExists {
+		t.Errorf("left after the removal: %+v %v", res, err)
+	}
+	if n, err := e.rdb.Exists(ctx, written).Result(); err != nil || n != 0 {
+		t.Errorf("the key the worker wrote during the removal is left (%d, %v)", n, err)
+	}
+	// The worker came in before the first removal, and no further.
+	if logins != 1 || writes != 2 {
+		t.Errorf("the worker logged in %d times and wrote %d times, want 1 and 2: the ways in are closed first", logins, writes)
+	}
+}
