@@ -71,7 +71,8 @@ func sslModeOf(tls bool, fallbacks []*pgconn.FallbackConfig) string {
 }
 
 func (h *Handler) connectSandbox(w http.ResponseWriter, r *http.Request, c caller) error {
-	sb, err := h.addressed(r, c, nil, nil)
+	var req apiwire.ConnectRequest
+	sb, err := h.addressed(r, c, &req, nil)
 	if err != nil {
 		return err
 	}
@@ -88,17 +89,40 @@ func (h *Handler) connectSandbox(w http.ResponseWriter, r *http.Request, c calle
 	if err != nil {
 		return err
 	}
+	resp := h.connection(sb, creds)
+	details := map[string]any{
+		"rotated": creds.Rotated(), "redis_access": h.deps.Resources.RedisAccess(),
+		"valid_until": sb.ExpiresAt.UTC(), "role": c.roleOn(sb),
+	}
+	if req.EndSessions {
+		ended, err := h.deps.Resources.EndSessions(r.Context(), sb.ID)
+		if err != nil {
+			return err
+		}
+		resp.SessionsEnded = sessionsEndedView(ended)
+		details["sessions_ended"] = resp.SessionsEnded
+	}
 	// The previous credentials are void already; without an audit entry the new ones are not
 	// handed out either (a retry rotates again). The owner and its developers share the one
 	// set of credentials, so the entry says who connected and as what.
-	if err := h.deps.Sandboxes.Audit(r.Context(), c.principal, controlplane.ActionConnect, sb.ID, map[string]any{
-		"rotated": creds.Rotated(), "redis_access": h.deps.Resources.RedisAccess(),
-		"valid_until": sb.ExpiresAt.UTC(), "role": c.roleOn(sb),
-	}); err != nil {
+	if err := h.deps.Sandboxes.Audit(r.Context(), c.principal, controlplane.ActionConnect, sb.ID, details); err != nil {
 		return err
 	}
-	writeUncached(w, http.StatusOK, h.connection(sb, creds))
+	// A collaborator's developer share may have ended while its credentials were rotated.
+	// The revocation that follows an unshare reads the audit entry above when the share was
+	// still there now, and voids these credentials; otherwise nothing is handed out.
+	if _, shared := c.grants[sb.ID]; shared {
+		if err := h.authorize(r.Context(), c, sb); err != nil {
+			return err
+		}
+	}
+	writeUncached(w, http.StatusOK, resp)
 	return nil
+}
+
+// sessionsEndedView is what provision.EndSessions ended, as the API answers it.
+func sessionsEndedView(e provision.SessionsEnded) *apiwire.SessionsEnded {
+	return &apiwire.SessionsEnded{DatabaseSessions: e.Database, RedisConnections: e.Redis}
 }
 
 // connection assembles what a worker needs, as JSON and as environment variables.

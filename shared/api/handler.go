@@ -44,6 +44,7 @@ type Sandboxes interface {
 	// Shares (shares.go): who besides its owner may act on a sandbox, and with which role.
 	ShareSandbox(ctx context.Context, actor, id, principal string, role sandbox.ShareRole) (controlplane.ShareChange, error)
 	UnshareSandbox(ctx context.Context, actor, id, principal string) (controlplane.Share, error)
+	HasConnected(ctx context.Context, id, principal string) (bool, error)
 	Shares(ctx context.Context, id string) ([]controlplane.Share, error)
 	ShareRole(ctx context.Context, id, principal string) (sandbox.ShareRole, error)
 	ShareRoles(ctx context.Context, principal string, ids []string) (map[string]sandbox.ShareRole, error)
@@ -57,6 +58,7 @@ type Sandboxes interface {
 // Resources is what the API needs of the per-sandbox resources (provision.Provisioner).
 type Resources interface {
 	RotateCredentials(ctx context.Context, id string, validUntil time.Time, hold provision.Hold) (provision.Credentials, error)
+	EndSessions(ctx context.Context, id string) (provision.SessionsEnded, error)
 	Inspect(ctx context.Context, id string) (provision.Resources, error)
 	InspectStream(ctx context.Context, id string) (provision.Stream, error)
 	ReadStream(ctx context.Context, id, after string, count, budget int) (provision.StreamPage, error)

@@ -2,12 +2,15 @@ package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
 
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -60,8 +63,12 @@ func (h *Handler) share(w http.ResponseWriter, r *http.Request, c caller) error 
 	if change.Previous == "" {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, apiwire.ShareResponse{Sandbox: sb.Name, SandboxID: sb.ID, Share: shareView(change.Share),
-		Changed: change.Changed, PreviousRole: change.Previous})
+	out := apiwire.ShareResponse{Sandbox: sb.Name, SandboxID: sb.ID, Share: shareView(change.Share),
+		Changed: change.Changed, PreviousRole: change.Previous}
+	if change.Previous == sandbox.ShareDeveloper && role != sandbox.ShareDeveloper {
+		out.Revoked, out.Warning = h.revokeFrom(r.Context(), c, sb, principal)
+	}
+	writeJSON(w, status, out)
 	return nil
 }
 
@@ -82,8 +89,61 @@ func (h *Handler) unshare(w http.ResponseWriter, r *http.Request, c caller) erro
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, apiwire.UnshareResponse{Sandbox: sb.Name, SandboxID: sb.ID, Removed: shareView(removed)})
+	out := apiwire.UnshareResponse{Sandbox: sb.Name, SandboxID: sb.ID, Removed: shareView(removed)}
+	if removed.Role == sandbox.ShareDeveloper {
+		out.Revoked, out.Warning = h.revokeFrom(r.Context(), c, sb, principal)
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// revokeFrom takes back from principal, whose developer share has just ended, the
+// credentials it was handed and the sessions it opened with them, when it ever connected:
+// the sandbox's credentials are replaced by ones nobody is handed and every session of them
+// is ended, the owner's workers' included (they connect again). A rotation alone would leave
+// open what the former developer's workers had opened, for as long as the sandbox lives.
+// A sandbox that is not running has nothing to revoke that its teardown does not end. What
+// could not be done (a store unavailable) is a warning, not an error: the share is gone
+// already, and `sandbox connect NAME --end-sessions` does the rest.
+func (h *Handler) revokeFrom(ctx context.Context, c caller, sb *sandbox.Sandbox, principal string) (*apiwire.Revocation, string) {
+	rev, err := h.revoke(ctx, c, sb, principal)
+	var domain *sandbox.Error
+	switch {
+	case errors.As(err, &domain) && (domain.Code == sandbox.CodeInvalidTransition || domain.Code == sandbox.CodeNotFound):
+		return nil, "" // no longer running, or torn down: the teardown ends every session
+	case err != nil && rev != nil:
+		h.log.ErrorContext(ctx, "revocation not audited", logkey.Sandbox, sb.ID, logkey.Error, err)
+		return rev, fmt.Sprintf("the revocation is done but not in the audit log: %v", err)
+	case err != nil:
+		h.log.ErrorContext(ctx, "revocation failed", logkey.Sandbox, sb.ID, logkey.Error, err)
+		return nil, fmt.Sprintf("the credentials %s may hold could not be revoked (%v): run `sandbox connect %s --end-sessions`",
+			principal, err, sb.Name)
+	}
+	return rev, ""
+}
+
+// revoke is revokeFrom's work: nil and no error when principal never connected.
+func (h *Handler) revoke(ctx context.Context, c caller, sb *sandbox.Sandbox, principal string) (*apiwire.Revocation, error) {
+	connected, err := h.deps.Sandboxes.HasConnected(ctx, sb.ID, principal)
+	if err != nil || !connected {
+		return nil, err
+	}
+	hold := func(ctx context.Context, set func() error) error {
+		return h.deps.Sandboxes.WhileRunning(ctx, sb.ID, "revoke the credentials of", set)
+	}
+	creds, err := h.deps.Resources.RotateCredentials(ctx, sb.ID, sb.ExpiresAt, hold)
+	if err != nil {
+		return nil, err
+	}
+	ended, err := h.deps.Resources.EndSessions(ctx, sb.ID)
+	if err != nil {
+		return nil, err
+	}
+	rev := &apiwire.Revocation{Rotated: creds.Rotated(), SessionsEnded: *sessionsEndedView(ended)}
+	return rev, h.deps.Sandboxes.Audit(ctx, c.principal, controlplane.ActionRevoke, sb.ID, map[string]any{
+		"principal": principal, "rotated": rev.Rotated,
+		"database_sessions": ended.Database, "redis_connections": ended.Redis,
+	})
 }
 
 func shareView(s controlplane.Share) apiwire.Share {

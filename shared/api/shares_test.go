@@ -7,10 +7,16 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/api"
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -260,4 +266,191 @@ func TestSharesCompareOnTheOwnerKey(t *testing.T) {
 	}
 	wantProblem(t, e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/shares", principal: ownerSession,
 		body: `{"principal":"arn:aws:sts::123456789012:assumed-role/Platform/zoe"}`}), 400, sandbox.CodeInvalidInput, "principal")
+}
+
+// workerOf is what a worker opens with the credentials of a connect's answer: a database
+// session of the sandbox's role and a Redis connection of its user.
+type workerOf struct {
+	db    *pgx.Conn
+	redis redis.UniversalClient
+}
+
+// connectWorker connects to sandbox name as who, and opens a worker with what it was handed.
+func (e *env) connectWorker(t *testing.T, who, name string) (workerOf, apiwire.ConnectResponse) {
+	t.Helper()
+	r := e.do(t, call{method: "POST", path: "/v1/sandboxes/" + name + "/connect", principal: who})
+	wantStatus(t, r, 200)
+	conn := decode[apiwire.ConnectResponse](t, r)
+	db, err := testenv.ConnectAs(t, e.dbURL, conn.Database.Role, conn.Database.Password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb),
+		Username: conn.Redis.Username, Password: conn.Redis.Password, MaxRetries: -1})
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return workerOf{db: db, redis: rdb}, conn
+}
+
+// open reports whether the worker's database session and Redis connection still answer.
+func (w workerOf) open() (db, redis bool) {
+	ctx := context.Background()
+	_, dbErr := w.db.Exec(ctx, "SELECT 1")
+	return dbErr == nil, w.redis.Ping(ctx).Err() == nil
+}
+
+// A developer whose share ends, or becomes a viewer's, keeps nothing of the sandbox: had it
+// connected, the credentials it was handed no longer work and the sessions it opened with
+// them are ended, the owner's workers' too (they connect again). It kept both before, for as
+// long as the sandbox lived: a rotation leaves open sessions open. A developer who never
+// connected costs the owner's workers nothing.
+func TestAnEndedDeveloperShareKeepsNothing(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	sb := e.create(t, alice, "alpha", guild1)
+	unshare := func(who string) apiwire.UnshareResponse {
+		r := e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha/shares", query: "principal=" + url.QueryEscape(who), principal: alice})
+		wantStatus(t, r, 200)
+		return decode[apiwire.UnshareResponse](t, r)
+	}
+
+	// A developer who never connected: the owner's worker is left alone.
+	e.shareWith(t, alice, "alpha", frank, "developer")
+	owners, _ := e.connectWorker(t, alice, "alpha")
+	if res := unshare(frank); res.Revoked != nil || res.Warning != "" {
+		t.Errorf("unshare of a developer who never connected: %+v", res)
+	}
+	if db, rd := owners.open(); !db || !rd {
+		t.Errorf("the owner's worker was ended (database %v, Redis %v) by the unshare of a developer who never connected", db, rd)
+	}
+
+	// Bob connects and runs a worker; the owner's worker runs too, with what bob's connect
+	// rotated.
+	e.shareWith(t, alice, "alpha", bob, "developer")
+	bobs, handed := e.connectWorker(t, bob, "alpha")
+	res := unshare(bob)
+	if res.Revoked == nil || res.Revoked.SessionsEnded.DatabaseSessions != 2 || res.Revoked.SessionsEnded.RedisConnections < 2 ||
+		len(res.Revoked.Rotated) != 2 || res.Warning != "" {
+		t.Errorf("unshare of a developer who connected: %+v (revoked %+v)", res, res.Revoked)
+	}
+	for who, w := range map[string]workerOf{"bob's": bobs, "the owner's": owners} {
+		if db, rd := w.open(); db || rd {
+			t.Errorf("%s worker still answers after the unshare (database %v, Redis %v)", who, db, rd)
+		}
+	}
+	if _, err := testenv.ConnectAs(t, e.dbURL, handed.Database.Role, handed.Database.Password); err == nil {
+		t.Error("the database password bob was handed still logs in")
+	}
+	again := testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb),
+		Username: handed.Redis.Username, Password: handed.Redis.Password, MaxRetries: -1})
+	if again.Ping(ctx).Err() == nil {
+		t.Error("the Redis password bob was handed still authenticates")
+	}
+	revokes := e.auditOf(t, sb.ID, controlplane.ActionRevoke)
+	var d map[string]any
+	if len(revokes) != 1 || revokes[0].Actor != alice || json.Unmarshal(revokes[0].Details, &d) != nil || d["principal"] != bob {
+		t.Errorf("revoke audit: %+v", revokes)
+	}
+	// The owner connects again, and works; a connect that ends the sessions ends that worker.
+	w, _ := e.connectWorker(t, alice, "alpha")
+	if db, rd := w.open(); !db || !rd {
+		t.Errorf("the owner's new worker: database %v, Redis %v", db, rd)
+	}
+	r := e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/connect", body: `{"end_sessions": true}`, principal: alice})
+	wantStatus(t, r, 200)
+	if ended := decode[apiwire.ConnectResponse](t, r).SessionsEnded; ended == nil || ended.DatabaseSessions != 1 || ended.RedisConnections < 1 {
+		t.Errorf("connect with end_sessions ended %+v, want the worker's session and connection", ended)
+	}
+	if db, rd := w.open(); db || rd {
+		t.Errorf("a connect with end_sessions left the worker open (database %v, Redis %v)", db, rd)
+	}
+	wantProblem(t, e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/connect", body: `{"end_sessions": "yes"}`, principal: alice}),
+		400, sandbox.CodeInvalidInput, "")
+
+	// A developer made a viewer loses the same.
+	e.shareWith(t, alice, "alpha", dave, "developer")
+	daves, _ := e.connectWorker(t, dave, "alpha")
+	down := e.shareWith(t, alice, "alpha", dave, "viewer")
+	if down.Revoked == nil || down.Revoked.SessionsEnded.DatabaseSessions < 1 || down.PreviousRole != sandbox.ShareDeveloper {
+		t.Errorf("a developer made a viewer: %+v", down)
+	}
+	if db, rd := daves.open(); db || rd {
+		t.Errorf("the worker of a developer made a viewer still answers (database %v, Redis %v)", db, rd)
+	}
+	// A viewer made a developer, or a share unchanged, revokes nothing.
+	if up := e.shareWith(t, alice, "alpha", dave, "developer"); up.Revoked != nil {
+		t.Errorf("a viewer made a developer revoked: %+v", up)
+	}
+}
+
+// afterRotation runs *f once, right after a rotation returned.
+type afterRotation struct {
+	api.Resources
+	f *func()
+}
+
+func (r afterRotation) RotateCredentials(ctx context.Context, id string, validUntil time.Time, hold provision.Hold) (provision.Credentials, error) {
+	c, err := r.Resources.RotateCredentials(ctx, id, validUntil, hold)
+	once(r.f)
+	return c, err
+}
+
+// A developer's connect that its unshare overtakes hands nothing out. The unshare comes right
+// after the connect rotated the credentials, before the connect's audit entry says who holds
+// them, so the unshare has nothing to revoke: it was the connect's answer that handed bob
+// working credentials after his share had ended.
+func TestAConnectThatItsUnshareOvertakesHandsNothingOut(t *testing.T) {
+	var after func()
+	e := newEnv(t, envOptions{resources: func(e *env, r api.Resources) api.Resources { return afterRotation{Resources: r, f: &after} }})
+	e.create(t, alice, "alpha", guild1)
+	e.shareWith(t, alice, "alpha", bob, "developer")
+	var unshared apiwire.UnshareResponse
+	after = func() {
+		r := e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha/shares", query: "principal=" + url.QueryEscape(bob), principal: alice})
+		wantStatus(t, r, 200)
+		unshared = decode[apiwire.UnshareResponse](t, r)
+	}
+	r := e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/connect", principal: bob})
+	if after != nil {
+		t.Fatal("the unshare never ran: this test proves nothing")
+	}
+	if unshared.Revoked != nil {
+		t.Logf("the unshare revoked: %+v", unshared.Revoked)
+	}
+	if r.status == 200 {
+		handed := decode[apiwire.ConnectResponse](t, r)
+		if _, err := testenv.ConnectAs(t, e.dbURL, handed.Database.Role, handed.Database.Password); err == nil {
+			t.Fatal("bob's connect, overtaken by his unshare, handed out a database password that logs in")
+		}
+		t.Fatalf("bob's connect, overtaken by his unshare, answered 200")
+	}
+	wantProblem(t, r, 403, sandbox.CodeForbidden, "")
+}
+
+// unavailableSessions is a store that cannot end sessions.
+type unavailableSessions struct{ api.Resources }
+
+func (unavailableSessions) EndSessions(context.Context, string) (provision.SessionsEnded, error) {
+	return provision.SessionsEnded{}, sandbox.Errorf(sandbox.CodeUnavailable, "redis: connection refused")
+}
+
+// A revocation that fails does not fail the unshare, which is done: the answer warns, naming
+// what does the rest, and nothing is audited as revoked.
+func TestAnUnshareWhoseRevocationFailsWarns(t *testing.T) {
+	e := newEnv(t, envOptions{resources: func(e *env, r api.Resources) api.Resources { return unavailableSessions{r} }})
+	sb := e.create(t, alice, "alpha", guild1)
+	e.shareWith(t, alice, "alpha", bob, "developer")
+	wantStatus(t, e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/connect", principal: bob}), 200)
+	r := e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha/shares", query: "principal=" + url.QueryEscape(bob), principal: alice})
+	wantStatus(t, r, 200)
+	res := decode[apiwire.UnshareResponse](t, r)
+	if res.Revoked != nil || !strings.Contains(res.Warning, "could not be revoked (") ||
+		!strings.Contains(res.Warning, "run `sandbox connect alpha --end-sessions`") {
+		t.Errorf("unshare whose revocation failed: %+v", res)
+	}
+	wantProblem(t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha", principal: bob}), 403, sandbox.CodeForbidden, "")
+	if got := e.auditOf(t, sb.ID, controlplane.ActionRevoke); len(got) != 0 {
+		t.Errorf("a failed revocation was audited: %+v", got)
+	}
 }

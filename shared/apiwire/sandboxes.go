@@ -93,6 +93,21 @@ type DestroyResponse struct {
 	TeardownError string `json:"teardown_error,omitempty"`
 }
 
+// ConnectRequest is the optional body of POST /v1/sandboxes/{name}/connect.
+type ConnectRequest struct {
+	// EndSessions also ends every session the previous credentials opened: the role's
+	// database sessions and the connections of the sandbox's Redis user. A rotation alone
+	// leaves them open.
+	EndSessions bool `json:"end_sessions,omitempty"`
+}
+
+// SessionsEnded counts the sessions of a sandbox's credentials that were ended.
+type SessionsEnded struct {
+	DatabaseSessions int `json:"database_sessions"`
+	// RedisConnections counts them on every node (0 in shared Redis mode: no Redis user).
+	RedisConnections int `json:"redis_connections"`
+}
+
 // ConnectResponse is the answer of POST /v1/sandboxes/{name}/connect. It carries passwords.
 type ConnectResponse struct {
 	SandboxID string            `json:"sandbox_id"`
@@ -102,6 +117,8 @@ type ConnectResponse struct {
 	Database  ConnectDatabase   `json:"database"`
 	Redis     ConnectRedis      `json:"redis"`
 	Env       map[string]string `json:"env"`
+	// SessionsEnded is set when the request asked for end_sessions.
+	SessionsEnded *SessionsEnded `json:"sessions_ended,omitempty"`
 }
 
 // ConnectDatabase is how a worker reaches its schema.

@@ -32,6 +32,10 @@ type ShareResponse struct {
 	Changed bool `json:"changed"`
 	// PreviousRole is the role the share had before; absent for a new share.
 	PreviousRole sandbox.ShareRole `json:"previous_role,omitempty"`
+	// Revoked and Warning: a developer made a viewer loses the credentials it was handed,
+	// as an unshare does (UnshareResponse).
+	Revoked *Revocation `json:"revoked,omitempty"`
+	Warning string      `json:"warning,omitempty"`
 }
 
 // UnshareResponse is the answer of DELETE /v1/sandboxes/{name}/shares: the share removed.
@@ -39,6 +43,20 @@ type UnshareResponse struct {
 	Sandbox   string `json:"sandbox"`
 	SandboxID string `json:"sandbox_id"`
 	Removed   Share  `json:"removed"`
+	// Revoked is set when the principal had connected as a developer: the sandbox's
+	// credentials were replaced by ones nobody was handed and every session was ended, the
+	// owner's workers' included (they connect again).
+	Revoked *Revocation `json:"revoked,omitempty"`
+	// Warning says why credentials the principal was handed could not be revoked, and what
+	// does it.
+	Warning string `json:"warning,omitempty"`
+}
+
+// Revocation is what ending a developer's access did to the sandbox's credentials.
+type Revocation struct {
+	// Rotated names the credentials replaced ("database_password", "redis_password").
+	Rotated       []string      `json:"rotated"`
+	SessionsEnded SessionsEnded `json:"sessions_ended"`
 }
 
 // SharesResponse is the answer of GET /v1/sandboxes/{name}/shares: who besides its owner may

@@ -10,19 +10,25 @@ import (
 )
 
 func (a *app) connectCommand() *cobra.Command {
+	var endSessions bool
 	cmd := &cobra.Command{
 		Use:   "connect NAME",
 		Short: "Print a worker's connection settings as shell exports (rotates the passwords)",
 		Long: "connect prints `export KEY=\"value\"` lines on stdout, and only those, so that\n\n" +
 			"  eval \"$(sandbox connect NAME)\"\n\n" +
 			"sets them in the current shell; comments for people go to stderr. Every call rotates the\n" +
-			"sandbox role's password and its Redis user's password: the previous ones stop working.",
-		Args: cobra.ExactArgs(1),
+			"sandbox role's password and its Redis user's password: the previous ones stop working,\n" +
+			"but what they opened stays open. --end-sessions also ends every database session and Redis\n" +
+			"connection of the sandbox's credentials (every worker's, yours included: they connect\n" +
+			"again), for credentials that leaked or a collaborator whose share ended.",
+		Example: "  eval \"$(sandbox connect alice-feature-x)\"\n  eval \"$(sandbox connect alice-feature-x --end-sessions)\"",
+		Args:    cobra.ExactArgs(1),
 		RunE: a.onSandbox(func(ctx context.Context, c *Client, name string) error {
-			conn, err := c.Connect(ctx, name)
+			conn, err := c.Connect(ctx, name, apiwire.ConnectRequest{EndSessions: endSessions})
 			return printAnswer(a, conn, err, a.printConnection)
 		}),
 	}
+	cmd.Flags().BoolVar(&endSessions, "end-sessions", false, "also end every session the previous credentials opened (database and Redis)")
 	return cmd
 }
 
@@ -35,6 +41,11 @@ func (a *app) printConnection(conn *apiwire.ConnectResponse) error {
 	if conn.Redis.Username != "" {
 		fmt.Fprintf(e, "# new password of Redis user %s, which reaches %s* only; the previous one no longer works\n",
 			conn.Redis.Username, conn.Redis.Namespace)
+	}
+	if ended := conn.SessionsEnded; ended != nil {
+		fmt.Fprintf(e, "# ended %s and %s opened with the previous credentials\n",
+			plural(ended.DatabaseSessions, "database session", "database sessions"),
+			plural(ended.RedisConnections, "Redis connection", "Redis connections"))
 	}
 	if conn.Redis.Warning != "" {
 		fmt.Fprintf(e, "# warning: %s\n", conn.Redis.Warning)

@@ -73,6 +73,7 @@ func (a *app) shareCommand() *cobra.Command {
 					fmt.Fprintf(w, "Sandbox %s was already shared with %s as a %s\n", st.bold(name), who, res.Share.Role)
 				}
 				fmt.Fprintf(w, "  a %s may: %s\n", res.Share.Role, roleRights[res.Share.Role])
+				a.printRevocation(name, who, res.Revoked, res.Warning)
 				return nil
 			})
 		}, func(cmd *cobra.Command) error {
@@ -118,8 +119,12 @@ func (a *app) listShares(ctx context.Context, c *Client, name string) error {
 func (a *app) unshareCommand() *cobra.Command {
 	var with string
 	cmd := &cobra.Command{
-		Use:     "unshare NAME --with PRINCIPAL",
-		Short:   "End a principal's share of a sandbox (from its next request on)",
+		Use:   "unshare NAME --with PRINCIPAL",
+		Short: "End a principal's share of a sandbox (from its next request on)",
+		Long: "unshare ends a principal's share: its next request is refused. A developer who had\n" +
+			"connected holds the sandbox's worker credentials and may have sessions open with them, so\n" +
+			"the API also replaces the credentials and ends every session (your workers' too: they\n" +
+			"connect again). Making a developer a viewer (sandbox share --role viewer) does the same.",
 		Example: "  sandbox unshare alice-feature-x --with arn:aws:iam::123456789012:user/bob",
 		Args:    cobra.ExactArgs(1),
 		RunE: a.onSandbox(func(ctx context.Context, c *Client, name string) error {
@@ -128,9 +133,7 @@ func (a *app) unshareCommand() *cobra.Command {
 				st := a.outStyle()
 				fmt.Fprintf(a.env.Stdout, "%s sandbox %s with %s (was a %s): its next request is refused\n",
 					st.green("Unshared"), st.bold(name), res.Removed.Principal, res.Removed.Role)
-				if res.Removed.Role == sandbox.ShareDeveloper {
-					fmt.Fprintf(a.env.Stdout, "  it may still hold worker credentials from a connect: run sandbox connect %s to rotate them\n", name)
-				}
+				a.printRevocation(name, res.Removed.Principal, res.Revoked, res.Warning)
 				return nil
 			})
 		}),
@@ -138,6 +141,20 @@ func (a *app) unshareCommand() *cobra.Command {
 	cmd.Flags().StringVar(&with, "with", "", "the principal whose share ends (required)")
 	_ = cmd.MarkFlagRequired("with")
 	return cmd
+}
+
+// printRevocation says what ending a developer's access did to the sandbox's credentials.
+func (a *app) printRevocation(name, who string, rev *apiwire.Revocation, warning string) {
+	w := a.env.Stdout
+	if rev != nil {
+		fmt.Fprintf(w, "  %s had connected: the worker credentials are replaced, and every session of them is ended (%s, %s);\n"+
+			"  every worker connects again with sandbox connect %s\n", who,
+			plural(rev.SessionsEnded.DatabaseSessions, "database session", "database sessions"),
+			plural(rev.SessionsEnded.RedisConnections, "Redis connection", "Redis connections"), name)
+	}
+	if warning != "" {
+		fmt.Fprintf(a.env.Stderr, "warning: %s\n", printable(warning))
+	}
 }
 
 // sharedMark is how tables mark a sandbox shared with the caller: its role, "-" otherwise.

@@ -124,10 +124,16 @@ func TestShareEndToEnd(t *testing.T) {
 	// Unshared: the next request is refused, and list no longer shows it.
 	r = s.run(t, aliceToken, "unshare", name, "--with", bob)
 	expect(t, r, ExitOK)
-	mustContain(t, r.stdout, "Unshared sandbox "+name+" with bob (was a developer)", "sandbox connect "+name+" to rotate them")
+	mustContain(t, r.stdout, "Unshared sandbox "+name+" with bob (was a developer)",
+		"bob had connected: the worker credentials are replaced", "every worker connects again with sandbox connect "+name)
 	r = s.run(t, bobToken, "status", name)
 	expect(t, r, ExitAuth)
 	mustContain(t, r.stderr, "belongs to another owner")
+	// The owner connects again, ending what the previous credentials opened, if anything.
+	r = s.run(t, aliceToken, "connect", name, "--end-sessions")
+	expect(t, r, ExitOK)
+	mustContain(t, r.stderr, "# ended 0 database sessions and 0 Redis connections opened with the previous credentials")
+	mustContain(t, r.stdout, `export SANDBOX_NAME="`+name+`"`)
 	r = s.run(t, bobToken, "list")
 	expect(t, r, ExitOK)
 	if strings.Contains(r.stdout, name) || strings.Contains(r.stdout, "SHARED") {
@@ -138,14 +144,17 @@ func TestShareEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unshared := 0
+	unshared, revoked := 0, 0
 	for _, en := range audit {
-		if en.Action == "sandbox.unshare" && en.Actor == alice {
+		switch {
+		case en.Action == "sandbox.unshare" && en.Actor == alice:
 			unshared++
+		case en.Action == "sandbox.revoke" && en.Actor == alice:
+			revoked++
 		}
 	}
-	if unshared != 1 {
-		t.Errorf("%d sandbox.unshare audit entries by alice, want 1", unshared)
+	if unshared != 1 || revoked != 1 {
+		t.Errorf("%d sandbox.unshare and %d sandbox.revoke audit entries by alice, want 1 of each", unshared, revoked)
 	}
 
 	// Destroyed by its owner: the viewer's share ends with it.

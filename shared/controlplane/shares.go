@@ -23,7 +23,23 @@ const (
 	// ActionShareEnded records a share that ended because its sandbox was destroyed, written
 	// in the transaction of the move to destroyed.
 	ActionShareEnded = "sandbox.share_ended"
+	// ActionRevoke records the sandbox's credentials replaced by ones nobody was handed, and
+	// every session ended, because a collaborator who had connected lost its developer share
+	// (details: principal, rotated, database_sessions, redis_connections).
+	ActionRevoke = "sandbox.revoke"
 )
+
+// HasConnected reports whether principal has ever been handed credentials of sandbox id
+// (a connect's audit entry names it). It does not ask whether a later rotation voided them:
+// the audit entries of concurrent connects are not in the order of their rotations, so only
+// "never" is a safe answer.
+func (m *Manager) HasConnected(ctx context.Context, id, principal string) (_ bool, err error) {
+	defer withOp(&err, "read whether %q connected to sandbox %s", principal, id)
+	var connected bool
+	err = m.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sandbox_control.audit_log
+		WHERE sandbox_id = $1 AND action = $3 AND actor = $2)`, id, principal, ActionConnect).Scan(&connected)
+	return connected, err
+}
 
 // Share is one principal's grant on one sandbox.
 type Share struct {

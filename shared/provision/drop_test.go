@@ -68,6 +68,9 @@ func TestForeignRolesAreNeverTouched(t *testing.T) {
 		if _, err := e.p.DropRole(ctx, id, time.Second); err == nil || !strings.Contains(err.Error(), "refusing role") {
 			t.Errorf("DropRole of %s: %v, want a refusal", role, err)
 		}
+		if _, err := e.p.EndSessions(ctx, id); err == nil || !strings.Contains(err.Error(), "refusing role") {
+			t.Errorf("EndSessions of %s: %v, want a refusal", role, err)
+		}
 		_, err := e.p.RotateCredentials(ctx, id, time.Now().Add(time.Hour), nil)
 		if err == nil || errors.Is(err, sandbox.ErrNotFound) || !strings.Contains(err.Error(), "refusing role") {
 			t.Errorf("RotateCredentials of %s: %v, want a refusal", role, err)

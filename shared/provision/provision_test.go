@@ -177,6 +177,70 @@ func TestRotatePasswordInvalidatesThePreviousOne(t *testing.T) {
 	}
 }
 
+// What the old credentials opened outlives a rotation, and EndSessions ends it: the role's
+// database session and the Redis connections of its user, on every node. The new credentials
+// open new sessions afterwards; another sandbox's sessions stay open; a sandbox whose role and
+// user are gone has nothing to end.
+func TestEndSessionsEndsWhatTheOldCredentialsOpened(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	id, _ := provisioned(t, e)
+	old := rotated(t, e, id)
+	db := e.session(t, id, old.DatabasePassword)
+	worker := asSandbox(t, e, old)
+	if err := worker.Set(ctx, keys.Namespace(id)+"k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	other, _ := provisioned(t, e)
+	otherCreds := rotated(t, e, other)
+	otherDB, otherWorker := e.session(t, other, otherCreds.DatabasePassword), asSandbox(t, e, otherCreds)
+	if err := otherWorker.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	fresh := rotated(t, e, id)
+	if _, err := db.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatalf("the rotation ended the open session: %v (it never did; the test's premise is wrong)", err)
+	}
+	if err := worker.Get(ctx, keys.Namespace(id)+"k").Err(); err != nil {
+		t.Fatalf("the rotation closed the open Redis connection: %v", err)
+	}
+
+	ended, err := e.p.EndSessions(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ended.Database != 1 || ended.Redis < 1 {
+		t.Errorf("ended %+v, want the one database session and the worker's Redis connection(s)", ended)
+	}
+	if _, err := db.Exec(ctx, "SELECT 1"); err == nil {
+		t.Error("the database session opened with the old password still answers")
+	}
+	// MaxRetries -1: the closed connection is an error, not a silent reconnect; a reconnect
+	// with the old password is refused anyway.
+	if err := worker.Get(ctx, keys.Namespace(id)+"k").Err(); err == nil {
+		t.Error("the Redis connection opened with the old password still answers")
+	}
+	if err := worker.Get(ctx, keys.Namespace(id)+"k").Err(); err == nil {
+		t.Error("the old Redis password opens a new connection")
+	}
+	e.session(t, id, fresh.DatabasePassword)
+	if err := asSandbox(t, e, fresh).Get(ctx, keys.Namespace(id)+"k").Err(); err != nil {
+		t.Errorf("the new Redis password: %v", err)
+	}
+	if _, err := otherDB.Exec(ctx, "SELECT 1"); err != nil {
+		t.Errorf("another sandbox's session was ended: %v", err)
+	}
+	if err := otherWorker.Ping(ctx).Err(); err != nil {
+		t.Errorf("another sandbox's Redis connection was closed: %v", err)
+	}
+
+	gone := sandbox.NewID()
+	if ended, err := e.p.EndSessions(ctx, gone); err != nil || ended.Database != 0 || ended.Redis != 0 {
+		t.Errorf("EndSessions of a sandbox that has no role or user: %+v %v", ended, err)
+	}
+}
+
 func TestDropIsIdempotentAndTerminatesSessions(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()

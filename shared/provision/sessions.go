@@ -3,9 +3,13 @@ package provision
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
 // EndedSession is a session of a sandbox's role that EndLongTransactions ended.
@@ -80,6 +84,60 @@ func (p *Provisioner) EndLongTransactions(ctx context.Context, maxAge time.Durat
 	out := make([]EndedSession, 0, len(ended))
 	for _, pid := range ended {
 		out = append(out, byPID[pid])
+	}
+	return out, nil
+}
+
+// SessionsEnded counts what EndSessions ended.
+type SessionsEnded struct {
+	// Database is how many sessions of the sandbox's role were ended.
+	Database int
+	// Redis is how many connections authenticated as the sandbox's Redis user were closed,
+	// on every node (always 0 in shared Redis mode: there is no such user).
+	Redis int
+}
+
+// EndSessions ends every session opened with the sandbox's credentials: the role's database
+// sessions and, in ACL mode, the connections authenticated as its Redis user on every node
+// the cluster knows. Rotating credentials leaves open sessions open, so whoever was handed
+// the previous ones (a collaborator whose share has ended, a leaked environment file) keeps
+// what they opened until this runs; rotate first (RotateCredentials), so that no session can
+// be opened again with what it ended. A role named like the sandbox's that is not this
+// database's is refused, and then nothing is ended.
+func (p *Provisioner) EndSessions(ctx context.Context, id string) (SessionsEnded, error) {
+	var out SessionsEnded
+	if err := checkID(id); err != nil {
+		return out, err
+	}
+	role := sandbox.RoleName(id)
+	err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
+		st, err := ourRoleOf(ctx, tx, role)
+		if err != nil || !st.exists {
+			return err
+		}
+		ended, err := endSessions(ctx, tx, st.oid, nil)
+		out.Database = len(ended)
+		return err
+	})
+	if err != nil {
+		return out, fmt.Errorf("end the database sessions of %s: %w", id, err)
+	}
+	if !p.redisUsers() {
+		return out, nil
+	}
+	var closed atomic.Int64
+	user := p.RedisUserName(id)
+	_, err = forEveryNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
+		n, err := node.ClientKillByFilter(ctx, "USER", user).Result()
+		if redis.HasErrorPrefix(err, "No such user") {
+			return nil // not on this node: nothing is authenticated as it there
+		}
+		closed.Add(n)
+		return err
+	})
+	out.Redis = int(closed.Load())
+	if err != nil {
+		return out, fmt.Errorf("close the Redis connections of %s: %w", id, err)
 	}
 	return out, nil
 }
