@@ -194,7 +194,27 @@ func TestSchemaSizes(t *testing.T) {
 		t.Errorf("a schema that does not exist has a size: %v", sizes)
 	}
 
+	// A temporary table of the role counts while its session lives.
 	conn := e.session(t, a, pw)
+	temp := e.session(t, a, pw)
+	if _, err := temp.Exec(ctx, "CREATE TEMP TABLE scratch AS SELECT repeat('x', 1000) AS s FROM generate_series(1, 2000)"); err != nil {
+		t.Fatal(err)
+	}
+	withTemp, err := e.p.SchemaSizes(ctx, []string{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grown := withTemp[a] - sizes[a]; grown < 2000*1000 || withTemp[b] != sizes[b] {
+		t.Errorf("a temporary table of 2 MB grew the sandbox's size by %d bytes (the other's: %d to %d)", grown, sizes[b], withTemp[b])
+	}
+	if err := temp.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitUntil(t, "the temporary table is gone with its session", func() bool {
+		now, err := e.p.SchemaSizes(ctx, []string{a})
+		return err == nil && now[a] == sizes[a]
+	})
+
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
