@@ -437,7 +437,8 @@ func TestALateSessionIsEndedWithTheTeardown(t *testing.T) {
 // and revoke membership in itself): the sandbox role can neither lend itself to another role,
 // the router's or another sandbox's, nor take the control user's membership away, which
 // DROP OWNED needs. It cannot create schemas in the database, and it may not give itself a
-// longer validity than connect gave its password.
+// longer validity than connect gave its password, nor more connections than the 20 that the
+// creations' reservation for the control plane counts on.
 func TestSandboxRoleCannotAdministerItself(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
@@ -454,6 +455,7 @@ func TestSandboxRoleCannotAdministerItself(t *testing.T) {
 		"GRANT " + role + " TO " + pgx.Identifier{sandbox.RoleName(other)}.Sanitize(),
 		"REVOKE " + role + " FROM " + pgx.Identifier{control}.Sanitize(),
 		"ALTER ROLE CURRENT_USER VALID UNTIL 'infinity'",
+		"ALTER ROLE CURRENT_USER CONNECTION LIMIT -1",
 		"COMMENT ON ROLE " + role + " IS 'discord-sandboxes role of database elsewhere'",
 		"CREATE SCHEMA intruder",
 	} {
