@@ -110,34 +110,48 @@ func (p *Provisioner) EndSessions(ctx context.Context, id string) (SessionsEnded
 		return out, err
 	}
 	role := sandbox.RoleName(id)
+	var roleOID uint32
+	var ended []int32
 	err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
 		st, err := ourRoleOf(ctx, tx, role)
 		if err != nil || !st.exists {
 			return err
 		}
-		ended, err := endSessions(ctx, tx, st.oid, nil)
-		out.Database = len(ended)
+		roleOID = st.oid
+		ended, err = endSessions(ctx, tx, st.oid, nil)
 		return err
 	})
+	out.Database = len(ended)
 	if err != nil {
 		return out, fmt.Errorf("end the database sessions of %s: %w", id, err)
 	}
-	if !p.redisUsers() {
+	if p.redisUsers() {
+		var closed atomic.Int64
+		user := p.RedisUserName(id)
+		_, err = forEveryNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
+			n, err := node.ClientKillByFilter(ctx, "USER", user).Result()
+			if redis.HasErrorPrefix(err, "No such user") {
+				return nil // not on this node: nothing is authenticated as it there
+			}
+			closed.Add(n)
+			return err
+		})
+		out.Redis = int(closed.Load())
+		if err != nil {
+			return out, fmt.Errorf("close the Redis connections of %s: %w", id, err)
+		}
+	}
+	if roleOID == 0 {
 		return out, nil
 	}
-	var closed atomic.Int64
-	user := p.RedisUserName(id)
-	_, err = forEveryNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
-		n, err := node.ClientKillByFilter(ctx, "USER", user).Result()
-		if redis.HasErrorPrefix(err, "No such user") {
-			return nil // not on this node: nothing is authenticated as it there
-		}
-		closed.Add(n)
-		return err
-	})
-	out.Redis = int(closed.Load())
+	// Again, by the role's OID: a login whose password check passed just before the rotation
+	// committed shows in pg_stat_activity only once its backend has started, which may be
+	// after the first pass. A session opened with the new password cannot be among them: the
+	// caller has not handed it out yet.
+	late, err := endSessions(ctx, p.db, roleOID, ended)
+	out.Database += len(late)
 	if err != nil {
-		return out, fmt.Errorf("close the Redis connections of %s: %w", id, err)
+		return out, fmt.Errorf("end the database sessions of %s: %w", id, err)
 	}
 	return out, nil
 }
