@@ -519,7 +519,8 @@ func newReplyAttack(t *testing.T) replyAttack {
 }
 
 // limits reads the node's limits on clients' memory: the hard limit of a normal client's pending
-// replies, and maxmemory-clients (all clients together), in bytes.
+// replies, and maxmemory-clients (all clients together), in bytes. It also refuses a server
+// that evicts any key when full, which scripts/redis-server.conf rules out as well.
 func (a replyAttack) limits() (hard, total int64) {
 	t, ctx := a.t, a.t.Context()
 	cfg, err := a.node.ConfigGet(ctx, "*").Result()
@@ -534,6 +535,9 @@ func (a replyAttack) limits() (hard, total int64) {
 		}
 	}
 	total, _ = strconv.ParseInt(cfg["maxmemory-clients"], 10, 64)
+	if policy := cfg["maxmemory-policy"]; strings.HasPrefix(policy, "allkeys-") {
+		t.Fatalf("the server evicts any key when it is full (maxmemory-policy %s): a worker's writes would evict other sandboxes' streams (docs/deploy.md)", policy)
+	}
 	if hard <= 0 || total <= 0 {
 		t.Fatalf("the server keeps unread replies without bound (client-output-buffer-limit %q, maxmemory-clients %q): "+
 			"was it started with scripts/redis-server.conf?", cfg["client-output-buffer-limit"], cfg["maxmemory-clients"])
