@@ -120,7 +120,13 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 	}
 	mustSet(t, e, "sandbox:{BAD-ID}:k", "sandbox:{"+sandbox.NewID()+"}", "sandbox:route:notaguild", "other:{"+sandbox.NewID()+"}:k")
 	// Redis users of another logical database (ACL users are server-wide) or not a sandbox's.
-	foreignUser, oddUser := keys.ACLUser(sandbox.NewID(), testenv.RedisDBOf(e.rdb)+1), "sb_"+sandbox.NewID()+"_x"
+	// The other database is one this test holds: ACL users are server-wide, and the orphan
+	// pass of a test that held database+1 took a user named for it as its own orphan.
+	otherDB := testenv.RedisDBOf(e.rdb) + 1 // a cluster: each test holds a server of its own
+	if !testenv.RedisCluster() {
+		otherDB = testenv.RedisDBOf(testenv.Redis(t))
+	}
+	foreignUser, oddUser := keys.ACLUser(sandbox.NewID(), otherDB), "sb_"+sandbox.NewID()+"_x"
 	adminNodes := testenv.RedisNodes(t, admin) // ACL users are per node
 	for _, u := range []string{foreignUser, oddUser} {
 		for _, node := range adminNodes {
