@@ -165,7 +165,7 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// scanPatterns records the MATCH pattern of every scan step (see, through a commandHook).
+// scanPatterns records the MATCH pattern of every scan step (see, through a testenv.CommandHook).
 type scanPatterns struct {
 	mu       sync.Mutex
 	patterns []string
@@ -214,7 +214,7 @@ func TestOnePassDeletesOnlyTheBatchsKeys(t *testing.T) {
 	}
 	bystanderBefore := e.state(t, bystander.ID, bystander.Guilds)
 	scans := &scanPatterns{}
-	hook := commandHook(scans.see)
+	hook := testenv.CommandHook(scans.see)
 	e.rdb.AddHook(hook)
 	if _, cluster := e.rdb.(*redis.ClusterClient); cluster {
 		// A cluster's passes run on each primary's own client, which its hooks do not reach.

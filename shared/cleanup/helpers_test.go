@@ -185,28 +185,6 @@ func (e *env) createExpired(t *testing.T, name string, guilds ...string) *sandbo
 	return e.create(t, name, time.Hour, guilds...)
 }
 
-// commandHook is a go-redis hook that shows every command to it before it is sent, alone or
-// in a pipeline.
-type commandHook func(cmd redis.Cmder)
-
-func (see commandHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (see commandHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		see(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (see commandHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, cmd := range cmds {
-			see(cmd)
-		}
-		return next(ctx, cmds)
-	}
-}
-
 // runStoppingBefore runs the service once with every teardown failing before step, as if
 // the process had died there.
 func (e *env) runStoppingBefore(t *testing.T, step Step) {

@@ -153,7 +153,7 @@ func TestRunUnlinksTheLegacyRouteGeneration(t *testing.T) {
 }
 
 // unlinkCounter counts the UNLINK commands sent, pipelined or not (count, through a
-// commandHook).
+// testenv.CommandHook).
 type unlinkCounter struct{ n int }
 
 func (h *unlinkCounter) count(cmd redis.Cmder) {
@@ -177,7 +177,7 @@ func TestSlotBatchesGroupBySlotOnAClusterOnly(t *testing.T) {
 		setKeys(t, rdb, ks)
 		counter := &unlinkCounter{}
 		node := redis.NewClient(rdb.Options())
-		node.AddHook(commandHook(counter.count))
+		node.AddHook(testenv.CommandHook(counter.count))
 		var unlinked int64
 		b := newSlotBatches(node, cluster, func(_ []string, n int64) { unlinked += n })
 		for _, k := range ks {

@@ -241,29 +241,6 @@ func TestEndSessionsEndsWhatTheOldCredentialsOpened(t *testing.T) {
 	}
 }
 
-// beforeCommand is a go-redis hook that runs fn once, before the first command named name
-// that its client sends.
-type beforeCommand struct {
-	name string
-	fn   func()
-	once sync.Once
-}
-
-func (h *beforeCommand) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *beforeCommand) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if cmd.Name() == h.name {
-			h.once.Do(h.fn)
-		}
-		return next(ctx, cmd)
-	}
-}
-
-func (h *beforeCommand) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
 // A session of the role that shows in pg_stat_activity only after EndSessions's first pass
 // (a login whose password check passed just before the rotation committed) is ended by its
 // second pass, by the role's OID. The window is too short to hit on purpose, so the test
@@ -277,7 +254,12 @@ func TestEndSessionsEndsASessionThatShowsLate(t *testing.T) {
 	id, _ := provisioned(t, e)
 	creds := rotated(t, e, id)
 	var late *pgx.Conn
-	e.rdb.AddHook(&beforeCommand{name: "client", fn: func() { late = e.session(t, id, creds.DatabasePassword) }})
+	var once sync.Once
+	e.rdb.AddHook(testenv.CommandHook(func(cmd redis.Cmder) {
+		if cmd.Name() == "client" {
+			once.Do(func() { late = e.session(t, id, creds.DatabasePassword) })
+		}
+	}))
 	ended, err := e.p.EndSessions(ctx, id)
 	if err != nil {
 		t.Fatal(err)

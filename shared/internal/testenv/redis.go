@@ -347,3 +347,28 @@ func ReadGroup(t testing.TB, rdb redis.Cmdable, stream, group, consumer string) 
 	}
 	return ids
 }
+
+// CommandHook is a go-redis hook that shows every command to it before it is sent, alone or
+// in a pipeline: what a test records, or the point at which it acts.
+type CommandHook func(cmd redis.Cmder)
+
+// DialHook passes dials through.
+func (see CommandHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ProcessHook shows a command sent alone.
+func (see CommandHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		see(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+// ProcessPipelineHook shows each command of a pipeline.
+func (see CommandHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			see(cmd)
+		}
+		return next(ctx, cmds)
+	}
+}
