@@ -79,13 +79,10 @@ func (h *Handler) connectSandbox(w http.ResponseWriter, r *http.Request, c calle
 	if err := sb.CheckRunning(h.now(), "connect"); err != nil {
 		return err
 	}
-	// The Redis user is set while the sandbox is held running (provision.Hold): a teardown
-	// begun since the check above is either held back until the user is set, and then
-	// deletes it, or refuses the rotation.
-	hold := func(ctx context.Context, set func() error) error {
-		return h.deps.Sandboxes.WhileRunning(ctx, sb.ID, "connect", set)
-	}
-	creds, err := h.deps.Resources.RotateCredentials(r.Context(), sb.ID, sb.ExpiresAt, hold)
+	// The Redis user is set while the sandbox is held running: a teardown begun since the
+	// check above is either held back until the user is set, and then deletes it, or refuses
+	// the rotation.
+	creds, err := h.deps.Resources.RotateCredentials(r.Context(), sb.ID, sb.ExpiresAt, h.whileRunning(sb.ID, "connect"))
 	if err != nil {
 		return err
 	}
@@ -118,6 +115,15 @@ func (h *Handler) connectSandbox(w http.ResponseWriter, r *http.Request, c calle
 	}
 	writeUncached(w, http.StatusOK, resp)
 	return nil
+}
+
+// whileRunning is the provision.Hold of a rotation: the control plane holds sandbox id
+// running (controlplane.Manager.WhileRunning) while the Redis user is set; what names the
+// operation in the answer when the sandbox is no longer running.
+func (h *Handler) whileRunning(id, what string) provision.Hold {
+	return func(ctx context.Context, set func() error) error {
+		return h.deps.Sandboxes.WhileRunning(ctx, id, what, set)
+	}
 }
 
 // sessionsEndedView is what provision.EndSessions ended, as the API answers it.

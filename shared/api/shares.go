@@ -128,10 +128,7 @@ func (h *Handler) revoke(ctx context.Context, c caller, sb *sandbox.Sandbox, pri
 	if err != nil || !connected {
 		return nil, err
 	}
-	hold := func(ctx context.Context, set func() error) error {
-		return h.deps.Sandboxes.WhileRunning(ctx, sb.ID, "revoke the credentials of", set)
-	}
-	creds, err := h.deps.Resources.RotateCredentials(ctx, sb.ID, sb.ExpiresAt, hold)
+	creds, err := h.deps.Resources.RotateCredentials(ctx, sb.ID, sb.ExpiresAt, h.whileRunning(sb.ID, "revoke the credentials of"))
 	if err != nil {
 		return nil, err
 	}

@@ -172,11 +172,8 @@ func (c *Client) RemoveGuild(ctx context.Context, name, guildID string) (*apiwir
 
 // Connect returns worker connection details; every call rotates the role's password.
 func (c *Client) Connect(ctx context.Context, name string, in apiwire.ConnectRequest) (*apiwire.ConnectResponse, error) {
-	var body any // none unless asked: what every API version accepts
-	if in.EndSessions {
-		body = in
-	}
-	return call[apiwire.ConnectResponse](ctx, c, http.MethodPost, []string{"v1", "sandboxes", name, "connect"}, nil, body)
+	// Without end_sessions the body is {}, which every API version accepts.
+	return call[apiwire.ConnectResponse](ctx, c, http.MethodPost, []string{"v1", "sandboxes", name, "connect"}, nil, in)
 }
 
 // SandboxHealth runs the health checks of one sandbox.
