@@ -177,7 +177,7 @@ func (p *Provisioner) groupError(ctx context.Context, key, command string, err e
 		return ErrNotAStream
 	case redis.HasErrorPrefix(err, "UNBLOCKED"): // the stream was deleted while the read waited
 		return ErrNoStream
-	case redis.HasErrorPrefix(err, "no such key"), redis.HasErrorPrefix(err, "The XGROUP subcommand requires the key to exist"):
+	case isNoSuchKey(err), redis.HasErrorPrefix(err, "The XGROUP subcommand requires the key to exist"):
 		// XINFO STREAM's and XGROUP CREATE's answers for a missing key: a plain ERR, which
 		// HasErrorPrefix strips, and no code of their own.
 		return ErrNoStream

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -87,11 +86,11 @@ func (p *Provisioner) ReadStream(ctx context.Context, id, after string, count, b
 		return nil
 	}) // each command's error is read below
 	if err := info.Err(); err != nil {
-		switch {
-		case strings.Contains(err.Error(), "no such key"):
+		switch err := streamError(err); {
+		case errors.Is(err, ErrNoStream):
 			return page, nil
-		case strings.HasPrefix(err.Error(), "WRONGTYPE"):
-			return page, ErrNotAStream
+		case errors.Is(err, ErrNotAStream):
+			return page, err
 		}
 		return page, fmt.Errorf("XINFO STREAM %s: %w", page.Key, err)
 	}

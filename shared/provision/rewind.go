@@ -3,7 +3,6 @@ package provision
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -177,11 +176,11 @@ func (p *Provisioner) RewindGroup(ctx context.Context, id string, to RewindTarge
 }
 
 // streamError tells a missing stream and a key of another type from other errors of XINFO
-// on a sandbox's stream (Redis says "no such key" only in the message, as ReadStream reads it);
-// any other error is returned as it is.
+// on a sandbox's stream (Redis answers a missing key with a plain "ERR no such key", which
+// HasErrorPrefix reads without its "ERR "); any other error is returned as it is.
 func streamError(err error) error {
 	switch {
-	case strings.Contains(err.Error(), "no such key"):
+	case isNoSuchKey(err):
 		return ErrNoStream
 	case redis.HasErrorPrefix(err, "WRONGTYPE"):
 		return ErrNotAStream
