@@ -179,6 +179,7 @@ export PERSIST_GUILD
 # shellcheck disable=SC2016 # expanded by the stack's shell
 if ! BEFORE=$(in_stack '
 	[[ $SANDBOX_DEV_PERSIST == true ]] || { echo "the env file says the data is not kept" >&2; exit 1; }
+	SANDBOX_API_TOKEN=$SANDBOX_ADMIN_TOKEN sandbox guilds register "$PERSIST_GUILD" >/dev/null
 	sandbox create kept-sandbox --guild "$PERSIST_GUILD" --ttl 1h >/dev/null
 	stream=$(sandbox status kept-sandbox --json | jq -r .sandbox.stream)
 	printf "{\"op\":0,\"t\":\"MESSAGE_CREATE\",\"s\":1,\"d\":{\"guild_id\":\"%s\"}}" "$PERSIST_GUILD" |
@@ -208,6 +209,8 @@ if in_stack '
 		{ echo "the sandbox is not healthy after the restart: $status" >&2; exit 1; }
 	[[ $(sandbox route "$PERSIST_GUILD" --json | jq -r .destination) == sandbox ]] ||
 		{ echo "its guild no longer routes to it" >&2; exit 1; }
+	[[ $(sandbox guilds registered --json | jq -r --arg g "$PERSIST_GUILD" ".guilds[] | select(.guild_id == \$g) | .state") == mapped ]] ||
+		{ echo "its guild is no longer a registered test guild" >&2; exit 1; }
 	# The worker authenticates with the credentials handed out before the restart.
 	got=$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --user "$WORKER_USER" --pass "$WORKER_PASSWORD" --no-auth-warning XLEN "$STREAM")
 	[[ $got == 1 ]] || { echo "the worker reads XLEN $got on $STREAM, want the 1 event of before the restart" >&2; exit 1; }

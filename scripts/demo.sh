@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make demo`: the whole story against the stack that `make dev` runs, as a new user would
-# see it: alice creates a sandbox with a test guild and a short TTL; bob, another developer,
-# cannot touch it, and nobody can map the production guild; Discord gateway events for the
-# test guild and for other guilds go into the ingress queue and arrive in the sandbox's stream
-# (read as a worker reads it) and in the production queue; the router's log says where each
+# see it: an admin registers a test guild; alice creates a sandbox with it and a short TTL; bob,
+# another developer, cannot touch it, and nobody can map the production guild or a guild that
+# is not registered; Discord gateway events for the test guild and for other guilds go into
+# the ingress queue and arrive in the sandbox's stream (read as a worker reads it) and in the
+# production queue; the router's log says where each
 # batch went; the sandbox expires, the admin runs the cleanup, and nothing of it remains.
 #
 # Every step says what it expects and checks it; the demo exits non-zero at the first
@@ -189,6 +190,13 @@ say "Sandbox '$NAME' with test guild $GUILD; guild $OTHER_GUILD belongs to produ
 say "psql and redis-cli below connect to the stack's PostgreSQL and Redis (DATABASE_URL, REDIS_HOST and REDIS_PORT of $DEV_DIR/env)."
 say "The stack has three principals, each with a token in $DEV_DIR/env: alice and bob, two developers, and ops-admin, an admin. The sandbox commands run as alice (SANDBOX_API_TOKEN is her token) unless shown otherwise."
 
+step "An admin registers the test guild"
+say "A sandbox maps only the test guilds an admin registered, so that no developer can take a production guild's events:"
+show as_admin sandbox guilds register "$GUILD" --note "test guild of the demo" ||
+	fail "sandbox guilds register failed"
+expect_eq "the test guild is registered and free" free \
+	"$(sandbox guilds registered --json | jq -r --arg g "$GUILD" '.guilds[] | select(.guild_id == $g) | .state')"
+
 step "Create a sandbox with a test guild and a ${TTL_SECONDS}s TTL"
 say "The CLI calls POST /v1/sandboxes: the API clones the template schema into a new schema, creates a role, the Redis event stream with its consumer group, and maps the guild."
 show sandbox create "$NAME" --guild "$GUILD" --ttl "${TTL_SECONDS}s" --meta purpose=demo ||
@@ -222,6 +230,8 @@ expect_eq "it is still running" running "$(sandbox status "$NAME" --json | jq -r
 say "The stack's production guild $SANDBOX_PROTECTED_GUILD is protected (SANDBOX_PROTECTED_GUILDS): no sandbox may map it (409 guild_protected, exit 4), and its events always go to production:"
 expect_status "the production guild cannot be mapped" 4 sandbox create "$NAME-prod" --guild "$SANDBOX_PROTECTED_GUILD" --ttl 10m
 expect_eq "it routes to production" production "$(sandbox route "$SANDBOX_PROTECTED_GUILD" --json | jq -r .destination)"
+say "Nor may a sandbox map guild $OTHER_GUILD, which nobody registered as a test guild (409 guild_not_registered, exit 4):"
+expect_status "an unregistered guild cannot be mapped" 4 sandbox guilds add "$NAME" "$OTHER_GUILD"
 
 step "Send gateway events into the ingress queue"
 ROUTER_LOG_LINES=$(wc -l <"$DEV_DIR/logs/router.log")

@@ -15,7 +15,9 @@
 #              nothing to do logs only at debug
 #
 # One guild, DEV_PROTECTED_GUILD, is a production guild (SANDBOX_PROTECTED_GUILDS): no sandbox
-# may map it, and its events always go to production.
+# may map it, and its events always go to production. The guilds of DEV_TEST_GUILDS are
+# registered test guilds (the admin registers them at start): a sandbox maps only those, and
+# the ones an admin registers later (sandbox guilds register).
 #
 # The data is throwaway: PostgreSQL and Redis start empty and lose everything at Ctrl-C. With
 # DEV_PERSIST=1 (`make dev PERSIST=1`) they keep it in $SANDBOX_DEV_DIR/data/ instead, and the
@@ -48,6 +50,8 @@ DEV_OWNERS=(alice bob)
 DEV_ADMIN=ops-admin
 # A production guild: SANDBOX_PROTECTED_GUILDS.
 DEV_PROTECTED_GUILD="${DEV_PROTECTED_GUILD:-1111111111111111111}"
+# Test guilds registered at start (the guilds of the README's and docs/cli.md's examples).
+DEV_TEST_GUILDS="${DEV_TEST_GUILDS:-1234567890123456789 1234567890123456790}"
 CLEANUP_INTERVAL="${DEV_CLEANUP_INTERVAL:-30s}"
 case ${DEV_PERSIST:-} in
 1 | true | yes) PERSIST=true ;;
@@ -338,9 +342,14 @@ main() {
 	DATABASE_URL="$SANDBOX_TEST_ROUTER_DATABASE_URL" start_function router
 	start_function cleanup -interval "$CLEANUP_INTERVAL"
 	sleep 0.5
-	local name status
+	local name status guild
 	for name in router cleanup; do
 		pid_alive "${PIDS[$name]}" || die "$name exited at start (log: $DEV_DIR/logs/$name.log)"
+	done
+	for guild in $DEV_TEST_GUILDS; do
+		SANDBOX_API_URL=$SANDBOX_API_URL SANDBOX_API_TOKEN=${TOKENS[$DEV_ADMIN]} NO_COLOR=1 \
+			"$DEV_DIR/bin/sandbox" guilds register "$guild" --note "a test guild of make dev" >/dev/null ||
+			die "registering the test guild $guild failed (DEV_TEST_GUILDS)"
 	done
 
 	cat >"$DEV_DIR/env.tmp" <<-EOF
@@ -410,6 +419,7 @@ main() {
 		 Principals (API_LOCAL_TOKENS): act as one with SANDBOX_API_TOKEN=<token> sandbox ...
 		$principals
 		 Protected guild  $DEV_PROTECTED_GUILD (a production guild: never mapped)
+		 Test guilds      $DEV_TEST_GUILDS (registered: sandboxes may map them)
 		 Data             $data
 
 		 PostgreSQL  $DATABASE_URL

@@ -325,7 +325,7 @@ variable "sandbox_template_schema" {
 }
 
 variable "sandbox_protected_guilds" {
-  description = "SANDBOX_PROTECTED_GUILDS: production guild ids that may never be mapped to a sandbox."
+  description = "SANDBOX_PROTECTED_GUILDS: production guild ids that may never be registered as test guilds nor mapped, and always go to production."
   type        = list(string)
   default     = []
 

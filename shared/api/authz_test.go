@@ -9,6 +9,7 @@ import (
 
 	"github.com/botplatform/discord-sandboxes/shared/api"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -106,6 +107,15 @@ func matrixRows() []matrixRow {
 		{pattern: "POST /v1/guilds/{guild_id}/release", target: true, prepare: parkGuild, build: func(_, guild, _ string) call {
 			return call{method: "POST", path: "/v1/guilds/" + guild + "/release"}
 		}, want: [6]int{200, 403, 403, 403, 200, 401}},
+		{pattern: "GET /v1/test-guilds", build: func(_, _, _ string) call {
+			return call{method: "GET", path: "/v1/test-guilds"}
+		}, want: [6]int{200, 200, 200, 200, 200, 401}},
+		{pattern: "PUT /v1/admin/test-guilds/{guild_id}", build: func(_, _, _ string) call {
+			return call{method: "PUT", path: "/v1/admin/test-guilds/" + matrixFreshGuild, body: `{"note":"QA"}`}
+		}, want: [6]int{403, 403, 403, 403, 201, 401}},
+		{pattern: "DELETE /v1/admin/test-guilds/{guild_id}", target: true, build: func(_, guild, _ string) call {
+			return call{method: "DELETE", path: "/v1/admin/test-guilds/" + nextGuild(guild)}
+		}, want: [6]int{403, 403, 403, 403, 200, 401}},
 		{pattern: "POST /v1/admin/cleanup", build: func(_, _, _ string) call {
 			return call{method: "POST", path: "/v1/admin/cleanup", body: `{"remove_orphans":false}`}
 		}, want: [6]int{403, 403, 403, 403, 200, 401}},
@@ -162,6 +172,9 @@ func parkGuild(t *testing.T, e *env, name, guild string) {
 // mapped and base+2k+1 free.
 const matrixGuildBase = 80351110224690000
 
+// matrixFreshGuild is the guild the matrix registers: nobody has registered it before.
+const matrixFreshGuild = "80351110224689999"
+
 func nextGuild(g string) string {
 	n, _ := strconv.ParseUint(g, 10, 64)
 	return strconv.FormatUint(n+1, 10)
@@ -183,6 +196,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 				name = fmt.Sprintf("m%d-%s", i, p.tag)
 				guild = strconv.FormatUint(matrixGuildBase+uint64(2*targets), 10)
 				targets++
+				testenv.RegisterTestGuilds(t, e.direct, guild, nextGuild(guild))
 				e.create(t, alice, name, guild)
 				e.shareWith(t, alice, name, dave, "developer")
 				e.shareWith(t, alice, name, erin, "viewer")

@@ -34,6 +34,10 @@ func validCall(pattern string) call {
 		c.principal, c.path, c.body = admin, "/v1/admin/templates/"+badInputTemplate, `{"description":"changed"}`
 	case "DELETE /v1/admin/templates/{template}":
 		c.principal, c.path = admin, "/v1/admin/templates/"+badInputTemplate
+	case "PUT /v1/admin/test-guilds/{guild_id}":
+		c.principal, c.body = admin, `{"note":"QA"}`
+	case "DELETE /v1/admin/test-guilds/{guild_id}":
+		c.principal = admin
 	}
 	return c
 }
@@ -214,13 +218,17 @@ func specificBadInput() []badCase {
 	}
 }
 
-// templateBadInput breaks the admin template routes' fields, as an admin.
-func templateBadInput() []badCase {
+// adminBadInput breaks the fields of the admin routes that take a body (templates, test
+// guilds), as an admin.
+func adminBadInput() []badCase {
 	add := func(body string) call {
 		return call{method: "POST", path: "/v1/admin/templates", principal: admin, body: body}
 	}
 	update := func(body string) call {
 		return call{method: "PATCH", path: "/v1/admin/templates/" + badInputTemplate, principal: admin, body: body}
+	}
+	registerGuild := func(body string) call {
+		return call{method: "PUT", path: "/v1/admin/test-guilds/" + guild2, principal: admin, body: body}
 	}
 	return []badCase{
 		{"add template: empty body", add(``), 400, "name"},
@@ -245,6 +253,10 @@ func templateBadInput() []badCase {
 		{"update template: default_ttl too short", update(`{"default_ttl":"1m"}`), 400, "default_ttl"},
 		{"update template: copy_rows null", update(`{"copy_rows":null}`), 400, "body"},
 		{"update template: description not printable", update(`{"description":"bell\u0007"}`), 400, "description"},
+		{"register test guild: note too long", registerGuild(`{"note":"` + strings.Repeat("n", 201) + `"}`), 400, "note"},
+		{"register test guild: control character in the note", registerGuild(`{"note":"bell\u0007"}`), 400, "note"},
+		{"register test guild: note a number", registerGuild(`{"note":7}`), 400, "note"},
+		{"register test guild: unknown field", registerGuild(`{"note":"QA","owner":"bob"}`), 400, "owner"},
 		{"templates: include_retired not a bool", call{method: "GET", path: "/v1/templates", principal: admin, query: "include_retired=maybe"}, 400, "include_retired"},
 	}
 }
@@ -254,7 +266,7 @@ func TestBadInputIsRefusedWithoutChange(t *testing.T) {
 	e.create(t, alice, "alpha", guild1)
 	registerTemplate(t, e, badInputTemplate, "sandbox_template", false)
 	cases := append(genericBadInput(e.handler.Routes()), specificBadInput()...)
-	cases = append(cases, templateBadInput()...)
+	cases = append(cases, adminBadInput()...)
 	for _, bc := range cases {
 		t.Run(bc.name, func(t *testing.T) {
 			templatesBefore := templatesState(t, e)

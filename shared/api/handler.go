@@ -39,6 +39,10 @@ type Sandboxes interface {
 	Parked(ctx context.Context, guildID string) (controlplane.ParkedGuild, error)
 	ListParked(ctx context.Context, owner string) ([]controlplane.ParkedGuild, error)
 	ReleaseGuild(ctx context.Context, actor, guildID, sandboxID string) error
+	// Test guilds (testguilds.go): the only guilds a sandbox may map.
+	TestGuilds(ctx context.Context) ([]controlplane.TestGuild, error)
+	RegisterTestGuild(ctx context.Context, actor, guildID, note string) (controlplane.TestGuild, bool, error)
+	UnregisterTestGuild(ctx context.Context, actor, guildID string) (controlplane.TestGuild, error)
 	Audit(ctx context.Context, actor, action, sandboxID string, details map[string]any) error
 	Limits() sandbox.Limits
 	// Shares (shares.go): who besides its owner may act on a sandbox, and with which role.
@@ -186,6 +190,9 @@ func (h *Handler) routes() error {
 		{pattern: "GET /v1/routes/{guild_id}", serve: h.explainRoute},
 		{pattern: "GET /v1/guilds/parked", serve: h.listParked},
 		{pattern: "POST /v1/guilds/{guild_id}/release", serve: h.releaseGuild},
+		{pattern: "GET /v1/test-guilds", serve: h.listTestGuilds},                          // testguilds.go
+		{pattern: "PUT /v1/admin/test-guilds/{guild_id}", serve: h.registerTestGuild},      // testguilds.go
+		{pattern: "DELETE /v1/admin/test-guilds/{guild_id}", serve: h.unregisterTestGuild}, // testguilds.go
 		{pattern: "POST /v1/admin/cleanup", serve: h.adminCleanup},
 		{pattern: "GET /v1/admin/orphans", serve: h.adminOrphans},
 		{pattern: "GET /v1/sandboxes/{name}/shares", serve: h.listShares},
@@ -234,6 +241,9 @@ var routeAccess = map[string]access{
 	"GET /v1/routes/{guild_id}":                     accessAnyCaller,
 	"GET /v1/guilds/parked":                         accessAnyCaller,
 	"POST /v1/guilds/{guild_id}/release":            accessAnyCaller,
+	"GET /v1/test-guilds":                           accessAnyCaller,
+	"PUT /v1/admin/test-guilds/{guild_id}":          accessAdmin,
+	"DELETE /v1/admin/test-guilds/{guild_id}":       accessAdmin,
 	"POST /v1/admin/cleanup":                        accessAdmin,
 	"GET /v1/admin/orphans":                         accessAdmin,
 	"GET /v1/sandboxes/{name}/shares":               accessOwner,

@@ -91,6 +91,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	if _, err := controlplane.Migrate(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
+	testenv.RegisterTestGuilds(t, pool, guild1, guild2) // guild3 is protected
 	e := &env{pool: pool, direct: pool, dbURL: dbURL, rdb: testenv.Redis(t), emf: &testenv.SyncBuffer{}, logs: &testenv.SyncBuffer{}, now: opts.now}
 	if opts.proxy {
 		u, err := url.Parse(dbURL)
@@ -336,7 +337,8 @@ func (e *env) create(t testing.TB, principal, name string, guilds ...string) *ap
 	return &sb
 }
 
-// snapshot captures everything a request could change: control-plane rows (shares too),
+// snapshot captures everything a request could change: control-plane rows (shares and test
+// guilds too),
 // audit entries, role passwords, sandbox schemas and every Redis key with its value (for a
 // stream, its length and its consumer groups' positions).
 func (e *env) snapshot(t testing.TB) string {
@@ -346,7 +348,8 @@ func (e *env) snapshot(t testing.TB) string {
 	err := testenv.AdminPool(t, e.dbURL).QueryRow(context.Background(), `SELECT
 		coalesce((SELECT json_agg(s ORDER BY s.id)::text FROM sandbox_control.sandboxes s), ''),
 		coalesce((SELECT json_agg(m ORDER BY m.guild_id)::text FROM sandbox_control.guild_mappings m), ''),
-		coalesce((SELECT json_agg(sh ORDER BY sh.sandbox_id, sh.principal)::text FROM sandbox_control.sandbox_shares sh), ''),
+		coalesce((SELECT json_agg(sh ORDER BY sh.sandbox_id, sh.principal)::text FROM sandbox_control.sandbox_shares sh), '') ||
+			coalesce((SELECT json_agg(tg ORDER BY tg.guild_id)::text FROM sandbox_control.test_guilds tg), ''),
 		(SELECT count(*) FROM sandbox_control.audit_log)::text,
 		coalesce((SELECT json_agg(coalesce(a.rolpassword, '') || a.rolname ORDER BY a.rolname)::text FROM pg_authid a
 			WHERE a.rolname IN (SELECT db_role FROM sandbox_control.sandboxes)), ''),

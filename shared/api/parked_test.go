@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -24,6 +25,7 @@ func TestAnotherOwnerCannotEndAParking(t *testing.T) {
 		free = "80351110224678923"
 	)
 	e := newEnv(t, envOptions{})
+	testenv.RegisterTestGuilds(t, e.direct, g3, g4, g5, free)
 	e.create(t, alice, "alice-box", guild1, guild2, g3, g4, g5)
 	for _, g := range []string{guild1, guild2, g3, g4, g5} {
 		parkGuild(t, e, "alice-box", g)

@@ -64,3 +64,24 @@ type ReleasedGuild struct {
 	// Released is the parking that was lifted.
 	Released ParkedGuild `json:"released"`
 }
+
+// TestGuild is a guild an admin registered as one of the platform's test guilds: the only
+// guilds a sandbox may map (docs/api.md, "Test guilds").
+type TestGuild struct {
+	GuildID      string    `json:"guild_id"`
+	Note         string    `json:"note"`
+	RegisteredAt time.Time `json:"registered_at"`
+	RegisteredBy string    `json:"registered_by"`
+	// State is free (no sandbox has it), mapped or parked.
+	State string `json:"state"`
+}
+
+// TestGuilds is the answer of GET /v1/test-guilds.
+type TestGuilds struct {
+	Guilds []TestGuild `json:"guilds"`
+}
+
+// RegisterTestGuildRequest is the optional body of PUT /v1/admin/test-guilds/{guild_id}.
+type RegisterTestGuildRequest struct {
+	Note string `json:"note"`
+}

@@ -144,10 +144,12 @@ func setup(t testing.TB, cfgs ...envConfig) *env {
 	return &env{pool: pool, url: url, rdb: rdb, p: p, m: m, s: s, clock: clk, pub: pub}
 }
 
-// create makes a running sandbox with the given TTL and guilds, and drops its schema and role
-// when the test ends whatever happened (roles outlive the test database).
+// create makes a running sandbox with the given TTL and guilds (registered as test guilds
+// first), and drops its schema and role when the test ends whatever happened (roles outlive
+// the test database).
 func (e *env) create(t *testing.T, name string, ttl time.Duration, guilds ...string) *sandbox.Sandbox {
 	t.Helper()
+	testenv.RegisterTestGuilds(t, e.pool, guilds...)
 	sb, err := e.m.Create(context.Background(), owner, controlplane.CreateInput{Name: name, Owner: owner, TTL: ttl, Guilds: guilds})
 	if err != nil {
 		t.Fatalf("create %s: %v", name, err)

@@ -232,7 +232,9 @@ func TestStuckCreatingFailedAndDestroyingAreFinished(t *testing.T) {
 
 	failing := controlplane.NewManager(e.pool, controlplane.Options{Limits: limits, Now: e.clock.Now, Logger: quiet,
 		Provisioner: &blockingProvisioner{real: e.p, fail: true}})
-	failed, err := failing.Create(ctx, owner, controlplane.CreateInput{Name: "broken", Owner: owner, Guilds: []string{newGuild()}})
+	broken := newGuild()
+	testenv.RegisterTestGuilds(t, e.pool, broken)
+	failed, err := failing.Create(ctx, owner, controlplane.CreateInput{Name: "broken", Owner: owner, Guilds: []string{broken}})
 	if !errors.Is(err, sandbox.ErrProvisioningFailed) {
 		t.Fatalf("want a failed sandbox, got %v", err)
 	}
@@ -320,12 +322,17 @@ func (e *env) createMany(t testing.TB, n, parallel int) []*sandbox.Sandbox {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, parallel)
+	guilds := make([]string, n)
+	for i := range guilds {
+		guilds[i] = newGuild()
+	}
+	testenv.RegisterTestGuilds(t, e.pool, guilds...)
 	for i := range n {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			out[i], errs[i] = m.Create(context.Background(), owner,
-				controlplane.CreateInput{Name: fmt.Sprintf("many-%04d", i), Owner: owner, TTL: time.Hour, Guilds: []string{newGuild()}})
+				controlplane.CreateInput{Name: fmt.Sprintf("many-%04d", i), Owner: owner, TTL: time.Hour, Guilds: []string{guilds[i]}})
 		})
 	}
 	wg.Wait()

@@ -196,6 +196,28 @@ func (c *Client) ReleaseGuild(ctx context.Context, guildID string) (*apiwire.Rel
 	return call[apiwire.ReleasedGuild](ctx, c, http.MethodPost, []string{"v1", "guilds", guildID, "release"}, nil, nil)
 }
 
+// TestGuilds lists the registered test guilds, the only guilds a sandbox may map.
+func (c *Client) TestGuilds(ctx context.Context) (*apiwire.TestGuilds, error) {
+	return call[apiwire.TestGuilds](ctx, c, http.MethodGet, []string{"v1", "test-guilds"}, nil, nil)
+}
+
+// RegisterTestGuild registers a guild as a test guild (admin); created is false when it was
+// registered already (its note is then replaced).
+func (c *Client) RegisterTestGuild(ctx context.Context, guildID, note string) (g *apiwire.TestGuild, created bool, err error) {
+	out, status, err := callStatus[apiwire.TestGuild](ctx, c, http.MethodPut, []string{"v1", "admin", "test-guilds", guildID}, nil,
+		apiwire.RegisterTestGuildRequest{Note: note})
+	if err != nil {
+		return nil, false, err
+	}
+	return out, status == http.StatusCreated, nil
+}
+
+// UnregisterTestGuild takes a guild off the test guilds (admin) and returns the registration
+// removed.
+func (c *Client) UnregisterTestGuild(ctx context.Context, guildID string) (*apiwire.TestGuild, error) {
+	return call[apiwire.TestGuild](ctx, c, http.MethodDelete, []string{"v1", "admin", "test-guilds", guildID}, nil, nil)
+}
+
 // Cleanup runs the cleanup now (admin), removing orphans afterwards when asked.
 func (c *Client) Cleanup(ctx context.Context, removeOrphans bool) (*apiwire.CleanupResponse, error) {
 	var body any // no body unless asked: the API's default is a run without removal

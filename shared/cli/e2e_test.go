@@ -194,6 +194,26 @@ func TestCommandsEndToEnd(t *testing.T) {
 	expect(t, r, ExitConflict)
 	mustContain(t, r.stderr, "maximum lifetime", "[invalid_transition]")
 
+	// Only registered test guilds can be mapped: guild2 is not, until an admin registers it.
+	r = s.run(t, aliceToken, "guilds", "add", name, guild2)
+	expect(t, r, ExitConflict)
+	mustContain(t, r.stderr, "guild "+guild2+" is not a registered test guild", "[guild_not_registered]")
+	expect(t, s.run(t, aliceToken, "guilds", "register", guild2), ExitAuth)
+	r = s.run(t, adminToken, "guilds", "register", guild2, "--note", "QA guild")
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "Registered test guild "+guild2+" (free): sandboxes may map it")
+	r = s.run(t, adminToken, "guilds", "register", guild2, "--note", "QA guild of the demo", "--json")
+	expect(t, r, ExitOK)
+	var registered testGuildChange
+	decodeStrict(t, r.stdout, &registered)
+	if registered.Created || registered.GuildID != guild2 || registered.Note != "QA guild of the demo" || registered.RegisteredBy != admin {
+		t.Errorf("guilds register again: %+v", registered)
+	}
+	expect(t, s.run(t, adminToken, "guilds", "register", protectedGuild), ExitConflict)
+	r = s.run(t, aliceToken, "guilds", "registered")
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "GUILD", guild1+"  mapped", guild2+"  free", "QA guild of the demo", "2 test guilds, 1 free.")
+
 	// guilds add (idempotent) and remove; the route follows.
 	r = s.run(t, aliceToken, "guilds", "add", name, guild2)
 	expect(t, r, ExitOK)
@@ -230,6 +250,15 @@ func TestCommandsEndToEnd(t *testing.T) {
 	expect(t, r, ExitOK)
 	mustContain(t, r.stdout, "Unmapped guild "+guild2, "Guilds of "+name+": "+guild1)
 	expect(t, s.run(t, aliceToken, "guilds", "remove", name, guild2), ExitNotFound)
+	// An admin takes a free guild off the registry; a mapped one only once it is unmapped.
+	r = s.run(t, adminToken, "guilds", "unregister", guild1)
+	expect(t, r, ExitConflict)
+	mustContain(t, r.stderr, "guild "+guild1+" is mapped to sandbox \""+name+"\"; remove the mapping first", "[guild_already_mapped]")
+	r = s.run(t, adminToken, "guilds", "unregister", guild2)
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "Unregistered test guild "+guild2+": no sandbox may map it any more")
+	expect(t, s.run(t, adminToken, "guilds", "unregister", guild2), ExitNotFound)
+	expect(t, s.run(t, aliceToken, "guilds", "add", name, guild2), ExitConflict)
 	r = s.run(t, aliceToken, "route", guild2, "--json")
 	expect(t, r, ExitOK)
 	var route apiwire.RouteExplanation
@@ -403,7 +432,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	}
 	r = s.run(t, aliceToken, "guilds", "--json")
 	expect(t, r, ExitUsage)
-	if e := errorDoc(t, r); e.Code != CodeUsage || e.Message != "sandbox guilds needs a command: add, list, parked, release or remove" {
+	if e := errorDoc(t, r); e.Code != CodeUsage || e.Message != "sandbox guilds needs a command: add, list, parked, register, registered, release, remove or unregister" {
 		t.Errorf("guilds --json: %+v", e)
 	}
 	r = s.run(t, aliceToken, "extend", name, "--json")

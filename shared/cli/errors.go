@@ -54,6 +54,7 @@ var exitCodes = map[sandbox.Code]int{
 	sandbox.CodeGuildAlreadyMapped: ExitConflict,
 	sandbox.CodeInvalidTransition:  ExitConflict,
 	sandbox.CodeGuildProtected:     ExitConflict,
+	sandbox.CodeGuildNotRegistered: ExitConflict,
 	sandbox.CodeQuotaExceeded:      ExitConflict,
 	sandbox.CodeProvisioningFailed: ExitFailure,
 	sandbox.CodeUnavailable:        ExitUnavailable,

@@ -28,7 +28,7 @@ type guildsOf struct {
 func (a *app) guildsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "guilds",
-		Short: "List, map and unmap a sandbox's Discord guilds; parked guilds",
+		Short: "List, map and unmap a sandbox's Discord guilds; parked and registered test guilds",
 	}
 	run := func(add bool) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, argv []string) error {
@@ -78,6 +78,9 @@ func (a *app) guildsCommand() *cobra.Command {
 		&cobra.Command{Use: "remove NAME GUILD_ID", Short: "Unmap a guild from a sandbox", Args: cobra.ExactArgs(2), RunE: run(false)},
 		a.guildsParkedCommand(),
 		a.guildsReleaseCommand(),
+		a.guildsRegisteredCommand(),
+		a.guildsRegisterCommand(),
+		a.guildsUnregisterCommand(),
 	)
 	return cmd
 }

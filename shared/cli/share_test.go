@@ -59,6 +59,7 @@ func TestShareEndToEnd(t *testing.T) {
 	expect(t, r, ExitOK)
 	mustContain(t, r.stdout, `export SANDBOX_NAME="`+name+`"`)
 	expect(t, s.run(t, bobToken, "extend", name, "--by", "1h"), ExitOK)
+	expect(t, s.run(t, adminToken, "guilds", "register", guild2), ExitOK)
 	expect(t, s.run(t, bobToken, "guilds", "add", name, guild2), ExitOK)
 	expect(t, s.run(t, bobToken, "guilds", "remove", name, guild2), ExitOK)
 	expect(t, s.run(t, bobToken, "events", name), ExitOK)

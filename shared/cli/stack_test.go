@@ -39,6 +39,8 @@ const (
 	carol      = "arn:aws:iam::123456789012:user/carol"
 	carolToken = "devtoken-carol-0123456789"
 
+	// guild1 is a registered test guild from the start; guild2 is registered by the admin in
+	// TestEndToEnd.
 	guild1         = "1234567890123456789"
 	guild2         = "1234567890123456790"
 	protectedGuild = "1100000000000000001"
@@ -89,6 +91,9 @@ func newStack(t testing.TB) *stack {
 		Limits: cfg.Limits, ProtectedGuilds: cfg.ProtectedGuilds,
 		Provisioner: s.resources, Routes: routes, Logger: logger,
 	})
+	if _, _, err := s.manager.RegisterTestGuild(ctx, admin, guild1, "QA guild of the payments team"); err != nil {
+		t.Fatal(err)
+	}
 	// A short lock timeout lets a test hold a lock on a sandbox's table to make a teardown
 	// step fail without waiting long.
 	teardown, err := cleanup.New(cleanup.Options{Manager: s.manager, Resources: s.resources, Redis: s.rdb,

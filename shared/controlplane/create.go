@@ -259,22 +259,26 @@ func ProvisioningCause(err error) error {
 	return nil
 }
 
-// checkGuildsFree refuses protected guilds and guilds mapped elsewhere with a clear message;
-// the primary key still settles races between concurrent transactions.
+// checkGuildsFree refuses protected guilds, guilds that are not registered test guilds
+// (checkRegistered) and guilds mapped elsewhere with a clear message; the primary key still
+// settles races between concurrent mappings.
 func (m *Manager) checkGuildsFree(ctx context.Context, tx pgx.Tx, guilds []string) error {
 	if len(guilds) == 0 {
 		return nil
 	}
 	for _, g := range guilds {
 		if m.protected[g] {
-			return sandbox.Errorf(sandbox.CodeGuildProtected, "guild %s is protected and may never be mapped to a sandbox", g)
+			return protectedGuild(g)
 		}
 	}
 	var protected string
 	err := tx.QueryRow(ctx, `SELECT guild_id FROM sandbox_control.protected_guilds WHERE guild_id = ANY($1) ORDER BY guild_id LIMIT 1`, guilds).Scan(&protected)
 	if err == nil {
-		return sandbox.Errorf(sandbox.CodeGuildProtected, "guild %s is protected and may never be mapped to a sandbox", protected)
+		return protectedGuild(protected)
 	} else if !isNoRows(err) {
+		return err
+	}
+	if err := checkRegistered(ctx, tx, guilds); err != nil {
 		return err
 	}
 	var guild, name string

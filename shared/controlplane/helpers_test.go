@@ -17,15 +17,18 @@ const (
 	guild1 = "80351110224678912"
 	guild2 = "80351110224678913"
 	guild3 = "80351110224678914"
+	guild4 = "80351110224678915"
 )
 
-// migrated returns a pool on a fresh, migrated database.
+// migrated returns a pool on a fresh, migrated database whose registered test guilds are
+// guild1 to guild4.
 func migrated(t *testing.T) *pgxpool.Pool {
 	t.Helper()
 	pool, _ := testenv.Postgres(t)
 	if _, err := controlplane.Migrate(context.Background(), pool); err != nil {
 		t.Fatal(err)
 	}
+	testenv.RegisterTestGuilds(t, pool, guild1, guild2, guild3, guild4)
 	return pool
 }
 

@@ -155,7 +155,7 @@ func TestTeardownParksGuildsUntilReleasedOrMapped(t *testing.T) {
 
 	// Another owner is refused, at creation and when adding a guild, and nothing changes: no
 	// sandbox, no mapping (not even of a free guild asked with it), the parking intact.
-	const free = "80351110224678915"
+	const free = guild4
 	_, err = m.Create(ctx, bob, controlplane.CreateInput{Name: "beta", Owner: bob, Guilds: []string{free, guild2}})
 	if !errors.Is(err, sandbox.ErrForbidden) {
 		t.Fatalf("bob created a sandbox with alice's parked guild: %v", err)

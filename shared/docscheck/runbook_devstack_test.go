@@ -114,7 +114,9 @@ func (s *devStack) ensureSandbox(sb testSandbox) testSandbox {
 		}
 	}
 	sb = testSandbox{name: fmt.Sprintf("rb-test-%d", time.Now().UnixNano()%1e9), guild: randomGuild(s.t)}
-	out := s.mustRun(`sandbox create "$SANDBOX" --guild "$GUILD_ID" --ttl 1h --json`,
+	// The guild is registered first, as an admin does: a sandbox maps only test guilds.
+	out := s.mustRun(`SANDBOX_API_TOKEN=$SANDBOX_ADMIN_TOKEN sandbox guilds register "$GUILD_ID" >/dev/null
+sandbox create "$SANDBOX" --guild "$GUILD_ID" --ttl 1h --json`,
 		map[string]string{"SANDBOX": sb.name, "GUILD_ID": sb.guild})
 	var created struct{ Status string }
 	if err := json.Unmarshal([]byte(out), &created); err != nil || created.Status != "running" {

@@ -131,6 +131,7 @@ func TestManagerInvalidatesOnMappingChanges(t *testing.T) {
 	rdb := testenv.Redis(t)
 	c := routecache.New(rdb, 0, 0)
 	m := controlplane.NewManager(pool, controlplane.Options{Limits: sandbox.DefaultLimits(), Routes: c})
+	testenv.RegisterTestGuilds(t, pool, guild1, guild2)
 	cached := func(g string) bool {
 		got, err := c.GetMany(ctx, []string{g})
 		if err != nil {

@@ -48,6 +48,7 @@ func TestWriteBackAfterAPublishedMappingIsRefused(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
 	sb := e.sandbox(t, "race-map")
+	e.register(t, gRace)
 	q := &queue{}
 	store := &interleavedStore{RouteStore: e.manager}
 	store.between = func() {
@@ -127,6 +128,7 @@ func TestUnpublishedChangeConvergesWithinThePublishInterval(t *testing.T) {
 	cut := controlplane.NewManager(e.pool, controlplane.Options{
 		Limits: sandbox.DefaultLimits(), Routes: routecache.New(deadRedis(t), 0, 0),
 	})
+	e.register(t, gLost)
 	if err := cut.AddGuild(ctx, owner, sb.ID, gLost, false); err != nil {
 		t.Fatal(err)
 	}

@@ -67,9 +67,17 @@ func newEnvOn(t testing.TB, rdb redis.UniversalClient) *env {
 	}
 }
 
-// sandbox creates a running sandbox (schema, role and stream provisioned) owning guilds.
+// register registers guilds as test guilds, as an admin does before they are mapped.
+func (e *env) register(t testing.TB, guilds ...string) {
+	t.Helper()
+	testenv.RegisterTestGuilds(t, e.pool, guilds...)
+}
+
+// sandbox creates a running sandbox (schema, role and stream provisioned) owning guilds,
+// registered as test guilds first.
 func (e *env) sandbox(t testing.TB, name string, guilds ...string) *sandbox.Sandbox {
 	t.Helper()
+	e.register(t, guilds...)
 	sb, err := e.manager.Create(t.Context(), owner, controlplane.CreateInput{Name: name, Owner: owner, Guilds: guilds})
 	if err != nil {
 		t.Fatalf("create sandbox %s: %v", name, err)

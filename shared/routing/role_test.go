@@ -40,6 +40,7 @@ func TestRouterRunsOnItsOwnRole(t *testing.T) {
 	cut := controlplane.NewManager(e.pool, controlplane.Options{
 		Limits: sandbox.DefaultLimits(), Routes: routecache.New(deadRedis(t), 0, 0),
 	})
+	e.register(t, gRun2)
 	if err := cut.AddGuild(ctx, owner, sb.ID, gRun2, false); err != nil {
 		t.Fatal(err)
 	}

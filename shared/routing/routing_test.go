@@ -203,6 +203,7 @@ func TestMappingChangeSeenByTheNextBatch(t *testing.T) {
 	route("before") // unmapped: production, cached as such in memory and Redis
 	res := route("warm")
 	wantCounts(t, "warm lookups", res.Lookups, map[routing.Tier]int{routing.TierMemory: 1})
+	e.register(t, gRun)
 	if err := e.manager.AddGuild(ctx, owner, sb.ID, gRun, false); err != nil {
 		t.Fatal(err)
 	}

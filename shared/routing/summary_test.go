@@ -33,6 +33,7 @@ func TestBatchSummaryIsLoggedAtInfoWithItsCounts(t *testing.T) {
 	running := e.sandbox(t, "summary-running", gSummaryRun)
 	gone := e.sandbox(t, "summary-gone", gSummaryGone)
 	leaving := e.sandbox(t, "summary-leaving", gSummaryLeaving)
+	e.register(t, gSummaryExpired)
 	short, err := e.manager.Create(ctx, owner, controlplane.CreateInput{
 		Name: "summary-short", Owner: owner, TTL: time.Hour, Guilds: []string{gSummaryExpired},
 	})

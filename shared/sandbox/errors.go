@@ -17,6 +17,8 @@ const (
 	CodeQuotaExceeded      Code = "quota_exceeded"
 	CodeGuildAlreadyMapped Code = "guild_already_mapped"
 	CodeGuildProtected     Code = "guild_protected"
+	// CodeGuildNotRegistered: only the test guilds an admin registered may be mapped.
+	CodeGuildNotRegistered Code = "guild_not_registered"
 	CodeInvalidTransition  Code = "invalid_transition"
 	CodeProvisioningFailed Code = "provisioning_failed"
 	CodeUnauthenticated    Code = "unauthenticated"
@@ -29,7 +31,7 @@ const (
 func Codes() []Code {
 	return []Code{
 		CodeInvalidInput, CodeNotFound, CodeNameTaken, CodeQuotaExceeded, CodeGuildAlreadyMapped,
-		CodeGuildProtected, CodeInvalidTransition, CodeProvisioningFailed, CodeUnauthenticated,
+		CodeGuildProtected, CodeGuildNotRegistered, CodeInvalidTransition, CodeProvisioningFailed, CodeUnauthenticated,
 		CodeForbidden, CodeUnavailable, CodeInternal,
 	}
 }
@@ -76,6 +78,7 @@ var (
 	ErrQuotaExceeded      = &Error{Code: CodeQuotaExceeded}
 	ErrGuildAlreadyMapped = &Error{Code: CodeGuildAlreadyMapped}
 	ErrGuildProtected     = &Error{Code: CodeGuildProtected}
+	ErrGuildNotRegistered = &Error{Code: CodeGuildNotRegistered}
 	ErrInvalidTransition  = &Error{Code: CodeInvalidTransition}
 	ErrProvisioningFailed = &Error{Code: CodeProvisioningFailed}
 	ErrUnauthenticated    = &Error{Code: CodeUnauthenticated}

@@ -41,6 +41,18 @@ func ValidateGuildID(id string) error {
 	return nil
 }
 
+// TestGuildNoteMax bounds the note an admin keeps with a registered test guild.
+const TestGuildNoteMax = 200
+
+// ValidateTestGuildNote checks the note of a registered test guild: at most TestGuildNoteMax
+// printable characters.
+func ValidateTestGuildNote(field, note string) error {
+	if len([]rune(note)) > TestGuildNoteMax || !printable(note) {
+		return InvalidField(field, "note must be at most %d printable characters", TestGuildNoteMax)
+	}
+	return nil
+}
+
 // NormalizeGuilds validates, de-duplicates and sorts guild ids, enforcing MaxGuilds.
 func (l Limits) NormalizeGuilds(ids []string) ([]string, error) {
 	out := make([]string, 0, len(ids))

@@ -58,6 +58,7 @@ func newStack(t *testing.T) *stack {
 		Limits: sandbox.DefaultLimits(), Provisioner: provision.New(pool, rdb, "sandbox_template"), Routes: cache,
 	})
 	const owner = "arn:aws:iam::123456789012:user/alice"
+	testenv.RegisterTestGuilds(t, pool, sandboxGuild)
 	sb, err := manager.Create(ctx, owner, controlplane.CreateInput{Name: "adapter", Owner: owner, Guilds: []string{sandboxGuild}})
 	if err != nil {
 		t.Fatal(err)
