@@ -94,11 +94,11 @@ func TestSandboxACLRulesConfineToTheNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rules[0] != "~sandbox:{abc123def456gh}:*" || rules[1] != "&sandbox:{abc123def456gh}:*" {
+	if rules[0] != "~sandbox:{abc123def456gh}:*" || rules[1] != "resetchannels" {
 		t.Fatalf("patterns %v", rules[:2])
 	}
 	for _, r := range rules {
-		if r == "~*" || r == "&*" || r == "allkeys" || r == "+@all" || r == "+select" {
+		if r == "~*" || strings.HasPrefix(r, "&") || r == "allchannels" || r == "allkeys" || r == "+@all" || r == "+select" || r == "+@pubsub" {
 			t.Fatalf("rule %q widens the user", r)
 		}
 	}

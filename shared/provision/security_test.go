@@ -184,8 +184,15 @@ func TestSandboxRedisUserIsConfinedToItsNamespace(t *testing.T) {
 		"XREADGROUP own stream": func() error {
 			return sb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: keys.EventsGroup, Consumer: "w", Streams: []string{keys.EventStream(id), ">"}, Count: 1, Block: -1}).Err()
 		},
-		"SET own key":         func() error { return sb.Set(ctx, own+"k", "v", 0).Err() },
-		"PUBLISH own channel": func() error { return sb.Publish(ctx, own+"chan", "x").Err() },
+		"SET own key": func() error { return sb.Set(ctx, own+"k", "v", 0).Err() },
+		"MULTI/EXEC own keys": func() error {
+			_, err := sb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Incr(ctx, own+"n")
+				p.Expire(ctx, own+"n", time.Hour)
+				return nil
+			})
+			return err
+		},
 	}
 	for name, f := range allowed {
 		if err := f(); err != nil && err != redis.Nil {
@@ -238,6 +245,15 @@ func TestSandboxRedisUserIsConfinedToItsNamespace(t *testing.T) {
 		"HRANDFIELD negative count":  func() error { return sb.Do(ctx, "HRANDFIELD", own+"h", -100000000).Err() },
 		"LOLWUT":                     func() error { return sb.Do(ctx, "LOLWUT", "VERSION", 6, 1000, 1000).Err() },
 		"LCS":                        func() error { return sb.Do(ctx, "LCS", own+"k", own+"k", "LEN").Err() },
+		// WATCH is quadratic in its keys; subscriptions are memory no limit counts.
+		"WATCH own key":         func() error { return sb.Watch(ctx, func(*redis.Tx) error { return nil }, own+"k") },
+		"PUBLISH own channel":   func() error { return sb.Publish(ctx, own+"chan", "x").Err() },
+		"SUBSCRIBE own channel": func() error { _, err := sb.Subscribe(ctx, own+"chan").Receive(ctx); return err },
+		"SSUBSCRIBE own channel": func() error {
+			_, err := sb.SSubscribe(ctx, own+"chan").Receive(ctx)
+			return err
+		},
+		"PSUBSCRIBE own pattern": func() error { _, err := sb.PSubscribe(ctx, own+"*").Receive(ctx); return err },
 		// The server must not be handed an encoding the sandbox wrote (CVE-2025-32023).
 		"PFADD":   func() error { return sb.PFAdd(ctx, own+"hll", "a").Err() },
 		"PFCOUNT": func() error { return sb.PFCount(ctx, own+"k").Err() },
