@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -238,6 +239,12 @@ func TestSandboxRedisUserIsConfinedToItsNamespace(t *testing.T) {
 		"BITOP":                   func() error { return sb.BitOpOr(ctx, own+"dst", own+"k").Err() },
 		"COPY":                    func() error { return sb.Copy(ctx, own+"k", own+"k2", 0, false).Err() },
 		"SUNIONSTORE":             func() error { return sb.SUnionStore(ctx, own+"dst", own+"s").Err() },
+		"SUNION of one key many times": func() error {
+			return sb.SUnion(ctx, slices.Repeat([]string{own + "s"}, 1000)...).Err()
+		},
+		"ZUNION of one key many times": func() error {
+			return sb.ZUnion(ctx, redis.ZStore{Keys: slices.Repeat([]string{own + "z"}, 1000)}).Err()
+		},
 		"ZUNIONSTORE": func() error {
 			return sb.ZUnionStore(ctx, own+"dst", &redis.ZStore{Keys: []string{own + "z"}}).Err()
 		},
