@@ -245,6 +245,12 @@ func TestSandboxRedisUserIsConfinedToItsNamespace(t *testing.T) {
 		"ZUNION of one key many times": func() error {
 			return sb.ZUnion(ctx, redis.ZStore{Keys: slices.Repeat([]string{own + "z"}, 1000)}).Err()
 		},
+		"SINTER":     func() error { return sb.SInter(ctx, own+"s", own+"s2").Err() },
+		"SINTERCARD": func() error { return sb.SInterCard(ctx, 0, own+"s", own+"s2").Err() },
+		"SDIFF":      func() error { return sb.SDiff(ctx, own+"s", own+"s2").Err() },
+		"ZINTER":     func() error { return sb.ZInter(ctx, &redis.ZStore{Keys: []string{own + "z", own + "z2"}}).Err() },
+		"ZINTERCARD": func() error { return sb.ZInterCard(ctx, 0, own+"z", own+"z2").Err() },
+		"ZDIFF":      func() error { return sb.ZDiff(ctx, own+"z", own+"z2").Err() },
 		"ZUNIONSTORE": func() error {
 			return sb.ZUnionStore(ctx, own+"dst", &redis.ZStore{Keys: []string{own + "z"}}).Err()
 		},
