@@ -266,23 +266,14 @@ func (m *Manager) checkGuildsFree(ctx context.Context, tx pgx.Tx, guilds []strin
 	if len(guilds) == 0 {
 		return nil
 	}
-	for _, g := range guilds {
-		if m.protected[g] {
-			return protectedGuild(g)
-		}
-	}
-	var protected string
-	err := tx.QueryRow(ctx, `SELECT guild_id FROM sandbox_control.protected_guilds WHERE guild_id = ANY($1) ORDER BY guild_id LIMIT 1`, guilds).Scan(&protected)
-	if err == nil {
-		return protectedGuild(protected)
-	} else if !isNoRows(err) {
+	if err := m.checkUnprotected(ctx, tx, guilds); err != nil {
 		return err
 	}
 	if err := checkRegistered(ctx, tx, guilds); err != nil {
 		return err
 	}
 	var guild, name string
-	err = tx.QueryRow(ctx, `
+	err := tx.QueryRow(ctx, `
 		SELECT m.guild_id, s.name FROM sandbox_control.guild_mappings m
 		JOIN sandbox_control.sandboxes s ON s.id = m.sandbox_id
 		WHERE m.guild_id = ANY($1) ORDER BY m.guild_id LIMIT 1`, guilds).Scan(&guild, &name)
@@ -292,6 +283,26 @@ func (m *Manager) checkGuildsFree(ctx context.Context, tx pgx.Tx, guilds []strin
 		return err
 	}
 	return nil
+}
+
+// checkUnprotected refuses (guild_protected) a guild of the configuration's protected set or
+// of sandbox_control.protected_guilds: it belongs to production, and no sandbox may map it
+// nor an admin register it.
+func (m *Manager) checkUnprotected(ctx context.Context, tx pgx.Tx, guilds []string) error {
+	for _, g := range guilds {
+		if m.protected[g] {
+			return protectedGuild(g)
+		}
+	}
+	var protected string
+	err := tx.QueryRow(ctx, `SELECT guild_id FROM sandbox_control.protected_guilds WHERE guild_id = ANY($1) ORDER BY guild_id LIMIT 1`, guilds).Scan(&protected)
+	switch {
+	case err == nil:
+		return protectedGuild(protected)
+	case isNoRows(err):
+		return nil
+	}
+	return err
 }
 
 func insertMappings(ctx context.Context, tx pgx.Tx, id, actor string, guilds []string) error {

@@ -75,20 +75,12 @@ func (m *Manager) RegisterTestGuild(ctx context.Context, actor, guildID, note st
 	if err := sandbox.ValidateTestGuildNote("note", note); err != nil {
 		return TestGuild{}, false, err
 	}
-	if m.protected[guildID] {
-		return TestGuild{}, false, protectedGuild(guildID)
-	}
 	var g TestGuild
 	err = pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
 		// A protection that commits after this check still wins: a mapping checks protection
 		// before registration, and the router applies it whatever is mapped.
-		var protected bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sandbox_control.protected_guilds WHERE guild_id = $1)`,
-			guildID).Scan(&protected); err != nil {
+		if err := m.checkUnprotected(ctx, tx, []string{guildID}); err != nil {
 			return err
-		}
-		if protected {
-			return protectedGuild(guildID)
 		}
 		if err := tx.QueryRow(ctx, `INSERT INTO sandbox_control.test_guilds (guild_id, note, registered_by) VALUES ($1, $2, $3)
 			ON CONFLICT (guild_id) DO UPDATE SET note = excluded.note RETURNING (xmax = 0)`,
@@ -147,8 +139,9 @@ func (m *Manager) UnregisterTestGuild(ctx context.Context, actor, guildID string
 }
 
 // checkRegistered refuses, in the caller's transaction, a guild that is not a registered
-// test guild (guild_not_registered), and holds the registrations FOR SHARE until the caller
-// commits, so that no unregistration slips between the check and the mapping.
+// test guild (guild_not_registered; the first of guilds, which callers pass normalized and
+// so sorted), and holds the registrations FOR SHARE until the caller commits, so that no
+// unregistration slips between the check and the mapping.
 func checkRegistered(ctx context.Context, tx pgx.Tx, guilds []string) error {
 	rows, err := tx.Query(ctx, `SELECT guild_id FROM sandbox_control.test_guilds WHERE guild_id = ANY($1) FOR SHARE`, guilds)
 	if err != nil {
@@ -158,7 +151,7 @@ func checkRegistered(ctx context.Context, tx pgx.Tx, guilds []string) error {
 	if err != nil {
 		return err
 	}
-	for _, g := range slices.Sorted(slices.Values(guilds)) {
+	for _, g := range guilds {
 		if !slices.Contains(registered, g) {
 			return sandbox.Errorf(sandbox.CodeGuildNotRegistered,
 				"guild %s is not a registered test guild: only the guilds an admin registered may be mapped (sandbox guilds registered lists them)", g)

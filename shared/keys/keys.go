@@ -175,13 +175,13 @@ func ParseACLUser(name string, db int) (string, bool) {
 // routing reads, nothing lets one small command stall the server, fill it or have it parse
 // what the worker crafted either: no Lua (a script loops forever, blocking every client, and
 // string.rep allocates without bound), no HyperLogLog (below), and none of the commands whose
-// one call allocates or answers far more than its arguments (SETRANGE and SETBIT at a far
-// offset, BITFIELD, BITOP, COPY, the *STORE set operations, the random-member commands with a
-// negative count, WATCH): see amplifyingCommands. No pub/sub either: a subscription is server
-// memory that neither maxmemory nor maxmemory-clients counts, so a worker subscribing to
-// channels of its own could grow the server past its limit without end. SELECT is allowed only when the suite itself runs
-// on a logical database other than 0 (tests); in production it is refused, so no key escapes
-// the database that teardown cleans. The cluster topology commands a cluster client needs are
+// one call allocates, answers or works far more than its arguments (SETRANGE and SETBIT at a
+// far offset, BITFIELD, BITOP, COPY, the set and sorted-set algebra, the random-member
+// commands with a negative count, WATCH): see amplifyingCommands. No pub/sub either: a
+// subscription is server memory that neither maxmemory nor maxmemory-clients counts, so a
+// worker subscribing to channels of its own could grow the server past its limit without end.
+// SELECT is allowed only when the suite itself runs on a logical database other than 0
+// (tests); in production it is refused, so no key escapes the database that teardown cleans. The cluster topology commands a cluster client needs are
 // allowed.
 func SandboxACLRules(id string, allowSelect bool) ([]string, error) {
 	if !sandbox.ValidID(id) {
