@@ -183,7 +183,7 @@ func TestConnectCannotOutliveATeardownThatOvertakesIt(t *testing.T) {
 					_, err := teardown.Destroy(ctx, admin, sb.ID)
 					done <- err
 				}()
-				waitForLockWait(t, e, "the teardown waits, at its drop or for the sandbox's row",
+				testenv.WaitForLockWait(t, e.direct, "the teardown waits, at its drop or for the sandbox's row",
 					"query LIKE 'DROP SCHEMA%' OR query LIKE '%sandbox_control.sandboxes%'")
 			}
 			if c.insideHold {
@@ -220,18 +220,6 @@ func TestConnectCannotOutliveATeardownThatOvertakesIt(t *testing.T) {
 			}
 		})
 	}
-}
-
-// waitForLockWait returns once a session waits for a lock in a statement that matches the
-// SQL condition where, over pg_stat_activity's query.
-func waitForLockWait(t *testing.T, e *env, what, where string) {
-	t.Helper()
-	testenv.WaitUntil(t, what, func() bool {
-		var waiting bool
-		err := e.direct.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity
-			WHERE wait_event_type = 'Lock' AND (`+where+`))`).Scan(&waiting)
-		return err == nil && waiting
-	})
 }
 
 func actions(entries []controlplane.AuditEntry) []string {

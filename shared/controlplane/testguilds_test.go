@@ -195,7 +195,7 @@ func TestAMappingAndAnUnregistrationOfOneGuildDoNotCross(t *testing.T) {
 			}
 			done := make(chan error, 1)
 			go func() { done <- tc.second(m, sb) }()
-			waitForLockWait(t, pool, "the second operation waits for the first", tc.waits)
+			testenv.WaitForLockWait(t, pool, "the second operation waits for the first", tc.waits)
 			if err := tx.Commit(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -260,18 +260,4 @@ func TestTheRegistryMigrationKeepsWhatWasMapped(t *testing.T) {
 	if len(got) != len(want) || got[guild1] != want[guild1] || got[guild3] != want[guild3] {
 		t.Fatalf("registered by the migration: %v, want %v", got, want)
 	}
-}
-
-// waitForLockWait returns once a session of pool's database waits for a lock in a statement
-// that matches the SQL condition where, over pg_stat_activity's query.
-func waitForLockWait(t *testing.T, pool interface {
-	QueryRow(context.Context, string, ...any) pgx.Row
-}, what, where string) {
-	t.Helper()
-	testenv.WaitUntil(t, what, func() bool {
-		var waiting bool
-		err := pool.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock' AND (`+where+`))`).Scan(&waiting)
-		return err == nil && waiting
-	})
 }

@@ -382,13 +382,8 @@ func dropWaitsForATable(t *testing.T, e env, id string) (release func(), done <-
 		_, err := e.p.Drop(ctx, id, 10*time.Second)
 		result <- err
 	}()
-	testenv.WaitUntil(t, "the drop waits for the table's lock, the role's sessions ended", func() bool {
-		var waiting bool
-		err := e.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity
-			WHERE wait_event_type = 'Lock' AND query LIKE 'DROP SCHEMA%' AND pg_catalog.strpos(query, $1) > 0)`,
-			sandbox.SchemaName(id)).Scan(&waiting)
-		return err == nil && waiting
-	})
+	testenv.WaitForLockWait(t, e.pool, "the drop waits for the table's lock, the role's sessions ended",
+		`query LIKE 'DROP SCHEMA%' AND pg_catalog.strpos(query, $1) > 0`, sandbox.SchemaName(id))
 	return release, result
 }
 

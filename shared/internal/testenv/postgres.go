@@ -189,3 +189,16 @@ func DropSandboxes(pool *pgxpool.Pool, drop func(ctx context.Context, id string)
 		drop(ctx, id)
 	}
 }
+
+// WaitForLockWait returns once a session of pool's database waits for a lock in a statement
+// that matches the SQL condition where over pg_stat_activity's query (args are its
+// parameters): the point at which a test that forces an interleaving lets the other side go.
+func WaitForLockWait(t testing.TB, pool *pgxpool.Pool, what, where string, args ...any) {
+	t.Helper()
+	WaitUntil(t, what, func() bool {
+		var waiting bool
+		err := pool.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity
+			WHERE datname = pg_catalog.current_database() AND wait_event_type = 'Lock' AND (`+where+`))`, args...).Scan(&waiting)
+		return err == nil && waiting
+	})
+}
