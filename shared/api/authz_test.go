@@ -116,6 +116,15 @@ func matrixRows() []matrixRow {
 		{pattern: "DELETE /v1/admin/test-guilds/{guild_id}", target: true, build: func(_, guild, _ string) call {
 			return call{method: "DELETE", path: "/v1/admin/test-guilds/" + nextGuild(guild)}
 		}, want: [6]int{403, 403, 403, 403, 200, 401}},
+		{pattern: "GET /v1/admin/protected-guilds", build: func(_, _, _ string) call {
+			return call{method: "GET", path: "/v1/admin/protected-guilds"}
+		}, want: [6]int{403, 403, 403, 403, 200, 401}},
+		{pattern: "PUT /v1/admin/protected-guilds/{guild_id}", target: true, build: func(_, guild, _ string) call {
+			return call{method: "PUT", path: "/v1/admin/protected-guilds/" + nextGuild(guild), body: `{"reason":"production"}`}
+		}, want: [6]int{403, 403, 403, 403, 201, 401}},
+		{pattern: "DELETE /v1/admin/protected-guilds/{guild_id}", target: true, prepare: protectNextGuild, build: func(_, guild, _ string) call {
+			return call{method: "DELETE", path: "/v1/admin/protected-guilds/" + nextGuild(guild)}
+		}, want: [6]int{403, 403, 403, 403, 200, 401}},
 		{pattern: "POST /v1/admin/cleanup", build: func(_, _, _ string) call {
 			return call{method: "POST", path: "/v1/admin/cleanup", body: `{"remove_orphans":false}`}
 		}, want: [6]int{403, 403, 403, 403, 200, 401}},
@@ -164,6 +173,14 @@ func parkGuild(t *testing.T, e *env, name, guild string) {
 	}
 	if _, err := e.pool.Exec(ctx, `INSERT INTO sandbox_control.parked_guilds (guild_id, sandbox_id, owner, reason)
 		VALUES ($1, $2, $3, 'destroy_requested')`, guild, sb.ID, sb.Owner); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// protectNextGuild protects the target's free guild, as an admin's protection would.
+func protectNextGuild(t *testing.T, e *env, _, guild string) {
+	t.Helper()
+	if _, _, err := e.manager.ProtectGuild(context.Background(), admin, nextGuild(guild), "production"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -36,8 +36,10 @@ func validCall(pattern string) call {
 		c.principal, c.path = admin, "/v1/admin/templates/"+badInputTemplate
 	case "PUT /v1/admin/test-guilds/{guild_id}":
 		c.principal, c.body = admin, `{"note":"QA"}`
-	case "DELETE /v1/admin/test-guilds/{guild_id}":
+	case "DELETE /v1/admin/test-guilds/{guild_id}", "GET /v1/admin/protected-guilds", "DELETE /v1/admin/protected-guilds/{guild_id}":
 		c.principal = admin
+	case "PUT /v1/admin/protected-guilds/{guild_id}":
+		c.principal, c.body = admin, `{"reason":"production"}`
 	}
 	return c
 }
@@ -219,7 +221,7 @@ func specificBadInput() []badCase {
 }
 
 // adminBadInput breaks the fields of the admin routes that take a body (templates, test
-// guilds), as an admin.
+// guilds, protected guilds), as an admin.
 func adminBadInput() []badCase {
 	add := func(body string) call {
 		return call{method: "POST", path: "/v1/admin/templates", principal: admin, body: body}
@@ -229,6 +231,9 @@ func adminBadInput() []badCase {
 	}
 	registerGuild := func(body string) call {
 		return call{method: "PUT", path: "/v1/admin/test-guilds/" + guild2, principal: admin, body: body}
+	}
+	protectGuild := func(body string) call {
+		return call{method: "PUT", path: "/v1/admin/protected-guilds/" + guild2, principal: admin, body: body}
 	}
 	return []badCase{
 		{"add template: empty body", add(``), 400, "name"},
@@ -257,6 +262,10 @@ func adminBadInput() []badCase {
 		{"register test guild: control character in the note", registerGuild(`{"note":"bell\u0007"}`), 400, "note"},
 		{"register test guild: note a number", registerGuild(`{"note":7}`), 400, "note"},
 		{"register test guild: unknown field", registerGuild(`{"note":"QA","owner":"bob"}`), 400, "owner"},
+		{"protect guild: reason too long", protectGuild(`{"reason":"` + strings.Repeat("r", 201) + `"}`), 400, "reason"},
+		{"protect guild: control character in the reason", protectGuild(`{"reason":"esc\u001b[2J"}`), 400, "reason"},
+		{"protect guild: reason a number", protectGuild(`{"reason":7}`), 400, "reason"},
+		{"protect guild: unknown field", protectGuild(`{"reason":"production","note":"x"}`), 400, "note"},
 		{"templates: include_retired not a bool", call{method: "GET", path: "/v1/templates", principal: admin, query: "include_retired=maybe"}, 400, "include_retired"},
 	}
 }

@@ -43,6 +43,10 @@ type Sandboxes interface {
 	TestGuilds(ctx context.Context) ([]controlplane.TestGuild, error)
 	RegisterTestGuild(ctx context.Context, actor, guildID, note string) (controlplane.TestGuild, bool, error)
 	UnregisterTestGuild(ctx context.Context, actor, guildID string) (controlplane.TestGuild, error)
+	// Protected guilds (protected.go): production guilds no sandbox may map.
+	ProtectedGuilds(ctx context.Context) ([]controlplane.ProtectedGuild, error)
+	ProtectGuild(ctx context.Context, actor, guildID, reason string) (controlplane.ProtectedGuild, bool, error)
+	UnprotectGuild(ctx context.Context, actor, guildID string) (controlplane.ProtectedGuild, error)
 	Audit(ctx context.Context, actor, action, sandboxID string, details map[string]any) error
 	Limits() sandbox.Limits
 	// Shares (shares.go): who besides its owner may act on a sandbox, and with which role.
@@ -193,6 +197,9 @@ func (h *Handler) routes() error {
 		{pattern: "GET /v1/test-guilds", serve: h.listTestGuilds},                          // testguilds.go
 		{pattern: "PUT /v1/admin/test-guilds/{guild_id}", serve: h.registerTestGuild},      // testguilds.go
 		{pattern: "DELETE /v1/admin/test-guilds/{guild_id}", serve: h.unregisterTestGuild}, // testguilds.go
+		{pattern: "GET /v1/admin/protected-guilds", serve: h.listProtectedGuilds},          // protected.go
+		{pattern: "PUT /v1/admin/protected-guilds/{guild_id}", serve: h.protectGuild},      // protected.go
+		{pattern: "DELETE /v1/admin/protected-guilds/{guild_id}", serve: h.unprotectGuild}, // protected.go
 		{pattern: "POST /v1/admin/cleanup", serve: h.adminCleanup},
 		{pattern: "GET /v1/admin/orphans", serve: h.adminOrphans},
 		{pattern: "GET /v1/sandboxes/{name}/shares", serve: h.listShares},
@@ -244,6 +251,9 @@ var routeAccess = map[string]access{
 	"GET /v1/test-guilds":                           accessAnyCaller,
 	"PUT /v1/admin/test-guilds/{guild_id}":          accessAdmin,
 	"DELETE /v1/admin/test-guilds/{guild_id}":       accessAdmin,
+	"GET /v1/admin/protected-guilds":                accessAdmin,
+	"PUT /v1/admin/protected-guilds/{guild_id}":     accessAdmin,
+	"DELETE /v1/admin/protected-guilds/{guild_id}":  accessAdmin,
 	"POST /v1/admin/cleanup":                        accessAdmin,
 	"GET /v1/admin/orphans":                         accessAdmin,
 	"GET /v1/sandboxes/{name}/shares":               accessOwner,

@@ -349,7 +349,8 @@ func (e *env) snapshot(t testing.TB) string {
 		coalesce((SELECT json_agg(s ORDER BY s.id)::text FROM sandbox_control.sandboxes s), ''),
 		coalesce((SELECT json_agg(m ORDER BY m.guild_id)::text FROM sandbox_control.guild_mappings m), ''),
 		coalesce((SELECT json_agg(sh ORDER BY sh.sandbox_id, sh.principal)::text FROM sandbox_control.sandbox_shares sh), '') ||
-			coalesce((SELECT json_agg(tg ORDER BY tg.guild_id)::text FROM sandbox_control.test_guilds tg), ''),
+			coalesce((SELECT json_agg(tg ORDER BY tg.guild_id)::text FROM sandbox_control.test_guilds tg), '') ||
+			coalesce((SELECT json_agg(pg ORDER BY pg.guild_id)::text FROM sandbox_control.protected_guilds pg), ''),
 		(SELECT count(*) FROM sandbox_control.audit_log)::text,
 		coalesce((SELECT json_agg(coalesce(a.rolpassword, '') || a.rolname ORDER BY a.rolname)::text FROM pg_authid a
 			WHERE a.rolname IN (SELECT db_role FROM sandbox_control.sandboxes)), ''),

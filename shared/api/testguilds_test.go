@@ -56,3 +56,51 @@ func TestOnlyAnAdminsTestGuildsCanBeMapped(t *testing.T) {
 	wantProblem(t, e.do(t, call{method: "DELETE", path: "/v1/admin/test-guilds/" + production, principal: admin}), 404, sandbox.CodeNotFound, "")
 	wantProblem(t, e.do(t, call{method: "PUT", path: "/v1/sandboxes/taker/guilds/" + production, principal: alice}), 409, sandbox.CodeGuildNotRegistered, "")
 }
+
+// An admin protects a guild at run time and takes the protection away again; nobody else
+// may, and a configured protection stays whatever an admin asks.
+func TestAnAdminProtectsAGuildAtRunTime(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.create(t, alice, "holder", guild1)
+	before := e.snapshot(t)
+	wantProblem(t, e.do(t, call{method: "PUT", path: "/v1/admin/protected-guilds/" + guild2, principal: alice}), 403, sandbox.CodeForbidden, "")
+	wantProblem(t, e.do(t, call{method: "GET", path: "/v1/admin/protected-guilds", principal: alice}), 403, sandbox.CodeForbidden, "")
+	wantProblem(t, e.do(t, call{method: "PUT", path: "/v1/admin/protected-guilds/" + guild1, principal: admin}), 409, sandbox.CodeGuildAlreadyMapped, "")
+	wantProblem(t, e.do(t, call{method: "DELETE", path: "/v1/admin/protected-guilds/" + guild3, principal: admin}), 409, sandbox.CodeGuildProtected, "")
+	wantProblem(t, e.do(t, call{method: "DELETE", path: "/v1/admin/protected-guilds/" + guild2, principal: admin}), 404, sandbox.CodeNotFound, "")
+	e.unchanged(t, before)
+
+	r := e.do(t, call{method: "PUT", path: "/v1/admin/protected-guilds/" + guild2, principal: admin, body: `{"reason":"the support guild"}`})
+	wantStatus(t, r, 201)
+	if g := decode[apiwire.ProtectedGuild](t, r); g.GuildID != guild2 || g.Reason != "the support guild" || g.ProtectedBy != admin || g.Configured {
+		t.Fatalf("protected %+v", g)
+	}
+	wantStatus(t, e.do(t, call{method: "PUT", path: "/v1/admin/protected-guilds/" + guild2, principal: admin}), 200)
+	wantProblem(t, e.do(t, call{method: "PUT", path: "/v1/sandboxes/holder/guilds/" + guild2, principal: alice}), 409, sandbox.CodeGuildProtected, "")
+	r = e.do(t, call{method: "GET", path: "/v1/routes/" + guild2, principal: bob})
+	if rt := decode[apiwire.RouteExplanation](t, r); rt.Destination != "production" || !rt.Protected {
+		t.Fatalf("route of the protected guild %+v", rt)
+	}
+	r = e.do(t, call{method: "GET", path: "/v1/admin/protected-guilds", principal: admin})
+	wantStatus(t, r, 200)
+	if list := decode[apiwire.ProtectedGuilds](t, r).Guilds; len(list) != 2 || list[0].GuildID != guild2 || list[0].Configured ||
+		list[1].GuildID != guild3 || !list[1].Configured || !list[1].ProtectedAt.IsZero() {
+		t.Fatalf("protected guilds %+v; want guild2 recorded, guild3 configured", list)
+	}
+	// Protected is not a test guild: gone from the registry.
+	for _, g := range decode[apiwire.TestGuilds](t, e.do(t, call{method: "GET", path: "/v1/test-guilds", principal: bob})).Guilds {
+		if g.GuildID == guild2 {
+			t.Fatalf("the protected guild is still a test guild: %+v", g)
+		}
+	}
+
+	r = e.do(t, call{method: "DELETE", path: "/v1/admin/protected-guilds/" + guild2, principal: admin})
+	wantStatus(t, r, 200)
+	if g := decode[apiwire.ProtectedGuild](t, r); g.GuildID != guild2 || g.Reason != "" {
+		t.Fatalf("unprotected %+v; want the protection as it was (the second PUT emptied the reason)", g)
+	}
+	if rt := decode[apiwire.RouteExplanation](t, e.do(t, call{method: "GET", path: "/v1/routes/" + guild2, principal: bob})); rt.Destination != "production" || rt.Protected {
+		t.Fatalf("route of the unprotected guild %+v", rt)
+	}
+	wantProblem(t, e.do(t, call{method: "PUT", path: "/v1/sandboxes/holder/guilds/" + guild2, principal: alice}), 409, sandbox.CodeGuildNotRegistered, "")
+}

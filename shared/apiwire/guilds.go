@@ -72,7 +72,8 @@ type TestGuild struct {
 	Note         string    `json:"note"`
 	RegisteredAt time.Time `json:"registered_at"`
 	RegisteredBy string    `json:"registered_by"`
-	// State is free (no sandbox has it), mapped or parked.
+	// State is free (no sandbox has it), mapped, parked, or protected (the deployment's
+	// configuration protects it since it was registered: no sandbox may map it).
 	State string `json:"state"`
 }
 
@@ -84,4 +85,28 @@ type TestGuilds struct {
 // RegisterTestGuildRequest is the optional body of PUT /v1/admin/test-guilds/{guild_id}.
 type RegisterTestGuildRequest struct {
 	Note string `json:"note"`
+}
+
+// ProtectedGuild is a production guild that no sandbox may map and whose events go to
+// production whatever else is recorded (docs/api.md, "Protected guilds").
+type ProtectedGuild struct {
+	GuildID string `json:"guild_id"`
+	// Reason, ProtectedAt and ProtectedBy are those of the protection an admin recorded;
+	// absent for a guild only the deployment's configuration protects.
+	Reason      string    `json:"reason,omitempty"`
+	ProtectedAt time.Time `json:"protected_at,omitzero"`
+	ProtectedBy string    `json:"protected_by,omitempty"`
+	// Configured: SANDBOX_PROTECTED_GUILDS protects the guild, and only a deployment can
+	// take that away.
+	Configured bool `json:"configured"`
+}
+
+// ProtectedGuilds is the answer of GET /v1/admin/protected-guilds.
+type ProtectedGuilds struct {
+	Guilds []ProtectedGuild `json:"guilds"`
+}
+
+// ProtectGuildRequest is the optional body of PUT /v1/admin/protected-guilds/{guild_id}.
+type ProtectGuildRequest struct {
+	Reason string `json:"reason"`
 }

@@ -203,19 +203,32 @@ func (c *Client) TestGuilds(ctx context.Context) (*apiwire.TestGuilds, error) {
 
 // RegisterTestGuild registers a guild as a test guild (admin); created is false when it was
 // registered already (its note is then replaced).
-func (c *Client) RegisterTestGuild(ctx context.Context, guildID, note string) (g *apiwire.TestGuild, created bool, err error) {
-	out, status, err := callStatus[apiwire.TestGuild](ctx, c, http.MethodPut, []string{"v1", "admin", "test-guilds", guildID}, nil,
+func (c *Client) RegisterTestGuild(ctx context.Context, guildID, note string) (*apiwire.TestGuild, bool, error) {
+	return callCreated[apiwire.TestGuild](ctx, c, http.MethodPut, []string{"v1", "admin", "test-guilds", guildID},
 		apiwire.RegisterTestGuildRequest{Note: note})
-	if err != nil {
-		return nil, false, err
-	}
-	return out, status == http.StatusCreated, nil
 }
 
 // UnregisterTestGuild takes a guild off the test guilds (admin) and returns the registration
 // removed.
 func (c *Client) UnregisterTestGuild(ctx context.Context, guildID string) (*apiwire.TestGuild, error) {
 	return call[apiwire.TestGuild](ctx, c, http.MethodDelete, []string{"v1", "admin", "test-guilds", guildID}, nil, nil)
+}
+
+// ProtectedGuilds lists the protected guilds (admin), configured and recorded.
+func (c *Client) ProtectedGuilds(ctx context.Context) (*apiwire.ProtectedGuilds, error) {
+	return call[apiwire.ProtectedGuilds](ctx, c, http.MethodGet, []string{"v1", "admin", "protected-guilds"}, nil, nil)
+}
+
+// ProtectGuild protects a guild now (admin); created is false when it was protected already
+// (its reason is then replaced).
+func (c *Client) ProtectGuild(ctx context.Context, guildID, reason string) (*apiwire.ProtectedGuild, bool, error) {
+	return callCreated[apiwire.ProtectedGuild](ctx, c, http.MethodPut, []string{"v1", "admin", "protected-guilds", guildID},
+		apiwire.ProtectGuildRequest{Reason: reason})
+}
+
+// UnprotectGuild takes a recorded protection away (admin) and returns it.
+func (c *Client) UnprotectGuild(ctx context.Context, guildID string) (*apiwire.ProtectedGuild, error) {
+	return call[apiwire.ProtectedGuild](ctx, c, http.MethodDelete, []string{"v1", "admin", "protected-guilds", guildID}, nil, nil)
 }
 
 // Cleanup runs the cleanup now (admin), removing orphans afterwards when asked.
@@ -237,6 +250,15 @@ func (c *Client) Orphans(ctx context.Context) (*apiwire.OrphansResponse, error) 
 func call[T any](ctx context.Context, c *Client, method string, segments []string, query url.Values, in any) (*T, error) {
 	out, _, err := callStatus[T](ctx, c, method, segments, query, in)
 	return out, err
+}
+
+// callCreated is call for a PUT that creates or replaces: created reports 201 Created.
+func callCreated[T any](ctx context.Context, c *Client, method string, segments []string, in any) (*T, bool, error) {
+	out, status, err := callStatus[T](ctx, c, method, segments, nil, in)
+	if err != nil {
+		return nil, false, err
+	}
+	return out, status == http.StatusCreated, nil
 }
 
 // callStatus is call for the methods whose answer also means something by its status (201

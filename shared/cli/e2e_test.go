@@ -266,6 +266,38 @@ func TestCommandsEndToEnd(t *testing.T) {
 	if route.Destination != "production" || route.Mapping != nil {
 		t.Errorf("unmapped guild: %+v", route)
 	}
+	// An admin protects a production guild at run time (guild2, which is no test guild any
+	// more); a developer may not, nor take the configuration's protection away.
+	expect(t, s.run(t, aliceToken, "guilds", "protect", guild2), ExitAuth)
+	r = s.run(t, adminToken, "guilds", "protect", guild1)
+	expect(t, r, ExitConflict)
+	mustContain(t, r.stderr, "[guild_already_mapped]")
+	r = s.run(t, adminToken, "guilds", "protect", guild2, "--reason", "the community guild")
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "Protected guild "+guild2+": no sandbox may map it, its events go to production")
+	r = s.run(t, adminToken, "guilds", "protected")
+	expect(t, r, ExitOK)
+	mustMatch(t, r.stdout, `(?m)^GUILD +CONFIGURED +PROTECTED +BY +REASON\n`+protectedGuild+` +yes +- +- *\n`+guild2+` +no +\d{4}-.* UTC +ops-admin +the community guild\n2 protected guilds\.\n$`)
+	r = s.run(t, adminToken, "guilds", "protect", guild2, "--reason", "the community guild, since 2019", "--json")
+	expect(t, r, ExitOK)
+	var protection protectionChange
+	decodeStrict(t, r.stdout, &protection)
+	if protection.Created || protection.GuildID != guild2 || protection.Reason != "the community guild, since 2019" || protection.ProtectedBy != admin {
+		t.Errorf("guilds protect again: %+v", protection)
+	}
+	r = s.run(t, aliceToken, "route", guild2, "--json")
+	expect(t, r, ExitOK)
+	decodeStrict(t, r.stdout, &route)
+	if route.Destination != "production" || !route.Protected {
+		t.Errorf("protected guild: %+v", route)
+	}
+	r = s.run(t, adminToken, "guilds", "unprotect", protectedGuild)
+	expect(t, r, ExitConflict)
+	mustContain(t, r.stderr, "SANDBOX_PROTECTED_GUILDS", "[guild_protected]")
+	r = s.run(t, adminToken, "guilds", "unprotect", guild2)
+	expect(t, r, ExitOK)
+	mustContain(t, r.stdout, "Unprotected guild "+guild2+": an ordinary guild again")
+	expect(t, s.run(t, adminToken, "guilds", "unprotect", guild2), ExitNotFound)
 	r = s.run(t, bobToken, "route", guild1)
 	expect(t, r, ExitOK)
 	mustContain(t, r.stdout, "Guild "+guild1+" → sandbox", "Stream")
@@ -432,7 +464,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	}
 	r = s.run(t, aliceToken, "guilds", "--json")
 	expect(t, r, ExitUsage)
-	if e := errorDoc(t, r); e.Code != CodeUsage || e.Message != "sandbox guilds needs a command: add, list, parked, register, registered, release, remove or unregister" {
+	if e := errorDoc(t, r); e.Code != CodeUsage || e.Message != "sandbox guilds needs a command: add, list, parked, protect, protected, register, registered, release, remove, unprotect or unregister" {
 		t.Errorf("guilds --json: %+v", e)
 	}
 	r = s.run(t, aliceToken, "extend", name, "--json")

@@ -28,7 +28,7 @@ type guildsOf struct {
 func (a *app) guildsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "guilds",
-		Short: "List, map and unmap a sandbox's Discord guilds; parked and registered test guilds",
+		Short: "List, map and unmap a sandbox's Discord guilds; parked, registered test and protected guilds",
 	}
 	run := func(add bool) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, argv []string) error {
@@ -81,6 +81,9 @@ func (a *app) guildsCommand() *cobra.Command {
 		a.guildsRegisteredCommand(),
 		a.guildsRegisterCommand(),
 		a.guildsUnregisterCommand(),
+		a.guildsProtectedCommand(),
+		a.guildsProtectCommand(),
+		a.guildsUnprotectCommand(),
 	)
 	return cmd
 }

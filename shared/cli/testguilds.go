@@ -50,35 +50,21 @@ func (a *app) guildsRegisteredCommand() *cobra.Command {
 }
 
 func (a *app) guildsRegisterCommand() *cobra.Command {
-	var note string
-	cmd := &cobra.Command{
-		Use:   "register GUILD_ID [--note TEXT]",
-		Short: "Admin: register a test guild, which sandboxes may then map",
-		Long: "register records a guild as one of the platform's test guilds (PUT\n" +
+	return guildPutCommand(a, guildPut[apiwire.TestGuild]{
+		use:   "register GUILD_ID [--note TEXT]",
+		short: "Admin: register a test guild, which sandboxes may then map",
+		long: "register records a guild as one of the platform's test guilds (PUT\n" +
 			"/v1/admin/test-guilds/{guild_id}): sandboxes map only registered test guilds, so that no\n" +
 			"developer can take a production guild's events. Registering a guild again replaces its note.\n" +
 			"A protected guild is refused.",
-		Example: "  sandbox guilds register 112233445566778899 --note \"QA guild of the payments team\"",
-		Args:    cobra.ExactArgs(1),
-		RunE: a.onArg(checkGuild, func(ctx context.Context, c *Client, guild string) error {
-			g, created, err := c.RegisterTestGuild(ctx, guild, note)
-			if err != nil {
-				return err
-			}
-			if a.json {
-				return writeJSONDoc(a.env.Stdout, testGuildChange{TestGuild: *g, Created: created})
-			}
-			st := a.outStyle()
-			verb := "Registered"
-			if !created {
-				verb = "Updated"
-			}
-			fmt.Fprintf(a.env.Stdout, "%s test guild %s (%s): sandboxes may map it\n", st.green(verb), guild, printable(g.State))
-			return nil
-		}),
-	}
-	cmd.Flags().StringVar(&note, "note", "", "what the guild is for (at most 200 characters)")
-	return cmd
+		example: "  sandbox guilds register 112233445566778899 --note \"QA guild of the payments team\"",
+		flag:    "note", flagUsage: "what the guild is for (at most 200 characters)",
+		put: (*Client).RegisterTestGuild, created: "Registered",
+		doc: func(g *apiwire.TestGuild, created bool) any { return testGuildChange{TestGuild: *g, Created: created} },
+		done: func(g *apiwire.TestGuild) string {
+			return fmt.Sprintf("test guild %s (%s): sandboxes may map it", g.GuildID, printable(g.State))
+		},
+	})
 }
 
 func (a *app) guildsUnregisterCommand() *cobra.Command {

@@ -1,6 +1,6 @@
 package controlplane
 
-// This file: mapping, unmapping and protecting guilds.
+// This file: mapping and unmapping guilds.
 
 import (
 	"context"
@@ -75,35 +75,6 @@ func (m *Manager) RemoveGuild(ctx context.Context, actor, id, guildID string) (e
 	if err != nil {
 		return err
 	}
-	m.publishRouteChanges(ctx)
-	return nil
-}
-
-// ProtectGuild records a guild that may never be mapped. A guild mapped now is refused.
-func (m *Manager) ProtectGuild(ctx context.Context, actor, guildID, reason string) (err error) {
-	defer withOp(&err, "protect guild %s", guildID)
-	if err := sandbox.ValidateGuildID(guildID); err != nil {
-		return err
-	}
-	err = pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
-		// Lock the mapping row, if any, so a concurrent mapping cannot slip in unseen.
-		var sandboxID string
-		err := tx.QueryRow(ctx, `SELECT sandbox_id FROM sandbox_control.guild_mappings WHERE guild_id = $1 FOR SHARE`, guildID).Scan(&sandboxID)
-		if err == nil {
-			return sandbox.Errorf(sandbox.CodeGuildAlreadyMapped, "guild %s is mapped to sandbox %s; remove the mapping first", guildID, sandboxID)
-		} else if !isNoRows(err) {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO sandbox_control.protected_guilds (guild_id, reason, created_by) VALUES ($1, $2, $3)
-			ON CONFLICT (guild_id) DO UPDATE SET reason = excluded.reason`, guildID, reason, actor); err != nil {
-			return err
-		}
-		return audit(ctx, tx, actor, ActionGuildProtect, "", map[string]any{"guild_id": guildID, "reason": reason})
-	})
-	if err != nil {
-		return err
-	}
-	// A cached route computed before the protection must not outlive it.
 	m.publishRouteChanges(ctx)
 	return nil
 }

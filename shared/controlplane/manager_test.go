@@ -172,10 +172,10 @@ func TestGuildConflictsAndProtection(t *testing.T) {
 		t.Fatal("a refused create left audit entries")
 	}
 	// Table-protected guilds: protecting a mapped guild is refused, an unmapped one works.
-	if err := m.ProtectGuild(ctx, "operator", guild1, "production"); !errors.Is(err, sandbox.ErrGuildAlreadyMapped) {
+	if _, _, err := m.ProtectGuild(ctx, "operator", guild1, "production"); !errors.Is(err, sandbox.ErrGuildAlreadyMapped) {
 		t.Fatalf("protect mapped: %v", err)
 	}
-	if err := m.ProtectGuild(ctx, "operator", guild2, "production"); err != nil {
+	if _, _, err := m.ProtectGuild(ctx, "operator", guild2, "production"); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.AddGuild(ctx, alice, a.ID, guild2, false); !errors.Is(err, sandbox.ErrGuildProtected) {

@@ -98,7 +98,10 @@ const (
 	ActionTransition       = "sandbox.transition"
 	ActionGuildAdd         = "guild.add"
 	ActionGuildRemove      = "guild.remove"
-	ActionGuildProtect     = "guild.protect"
+	// ActionGuildProtect and ActionGuildUnprotect record an admin's changes of the protected
+	// guilds (protected.go).
+	ActionGuildProtect   = "guild.protect"
+	ActionGuildUnprotect = "guild.unprotect"
 	// ActionConnect records a connect: who asked and which credentials were rotated.
 	ActionConnect = "sandbox.connect"
 	// The template registry's changes (templates.go), with no sandbox.

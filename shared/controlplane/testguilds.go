@@ -32,6 +32,9 @@ const (
 	TestGuildMapped TestGuildState = "mapped"
 	// TestGuildParked is a test guild parked by a torn-down sandbox (ParkedGuild).
 	TestGuildParked TestGuildState = "parked"
+	// TestGuildProtected is a test guild that the deployment's configuration protects since
+	// it was registered (SANDBOX_PROTECTED_GUILDS): no sandbox may map it.
+	TestGuildProtected TestGuildState = "protected"
 )
 
 // TestGuild is a guild an admin registered as one of the platform's test guilds.
@@ -59,8 +62,16 @@ func scanTestGuild(row pgx.CollectableRow) (TestGuild, error) {
 // TestGuilds lists the registered test guilds, in guild id order.
 func (m *Manager) TestGuilds(ctx context.Context) (_ []TestGuild, err error) {
 	defer withOp(&err, "list test guilds")
-	return queryList(ctx, m.db, scanTestGuild, `SELECT `+testGuildColumns+`
+	guilds, err := queryList(ctx, m.db, scanTestGuild, `SELECT `+testGuildColumns+`
 		FROM sandbox_control.test_guilds t ORDER BY t.guild_id`)
+	for i, g := range guilds {
+		// A protection at run time takes the guild off the registry; the configuration's
+		// cannot, and wins whatever is recorded.
+		if m.protected[g.GuildID] {
+			guilds[i].State = TestGuildProtected
+		}
+	}
+	return guilds, err
 }
 
 // RegisterTestGuild records guildID as a test guild, which sandboxes may then map, and
@@ -69,16 +80,10 @@ func (m *Manager) TestGuilds(ctx context.Context) (_ []TestGuild, err error) {
 // reports false.
 func (m *Manager) RegisterTestGuild(ctx context.Context, actor, guildID, note string) (_ TestGuild, created bool, err error) {
 	defer withOp(&err, "register test guild %s", guildID)
-	if err := sandbox.ValidateGuildID(guildID); err != nil {
-		return TestGuild{}, false, err
-	}
-	if err := sandbox.ValidateTestGuildNote("note", note); err != nil {
-		return TestGuild{}, false, err
-	}
 	var g TestGuild
-	err = pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
-		// A protection that commits after this check still wins: a mapping checks protection
-		// before registration, and the router applies it whatever is mapped.
+	err = m.changeGuildStanding(ctx, guildID, "note", note, func(tx pgx.Tx) error {
+		// A protection of this guild has committed (and is refused here) or waits for this
+		// registration to commit (and then takes the guild off the registry).
 		if err := m.checkUnprotected(ctx, tx, []string{guildID}); err != nil {
 			return err
 		}
@@ -105,11 +110,8 @@ func (m *Manager) RegisterTestGuild(ctx context.Context, actor, guildID, note st
 // parked (its events are dropped) until it is released.
 func (m *Manager) UnregisterTestGuild(ctx context.Context, actor, guildID string) (_ TestGuild, err error) {
 	defer withOp(&err, "unregister test guild %s", guildID)
-	if err := sandbox.ValidateGuildID(guildID); err != nil {
-		return TestGuild{}, err
-	}
 	var g TestGuild
-	err = pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
+	err = m.changeGuildStanding(ctx, guildID, "", "", func(tx pgx.Tx) error {
 		// The delete waits for a mapping in progress, which holds the row FOR SHARE
 		// (checkRegistered); the next statement's snapshot then sees that mapping.
 		rows, err := tx.Query(ctx, `DELETE FROM sandbox_control.test_guilds t WHERE t.guild_id = $1 RETURNING `+testGuildColumns, guildID)
@@ -123,14 +125,7 @@ func (m *Manager) UnregisterTestGuild(ctx context.Context, actor, guildID string
 		if err != nil {
 			return err
 		}
-		var name string
-		err = tx.QueryRow(ctx, `SELECT s.name FROM sandbox_control.guild_mappings gm
-			JOIN sandbox_control.sandboxes s ON s.id = gm.sandbox_id WHERE gm.guild_id = $1`, guildID).Scan(&name)
-		if err == nil {
-			return sandbox.Errorf(sandbox.CodeGuildAlreadyMapped,
-				"guild %s is mapped to sandbox %q; remove the mapping first", guildID, name)
-		}
-		if !isNoRows(err) {
+		if err := refuseMapped(ctx, tx, guildID); err != nil {
 			return err
 		}
 		return audit(ctx, tx, actor, ActionGuildUnregister, "", map[string]any{"guild_id": guildID, "note": g.Note})

@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
-	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -64,7 +63,7 @@ func TestProtectedGuildsCannotBeRegistered(t *testing.T) {
 	m, pool := newManager(t, controlplane.Options{ProtectedGuilds: []string{production}})
 	ctx := context.Background()
 	const recorded = "80351110224679002"
-	if err := m.ProtectGuild(ctx, "operator", recorded, "production"); err != nil {
+	if _, _, err := m.ProtectGuild(ctx, "operator", recorded, "production"); err != nil {
 		t.Fatal(err)
 	}
 	for _, g := range []string{production, recorded} {
@@ -127,11 +126,7 @@ func TestUnregisterTestGuild(t *testing.T) {
 		t.Fatalf("the unregistered guild is no longer parked: %v", err)
 	}
 
-	var registrations, unregistrations int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE action = $1), count(*) FILTER (WHERE action = $2)
-		FROM sandbox_control.audit_log`, controlplane.ActionGuildRegister, controlplane.ActionGuildUnregister).Scan(&registrations, &unregistrations); err != nil {
-		t.Fatal(err)
-	}
+	registrations, unregistrations := audited(t, pool, controlplane.ActionGuildRegister), audited(t, pool, controlplane.ActionGuildUnregister)
 	if registrations != 0 || unregistrations != 2 {
 		t.Fatalf("audit: %d registrations, %d unregistrations; want 0 (the fixture's are SQL) and 2", registrations, unregistrations)
 	}
@@ -143,65 +138,38 @@ func TestUnregisterTestGuild(t *testing.T) {
 func TestAMappingAndAnUnregistrationOfOneGuildDoNotCross(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
-		name string
-		// first does what the first operation does before its commit.
-		first func(tx pgx.Tx, sb *sandbox.Sandbox) error
-		// second runs the other operation through the Manager.
-		second func(m *controlplane.Manager, sb *sandbox.Sandbox) error
-		// waits matches the second's statement in pg_stat_activity while it waits.
-		waits string
-		want  error
+		crossing
 		// kept counts what the first committed, which must still be there.
 		kept string
 	}{{
-		name: "the mapping first",
-		first: func(tx pgx.Tx, sb *sandbox.Sandbox) error { // AddGuild's check (checkRegistered) and insert
-			if _, err := tx.Exec(ctx, `SELECT 1 FROM sandbox_control.test_guilds WHERE guild_id = $1 FOR SHARE`, guild1); err != nil {
+		crossing: crossing{
+			name:  "the mapping first",
+			first: mappingBeforeCommit(guild1),
+			second: func(m *controlplane.Manager, _ *sandbox.Sandbox) error {
+				_, err := m.UnregisterTestGuild(ctx, "ops-admin", guild1)
 				return err
-			}
-			_, err := tx.Exec(ctx, `INSERT INTO sandbox_control.guild_mappings (guild_id, sandbox_id, created_by) VALUES ($1, $2, 'test')`, guild1, sb.ID)
-			return err
+			},
+			waits: `query LIKE 'DELETE FROM sandbox_control.test_guilds%'`,
+			want:  sandbox.ErrGuildAlreadyMapped,
 		},
-		second: func(m *controlplane.Manager, _ *sandbox.Sandbox) error {
-			_, err := m.UnregisterTestGuild(ctx, "ops-admin", guild1)
-			return err
-		},
-		waits: `query LIKE 'DELETE FROM sandbox_control.test_guilds%'`,
-		want:  sandbox.ErrGuildAlreadyMapped,
-		kept:  `SELECT count(*) FROM sandbox_control.test_guilds WHERE guild_id = $1`,
+		kept: `SELECT count(*) FROM sandbox_control.test_guilds WHERE guild_id = $1`,
 	}, {
-		name: "the unregistration first",
-		first: func(tx pgx.Tx, _ *sandbox.Sandbox) error { // UnregisterTestGuild's delete
-			_, err := tx.Exec(ctx, `DELETE FROM sandbox_control.test_guilds WHERE guild_id = $1`, guild1)
-			return err
+		crossing: crossing{
+			name: "the unregistration first",
+			first: func(tx pgx.Tx, _ *sandbox.Sandbox) error { // UnregisterTestGuild's delete
+				_, err := tx.Exec(ctx, `DELETE FROM sandbox_control.test_guilds WHERE guild_id = $1`, guild1)
+				return err
+			},
+			second: func(m *controlplane.Manager, sb *sandbox.Sandbox) error {
+				return m.AddGuild(ctx, alice, sb.ID, guild1, false)
+			},
+			waits: `query LIKE 'SELECT guild_id FROM sandbox_control.test_guilds%'`,
+			want:  sandbox.ErrGuildNotRegistered,
 		},
-		second: func(m *controlplane.Manager, sb *sandbox.Sandbox) error {
-			return m.AddGuild(ctx, alice, sb.ID, guild1, false)
-		},
-		waits: `query LIKE 'SELECT guild_id FROM sandbox_control.test_guilds%'`,
-		want:  sandbox.ErrGuildNotRegistered,
-		kept:  `SELECT 1 - count(*) FROM sandbox_control.guild_mappings WHERE guild_id = $1`,
+		kept: `SELECT 1 - count(*) FROM sandbox_control.guild_mappings WHERE guild_id = $1`,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, pool := newManager(t, controlplane.Options{})
-			sb := mustCreate(t, m, controlplane.CreateInput{Name: "mapper", Owner: alice})
-			tx, err := pool.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = tx.Rollback(ctx) }() // after the commit: ErrTxClosed
-			if err := tc.first(tx, sb); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- tc.second(m, sb) }()
-			testenv.WaitForLockWait(t, pool, "the second operation waits for the first", tc.waits)
-			if err := tx.Commit(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := <-done; !errors.Is(err, tc.want) {
-				t.Fatalf("the second operation after the first committed: %v, want %v", err, tc.want)
-			}
+			pool := tc.run(t)
 			if n := count(t, pool, tc.kept, guild1); n != 1 {
 				t.Fatal("the second operation undid what the first committed")
 			}

@@ -49,7 +49,7 @@ func TestRouteDecisions(t *testing.T) {
 	if _, _, err := e.manager.RequestDestroy(ctx, owner, leaving.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.manager.ProtectGuild(ctx, owner, gProtected, "the production guild"); err != nil {
+	if _, _, err := e.manager.ProtectGuild(ctx, owner, gProtected, "the production guild"); err != nil {
 		t.Fatal(err)
 	}
 	q := &queue{}

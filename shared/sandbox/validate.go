@@ -41,14 +41,15 @@ func ValidateGuildID(id string) error {
 	return nil
 }
 
-// TestGuildNoteMax bounds the note an admin keeps with a registered test guild.
-const TestGuildNoteMax = 200
+// GuildNoteMax bounds the text an admin keeps with a guild: a registered test guild's note,
+// a protected guild's reason.
+const GuildNoteMax = 200
 
-// ValidateTestGuildNote checks the note of a registered test guild: at most TestGuildNoteMax
-// printable characters.
-func ValidateTestGuildNote(field, note string) error {
-	if len([]rune(note)) > TestGuildNoteMax || !printable(note) {
-		return InvalidField(field, "note must be at most %d printable characters", TestGuildNoteMax)
+// ValidateGuildNote checks the note or reason an admin keeps with a guild: at most
+// GuildNoteMax printable characters.
+func ValidateGuildNote(field, note string) error {
+	if len([]rune(note)) > GuildNoteMax || !printable(note) {
+		return InvalidField(field, "%s must be at most %d printable characters", field, GuildNoteMax)
 	}
 	return nil
 }

@@ -321,7 +321,7 @@ run "every_route_is_iam_authorized" {
   command = apply
 
   assert {
-    condition     = length(local.api_routes) == 30 && length(aws_apigatewayv2_route.api) == length(local.api_routes)
+    condition     = length(local.api_routes) == 33 && length(aws_apigatewayv2_route.api) == length(local.api_routes)
     error_message = "Every route of the API contract must exist, and no other."
   }
   assert {
