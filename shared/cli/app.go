@@ -228,10 +228,10 @@ func (a *app) reportError(e *Error) {
 	}
 	fmt.Fprintf(a.env.Stderr, "%s [%s]\n", msg, e.Code)
 	if e.RequestID != "" {
-		fmt.Fprintf(a.env.Stderr, "  request id: %s\n", e.RequestID)
+		fmt.Fprintf(a.env.Stderr, "  request id: %s\n", printable(e.RequestID))
 	}
 	if e.Hint != "" {
-		fmt.Fprintf(a.env.Stderr, "  hint: %s\n", e.Hint)
+		fmt.Fprintf(a.env.Stderr, "  hint: %s\n", printable(e.Hint))
 	}
 }
 

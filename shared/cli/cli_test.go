@@ -387,11 +387,20 @@ func TestServerTextCannotDriveTheTerminal(t *testing.T) {
 	renderStatus(&out, style{}, v, now, time.UTC)
 	a := &app{env: Env{Stdout: &out, Stderr: &out}}
 	a.reportError(&Error{Code: sandbox.CodeInternal, Message: "failed: " + osc52})
+	if err := a.printConnection(&apiwire.ConnectResponse{Name: "hostile", SandboxID: "abc123def456gh",
+		Redis: apiwire.ConnectRedis{Username: "sb_x" + csi, Namespace: "ns" + osc52, Cluster: true, Addr: "node" + csi, Warning: "shared" + osc52}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.printDestroyed(&apiwire.DestroyResponse{Sandbox: apiwire.Sandbox{Name: "hostile", Status: "destroying"},
+		TeardownError: `drop schema: cannot drop table "t` + osc52 + `"`}, false); err != nil {
+		t.Fatal(err)
+	}
 	got := out.String()
 	if strings.ContainsAny(got, "\x1b\x07\u009b") {
 		t.Fatalf("an escape sequence reached the output:\n%q", got)
 	}
-	for _, want := range []string{`main\x1b]52;c;ZWNobyBwd25lZA==\a`, `branch\u009b2J`, `on t\u009b2J`, `error: table "t\x1b]52;c;eA==\a"`, `failed: \x1b]52`} {
+	for _, want := range []string{`main\x1b]52;c;ZWNobyBwd25lZA==\a`, `branch\u009b2J`, `on t\u009b2J`, `error: table "t\x1b]52;c;eA==\a"`, `failed: \x1b]52`,
+		`warning: shared\x1b]52`, `node\u009b2J is one of its nodes`, `teardown error: drop schema: cannot drop table "t\x1b]52`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
 		}

@@ -35,12 +35,12 @@ func (a *app) connectCommand() *cobra.Command {
 // printConnection writes the exports on stdout, and the comments for people on stderr.
 func (a *app) printConnection(conn *apiwire.ConnectResponse) error {
 	e := a.env.Stderr
-	fmt.Fprintf(e, "# sandbox %s (id %s): worker connection settings; guilds: %s\n", conn.Name, conn.SandboxID, guildList(conn.GuildIDs))
+	fmt.Fprintf(e, "# sandbox %s (id %s): worker connection settings; guilds: %s\n", printable(conn.Name), printable(conn.SandboxID), guildList(conn.GuildIDs))
 	fmt.Fprintf(e, "# new database password, valid until %s; the previous one no longer works\n",
 		formatTime(conn.Database.PasswordExpiresAt, a.loc()))
 	if conn.Redis.Username != "" {
 		fmt.Fprintf(e, "# new password of Redis user %s, which reaches %s* only; the previous one no longer works\n",
-			conn.Redis.Username, conn.Redis.Namespace)
+			printable(conn.Redis.Username), printable(conn.Redis.Namespace))
 	}
 	if ended := conn.SessionsEnded; ended != nil {
 		fmt.Fprintf(e, "# ended %s and %s opened with the previous credentials\n",
@@ -48,10 +48,10 @@ func (a *app) printConnection(conn *apiwire.ConnectResponse) error {
 			plural(ended.RedisConnections, "Redis connection", "Redis connections"))
 	}
 	if conn.Redis.Warning != "" {
-		fmt.Fprintf(e, "# warning: %s\n", conn.Redis.Warning)
+		fmt.Fprintf(e, "# warning: %s\n", printable(conn.Redis.Warning))
 	}
 	if conn.Redis.Cluster {
-		fmt.Fprintf(e, "# Redis is a cluster: connect with a cluster client (redis-cli -c); %s is one of its nodes\n", conn.Redis.Addr)
+		fmt.Fprintf(e, "# Redis is a cluster: connect with a cluster client (redis-cli -c); %s is one of its nodes\n", printable(conn.Redis.Addr))
 	}
 	skipped, err := writeExports(a.env.Stdout, conn.Env)
 	if err != nil {

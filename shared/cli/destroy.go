@@ -38,32 +38,7 @@ func (a *app) destroyCommand() *cobra.Command {
 				}
 			}
 			res, completed, err := c.Destroy(ctx, name)
-			return printAnswer(a, res, err, func(res *apiwire.DestroyResponse) error {
-				st, w := a.outStyle(), a.env.Stdout
-				sb := &res.Sandbox
-				switch {
-				case completed && res.Changed:
-					fmt.Fprintf(w, "%s sandbox %s (id %s)\n", st.green("Destroyed"), st.bold(sb.Name), sb.ID)
-				case completed && sb.Status == statusDestroyed:
-					// Already destroyed, or destroying until this request resumed the teardown.
-					at := ""
-					if sb.DestroyedAt != nil {
-						at = " since " + formatTime(*sb.DestroyedAt, a.loc())
-					}
-					fmt.Fprintf(w, "Sandbox %s (id %s) is destroyed%s\n", st.bold(sb.Name), sb.ID, at)
-				default:
-					fmt.Fprintf(w, "Sandbox %s (id %s) is %s: the teardown did not finish in this request; the scheduled cleanup resumes it\n",
-						st.bold(sb.Name), sb.ID, st.status(sb.Status))
-				}
-				if res.TeardownError != "" {
-					fmt.Fprintf(w, "%s %s\n", st.red("teardown error:"), res.TeardownError)
-				}
-				if hasRecord(sb.Teardown) {
-					fmt.Fprintln(w, "Teardown record:")
-					writeRecord(w, st, "  ", sb.Teardown)
-				}
-				return nil
-			})
+			return printAnswer(a, res, err, func(res *apiwire.DestroyResponse) error { return a.printDestroyed(res, completed) })
 		}, func(*cobra.Command) error {
 			if !yes && !a.canPrompt() {
 				return &Error{Code: CodeConfirmationRequired,
@@ -99,4 +74,34 @@ func (a *app) confirm(ctx context.Context, question string) (bool, error) {
 		}
 		return false, nil
 	}
+}
+
+// printDestroyed shows the answer of a destroy: completed says the teardown ran to its end in
+// the request (200 rather than 202).
+func (a *app) printDestroyed(res *apiwire.DestroyResponse, completed bool) error {
+	st, w := a.outStyle(), a.env.Stdout
+	sb := &res.Sandbox
+	switch {
+	case completed && res.Changed:
+		fmt.Fprintf(w, "%s sandbox %s (id %s)\n", st.green("Destroyed"), st.bold(sb.Name), sb.ID)
+	case completed && sb.Status == statusDestroyed:
+		// Already destroyed, or destroying until this request resumed the teardown.
+		at := ""
+		if sb.DestroyedAt != nil {
+			at = " since " + formatTime(*sb.DestroyedAt, a.loc())
+		}
+		fmt.Fprintf(w, "Sandbox %s (id %s) is destroyed%s\n", st.bold(sb.Name), sb.ID, at)
+	default:
+		fmt.Fprintf(w, "Sandbox %s (id %s) is %s: the teardown did not finish in this request; the scheduled cleanup resumes it\n",
+			st.bold(sb.Name), sb.ID, st.status(sb.Status))
+	}
+	// A database error may quote the names of the sandbox's objects, which its code chose.
+	if res.TeardownError != "" {
+		fmt.Fprintf(w, "%s %s\n", st.red("teardown error:"), printable(res.TeardownError))
+	}
+	if hasRecord(sb.Teardown) {
+		fmt.Fprintln(w, "Teardown record:")
+		writeRecord(w, st, "  ", sb.Teardown)
+	}
+	return nil
 }

@@ -312,7 +312,7 @@ func (f *forwarder) failed(err error, failures int) (done bool, _ error) {
 	if f.json {
 		_ = writeJSONLine(f.out, newErrorDocument(e))
 	} else {
-		fmt.Fprintf(f.notes, "%s %s (retrying in %s)\n", f.errStyle().red("error:"), e.Message, d)
+		fmt.Fprintf(f.notes, "%s %s (retrying in %s)\n", f.errStyle().red("error:"), printable(e.Message), d)
 	}
 	f.sleep(d)
 	return false, nil

@@ -15,7 +15,7 @@ func (a *app) routeCommand() *cobra.Command {
 		(*Client).Route, func(r *apiwire.RouteExplanation) error {
 			st, w := a.outStyle(), a.env.Stdout
 			fmt.Fprintf(w, "Guild %s → %s (source: %s)\n", r.GuildID, st.status(r.Destination), r.Source)
-			fmt.Fprintf(w, "  %s\n", r.Reason)
+			fmt.Fprintf(w, "  %s\n", printable(r.Reason))
 			fields := [][2]string{{"Protected", yesNo(r.Protected)}}
 			if p := r.Parked; p != nil {
 				fields = append(fields, [2]string{"Parked", fmt.Sprintf("since %s by sandbox %s (id %s, %s)",

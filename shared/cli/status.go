@@ -209,7 +209,7 @@ func (wa *watcher) step(view *StatusView, fetchErr error) (done bool, err error)
 	case gone:
 		fmt.Fprintf(&b, "Sandbox %s no longer exists\n", wa.name)
 	default:
-		fmt.Fprintf(&b, "%s %s (retrying in %s)\n", wa.st.red("error:"), asError(fetchErr).Message, sandbox.FormatDuration(wa.interval))
+		fmt.Fprintf(&b, "%s %s (retrying in %s)\n", wa.st.red("error:"), printable(asError(fetchErr).Message), sandbox.FormatDuration(wa.interval))
 	}
 	if gone {
 		fmt.Fprintf(&b, "\nSandbox %s is gone; stopped watching.\n", wa.name)
