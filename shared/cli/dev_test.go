@@ -267,7 +267,7 @@ func TestDevSend(t *testing.T) {
 	if r.code != ExitNotFound || !strings.Contains(r.stderr, "does not exist") {
 		t.Errorf("a queue that does not exist: %s", r)
 	}
-	s.writeEventsTranscript(t, ".dev")
+	s.writeTranscriptAs(t, ".dev")
 }
 
 // TestDevSendReachesTheSandboxStream is the local loop end to end: `dev send` puts a dispatch

@@ -59,9 +59,9 @@ func (s *stack) streamIDs(t *testing.T, stream string) []string {
 	return ids
 }
 
-// writeEventsTranscript saves the transcript of the events tests next to the others' when
-// SANDBOX_CLI_TRANSCRIPT names a file: docs/cli.md quotes it.
-func (s *stack) writeEventsTranscript(t *testing.T, suffix string) {
+// writeTranscriptAs saves the transcript of a test other than the end-to-end one next to it,
+// with suffix, when SANDBOX_CLI_TRANSCRIPT names a file: docs/cli.md quotes it.
+func (s *stack) writeTranscriptAs(t *testing.T, suffix string) {
 	if path := os.Getenv("SANDBOX_CLI_TRANSCRIPT"); path != "" {
 		if err := os.WriteFile(path+suffix, s.transcript.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
@@ -203,7 +203,7 @@ func TestEventsEndToEnd(t *testing.T) {
 	}
 	r = s.run(t, aliceToken, "events", name, "--since", "18446744073709551616-0")
 	expect(t, r, ExitUsage)
-	s.writeEventsTranscript(t, ".events")
+	s.writeTranscriptAs(t, ".events")
 }
 
 // countingTransport counts the API requests of a run.
@@ -292,7 +292,7 @@ func TestEventsFollow(t *testing.T) {
 	}
 	s.transcript.Reset()
 	fmt.Fprintf(s.transcript, "$ sandbox events %s --follow\n%s%s^C\n[exit 0]\n", name, f.out.String(), f.stderr.String())
-	s.writeEventsTranscript(t, ".follow")
+	s.writeTranscriptAs(t, ".follow")
 }
 
 // TestEventsFollowBacksOffWhileIdle counts a follower's requests: one per tick, never one

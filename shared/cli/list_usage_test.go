@@ -109,7 +109,7 @@ func TestUsageEndToEnd(t *testing.T) {
 			t.Errorf("%s (%s) usage %+v", got.Name, got.Status, got.Usage)
 		}
 	}
-	s.writeEventsTranscript(t, ".usage")
+	s.writeTranscriptAs(t, ".usage")
 }
 
 func TestFormatBytes(t *testing.T) {

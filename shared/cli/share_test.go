@@ -161,7 +161,7 @@ func TestShareEndToEnd(t *testing.T) {
 	// Destroyed by its owner: the viewer's share ends with it.
 	expect(t, s.run(t, aliceToken, "destroy", name, "--yes"), ExitOK)
 	expect(t, s.run(t, carolToken, "status", name), ExitAuth)
-	s.writeEventsTranscript(t, ".share")
+	s.writeTranscriptAs(t, ".share")
 }
 
 // TestEventsRewindEndToEnd rewinds a stream a worker has read, on the local stack: the worker
@@ -271,5 +271,5 @@ func TestEventsRewindEndToEnd(t *testing.T) {
 	expect(t, s.run(t, aliceToken, "events", name), ExitOK)
 	r = s.run(t, aliceToken, "events", "--", "rewind")
 	expect(t, r, ExitNotFound)
-	s.writeEventsTranscript(t, ".rewind")
+	s.writeTranscriptAs(t, ".rewind")
 }

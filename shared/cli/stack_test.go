@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -217,12 +216,6 @@ func expect(t *testing.T, r result, code int) {
 	}
 }
 
-// writeTranscript saves the transcript when SANDBOX_CLI_TRANSCRIPT names a file; docs/cli.md
-// quotes it.
-func (s *stack) writeTranscript(t *testing.T) {
-	if path := os.Getenv("SANDBOX_CLI_TRANSCRIPT"); path != "" {
-		if err := os.WriteFile(path, s.transcript.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
+// writeTranscript saves the end-to-end test's transcript when SANDBOX_CLI_TRANSCRIPT names a
+// file; docs/cli.md quotes it.
+func (s *stack) writeTranscript(t *testing.T) { s.writeTranscriptAs(t, "") }

@@ -136,5 +136,5 @@ func TestTemplatesEndToEnd(t *testing.T) {
 	if got := strings.Count(s.transcript.String(), "$ sandbox"); got == 0 {
 		t.Fatal("no transcript")
 	}
-	s.writeTranscript(t)
+	s.writeTranscriptAs(t, ".templates")
 }
