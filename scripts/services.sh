@@ -215,6 +215,13 @@ start_pg() {
 		show_log_tail "$RUN_DIR/pg.log"
 		die "could not create the control user $PG_USER, the router's role $PG_ROUTER_USER and database $PG_DATABASE"
 	fi
+	# The control user keeps sandbox roles' messages out of the server's log (docs/deploy.md);
+	# granted on a kept cluster too, which may predate the grant.
+	if ! PGPASSWORD=$PG_ADMIN_PASSWORD "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U "$PG_ADMIN_USER" -d postgres \
+		-c "GRANT SET ON PARAMETER log_min_messages, log_min_error_statement TO $PG_USER" >>"$RUN_DIR/pg.log" 2>&1; then
+		show_log_tail "$RUN_DIR/pg.log"
+		die "could not grant $PG_USER SET on the log parameters"
+	fi
 
 	url="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$port/$PG_DATABASE?sslmode=disable"
 	router_url="postgres://$PG_ROUTER_USER:$PG_ROUTER_PASSWORD@127.0.0.1:$port/$PG_DATABASE?sslmode=disable"

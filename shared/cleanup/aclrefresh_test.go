@@ -2,13 +2,16 @@ package cleanup
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
 // A sandbox's Redis user made under older rules (here: Lua allowed, as it was) gets today's
@@ -86,5 +89,46 @@ func TestRunSetsOlderRedisUsersRulesAgain(t *testing.T) {
 	}
 	if exists, err := e.p.RedisUserExists(ctx, gone.ID); err != nil || exists {
 		t.Errorf("the destroyed sandbox's user: exists %v, %v", exists, err)
+	}
+}
+
+// A sandbox role made before the log settings (sandbox.RoleQuietLogSettings) gets them at the
+// next run, not at a dry run.
+func TestRunGivesOlderRolesTheLogSettings(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	sb := e.create(t, "log-settings", time.Hour)
+	role := pgx.Identifier{sandbox.RoleName(sb.ID)}.Sanitize()
+	for _, name := range sandbox.RoleQuietLogSettings {
+		if _, err := e.pool.Exec(ctx, "ALTER ROLE "+role+" RESET "+name); err != nil { // as an older role was made
+			t.Fatal(err)
+		}
+	}
+	settings := func() []string {
+		var config []string
+		if err := e.pool.QueryRow(ctx, `SELECT coalesce(rolconfig, '{}') FROM pg_catalog.pg_roles WHERE rolname = $1`,
+			sandbox.RoleName(sb.ID)).Scan(&config); err != nil {
+			t.Fatal(err)
+		}
+		return config
+	}
+	if got := settings(); len(got) != 0 {
+		t.Fatalf("the older role has settings %v", got)
+	}
+	if _, err := e.s.Run(ctx, RunOptions{DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := settings(); len(got) != 0 {
+		t.Fatalf("a dry run set %v", got)
+	}
+	if _, err := e.s.Run(ctx, RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := settings()
+	for _, name := range sandbox.RoleQuietLogSettings {
+		if !slices.Contains(got, name+"=panic") {
+			t.Errorf("after the run the role's settings are %v, want %s=panic", got, name)
+		}
 	}
 }

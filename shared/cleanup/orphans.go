@@ -158,6 +158,13 @@ func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (Orphan
 			}
 		}
 		s.refreshRedisUserRules(ctx, live)
+		var liveRoles []string
+		for _, id := range roles {
+			if st, ok := states[id]; ok && st.Status.Live() {
+				liveRoles = append(liveRoles, id)
+			}
+		}
+		s.quietRoleLogs(ctx, liveRoles)
 	}
 	for key, r := range routes {
 		add(Orphan{Type: ResourceRouteCache, Name: key, SandboxID: r.SandboxID, Value: routecache.Encode(r)})
@@ -435,5 +442,19 @@ func (s *Service) refreshRedisUserRules(ctx context.Context, ids []string) {
 	}
 	if n > 0 {
 		s.log.DebugContext(ctx, "sandbox Redis users' rules set again", "sandboxes", n)
+	}
+}
+
+// quietRoleLogs gives the live sandboxes' roles that lack them the log settings of a new role
+// (provision.QuietRoleLogs), so a role made before them keeps out of the server's log from the
+// next run on (docs/security.md, "PostgreSQL"). Failures are logged: the next run tries again.
+func (s *Service) quietRoleLogs(ctx context.Context, ids []string) {
+	n, err := s.resources.QuietRoleLogs(ctx, ids)
+	if err != nil {
+		s.log.WarnContext(ctx, "setting the sandbox roles' log settings failed; the next run tries again",
+			"sandboxes", len(ids), logkey.Error, err)
+	}
+	if n > 0 {
+		s.log.InfoContext(ctx, "sandbox roles given the log settings of new roles", "roles", n)
 	}
 }

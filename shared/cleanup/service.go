@@ -123,6 +123,7 @@ type OrphanResources interface {
 	DropRole(ctx context.Context, id string, lockTimeout time.Duration) (provision.DropResult, error)
 	DeleteRedisUsers(ctx context.Context, ids []string) (map[string]provision.RedisUserResult, error)
 	RefreshRedisUserRules(ctx context.Context, ids []string) (int, error)
+	QuietRoleLogs(ctx context.Context, ids []string) (int, error)
 }
 
 // SessionResources ends what a sandbox's sessions hold of the shared database.

@@ -15,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
 //go:embed migrations/*.sql
@@ -328,29 +330,42 @@ func MigrateStep(ctx context.Context, pool *pgxpool.Pool, req MigrateRequest) (M
 	if err := CheckSchema(ctx, pool); err != nil {
 		return report, fmt.Errorf("migrate: the schema is still not current after the migrations: %w", err)
 	}
-	var tempFileLimit string
-	var maxPrepared int
+	var settings ServerSettings
 	if err := pool.QueryRow(ctx, `SELECT pg_catalog.current_setting('temp_file_limit'),
-		pg_catalog.current_setting('max_prepared_transactions')::int`).Scan(&tempFileLimit, &maxPrepared); err != nil {
+		pg_catalog.current_setting('max_prepared_transactions')::int, (`+sandbox.QuietLogPrivilegeSQL+`)`, sandbox.RoleQuietLogSettings).Scan(
+		&settings.TempFileLimit, &settings.MaxPreparedTransactions, &settings.CanQuietSandboxLogs); err != nil {
 		return report, fmt.Errorf("migrate: read the server's settings: %w", err)
 	}
-	report.Warnings = ServerSettingWarnings(tempFileLimit, maxPrepared)
+	report.Warnings = settings.Warnings()
 	report.Version, err = SchemaVersion()
 	return report, err
 }
 
-// ServerSettingWarnings says which of the server settings that hold a sandbox's role back,
-// and that the role cannot change, are not as docs/deploy.md ("Server settings") asks: a
-// temp_file_limit (-1 is none: a sandbox's query may fill the disk with temporary files), and
-// no prepared transactions (one would outlive the teardown's end of the role's sessions and
-// hold the drop of its schema for ever, since only its own role or a superuser may end it).
-func ServerSettingWarnings(tempFileLimit string, maxPreparedTransactions int) []string {
+// ServerSettings are what the migrate step reads of the server's settings that hold a
+// sandbox's role back and that the role cannot change.
+type ServerSettings struct {
+	// TempFileLimit: -1 is none, and a sandbox's query may fill the disk with temporary files.
+	TempFileLimit string
+	// MaxPreparedTransactions: a prepared transaction would outlive the teardown's end of the
+	// role's sessions and hold the drop of its schema for ever, since only its own role or a
+	// superuser may end it.
+	MaxPreparedTransactions int
+	// CanQuietSandboxLogs: the control user may set the log settings that keep a sandbox's
+	// messages out of the server's log, which is the server's disk (sandbox.RoleQuietLogSettings).
+	CanQuietSandboxLogs bool
+}
+
+// Warnings says which settings are not as docs/deploy.md ("Server settings") asks.
+func (s ServerSettings) Warnings() []string {
 	var out []string
-	if tempFileLimit == "-1" {
+	if s.TempFileLimit == "-1" {
 		out = append(out, "temp_file_limit is -1 (no limit): a sandbox's query may fill the server's disk with temporary files; set it (docs/deploy.md, Server settings)")
 	}
-	if maxPreparedTransactions != 0 {
-		out = append(out, fmt.Sprintf("max_prepared_transactions is %d: a sandbox's prepared transaction would outlive its teardown; set it to 0 (docs/deploy.md, Server settings)", maxPreparedTransactions))
+	if s.MaxPreparedTransactions != 0 {
+		out = append(out, fmt.Sprintf("max_prepared_transactions is %d: a sandbox's prepared transaction would outlive its teardown; set it to 0 (docs/deploy.md, Server settings)", s.MaxPreparedTransactions))
+	}
+	if !s.CanQuietSandboxLogs {
+		out = append(out, "the control user may not set log_min_messages and log_min_error_statement: new sandboxes' roles may write the server's log, which is its disk, without bound; grant SET ON PARAMETER on both (docs/deploy.md, Server settings)")
 	}
 	return out
 }

@@ -238,24 +238,24 @@ func exec(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
 
 func TestServerSettingWarnings(t *testing.T) {
 	for _, c := range []struct {
-		tempFileLimit string
-		maxPrepared   int
-		want          []string // a word of each warning, in order
+		settings controlplane.ServerSettings
+		want     []string // a word of each warning, in order
 	}{
-		{"256MB", 0, nil},
-		{"0", 0, nil}, // 0 allows no temporary file at all: bounded
-		{"-1", 0, []string{"temp_file_limit"}},
-		{"256MB", 10, []string{"max_prepared_transactions is 10"}},
-		{"-1", 5, []string{"temp_file_limit", "max_prepared_transactions is 5"}},
+		{controlplane.ServerSettings{TempFileLimit: "256MB", CanQuietSandboxLogs: true}, nil},
+		{controlplane.ServerSettings{TempFileLimit: "0", CanQuietSandboxLogs: true}, nil}, // 0 allows no temporary file at all: bounded
+		{controlplane.ServerSettings{TempFileLimit: "-1", CanQuietSandboxLogs: true}, []string{"temp_file_limit"}},
+		{controlplane.ServerSettings{TempFileLimit: "256MB", MaxPreparedTransactions: 10, CanQuietSandboxLogs: true}, []string{"max_prepared_transactions is 10"}},
+		{controlplane.ServerSettings{TempFileLimit: "256MB"}, []string{"log_min_messages"}},
+		{controlplane.ServerSettings{TempFileLimit: "-1", MaxPreparedTransactions: 5}, []string{"temp_file_limit", "max_prepared_transactions is 5", "log_min_messages"}},
 	} {
-		got := controlplane.ServerSettingWarnings(c.tempFileLimit, c.maxPrepared)
+		got := c.settings.Warnings()
 		if len(got) != len(c.want) {
-			t.Errorf("(%s, %d): %q, want %d warnings", c.tempFileLimit, c.maxPrepared, got, len(c.want))
+			t.Errorf("%+v: %q, want %d warnings", c.settings, got, len(c.want))
 			continue
 		}
 		for i, w := range c.want {
 			if !strings.Contains(got[i], w) || !strings.Contains(got[i], "docs/deploy.md") {
-				t.Errorf("(%s, %d): warning %d is %q, want it to name %q and docs/deploy.md", c.tempFileLimit, c.maxPrepared, i, got[i], w)
+				t.Errorf("%+v: warning %d is %q, want it to name %q and docs/deploy.md", c.settings, i, got[i], w)
 			}
 		}
 	}

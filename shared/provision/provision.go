@@ -206,6 +206,13 @@ func (p *Provisioner) provisionDatabase(ctx context.Context, tx pgx.Tx, id strin
 		fmt.Sprintf("GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA %s TO %s", schema, role),
 		fmt.Sprintf("ALTER ROLE %s IN DATABASE %s SET search_path TO %s", role, dbIdent, schema),
 	}
+	quiet, err := canQuietLogs(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	if quiet {
+		stmts = append(stmts, quietLogStatements(role)...)
+	}
 	for _, s := range stmts {
 		if _, err := tx.Exec(ctx, s); err != nil {
 			return 0, err
@@ -411,4 +418,88 @@ func pgCode(err error) string {
 		return pgErr.Code
 	}
 	return ""
+}
+
+// canQuietLogs says whether the control user may keep a new role's messages out of the
+// server's log (sandbox.RoleQuietLogSettings): the server's log is the server's disk, and a
+// role writes to it what it likes. RAISE LOG of a 50 MB string, ten times in one statement of
+// about 100 bytes, wrote 458 MB there (PostgreSQL 15, measured), and every failed statement
+// is logged whole. Without the privilege the migrate step warns.
+func canQuietLogs(ctx context.Context, tx pgx.Tx) (bool, error) {
+	var ok bool
+	err := tx.QueryRow(ctx, sandbox.QuietLogPrivilegeSQL, sandbox.RoleQuietLogSettings).Scan(&ok)
+	return ok, err
+}
+
+// quietLogStatements are the statements that keep role's messages out of the server's log:
+// PANIC leaves there only what ends the server.
+func quietLogStatements(role string) []string {
+	out := make([]string, len(sandbox.RoleQuietLogSettings))
+	for i, name := range sandbox.RoleQuietLogSettings {
+		out[i] = fmt.Sprintf("ALTER ROLE %s SET %s = panic", role, name)
+	}
+	return out
+}
+
+// QuietRoleLogs gives the roles of the sandboxes ids that lack them the log settings of a new
+// role (sandbox.RoleQuietLogSettings), so that a role made before them, or while the control
+// user could not set them, keeps out of the server's log from the next cleanup run on; its
+// sessions get them when they next connect. Only this database's sandbox roles are changed,
+// each in a transaction of its own. It returns how many it changed: none when the control
+// user may not set the settings.
+func (p *Provisioner) QuietRoleLogs(ctx context.Context, ids []string) (int, error) {
+	names := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if err := checkID(id); err != nil {
+			return 0, err
+		}
+		names = append(names, sandbox.RoleName(id))
+	}
+	if len(names) == 0 {
+		return 0, nil
+	}
+	quiet := make([]string, len(sandbox.RoleQuietLogSettings))
+	for i, name := range sandbox.RoleQuietLogSettings {
+		quiet[i] = name + "=panic"
+	}
+	var loud []string
+	err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
+		if ok, err := canQuietLogs(ctx, tx); err != nil || !ok {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT r.rolname FROM pg_catalog.pg_roles r
+			WHERE r.rolname = ANY($1) AND NOT coalesce(r.rolconfig @> $2::text[], false)`, names, quiet)
+		if err != nil {
+			return err
+		}
+		loud, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("find the sandbox roles without the log settings: %w", err)
+	}
+	var errs []error
+	changed := 0
+	for _, role := range loud {
+		exists := false
+		err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
+			st, err := ourRoleOf(ctx, tx, role)
+			if exists = st.exists; err != nil || !exists {
+				return err // gone meanwhile: nothing to do
+			}
+			for _, s := range quietLogStatements(pgx.Identifier{role}.Sanitize()) {
+				if _, err := tx.Exec(ctx, s); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("set the log settings of role %s: %w", role, err))
+		case exists:
+			changed++
+		}
+	}
+	return changed, errors.Join(errs...)
 }

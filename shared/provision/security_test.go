@@ -499,6 +499,45 @@ func TestSandboxRoleCannotAdministerItself(t *testing.T) {
 	}
 }
 
+// The server's log is the server's disk: a role's messages (RAISE LOG of a 50 MB string ten
+// times wrote 458 MB there) and failed statements stay out of it. The role starts its sessions
+// with both log settings at PANIC and can set them back neither in a session, nor at its
+// connection, nor as its own default.
+func TestASandboxRoleKeepsOutOfTheServerLog(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	id, pw := provisioned(t, e)
+	conn := e.session(t, id, pw)
+	for _, name := range sandbox.RoleQuietLogSettings {
+		var v string
+		if err := conn.QueryRow(ctx, "SHOW "+name).Scan(&v); err != nil || v != "panic" {
+			t.Errorf("the sandbox role's %s is %q (%v), want panic", name, v, err)
+		}
+		for _, sql := range []string{
+			"SET " + name + " = log",
+			"SET LOCAL " + name + " = log",
+			"RESET " + name,
+			"ALTER ROLE CURRENT_USER SET " + name + " = log",
+			"ALTER ROLE CURRENT_USER RESET " + name,
+		} {
+			var pgErr *pgconn.PgError
+			if _, err := conn.Exec(ctx, sql); !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+				t.Errorf("as the sandbox role: %s: %v, want permission denied (42501)", sql, err)
+			}
+		}
+		cfg, err := pgx.ParseConfig(e.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.User, cfg.Password = sandbox.RoleName(id), pw
+		cfg.RuntimeParams[name] = "log"
+		if c, err := pgx.ConnectConfig(ctx, cfg); err == nil {
+			_ = c.Close(ctx)
+			t.Errorf("the sandbox role connected with %s = log", name)
+		}
+	}
+}
+
 // A sandbox's worker may read its own keys. A reply it never reads stays in the server's memory,
 // the memory the route cache lives in: without a limit, 20-byte GETs of a 1 MiB value hold
 // 1 MiB each. These tests run that attack as a sandbox's Redis user, on raw connections that

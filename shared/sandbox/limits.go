@@ -29,6 +29,18 @@ type Limits struct {
 // CONNECTION LIMIT).
 const RoleConnectionLimit = 20
 
+// RoleQuietLogSettings are the server settings a sandbox's database role gets as its own
+// defaults, at PANIC, so that its messages and failed statements stay out of the server's
+// log, which is the server's disk. Both are a superuser's settings: the role can set them
+// back neither in its session nor as its default, and the control user may set them only
+// when granted SET on them (docs/deploy.md).
+var RoleQuietLogSettings = []string{"log_min_messages", "log_min_error_statement"}
+
+// QuietLogPrivilegeSQL answers, with RoleQuietLogSettings as $1, whether the current user may
+// set them.
+const QuietLogPrivilegeSQL = `SELECT coalesce(pg_catalog.bool_and(pg_catalog.has_parameter_privilege(p, 'SET')), true)
+	FROM pg_catalog.unnest($1::text[]) AS p`
+
 // DefaultLimits are the limits a deployment has unless configured: the defaults of
 // docs/configuration.md (SANDBOX_DEFAULT_TTL, ...); MetadataMaxKeys is not configurable.
 func DefaultLimits() Limits {
