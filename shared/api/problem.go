@@ -138,3 +138,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// createdOrOK is the status of a PUT or POST that creates a record or changes one that
+// exists: 201 Created for a new one, 200 OK otherwise.
+func createdOrOK(created bool) int {
+	if created {
+		return http.StatusCreated
+	}
+	return http.StatusOK
+}

@@ -37,11 +37,7 @@ func (h *Handler) protectGuild(w http.ResponseWriter, r *http.Request, c caller)
 	if err != nil {
 		return err
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, apiwire.ProtectedGuild(g))
+	writeJSON(w, createdOrOK(created), apiwire.ProtectedGuild(g))
 	return nil
 }
 

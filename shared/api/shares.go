@@ -59,10 +59,7 @@ func (h *Handler) share(w http.ResponseWriter, r *http.Request, c caller) error 
 	if err != nil {
 		return err
 	}
-	status := http.StatusOK
-	if change.Previous == "" {
-		status = http.StatusCreated
-	}
+	status := createdOrOK(change.Previous == "")
 	out := apiwire.ShareResponse{Sandbox: sb.Name, SandboxID: sb.ID, Share: shareView(change.Share),
 		Changed: change.Changed, PreviousRole: change.Previous}
 	if change.Previous == sandbox.ShareDeveloper && role != sandbox.ShareDeveloper {

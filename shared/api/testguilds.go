@@ -37,11 +37,7 @@ func (h *Handler) registerTestGuild(w http.ResponseWriter, r *http.Request, c ca
 	if err != nil {
 		return err
 	}
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, testGuildView(g))
+	writeJSON(w, createdOrOK(created), testGuildView(g))
 	return nil
 }
 
