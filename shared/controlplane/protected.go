@@ -33,8 +33,8 @@ type ProtectedGuild struct {
 // ProtectedGuilds lists the protected guilds of both sources, in guild id order.
 func (m *Manager) ProtectedGuilds(ctx context.Context) (_ []ProtectedGuild, err error) {
 	defer withOp(&err, "list protected guilds")
-	recorded, err := queryList(ctx, m.db, scanProtected, `SELECT `+protectedColumns+`
-		FROM sandbox_control.protected_guilds p ORDER BY p.guild_id`)
+	// Sorted below, with the configuration's.
+	recorded, err := queryList(ctx, m.db, scanProtected, `SELECT `+protectedColumns+` FROM sandbox_control.protected_guilds p`)
 	if err != nil {
 		return nil, err
 	}
@@ -88,21 +88,13 @@ func (m *Manager) ProtectGuild(ctx context.Context, actor, guildID, reason strin
 		if err != nil && !isNoRows(err) {
 			return err
 		}
-		rows, err := tx.Query(ctx, `INSERT INTO sandbox_control.protected_guilds AS p (guild_id, reason, created_by) VALUES ($1, $2, $3)
+		if err := tx.QueryRow(ctx, `INSERT INTO sandbox_control.protected_guilds AS p (guild_id, reason, created_by) VALUES ($1, $2, $3)
 			ON CONFLICT (guild_id) DO UPDATE SET reason = excluded.reason
-			RETURNING `+protectedColumns+`, (p.xmax = 0)`, guildID, reason, actor)
-		if err != nil {
+			RETURNING `+protectedColumns+`, (p.xmax = 0)`, guildID, reason, actor).Scan(
+			&g.GuildID, &g.Reason, &g.ProtectedAt, &g.ProtectedBy, &created); err != nil {
 			return err
 		}
-		g, err = pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (ProtectedGuild, error) {
-			var g ProtectedGuild
-			err := row.Scan(&g.GuildID, &g.Reason, &g.ProtectedAt, &g.ProtectedBy, &created)
-			g.ProtectedAt, g.Configured = g.ProtectedAt.UTC(), m.protected[g.GuildID]
-			return g, err
-		})
-		if err != nil {
-			return err
-		}
+		g.ProtectedAt, g.Configured = g.ProtectedAt.UTC(), m.protected[guildID]
 		details := map[string]any{"guild_id": guildID, "reason": reason, "created": created}
 		if unregistered {
 			details["unregistered"] = true
