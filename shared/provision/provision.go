@@ -431,12 +431,15 @@ func canQuietLogs(ctx context.Context, tx pgx.Tx) (bool, error) {
 	return ok, err
 }
 
-// quietLogStatements are the statements that keep role's messages out of the server's log:
-// PANIC leaves there only what ends the server.
+// quietLogLevel is the value of each of sandbox.RoleQuietLogSettings for a sandbox's role:
+// PANIC leaves in the server's log only what ends the server.
+const quietLogLevel = "panic"
+
+// quietLogStatements are the statements that keep role's messages out of the server's log.
 func quietLogStatements(role string) []string {
 	out := make([]string, len(sandbox.RoleQuietLogSettings))
 	for i, name := range sandbox.RoleQuietLogSettings {
-		out[i] = fmt.Sprintf("ALTER ROLE %s SET %s = panic", role, name)
+		out[i] = fmt.Sprintf("ALTER ROLE %s SET %s = %s", role, name, quietLogLevel)
 	}
 	return out
 }
@@ -460,7 +463,7 @@ func (p *Provisioner) QuietRoleLogs(ctx context.Context, ids []string) (int, err
 	}
 	quiet := make([]string, len(sandbox.RoleQuietLogSettings))
 	for i, name := range sandbox.RoleQuietLogSettings {
-		quiet[i] = name + "=panic"
+		quiet[i] = name + "=" + quietLogLevel // as pg_roles.rolconfig shows it
 	}
 	var loud []string
 	err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
