@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/botplatform/discord-sandboxes/shared/clients"
 	"github.com/botplatform/discord-sandboxes/shared/config"
@@ -77,5 +78,24 @@ func TestOpenConnectsWithoutMigrating(t *testing.T) {
 	}
 	if _, err := clients.Open(ctx, config.Shared{DatabaseURL: "postgres://nobody@127.0.0.1:1/x?connect_timeout=1", RedisAddr: addr}, nil, 1); err == nil {
 		t.Fatal("Open succeeded against a closed port")
+	}
+}
+
+// A statement on a connection the server or the network has closed, which pgx already knew
+// was gone (the pool hands out such a connection after a cut), fails as unavailable: the API
+// answers it 503, not 500.
+func TestAStatementOnAClosedConnectionIsUnavailable(t *testing.T) {
+	_, dbURL := testenv.Postgres(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, "SELECT 1")
+	if err == nil || !clients.IsUnavailable(err) {
+		t.Errorf("a statement on a closed connection: %v; want an error IsUnavailable reports", err)
 	}
 }

@@ -64,6 +64,7 @@ func TestUnavailableTextAgreesWithIsUnavailable(t *testing.T) {
 		&net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET},
 		redis.ErrPoolTimeout,
 		redis.ErrClosed,
+		fmt.Errorf("provision schema and role of x: %w", pgconn.ErrConnClosed),
 		&pgconn.PgError{Severity: "FATAL", Message: "terminating connection due to administrator command", Code: "57P01"},
 		&pgconn.PgError{Severity: "ERROR", Message: "cannot execute CREATE SCHEMA in a read-only transaction", Code: "25006"},
 		&pgconn.PgError{Severity: "FATAL", Message: "connection failure", Code: "08006"},
