@@ -35,21 +35,23 @@ fail() {
 # capture_pids records the pids of everything the stack started (the functions from dev.sh's
 # pid list, the services from their pid files) and the services' ports, before the stop
 # removes those files.
-CAPTURED=() PORTS=() PG_DATA=""
+CAPTURED=() PORTS=() PG_DATA=()
 capture_pids() {
-	local svc="$SANDBOX_DEV_DIR/services" pid f
-	CAPTURED=() PORTS=() PG_DATA=""
+	local svc="$SANDBOX_DEV_DIR/services" pid f data
+	CAPTURED=() PORTS=() PG_DATA=()
 	if [[ -f $SANDBOX_DEV_DIR/pids ]]; then
 		while read -r _ pid; do CAPTURED+=("$pid"); done <"$SANDBOX_DEV_DIR/pids"
 	fi
 	for f in "$svc/redis.pid" "$svc/sqs.pid"; do
 		if [[ -f $f ]]; then CAPTURED+=("$(<"$f")"); fi
 	done
-	if [[ -f $svc/pg.dir ]]; then
-		PG_DATA="$(<"$svc/pg.dir")/data"
-		if [[ -f $PG_DATA/postmaster.pid ]]; then CAPTURED+=("$(head -n 1 "$PG_DATA/postmaster.pid")"); fi
-	fi
-	for f in "$svc/pg.port" "$svc/redis.port" "$svc/sqs.port"; do
+	for f in "$svc/pg.dir" "$svc/pg-workers.dir"; do
+		[[ -f $f ]] || continue
+		data="$(<"$f")/data"
+		PG_DATA+=("$data")
+		if [[ -f $data/postmaster.pid ]]; then CAPTURED+=("$(head -n 1 "$data/postmaster.pid")"); fi
+	done
+	for f in "$svc/pg.port" "$svc/pg-workers.port" "$svc/redis.port" "$svc/sqs.port"; do
 		if [[ -f $f ]]; then PORTS+=("$(<"$f")"); fi
 	done
 }
@@ -81,8 +83,7 @@ stop_and_check() {
 	for pid in "${CAPTURED[@]}"; do
 		if pid_alive "$pid"; then left+=("$pid"); fi
 	done
-	local patterns=("$SANDBOX_DEV_DIR")
-	if [[ -n $PG_DATA ]]; then patterns+=("$PG_DATA"); fi
+	local patterns=("$SANDBOX_DEV_DIR" "${PG_DATA[@]}")
 	for pattern in "${patterns[@]}"; do
 		while read -r pid; do
 			if [[ -n $pid ]]; then left+=("$pid"); fi

@@ -52,8 +52,8 @@ step() {
 }
 say() { printf '%s\n' "$*" | fold -s -w 100; }
 
-# show CMD... prints the command as a user would type it (rcli and sql are redis-cli and psql
-# with the stack's address), then runs it with its output indented.
+# show CMD... prints the command as a user would type it (rcli, sql and wsql are redis-cli and
+# psql with the stack's address), then runs it with its output indented.
 show() {
 	local shown=() arg
 	for arg in "$@"; do
@@ -67,6 +67,7 @@ show() {
 	rcli) shown[0]="redis-cli" ;;
 	wcli) shown[0]="redis-cli --user \$SANDBOX_REDIS_USERNAME" ;;
 	sql) shown[0]="psql" ;;
+	wsql) shown[0]="psql \$WORKER_DATABASE_URL" ;;
 	as_bob) shown[0]="SANDBOX_API_TOKEN=\$SANDBOX_BOB_TOKEN" ;;
 	as_admin) shown[0]="SANDBOX_API_TOKEN=\$SANDBOX_ADMIN_TOKEN" ;;
 	esac
@@ -117,7 +118,10 @@ eventually() {
 # user, with the credentials `sandbox connect` handed out.
 rcli() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --user "$REDIS_USERNAME" --pass "$REDIS_PASSWORD" --no-auth-warning "$@"; }
 wcli() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --user "$SANDBOX_REDIS_USERNAME" --pass "$SANDBOX_REDIS_PASSWORD" --no-auth-warning "$@"; }
+# sql is psql on the control plane's database; wsql on the sandboxes' own server (the worker
+# database, WORKER_DATABASE_URL), where their schemas and roles live.
 sql() { psql "$DATABASE_URL" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
+wsql() { psql "$WORKER_DATABASE_URL" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
 # The sandbox CLI sends SANDBOX_API_TOKEN, alice's; as_bob and as_admin send another's.
 as_bob() { SANDBOX_API_TOKEN=$SANDBOX_BOB_TOKEN "$@"; }
 as_admin() { SANDBOX_API_TOKEN=$SANDBOX_ADMIN_TOKEN "$@"; }
@@ -187,7 +191,7 @@ trap on_exit EXIT
 printf '%sDiscord server sandboxes: the whole story on the local stack%s\n' "$BOLD" "$RESET"
 say "API $SANDBOX_API_URL, PostgreSQL and Redis of the dev stack, SQS on $SQS_ENDPOINT."
 say "Sandbox '$NAME' with test guild $GUILD; guild $OTHER_GUILD belongs to production."
-say "psql and redis-cli below connect to the stack's PostgreSQL and Redis (DATABASE_URL, REDIS_HOST and REDIS_PORT of $DEV_DIR/env)."
+say "psql and redis-cli below connect to the stack's PostgreSQL and Redis (DATABASE_URL, REDIS_HOST and REDIS_PORT of $DEV_DIR/env); psql \$WORKER_DATABASE_URL to the sandboxes' own PostgreSQL server, apart from the control plane's."
 say "The stack has three principals, each with a token in $DEV_DIR/env: alice and bob, two developers, and ops-admin, an admin. The sandbox commands run as alice (SANDBOX_API_TOKEN is her token) unless shown otherwise."
 
 step "An admin registers the test guild"
@@ -208,11 +212,12 @@ SCHEMA=$(jq -r .sandbox.schema <<<"$SANDBOX_JSON")
 ROLE=$(jq -r .sandbox.role <<<"$SANDBOX_JSON")
 expect_eq "the sandbox is running" running "$(jq -r .sandbox.status <<<"$SANDBOX_JSON")"
 expect_eq "the guild is mapped to it" "$GUILD" "$(jq -r '.sandbox.guilds | join(",")' <<<"$SANDBOX_JSON")"
-show sql -c "SELECT table_name FROM information_schema.tables WHERE table_schema = '$SCHEMA' ORDER BY 1"
+show wsql -c "SELECT table_name FROM information_schema.tables WHERE table_schema = '$SCHEMA' ORDER BY 1"
 expect_eq "its schema $SCHEMA holds the template's tables" \
-	"$(sql -c "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'sandbox_template'")" \
-	"$(sql -c "SELECT count(*) FROM information_schema.tables WHERE table_schema = '$SCHEMA'")"
-expect_eq "its role $ROLE exists" 1 "$(sql -c "SELECT count(*) FROM pg_roles WHERE rolname = '$ROLE'")"
+	"$(wsql -c "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'sandbox_template'")" \
+	"$(wsql -c "SELECT count(*) FROM information_schema.tables WHERE table_schema = '$SCHEMA'")"
+expect_eq "its role $ROLE exists on the sandboxes' server" 1 "$(wsql -c "SELECT count(*) FROM pg_roles WHERE rolname = '$ROLE'")"
+expect_eq "and not on the control plane's, which its code never reaches" 0 "$(sql -c "SELECT count(*) FROM pg_roles WHERE rolname = '$ROLE'")"
 show rcli XINFO GROUPS "$STREAM"
 expect_eq "its stream has the consumer group 'workers'" workers "$(rcli --json XINFO GROUPS "$STREAM" | jq -r '.[0].name')"
 say "A worker gets its own credentials with sandbox connect: a database password for its role, and a Redis user that reaches the sandbox's namespace and nothing else:"
@@ -356,8 +361,8 @@ pass "the sandbox is destroyed, its teardown record shows every step"
 
 step "Nothing of the sandbox remains"
 show sql -c "SELECT id, name, status, destroyed_at IS NOT NULL AS destroyed FROM sandbox_control.sandboxes WHERE id = '$SANDBOX_ID'"
-expect_eq "schema $SCHEMA is gone" 0 "$(sql -c "SELECT count(*) FROM pg_namespace WHERE nspname = '$SCHEMA'")"
-expect_eq "role $ROLE is gone" 0 "$(sql -c "SELECT count(*) FROM pg_roles WHERE rolname = '$ROLE'")"
+expect_eq "schema $SCHEMA is gone" 0 "$(wsql -c "SELECT count(*) FROM pg_namespace WHERE nspname = '$SCHEMA'")"
+expect_eq "role $ROLE is gone" 0 "$(wsql -c "SELECT count(*) FROM pg_roles WHERE rolname = '$ROLE'")"
 expect_eq "no guild mapping is left" 0 "$(sql -c "SELECT count(*) FROM sandbox_control.guild_mappings WHERE sandbox_id = '$SANDBOX_ID' OR guild_id = '$GUILD'")"
 show rcli --scan --pattern "sandbox:{$SANDBOX_ID}:*"
 expect_eq "no Redis key of its namespace is left" "" "$(rcli --scan --pattern "sandbox:{$SANDBOX_ID}:*")"

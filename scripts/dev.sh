@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make dev`: runs the whole system on this machine (docs/architecture.md, "Local mode"). It
-# starts PostgreSQL, Redis and moto_server (an SQS-compatible endpoint) on free loopback ports,
+# starts PostgreSQL (two servers, as docs/deploy.md recommends: the control plane's, and the
+# sandboxes' own, where their schemas and roles live: WORKER_DATABASE_URL), Redis and
+# moto_server (an SQS-compatible endpoint) on free loopback ports,
 # creates the ingress queue, its dead-letter queue and the production queue, builds the three
 # functions and the sandbox CLI, runs the migrate step (api -migrate, which also grants the
 # router's database role its privileges), and runs the functions in local mode with their logs
@@ -262,11 +264,11 @@ main() {
 		mkdir -p "$DEV_DIR/data"
 		log "keeping the data in $DEV_DIR/data (DEV_PERSIST=1)"
 		SANDBOX_SERVICES_DATA_DIR="$DEV_DIR/data" SANDBOX_RUN_DIR="$DEV_DIR/services" \
-			"$REPO/scripts/services.sh" start pg redis sqs
+			"$REPO/scripts/services.sh" start pg pg-workers redis sqs
 	else
 		# One Redis Cluster: the pool of several serves the tests alone.
 		SANDBOX_SERVICES_DATA_DIR="" SANDBOX_RUN_DIR="$DEV_DIR/services" SANDBOX_REDIS_CLUSTERS=1 \
-			"$REPO/scripts/services.sh" start pg "$REDIS_SERVICE" sqs
+			"$REPO/scripts/services.sh" start pg pg-workers "$REDIS_SERVICE" sqs
 	fi
 	if ! wait "$BUILD_PID"; then
 		cat "$DEV_DIR/logs/build.log" >&2
@@ -314,13 +316,13 @@ main() {
 	# The migrate step, once, as a deployment runs it (docs/deploy.md): the control plane's
 	# migrations, then the router's role granted what it reads and deletes. The functions only
 	# check the schema at start.
-	log "migrating the control plane (api -migrate -router-role $SANDBOX_TEST_ROUTER_ROLE)"
+	log "migrating the control plane and the sandboxes' database (api -migrate -router-role $SANDBOX_TEST_ROUTER_ROLE)"
 	if ! "$DEV_DIR/bin/api" -migrate -router-role "$SANDBOX_TEST_ROUTER_ROLE" \
 		>"$DEV_DIR/logs/migrate.json" 2>"$DEV_DIR/logs/migrate.log"; then
 		show_log_tail "$DEV_DIR/logs/migrate.log"
 		die "the migrate step failed (log: $DEV_DIR/logs/migrate.log)"
 	fi
-	log "schema at $(jq -r .version "$DEV_DIR/logs/migrate.json")"
+	log "schema at $(jq -r .version "$DEV_DIR/logs/migrate.json"), the sandboxes' database at $(jq -r .worker_version "$DEV_DIR/logs/migrate.json")"
 	local attempt port
 	for attempt in 1 2 3; do
 		port=$(free_port)
@@ -338,8 +340,9 @@ main() {
 		port_lost "$attempt" "$DEV_DIR/logs/api.log" "the API (port $port)" && continue
 		die "the API exited at start (log: $DEV_DIR/logs/api.log)"
 	done
-	# The router connects as its own role, which may run no DDL (docs/deploy.md).
-	DATABASE_URL="$SANDBOX_TEST_ROUTER_DATABASE_URL" start_function router
+	# The router connects as its own role, which may run no DDL (docs/deploy.md), and never to
+	# the sandboxes' server.
+	DATABASE_URL="$SANDBOX_TEST_ROUTER_DATABASE_URL" WORKER_DATABASE_URL="" start_function router
 	start_function cleanup -interval "$CLEANUP_INTERVAL"
 	sleep 0.5
 	local name status guild
@@ -369,6 +372,8 @@ main() {
 		# A production guild (SANDBOX_PROTECTED_GUILDS): it can never be mapped to a sandbox.
 		export SANDBOX_PROTECTED_GUILD='$DEV_PROTECTED_GUILD'
 		export DATABASE_URL='$DATABASE_URL'
+		# The sandboxes' own server: their schemas, roles and sessions are there.
+		export WORKER_DATABASE_URL='$WORKER_DATABASE_URL'
 		export REDIS_ADDR='$REDIS_ADDR'
 		export REDIS_CLUSTER='$REDIS_CLUSTER'
 		export REDIS_USERNAME='$REDIS_USERNAME'
@@ -422,7 +427,8 @@ main() {
 		 Test guilds      $DEV_TEST_GUILDS (registered: sandboxes may map them)
 		 Data             $data
 
-		 PostgreSQL  $DATABASE_URL
+		 PostgreSQL  $DATABASE_URL (the control plane)
+		             $WORKER_DATABASE_URL (the sandboxes' schemas and roles)
 		 Redis       $REDIS_ADDR$redis_kind (user $REDIS_USERNAME; each sandbox gets its own from connect)
 		 SQS (moto)  $SQS_ENDPOINT
 		   ingress     $INGRESS_QUEUE_URL

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Starts and stops PostgreSQL, Redis (a standalone server and a Redis Cluster) and SQS (moto)
-# servers on 127.0.0.1 for tests and local runs. Everything lives in one run directory, so
+# Starts and stops PostgreSQL (the control plane's server, pg, and the sandboxes' own server,
+# pg-workers), Redis (a standalone server and a Redis Cluster) and SQS (moto) servers on
+# 127.0.0.1 for tests and local runs. Everything lives in one run directory, so
 # several sets can run side by side.
 #
-#   scripts/services.sh start [pg] [redis] [redis-cluster] [sqs]   start the named services (all when none named)
+#   scripts/services.sh start [pg] [pg-workers] [redis] [redis-cluster] [sqs]   start the named services (all when none named)
 #   scripts/services.sh stop                                       stop what this run directory started; idempotent
 #   scripts/services.sh env                                        print `export VAR=...` lines for the running set
 #
@@ -19,11 +20,12 @@
 # and SANDBOX_TEST_REDIS_CLUSTER_LOCK (each cluster's lock file, in the same order, separated by
 # ';'; a test holds a cluster alone while it holds its flock).
 #
-# The data is throwaway by default: PostgreSQL's cluster is a mktemp directory under /tmp
-# (recorded in pg.dir, so that the postgres OS user can reach it), Redis keeps nothing on disk,
-# and stop removes both. With SANDBOX_SERVICES_DATA_DIR set (`make dev PERSIST=1` sets it to
-# .run/dev/data), the data lives there and outlives stop: PostgreSQL's cluster in pg/ (created
-# with its users and database on the first start, reused as it is afterwards) and Redis's
+# The data is throwaway by default: each PostgreSQL cluster is a mktemp directory under /tmp
+# (recorded in pg.dir and pg-workers.dir, so that the postgres OS user can reach it), Redis
+# keeps nothing on disk, and stop removes them. With SANDBOX_SERVICES_DATA_DIR set (`make dev
+# PERSIST=1` sets it to .run/dev/data), the data lives there and outlives stop: PostgreSQL's
+# clusters in pg/ and pg-workers/ (created with their users and database on the first start,
+# reused as they are afterwards) and Redis's
 # append-only file and ACL users in redis/ (users.acl, saved at every stop). SQS (moto) and the
 # Redis Cluster always start empty.
 set -euo pipefail
@@ -31,7 +33,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL_SERVICES=(pg redis redis-cluster sqs)
+ALL_SERVICES=(pg pg-workers redis redis-cluster sqs)
 # The cluster's superuser is for this script and the test harness only (creating databases).
 # The functions and the tests connect as PG_USER, which has the rights production's control
 # user has (docs/deploy.md): LOGIN CREATEROLE, pg_signal_backend, owner of its database; no
@@ -41,6 +43,9 @@ PG_ADMIN_PASSWORD=sandbox_admin
 PG_USER=sandbox
 PG_PASSWORD=sandbox
 PG_DATABASE=sandbox
+# The sandboxes' own database, on a server of its own (pg-workers), as docs/deploy.md
+# recommends for production: the same control user owns it.
+PG_WORKER_DATABASE=sandbox_workers
 # The router's own role, as docs/deploy.md creates it: LOGIN and nothing else. The migrate step
 # (api -migrate -router-role) grants it what the router reads and deletes, and no DDL.
 PG_ROUTER_USER=sandbox_router
@@ -126,29 +131,44 @@ ensure_pg() {
 	fi
 }
 
+# The PostgreSQL servers: pg, the control plane's, and pg-workers, the sandboxes' own server
+# (WORKER_DATABASE_URL, docs/deploy.md "A database server for the sandboxes"). Each keeps its
+# files under its name in the run directory: NAME.dir (the cluster's directory), NAME.port,
+# NAME.env, NAME.log.
+
+# pg_postmaster_pid NAME prints the postmaster's pid of server NAME.
 pg_postmaster_pid() {
-	local dir
-	[[ -f $RUN_DIR/pg.dir ]] || return 1
-	dir=$(<"$RUN_DIR/pg.dir")
+	local name=$1 dir
+	[[ -f $RUN_DIR/$name.dir ]] || return 1
+	dir=$(<"$RUN_DIR/$name.dir")
 	[[ -f $dir/data/postmaster.pid ]] || return 1
 	head -n 1 "$dir/data/postmaster.pid"
 }
 
 pg_running() {
-	local pid
-	pid=$(pg_postmaster_pid) && [[ -f $RUN_DIR/pg.env ]] && pid_is "$pid" "$(<"$RUN_DIR/pg.dir")/data"
+	local name=$1 pid
+	pid=$(pg_postmaster_pid "$name") && [[ -f $RUN_DIR/$name.env ]] && pid_is "$pid" "$(<"$RUN_DIR/$name.dir")/data"
 }
 
-start_pg() {
-	if pg_running; then
-		log "postgres already running on port $(<"$RUN_DIR/pg.port")"
+start_pg() { start_pg_server pg "$PG_DATABASE"; }
+start_pg_workers() { start_pg_server pg-workers "$PG_WORKER_DATABASE"; }
+ensure_pg_workers() { ensure_pg; }
+stop_pg() { stop_pg_server pg; }
+stop_pg_workers() { stop_pg_server pg-workers; }
+
+# start_pg_server NAME DATABASE starts server NAME with the control user PG_USER, owner of
+# DATABASE (and on pg, the router's role), and writes its env fragment.
+start_pg_server() {
+	local name=$1 database=$2
+	if pg_running "$name"; then
+		log "$name already running on port $(<"$RUN_DIR/$name.port")"
 		return 0
 	fi
-	stop_pg
+	stop_pg_server "$name"
 
-	local dir port url router_url admin_url attempt reused=false
+	local dir port url admin_url attempt reused=false log=$RUN_DIR/$name.log
 	if [[ -n $DATA_DIR ]]; then
-		dir=$DATA_DIR/pg
+		dir=$DATA_DIR/$name
 		mkdir -p "$dir"
 		if is_root; then
 			chown postgres: "$dir"
@@ -157,14 +177,14 @@ start_pg() {
 		fi
 		[[ -f $dir/data/PG_VERSION ]] && reused=true
 	else
-		dir=$(mktemp -d /tmp/sandbox-pg.XXXXXX)
+		dir=$(mktemp -d "/tmp/sandbox-$name.XXXXXX")
 	fi
-	echo "$dir" >"$RUN_DIR/pg.dir"
+	echo "$dir" >"$RUN_DIR/$name.dir"
 	if $reused; then
 		[[ $(<"$dir/data/PG_VERSION") == "$(basename "$(dirname "$PG_BIN")")" ]] ||
 			die "the kept cluster $dir/data is PostgreSQL $(<"$dir/data/PG_VERSION"), the server installed is $(basename "$(dirname "$PG_BIN")"): remove $dir to start afresh"
 	else
-		init_pg_cluster "$dir"
+		init_pg_cluster "$name" "$dir"
 	fi
 
 	for attempt in 1 2 3; do
@@ -175,13 +195,13 @@ start_pg() {
 		# temp_file_limit bounds the temporary files of one session, which a sandbox's query
 		# could otherwise grow until the disk is full (docs/security.md); production sets it
 		# too (docs/deploy.md). On the command line, so that a kept cluster gets it as well.
-		if as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -o "-p $port -k $dir -c temp_file_limit=256MB" -w -t 60 start >"$RUN_DIR/pg.log" 2>&1; then
+		if as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -o "-p $port -k $dir -c temp_file_limit=256MB" -w -t 60 start >"$log" 2>&1; then
 			break
 		fi
-		port_lost "$attempt" "$RUN_DIR/pg.log" "postgres (port $port)" && continue
-		die "postgres did not start"
+		port_lost "$attempt" "$log" "$name (postgres, port $port)" && continue
+		die "$name (postgres) did not start"
 	done
-	echo "$port" >"$RUN_DIR/pg.port"
+	echo "$port" >"$RUN_DIR/$name.port"
 
 	local _ ready=false
 	for _ in $(seq 100); do
@@ -192,68 +212,80 @@ start_pg() {
 		sleep 0.1
 	done
 	if ! $ready; then
-		show_log_tail "$RUN_DIR/pg.log"
-		die "postgres on port $port is not accepting connections after 10 s"
+		show_log_tail "$log"
+		die "$name (postgres) on port $port is not accepting connections after 10 s"
 	fi
 
 	# Over TCP with the password, as the tests will connect. The control user owns its
 	# database; PUBLIC loses CONNECT everywhere, so a sandbox role reaches only the database
-	# it is granted. A kept cluster has them already.
+	# it is granted. A kept cluster has them already. The router's role exists on the control
+	# plane's server only: it never reaches the sandboxes'.
+	local router_role=""
+	if [[ $name == pg ]]; then
+		router_role="CREATE ROLE $PG_ROUTER_USER LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '$PG_ROUTER_PASSWORD';"
+	fi
 	if $reused && [[ $(PGPASSWORD=$PG_ADMIN_PASSWORD "$PG_BIN/psql" -X -At -h 127.0.0.1 -p "$port" -U "$PG_ADMIN_USER" -d postgres \
-		-c "SELECT count(*) FROM pg_database WHERE datname = '$PG_DATABASE'" 2>>"$RUN_DIR/pg.log") == 1 ]]; then
+		-c "SELECT count(*) FROM pg_database WHERE datname = '$database'" 2>>"$log") == 1 ]]; then
 		:
 	elif ! PGPASSWORD=$PG_ADMIN_PASSWORD "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" \
-		-U "$PG_ADMIN_USER" -d postgres >>"$RUN_DIR/pg.log" 2>&1 <<-EOF; then
+		-U "$PG_ADMIN_USER" -d postgres >>"$log" 2>&1 <<-EOF; then
 			CREATE ROLE $PG_USER LOGIN CREATEROLE NOSUPERUSER NOCREATEDB NOREPLICATION NOBYPASSRLS PASSWORD '$PG_PASSWORD';
-			CREATE ROLE $PG_ROUTER_USER LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD '$PG_ROUTER_PASSWORD';
+			$router_role
 			GRANT pg_signal_backend TO $PG_USER;
-			CREATE DATABASE $PG_DATABASE OWNER $PG_USER;
-			REVOKE CONNECT ON DATABASE $PG_DATABASE FROM PUBLIC;
+			CREATE DATABASE $database OWNER $PG_USER;
+			REVOKE CONNECT ON DATABASE $database FROM PUBLIC;
 			REVOKE CONNECT ON DATABASE postgres FROM PUBLIC;
 			REVOKE CONNECT ON DATABASE template1 FROM PUBLIC;
 		EOF
-		show_log_tail "$RUN_DIR/pg.log"
-		die "could not create the control user $PG_USER, the router's role $PG_ROUTER_USER and database $PG_DATABASE"
+		show_log_tail "$log"
+		die "could not create the control user $PG_USER and database $database on $name"
 	fi
 	# The control user keeps sandbox roles' messages out of the server's log (docs/deploy.md);
 	# granted on a kept cluster too, which may predate the grant.
 	if ! PGPASSWORD=$PG_ADMIN_PASSWORD "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U "$PG_ADMIN_USER" -d postgres \
-		-c "GRANT SET ON PARAMETER log_min_messages, log_min_error_statement TO $PG_USER" >>"$RUN_DIR/pg.log" 2>&1; then
-		show_log_tail "$RUN_DIR/pg.log"
-		die "could not grant $PG_USER SET on the log parameters"
+		-c "GRANT SET ON PARAMETER log_min_messages, log_min_error_statement TO $PG_USER" >>"$log" 2>&1; then
+		show_log_tail "$log"
+		die "could not grant $PG_USER SET on the log parameters on $name"
 	fi
 
-	url="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$port/$PG_DATABASE?sslmode=disable"
-	router_url="postgres://$PG_ROUTER_USER:$PG_ROUTER_PASSWORD@127.0.0.1:$port/$PG_DATABASE?sslmode=disable"
+	url="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$port/$database?sslmode=disable"
 	admin_url="postgres://$PG_ADMIN_USER:$PG_ADMIN_PASSWORD@127.0.0.1:$port/postgres?sslmode=disable"
-	cat >"$RUN_DIR/pg.env" <<-EOF
-		export SANDBOX_TEST_DATABASE_URL='$url'
-		export SANDBOX_TEST_ROUTER_DATABASE_URL='$router_url'
-		export SANDBOX_TEST_ROUTER_ROLE='$PG_ROUTER_USER'
-		export SANDBOX_TEST_ADMIN_DATABASE_URL='$admin_url'
-		export SANDBOX_TEST_PG_LOG='$RUN_DIR/pg.log'
-		export DATABASE_URL='$url'
-	EOF
-	if $reused; then
-		log "postgres $(basename "$(dirname "$PG_BIN")") ready on 127.0.0.1:$port (data kept in $dir, reused)"
+	if [[ $name == pg ]]; then
+		cat >"$RUN_DIR/$name.env" <<-EOF
+			export SANDBOX_TEST_DATABASE_URL='$url'
+			export SANDBOX_TEST_ROUTER_DATABASE_URL='postgres://$PG_ROUTER_USER:$PG_ROUTER_PASSWORD@127.0.0.1:$port/$database?sslmode=disable'
+			export SANDBOX_TEST_ROUTER_ROLE='$PG_ROUTER_USER'
+			export SANDBOX_TEST_ADMIN_DATABASE_URL='$admin_url'
+			export SANDBOX_TEST_PG_LOG='$log'
+			export DATABASE_URL='$url'
+		EOF
 	else
-		log "postgres $(basename "$(dirname "$PG_BIN")") ready on 127.0.0.1:$port (data $dir)"
+		cat >"$RUN_DIR/$name.env" <<-EOF
+			export SANDBOX_TEST_WORKER_DATABASE_URL='$url'
+			export SANDBOX_TEST_WORKER_ADMIN_DATABASE_URL='$admin_url'
+			export WORKER_DATABASE_URL='$url'
+		EOF
+	fi
+	if $reused; then
+		log "$name: postgres $(basename "$(dirname "$PG_BIN")") ready on 127.0.0.1:$port (data kept in $dir, reused)"
+	else
+		log "$name: postgres $(basename "$(dirname "$PG_BIN")") ready on 127.0.0.1:$port (data $dir)"
 	fi
 }
 
-# init_pg_cluster DIR creates a cluster in DIR/data, its superuser PG_ADMIN_USER.
+# init_pg_cluster NAME DIR creates server NAME's cluster in DIR/data, its superuser PG_ADMIN_USER.
 init_pg_cluster() {
-	local dir=$1
+	local name=$1 dir=$2
 	printf '%s\n' "$PG_ADMIN_PASSWORD" >"$dir/pwfile"
 	if is_root; then
 		chown -R postgres: "$dir"
 	fi
 	if ! as_pg "$PG_BIN/initdb" -D "$dir/data" -U "$PG_ADMIN_USER" --pwfile="$dir/pwfile" \
 		--auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 \
-		--no-sync --no-instructions >"$RUN_DIR/pg-initdb.log" 2>&1; then
+		--no-sync --no-instructions >"$RUN_DIR/$name-initdb.log" 2>&1; then
 		rm -f "$dir/pwfile"
-		show_log_tail "$RUN_DIR/pg-initdb.log"
-		die "initdb failed"
+		show_log_tail "$RUN_DIR/$name-initdb.log"
+		die "initdb of $name failed"
 	fi
 	rm -f "$dir/pwfile"
 	cat >>"$dir/data/postgresql.conf" <<-EOF
@@ -271,21 +303,22 @@ init_pg_cluster() {
 	fi
 }
 
-stop_pg() {
-	[[ -f $RUN_DIR/pg.dir ]] || return 0
-	local dir pid
-	dir=$(<"$RUN_DIR/pg.dir")
-	if pid=$(pg_postmaster_pid) && pid_is "$pid" "$dir/data"; then
-		if ! as_pg "$(pg_bindir)/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >>"$RUN_DIR/pg.log" 2>&1; then
-			log "pg_ctl stop failed; killing postmaster $pid"
-			stop_pid "$pid" postgres
+# stop_pg_server NAME stops server NAME and removes its throwaway cluster.
+stop_pg_server() {
+	local name=$1 dir pid
+	[[ -f $RUN_DIR/$name.dir ]] || return 0
+	dir=$(<"$RUN_DIR/$name.dir")
+	if pid=$(pg_postmaster_pid "$name") && pid_is "$pid" "$dir/data"; then
+		if ! as_pg "$(pg_bindir)/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >>"$RUN_DIR/$name.log" 2>&1; then
+			log "pg_ctl stop of $name failed; killing postmaster $pid"
+			stop_pid "$pid" "$name (postgres)"
 		fi
 	fi
-	# Only ever remove a directory that start_pg made.
-	if [[ $dir == /tmp/sandbox-pg.* ]]; then
+	# Only ever remove a directory that start_pg_server made.
+	if [[ $dir == /tmp/sandbox-$name.* ]]; then
 		rm -rf -- "$dir"
 	fi
-	rm -f "$RUN_DIR/pg.dir" "$RUN_DIR/pg.env" "$RUN_DIR/pg.port"
+	rm -f "$RUN_DIR/$name.dir" "$RUN_DIR/$name.env" "$RUN_DIR/$name.port"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -700,7 +733,7 @@ cmd_start() {
 	fi
 	for svc in "${services[@]}"; do
 		case $svc in
-		pg | redis | redis-cluster | sqs) ;;
+		pg | pg-workers | redis | redis-cluster | sqs) ;;
 		*) die "unknown service '$svc' (expected: ${ALL_SERVICES[*]})" ;;
 		esac
 	done
@@ -731,6 +764,7 @@ cmd_stop() {
 	stop_sqs
 	stop_redis_cluster
 	stop_redis
+	stop_pg_workers
 	stop_pg
 	rm -f "$RUN_DIR/services.env"
 }

@@ -65,6 +65,11 @@ locals {
     CLEANUP_CLAIM_LEASE          = var.cleanup_claim_lease
   }
 
+  # The sandboxes' own database, when they live apart (worker_database_secret_arn): read by
+  # the functions that make and drop their schemas and roles, the api and cleanup, never by
+  # the router, which reads routes only.
+  worker_environment = var.worker_database_secret_arn != null ? { WORKER_DATABASE_SECRET_ARN = var.worker_database_secret_arn } : {}
+
   # One entry per function: everything that differs between them.
   functions = {
     api = {
@@ -74,6 +79,7 @@ locals {
       reserved_concurrency = null
       environment = merge(
         local.teardown_environment,
+        local.worker_environment,
         { SANDBOX_IDLE_AFTER = var.sandbox_idle_after },
         length(var.api_admin_principals) > 0 ? { API_ADMIN_PRINCIPALS = join(",", var.api_admin_principals) } : {},
       )
@@ -103,7 +109,7 @@ locals {
       memory_size = var.memory_mb.cleanup
       # One run at a time: a second scheduled delivery waits instead of racing.
       reserved_concurrency = 1
-      environment = merge(local.teardown_environment, {
+      environment = merge(local.teardown_environment, local.worker_environment, {
         CLEANUP_ORPHANED                = tostring(var.cleanup_orphaned)
         CLEANUP_DEADLINE_MARGIN         = var.cleanup_deadline_margin
         CLEANUP_MAX_SANDBOX_TRANSACTION = var.cleanup_max_sandbox_transaction

@@ -5,9 +5,11 @@
 
 locals {
   # Every function reads the same secrets, but the router reads its own database secret
-  # instead when it has one (router_database_secret_arn).
+  # instead when it has one (router_database_secret_arn), and never the sandboxes' database
+  # secret (worker_database_secret_arn).
   secret_arns = { for fn in keys(local.functions) : fn => compact([
     fn == "router" && var.router_database_secret_arn != null ? var.router_database_secret_arn : var.database_secret_arn,
+    fn == "router" ? null : var.worker_database_secret_arn,
     var.redis_password_secret_arn,
   ]) }
 

@@ -119,6 +119,22 @@ variable "router_database_secret_arn" {
   }
 }
 
+variable "worker_database_secret_arn" {
+  description = "Optional ARN of a Secrets Manager secret (RDS JSON shape) of the database where the sandboxes' schemas and roles live, on a server apart from the control plane's (docs/deploy.md, \"A database server for the sandboxes\"). The api and cleanup read it, and the migrate step migrates it; the router never does. Null: the sandboxes live in the control plane's database."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.worker_database_secret_arn == null || can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$", var.worker_database_secret_arn))
+    error_message = "worker_database_secret_arn must be a Secrets Manager secret ARN or null."
+  }
+
+  validation {
+    condition     = var.worker_database_secret_arn != var.database_secret_arn
+    error_message = "worker_database_secret_arn must name another database than database_secret_arn (or be null)."
+  }
+}
+
 variable "run_migrations" {
   description = "Invoke the api function's migrate step ({\"migrate\": true}) after every update of its code (migrations.tf). Turn it off only where the functions cannot run (the moto test) or when you run the step yourself (docs/deploy.md)."
   type        = bool

@@ -61,21 +61,21 @@ func run(ctx context.Context, f flags, logger *slog.Logger) error {
 		return err
 	}
 	var secrets clients.SecretGetter
-	if cfg.DatabaseSecretARN != "" || cfg.RedisPasswordSecretARN != "" {
+	if cfg.DatabaseSecretARN != "" || cfg.Workers.SecretARN != "" || cfg.RedisPasswordSecretARN != "" {
 		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 		if err != nil {
 			return err
 		}
 		secrets = secretsmanager.NewFromConfig(awsCfg)
 	}
-	stores, err := clients.Open(ctx, cfg.Shared, secrets, maxConns)
+	stores, err := clients.Open(ctx, cfg.Shared, cfg.Workers, secrets, maxConns)
 	if err != nil {
 		return err
 	}
 	defer stores.Close()
 
 	migrate := func(ctx context.Context, req controlplane.MigrateRequest) (controlplane.MigrateReport, error) {
-		return controlplane.MigrateStep(ctx, stores.DB, req)
+		return controlplane.MigrateStep(ctx, stores.DB, stores.WorkerDB, req)
 	}
 	if f.migrate {
 		report, err := migrate(ctx, controlplane.MigrateRequest{Migrate: true, RouterRole: f.routerRole})
@@ -87,7 +87,7 @@ func run(ctx context.Context, f flags, logger *slog.Logger) error {
 	// The schema must be the one this build needs. In Lambda an outdated one does not stop the
 	// cold start, because the migrate step reaches this very function as an invocation: API
 	// events fail with the schema's error until it has run (api.Function).
-	schema := controlplane.NewSchemaGate(stores.DB)
+	schema := controlplane.NewSchemaGate(stores.DB, stores.WorkerDB)
 	if err := schema.Check(ctx); err != nil {
 		if !lambdakit.InLambda() || !errors.Is(err, controlplane.ErrSchemaOutdated) {
 			return err
@@ -95,7 +95,9 @@ func run(ctx context.Context, f flags, logger *slog.Logger) error {
 		logger.Error("API requests fail until the migrate step runs", logkey.Error, err)
 	}
 
-	resources := provision.New(stores.DB, stores.Redis, cfg.TemplateSchema, provision.WithRedisAccess(cfg.RedisAccess))
+	// The sandboxes' schemas and roles live in the worker database: the control plane's own
+	// unless they live apart (WORKER_DATABASE_URL).
+	resources := provision.New(stores.WorkerDB, stores.Redis, cfg.TemplateSchema, provision.WithRedisAccess(cfg.RedisAccess))
 	routes := routecache.New(stores.Redis, 0, 0)
 	// List cursors are signed; every instance of the deployment derives the same key.
 	cursorKey, cursorKeySource, err := api.CursorKey(cfg, stores.DB.Config().ConnConfig.Password)
@@ -105,7 +107,7 @@ func run(ctx context.Context, f flags, logger *slog.Logger) error {
 	logger.Info("list cursors are signed", "key", cursorKeySource)
 	manager := controlplane.NewManager(stores.DB, controlplane.Options{
 		Limits: cfg.Limits, ProtectedGuilds: cfg.ProtectedGuilds,
-		Provisioner: resources, Routes: routes, Logger: logger, CursorKey: cursorKey,
+		Provisioner: resources, WorkerServer: stores.WorkerDB, Routes: routes, Logger: logger, CursorKey: cursorKey,
 	})
 	// Destroy runs the same teardown as the scheduled cleanup, with the same teardown settings
 	// (cfg.Teardown), on this Manager and Provisioner, and the admin routes run cleanup on
@@ -119,7 +121,7 @@ func run(ctx context.Context, f flags, logger *slog.Logger) error {
 	handler, err := api.New(cfg, api.Deps{
 		Sandboxes: manager, Resources: resources, Routes: routes,
 		Teardown: teardown, Cleanup: cleanup.Admin{Service: teardown},
-		DB: stores.DB, Redis: stores.Redis, Logger: logger,
+		DB: stores.DB, WorkerDB: stores.WorkerDB, Redis: stores.Redis, Logger: logger,
 	})
 	if err != nil {
 		return err

@@ -60,16 +60,18 @@ func run(ctx context.Context, f flags, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	stores, awsCfg, err := clients.OpenInAWS(ctx, cfg.Shared, dbPoolSize, controlplane.CheckSchema)
+	stores, awsCfg, err := clients.OpenInAWS(ctx, cfg.Shared, cfg.Workers, dbPoolSize, controlplane.CheckSchemas)
 	if err != nil {
 		return err
 	}
 	defer stores.Close()
 
-	resources := provision.New(stores.DB, stores.Redis, cfg.TemplateSchema, provision.WithRedisAccess(cfg.RedisAccess))
+	// The sandboxes' schemas and roles live in the worker database (the control plane's own
+	// unless WORKER_DATABASE_URL says otherwise).
+	resources := provision.New(stores.WorkerDB, stores.Redis, cfg.TemplateSchema, provision.WithRedisAccess(cfg.RedisAccess))
 	manager := controlplane.NewManager(stores.DB, controlplane.Options{
 		Limits: cfg.Limits, ProtectedGuilds: cfg.ProtectedGuilds,
-		Provisioner: resources, Routes: routecache.New(stores.Redis, 0, 0),
+		Provisioner: resources, WorkerServer: stores.WorkerDB, Routes: routecache.New(stores.Redis, 0, 0),
 	})
 	var publisher cleanup.Publisher // nil: expiry warnings are logged
 	if cfg.ExpiryWarningTopicARN != "" {

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/botplatform/discord-sandboxes/shared/clients"
+	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/lambdakit"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
@@ -47,7 +48,8 @@ func run(ctx context.Context, invokeFile string, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	stores, awsCfg, err := clients.OpenInAWS(ctx, cfg.Shared, maxDBConns, controlplane.CheckSchema)
+	// The router reads routes only: it never opens the sandboxes' worker database.
+	stores, awsCfg, err := clients.OpenInAWS(ctx, cfg.Shared, config.WorkerDatabase{}, maxDBConns, controlplane.CheckSchemas)
 	if err != nil {
 		return err
 	}

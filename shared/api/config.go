@@ -23,6 +23,9 @@ type Config struct {
 	// Teardown is how the api tears sandboxes down (destroy, the compensation of a failed
 	// creation, the admin runs), read as the cleanup function reads it (config.LoadTeardown).
 	Teardown config.Teardown
+	// Workers is the database of the sandboxes' schemas and roles, when apart from the
+	// control plane's (config.WorkerDatabase).
+	Workers config.WorkerDatabase
 
 	// AdminPrincipals may manage every sandbox and use the admin routes (API_ADMIN_PRINCIPALS).
 	// A role listed as arn:PARTITION:iam::ACCOUNT:role/[PATH/]ROLE covers every session of it.
@@ -55,6 +58,7 @@ func LoadConfig(l config.Lookup) (Config, error) {
 	c := Config{
 		Shared:             config.LoadShared(r),
 		Teardown:           config.LoadTeardown(r),
+		Workers:            config.LoadWorkerDatabase(r),
 		AdminPrincipals:    r.List("API_ADMIN_PRINCIPALS"),
 		PublicDatabaseHost: r.String("API_PUBLIC_DATABASE_HOST", ""),
 		PublicRedisAddr:    r.String("API_PUBLIC_REDIS_ADDR", ""),

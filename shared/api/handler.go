@@ -115,10 +115,14 @@ type Deps struct {
 	Routes    RouteCache
 	Teardown  Teardown
 	Cleanup   CleanupAdmin
-	DB        *pgxpool.Pool
-	Redis     redis.UniversalClient
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// DB is the control plane's database; WorkerDB the sandboxes' when they live apart
+	// (config.WorkerDatabase; nil: DB). connect hands out WorkerDB's address, and the service
+	// health check asks both.
+	DB       *pgxpool.Pool
+	WorkerDB *pgxpool.Pool
+	Redis    redis.UniversalClient
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Handler is the API's http.Handler.
@@ -141,7 +145,10 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	if deps.Sandboxes == nil || deps.Resources == nil || deps.Routes == nil || deps.DB == nil || deps.Redis == nil {
 		return nil, errors.New("api: Sandboxes, Resources, Routes, DB and Redis are required")
 	}
-	target, err := connectTargetOf(cfg, deps.DB)
+	if deps.WorkerDB == nil {
+		deps.WorkerDB = deps.DB
+	}
+	target, err := connectTargetOf(cfg, deps.WorkerDB)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/logkey"
@@ -66,25 +68,34 @@ func (h *Handler) unreachable(ctx context.Context, what string, err error) strin
 	return what + " failed (see the logs for the error)"
 }
 
+// selectOne is a database's check: it answers a query.
+func (h *Handler) selectOne(ctx context.Context, db *pgxpool.Pool) (string, string) {
+	var one int
+	if err := db.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		return CheckFail, h.unreachable(ctx, "SELECT 1", err)
+	}
+	return CheckOK, "SELECT 1 answered"
+}
+
 func (h *Handler) serviceHealth(w http.ResponseWriter, r *http.Request, c caller) error {
 	if _, err := decodeRequest(r, nil); err != nil {
 		return err
 	}
-	checks := runChecks(r.Context(), []probe{
-		{name: "database", run: func(ctx context.Context) (string, string) {
-			var one int
-			if err := h.deps.DB.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
-				return CheckFail, h.unreachable(ctx, "SELECT 1", err)
-			}
-			return CheckOK, "SELECT 1 answered"
-		}},
+	probes := []probe{
+		{name: "database", run: func(ctx context.Context) (string, string) { return h.selectOne(ctx, h.deps.DB) }},
 		{name: "redis", run: func(ctx context.Context) (string, string) {
 			if err := h.deps.Redis.Ping(ctx).Err(); err != nil {
 				return CheckFail, h.unreachable(ctx, "PING", err)
 			}
 			return CheckOK, "PING answered"
 		}},
-	})
+	}
+	if h.deps.WorkerDB != h.deps.DB {
+		probes = append(probes, probe{name: "worker_database", run: func(ctx context.Context) (string, string) {
+			return h.selectOne(ctx, h.deps.WorkerDB)
+		}})
+	}
+	checks := runChecks(r.Context(), probes)
 	out := apiwire.ServiceHealth{Overall: overall(checks), CheckedAt: h.now().UTC(), Checks: checks}
 	status := http.StatusOK
 	if out.Overall == Unhealthy {

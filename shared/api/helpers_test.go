@@ -25,6 +25,7 @@ import (
 
 	"github.com/botplatform/discord-sandboxes/shared/api"
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
+	"github.com/botplatform/discord-sandboxes/shared/clients"
 	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
@@ -52,19 +53,25 @@ const (
 type env struct {
 	pool *pgxpool.Pool
 	// direct is a pool that bypasses the proxy (the same as pool without one).
-	direct    *pgxpool.Pool
-	proxy     *testenv.Proxy
-	dbURL     string
-	rdb       redis.UniversalClient
-	manager   *controlplane.Manager
-	resources *provision.Provisioner
-	cache     *routecache.Cache
-	handler   *api.Handler
-	invoke    lambda.Handler
-	emitter   *metrics.Emitter
-	emf       *testenv.SyncBuffer
-	logs      *testenv.SyncBuffer
-	now       func() time.Time
+	direct *pgxpool.Pool
+	proxy  *testenv.Proxy
+	dbURL  string
+	// workers is the database of the sandboxes' schemas and roles, and workerURL its URL:
+	// pool and dbURL unless the env has them apart (envOptions.workersApart).
+	workers   *pgxpool.Pool
+	workerURL string
+	// workerProxy carries the control plane's connections to an apart worker database.
+	workerProxy *testenv.Proxy
+	rdb         redis.UniversalClient
+	manager     *controlplane.Manager
+	resources   *provision.Provisioner
+	cache       *routecache.Cache
+	handler     *api.Handler
+	invoke      lambda.Handler
+	emitter     *metrics.Emitter
+	emf         *testenv.SyncBuffer
+	logs        *testenv.SyncBuffer
+	now         func() time.Time
 }
 
 // envOptions tune an env.
@@ -82,6 +89,9 @@ type envOptions struct {
 	provisioner func(e *env, p controlplane.Provisioner) controlplane.Provisioner
 	// resources wraps the per-sandbox resources the handler calls.
 	resources func(e *env, r api.Resources) api.Resources
+	// workersApart puts the sandboxes' schemas and roles in a database of their own, on the
+	// sandboxes' own server (config.WorkerDatabase), as a deployment with WORKER_DATABASE_URL does.
+	workersApart bool
 }
 
 func newEnv(t testing.TB, opts envOptions) *env {
@@ -92,7 +102,24 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		t.Fatal(err)
 	}
 	testenv.RegisterTestGuilds(t, pool, guild1, guild2) // guild3 is protected
-	e := &env{pool: pool, direct: pool, dbURL: dbURL, rdb: testenv.Redis(t), emf: &testenv.SyncBuffer{}, logs: &testenv.SyncBuffer{}, now: opts.now}
+	e := &env{pool: pool, direct: pool, dbURL: dbURL, workers: pool, workerURL: dbURL, rdb: testenv.Redis(t), emf: &testenv.SyncBuffer{}, logs: &testenv.SyncBuffer{}, now: opts.now}
+	if opts.workersApart {
+		direct, workerURL := testenv.WorkerPostgres(t)
+		if _, err := controlplane.MigrateWorkers(ctx, direct); err != nil {
+			t.Fatal(err)
+		}
+		u, err := url.Parse(workerURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.workerProxy = testenv.NewProxy(t, u.Host)
+		e.workers, err = clients.Postgres(ctx, e.workerProxy.Via(t, workerURL), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.workers.Close)
+		e.workerURL = workerURL
+	}
 	if opts.proxy {
 		u, err := url.Parse(dbURL)
 		if err != nil {
@@ -105,6 +132,9 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		}
 		t.Cleanup(proxied.Close)
 		e.pool = proxied
+		if e.workers == pool {
+			e.workers = proxied
+		}
 		pool = proxied
 	}
 	if e.now == nil {
@@ -118,7 +148,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		emfOut, logOut = io.Discard, io.Discard
 	}
 	logger := lambdakit.NewLogger(logOut, slog.LevelDebug)
-	e.resources = provision.New(pool, e.rdb, "sandbox_template")
+	e.resources = provision.New(e.workers, e.rdb, "sandbox_template")
 	e.cache = routecache.New(e.rdb, 0, 0)
 	var provisioner controlplane.Provisioner = e.resources
 	if opts.provisioner != nil {
@@ -126,12 +156,12 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	}
 	e.manager = controlplane.NewManager(pool, controlplane.Options{
 		Limits: opts.limits, ProtectedGuilds: []string{guild3},
-		Provisioner: provisioner, Routes: e.cache, Logger: logger, Now: e.now,
+		Provisioner: provisioner, WorkerServer: e.workers, Routes: e.cache, Logger: logger, Now: e.now,
 	})
 	cfg := testConfig(t, dbURL, testenv.RedisAddr(t))
 	deps := api.Deps{
 		Sandboxes: e.manager, Resources: e.resources, Routes: e.cache,
-		DB: pool, Redis: e.rdb, Logger: logger, Now: e.now,
+		DB: pool, WorkerDB: e.workers, Redis: e.rdb, Logger: logger, Now: e.now,
 	}
 	if opts.resources != nil {
 		deps.Resources = opts.resources(e, e.resources)

@@ -78,7 +78,8 @@ func (f Function) Handle(ctx context.Context, rec *metrics.Recorder, inv Invocat
 		if err != nil {
 			return nil, err
 		}
-		f.API.log.InfoContext(ctx, "migrate step done", "applied", report.Applied, "version", report.Version, "router_role", report.RouterRole)
+		f.API.log.InfoContext(ctx, "migrate step done", "applied", report.Applied, "version", report.Version, "router_role", report.RouterRole,
+			"worker_applied", report.WorkerApplied, "worker_version", report.WorkerVersion)
 		for _, w := range report.Warnings {
 			f.API.log.WarnContext(ctx, "server setting", "warning", w)
 		}

@@ -32,7 +32,7 @@ func TestFunctionRunsTheMigrateStepAndHoldsAPIEventsUntilIt(t *testing.T) {
 	fn := api.Function{API: e.handler, Schema: schema,
 		Migrate: func(ctx context.Context, req controlplane.MigrateRequest) (controlplane.MigrateReport, error) {
 			requests = append(requests, req)
-			report, err := controlplane.MigrateStep(ctx, e.pool, req)
+			report, err := controlplane.MigrateStep(ctx, e.pool, nil, req)
 			if err == nil {
 				schema.err = nil
 			}

@@ -281,7 +281,7 @@ func (e *env) connectWorker(t *testing.T, who, name string) (workerOf, apiwire.C
 	r := e.do(t, call{method: "POST", path: "/v1/sandboxes/" + name + "/connect", principal: who})
 	wantStatus(t, r, 200)
 	conn := decode[apiwire.ConnectResponse](t, r)
-	db, err := testenv.ConnectAs(t, e.dbURL, conn.Database.Role, conn.Database.Password)
+	db, err := testenv.ConnectAs(t, e.workerURL, conn.Database.Role, conn.Database.Password)
 	if err != nil {
 		t.Fatal(err)
 	}

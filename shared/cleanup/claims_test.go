@@ -381,7 +381,7 @@ func TestASandboxCannotHoldTheControlPlanesLocks(t *testing.T) {
 	}
 
 	// A deployment's migrate step.
-	if _, err := controlplane.MigrateStep(bounded, e.pool, controlplane.MigrateRequest{Migrate: true}); err != nil {
+	if _, err := controlplane.MigrateStep(bounded, e.pool, nil, controlplane.MigrateRequest{Migrate: true}); err != nil {
 		t.Errorf("the migrate step while a sandbox holds the old migration lock: %v", err)
 	}
 }

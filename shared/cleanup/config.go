@@ -23,6 +23,9 @@ const (
 type Config struct {
 	config.Shared
 	Teardown config.Teardown
+	// Workers is the database of the sandboxes' schemas and roles, when apart from the
+	// control plane's (config.WorkerDatabase).
+	Workers config.WorkerDatabase
 	// RemoveOrphans (CLEANUP_ORPHANED) lets the scheduled run remove the orphans it finds.
 	RemoveOrphans bool
 	// DeadlineMargin (CLEANUP_DEADLINE_MARGIN): no new sandbox is taken when less time than
@@ -44,6 +47,7 @@ func LoadConfig(l config.Lookup) (Config, error) {
 	c := Config{
 		Shared:                config.LoadShared(r),
 		Teardown:              config.LoadTeardown(r),
+		Workers:               config.LoadWorkerDatabase(r),
 		RemoveOrphans:         r.Bool("CLEANUP_ORPHANED", false),
 		DeadlineMargin:        r.Duration("CLEANUP_DEADLINE_MARGIN", DefaultDeadlineMargin),
 		ExpiryWarningWindow:   r.Duration("EXPIRY_WARNING_WINDOW", DefaultExpiryWarningWindow),

@@ -1,6 +1,7 @@
 // Package clients builds the connections every function needs, once per execution
 // environment: the PostgreSQL pool (from DATABASE_URL, or from a Secrets Manager secret in
-// the RDS JSON shape so that credentials never sit in environment variables) and the Redis
+// the RDS JSON shape so that credentials never sit in environment variables), the pool of the
+// sandboxes' own database when they live apart (WORKER_DATABASE_URL or its secret), and the Redis
 // client (a cluster client when REDIS_CLUSTER is set). It changes nothing in the stores:
 // migrations are a step of their own (controlplane.MigrateStep), and each function checks the
 // schema after opening them (controlplane.CheckSchema).
@@ -10,6 +11,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -42,13 +44,26 @@ type rdsSecret struct {
 
 // DatabaseURL returns DATABASE_URL when set, else the URL built from the secret.
 func DatabaseURL(ctx context.Context, cfg config.Shared, sm SecretGetter) (string, error) {
-	if cfg.DatabaseURL != "" {
-		return cfg.DatabaseURL, nil
+	return databaseURL(ctx, cfg.DatabaseURL, cfg.DatabaseSecretARN, "DATABASE_SECRET_ARN", sm)
+}
+
+// WorkerDatabaseURL returns WORKER_DATABASE_URL when set, else the URL built from its secret,
+// and "" when the sandboxes live in the control plane's database.
+func WorkerDatabaseURL(ctx context.Context, w config.WorkerDatabase, sm SecretGetter) (string, error) {
+	if !w.Apart() {
+		return "", nil
+	}
+	return databaseURL(ctx, w.URL, w.SecretARN, "WORKER_DATABASE_SECRET_ARN", sm)
+}
+
+func databaseURL(ctx context.Context, dbURL, secretARN, secretVar string, sm SecretGetter) (string, error) {
+	if dbURL != "" {
+		return dbURL, nil
 	}
 	if sm == nil {
-		return "", fmt.Errorf("clients: DATABASE_SECRET_ARN is set but no Secrets Manager client was given")
+		return "", fmt.Errorf("clients: %s is set but no Secrets Manager client was given", secretVar)
 	}
-	raw, err := secretString(ctx, sm, cfg.DatabaseSecretARN)
+	raw, err := secretString(ctx, sm, secretARN)
 	if err != nil {
 		return "", err
 	}
@@ -159,58 +174,91 @@ func Redis(ctx context.Context, cfg config.Shared, sm SecretGetter) (redis.Unive
 
 // Stores are the connections of one execution environment.
 type Stores struct {
-	DB    *pgxpool.Pool
-	Redis redis.UniversalClient
+	// DB is the control plane's database.
+	DB *pgxpool.Pool
+	// WorkerDB is the database of the sandboxes' schemas and roles: a pool of its own when
+	// they live apart (config.WorkerDatabase), else DB itself.
+	WorkerDB *pgxpool.Pool
+	Redis    redis.UniversalClient
 }
 
-// Close releases both.
+// WorkersApart reports whether the sandboxes live in a database apart from the control plane's.
+func (s *Stores) WorkersApart() bool { return s.WorkerDB != s.DB }
+
+// Close releases them.
 func (s *Stores) Close() {
 	if s.DB != nil {
 		s.DB.Close()
+	}
+	if s.WorkerDB != nil && s.WorkersApart() {
+		s.WorkerDB.Close()
 	}
 	if s.Redis != nil {
 		_ = s.Redis.Close()
 	}
 }
 
-// Open connects to PostgreSQL and Redis. It runs no DDL, so a function's database user needs
-// no more rights than its queries (the router's role, docs/deploy.md). Redis being down does
-// not fail Open: the router degrades to PostgreSQL, and health checks report it.
-func Open(ctx context.Context, cfg config.Shared, sm SecretGetter, maxConns int32) (*Stores, error) {
+// Open connects to PostgreSQL and Redis, and to the sandboxes' own database when workers
+// says they live apart (the router passes none: it reads routes only). It runs no DDL, so a
+// function's database user needs no more rights than its queries (the router's role,
+// docs/deploy.md). Redis being down does not fail Open: the router degrades to PostgreSQL,
+// and health checks report it.
+func Open(ctx context.Context, cfg config.Shared, workers config.WorkerDatabase, sm SecretGetter, maxConns int32) (*Stores, error) {
 	dbURL, err := DatabaseURL(ctx, cfg, sm)
 	if err != nil {
 		return nil, err
 	}
-	pool, err := Postgres(ctx, dbURL, maxConns)
+	workerURL, err := WorkerDatabaseURL(ctx, workers, sm)
 	if err != nil {
 		return nil, err
 	}
-	rdb, err := Redis(ctx, cfg, sm)
-	if err != nil {
-		pool.Close()
+	s := &Stores{}
+	if s.DB, err = Postgres(ctx, dbURL, maxConns); err != nil {
 		return nil, err
 	}
-	return &Stores{DB: pool, Redis: rdb}, nil
+	s.WorkerDB = s.DB
+	if workerURL != "" {
+		if s.WorkerDB, err = Postgres(ctx, workerURL, maxConns); err != nil {
+			s.DB.Close()
+			return nil, fmt.Errorf("worker database: %w", err)
+		}
+		if sameDatabase(s.DB, s.WorkerDB) {
+			s.Close()
+			return nil, errors.New("clients: the worker database is the control plane's own: leave WORKER_DATABASE_URL and WORKER_DATABASE_SECRET_ARN unset for that")
+		}
+	}
+	if s.Redis, err = Redis(ctx, cfg, sm); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
-// SchemaCheck tells whether the database is ready for the code (controlplane.CheckSchema).
-type SchemaCheck func(ctx context.Context, db *pgxpool.Pool) error
+// sameDatabase reports whether two pools reach one database of one server (by address).
+func sameDatabase(a, b *pgxpool.Pool) bool {
+	ca, cb := a.Config().ConnConfig, b.Config().ConnConfig
+	return ca.Host == cb.Host && ca.Port == cb.Port && ca.Database == cb.Database
+}
+
+// SchemaCheck tells whether the databases are ready for the code (controlplane.CheckSchemas):
+// the control plane's, and the workers' when it is another (else workerDB is db).
+type SchemaCheck func(ctx context.Context, db, workerDB *pgxpool.Pool) error
 
 // OpenInAWS loads the AWS configuration (the default credential chain and region), opens the
-// stores with the Secrets Manager client it makes and runs check on the database: the first
+// stores with the Secrets Manager client it makes and runs check on the databases: the first
 // steps of a function that talks to AWS services besides its secrets (the router's queues,
 // cleanup's topic). It returns the configuration for those clients. When the check fails the
 // stores are closed and its error returned.
-func OpenInAWS(ctx context.Context, cfg config.Shared, maxConns int32, check SchemaCheck) (*Stores, aws.Config, error) {
+func OpenInAWS(ctx context.Context, cfg config.Shared, workers config.WorkerDatabase, maxConns int32, check SchemaCheck) (*Stores, aws.Config, error) {
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, aws.Config{}, fmt.Errorf("aws configuration: %w", err)
 	}
-	stores, err := Open(ctx, cfg, secretsmanager.NewFromConfig(awsCfg), maxConns)
+	stores, err := Open(ctx, cfg, workers, secretsmanager.NewFromConfig(awsCfg), maxConns)
 	if err != nil {
 		return nil, aws.Config{}, err
 	}
-	if err := check(ctx, stores.DB); err != nil {
+	if err := check(ctx, stores.DB, stores.WorkerDB); err != nil {
 		stores.Close()
 		return nil, aws.Config{}, err
 	}

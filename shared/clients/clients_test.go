@@ -61,7 +61,7 @@ func TestOpenConnectsWithoutMigrating(t *testing.T) {
 	addr := testenv.RedisAddr(t)
 	user, password := testenv.RedisCredentials(t)
 	ctx := context.Background()
-	s, err := clients.Open(ctx, config.Shared{DatabaseURL: dbURL, RedisAddr: addr, RedisCluster: testenv.RedisCluster(), RedisUsername: user, RedisPassword: password}, nil, 4)
+	s, err := clients.Open(ctx, config.Shared{DatabaseURL: dbURL, RedisAddr: addr, RedisCluster: testenv.RedisCluster(), RedisUsername: user, RedisPassword: password}, config.WorkerDatabase{}, nil, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,8 +76,59 @@ func TestOpenConnectsWithoutMigrating(t *testing.T) {
 	if err := s.Redis.Ping(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := clients.Open(ctx, config.Shared{DatabaseURL: "postgres://nobody@127.0.0.1:1/x?connect_timeout=1", RedisAddr: addr}, nil, 1); err == nil {
+	if _, err := clients.Open(ctx, config.Shared{DatabaseURL: "postgres://nobody@127.0.0.1:1/x?connect_timeout=1", RedisAddr: addr}, config.WorkerDatabase{}, nil, 1); err == nil {
 		t.Fatal("Open succeeded against a closed port")
+	}
+}
+
+// With the sandboxes apart, Open opens the worker database's pool beside the control
+// plane's, and a worker database it cannot reach fails the start, naming it. Without, the
+// worker database is the control plane's own pool.
+func TestOpenOpensAnApartWorkerDatabase(t *testing.T) {
+	_, dbURL := testenv.Postgres(t)
+	_, workerURL := testenv.WorkerPostgres(t)
+	addr := testenv.RedisAddr(t)
+	ctx := context.Background()
+	shared := config.Shared{DatabaseURL: dbURL, RedisAddr: addr, RedisCluster: testenv.RedisCluster()}
+	s, err := clients.Open(ctx, shared, config.WorkerDatabase{}, nil, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.WorkersApart() || s.WorkerDB != s.DB {
+		t.Errorf("without a worker database: WorkerDB is not DB")
+	}
+	s.Close()
+
+	s, err = clients.Open(ctx, shared, config.WorkerDatabase{URL: workerURL}, nil, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var control, workers string
+	if err := s.DB.QueryRow(ctx, "SELECT current_database()").Scan(&control); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WorkerDB.QueryRow(ctx, "SELECT current_database()").Scan(&workers); err != nil {
+		t.Fatal(err)
+	}
+	if !s.WorkersApart() || !strings.HasSuffix(dbURL, "/"+control+"?sslmode=disable") || !strings.HasSuffix(workerURL, "/"+workers+"?sslmode=disable") {
+		t.Errorf("apart %v: DB on %s, WorkerDB on %s; want %s and %s", s.WorkersApart(), control, workers, dbURL, workerURL)
+	}
+	s.Close()
+	if err := s.WorkerDB.Ping(ctx); err == nil {
+		t.Error("Close left the worker database's pool open")
+	}
+
+	_, err = clients.Open(ctx, shared, config.WorkerDatabase{URL: dbURL}, nil, 1)
+	if err == nil || !strings.Contains(err.Error(), "the control plane's own") {
+		t.Errorf("Open with the control database as the worker database: %v", err)
+	}
+	_, err = clients.Open(ctx, shared, config.WorkerDatabase{URL: "postgres://nobody@127.0.0.1:1/x?connect_timeout=1"}, nil, 1)
+	if err == nil || !strings.HasPrefix(err.Error(), "worker database: ") {
+		t.Errorf("Open with an unreachable worker database: %v", err)
+	}
+	_, err = clients.Open(ctx, shared, config.WorkerDatabase{SecretARN: "arn:missing"}, fakeSecrets{}, 1)
+	if err == nil || !strings.Contains(err.Error(), "arn:missing") {
+		t.Errorf("Open with a missing worker database secret: %v", err)
 	}
 }
 

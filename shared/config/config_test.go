@@ -39,3 +39,28 @@ func TestLoadSharedReportsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+// The worker database is apart only when named, and by one of its two settings.
+func TestLoadWorkerDatabase(t *testing.T) {
+	for _, tc := range []struct {
+		env   map[string]string
+		apart bool
+		err   string
+	}{
+		{env: map[string]string{}},
+		{env: map[string]string{"WORKER_DATABASE_URL": "postgres://w@h/workers"}, apart: true},
+		{env: map[string]string{"WORKER_DATABASE_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:w"}, apart: true},
+		{env: map[string]string{"WORKER_DATABASE_URL": "postgres://w@h/workers", "WORKER_DATABASE_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:w"}, err: "not both"},
+		{env: map[string]string{"WORKER_DATABASE_SECRET_ARN": "workers"}, err: "WORKER_DATABASE_SECRET_ARN"},
+	} {
+		r := NewReader(MapLookup(tc.env))
+		w := LoadWorkerDatabase(r)
+		err := r.Err()
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%v: %v; want an error saying %q", tc.env, err, tc.err)
+		case tc.err == "" && (err != nil || w.Apart() != tc.apart):
+			t.Errorf("%v: %+v apart %v, %v; want apart %v", tc.env, w, w.Apart(), err, tc.apart)
+		}
+	}
+}

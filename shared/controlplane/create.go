@@ -111,20 +111,19 @@ func lockRow(ctx context.Context, tx pgx.Tx, name string) error {
 
 // checkConnections refuses a creation whose role, with those of every sandbox not destroyed
 // (each may open sandbox.RoleConnectionLimit sessions), could take connections the database
-// server keeps for the control plane (Limits.DBReservedConnections): sandboxes' workers, of
-// any owners, that together filled the server would shut the functions out. Every creation
-// takes the one lock row "sandboxes" after its owner's, so the count and the insert are
-// atomic across owners.
-func (m *Manager) checkConnections(ctx context.Context, tx pgx.Tx) error {
+// server of the sandboxes' roles keeps for the control plane (Limits.DBReservedConnections):
+// sandboxes' workers, of any owners, that together filled the server would shut the
+// functions out. Every creation takes the one lock row "sandboxes" after its owner's, so the
+// count and the insert are atomic across owners. server is what sandboxServerConnections read.
+func (m *Manager) checkConnections(ctx context.Context, tx pgx.Tx, server int) error {
 	if m.limits.DBReservedConnections < 0 {
 		return nil
 	}
 	if err := lockRow(ctx, tx, "sandboxes"); err != nil {
 		return err
 	}
-	var live, server int
-	if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM sandbox_control.sandboxes WHERE status <> 'destroyed'),
-		current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int`).Scan(&live, &server); err != nil {
+	var live int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM sandbox_control.sandboxes WHERE status <> 'destroyed'`).Scan(&live); err != nil {
 		return fmt.Errorf("count the sandboxes' connections: %w", err)
 	}
 	if need := (live + 1) * sandbox.RoleConnectionLimit; need > server-m.limits.DBReservedConnections {
@@ -133,6 +132,22 @@ func (m *Manager) checkConnections(ctx context.Context, tx pgx.Tx) error {
 			live, sandbox.RoleConnectionLimit, server, m.limits.DBReservedConnections)
 	}
 	return nil
+}
+
+// sandboxServerConnections reads how many connections the server of the sandboxes' roles
+// takes (max_connections less the superuser's): the workers' server (WorkerServer) when the
+// sandboxes live apart. It is read before the creation's transaction, which then holds no
+// connection while another is acquired.
+func (m *Manager) sandboxServerConnections(ctx context.Context) (int, error) {
+	if m.limits.DBReservedConnections < 0 {
+		return 0, nil
+	}
+	var server int
+	if err := m.workers.QueryRow(ctx, `SELECT pg_catalog.current_setting('max_connections')::int -
+		pg_catalog.current_setting('superuser_reserved_connections')::int`).Scan(&server); err != nil {
+		return 0, fmt.Errorf("read the connections of the sandboxes' database server: %w", err)
+	}
+	return server, nil
 }
 
 // Create validates the input, records the sandbox in status creating together with its guild
@@ -165,6 +180,10 @@ func (m *Manager) Create(ctx context.Context, actor string, in CreateInput) (_ *
 	}
 	defer lease.release()
 
+	server, err := m.sandboxServerConnections(ctx)
+	if err != nil {
+		return nil, err
+	}
 	err = pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
 		// The owner's lock row makes the quota check and the insert atomic.
 		if err := lockRow(ctx, tx, "owner:"+in.Owner); err != nil {
@@ -178,7 +197,7 @@ func (m *Manager) Create(ctx context.Context, actor string, in CreateInput) (_ *
 		if live >= m.limits.OwnerQuota {
 			return sandbox.Errorf(sandbox.CodeQuotaExceeded, "owner already has %d sandboxes that are not destroyed (quota %d)", live, m.limits.OwnerQuota)
 		}
-		if err := m.checkConnections(ctx, tx); err != nil {
+		if err := m.checkConnections(ctx, tx, server); err != nil {
 			return err
 		}
 		if err := m.checkGuildsFree(ctx, tx, guilds); err != nil {

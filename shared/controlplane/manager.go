@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
@@ -26,15 +27,24 @@ type RoutePublisher interface {
 	Publish(ctx context.Context, guildIDs ...string) (existed []bool, err error)
 }
 
+// ServerSettingReader reads a database server's settings (a *pgxpool.Pool).
+type ServerSettingReader interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // Options configures a Manager. Provisioner and Routes may be nil in tests of the
 // lifecycle alone: then a create goes straight to running and nothing is invalidated.
 type Options struct {
 	Limits          sandbox.Limits
 	ProtectedGuilds []string
 	Provisioner     Provisioner
-	Routes          RoutePublisher
-	Now             func() time.Time
-	Logger          *slog.Logger
+	// WorkerServer is the database of the sandboxes' roles when they live apart from the
+	// control plane (config.WorkerDatabase): a creation counts the connections of its server
+	// (checkConnections). Nil: the Manager's own database.
+	WorkerServer ServerSettingReader
+	Routes       RoutePublisher
+	Now          func() time.Time
+	Logger       *slog.Logger
 	// CursorKey signs List's cursors (at least MinCursorKeyBytes). Every instance serving one
 	// API must share it; empty: a random key of this Manager's own.
 	CursorKey []byte
@@ -46,6 +56,7 @@ type Manager struct {
 	limits      sandbox.Limits
 	protected   map[string]bool
 	provisioner Provisioner
+	workers     ServerSettingReader
 	routes      RoutePublisher
 	now         func() time.Time
 	log         *slog.Logger
@@ -62,6 +73,7 @@ func NewManager(db *pgxpool.Pool, opts Options) *Manager {
 		limits:      opts.Limits,
 		protected:   map[string]bool{},
 		provisioner: opts.Provisioner,
+		workers:     opts.WorkerServer,
 		routes:      opts.Routes,
 		now:         opts.Now,
 		log:         opts.Logger,
@@ -72,6 +84,9 @@ func NewManager(db *pgxpool.Pool, opts Options) *Manager {
 	}
 	if m.now == nil {
 		m.now = time.Now
+	}
+	if m.workers == nil {
+		m.workers = db
 	}
 	if m.log == nil {
 		m.log = slog.Default()

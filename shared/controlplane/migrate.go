@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -19,8 +20,17 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql worker_migrations/*.sql
 var migrationFiles embed.FS
+
+// workerMigrationFiles are the worker database's migrations, in the order they apply, when
+// the sandboxes live apart from the control plane (config.WorkerDatabase): its lock on the
+// database's ACL, and the default template, the very file the control database applies. A
+// migration that changes what provisioning or teardown need there joins this list too.
+var workerMigrationFiles = []string{
+	"worker_migrations/0001_worker_database.sql",
+	"migrations/0002_default_template.sql",
+}
 
 // Migration is one embedded SQL file.
 type Migration struct {
@@ -29,13 +39,20 @@ type Migration struct {
 	Checksum string
 }
 
-// Migrations returns the embedded migrations in the order they apply.
+// Migrations returns the control database's migrations in the order they apply.
 func Migrations() ([]Migration, error) {
 	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
 	if err != nil {
 		return nil, err
 	}
 	sort.Strings(names)
+	return readMigrations(names)
+}
+
+// WorkerMigrations returns the worker database's migrations in the order they apply.
+func WorkerMigrations() ([]Migration, error) { return readMigrations(workerMigrationFiles) }
+
+func readMigrations(names []string) ([]Migration, error) {
 	out := make([]Migration, 0, len(names))
 	for _, name := range names {
 		b, err := migrationFiles.ReadFile(name)
@@ -44,7 +61,7 @@ func Migrations() ([]Migration, error) {
 		}
 		sum := sha256.Sum256(b)
 		out = append(out, Migration{
-			Version:  strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql"),
+			Version:  strings.TrimSuffix(path.Base(name), ".sql"),
 			SQL:      string(b),
 			Checksum: hex.EncodeToString(sum[:]),
 		})
@@ -52,9 +69,14 @@ func Migrations() ([]Migration, error) {
 	return out, nil
 }
 
-// SchemaVersion is the version this build needs: its last embedded migration.
-func SchemaVersion() (string, error) {
-	migrations, err := Migrations()
+// SchemaVersion is the version this build needs of the control database: its last migration.
+func SchemaVersion() (string, error) { return lastVersion(Migrations) }
+
+// WorkerSchemaVersion is the version this build needs of a worker database.
+func WorkerSchemaVersion() (string, error) { return lastVersion(WorkerMigrations) }
+
+func lastVersion(set func() ([]Migration, error)) (string, error) {
+	migrations, err := set()
 	if err != nil {
 		return "", fmt.Errorf("read embedded migrations: %w", err)
 	}
@@ -79,10 +101,20 @@ func SchemaVersion() (string, error) {
 // once per deploy as the database's owner; at cold start they only check the schema
 // (CheckSchema).
 func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
+	return migrateSet(ctx, pool, Migrations)
+}
+
+// MigrateWorkers applies the worker database's migrations (WorkerMigrations) as Migrate
+// applies the control database's: a deployment whose sandboxes live apart runs both.
+func MigrateWorkers(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
+	return migrateSet(ctx, pool, WorkerMigrations)
+}
+
+func migrateSet(ctx context.Context, pool *pgxpool.Pool, set func() ([]Migration, error)) ([]string, error) {
 	var done []string
 	err := withConn(ctx, pool, func(conn *pgxpool.Conn) error {
 		var err error
-		done, err = migrate(ctx, conn)
+		done, err = migrate(ctx, conn, set)
 		return err
 	})
 	return done, err
@@ -98,8 +130,8 @@ func withConn(ctx context.Context, pool *pgxpool.Pool, fn func(conn *pgxpool.Con
 	return fn(conn)
 }
 
-func migrate(ctx context.Context, conn *pgxpool.Conn) ([]string, error) {
-	migrations, err := Migrations()
+func migrate(ctx context.Context, conn *pgxpool.Conn, set func() ([]Migration, error)) ([]string, error) {
+	migrations, err := set()
 	if err != nil {
 		return nil, fmt.Errorf("migrate: read embedded migrations: %w", err)
 	}
@@ -228,7 +260,33 @@ func (e *SchemaError) Is(target error) bool { return target == ErrSchemaOutdated
 // one changed; migrations applied by a newer build are fine (they are backward compatible:
 // that is what a rollback runs on).
 func CheckSchema(ctx context.Context, db *pgxpool.Pool) error {
-	migrations, err := Migrations()
+	return checkSchema(ctx, db, Migrations)
+}
+
+// CheckWorkerSchema is CheckSchema for a worker database (WorkerMigrations); its errors say
+// that they are the worker database's.
+func CheckWorkerSchema(ctx context.Context, db *pgxpool.Pool) error {
+	if err := checkSchema(ctx, db, WorkerMigrations); err != nil {
+		return fmt.Errorf("worker database: %w", err)
+	}
+	return nil
+}
+
+// CheckSchemas checks the control database and, when the sandboxes live apart (workerDB is
+// neither nil nor db), the worker database: the cold-start check of the functions that reach
+// both (clients.SchemaCheck).
+func CheckSchemas(ctx context.Context, db, workerDB *pgxpool.Pool) error {
+	if err := CheckSchema(ctx, db); err != nil {
+		return err
+	}
+	if workerDB == nil || workerDB == db {
+		return nil
+	}
+	return CheckWorkerSchema(ctx, workerDB)
+}
+
+func checkSchema(ctx context.Context, db *pgxpool.Pool, set func() ([]Migration, error)) error {
+	migrations, err := set()
 	if err != nil {
 		return fmt.Errorf("check schema: read embedded migrations: %w", err)
 	}
@@ -263,19 +321,22 @@ func CheckSchema(ctx context.Context, db *pgxpool.Pool) error {
 // starts with an outdated schema and waits for the migrate step (the api in Lambda, which
 // receives that step itself). Safe for concurrent use.
 type SchemaGate struct {
-	db      *pgxpool.Pool
-	current atomic.Bool
+	db, workerDB *pgxpool.Pool
+	current      atomic.Bool
 }
 
-// NewSchemaGate returns a gate on db's schema.
-func NewSchemaGate(db *pgxpool.Pool) *SchemaGate { return &SchemaGate{db: db} }
+// NewSchemaGate returns a gate on db's schema and, when the sandboxes live apart (workerDB
+// is neither nil nor db), the worker database's.
+func NewSchemaGate(db, workerDB *pgxpool.Pool) *SchemaGate {
+	return &SchemaGate{db: db, workerDB: workerDB}
+}
 
-// Check returns nil once the schema has been found current, else CheckSchema's answer.
+// Check returns nil once the schemas have been found current, else CheckSchemas' answer.
 func (g *SchemaGate) Check(ctx context.Context) error {
 	if g.current.Load() {
 		return nil
 	}
-	if err := CheckSchema(ctx, g.db); err != nil {
+	if err := CheckSchemas(ctx, g.db, g.workerDB); err != nil {
 		return err
 	}
 	g.current.Store(true)
@@ -298,6 +359,10 @@ type MigrateReport struct {
 	Applied []string `json:"applied"`
 	// Version is the schema's version afterwards: this build's last migration.
 	Version string `json:"version"`
+	// WorkerApplied and WorkerVersion are the same of the worker database, when the
+	// sandboxes live apart (config.WorkerDatabase).
+	WorkerApplied []string `json:"worker_applied,omitempty"`
+	WorkerVersion string   `json:"worker_version,omitempty"`
 	// RouterRole is the role granted the router's privileges, if any.
 	RouterRole string `json:"router_role,omitempty"`
 	// Warnings name the server settings that are not as docs/deploy.md asks
@@ -307,11 +372,14 @@ type MigrateReport struct {
 
 // MigrateStep is the migrate step of a deployment: it applies the pending migrations and
 // grants the router's role its privileges (when req names one), then checks the schema as
-// the functions' cold start will. It runs as the database's owner.
-func MigrateStep(ctx context.Context, pool *pgxpool.Pool, req MigrateRequest) (MigrateReport, error) {
+// the functions' cold start will. When the sandboxes live apart (workers is neither nil nor
+// pool) it migrates the worker database too, after the control database. It runs as the
+// databases' owner. The server settings it warns about are read where the sandboxes' roles
+// live.
+func MigrateStep(ctx context.Context, pool, workers *pgxpool.Pool, req MigrateRequest) (MigrateReport, error) {
 	report := MigrateReport{Applied: []string{}}
 	err := withConn(ctx, pool, func(conn *pgxpool.Conn) error {
-		applied, err := migrate(ctx, conn)
+		applied, err := migrate(ctx, conn, Migrations)
 		report.Applied = append(report.Applied, applied...)
 		if err != nil {
 			return err
@@ -327,18 +395,60 @@ func MigrateStep(ctx context.Context, pool *pgxpool.Pool, req MigrateRequest) (M
 	if err != nil {
 		return report, err
 	}
-	if err := CheckSchema(ctx, pool); err != nil {
+	if workers == nil {
+		workers = pool
+	}
+	if workers != pool {
+		if err := refuseSandboxesLeftBehind(ctx, pool); err != nil {
+			return report, err
+		}
+		report.WorkerApplied, err = MigrateWorkers(ctx, workers)
+		if err != nil {
+			return report, fmt.Errorf("worker database: %w", err)
+		}
+	}
+	if err := CheckSchemas(ctx, pool, workers); err != nil {
 		return report, fmt.Errorf("migrate: the schema is still not current after the migrations: %w", err)
 	}
 	var settings ServerSettings
-	if err := pool.QueryRow(ctx, `SELECT pg_catalog.current_setting('temp_file_limit'),
+	if err := workers.QueryRow(ctx, `SELECT pg_catalog.current_setting('temp_file_limit'),
 		pg_catalog.current_setting('max_prepared_transactions')::int, (`+sandbox.QuietLogPrivilegeSQL+`)`, sandbox.RoleQuietLogSettings).Scan(
 		&settings.TempFileLimit, &settings.MaxPreparedTransactions, &settings.CanQuietSandboxLogs); err != nil {
 		return report, fmt.Errorf("migrate: read the server's settings: %w", err)
 	}
 	report.Warnings = settings.Warnings()
-	report.Version, err = SchemaVersion()
+	if report.Version, err = SchemaVersion(); err != nil || workers == pool {
+		return report, err
+	}
+	report.WorkerVersion, err = WorkerSchemaVersion()
 	return report, err
+}
+
+// refuseSandboxesLeftBehind fails the migrate step of a deployment that moves the sandboxes
+// to a worker database of their own while the control database still holds sandboxes'
+// schemas: the functions would look for those in the worker database only, so no teardown
+// would ever drop them, and their roles would keep their sessions on the control plane's
+// server.
+func refuseSandboxesLeftBehind(ctx context.Context, pool *pgxpool.Pool) error {
+	rows, err := pool.Query(ctx, `SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname LIKE 'sb\_%'`)
+	if err != nil {
+		return fmt.Errorf("migrate: list the sandbox schemas of the control database: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("migrate: list the sandbox schemas of the control database: %w", err)
+	}
+	var left []string
+	for _, name := range names {
+		if id, ok := strings.CutPrefix(name, "sb_"); ok && sandbox.ValidID(id) && sandbox.SchemaName(id) == name {
+			left = append(left, name)
+		}
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("migrate: the control database still holds %d sandboxes' schemas (%s): the sandboxes move to the worker database only when none is left in the control database; destroy them first (docs/deploy.md, \"A database server for the sandboxes\")",
+			len(left), strings.Join(left[:min(len(left), 5)], ", "))
+	}
+	return nil
 }
 
 // ServerSettings are what the migrate step reads of the server's settings that hold a

@@ -159,7 +159,7 @@ func TestCheckSchemaRunsNoDDL(t *testing.T) {
 func TestSchemaGate(t *testing.T) {
 	pool, _ := testenv.Postgres(t)
 	ctx := t.Context()
-	gate := controlplane.NewSchemaGate(pool)
+	gate := controlplane.NewSchemaGate(pool, nil)
 	if err := gate.Check(ctx); !errors.Is(err, controlplane.ErrSchemaOutdated) {
 		t.Fatalf("before the migrate step: %v", err)
 	}
@@ -183,11 +183,11 @@ func TestMigrateStep(t *testing.T) {
 	role := testenv.RouterRole(t)
 	all, _ := controlplane.Migrations()
 	req := controlplane.MigrateRequest{Migrate: true, RouterRole: role}
-	report, err := controlplane.MigrateStep(ctx, pool, req)
+	report, err := controlplane.MigrateStep(ctx, pool, nil, req)
 	if err != nil || len(report.Applied) != len(all) || report.Version != all[len(all)-1].Version || report.RouterRole != role {
 		t.Fatalf("first step: %+v, %v", report, err)
 	}
-	report, err = controlplane.MigrateStep(ctx, pool, req)
+	report, err = controlplane.MigrateStep(ctx, pool, nil, req)
 	if err != nil || len(report.Applied) != 0 || report.Version != all[len(all)-1].Version {
 		t.Fatalf("second step: %+v, %v", report, err)
 	}
@@ -210,7 +210,7 @@ func TestMigrateStep(t *testing.T) {
 		t.Fatalf("CheckSchema as the router's role: %v", err)
 	}
 
-	if _, err := controlplane.MigrateStep(ctx, pool, controlplane.MigrateRequest{Migrate: true, RouterRole: "no_such_role_" + role}); err == nil ||
+	if _, err := controlplane.MigrateStep(ctx, pool, nil, controlplane.MigrateRequest{Migrate: true, RouterRole: "no_such_role_" + role}); err == nil ||
 		!strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("granting a role that does not exist: %v", err)
 	}
@@ -258,5 +258,85 @@ func TestServerSettingWarnings(t *testing.T) {
 				t.Errorf("%+v: warning %d is %q, want it to name %q and docs/deploy.md", c.settings, i, got[i], w)
 			}
 		}
+	}
+}
+
+// With the sandboxes apart (WORKER_DATABASE_URL), the migrate step migrates both databases:
+// the worker database gets only what provisioning and teardown need there (the lock on its
+// ACL and the default template), none of the control plane's tables; and the cold-start
+// check refuses a worker database the step has not reached, saying which database it is.
+func TestMigrateStepMigratesAnApartWorkerDatabase(t *testing.T) {
+	pool, _ := testenv.Postgres(t)
+	workers, _ := testenv.WorkerPostgres(t)
+	ctx := t.Context()
+	if err := controlplane.CheckSchemas(ctx, pool, workers); !errors.Is(err, controlplane.ErrSchemaOutdated) {
+		t.Fatalf("CheckSchemas before any step: %v", err)
+	}
+	if _, err := controlplane.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	err := controlplane.CheckSchemas(ctx, pool, workers)
+	if !errors.Is(err, controlplane.ErrSchemaOutdated) || !strings.HasPrefix(err.Error(), "worker database: ") {
+		t.Errorf("CheckSchemas with the control database migrated only: %v; want the worker database's outdated schema", err)
+	}
+	gate := controlplane.NewSchemaGate(pool, workers)
+	if err := gate.Check(ctx); !errors.Is(err, controlplane.ErrSchemaOutdated) {
+		t.Errorf("the gate with the worker database not migrated: %v", err)
+	}
+
+	wantWorker, err := controlplane.WorkerMigrations()
+	if err != nil || len(wantWorker) != 2 {
+		t.Fatalf("worker migrations %v, %v", wantWorker, err)
+	}
+	report, err := controlplane.MigrateStep(ctx, pool, workers, controlplane.MigrateRequest{Migrate: true})
+	if err != nil || len(report.Applied) != 0 || len(report.WorkerApplied) != len(wantWorker) || report.WorkerVersion != wantWorker[len(wantWorker)-1].Version {
+		t.Fatalf("step: %+v, %v", report, err)
+	}
+	if err := gate.Check(ctx); err != nil {
+		t.Errorf("the gate after the step: %v", err)
+	}
+	report, err = controlplane.MigrateStep(ctx, pool, workers, controlplane.MigrateRequest{Migrate: true})
+	if err != nil || len(report.WorkerApplied) != 0 || report.WorkerVersion == "" {
+		t.Errorf("second step: %+v, %v; want nothing applied", report, err)
+	}
+
+	var tables []string
+	if err := workers.QueryRow(ctx, `SELECT pg_catalog.array_agg(schemaname || '.' || tablename ORDER BY schemaname, tablename) FROM pg_catalog.pg_tables
+		WHERE schemaname IN ('sandbox_control', 'sandbox_template')`).Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"sandbox_control.database_acl_lock", "sandbox_control.schema_migrations",
+		"sandbox_template.guild_settings", "sandbox_template.members", "sandbox_template.moderation_cases", "sandbox_template.reminders"}
+	if strings.Join(tables, " ") != strings.Join(want, " ") {
+		t.Errorf("the worker database's tables: %v; want %v", tables, want)
+	}
+}
+
+// A deployment that moves the sandboxes to a worker database of their own while the control
+// database still holds a sandbox's schema fails its migrate step, naming the schema: no
+// teardown would look for it there again.
+func TestMigrateStepRefusesToLeaveSandboxesBehind(t *testing.T) {
+	pool, _ := testenv.Postgres(t)
+	workers, _ := testenv.WorkerPostgres(t)
+	ctx := t.Context()
+	if _, err := controlplane.MigrateStep(ctx, pool, nil, controlplane.MigrateRequest{Migrate: true}); err != nil {
+		t.Fatal(err)
+	}
+	// A schema named like a sandbox's, as an earlier deployment made them, and one that is not.
+	if _, err := pool.Exec(ctx, `CREATE SCHEMA sb_0123456789ab; CREATE SCHEMA sb_notasandbox_`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := controlplane.MigrateStep(ctx, pool, workers, controlplane.MigrateRequest{Migrate: true})
+	if err == nil || !strings.Contains(err.Error(), "sb_0123456789ab") || strings.Contains(err.Error(), "sb_notasandbox_") {
+		t.Fatalf("moving the sandboxes apart with one left behind: %v", err)
+	}
+	if err := controlplane.CheckWorkerSchema(ctx, workers); !errors.Is(err, controlplane.ErrSchemaOutdated) {
+		t.Errorf("the refused step migrated the worker database: %v", err)
+	}
+	if _, err := pool.Exec(ctx, `DROP SCHEMA sb_0123456789ab`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := controlplane.MigrateStep(ctx, pool, workers, controlplane.MigrateRequest{Migrate: true}); err != nil {
+		t.Errorf("once the sandbox is gone: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package docscheck
 
 import (
+	"maps"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -17,9 +18,14 @@ import (
 const noDefault = "—"
 
 // envComponents are the tables of docs/configuration.md: the variables every function reads,
-// those of tearing down (read by each function that tears down), and one table per part of
-// the system for the rest.
-var envComponents = []string{"common", "teardown", "api", "router", "cleanup", "cli"}
+// those of tearing down (read by each function that tears down), those of the sandboxes'
+// worker database (read by each function that reaches it), and one table per part of the
+// system for the rest.
+var envComponents = []string{"common", "teardown", "workers", "api", "router", "cleanup", "cli"}
+
+// sharedLoaders are the loaders whose settings have a table of their own, read whole by each
+// function that reads any of them.
+var sharedLoaders = map[string]string{"teardown": "config.LoadTeardown", "workers": "config.LoadWorkerDatabase"}
 
 // functions are the parts of the system that are Lambda functions.
 var functions = []string{"api", "router", "cleanup"}
@@ -86,27 +92,33 @@ func expectedTables(t *testing.T) (map[string][]string, map[string]string) {
 			}
 		}
 	}
-	teardown := configReads(t, loaders["config.LoadTeardown"])
 	var common []string
 	for _, name := range names(parts["api"]) {
 		if slices.Contains(names(parts["router"]), name) && slices.Contains(names(parts["cleanup"]), name) {
 			common = append(common, name)
 		}
 	}
-	want := map[string][]string{"common": common, "teardown": teardown}
+	want := map[string][]string{"common": common}
+	var shared []string // the settings of every shared loader
+	for table, loader := range sharedLoaders {
+		want[table] = configReads(t, loaders[loader])
+		shared = append(shared, want[table]...)
+	}
 	for part := range mainPackages {
 		read := names(parts[part])
-		readsTeardown := 0
-		for _, name := range teardown {
-			if slices.Contains(read, name) {
-				readsTeardown++
+		for table, loader := range sharedLoaders {
+			reads := 0
+			for _, name := range want[table] {
+				if slices.Contains(read, name) {
+					reads++
+				}
+			}
+			if reads != 0 && reads != len(want[table]) {
+				t.Errorf("%s reads %d of the %d %s settings: read them all, with %s", part, reads, len(want[table]), table, loader)
 			}
 		}
-		if readsTeardown != 0 && readsTeardown != len(teardown) {
-			t.Errorf("%s reads %d of the %d teardown settings: read them all, with config.LoadTeardown", part, readsTeardown, len(teardown))
-		}
 		for _, name := range read {
-			if (part != "cli" && slices.Contains(common, name)) || slices.Contains(teardown, name) {
+			if (part != "cli" && slices.Contains(common, name)) || slices.Contains(shared, name) {
 				continue
 			}
 			want[part] = append(want[part], name)
@@ -182,6 +194,11 @@ var loaders = map[string]func(config.Lookup) (any, error){
 		t := config.LoadTeardown(r)
 		return t, r.Err()
 	},
+	"config.LoadWorkerDatabase": func(l config.Lookup) (any, error) {
+		r := config.NewReader(l)
+		w := config.LoadWorkerDatabase(r)
+		return w, r.Err()
+	},
 }
 
 // functionLoader is the loader of each function's whole configuration.
@@ -204,10 +221,10 @@ func TestConfigurationDocDefaultsAreTheCodes(t *testing.T) {
 		switch c {
 		case "common":
 			fns = functions
-		case "teardown":
+		case "teardown", "workers":
 			fns = nil
 			for _, fn := range functions {
-				if slices.Contains(names(parts[fn]), "CLEANUP_CLAIM_LEASE") {
+				if slices.Contains(names(parts[fn]), firstKey(vars)) {
 					fns = append(fns, fn)
 				}
 			}
@@ -238,6 +255,12 @@ func TestConfigurationDocDefaultsAreTheCodes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// firstKey is the first of m's keys in order.
+func firstKey(m map[string]string) string {
+	keys := slices.Sorted(maps.Keys(m))
+	return keys[0]
 }
 
 // The comparison above must see a variable that is set to something else than its default.

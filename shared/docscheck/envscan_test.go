@@ -59,7 +59,7 @@ func excluded(rel string) bool {
 // loaderFuncs are the functions that read a configuration type as a whole. Their reads are
 // not attributed by the scan (a program imports a package whose loader it may never call)
 // but by recording what each loader a program's main package calls looks up (configReads).
-var loaderFuncs = map[string]bool{"LoadConfig": true, "LoadShared": true, "LoadTeardown": true}
+var loaderFuncs = map[string]bool{"LoadConfig": true, "LoadShared": true, "LoadTeardown": true, "LoadWorkerDatabase": true}
 
 // scanEnvReads parses every non-test Go file of the repository and returns the environment
 // variables read there, and each directory's imports of the module's own packages (as

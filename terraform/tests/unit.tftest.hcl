@@ -678,6 +678,46 @@ run "router_secret_needs_its_role" {
   expect_failures = [var.router_database_secret_arn]
 }
 
+run "sandboxes_live_in_a_worker_database_apart" {
+  command = plan
+
+  variables {
+    worker_database_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:sandboxes/workers-XyZ123"
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.this["api"].environment[0].variables.WORKER_DATABASE_SECRET_ARN == var.worker_database_secret_arn &&
+      aws_lambda_function.this["cleanup"].environment[0].variables.WORKER_DATABASE_SECRET_ARN == var.worker_database_secret_arn &&
+      !contains(keys(aws_lambda_function.this["router"].environment[0].variables), "WORKER_DATABASE_SECRET_ARN")
+    )
+    error_message = "The api and cleanup must reach the sandboxes' database, and the router must not."
+  }
+  assert {
+    condition = (
+      contains(one([for s in jsondecode(aws_iam_role_policy.function["api"].policy).Statement : s.Resource if s.Sid == "ReadSecrets"]), var.worker_database_secret_arn) &&
+      contains(one([for s in jsondecode(aws_iam_role_policy.function["cleanup"].policy).Statement : s.Resource if s.Sid == "ReadSecrets"]), var.worker_database_secret_arn) &&
+      !contains(one([for s in jsondecode(aws_iam_role_policy.function["router"].policy).Statement : s.Resource if s.Sid == "ReadSecrets"]), var.worker_database_secret_arn)
+    )
+    error_message = "Only the api and cleanup may read the sandboxes' database secret."
+  }
+  assert {
+    condition     = aws_lambda_invocation.migrate[0].triggers.worker_database == var.worker_database_secret_arn
+    error_message = "Naming another worker database must run the migrate step again, to migrate it."
+  }
+}
+
+run "worker_database_is_another_database" {
+  command = plan
+
+  variables {
+    worker_database_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:sandboxes/db-XyZ123"
+    database_secret_arn        = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:sandboxes/db-XyZ123"
+  }
+
+  expect_failures = [var.worker_database_secret_arn]
+}
+
 run "standard_queues_by_default" {
   command = plan
 

@@ -66,7 +66,7 @@ var allowed = map[string][]string{
 	"shared/cli": {"shared/apiwire", "shared/config", "shared/sandbox"},
 	// Composition roots.
 	"functions/api":     {"shared/api", "shared/cleanup", "shared/clients", "shared/controlplane", "shared/lambdakit", "shared/logkey", "shared/metrics", "shared/provision", "shared/routecache"},
-	"functions/router":  {"shared/clients", "shared/controlplane", "shared/lambdakit", "shared/logkey", "shared/metrics", "shared/routecache", "shared/routing", "shared/routing/sqsadapter"},
+	"functions/router":  {"shared/clients", "shared/config", "shared/controlplane", "shared/lambdakit", "shared/logkey", "shared/metrics", "shared/routecache", "shared/routing", "shared/routing/sqsadapter"},
 	"functions/cleanup": {"shared/cleanup", "shared/cleanup/scheduleadapter", "shared/clients", "shared/controlplane", "shared/lambdakit", "shared/logkey", "shared/metrics", "shared/provision", "shared/routecache"},
 	"cmd/sandbox":       {"shared/cli"},
 	"scripts/sqsctl":    {},

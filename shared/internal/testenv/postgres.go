@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -64,16 +65,31 @@ func ServerLog(t testing.TB) string {
 // sessions remain on it, when the test ends.
 func Postgres(t testing.TB) (*pgxpool.Pool, string) {
 	t.Helper()
-	admin := AdminURL(t)
-	control := ControlURL(t)
+	return freshDatabase(t, databaseURLVar, adminDatabaseURLVar)
+}
+
+// WorkerPostgres is Postgres on the sandboxes' own server (scripts/services.sh's pg-workers),
+// apart from the control plane's: a worker database (config.WorkerDatabase). Roles are a
+// server's, so a sandbox's role made there does not exist on the control plane's server.
+func WorkerPostgres(t testing.TB) (*pgxpool.Pool, string) {
+	t.Helper()
+	return freshDatabase(t, workerURLVar, workerAdminURLVar)
+}
+
+// freshDatabase creates the fresh database on the server whose control user's URL is in
+// urlVar and superuser's in adminVar.
+func freshDatabase(t testing.TB, urlVar, adminVar string) (*pgxpool.Pool, string) {
+	t.Helper()
+	admin := requireEnv(t, adminVar)
+	control := requireEnv(t, urlVar)
 	name := "sbtest_" + randomHex(8)
 	dbURL, err := replaceDatabase(control, name)
 	if err != nil {
-		t.Fatalf("testenv: %s: %v", databaseURLVar, err)
+		t.Fatalf("testenv: %s: %v", urlVar, err)
 	}
 	owner, err := userOf(control)
 	if err != nil {
-		t.Fatalf("testenv: %s: %v", databaseURLVar, err)
+		t.Fatalf("testenv: %s: %v", urlVar, err)
 	}
 	quoted := pgx.Identifier{name}.Sanitize()
 
@@ -124,14 +140,19 @@ func AdminPool(t testing.TB, dbURL string) *pgxpool.Pool {
 	return pool
 }
 
-// adminURLOf is the superuser's URL of the database of dbURL.
+// adminURLOf is the superuser's URL of the database of dbURL, on whichever of the two servers
+// dbURL names.
 func adminURLOf(t testing.TB, dbURL string) string {
 	t.Helper()
 	u, err := url.Parse(dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	adminURL, err := replaceDatabase(AdminURL(t), u.Path[1:])
+	server := AdminURL(t)
+	if w, err := url.Parse(os.Getenv(workerURLVar)); err == nil && w.Host != "" && w.Host == u.Host {
+		server = requireEnv(t, workerAdminURLVar)
+	}
+	adminURL, err := replaceDatabase(server, u.Path[1:])
 	if err != nil {
 		t.Fatal(err)
 	}
