@@ -34,7 +34,8 @@ type Config struct {
 	// role (API_OWNER_KEY); see CanonicalPrincipal.
 	OwnerKey OwnerKey
 	// PublicDatabaseHost overrides the database host (and port, as host:port) handed out by
-	// connect (API_PUBLIC_DATABASE_HOST); empty: the host the API itself connects to.
+	// connect (API_PUBLIC_DATABASE_HOST); empty: the host the API itself connects to for the
+	// sandboxes' database (Workers when set).
 	PublicDatabaseHost string
 	// PublicRedisAddr overrides REDIS_ADDR in connect answers (API_PUBLIC_REDIS_ADDR).
 	PublicRedisAddr string
