@@ -36,7 +36,7 @@ func TestAdminCleanupRecordsTheRunsMetrics(t *testing.T) {
 	// A schema of a sandbox the control plane does not know: an orphan once the grace
 	// period has passed since the first run saw it.
 	ghost := sandbox.SchemaName(sandbox.NewID())
-	if _, err := e.pool.Exec(context.Background(), "CREATE SCHEMA "+ghost); err != nil {
+	if _, err := e.workers.Exec(context.Background(), "CREATE SCHEMA "+ghost); err != nil {
 		t.Fatal(err)
 	}
 	wantStatus(t, e.do(t, call{method: "POST", path: "/v1/admin/cleanup", principal: admin}), 200)

@@ -20,7 +20,7 @@ func TestSchemaCreationFailuresAlarm(t *testing.T) {
 	limits.DBReservedConnections = -1 // nor the connections of the test server
 	e := newEnv(t, envOptions{limits: limits})
 	alarm := alarmtest.Load(t, "schema-creation-failures")
-	if _, err := e.pool.Exec(context.Background(), `DROP SCHEMA sandbox_template CASCADE`); err != nil {
+	if _, err := e.workers.Exec(context.Background(), `DROP SCHEMA sandbox_template CASCADE`); err != nil {
 		t.Fatal(err)
 	}
 	period := time.Date(2026, 1, 8, 13, 0, 0, 0, time.UTC) // a 5-minute period starts here

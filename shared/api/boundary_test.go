@@ -166,7 +166,7 @@ func TestConnectCannotOutliveATeardownThatOvertakesIt(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The drop waits for this lock, after the Redis user is gone.
-			locked, err := e.direct.Begin(ctx)
+			locked, err := e.workers.Begin(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -183,8 +183,11 @@ func TestConnectCannotOutliveATeardownThatOvertakesIt(t *testing.T) {
 					_, err := teardown.Destroy(ctx, admin, sb.ID)
 					done <- err
 				}()
-				testenv.WaitForLockWait(t, e.direct, "the teardown waits, at its drop or for the sandbox's row",
-					"query LIKE 'DROP SCHEMA%' OR query LIKE '%sandbox_control.sandboxes%'")
+				// The drop waits in the sandboxes' database, the row in the control plane's.
+				testenv.WaitUntil(t, "the teardown waits, at its drop or for the sandbox's row", func() bool {
+					return testenv.LockWaits(e.workers, "query LIKE 'DROP SCHEMA%'") ||
+						testenv.LockWaits(e.direct, "query LIKE '%sandbox_control.sandboxes%'")
+				})
 			}
 			if c.insideHold {
 				held = runTeardown

@@ -103,7 +103,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	}
 	testenv.RegisterTestGuilds(t, pool, guild1, guild2) // guild3 is protected
 	e := &env{pool: pool, direct: pool, dbURL: dbURL, workers: pool, workerURL: dbURL, rdb: testenv.Redis(t), emf: &testenv.SyncBuffer{}, logs: &testenv.SyncBuffer{}, now: opts.now}
-	if opts.workersApart {
+	if opts.workersApart || testenv.WorkersApart() {
 		direct, workerURL := testenv.WorkerPostgres(t)
 		if _, err := controlplane.MigrateWorkers(ctx, direct); err != nil {
 			t.Fatal(err)
@@ -374,18 +374,26 @@ func (e *env) create(t testing.TB, principal, name string, guilds ...string) *ap
 func (e *env) snapshot(t testing.TB) string {
 	t.Helper()
 	var sbs, maps, shares, audit, passwords, schemas string
-	// As the superuser: role passwords are in pg_authid, which the control user cannot read.
-	err := testenv.AdminPool(t, e.dbURL).QueryRow(context.Background(), `SELECT
+	var roles []string
+	err := e.direct.QueryRow(context.Background(), `SELECT
 		coalesce((SELECT json_agg(s ORDER BY s.id)::text FROM sandbox_control.sandboxes s), ''),
 		coalesce((SELECT json_agg(m ORDER BY m.guild_id)::text FROM sandbox_control.guild_mappings m), ''),
 		coalesce((SELECT json_agg(sh ORDER BY sh.sandbox_id, sh.principal)::text FROM sandbox_control.sandbox_shares sh), '') ||
 			coalesce((SELECT json_agg(tg ORDER BY tg.guild_id)::text FROM sandbox_control.test_guilds tg), '') ||
 			coalesce((SELECT json_agg(pg ORDER BY pg.guild_id)::text FROM sandbox_control.protected_guilds pg), ''),
 		(SELECT count(*) FROM sandbox_control.audit_log)::text,
+		coalesce((SELECT array_agg(db_role) FROM sandbox_control.sandboxes), '{}')`,
+	).Scan(&sbs, &maps, &shares, &audit, &roles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Where the sandboxes' roles and schemas are, as the superuser: role passwords are in
+	// pg_authid, which the control user cannot read.
+	err = testenv.AdminPool(t, e.workerURL).QueryRow(context.Background(), `SELECT
 		coalesce((SELECT json_agg(coalesce(a.rolpassword, '') || a.rolname ORDER BY a.rolname)::text FROM pg_authid a
-			WHERE a.rolname IN (SELECT db_role FROM sandbox_control.sandboxes)), ''),
+			WHERE a.rolname = ANY($1)), ''),
 		coalesce((SELECT json_agg(n.nspname ORDER BY n.nspname)::text FROM pg_namespace n WHERE n.nspname LIKE 'sb\_%'), '')`,
-	).Scan(&sbs, &maps, &shares, &audit, &passwords, &schemas)
+		roles).Scan(&passwords, &schemas)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -339,7 +339,7 @@ func TestAnEndedDeveloperShareKeepsNothing(t *testing.T) {
 			t.Errorf("%s worker still answers after the unshare (database %v, Redis %v)", who, db, rd)
 		}
 	}
-	if _, err := testenv.ConnectAs(t, e.dbURL, handed.Database.Role, handed.Database.Password); err == nil {
+	if _, err := testenv.ConnectAs(t, e.workerURL, handed.Database.Role, handed.Database.Password); err == nil {
 		t.Error("the database password bob was handed still logs in")
 	}
 	again := testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb),
@@ -420,7 +420,7 @@ func TestAConnectThatItsUnshareOvertakesHandsNothingOut(t *testing.T) {
 	}
 	if r.status == 200 {
 		handed := decode[apiwire.ConnectResponse](t, r)
-		if _, err := testenv.ConnectAs(t, e.dbURL, handed.Database.Role, handed.Database.Password); err == nil {
+		if _, err := testenv.ConnectAs(t, e.workerURL, handed.Database.Role, handed.Database.Password); err == nil {
 			t.Fatal("bob's connect, overtaken by his unshare, handed out a database password that logs in")
 		}
 		t.Fatalf("bob's connect, overtaken by his unshare, answered 200")

@@ -19,12 +19,12 @@ func BenchmarkCreateFromTemplate(b *testing.B) {
 	limits.OwnerQuota = 1 << 30
 	limits.DBReservedConnections = -1
 	e := newEnv(b, envOptions{limits: limits, discardOutput: true})
-	seed := testenv.SeedTemplate(b, e.direct, "tmpl_bench", 10000)
+	seed := testenv.SeedTemplate(b, e.workers, "tmpl_bench", 10000)
 	registerTemplate(b, e, "bench-seed", "tmpl_bench", true)
 	durations := benchCreate(b, e, "bench-seed")
 	// One check that the rows came along: the benchmark measures a real copy.
 	var got int
-	if err := e.direct.QueryRow(b.Context(), fmt.Sprintf(`SELECT count(*) FROM %s.actions`,
+	if err := e.workers.QueryRow(b.Context(), fmt.Sprintf(`SELECT count(*) FROM %s.actions`,
 		"sb_"+decodeID(b, e, "bench-1"))).Scan(&got); err != nil || got != seed["actions"] {
 		b.Fatalf("the first sandbox holds %d actions (%v), want %d", got, err, seed["actions"])
 	}

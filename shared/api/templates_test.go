@@ -68,7 +68,7 @@ func templateAudit(t testing.TB, e *env, action string) []map[string]any {
 func TestTemplateRoutes(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	ctx := context.Background()
-	seed := testenv.SeedTemplate(t, e.direct, "tmpl_guild_xp", 1000)
+	seed := testenv.SeedTemplate(t, e.workers, "tmpl_guild_xp", 1000)
 
 	r := e.do(t, call{method: "POST", path: "/v1/admin/templates", principal: admin,
 		body: `{"name":"guild-xp","description":"a guild with XP","source_schema":"tmpl_guild_xp","copy_rows":true,"default_ttl":"2d"}`})
@@ -97,7 +97,7 @@ func TestTemplateRoutes(t *testing.T) {
 	}
 	for table, n := range seed {
 		var got int
-		if err := e.direct.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM %s", pgx.Identifier{"sb_" + sb.ID, table}.Sanitize())).Scan(&got); err != nil || got != n {
+		if err := e.workers.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM %s", pgx.Identifier{"sb_" + sb.ID, table}.Sanitize())).Scan(&got); err != nil || got != n {
 			t.Errorf("%s: %d rows (%v), want %d", table, got, err, n)
 		}
 	}

@@ -101,13 +101,13 @@ func TestRunGivesOlderRolesTheLogSettings(t *testing.T) {
 	sb := e.create(t, "log-settings", time.Hour)
 	role := pgx.Identifier{sandbox.RoleName(sb.ID)}.Sanitize()
 	for _, name := range sandbox.RoleQuietLogSettings {
-		if _, err := e.pool.Exec(ctx, "ALTER ROLE "+role+" RESET "+name); err != nil { // as an older role was made
+		if _, err := e.workers.Exec(ctx, "ALTER ROLE "+role+" RESET "+name); err != nil { // as an older role was made
 			t.Fatal(err)
 		}
 	}
 	settings := func() []string {
 		var config []string
-		if err := e.pool.QueryRow(ctx, `SELECT coalesce(rolconfig, '{}') FROM pg_catalog.pg_roles WHERE rolname = $1`,
+		if err := e.workers.QueryRow(ctx, `SELECT coalesce(rolconfig, '{}') FROM pg_catalog.pg_roles WHERE rolname = $1`,
 			sandbox.RoleName(sb.ID)).Scan(&config); err != nil {
 			t.Fatal(err)
 		}

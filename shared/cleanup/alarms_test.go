@@ -75,7 +75,7 @@ func TestOrphanedResourcesAlarm(t *testing.T) {
 			e := setup(t)
 			// Schemas and Redis namespaces of sandboxes that have no row in the control plane.
 			for range c.schemas {
-				e.exec(t, "CREATE SCHEMA "+sandbox.SchemaName(sandbox.NewID()))
+				e.workerExec(t, "CREATE SCHEMA "+sandbox.SchemaName(sandbox.NewID()))
 			}
 			for range c.namespaces {
 				mustSet(t, e, keys.Namespace(sandbox.NewID())+"k")

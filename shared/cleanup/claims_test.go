@@ -321,7 +321,7 @@ func TestASandboxCannotHoldTheControlPlanesLocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	worker, err := testenv.ConnectAs(t, e.url, sandbox.RoleName(hostile.ID), creds.DatabasePassword)
+	worker, err := testenv.ConnectAs(t, e.workerURL, sandbox.RoleName(hostile.ID), creds.DatabasePassword)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,14 +50,18 @@ func (f *fakePublisher) Sent() []ExpiryWarning {
 }
 
 type env struct {
-	pool  *pgxpool.Pool
-	url   string
-	rdb   redis.UniversalClient
-	p     *provision.Provisioner
-	m     *controlplane.Manager
-	s     *Service
-	clock *testenv.Clock
-	pub   *fakePublisher
+	pool *pgxpool.Pool
+	url  string
+	// workers and workerURL are the sandboxes' database: pool and url unless the tests run
+	// with the sandboxes on a server of their own (testenv.WorkersApart).
+	workers   *pgxpool.Pool
+	workerURL string
+	rdb       redis.UniversalClient
+	p         *provision.Provisioner
+	m         *controlplane.Manager
+	s         *Service
+	clock     *testenv.Clock
+	pub       *fakePublisher
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -113,21 +117,28 @@ func setup(t testing.TB, cfgs ...envConfig) *env {
 	if _, err := controlplane.Migrate(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.prepare != nil {
-		cfg.prepare(t, pool)
-	}
 	newRedis := testenv.Redis
 	if cfg.redis != nil {
 		newRedis = cfg.redis
+	}
+	workers, workerURL := pool, url
+	if testenv.WorkersApart() {
+		workers, workerURL = testenv.WorkerPostgres(t)
+		if _, err := controlplane.MigrateWorkers(ctx, workers); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cfg.prepare != nil {
+		cfg.prepare(t, workers) // templates are the sandboxes' database's
 	}
 	rdb := newRedis(t)
 	clk := testenv.NewClock(time.Date(2026, 1, 8, 12, 0, 0, 0, time.UTC))
 	limits := sandbox.DefaultLimits()
 	limits.OwnerQuota = 1000
 	limits.DBReservedConnections = -1 // more sandboxes than the test server has connections for
-	p := provision.New(pool, rdb, cfg.template)
+	p := provision.New(workers, rdb, cfg.template)
 	m := controlplane.NewManager(pool, controlplane.Options{
-		Limits: limits, Provisioner: p, Routes: routecache.New(rdb, 0, 0), Now: clk.Now, Logger: quiet,
+		Limits: limits, Provisioner: p, WorkerServer: workers, Routes: routecache.New(rdb, 0, 0), Now: clk.Now, Logger: quiet,
 	})
 	pub := &fakePublisher{}
 	opts := Options{
@@ -141,7 +152,7 @@ func setup(t testing.TB, cfgs ...envConfig) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{pool: pool, url: url, rdb: rdb, p: p, m: m, s: s, clock: clk, pub: pub}
+	return &env{pool: pool, url: url, workers: workers, workerURL: workerURL, rdb: rdb, p: p, m: m, s: s, clock: clk, pub: pub}
 }
 
 // create makes a running sandbox with the given TTL and guilds (registered as test guilds

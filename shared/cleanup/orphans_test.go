@@ -32,25 +32,34 @@ func keysOf(os []Orphan) []orphanKey {
 	return out
 }
 
-// createRole makes a cluster-wide role with a comment, dropped when the test ends.
+// createRole makes a role of the sandboxes' server with a comment, dropped when the test ends.
 func (e *env) createRole(t *testing.T, name, comment string) {
 	t.Helper()
 	ctx := context.Background()
 	ident := pgx.Identifier{name}.Sanitize()
-	if _, err := e.pool.Exec(ctx, "CREATE ROLE "+ident+" NOLOGIN"); err != nil {
+	if _, err := e.workers.Exec(ctx, "CREATE ROLE "+ident+" NOLOGIN"); err != nil {
 		t.Fatal(err)
 	}
 	if comment != "" {
-		if _, err := e.pool.Exec(ctx, "COMMENT ON ROLE "+ident+" IS '"+comment+"'"); err != nil {
+		if _, err := e.workers.Exec(ctx, "COMMENT ON ROLE "+ident+" IS '"+comment+"'"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(func() { _, _ = e.pool.Exec(context.Background(), "DROP ROLE IF EXISTS "+ident) })
+	t.Cleanup(func() { _, _ = e.workers.Exec(context.Background(), "DROP ROLE IF EXISTS "+ident) })
 }
 
+// exec runs a statement on the control plane's database.
 func (e *env) exec(t *testing.T, sql string, args ...any) {
 	t.Helper()
 	if _, err := e.pool.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// workerExec runs a statement on the sandboxes' database.
+func (e *env) workerExec(t *testing.T, sql string, args ...any) {
+	t.Helper()
+	if _, err := e.workers.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
 }
@@ -60,7 +69,7 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
 	var database string
-	if err := e.pool.QueryRow(ctx, `SELECT current_database()`).Scan(&database); err != nil {
+	if err := e.workers.QueryRow(ctx, `SELECT current_database()`).Scan(&database); err != nil {
 		t.Fatal(err)
 	}
 	ours := provision.RoleCommentFor(database)
@@ -72,7 +81,7 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 	creating := sandbox.NewID()
 	e.exec(t, `INSERT INTO sandbox_control.sandboxes (id, name, owner, status, schema_name, db_role, created_at, updated_at, expires_at)
 		VALUES ($1, 'creating-one', 'o', 'creating', $2, $2, $3, $3, $4)`, creating, sandbox.SchemaName(creating), t0, t0.Add(time.Hour))
-	e.exec(t, `CREATE SCHEMA `+sandbox.SchemaName(creating))
+	e.workerExec(t, `CREATE SCHEMA `+sandbox.SchemaName(creating))
 	mustSet(t, e, keys.EventStream(creating))
 	tearing := e.create(t, "tearing", 168*time.Hour)
 	e.seed(t, tearing, 1)
@@ -98,7 +107,7 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 
 	// Resources with no sandbox row at all, seen now for the first time.
 	ghost := sandbox.NewID()
-	e.exec(t, `CREATE SCHEMA `+sandbox.SchemaName(ghost))
+	e.workerExec(t, `CREATE SCHEMA `+sandbox.SchemaName(ghost))
 	e.createRole(t, sandbox.RoleName(ghost), ours)
 	mustSet(t, e, keys.Namespace(ghost)+"a", keys.Namespace(ghost)+"b")
 	ghostGuild := newGuild()
@@ -116,7 +125,7 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 	bare := sandbox.NewID()
 	e.createRole(t, sandbox.RoleName(bare), "")
 	for _, s := range []string{`"sb_ABCDEFGHIJKLM"`, "sb_short", "sbx_" + sandbox.NewID(), "sb_" + sandbox.NewID() + "_x"} {
-		e.exec(t, "CREATE SCHEMA "+s)
+		e.workerExec(t, "CREATE SCHEMA "+s)
 	}
 	mustSet(t, e, "sandbox:{BAD-ID}:k", "sandbox:{"+sandbox.NewID()+"}", "sandbox:route:notaguild", "other:{"+sandbox.NewID()+"}:k")
 	// Redis users of another logical database (ACL users are server-wide) or not a sandbox's.
@@ -161,7 +170,7 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 	setRoute(t, e, recent.Guilds[0], recent.ID) // written behind the published transitions
 	// And a resource first seen now.
 	newborn := sandbox.NewID()
-	e.exec(t, `CREATE SCHEMA `+sandbox.SchemaName(newborn))
+	e.workerExec(t, `CREATE SCHEMA `+sandbox.SchemaName(newborn))
 
 	rep, err := e.s.FindOrphans(ctx)
 	if err != nil {
@@ -246,13 +255,13 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 	}
 	for _, id := range []string{foreign, bare} {
 		var n int
-		_ = e.pool.QueryRow(ctx, `SELECT count(*) FROM pg_roles WHERE rolname = $1`, sandbox.RoleName(id)).Scan(&n)
+		_ = e.workers.QueryRow(ctx, `SELECT count(*) FROM pg_roles WHERE rolname = $1`, sandbox.RoleName(id)).Scan(&n)
 		if n != 1 {
 			t.Errorf("role %s removed", sandbox.RoleName(id))
 		}
 	}
 	var lookalikes int
-	_ = e.pool.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname IN ('sb_ABCDEFGHIJKLM', 'sb_short') OR nspname LIKE 'sbx\_%' OR nspname LIKE 'sb\_%\_x'`).Scan(&lookalikes)
+	_ = e.workers.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname IN ('sb_ABCDEFGHIJKLM', 'sb_short') OR nspname LIKE 'sbx\_%' OR nspname LIKE 'sb\_%\_x'`).Scan(&lookalikes)
 	if lookalikes != 4 {
 		t.Errorf("look-alike schemas left: %d of 4", lookalikes)
 	}
@@ -379,7 +388,7 @@ func TestOrphanRemovalClosesTheWaysInFirst(t *testing.T) {
 	sb := e.create(t, "orphaned", time.Hour)
 	redisWorker, creds := e.worker(t, sb.ID)
 	login := func() (*pgx.Conn, error) {
-		return testenv.ConnectAs(t, e.url, sandbox.RoleName(sb.ID), creds.DatabasePassword)
+		return testenv.ConnectAs(t, e.workerURL, sandbox.RoleName(sb.ID), creds.DatabasePassword)
 	}
 	first, err := login()
 	if err != nil {

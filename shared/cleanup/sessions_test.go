@@ -25,7 +25,7 @@ func TestRunEndsLongSandboxTransactions(t *testing.T) {
 		t.Fatal(err)
 	}
 	worker := func() *pgx.Conn {
-		conn, err := testenv.ConnectAs(t, e.url, sandbox.RoleName(sb.ID), creds.DatabasePassword)
+		conn, err := testenv.ConnectAs(t, e.workerURL, sandbox.RoleName(sb.ID), creds.DatabasePassword)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,7 +43,7 @@ func TestRunEndsLongSandboxTransactions(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the sleeping session is %q after 30 s, want active", state)
 		}
-		if err := e.pool.QueryRow(ctx, `SELECT coalesce(state, '') FROM pg_stat_activity WHERE pid = $1`, pid).Scan(&state); err != nil {
+		if err := e.workers.QueryRow(ctx, `SELECT coalesce(state, '') FROM pg_stat_activity WHERE pid = $1`, pid).Scan(&state); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -399,7 +399,7 @@ func TestConcurrentRunsTearEachSandboxDownOnce(t *testing.T) {
 		e.assertTornDownOnce(t, sb.ID)
 	}
 	var left int
-	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'sb\_%'`).Scan(&left); err != nil || left != 0 {
+	if err := e.workers.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'sb\_%'`).Scan(&left); err != nil || left != 0 {
 		t.Fatalf("%d sandbox schemas left (%v)", left, err)
 	}
 	left2, err := testenv.RedisKeys(t, testenv.RedisAdmin(t, testenv.RedisDBOf(e.rdb)), "*")
@@ -558,7 +558,7 @@ func TestBusySchemaFailsTheStepAndIsRetried(t *testing.T) {
 	e := setup(t, envConfig{options: func(o *Options) { o.DropLockTimeout = 200 * time.Millisecond }})
 	ctx := context.Background()
 	sb := e.createExpired(t, "busy")
-	tx, err := e.pool.Begin(ctx)
+	tx, err := e.workers.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

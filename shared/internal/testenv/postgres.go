@@ -216,10 +216,23 @@ func DropSandboxes(pool *pgxpool.Pool, drop func(ctx context.Context, id string)
 // parameters): the point at which a test that forces an interleaving lets the other side go.
 func WaitForLockWait(t testing.TB, pool *pgxpool.Pool, what, where string, args ...any) {
 	t.Helper()
-	WaitUntil(t, what, func() bool {
-		var waiting bool
-		err := pool.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity
-			WHERE datname = pg_catalog.current_database() AND wait_event_type = 'Lock' AND (`+where+`))`, args...).Scan(&waiting)
-		return err == nil && waiting
-	})
+	WaitUntil(t, what, func() bool { return LockWaits(pool, where, args...) })
 }
+
+// LockWaits reports whether a session of pool's database waits for a lock in a statement
+// that matches where (WaitForLockWait), for a test that waits on either of two databases.
+func LockWaits(pool *pgxpool.Pool, where string, args ...any) bool {
+	var waiting bool
+	err := pool.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity
+		WHERE datname = pg_catalog.current_database() AND wait_event_type = 'Lock' AND (`+where+`))`, args...).Scan(&waiting)
+	return err == nil && waiting
+}
+
+// workersModeVar selects where the tests that build the whole control plane put the
+// sandboxes: "apart" runs them on the sandboxes' own server (WorkerPostgres), as a deployment
+// with WORKER_DATABASE_URL does; unset, in the control plane's database.
+const workersModeVar = "SANDBOX_TEST_PG_MODE"
+
+// WorkersApart reports whether the tests put the sandboxes on a server of their own
+// (SANDBOX_TEST_PG_MODE=apart).
+func WorkersApart() bool { return os.Getenv(workersModeVar) == "apart" }
