@@ -440,7 +440,7 @@ func refuseSandboxesLeftBehind(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	var left []string
 	for _, name := range names {
-		if id, ok := strings.CutPrefix(name, "sb_"); ok && sandbox.ValidID(id) && sandbox.SchemaName(id) == name {
+		if _, ok := sandbox.IDOfName(name); ok {
 			left = append(left, name)
 		}
 	}

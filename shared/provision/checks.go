@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,8 +17,8 @@ import (
 //
 //   - a name is a sandbox's only when it is exactly sandbox.SchemaName(id),
 //     sandbox.RoleName(id) or keys.ACLUser(id, db) of an id sandbox.ValidID accepts: callers
-//     pass ids (checkID), and names read from a catalog are kept only when idOfName gives
-//     them back exactly;
+//     pass ids (checkID), and names read from a catalog are kept only when
+//     sandbox.IDOfName gives them back exactly;
 //   - a role is a sandbox's only when it also carries this database's comment
 //     (RoleCommentFor(current_database())), read in the transaction that acts on it
 //     (roleOf): roles are cluster-wide, and another database's sandboxes are never touched;
@@ -52,16 +51,6 @@ func (p *Provisioner) checkStream(id, key, what string) error {
 		return fmt.Errorf("provision: %s %s: no Redis client", what, key)
 	}
 	return nil
-}
-
-// idOfName returns the sandbox id of a schema or role name that is exactly a sandbox's
-// (sb_<id> with a valid id), and false for any other name.
-func idOfName(name string) (string, bool) {
-	id, ok := strings.CutPrefix(name, "sb_")
-	if !ok || !sandbox.ValidID(id) || sandbox.SchemaName(id) != name || sandbox.RoleName(id) != name {
-		return "", false
-	}
-	return id, true
 }
 
 // errForeignRole refuses a role named like a sandbox's that another database's control plane

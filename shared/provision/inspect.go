@@ -195,7 +195,7 @@ func (p *Provisioner) SandboxSchemas(ctx context.Context) ([]string, error) {
 	}
 	var ids []string
 	for _, n := range names {
-		if id, ok := idOfName(n); ok {
+		if id, ok := sandbox.IDOfName(n); ok {
 			ids = append(ids, id)
 		}
 	}
@@ -220,7 +220,7 @@ func (p *Provisioner) SandboxRoles(ctx context.Context) ([]string, error) {
 	}
 	var ids []string
 	for _, r := range roles {
-		if id, ok := idOfName(r.name); ok && ownRole(r.comment, r.database) {
+		if id, ok := sandbox.IDOfName(r.name); ok && ownRole(r.comment, r.database) {
 			ids = append(ids, id)
 		}
 	}

@@ -29,8 +29,8 @@ type EndedSession struct {
 // bloat every table for as long as its sandbox lives. The role's own settings cannot bound
 // it (idle_in_transaction_session_timeout and statement_timeout are each session's to
 // change), so the scheduled cleanup does. A role is a sandbox's of this database only as
-// idOfName and ownRole say; a session is ended only if it is still the one listed (its pid
-// and its start), never a backend that took the pid over meanwhile.
+// sandbox.IDOfName and ownRole say; a session is ended only if it is still the one listed
+// (its pid and its start), never a backend that took the pid over meanwhile.
 func (p *Provisioner) EndLongTransactions(ctx context.Context, maxAge time.Duration) ([]EndedSession, error) {
 	type session struct {
 		EndedSession
@@ -56,7 +56,7 @@ func (p *Provisioner) EndLongTransactions(ctx context.Context, maxAge time.Durat
 	var starts []time.Time
 	byPID := map[int32]EndedSession{}
 	for _, s := range listed {
-		id, ok := idOfName(s.role)
+		id, ok := sandbox.IDOfName(s.role)
 		if !ok || !ownRole(s.comment, s.database) {
 			continue
 		}

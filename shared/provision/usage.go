@@ -169,7 +169,7 @@ func (p *Provisioner) SchemaSizes(ctx context.Context, ids []string) (map[string
 		}
 		sizes, err := schemaSizes(ctx, tx, schemas)
 		for schema, n := range sizes {
-			if id, ok := idOfName(schema); ok {
+			if id, ok := sandbox.IDOfName(schema); ok {
 				out[id] = n
 			}
 		}

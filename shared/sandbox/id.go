@@ -1,6 +1,9 @@
 package sandbox
 
-import "crypto/rand"
+import (
+	"crypto/rand"
+	"strings"
+)
 
 // idAlphabet keeps ids safe as SQL identifiers and in Redis glob patterns.
 const idAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -40,3 +43,14 @@ const ControlSearchPath = "pg_catalog, pg_temp"
 // RoleName is the PostgreSQL role of a sandbox
 // (docs/architecture.md, "A sandbox's own resources").
 func RoleName(id string) string { return "sb_" + id }
+
+// IDOfName returns the sandbox id of a schema or role name that is exactly a sandbox's
+// (SchemaName and RoleName of an id ValidID accepts), and false for any other name: names
+// read from a catalog are a sandbox's only when they give it back exactly.
+func IDOfName(name string) (string, bool) {
+	id, ok := strings.CutPrefix(name, "sb_")
+	if !ok || !ValidID(id) || SchemaName(id) != name || RoleName(id) != name {
+		return "", false
+	}
+	return id, true
+}
