@@ -42,7 +42,7 @@ capture_pids() {
 	if [[ -f $SANDBOX_DEV_DIR/pids ]]; then
 		while read -r _ pid; do CAPTURED+=("$pid"); done <"$SANDBOX_DEV_DIR/pids"
 	fi
-	for f in "$svc/redis.pid" "$svc/sqs.pid"; do
+	for f in "$svc/redis.pid" "$svc/redis-workers.pid" "$svc/sqs.pid"; do
 		if [[ -f $f ]]; then CAPTURED+=("$(<"$f")"); fi
 	done
 	for f in "$svc/pg.dir" "$svc/pg-workers.dir"; do
@@ -51,7 +51,7 @@ capture_pids() {
 		PG_DATA+=("$data")
 		if [[ -f $data/postmaster.pid ]]; then CAPTURED+=("$(head -n 1 "$data/postmaster.pid")"); fi
 	done
-	for f in "$svc/pg.port" "$svc/pg-workers.port" "$svc/redis.port" "$svc/sqs.port"; do
+	for f in "$svc/pg.port" "$svc/pg-workers.port" "$svc/redis.port" "$svc/redis-workers.port" "$svc/sqs.port"; do
 		if [[ -f $f ]]; then PORTS+=("$(<"$f")"); fi
 	done
 }
@@ -142,11 +142,12 @@ start_dev() {
 }
 
 # in_stack SCRIPT runs bash SCRIPT in a shell that sourced the stack's env file, as a
-# developer's terminal would, with rcli (redis-cli as the functions' user) defined.
+# developer's terminal would, with srcli (redis-cli as the functions' user on the sandboxes' Redis)
+# defined.
 in_stack() {
 	bash -c 'set -euo pipefail
 . "$SANDBOX_DEV_DIR/env"
-rcli() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --user "$REDIS_USERNAME" --pass "$REDIS_PASSWORD" --no-auth-warning "$@"; }
+srcli() { redis-cli -h "$WORKER_REDIS_HOST" -p "$WORKER_REDIS_PORT" --user "$REDIS_USERNAME" --pass "$REDIS_PASSWORD" --no-auth-warning "$@"; }
 '"$1"
 }
 
@@ -185,8 +186,8 @@ if ! BEFORE=$(in_stack '
 	stream=$(sandbox status kept-sandbox --json | jq -r .sandbox.stream)
 	printf "{\"op\":0,\"t\":\"MESSAGE_CREATE\",\"s\":1,\"d\":{\"guild_id\":\"%s\"}}" "$PERSIST_GUILD" |
 		sqsctl send -queue "$INGRESS_QUEUE_URL" >/dev/null
-	for _ in $(seq 100); do [[ $(rcli XLEN "$stream") == 1 ]] && break; sleep 0.2; done
-	[[ $(rcli XLEN "$stream") == 1 ]] || { echo "the event did not reach $stream" >&2; exit 1; }
+	for _ in $(seq 100); do [[ $(srcli XLEN "$stream") == 1 ]] && break; sleep 0.2; done
+	[[ $(srcli XLEN "$stream") == 1 ]] || { echo "the event did not reach $stream" >&2; exit 1; }
 	eval "$(sandbox connect kept-sandbox 2>/dev/null)"
 	printf "%s %s %s %s\n" "$SANDBOX_ALICE_TOKEN" "$stream" "$SANDBOX_REDIS_USERNAME" "$SANDBOX_REDIS_PASSWORD"
 '); then
@@ -196,7 +197,7 @@ fi
 read -r ALICE_TOKEN STREAM WORKER_USER WORKER_PASSWORD <<<"$BEFORE"
 stop_and_check
 ((STATUS == 0)) || exit
-[[ -f $SANDBOX_DEV_DIR/data/pg/data/PG_VERSION && -d $SANDBOX_DEV_DIR/data/redis ]] ||
+[[ -f $SANDBOX_DEV_DIR/data/pg/data/PG_VERSION && -d $SANDBOX_DEV_DIR/data/redis && -d $SANDBOX_DEV_DIR/data/redis-workers ]] ||
 	fail "the stopped stack left no data in $SANDBOX_DEV_DIR/data"
 
 start_dev DEV_PERSIST=1
@@ -213,7 +214,7 @@ if in_stack '
 	[[ $(sandbox guilds registered --json | jq -r --arg g "$PERSIST_GUILD" ".guilds[] | select(.guild_id == \$g) | .state") == mapped ]] ||
 		{ echo "its guild is no longer a registered test guild" >&2; exit 1; }
 	# The worker authenticates with the credentials handed out before the restart.
-	got=$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --user "$WORKER_USER" --pass "$WORKER_PASSWORD" --no-auth-warning XLEN "$STREAM")
+	got=$(redis-cli -h "$WORKER_REDIS_HOST" -p "$WORKER_REDIS_PORT" --user "$WORKER_USER" --pass "$WORKER_PASSWORD" --no-auth-warning XLEN "$STREAM")
 	[[ $got == 1 ]] || { echo "the worker reads XLEN $got on $STREAM, want the 1 event of before the restart" >&2; exit 1; }
 	sandbox destroy kept-sandbox --yes >/dev/null
 '; then

@@ -52,8 +52,8 @@ step() {
 }
 say() { printf '%s\n' "$*" | fold -s -w 100; }
 
-# show CMD... prints the command as a user would type it (rcli, sql and wsql are redis-cli and
-# psql with the stack's address), then runs it with its output indented.
+# show CMD... prints the command as a user would type it (rcli, srcli, sql and wsql are redis-cli
+# and psql with the stack's addresses), then runs it with its output indented.
 show() {
 	local shown=() arg
 	for arg in "$@"; do
@@ -65,7 +65,8 @@ show() {
 	done
 	case $1 in
 	rcli) shown[0]="redis-cli" ;;
-	wcli) shown[0]="redis-cli --user \$SANDBOX_REDIS_USERNAME" ;;
+	srcli) shown[0]="redis-cli -h \$WORKER_REDIS_HOST -p \$WORKER_REDIS_PORT" ;;
+	wcli) shown[0]="redis-cli -h \${SANDBOX_REDIS_ADDR%:*} -p \${SANDBOX_REDIS_ADDR##*:} --user \$SANDBOX_REDIS_USERNAME" ;;
 	sql) shown[0]="psql" ;;
 	wsql) shown[0]="psql \$WORKER_DATABASE_URL" ;;
 	as_bob) shown[0]="SANDBOX_API_TOKEN=\$SANDBOX_BOB_TOKEN" ;;
@@ -114,10 +115,13 @@ eventually() {
 	done
 }
 
-# rcli is redis-cli as the stack's own user (the functions'); wcli as the sandbox's worker
-# user, with the credentials `sandbox connect` handed out.
+# rcli is redis-cli as the stack's own user (the functions') on the control plane's Redis, where
+# the route cache is; srcli the same on the sandboxes' own Redis (WORKER_REDIS_HOST and
+# WORKER_REDIS_PORT: the same server when the sandboxes share it); wcli the sandbox's worker
+# user, at the address and with the credentials `sandbox connect` handed out.
 rcli() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --user "$REDIS_USERNAME" --pass "$REDIS_PASSWORD" --no-auth-warning "$@"; }
-wcli() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" --user "$SANDBOX_REDIS_USERNAME" --pass "$SANDBOX_REDIS_PASSWORD" --no-auth-warning "$@"; }
+srcli() { redis-cli -h "$WORKER_REDIS_HOST" -p "$WORKER_REDIS_PORT" --user "$REDIS_USERNAME" --pass "$REDIS_PASSWORD" --no-auth-warning "$@"; }
+wcli() { redis-cli -h "${SANDBOX_REDIS_ADDR%:*}" -p "${SANDBOX_REDIS_ADDR##*:}" --user "$SANDBOX_REDIS_USERNAME" --pass "$SANDBOX_REDIS_PASSWORD" --no-auth-warning "$@"; }
 # sql is psql on the control plane's database; wsql on the sandboxes' own server (the worker
 # database, WORKER_DATABASE_URL), where their schemas and roles live.
 sql() { psql "$DATABASE_URL" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
@@ -191,7 +195,7 @@ trap on_exit EXIT
 printf '%sDiscord server sandboxes: the whole story on the local stack%s\n' "$BOLD" "$RESET"
 say "API $SANDBOX_API_URL, PostgreSQL and Redis of the dev stack, SQS on $SQS_ENDPOINT."
 say "Sandbox '$NAME' with test guild $GUILD; guild $OTHER_GUILD belongs to production."
-say "psql and redis-cli below connect to the stack's PostgreSQL and Redis (DATABASE_URL, REDIS_HOST and REDIS_PORT of $DEV_DIR/env); psql \$WORKER_DATABASE_URL to the sandboxes' own PostgreSQL server, apart from the control plane's."
+say "psql and redis-cli below connect to the stack's PostgreSQL and Redis (DATABASE_URL, REDIS_HOST and REDIS_PORT of $DEV_DIR/env); psql \$WORKER_DATABASE_URL and redis-cli -h \$WORKER_REDIS_HOST -p \$WORKER_REDIS_PORT to the sandboxes' own servers, apart from the control plane's."
 say "The stack has three principals, each with a token in $DEV_DIR/env: alice and bob, two developers, and ops-admin, an admin. The sandbox commands run as alice (SANDBOX_API_TOKEN is her token) unless shown otherwise."
 
 step "An admin registers the test guild"
@@ -218,12 +222,16 @@ expect_eq "its schema $SCHEMA holds the template's tables" \
 	"$(wsql -c "SELECT count(*) FROM information_schema.tables WHERE table_schema = '$SCHEMA'")"
 expect_eq "its role $ROLE exists on the sandboxes' server" 1 "$(wsql -c "SELECT count(*) FROM pg_roles WHERE rolname = '$ROLE'")"
 expect_eq "and not on the control plane's, which its code never reaches" 0 "$(sql -c "SELECT count(*) FROM pg_roles WHERE rolname = '$ROLE'")"
-show rcli XINFO GROUPS "$STREAM"
-expect_eq "its stream has the consumer group 'workers'" workers "$(rcli --json XINFO GROUPS "$STREAM" | jq -r '.[0].name')"
+show srcli XINFO GROUPS "$STREAM"
+expect_eq "its stream has the consumer group 'workers'" workers "$(srcli --json XINFO GROUPS "$STREAM" | jq -r '.[0].name')"
+if [[ -n ${WORKER_REDIS_ADDR:-} ]]; then
+	expect_eq "its stream is on the sandboxes' own Redis, not on the control plane's (the route cache's)" 0 "$(rcli EXISTS "$STREAM")"
+fi
 say "A worker gets its own credentials with sandbox connect: a database password for its role, and a Redis user that reaches the sandbox's namespace and nothing else:"
 CONNECT_EXPORTS=$(sandbox connect "$NAME" 2>/dev/null) || fail "sandbox connect $NAME failed"
 eval "$CONNECT_EXPORTS"
 expect_eq "its Redis user is the sandbox's own" "sb_$SANDBOX_ID" "$SANDBOX_REDIS_USERNAME"
+expect_eq "connect hands out the sandboxes' Redis" "$WORKER_REDIS_HOST:$WORKER_REDIS_PORT" "$SANDBOX_REDIS_ADDR"
 show wcli GET "sandbox:route:{routes}:$GUILD"
 expect_eq "the worker's user may not touch the route cache" NOPERM "$(wcli GET "sandbox:route:{routes}:$GUILD" 2>&1 | awk '{print $1}')"
 
@@ -253,10 +261,10 @@ printf '    sent %-44s message %s\n' "poison message" "$POISON_ID"
 
 step "The test guild's events arrive in the sandbox's stream"
 say "The router polls the ingress queue, resolves each guild (in-process cache, Redis route cache, PostgreSQL) and appends sandbox events to the sandbox's stream. A worker reads them with a consumer group:"
-stream_has() { [[ $(rcli XLEN "$STREAM") -ge $1 ]]; }
-eventually "$DELIVERY_TIMEOUT" stream_has 4 || fail "the stream $STREAM has $(rcli XLEN "$STREAM") entries after ${DELIVERY_TIMEOUT}s, expected 4"
+stream_has() { [[ $(srcli XLEN "$STREAM") -ge $1 ]]; }
+eventually "$DELIVERY_TIMEOUT" stream_has 4 || fail "the stream $STREAM has $(srcli XLEN "$STREAM") entries after ${DELIVERY_TIMEOUT}s, expected 4"
 # shellcheck disable=SC2016 # the command is shown as the reader types it, variables unexpanded
-printf '%s$ redis-cli --user $SANDBOX_REDIS_USERNAME XREADGROUP GROUP workers demo-worker COUNT 10 STREAMS %s ">"%s\n' "$CYAN" "$STREAM" "$RESET"
+printf '%s$ redis-cli -h ${SANDBOX_REDIS_ADDR%%:*} -p ${SANDBOX_REDIS_ADDR##*:} --user $SANDBOX_REDIS_USERNAME XREADGROUP GROUP workers demo-worker COUNT 10 STREAMS %s ">"%s\n' "$CYAN" "$STREAM" "$RESET"
 ENTRIES=$(wcli -2 --json XREADGROUP GROUP workers demo-worker COUNT 10 STREAMS "$STREAM" ">")
 # RESP2 JSON: [[stream, [[id, [field, value, ...]], ...]]]
 jq -r '.[0][1][] | .[0] as $id | (.[1] | [range(0; length; 2) as $i | {(.[$i]): .[$i + 1]}] | add) as $f
@@ -364,8 +372,8 @@ show sql -c "SELECT id, name, status, destroyed_at IS NOT NULL AS destroyed FROM
 expect_eq "schema $SCHEMA is gone" 0 "$(wsql -c "SELECT count(*) FROM pg_namespace WHERE nspname = '$SCHEMA'")"
 expect_eq "role $ROLE is gone" 0 "$(wsql -c "SELECT count(*) FROM pg_roles WHERE rolname = '$ROLE'")"
 expect_eq "no guild mapping is left" 0 "$(sql -c "SELECT count(*) FROM sandbox_control.guild_mappings WHERE sandbox_id = '$SANDBOX_ID' OR guild_id = '$GUILD'")"
-show rcli --scan --pattern "sandbox:{$SANDBOX_ID}:*"
-expect_eq "no Redis key of its namespace is left" "" "$(rcli --scan --pattern "sandbox:{$SANDBOX_ID}:*")"
+show srcli --scan --pattern "sandbox:{$SANDBOX_ID}:*"
+expect_eq "no Redis key of its namespace is left" "" "$(srcli --scan --pattern "sandbox:{$SANDBOX_ID}:*")"
 expect_eq "no route cache entry of its guild is left" 0 "$(rcli EXISTS "sandbox:route:{routes}:$GUILD")"
 
 step "The test guild stays a test guild: parked"

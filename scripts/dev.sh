@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make dev`: runs the whole system on this machine (docs/architecture.md, "Local mode"). It
 # starts PostgreSQL (two servers, as docs/deploy.md recommends: the control plane's, and the
-# sandboxes' own, where their schemas and roles live: WORKER_DATABASE_URL), Redis and
+# sandboxes' own, where their schemas and roles live: WORKER_DATABASE_URL), Redis (two
+# servers likewise: the route cache's, and the sandboxes' own, WORKER_REDIS_ADDR) and
 # moto_server (an SQS-compatible endpoint) on free loopback ports,
 # creates the ingress queue, its dead-letter queue and the production queue, builds the three
 # functions and the sandbox CLI, runs the migrate step (api -migrate, which also grants the
@@ -68,9 +69,11 @@ esac
 if $PERSIST && $REDIS_CLUSTER_MODE; then
 	die "DEV_PERSIST=1 keeps a standalone Redis's data; the Redis Cluster (DEV_REDIS_CLUSTER=1) always starts empty: choose one"
 fi
-REDIS_SERVICE=redis
+# Standalone, the sandboxes get a Redis of their own (redis-workers: WORKER_REDIS_ADDR), as
+# docs/deploy.md recommends; on the Redis Cluster they share it with the route cache.
+REDIS_SERVICES=(redis redis-workers)
 if $REDIS_CLUSTER_MODE; then
-	REDIS_SERVICE=redis-cluster
+	REDIS_SERVICES=(redis-cluster)
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -264,11 +267,11 @@ main() {
 		mkdir -p "$DEV_DIR/data"
 		log "keeping the data in $DEV_DIR/data (DEV_PERSIST=1)"
 		SANDBOX_SERVICES_DATA_DIR="$DEV_DIR/data" SANDBOX_RUN_DIR="$DEV_DIR/services" \
-			"$REPO/scripts/services.sh" start pg pg-workers redis sqs
+			"$REPO/scripts/services.sh" start pg pg-workers redis redis-workers sqs
 	else
 		# One Redis Cluster: the pool of several serves the tests alone.
 		SANDBOX_SERVICES_DATA_DIR="" SANDBOX_RUN_DIR="$DEV_DIR/services" SANDBOX_REDIS_CLUSTERS=1 \
-			"$REPO/scripts/services.sh" start pg pg-workers "$REDIS_SERVICE" sqs
+			"$REPO/scripts/services.sh" start pg pg-workers "${REDIS_SERVICES[@]}" sqs
 	fi
 	if ! wait "$BUILD_PID"; then
 		cat "$DEV_DIR/logs/build.log" >&2
@@ -282,7 +285,10 @@ main() {
 		# One node as the seed: the functions' cluster client discovers the others from it.
 		export REDIS_ADDR=${SANDBOX_TEST_REDIS_CLUSTER_ADDRS%%,*}
 		export REDIS_USERNAME=$SANDBOX_TEST_REDIS_USERNAME REDIS_PASSWORD=$SANDBOX_TEST_REDIS_PASSWORD
+		export WORKER_REDIS_ADDR=""
 	fi
+	# Where the sandboxes' keys, streams and users are (the runbook's commands over them).
+	WORKER_REDIS=${WORKER_REDIS_ADDR:-$REDIS_ADDR}
 	export SQS_ENDPOINT="$SANDBOX_TEST_SQS_ENDPOINT"
 	export AWS_DEFAULT_REGION="$AWS_REGION" # the aws CLI v1 reads this one
 
@@ -383,6 +389,10 @@ main() {
 		export REDISCLI_AUTH='$SANDBOX_TEST_REDIS_ADMIN_PASSWORD'
 		export REDIS_HOST='${REDIS_ADDR%:*}'
 		export REDIS_PORT='${REDIS_ADDR##*:}'
+		# The sandboxes' own Redis (WORKER_REDIS_ADDR): their keys, streams and users are there.
+		export WORKER_REDIS_ADDR='$WORKER_REDIS_ADDR'
+		export WORKER_REDIS_HOST='${WORKER_REDIS%:*}'
+		export WORKER_REDIS_PORT='${WORKER_REDIS##*:}'
 		export SQS_ENDPOINT='$SQS_ENDPOINT'
 		export INGRESS_QUEUE_URL='$INGRESS_QUEUE_URL'
 		export INGRESS_DLQ_URL='$INGRESS_DLQ_URL'
@@ -429,7 +439,8 @@ main() {
 
 		 PostgreSQL  $DATABASE_URL (the control plane)
 		             $WORKER_DATABASE_URL (the sandboxes' schemas and roles)
-		 Redis       $REDIS_ADDR$redis_kind (user $REDIS_USERNAME; each sandbox gets its own from connect)
+		 Redis       $REDIS_ADDR$redis_kind (user $REDIS_USERNAME: the route cache)
+             $WORKER_REDIS (the sandboxes' keys and streams; each gets a user of its own from connect)
 		 SQS (moto)  $SQS_ENDPOINT
 		   ingress     $INGRESS_QUEUE_URL
 		   dead-letter $INGRESS_DLQ_URL

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Starts and stops PostgreSQL (the control plane's server, pg, and the sandboxes' own server,
-# pg-workers), Redis (a standalone server and a Redis Cluster) and SQS (moto) servers on
+# pg-workers), Redis (the control plane's standalone server, redis, the sandboxes' own,
+# redis-workers, and a pool of Redis Clusters) and SQS (moto) servers on
 # 127.0.0.1 for tests and local runs. Everything lives in one run directory, so
 # several sets can run side by side.
 #
-#   scripts/services.sh start [pg] [pg-workers] [redis] [redis-cluster] [sqs]   start the named services (all when none named)
+#   scripts/services.sh start [pg] [pg-workers] [redis] [redis-workers] [redis-cluster] [sqs]
+#                                                                  start the named services (all when none named)
 #   scripts/services.sh stop                                       stop what this run directory started; idempotent
 #   scripts/services.sh env                                        print `export VAR=...` lines for the running set
 #
@@ -25,15 +27,15 @@
 # keeps nothing on disk, and stop removes them. With SANDBOX_SERVICES_DATA_DIR set (`make dev
 # PERSIST=1` sets it to .run/dev/data), the data lives there and outlives stop: PostgreSQL's
 # clusters in pg/ and pg-workers/ (created with their users and database on the first start,
-# reused as they are afterwards) and Redis's
-# append-only file and ACL users in redis/ (users.acl, saved at every stop). SQS (moto) and the
+# reused as they are afterwards) and each standalone Redis's
+# append-only file and ACL users in redis/ and redis-workers/ (users.acl, saved at every stop). SQS (moto) and the
 # Redis Cluster always start empty.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ALL_SERVICES=(pg pg-workers redis redis-cluster sqs)
+ALL_SERVICES=(pg pg-workers redis redis-workers redis-cluster sqs)
 # The cluster's superuser is for this script and the test harness only (creating databases).
 # The functions and the tests connect as PG_USER, which has the rights production's control
 # user has (docs/deploy.md): LOGIN CREATEROLE, pg_signal_backend, owner of its database; no
@@ -402,47 +404,64 @@ redis_set_users() {
 		redis_admin "$port" ACL SETUSER default resetpass "#$(sha256_hex "$REDIS_ADMIN_PASSWORD")"
 }
 
-start_redis() {
-	if redis_pid >/dev/null && [[ -f $RUN_DIR/redis.env ]]; then
-		log "redis already running on port $(<"$RUN_DIR/redis.port")"
+start_redis() { start_redis_server redis; }
+start_redis_workers() { start_redis_server redis-workers; }
+ensure_redis_workers() { ensure_redis; }
+stop_redis() { stop_redis_server redis; }
+stop_redis_workers() { stop_redis_server redis-workers; }
+
+# start_redis_server NAME starts a standalone server, its files in $RUN_DIR/NAME*: redis (the
+# control plane's, with the route cache) or redis-workers (the sandboxes' own, as docs/deploy.md
+# recommends for production), each with the same users.
+start_redis_server() {
+	local name=$1
+	if redis_pid "$RUN_DIR/$name" >/dev/null && [[ -f $RUN_DIR/$name.env ]]; then
+		log "$name already running on port $(<"$RUN_DIR/$name.port")"
 		return 0
 	fi
-	stop_redis
+	stop_redis_server "$name"
 
-	local port dir=$RUN_DIR/redis persistence=(--save '' --appendonly no)
+	local port dir=$RUN_DIR/$name persistence=(--save '' --appendonly no) log=$RUN_DIR/$name.log
 	if [[ -n $DATA_DIR ]]; then
 		# The append-only file (fsync every second) keeps the keys; the ACL file keeps the users
-		# (the sandboxes' own among them), saved at every stop (stop_redis).
-		dir=$DATA_DIR/redis
+		# (the sandboxes' own among them), saved at every stop (stop_redis_server).
+		dir=$DATA_DIR/$name
 		mkdir -p "$dir"
 		touch "$dir/users.acl"
 		persistence=(--save '' --appendonly yes --appendfsync everysec --aclfile "$dir/users.acl")
-		echo "$dir" >"$RUN_DIR/redis.data"
+		echo "$dir" >"$RUN_DIR/$name.data"
 	fi
 	mkdir -p "$dir"
-	redis_launch "$RUN_DIR/redis" --dir "$dir" "${persistence[@]}" --databases "$REDIS_DATABASES"
-	port=$(<"$RUN_DIR/redis.port")
+	redis_launch "$RUN_DIR/$name" --dir "$dir" "${persistence[@]}" --databases "$REDIS_DATABASES"
+	port=$(<"$RUN_DIR/$name.port")
 
 	# The users (a kept ACL file has them already; setting them again changes nothing).
-	if ! redis_set_users "$port" >>"$RUN_DIR/redis.log" 2>&1 ||
-		{ [[ -n $DATA_DIR ]] && ! redis_admin "$port" ACL SAVE >>"$RUN_DIR/redis.log" 2>&1; }; then
-		show_log_tail "$RUN_DIR/redis.log"
+	if ! redis_set_users "$port" >>"$log" 2>&1 ||
+		{ [[ -n $DATA_DIR ]] && ! redis_admin "$port" ACL SAVE >>"$log" 2>&1; }; then
+		show_log_tail "$log"
 		die "could not create the Redis users on port $port"
 	fi
 
-	cat >"$RUN_DIR/redis.env" <<-EOF
-		export SANDBOX_TEST_REDIS_ADDR='127.0.0.1:$port'
-		export SANDBOX_TEST_REDIS_ADMIN_PASSWORD='$REDIS_ADMIN_PASSWORD'
-		export SANDBOX_TEST_REDIS_USERNAME='$REDIS_CONTROL_USER'
-		export SANDBOX_TEST_REDIS_PASSWORD='$REDIS_CONTROL_PASSWORD'
-		export REDIS_ADDR='127.0.0.1:$port'
-		export REDIS_USERNAME='$REDIS_CONTROL_USER'
-		export REDIS_PASSWORD='$REDIS_CONTROL_PASSWORD'
-	EOF
-	if [[ -n $DATA_DIR ]]; then
-		log "redis ready on 127.0.0.1:$port ($REDIS_DATABASES databases, user $REDIS_CONTROL_USER, data kept in $dir)"
+	if [[ $name == redis ]]; then
+		cat >"$RUN_DIR/$name.env" <<-EOF
+			export SANDBOX_TEST_REDIS_ADDR='127.0.0.1:$port'
+			export SANDBOX_TEST_REDIS_ADMIN_PASSWORD='$REDIS_ADMIN_PASSWORD'
+			export SANDBOX_TEST_REDIS_USERNAME='$REDIS_CONTROL_USER'
+			export SANDBOX_TEST_REDIS_PASSWORD='$REDIS_CONTROL_PASSWORD'
+			export REDIS_ADDR='127.0.0.1:$port'
+			export REDIS_USERNAME='$REDIS_CONTROL_USER'
+			export REDIS_PASSWORD='$REDIS_CONTROL_PASSWORD'
+		EOF
 	else
-		log "redis ready on 127.0.0.1:$port ($REDIS_DATABASES databases, user $REDIS_CONTROL_USER)"
+		cat >"$RUN_DIR/$name.env" <<-EOF
+			export SANDBOX_TEST_WORKER_REDIS_ADDR='127.0.0.1:$port'
+			export WORKER_REDIS_ADDR='127.0.0.1:$port'
+		EOF
+	fi
+	if [[ -n $DATA_DIR ]]; then
+		log "$name ready on 127.0.0.1:$port ($REDIS_DATABASES databases, user $REDIS_CONTROL_USER, data kept in $dir)"
+	else
+		log "$name ready on 127.0.0.1:$port ($REDIS_DATABASES databases, user $REDIS_CONTROL_USER)"
 	fi
 }
 
@@ -455,18 +474,18 @@ redis_admin() {
 	redis-cli -h 127.0.0.1 -p "$port" --user default --pass "$REDIS_ADMIN_PASSWORD" --no-auth-warning "$@"
 }
 
-stop_redis() {
-	local pid
-	if pid=$(redis_pid); then
+stop_redis_server() {
+	local pid name=$1
+	if pid=$(redis_pid "$RUN_DIR/$name"); then
 		# Kept data: the ACL users (the sandboxes' own, created since the start) go to the ACL
 		# file; the server writes its append-only file itself when it stops.
-		if [[ -f $RUN_DIR/redis.data ]] && ! redis_admin "$(<"$RUN_DIR/redis.port")" ACL SAVE >>"$RUN_DIR/redis.log" 2>&1; then
-			log "warning: ACL SAVE failed: the Redis users created since the start are lost (see $RUN_DIR/redis.log)"
+		if [[ -f $RUN_DIR/$name.data ]] && ! redis_admin "$(<"$RUN_DIR/$name.port")" ACL SAVE >>"$RUN_DIR/$name.log" 2>&1; then
+			log "warning: ACL SAVE failed: the Redis users created since the start are lost (see $RUN_DIR/$name.log)"
 		fi
 		stop_pid "$pid" redis-server
 	fi
-	rm -rf -- "$RUN_DIR/redis"
-	rm -f "$RUN_DIR/redis.pid" "$RUN_DIR/redis.port" "$RUN_DIR/redis.env" "$RUN_DIR/redis.data"
+	rm -rf -- "${RUN_DIR:?}/$name"
+	rm -f "$RUN_DIR/$name.pid" "$RUN_DIR/$name.port" "$RUN_DIR/$name.env" "$RUN_DIR/$name.data"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -733,7 +752,7 @@ cmd_start() {
 	fi
 	for svc in "${services[@]}"; do
 		case $svc in
-		pg | pg-workers | redis | redis-cluster | sqs) ;;
+		pg | pg-workers | redis | redis-workers | redis-cluster | sqs) ;;
 		*) die "unknown service '$svc' (expected: ${ALL_SERVICES[*]})" ;;
 		esac
 	done
@@ -763,6 +782,7 @@ cmd_start() {
 cmd_stop() {
 	stop_sqs
 	stop_redis_cluster
+	stop_redis_workers
 	stop_redis
 	stop_pg_workers
 	stop_pg

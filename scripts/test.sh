@@ -38,10 +38,12 @@ redis_pkgs=(
 time SANDBOX_TEST_REDIS_MODE=cluster go test -race -count=1 -timeout 30m "${redis_pkgs[@]}"
 
 # The packages that build the whole control plane, again with the sandboxes on a PostgreSQL
-# server of their own (WORKER_DATABASE_URL, scripts/services.sh's pg-workers), as production
-# should run: every API route and every teardown, orphan and session pass over two databases.
-step "go test -race with the sandboxes on a server of their own (SANDBOX_TEST_PG_MODE=apart)"
-time SANDBOX_TEST_PG_MODE=apart go test -race -count=1 ./shared/api ./shared/cleanup
+# server and a Redis server of their own (WORKER_DATABASE_URL and WORKER_REDIS_ADDR,
+# scripts/services.sh's pg-workers and redis-workers), as production should run: every API
+# route and every teardown, orphan and session pass over two of each (the router's split is
+# shared/routing's TestProductionIsRoutedWithoutTheSandboxesRedis).
+step "go test -race with the sandboxes on servers of their own (SANDBOX_TEST_WORKERS=apart)"
+time SANDBOX_TEST_WORKERS=apart go test -race -count=1 ./shared/api ./shared/cleanup
 
 step "packaging smoke test under the Lambda Runtime Interface Emulator"
 scripts/rie-smoke.sh

@@ -22,7 +22,7 @@ if [[ -z ${SANDBOX_RUN_DIR:-} ]]; then
 fi
 export SANDBOX_RUN_DIR
 
-read -r -a services <<<"${SANDBOX_SERVICES:-pg pg-workers redis redis-cluster sqs}"
+read -r -a services <<<"${SANDBOX_SERVICES:-pg pg-workers redis redis-workers redis-cluster sqs}"
 status=1
 started=false
 

@@ -53,6 +53,9 @@ locals {
     length(var.sandbox_protected_guilds) > 0 ? { SANDBOX_PROTECTED_GUILDS = join(",", var.sandbox_protected_guilds) } : {},
     var.redis_password_secret_arn != null ? { REDIS_PASSWORD_SECRET_ARN = var.redis_password_secret_arn } : {},
     var.redis_username != null ? { REDIS_USERNAME = var.redis_username } : {},
+    # The sandboxes' own Redis (worker_redis_addr): all three functions reach it, the router
+    # to append to the streams; the route cache stays on redis_addr.
+    var.worker_redis_addr != null ? { WORKER_REDIS_ADDR = var.worker_redis_addr, WORKER_REDIS_CLUSTER = tostring(var.worker_redis_cluster) } : {},
   )
 
   # The teardown settings, passed to every function that tears sandboxes down

@@ -163,6 +163,28 @@ variable "redis_cluster" {
   default     = false
 }
 
+variable "worker_redis_addr" {
+  description = "Optional host:port of a Redis server of the sandboxes' own (docs/deploy.md, \"A Redis server for the sandboxes\"): their namespaces, streams, usage counters and ACL users live there, and the route cache that production's routing reads stays on redis_addr. The functions reach it as the same user, with the same password and TLS setting. Null: the sandboxes share redis_addr."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.worker_redis_addr == null || can(regex("^[^:\\s]+:[0-9]{1,5}$", var.worker_redis_addr))
+    error_message = "worker_redis_addr must be host:port or null."
+  }
+
+  validation {
+    condition     = var.worker_redis_addr == null || lower(coalesce(var.worker_redis_addr, "-")) != lower(var.redis_addr)
+    error_message = "worker_redis_addr must name another server than redis_addr (or be null)."
+  }
+}
+
+variable "worker_redis_cluster" {
+  description = "The sandboxes' own Redis (worker_redis_addr) runs in cluster mode."
+  type        = bool
+  default     = false
+}
+
 variable "redis_username" {
   description = "The functions' own Redis ACL user (rules: scripts/redis-control-user.rules). Null: the default user."
   type        = string

@@ -95,9 +95,10 @@ func run(ctx context.Context, f flags, logger *slog.Logger) error {
 		logger.Error("API requests fail until the migrate step runs", logkey.Error, err)
 	}
 
-	// The sandboxes' schemas and roles live in the worker database: the control plane's own
-	// unless they live apart (WORKER_DATABASE_URL).
-	resources := provision.New(stores.WorkerDB, stores.Redis, cfg.TemplateSchema, provision.WithRedisAccess(cfg.RedisAccess))
+	// The sandboxes' schemas and roles live in the worker database, their keys, streams and
+	// Redis users in the worker Redis: the control plane's own unless they live apart
+	// (WORKER_DATABASE_URL, WORKER_REDIS_ADDR). The route cache stays with the control plane.
+	resources := provision.New(stores.WorkerDB, stores.WorkerRedis, cfg.TemplateSchema, provision.WithRedisAccess(cfg.RedisAccess))
 	routes := routecache.New(stores.Redis, 0, 0)
 	// List cursors are signed; every instance of the deployment derives the same key.
 	cursorKey, cursorKeySource, err := api.CursorKey(cfg, stores.DB.Config().ConnConfig.Password)
@@ -113,7 +114,7 @@ func run(ctx context.Context, f flags, logger *slog.Logger) error {
 	// (cfg.Teardown), on this Manager and Provisioner, and the admin routes run cleanup on
 	// demand; the API publishes no expiry warnings (no Publisher: they are logged).
 	teardown, err := cleanup.New(cleanup.Config{Teardown: cfg.Teardown}.ServiceOptions(cleanup.Options{
-		Manager: manager, Resources: resources, Redis: stores.Redis, Logger: logger,
+		Manager: manager, Resources: resources, Redis: stores.Redis, WorkerRedis: stores.WorkerRedis, Logger: logger,
 	}))
 	if err != nil {
 		return err
@@ -121,7 +122,7 @@ func run(ctx context.Context, f flags, logger *slog.Logger) error {
 	handler, err := api.New(cfg, api.Deps{
 		Sandboxes: manager, Resources: resources, Routes: routes,
 		Teardown: teardown, Cleanup: cleanup.Admin{Service: teardown},
-		DB: stores.DB, WorkerDB: stores.WorkerDB, Redis: stores.Redis, Logger: logger,
+		DB: stores.DB, WorkerDB: stores.WorkerDB, Redis: stores.Redis, WorkerRedis: stores.WorkerRedis, Logger: logger,
 	})
 	if err != nil {
 		return err

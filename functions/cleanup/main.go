@@ -66,9 +66,10 @@ func run(ctx context.Context, f flags, logger *slog.Logger) error {
 	}
 	defer stores.Close()
 
-	// The sandboxes' schemas and roles live in the worker database (the control plane's own
-	// unless WORKER_DATABASE_URL says otherwise).
-	resources := provision.New(stores.WorkerDB, stores.Redis, cfg.TemplateSchema, provision.WithRedisAccess(cfg.RedisAccess))
+	// The sandboxes' schemas and roles live in the worker database, their keys, streams and
+	// Redis users in the worker Redis (the control plane's own unless WORKER_DATABASE_URL and
+	// WORKER_REDIS_ADDR say otherwise).
+	resources := provision.New(stores.WorkerDB, stores.WorkerRedis, cfg.TemplateSchema, provision.WithRedisAccess(cfg.RedisAccess))
 	manager := controlplane.NewManager(stores.DB, controlplane.Options{
 		Limits: cfg.Limits, ProtectedGuilds: cfg.ProtectedGuilds,
 		Provisioner: resources, WorkerServer: stores.WorkerDB, Routes: routecache.New(stores.Redis, 0, 0),
@@ -78,7 +79,7 @@ func run(ctx context.Context, f flags, logger *slog.Logger) error {
 		publisher = cleanup.SNSPublisher{Client: sns.NewFromConfig(awsCfg), TopicARN: cfg.ExpiryWarningTopicARN}
 	}
 	svc, err := cleanup.New(cfg.ServiceOptions(cleanup.Options{
-		Manager: manager, Resources: resources, Redis: stores.Redis, Publisher: publisher, Logger: logger,
+		Manager: manager, Resources: resources, Redis: stores.Redis, WorkerRedis: stores.WorkerRedis, Publisher: publisher, Logger: logger,
 	}))
 	if err != nil {
 		return err

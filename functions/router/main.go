@@ -65,7 +65,8 @@ func run(ctx context.Context, invokeFile string, logger *slog.Logger) error {
 
 	// Routes come from the control plane (with the configured protected guilds) through the
 	// Redis route cache; the Manager also publishes the route changes their writer left
-	// pending. Events go to the sandbox streams in Redis or to the production queue.
+	// pending. Events go to the sandbox streams, in the sandboxes' own Redis when they have one
+	// (WORKER_REDIS_ADDR), or to the production queue.
 	cache := routecache.New(stores.Redis, cfg.RouteCacheTTL, cfg.RouteCacheNegativeTTL)
 	manager := controlplane.NewManager(stores.DB, controlplane.Options{
 		Limits: cfg.Limits, ProtectedGuilds: cfg.ProtectedGuilds, Routes: cache, Logger: logger,
@@ -75,7 +76,7 @@ func run(ctx context.Context, invokeFile string, logger *slog.Logger) error {
 			"until the ingress queue's redrive policy moves them to its dead-letter queue")
 	}
 	router, err := routing.New(cfg.RouterOptions(routing.Options{
-		Store: manager, Publisher: manager, Cache: cache, Redis: stores.Redis, Production: queues, Logger: logger,
+		Store: manager, Publisher: manager, Cache: cache, Redis: stores.WorkerRedis, Production: queues, Logger: logger,
 	}))
 	if err != nil {
 		return err

@@ -24,7 +24,7 @@ func TestAdminCleanupRecordsTheRunsMetrics(t *testing.T) {
 	clock := testenv.NewClock(time.Now())
 	e := newEnv(t, envOptions{cleanup: func(e *env) api.CleanupAdmin {
 		s, err := cleanup.New(cleanup.Options{
-			Manager: e.manager, Resources: e.resources, Redis: e.rdb, Now: clock.Now,
+			Manager: e.manager, Resources: e.resources, Redis: e.control, WorkerRedis: e.rdb, Now: clock.Now,
 			OrphanGrace: time.Minute, DropLockTimeout: time.Second,
 		})
 		if err != nil {

@@ -71,10 +71,10 @@ func TestConnectHandsOutAConfinedRedisUserAndIsAudited(t *testing.T) {
 	ctx := context.Background()
 	// On a Redis Cluster the worker needs a cluster client (the answer does not say so yet):
 	// testenv's, on the Redis in use, whose nodes the answer's address must be one of.
-	if !slices.Contains(testenv.RedisAddrs(t), rd.Addr) {
-		t.Errorf("connect redis address %s, want one of %v", rd.Addr, testenv.RedisAddrs(t))
+	if !slices.Contains(testenv.RedisAddrsOf(t, e.rdb), rd.Addr) {
+		t.Errorf("connect redis address %s, want one of %v", rd.Addr, testenv.RedisAddrsOf(t, e.rdb))
 	}
-	worker := testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb), Username: rd.Username, Password: rd.Password})
+	worker := testenv.RedisClientLike(t, e.rdb, redis.UniversalOptions{Username: rd.Username, Password: rd.Password})
 	if _, err := worker.XReadGroup(ctx, &redis.XReadGroupArgs{Group: rd.ConsumerGroup, Consumer: "w", Streams: []string{rd.Stream, ">"}, Count: 1, Block: -1}).Result(); err != nil && err != redis.Nil {
 		t.Fatalf("the worker cannot read its stream: %v", err)
 	}
@@ -161,7 +161,7 @@ func TestConnectCannotOutliveATeardownThatOvertakesIt(t *testing.T) {
 				return rotationHooks{Resources: r, start: &start, held: &held}
 			}})
 			sb := e.create(t, alice, "alpha", guild1)
-			teardown, err := cleanup.New(cleanup.Options{Manager: e.manager, Resources: e.resources, Redis: e.rdb, DropLockTimeout: time.Minute})
+			teardown, err := cleanup.New(cleanup.Options{Manager: e.manager, Resources: e.resources, Redis: e.control, WorkerRedis: e.rdb, DropLockTimeout: time.Minute})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -216,7 +216,7 @@ func TestConnectCannotOutliveATeardownThatOvertakesIt(t *testing.T) {
 			wantStatus(t, r, c.want)
 			if r.status == 200 {
 				rd := decode[apiwire.ConnectResponse](t, r).Redis
-				worker := testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb), Username: rd.Username, Password: rd.Password})
+				worker := testenv.RedisClientLike(t, e.rdb, redis.UniversalOptions{Username: rd.Username, Password: rd.Password})
 				if err := worker.Ping(ctx).Err(); err == nil {
 					t.Fatal("the credentials connect handed out still open Redis after the teardown")
 				}

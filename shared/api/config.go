@@ -37,7 +37,8 @@ type Config struct {
 	// connect (API_PUBLIC_DATABASE_HOST); empty: the host the API itself connects to for the
 	// sandboxes' database (Workers when set).
 	PublicDatabaseHost string
-	// PublicRedisAddr overrides REDIS_ADDR in connect answers (API_PUBLIC_REDIS_ADDR).
+	// PublicRedisAddr overrides the address connect answers hand out for the sandboxes' Redis
+	// (WORKER_REDIS_ADDR, else REDIS_ADDR) (API_PUBLIC_REDIS_ADDR).
 	PublicRedisAddr string
 	// CursorKey signs list cursors (API_CURSOR_KEY, base64); empty: derived at start, see
 	// CursorKey.

@@ -43,6 +43,9 @@ func connectTargetOf(cfg Config, pool *pgxpool.Pool) (connectTarget, error) {
 		redisTLS:     cfg.RedisTLS,
 		redisCluster: cfg.RedisCluster,
 	}
+	if cfg.WorkerRedisApart() {
+		t.redisAddr, t.redisCluster = cfg.WorkerRedisAddr, cfg.WorkerRedisCluster
+	}
 	if cfg.PublicDatabaseHost != "" {
 		host, port, err := splitHostPort(cfg.PublicDatabaseHost, t.dbPort)
 		if err != nil {

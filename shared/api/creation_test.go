@@ -22,7 +22,7 @@ func (f provisionerFunc) Provision(ctx context.Context, id string) error { retur
 
 // teardownOf is the real teardown (shared/cleanup) over the env's stores.
 func teardownOf(e *env) *cleanup.Service {
-	s, err := cleanup.New(cleanup.Options{Manager: e.manager, Resources: e.resources, Redis: e.rdb, DropLockTimeout: time.Second})
+	s, err := cleanup.New(cleanup.Options{Manager: e.manager, Resources: e.resources, Redis: e.control, WorkerRedis: e.rdb, DropLockTimeout: time.Second})
 	if err != nil {
 		panic(err)
 	}
@@ -82,7 +82,7 @@ func TestCreateCutMidwayAnswers503AndLeavesNothingCreating(t *testing.T) {
 	}
 	// A fresh cleanup run (its own stores, as the scheduled function has) reclaims it now.
 	m := controlplane.NewManager(e.direct, controlplane.Options{Limits: sandbox.DefaultLimits(), Routes: e.cache})
-	svc, err := cleanup.New(cleanup.Options{Manager: m, Resources: provision.New(e.direct, e.rdb, "sandbox_template"), Redis: e.rdb})
+	svc, err := cleanup.New(cleanup.Options{Manager: m, Resources: provision.New(e.direct, e.rdb, "sandbox_template"), Redis: e.control, WorkerRedis: e.rdb})
 	if err != nil {
 		t.Fatal(err)
 	}

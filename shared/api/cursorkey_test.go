@@ -97,7 +97,7 @@ func (e *env) listing(t *testing.T, key []byte) *env {
 	t.Helper()
 	m := controlplane.NewManager(e.pool, controlplane.Options{Limits: sandbox.DefaultLimits(), CursorKey: key})
 	h, err := api.New(testConfig(t, e.dbURL, testenv.RedisAddr(t)), api.Deps{
-		Sandboxes: m, Resources: e.resources, Routes: e.cache, DB: e.pool, Redis: e.rdb,
+		Sandboxes: m, Resources: e.resources, Routes: e.cache, DB: e.pool, Redis: e.control, WorkerRedis: e.rdb,
 	})
 	if err != nil {
 		t.Fatal(err)

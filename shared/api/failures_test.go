@@ -60,7 +60,7 @@ func TestStoreErrorsAnswerAStableMessageAndLogTheCause(t *testing.T) {
 		h, err := api.New(testConfig(t, deadURL, testenv.RedisAddr(t)), api.Deps{
 			Sandboxes: controlplane.NewManager(dead, controlplane.Options{Limits: sandbox.DefaultLimits()}),
 			Resources: provision.New(dead, e.rdb, "sandbox_template"), Routes: e.cache,
-			DB: dead, Redis: e.rdb, Logger: lambdakit.NewLogger(logs, slog.LevelDebug),
+			DB: dead, Redis: e.control, WorkerRedis: e.rdb, Logger: lambdakit.NewLogger(logs, slog.LevelDebug),
 		})
 		if err != nil {
 			t.Fatal(err)

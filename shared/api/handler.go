@@ -120,9 +120,13 @@ type Deps struct {
 	// health check asks both.
 	DB       *pgxpool.Pool
 	WorkerDB *pgxpool.Pool
-	Redis    redis.UniversalClient
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Redis is the control plane's (the route cache); WorkerRedis the sandboxes' when they
+	// have a server of their own (WORKER_REDIS_ADDR; nil: Redis). The service health check
+	// asks both.
+	Redis       redis.UniversalClient
+	WorkerRedis redis.UniversalClient
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 // Handler is the API's http.Handler.
@@ -147,6 +151,9 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	}
 	if deps.WorkerDB == nil {
 		deps.WorkerDB = deps.DB
+	}
+	if deps.WorkerRedis == nil {
+		deps.WorkerRedis = deps.Redis
 	}
 	target, err := connectTargetOf(cfg, deps.WorkerDB)
 	if err != nil {

@@ -164,7 +164,7 @@ func TestDestroyWithoutTeardownLeavesItToCleanup(t *testing.T) {
 	if !d.Changed || d.Sandbox.Status != "destroying" || d.TeardownError != "" {
 		t.Errorf("destroy: %+v", d)
 	}
-	if n := e.rdb.Exists(context.Background(), keys.RouteCache(guild1)).Val(); n != 0 {
+	if n := e.control.Exists(context.Background(), keys.RouteCache(guild1)).Val(); n != 0 {
 		t.Errorf("route cache entry of the destroyed sandbox's guild survived")
 	}
 	r = e.do(t, call{method: "DELETE", path: "/v1/sandboxes/alpha", principal: alice})
@@ -181,7 +181,7 @@ func TestDestroyRunsTheTeardownAndIsIdempotent(t *testing.T) {
 	e := newEnv(t, envOptions{teardown: func(e *env) api.Teardown { return teardownOf(e) }})
 	sb := e.create(t, alice, "alpha", guild1)
 	// A router cached the guild's route: the teardown's cache step removes and counts it.
-	if err := routecache.New(e.rdb, 0, 0).SetCurrent(context.Background(), []sandbox.Route{
+	if err := routecache.New(e.control, 0, 0).SetCurrent(context.Background(), []sandbox.Route{
 		{GuildID: guild1, SandboxID: sb.ID, Status: sandbox.StatusRunning, ExpiresAt: sb.ExpiresAt}}); err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +287,7 @@ func TestGuildMappings(t *testing.T) {
 	if sb := decode[apiwire.Sandbox](t, r); !slices.Equal(sb.Guilds, []string{guild1, guild2}) {
 		t.Errorf("guilds after add: %v", sb.Guilds)
 	}
-	if e.rdb.Exists(ctx, keys.RouteCache(guild2)).Val() != 0 {
+	if e.control.Exists(ctx, keys.RouteCache(guild2)).Val() != 0 {
 		t.Errorf("the negative cache entry of the newly mapped guild survived")
 	}
 	r = e.do(t, call{method: "PUT", path: "/v1/sandboxes/alpha/guilds/" + guild2, principal: alice})
@@ -319,7 +319,7 @@ func TestConnectRotatesAWorkingPassword(t *testing.T) {
 	db, rd := c.Database, c.Redis
 	if c.SandboxID != sb.ID || c.Name != "alpha" || !slices.Equal(c.GuildIDs, []string{guild1, guild2}) ||
 		db.Schema != sb.Schema || db.Role != sb.Role || len(db.Password) < 32 || !db.PasswordExpiresAt.Equal(sb.ExpiresAt) ||
-		rd.Addr != testenv.RedisAddr(t) || rd.Namespace != sb.Namespace || rd.Stream != sb.Stream || rd.ConsumerGroup != keys.EventsGroup {
+		rd.Addr != testenv.RedisAddrsOf(t, e.rdb)[0] || rd.Namespace != sb.Namespace || rd.Stream != sb.Stream || rd.ConsumerGroup != keys.EventsGroup {
 		t.Errorf("connect: %+v", c)
 	}
 	env := c.Env
@@ -373,7 +373,7 @@ func TestConnectHonoursPublicOverrides(t *testing.T) {
 	cfg.PublicDatabaseHost = "db.example.internal:6543"
 	cfg.PublicRedisAddr = "redis.example.internal:6380"
 	cfg.RedisCluster = true // the answer says so; the stores are the test's
-	h, err := api.New(cfg, api.Deps{Sandboxes: e.manager, Resources: e.resources, Routes: e.cache, DB: e.pool, Redis: e.rdb})
+	h, err := api.New(cfg, api.Deps{Sandboxes: e.manager, Resources: e.resources, Routes: e.cache, DB: e.pool, Redis: e.control, WorkerRedis: e.rdb})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -535,8 +535,11 @@ func TestServiceHealth(t *testing.T) {
 	wantStatus(t, r, 200)
 	h := decode[apiwire.ServiceHealth](t, r)
 	want := []string{"database", "redis"}
-	if e.workers != e.pool { // the sandboxes on a server of their own (SANDBOX_TEST_PG_MODE=apart)
+	if e.workers != e.pool { // the sandboxes on a server of their own (SANDBOX_TEST_WORKERS=apart)
 		want = append(want, "worker_database")
+	}
+	if e.rdb != e.control { // and a Redis of their own
+		want = append(want, "worker_redis")
 	}
 	var names []string
 	for _, c := range h.Checks {

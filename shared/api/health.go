@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
@@ -77,22 +78,30 @@ func (h *Handler) selectOne(ctx context.Context, db *pgxpool.Pool) (string, stri
 	return CheckOK, "SELECT 1 answered"
 }
 
+// ping is a Redis server's check: it answers PING.
+func (h *Handler) ping(ctx context.Context, rdb redis.UniversalClient) (string, string) {
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return CheckFail, h.unreachable(ctx, "PING", err)
+	}
+	return CheckOK, "PING answered"
+}
+
 func (h *Handler) serviceHealth(w http.ResponseWriter, r *http.Request, c caller) error {
 	if _, err := decodeRequest(r, nil); err != nil {
 		return err
 	}
 	probes := []probe{
 		{name: "database", run: func(ctx context.Context) (string, string) { return h.selectOne(ctx, h.deps.DB) }},
-		{name: "redis", run: func(ctx context.Context) (string, string) {
-			if err := h.deps.Redis.Ping(ctx).Err(); err != nil {
-				return CheckFail, h.unreachable(ctx, "PING", err)
-			}
-			return CheckOK, "PING answered"
-		}},
+		{name: "redis", run: func(ctx context.Context) (string, string) { return h.ping(ctx, h.deps.Redis) }},
 	}
 	if h.deps.WorkerDB != h.deps.DB {
 		probes = append(probes, probe{name: "worker_database", run: func(ctx context.Context) (string, string) {
 			return h.selectOne(ctx, h.deps.WorkerDB)
+		}})
+	}
+	if h.deps.WorkerRedis != h.deps.Redis {
+		probes = append(probes, probe{name: "worker_redis", run: func(ctx context.Context) (string, string) {
+			return h.ping(ctx, h.deps.WorkerRedis)
 		}})
 	}
 	checks := runChecks(r.Context(), probes)

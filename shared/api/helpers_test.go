@@ -62,16 +62,23 @@ type env struct {
 	workerURL string
 	// workerProxy carries the control plane's connections to an apart worker database.
 	workerProxy *testenv.Proxy
-	rdb         redis.UniversalClient
-	manager     *controlplane.Manager
-	resources   *provision.Provisioner
-	cache       *routecache.Cache
-	handler     *api.Handler
-	invoke      lambda.Handler
-	emitter     *metrics.Emitter
-	emf         *testenv.SyncBuffer
-	logs        *testenv.SyncBuffer
-	now         func() time.Time
+	// rdb holds the sandboxes' namespaces, streams and users, control the route cache: one
+	// Redis, unless the env has the sandboxes apart (then rdb is on the sandboxes' own server,
+	// as with WORKER_REDIS_ADDR).
+	rdb     redis.UniversalClient
+	control redis.UniversalClient
+	// workerRedisProxy carries the functions' connections to an apart Redis of the sandboxes
+	// (envOptions.workerRedisProxy); rdb bypasses it.
+	workerRedisProxy *testenv.Proxy
+	manager          *controlplane.Manager
+	resources        *provision.Provisioner
+	cache            *routecache.Cache
+	handler          *api.Handler
+	invoke           lambda.Handler
+	emitter          *metrics.Emitter
+	emf              *testenv.SyncBuffer
+	logs             *testenv.SyncBuffer
+	now              func() time.Time
 }
 
 // envOptions tune an env.
@@ -90,8 +97,13 @@ type envOptions struct {
 	// resources wraps the per-sandbox resources the handler calls.
 	resources func(e *env, r api.Resources) api.Resources
 	// workersApart puts the sandboxes' schemas and roles in a database of their own, on the
-	// sandboxes' own server (config.WorkerDatabase), as a deployment with WORKER_DATABASE_URL does.
+	// sandboxes' own server (config.WorkerDatabase), as a deployment with WORKER_DATABASE_URL
+	// does, and, unless the tests run on the Redis Cluster, their keys and users on a Redis of
+	// their own (WORKER_REDIS_ADDR).
 	workersApart bool
+	// workerRedisProxy puts the functions' connections to the sandboxes' apart Redis through a
+	// proxy the test can cut (e.workerRedisProxy).
+	workerRedisProxy bool
 }
 
 func newEnv(t testing.TB, opts envOptions) *env {
@@ -119,6 +131,20 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		}
 		t.Cleanup(e.workers.Close)
 		e.workerURL = workerURL
+	}
+	e.control = e.rdb
+	served := e.rdb // the sandboxes' Redis as the functions reach it
+	if (opts.workersApart || testenv.WorkersApart()) && !testenv.RedisCluster() {
+		direct := testenv.WorkerRedis(t)
+		e.rdb, served = direct, direct
+		if opts.workerRedisProxy {
+			e.workerRedisProxy = testenv.NewProxy(t, direct.Options().Addr)
+			user, password := testenv.RedisCredentials(t)
+			proxied := redis.NewClient(&redis.Options{Addr: e.workerRedisProxy.Addr(), DB: direct.Options().DB,
+				Username: user, Password: password, MaxRetries: -1})
+			t.Cleanup(func() { _ = proxied.Close() })
+			served = proxied
+		}
 	}
 	if opts.proxy {
 		u, err := url.Parse(dbURL)
@@ -148,8 +174,8 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		emfOut, logOut = io.Discard, io.Discard
 	}
 	logger := lambdakit.NewLogger(logOut, slog.LevelDebug)
-	e.resources = provision.New(e.workers, e.rdb, "sandbox_template")
-	e.cache = routecache.New(e.rdb, 0, 0)
+	e.resources = provision.New(e.workers, served, "sandbox_template")
+	e.cache = routecache.New(e.control, 0, 0)
 	var provisioner controlplane.Provisioner = e.resources
 	if opts.provisioner != nil {
 		provisioner = opts.provisioner(e, e.resources)
@@ -159,9 +185,12 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		Provisioner: provisioner, WorkerServer: e.workers, Routes: e.cache, Logger: logger, Now: e.now,
 	})
 	cfg := testConfig(t, dbURL, testenv.RedisAddr(t))
+	if e.rdb != e.control {
+		cfg.WorkerRedisAddr = testenv.WorkerRedisAddr(t)
+	}
 	deps := api.Deps{
 		Sandboxes: e.manager, Resources: e.resources, Routes: e.cache,
-		DB: pool, WorkerDB: e.workers, Redis: e.rdb, Logger: logger, Now: e.now,
+		DB: pool, WorkerDB: e.workers, Redis: e.control, WorkerRedis: served, Logger: logger, Now: e.now,
 	}
 	if opts.resources != nil {
 		deps.Resources = opts.resources(e, e.resources)
@@ -398,26 +427,33 @@ func (e *env) snapshot(t testing.TB) string {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	admin := testenv.RedisAdmin(t, testenv.RedisDBOf(e.rdb)) // KEYS is not the functions' to run
-	ks, err := admin.Keys(ctx, "*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(ks)
+	admin := testenv.RedisAdminOf(t, e.rdb) // KEYS is not the functions' to run
 	var redisState strings.Builder
-	for _, k := range ks {
-		typ := e.rdb.Type(ctx, k).Val()
-		redisState.WriteString(k + "=" + typ)
-		switch typ {
-		case "string":
-			redisState.WriteString(":" + e.rdb.Get(ctx, k).Val())
-		case "stream":
-			redisState.WriteString(":" + strings.Repeat("x", int(e.rdb.XLen(ctx, k).Val())))
-			for _, g := range e.rdb.XInfoGroups(ctx, k).Val() {
-				fmt.Fprintf(&redisState, " group %s at %s, %d pending", g.Name, g.LastDeliveredID, g.Pending)
-			}
+	servers := []redis.UniversalClient{e.rdb}
+	if e.control != e.rdb {
+		servers = append(servers, e.control)
+	}
+	for i, rdb := range servers {
+		ks, err := testenv.RedisAdminOf(t, rdb).Keys(ctx, "*").Result()
+		if err != nil {
+			t.Fatal(err)
 		}
-		redisState.WriteString("\n")
+		slices.Sort(ks)
+		fmt.Fprintf(&redisState, "server %d:\n", i)
+		for _, k := range ks {
+			typ := rdb.Type(ctx, k).Val()
+			redisState.WriteString(k + "=" + typ)
+			switch typ {
+			case "string":
+				redisState.WriteString(":" + rdb.Get(ctx, k).Val())
+			case "stream":
+				redisState.WriteString(":" + strings.Repeat("x", int(rdb.XLen(ctx, k).Val())))
+				for _, g := range rdb.XInfoGroups(ctx, k).Val() {
+					fmt.Fprintf(&redisState, " group %s at %s, %d pending", g.Name, g.LastDeliveredID, g.Pending)
+				}
+			}
+			redisState.WriteString("\n")
+		}
 	}
 	// The sandboxes' Redis users, with their password hashes (connect rotates them).
 	var ids []string

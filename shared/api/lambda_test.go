@@ -134,7 +134,7 @@ func (e *env) reconfigure(t *testing.T, extra map[string]string) {
 		t.Fatal(err)
 	}
 	h, err := api.New(cfg, api.Deps{
-		Sandboxes: e.manager, Resources: e.resources, Routes: e.cache, DB: e.pool, Redis: e.rdb,
+		Sandboxes: e.manager, Resources: e.resources, Routes: e.cache, DB: e.pool, Redis: e.control, WorkerRedis: e.rdb,
 		Logger: lambdakit.NewLogger(io.Discard, slog.LevelDebug), Now: e.now,
 	})
 	if err != nil {

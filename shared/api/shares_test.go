@@ -241,7 +241,7 @@ func TestSharesCompareOnTheOwnerKey(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	cfg := testConfig(t, e.dbURL, "127.0.0.1:1")
 	cfg.OwnerKey = api.OwnerKeyRole
-	h, err := api.New(cfg, api.Deps{Sandboxes: e.manager, Resources: e.resources, Routes: e.cache, DB: e.pool, Redis: e.rdb})
+	h, err := api.New(cfg, api.Deps{Sandboxes: e.manager, Resources: e.resources, Routes: e.cache, DB: e.pool, Redis: e.control, WorkerRedis: e.rdb})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func (e *env) connectWorker(t *testing.T, who, name string) (workerOf, apiwire.C
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb),
+	rdb := testenv.RedisClientLike(t, e.rdb, redis.UniversalOptions{
 		Username: conn.Redis.Username, Password: conn.Redis.Password, MaxRetries: -1})
 	if err := rdb.Ping(context.Background()).Err(); err != nil {
 		t.Fatal(err)
@@ -342,7 +342,7 @@ func TestAnEndedDeveloperShareKeepsNothing(t *testing.T) {
 	if _, err := testenv.ConnectAs(t, e.workerURL, handed.Database.Role, handed.Database.Password); err == nil {
 		t.Error("the database password bob was handed still logs in")
 	}
-	again := testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb),
+	again := testenv.RedisClientLike(t, e.rdb, redis.UniversalOptions{
 		Username: handed.Redis.Username, Password: handed.Redis.Password, MaxRetries: -1})
 	if again.Ping(ctx).Err() == nil {
 		t.Error("the Redis password bob was handed still authenticates")

@@ -5,14 +5,17 @@ import (
 	"errors"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/api"
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
+	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -87,6 +90,27 @@ func TestSandboxesLiveInTheWorkerDatabase(t *testing.T) {
 		t.Errorf("usage %+v; want the schema's size, read in the worker database", got.Usage)
 	}
 
+	// Its stream and its Redis user are on the sandboxes' own Redis, unless the tests run on
+	// the Redis Cluster, where the env keeps one Redis (testenv.WorkersApart).
+	redisApart := e.rdb != e.control
+	if redisApart {
+		e.wantOnlyOnWorkerRedis(t, sb.ID, 1)
+		if conn.Redis.Addr != testenv.WorkerRedisAddr(t) {
+			t.Errorf("connect handed out Redis %s, want the sandboxes' own %s", conn.Redis.Addr, testenv.WorkerRedisAddr(t))
+		}
+		elsewhere := testenv.RedisClientLike(t, e.control, redis.UniversalOptions{
+			Username: conn.Redis.Username, Password: conn.Redis.Password, MaxRetries: -1})
+		if err := elsewhere.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+			t.Errorf("the sandbox's Redis user on the control plane's Redis: %v; want its login refused (no such user there)", err)
+		}
+		if err := worker.redis.XAdd(ctx, &redis.XAddArgs{Stream: conn.Redis.Stream, Values: []string{"k", "v"}}).Err(); err != nil {
+			t.Errorf("the worker writes its own stream: %v", err)
+		}
+		if checks := e.serviceChecks(t, 200); checks["redis"] != api.CheckOK || checks["worker_redis"] != api.CheckOK {
+			t.Errorf("service health checks %v; want redis and worker_redis ok", checks)
+		}
+	}
+
 	// Destroy drops it from the worker database.
 	r = e.do(t, call{method: "DELETE", path: "/v1/sandboxes/apart", principal: alice})
 	wantStatus(t, r, 200)
@@ -97,6 +121,38 @@ func TestSandboxesLiveInTheWorkerDatabase(t *testing.T) {
 	if err := e.workers.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_catalog.pg_namespace WHERE nspname = $1) +
 		(SELECT count(*) FROM pg_catalog.pg_roles WHERE rolname = $2)`, schema, role).Scan(&left); err != nil || left != 0 {
 		t.Errorf("after destroy the worker database keeps %d of the schema and role (%v)", left, err)
+	}
+	if redisApart {
+		e.wantOnlyOnWorkerRedis(t, sb.ID, 0)
+	}
+}
+
+// wantOnlyOnWorkerRedis checks that the sandboxes' own Redis holds want of the sandbox's
+// stream and its Redis user (1: both, 0: neither), and the control plane's Redis none.
+func (e *env) wantOnlyOnWorkerRedis(t *testing.T, id string, want int) {
+	t.Helper()
+	ctx := context.Background()
+	for _, server := range []struct {
+		name string
+		rdb  redis.UniversalClient
+		want int
+	}{{"the sandboxes' Redis", e.rdb, want}, {"the control plane's Redis", e.control, 0}} {
+		admin := testenv.RedisAdminOf(t, server.rdb)
+		streams, err := admin.Exists(ctx, keys.EventStream(id)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		users, err := admin.Do(ctx, "ACL", "USERS").StringSlice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		user := 0
+		if slices.Contains(users, e.resources.RedisUserName(id)) {
+			user = 1
+		}
+		if int(streams) != server.want || user != server.want {
+			t.Errorf("%s holds %d of the sandbox's stream and %d of its user; want %d of each", server.name, streams, user, server.want)
+		}
 	}
 }
 
@@ -135,17 +191,7 @@ func TestTheControlPlaneServesWithoutTheWorkerDatabase(t *testing.T) {
 	if checks := e.serviceChecks(t, 503); checks["database"] != api.CheckOK || checks["worker_database"] != api.CheckFail {
 		t.Errorf("service health checks %v; want database ok and worker_database failed", checks)
 	}
-
-	before := e.snapshot(t)
-	body := `{"name": "second", "ttl": "1h"}`
-	r = e.do(t, call{method: "POST", path: "/v1/sandboxes", body: body, principal: bob})
-	wantStatus(t, r, 503)
-	if after := e.snapshot(t); after != before {
-		t.Errorf("a refused creation changed the control plane:\nbefore %s\nafter  %s", before, after)
-	}
-	e.workerProxy.Restore()
-	r = e.do(t, call{method: "POST", path: "/v1/sandboxes", body: body, principal: bob})
-	wantStatus(t, r, 201)
+	e.wantCreationRefusedUntil(t, e.workerProxy.Restore)
 }
 
 // serviceChecks asks the service health check, wants status, and returns each check's status
@@ -159,4 +205,54 @@ func (e *env) serviceChecks(t *testing.T, status int) map[string]string {
 		checks[c.Name] = c.Status
 	}
 	return checks
+}
+
+// The sandboxes' own Redis goes away: failed over, or refusing new clients because a worker
+// opened as many connections as the server takes (Redis has no limit per user). The control
+// plane's Redis, and with it the route cache that production's routing reads, is not that
+// server: routes resolve through it, sandboxes are listed (their Redis figures marked
+// unavailable), the health check names the server that failed, and only what needs the
+// sandboxes' Redis fails, as unavailable, leaving nothing behind.
+func TestTheControlPlaneServesWithoutTheSandboxesRedis(t *testing.T) {
+	testenv.SkipOnRedisCluster(t, "the env keeps the sandboxes on the cluster's Redis")
+	e := newEnv(t, envOptions{workersApart: true, workerRedisProxy: true})
+	ctx := context.Background()
+	sb := e.create(t, alice, "apart", guild1)
+	if err := e.cache.SetCurrent(ctx, []sandbox.Route{{GuildID: guild1, SandboxID: sb.ID, Status: sandbox.StatusRunning}}); err != nil {
+		t.Fatal(err)
+	}
+	e.workerRedisProxy.Cut()
+	t.Cleanup(e.workerRedisProxy.Restore) // before the env drops the sandboxes
+
+	cached, err := e.cache.GetMany(ctx, []string{guild1})
+	if err != nil || cached[guild1].SandboxID != sb.ID {
+		t.Errorf("the route cache without the sandboxes' Redis: %+v, %v; want %s to the sandbox", cached, err, guild1)
+	}
+	r := e.do(t, call{method: "GET", path: "/v1/sandboxes", principal: alice})
+	wantStatus(t, r, 200)
+	list := decode[apiwire.ListResponse](t, r)
+	if len(list.Sandboxes) != 1 || list.Sandboxes[0].Usage == nil || !slices.Contains(list.Sandboxes[0].Usage.Unavailable, "redis") {
+		t.Errorf("list without the sandboxes' Redis: %+v; want the sandbox, its Redis figures unavailable", list.Sandboxes)
+	}
+	if checks := e.serviceChecks(t, 503); checks["redis"] != api.CheckOK || checks["worker_redis"] != api.CheckFail {
+		t.Errorf("service health checks %v; want redis ok and worker_redis failed", checks)
+	}
+	wantProblem(t, e.do(t, call{method: "GET", path: "/v1/sandboxes/apart/events", principal: alice}), 503, sandbox.CodeUnavailable, "")
+	e.wantCreationRefusedUntil(t, e.workerRedisProxy.Restore)
+}
+
+// wantCreationRefusedUntil wants a creation refused as unavailable (503) that changes nothing,
+// then, once restore has run, the same creation accepted.
+func (e *env) wantCreationRefusedUntil(t *testing.T, restore func()) {
+	t.Helper()
+	before := e.snapshot(t)
+	body := `{"name": "second", "ttl": "1h"}`
+	r := e.do(t, call{method: "POST", path: "/v1/sandboxes", body: body, principal: bob})
+	wantStatus(t, r, 503)
+	if after := e.snapshot(t); after != before {
+		t.Errorf("a refused creation changed the control plane:\nbefore %s\nafter  %s", before, after)
+	}
+	restore()
+	r = e.do(t, call{method: "POST", path: "/v1/sandboxes", body: body, principal: bob})
+	wantStatus(t, r, 201)
 }

@@ -81,7 +81,7 @@ func TestRunSetsOlderRedisUsersRulesAgain(t *testing.T) {
 	if err := worker.XAdd(ctx, &redis.XAddArgs{Stream: keys.EventStream(sb.ID), Values: []string{"t", "x"}}).Err(); err != nil {
 		t.Errorf("the open connection lost its stream: %v", err)
 	}
-	fresh := testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb),
+	fresh := testenv.RedisClientLike(t, e.rdb, redis.UniversalOptions{
 		Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1})
 	defer func() { _ = fresh.Close() }()
 	if err := fresh.Ping(ctx).Err(); err != nil {

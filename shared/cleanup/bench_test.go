@@ -259,7 +259,7 @@ func benchmarkFullRun(b *testing.B, n, perSandbox int) {
 		o.Concurrency, o.DropLockTimeout = DefaultConcurrency, config.DefaultDropLockTimeout
 	}})
 	// On the cluster the statistics are summed over the primaries, which serve every command.
-	admin := testenv.RedisAdmin(b, testenv.RedisDBOf(e.rdb))
+	admin := testenv.RedisAdminOf(b, e.rdb)
 	hook := newLatencyHook()
 	e.rdb.AddHook(hook)
 	admin.AddHook(hook) // the KEYS+DEL pass runs as admin

@@ -211,7 +211,7 @@ func (s *Service) deleteKeysBatch(ctx context.Context, ts []*teardownRun) []erro
 		var pattern string
 		if pattern, err = keys.NamespacePattern(ts[0].sb.ID); err == nil {
 			var n int64
-			n, primaries, err = unlinkMatching(ctx, s.rdb, pattern, s.scanCount)
+			n, primaries, err = unlinkMatching(ctx, s.sandboxRedis, pattern, s.scanCount)
 			counts = map[string]int64{ts[0].sb.ID: n}
 		}
 	} else {
@@ -219,7 +219,7 @@ func (s *Service) deleteKeysBatch(ctx context.Context, ts []*teardownRun) []erro
 		for _, t := range ts {
 			ids[t.sb.ID] = true
 		}
-		counts, primaries, err = unlinkNamespaces(ctx, s.rdb, ids, s.scanCount)
+		counts, primaries, err = unlinkNamespaces(ctx, s.sandboxRedis, ids, s.scanCount)
 	}
 	var usage map[string]bool
 	if err == nil { // after the namespaces: see unlinkUsage
@@ -227,7 +227,7 @@ func (s *Service) deleteKeysBatch(ctx context.Context, ts []*teardownRun) []erro
 		for i, t := range ts {
 			ids[i] = t.sb.ID
 		}
-		if usage, err = unlinkUsage(ctx, s.rdb, ids); err != nil {
+		if usage, err = unlinkUsage(ctx, s.sandboxRedis, ids); err != nil {
 			err = fmt.Errorf("unlink the usage hashes: %w", err)
 		}
 	}

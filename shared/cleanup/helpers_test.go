@@ -56,12 +56,16 @@ type env struct {
 	// with the sandboxes on a server of their own (testenv.WorkersApart).
 	workers   *pgxpool.Pool
 	workerURL string
-	rdb       redis.UniversalClient
-	p         *provision.Provisioner
-	m         *controlplane.Manager
-	s         *Service
-	clock     *testenv.Clock
-	pub       *fakePublisher
+	// rdb holds the sandboxes' namespaces, usage hashes and users, control the route cache:
+	// one Redis, unless the tests run with the sandboxes apart (then rdb is on their own
+	// server, as with WORKER_REDIS_ADDR).
+	rdb     redis.UniversalClient
+	control redis.UniversalClient
+	p       *provision.Provisioner
+	m       *controlplane.Manager
+	s       *Service
+	clock   *testenv.Clock
+	pub     *fakePublisher
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -76,8 +80,8 @@ type envConfig struct {
 	prepare  func(t testing.TB, pool *pgxpool.Pool)
 	options  func(o *Options)
 	maxConns int32
-	// redis builds the client of the provisioner, the control plane and the service;
-	// nil: testenv.Redis.
+	// redis builds the client of the provisioner, the control plane and the service (one
+	// Redis, even with the sandboxes apart); nil: testenv.Redis.
 	redis func(t testing.TB) redis.UniversalClient
 }
 
@@ -132,17 +136,21 @@ func setup(t testing.TB, cfgs ...envConfig) *env {
 		cfg.prepare(t, workers) // templates are the sandboxes' database's
 	}
 	rdb := newRedis(t)
+	control := rdb
+	if testenv.WorkersApart() && !testenv.RedisCluster() && cfg.redis == nil {
+		rdb = testenv.WorkerRedis(t)
+	}
 	clk := testenv.NewClock(time.Date(2026, 1, 8, 12, 0, 0, 0, time.UTC))
 	limits := sandbox.DefaultLimits()
 	limits.OwnerQuota = 1000
 	limits.DBReservedConnections = -1 // more sandboxes than the test server has connections for
 	p := provision.New(workers, rdb, cfg.template)
 	m := controlplane.NewManager(pool, controlplane.Options{
-		Limits: limits, Provisioner: p, WorkerServer: workers, Routes: routecache.New(rdb, 0, 0), Now: clk.Now, Logger: quiet,
+		Limits: limits, Provisioner: p, WorkerServer: workers, Routes: routecache.New(control, 0, 0), Now: clk.Now, Logger: quiet,
 	})
 	pub := &fakePublisher{}
 	opts := Options{
-		Manager: m, Resources: p, Redis: rdb, Publisher: pub, Now: clk.Now, Logger: quiet,
+		Manager: m, Resources: p, Redis: control, WorkerRedis: rdb, Publisher: pub, Now: clk.Now, Logger: quiet,
 		Concurrency: 2, DropLockTimeout: 2 * time.Second,
 	}
 	if cfg.options != nil {
@@ -152,7 +160,7 @@ func setup(t testing.TB, cfgs ...envConfig) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{pool: pool, url: url, workers: workers, workerURL: workerURL, rdb: rdb, p: p, m: m, s: s, clock: clk, pub: pub}
+	return &env{pool: pool, url: url, workers: workers, workerURL: workerURL, rdb: rdb, control: control, p: p, m: m, s: s, clock: clk, pub: pub}
 }
 
 // create makes a running sandbox with the given TTL and guilds (registered as test guilds
@@ -185,7 +193,7 @@ func (e *env) worker(t *testing.T, id string) (redis.UniversalClient, provision.
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testenv.NewRedisClient(t, redis.UniversalOptions{DB: testenv.RedisDBOf(e.rdb),
+	return testenv.RedisClientLike(t, e.rdb, redis.UniversalOptions{
 		Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1, PoolSize: 1}), creds
 }
 
@@ -230,7 +238,7 @@ func (e *env) seed(t *testing.T, sb *sandbox.Sandbox, extraKeys int) {
 	for _, g := range sb.Guilds {
 		routes = append(routes, sandbox.Route{GuildID: g, SandboxID: sb.ID, Status: sandbox.StatusRunning})
 	}
-	if err := routecache.New(e.rdb, 0, 0).SetCurrent(ctx, routes); err != nil {
+	if err := routecache.New(e.control, 0, 0).SetCurrent(ctx, routes); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -261,7 +269,7 @@ func (e *env) state(t *testing.T, id string, guilds []string) state {
 	}
 	st.Schema, st.Role, st.RedisUser = res.SchemaExists, res.RoleExists, res.RedisUserExists
 	pattern, _ := keys.NamespacePattern(id)
-	found, err := testenv.RedisAdmin(t, testenv.RedisDBOf(e.rdb)).Keys(ctx, pattern).Result()
+	found, err := testenv.RedisAdminOf(t, e.rdb).Keys(ctx, pattern).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +288,7 @@ func (e *env) state(t *testing.T, id string, guilds []string) state {
 	}
 	st.Cache = map[string]string{}
 	for _, g := range guilds {
-		if v, err := e.rdb.Get(ctx, keys.RouteCache(g)).Result(); err == nil {
+		if v, err := e.control.Get(ctx, keys.RouteCache(g)).Result(); err == nil {
 			st.Cache[g] = v
 		}
 	}

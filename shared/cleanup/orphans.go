@@ -195,29 +195,40 @@ func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (Orphan
 
 // scanRedis lists the sandbox namespaces (id -> keys seen), the usage hashes (ids) and the
 // route cache entries that point at a sandbox (key -> route), on every primary, with one
-// SCAN pass over the suite's keys (keys.AllKeysPattern): SCAN visits the whole keyspace
-// whatever its pattern, so one pass costs a third of three.
+// SCAN pass over the suite's keys (keys.AllKeysPattern) per server: SCAN visits the whole
+// keyspace whatever its pattern, so one pass costs a third of three. With the sandboxes on a
+// Redis of their own, namespaces and usage hashes are read there and route entries on the
+// control plane's server, each where the removal acts.
 func (s *Service) scanRedis(ctx context.Context) (map[string]int, map[string]bool, map[string]sandbox.Route, error) {
 	var mu sync.Mutex
 	namespaces := map[string]int{}
 	usage := map[string]bool{}
 	guilds := map[string]bool{}
-	_, err := scanKeys(ctx, s.rdb, keys.AllKeysPattern, s.scanCount, func(batch []string) error {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, k := range batch {
-			if id, ok := keys.ParseNamespaceKey(k); ok {
-				namespaces[id]++
-			} else if id, ok := keys.ParseUsageKey(k); ok {
-				usage[id] = true
-			} else if g, ok := keys.ParseRouteKey(k); ok {
-				guilds[g] = true
+	apart := s.sandboxRedis != s.rdb
+	scan := func(rdb redis.UniversalClient, sandboxKeys, routeKeys bool) error {
+		_, err := scanKeys(ctx, rdb, keys.AllKeysPattern, s.scanCount, func(batch []string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, k := range batch {
+				if id, ok := keys.ParseNamespaceKey(k); ok && sandboxKeys {
+					namespaces[id]++
+				} else if id, ok := keys.ParseUsageKey(k); ok && sandboxKeys {
+					usage[id] = true
+				} else if g, ok := keys.ParseRouteKey(k); ok && routeKeys {
+					guilds[g] = true
+				}
 			}
-		}
-		return nil
-	})
-	if err != nil {
+			return nil
+		})
+		return err
+	}
+	if err := scan(s.sandboxRedis, true, !apart); err != nil {
 		return nil, nil, nil, fmt.Errorf("cleanup: scan the sandboxes' keys: %w", err)
+	}
+	if apart {
+		if err := scan(s.rdb, false, true); err != nil {
+			return nil, nil, nil, fmt.Errorf("cleanup: scan the route cache: %w", err)
+		}
 	}
 	cache := routecache.New(s.rdb, 0, 0)
 	routes := map[string]sandbox.Route{}
@@ -366,11 +377,11 @@ func (s *Service) removeOrphan(ctx context.Context, o Orphan) error {
 		if perr != nil {
 			return perr
 		}
-		_, _, err = unlinkMatching(ctx, s.rdb, pattern, s.scanCount)
+		_, _, err = unlinkMatching(ctx, s.sandboxRedis, pattern, s.scanCount)
 	case ResourceRedisUser:
 		_, err = s.resources.DeleteRedisUsers(ctx, []string{o.SandboxID})
 	case ResourceRedisUsage:
-		err = s.rdb.Unlink(ctx, keys.Usage(o.SandboxID)).Err()
+		err = s.sandboxRedis.Unlink(ctx, keys.Usage(o.SandboxID)).Err()
 	case ResourceRouteCache:
 		var n int
 		n, err = compareAndDelete.Run(ctx, s.rdb, []string{o.Name}, o.Value).Int()

@@ -114,7 +114,7 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 	setRoute(t, e, ghostGuild, ghost)
 	staleGuild := newGuild()
 	setRoute(t, e, staleGuild, leaked.ID)
-	admin := testenv.RedisAdmin(t, testenv.RedisDBOf(e.rdb))
+	admin := testenv.RedisAdminOf(t, e.rdb)
 	if err := admin.Do(ctx, "ACL", "SETUSER", e.p.RedisUserName(ghost), "reset").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,11 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 	// pass of a test that held database+1 took a user named for it as its own orphan.
 	otherDB := testenv.RedisDBOf(e.rdb) + 1 // a cluster: each test holds a server of its own
 	if !testenv.RedisCluster() {
-		otherDB = testenv.RedisDBOf(testenv.Redis(t))
+		other := testenv.Redis(t)
+		if e.rdb != e.control { // the sandboxes' own server
+			other = testenv.WorkerRedis(t)
+		}
+		otherDB = testenv.RedisDBOf(other)
 	}
 	foreignUser, oddUser := keys.ACLUser(sandbox.NewID(), otherDB), "sb_"+sandbox.NewID()+"_x"
 	adminNodes := testenv.RedisNodes(t, admin) // ACL users are per node
@@ -145,7 +149,7 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 			t.Cleanup(func() { node.Do(context.Background(), "ACL", "DELUSER", u) })
 		}
 	}
-	if err := e.rdb.Set(ctx, keys.RouteCache(newGuild()), "garbage", 0).Err(); err != nil {
+	if err := e.control.Set(ctx, keys.RouteCache(newGuild()), "garbage", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -234,7 +238,7 @@ func TestOrphanFinderReportsExactlyTheOrphans(t *testing.T) {
 		}
 	}
 	for _, g := range []string{ghostGuild, leakGuild, staleGuild} {
-		if n, _ := e.rdb.Exists(ctx, keys.RouteCache(g)).Result(); n != 0 {
+		if n, _ := e.control.Exists(ctx, keys.RouteCache(g)).Result(); n != 0 {
 			t.Errorf("cache entry of %s left", g)
 		}
 	}
@@ -328,7 +332,7 @@ func mustSet(t *testing.T, e *env, ks ...string) {
 
 func setRoute(t *testing.T, e *env, guild, id string) {
 	t.Helper()
-	err := routecache.New(e.rdb, 0, 0).SetCurrent(context.Background(), []sandbox.Route{{GuildID: guild, SandboxID: id, Status: sandbox.StatusRunning}})
+	err := routecache.New(e.control, 0, 0).SetCurrent(context.Background(), []sandbox.Route{{GuildID: guild, SandboxID: id, Status: sandbox.StatusRunning}})
 	if err != nil {
 		t.Fatal(err)
 	}

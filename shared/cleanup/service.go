@@ -1,6 +1,7 @@
 package cleanup
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -142,8 +143,8 @@ type Resources interface {
 // DefaultActor is the audit actor of scheduled runs.
 const DefaultActor = "cleanup"
 
-// Options configures a Service. Manager, Resources and Redis are required; zero durations
-// and counts take the defaults of config.go.
+// Options configures a Service. Manager, Resources and Redis are required (WorkerRedis is
+// not: nil means Redis); zero durations and counts take the defaults of config.go.
 type Options struct {
 	// Manager is the control plane. When it can defer its writes' route publications
 	// (controlplane.Manager.Deferred), the teardown's writes go through that, and a batch's
@@ -151,7 +152,10 @@ type Options struct {
 	Manager ControlPlane
 	// Resources are the sandboxes' objects outside the control plane (provision.Provisioner).
 	Resources Resources
-	Redis     redis.UniversalClient
+	// Redis is the control plane's (the route cache); WorkerRedis the sandboxes' namespaces
+	// and usage counters when they have a server of their own (WORKER_REDIS_ADDR; nil: Redis).
+	Redis       redis.UniversalClient
+	WorkerRedis redis.UniversalClient
 	// Publisher delivers expiry warnings; nil logs them.
 	Publisher Publisher
 	Logger    *slog.Logger
@@ -197,11 +201,14 @@ type Service struct {
 	auditor     Auditor
 	gauges      Gauges
 	resources   Resources
-	rdb         redis.UniversalClient
-	publisher   Publisher
-	log         *slog.Logger
-	clock       func() time.Time
-	actor       string
+	// rdb holds the route cache; sandboxRedis the namespaces and usage counters (rdb itself
+	// unless the sandboxes have a Redis of their own).
+	rdb          redis.UniversalClient
+	sandboxRedis redis.UniversalClient
+	publisher    Publisher
+	log          *slog.Logger
+	clock        func() time.Time
+	actor        string
 
 	stuckAfter  time.Duration
 	grace       time.Duration
@@ -229,30 +236,31 @@ func New(opts Options) (*Service, error) {
 		writes = d.Deferred()
 	}
 	s := &Service{
-		candidates:  cp,
-		writes:      writes,
-		claims:      cp,
-		routes:      cp,
-		expiry:      cp,
-		bookkeeping: cp,
-		auditor:     cp,
-		gauges:      cp,
-		resources:   opts.Resources,
-		rdb:         opts.Redis,
-		publisher:   opts.Publisher,
-		log:         opts.Logger,
-		clock:       opts.Now,
-		actor:       opts.Actor,
-		stuckAfter:  orDefault(opts.StuckCreatingAfter, config.DefaultStuckCreatingAfter),
-		grace:       orDefault(opts.OrphanGrace, config.DefaultOrphanGrace),
-		margin:      orDefault(opts.DeadlineMargin, DefaultDeadlineMargin),
-		warnWindow:  orDefault(opts.ExpiryWarningWindow, DefaultExpiryWarningWindow),
-		lockTimeout: orDefault(opts.DropLockTimeout, config.DefaultDropLockTimeout),
-		concurrency: orDefault(opts.Concurrency, DefaultConcurrency),
-		scanCount:   orDefault(opts.ScanCount, DefaultScanCount),
-		batchLimit:  orDefault(opts.BatchLimit, DefaultBatchLimit),
-		claimLease:  orDefault(opts.ClaimLease, config.DefaultClaimLease),
-		maxXact:     orDefault(opts.MaxTransaction, DefaultMaxTransaction),
+		candidates:   cp,
+		writes:       writes,
+		claims:       cp,
+		routes:       cp,
+		expiry:       cp,
+		bookkeeping:  cp,
+		auditor:      cp,
+		gauges:       cp,
+		resources:    opts.Resources,
+		rdb:          opts.Redis,
+		sandboxRedis: cmp.Or[redis.UniversalClient](opts.WorkerRedis, opts.Redis),
+		publisher:    opts.Publisher,
+		log:          opts.Logger,
+		clock:        opts.Now,
+		actor:        opts.Actor,
+		stuckAfter:   orDefault(opts.StuckCreatingAfter, config.DefaultStuckCreatingAfter),
+		grace:        orDefault(opts.OrphanGrace, config.DefaultOrphanGrace),
+		margin:       orDefault(opts.DeadlineMargin, DefaultDeadlineMargin),
+		warnWindow:   orDefault(opts.ExpiryWarningWindow, DefaultExpiryWarningWindow),
+		lockTimeout:  orDefault(opts.DropLockTimeout, config.DefaultDropLockTimeout),
+		concurrency:  orDefault(opts.Concurrency, DefaultConcurrency),
+		scanCount:    orDefault(opts.ScanCount, DefaultScanCount),
+		batchLimit:   orDefault(opts.BatchLimit, DefaultBatchLimit),
+		claimLease:   orDefault(opts.ClaimLease, config.DefaultClaimLease),
+		maxXact:      orDefault(opts.MaxTransaction, DefaultMaxTransaction),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -141,13 +141,13 @@ func scanAll(ctx context.Context, rdb redis.UniversalClient, pattern string) ([]
 func TestRunUnlinksTheLegacyRouteGeneration(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
-	if err := e.rdb.Set(ctx, keys.LegacyRouteGeneration, "1768989600000000", 0).Err(); err != nil {
+	if err := e.control.Set(ctx, keys.LegacyRouteGeneration, "1768989600000000", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.s.Run(ctx, RunOptions{}); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if x, err := e.rdb.Exists(ctx, keys.LegacyRouteGeneration).Result(); err != nil || x != 0 {
+	if x, err := e.control.Exists(ctx, keys.LegacyRouteGeneration).Result(); err != nil || x != 0 {
 		t.Fatalf("the old generation is still there: %d %v", x, err)
 	}
 }

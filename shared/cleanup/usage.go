@@ -35,7 +35,7 @@ func (s *Service) recordKeyCounts(ctx context.Context, counts map[string]int) {
 		return
 	}
 	at := strconv.FormatInt(s.now().UnixMilli(), 10)
-	pipe := s.rdb.Pipeline()
+	pipe := s.sandboxRedis.Pipeline()
 	for id, n := range counts {
 		recordKeys.Eval(ctx, pipe, []string{keys.Usage(id), keys.EventStream(id)},
 			strconv.Itoa(n), at, keys.UsageFieldKeys, keys.UsageFieldKeysCountedMS)

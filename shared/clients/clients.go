@@ -1,8 +1,9 @@
 // Package clients builds the connections every function needs, once per execution
 // environment: the PostgreSQL pool (from DATABASE_URL, or from a Secrets Manager secret in
 // the RDS JSON shape so that credentials never sit in environment variables), the pool of the
-// sandboxes' own database when they live apart (WORKER_DATABASE_URL or its secret), and the Redis
-// client (a cluster client when REDIS_CLUSTER is set). It changes nothing in the stores:
+// sandboxes' own database when they live apart (WORKER_DATABASE_URL or its secret), the Redis
+// client (a cluster client when REDIS_CLUSTER is set), and the client of the sandboxes' own Redis
+// when they have one (WORKER_REDIS_ADDR). It changes nothing in the stores:
 // migrations are a step of their own (controlplane.MigrateStep), and each function checks the
 // schema after opening them (controlplane.CheckSchema).
 package clients
@@ -140,6 +141,20 @@ func Postgres(ctx context.Context, dbURL string, maxConns int32) (*pgxpool.Pool,
 
 // Redis returns a client for REDIS_ADDR: a cluster client when REDIS_CLUSTER is set.
 func Redis(ctx context.Context, cfg config.Shared, sm SecretGetter) (redis.UniversalClient, error) {
+	return redisClient(ctx, cfg, cfg.RedisAddr, cfg.RedisCluster, sm)
+}
+
+// WorkerRedis returns a client for WORKER_REDIS_ADDR, the sandboxes' own server, as the same
+// user with the same password and TLS setting as Redis; nil when the sandboxes share
+// REDIS_ADDR.
+func WorkerRedis(ctx context.Context, cfg config.Shared, sm SecretGetter) (redis.UniversalClient, error) {
+	if !cfg.WorkerRedisApart() {
+		return nil, nil
+	}
+	return redisClient(ctx, cfg, cfg.WorkerRedisAddr, cfg.WorkerRedisCluster, sm)
+}
+
+func redisClient(ctx context.Context, cfg config.Shared, addr string, cluster bool, sm SecretGetter) (redis.UniversalClient, error) {
 	password := cfg.RedisPassword
 	if cfg.RedisPasswordSecretARN != "" {
 		if sm == nil {
@@ -156,14 +171,14 @@ func Redis(ctx context.Context, cfg config.Shared, sm SecretGetter) (redis.Unive
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	opts := &redis.UniversalOptions{
-		Addrs:         []string{cfg.RedisAddr},
+		Addrs:         []string{addr},
 		Username:      cfg.RedisUsername,
 		Password:      password,
 		TLSConfig:     tlsConfig,
 		DialTimeout:   3 * time.Second,
 		ReadTimeout:   2 * time.Second,
 		WriteTimeout:  2 * time.Second,
-		IsClusterMode: cfg.RedisCluster,
+		IsClusterMode: cluster,
 		// A caller's deadline (the router's ROUTER_REDIS_TIMEOUT, a Lambda invocation's end)
 		// also bounds the socket reads and writes, not only the waits between retries: without
 		// it a Redis that never answers holds a call for ReadTimeout on every retry.
@@ -179,8 +194,15 @@ type Stores struct {
 	// WorkerDB is the database of the sandboxes' schemas and roles: a pool of its own when
 	// they live apart (config.WorkerDatabase), else DB itself.
 	WorkerDB *pgxpool.Pool
-	Redis    redis.UniversalClient
+	// Redis holds the route cache and what else the control plane keeps in Redis.
+	Redis redis.UniversalClient
+	// WorkerRedis holds the sandboxes' namespaces, streams, usage counters and ACL users: a
+	// client of its own when they live apart (WORKER_REDIS_ADDR), else Redis itself.
+	WorkerRedis redis.UniversalClient
 }
+
+// RedisApart reports whether the sandboxes have a Redis server apart from the route cache's.
+func (s *Stores) RedisApart() bool { return s.WorkerRedis != s.Redis }
 
 // WorkersApart reports whether the sandboxes live in a database apart from the control plane's.
 func (s *Stores) WorkersApart() bool { return s.WorkerDB != s.DB }
@@ -192,6 +214,9 @@ func (s *Stores) Close() {
 	}
 	if s.WorkerDB != nil && s.WorkersApart() {
 		s.WorkerDB.Close()
+	}
+	if s.WorkerRedis != nil && s.RedisApart() {
+		_ = s.WorkerRedis.Close()
 	}
 	if s.Redis != nil {
 		_ = s.Redis.Close()
@@ -230,6 +255,14 @@ func Open(ctx context.Context, cfg config.Shared, workers config.WorkerDatabase,
 	if s.Redis, err = Redis(ctx, cfg, sm); err != nil {
 		s.Close()
 		return nil, err
+	}
+	s.WorkerRedis = s.Redis
+	if cfg.WorkerRedisApart() {
+		if s.WorkerRedis, err = WorkerRedis(ctx, cfg, sm); err != nil {
+			s.WorkerRedis = s.Redis
+			s.Close()
+			return nil, fmt.Errorf("worker redis: %w", err)
+		}
 	}
 	return s, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/clients"
 	"github.com/botplatform/discord-sandboxes/shared/config"
@@ -148,5 +149,41 @@ func TestAStatementOnAClosedConnectionIsUnavailable(t *testing.T) {
 	_, err = conn.Exec(ctx, "SELECT 1")
 	if err == nil || !clients.IsUnavailable(err) {
 		t.Errorf("a statement on a closed connection: %v; want an error IsUnavailable reports", err)
+	}
+}
+
+// WORKER_REDIS_ADDR gives the sandboxes' keys a Redis client of their own, on that server, as
+// the functions' user; unset, the sandboxes' client is the route cache's.
+func TestOpenOpensTheSandboxesOwnRedis(t *testing.T) {
+	_, dbURL := testenv.Postgres(t)
+	user, password := testenv.RedisCredentials(t)
+	ctx := context.Background()
+	shared := config.Shared{DatabaseURL: dbURL, RedisAddr: testenv.RedisAddr(t), RedisCluster: testenv.RedisCluster(),
+		RedisUsername: user, RedisPassword: password}
+	s, err := clients.Open(ctx, shared, config.WorkerDatabase{}, nil, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.RedisApart() || s.WorkerRedis != s.Redis {
+		t.Errorf("without WORKER_REDIS_ADDR: WorkerRedis is not Redis")
+	}
+	s.Close()
+
+	shared.WorkerRedisAddr = testenv.WorkerRedisAddr(t)
+	s, err = clients.Open(ctx, shared, config.WorkerDatabase{}, nil, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker, ok := s.WorkerRedis.(*redis.Client)
+	if !s.RedisApart() || !ok || worker.Options().Addr != shared.WorkerRedisAddr {
+		t.Fatalf("apart %v: WorkerRedis %T; want a client of %s", s.RedisApart(), s.WorkerRedis, shared.WorkerRedisAddr)
+	}
+	who, err := s.WorkerRedis.Do(ctx, "ACL", "WHOAMI").Text()
+	if err != nil || who != user {
+		t.Errorf("the sandboxes' Redis answers ACL WHOAMI %q (%v); want the functions' user %s", who, err, user)
+	}
+	s.Close()
+	if err := s.WorkerRedis.Ping(ctx).Err(); err == nil {
+		t.Error("Close left the sandboxes' Redis client open")
 	}
 }

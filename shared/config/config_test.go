@@ -64,3 +64,36 @@ func TestLoadWorkerDatabase(t *testing.T) {
 		}
 	}
 }
+
+// The sandboxes have a Redis of their own only when it is named, and never the route cache's.
+func TestLoadSharedWorkerRedis(t *testing.T) {
+	base := map[string]string{"DATABASE_URL": "postgres://x", "REDIS_ADDR": "redis.internal:6379"}
+	for _, tc := range []struct {
+		env   map[string]string
+		apart bool
+		err   string
+	}{
+		{env: map[string]string{}},
+		{env: map[string]string{"WORKER_REDIS_ADDR": "sandboxes.internal:6379"}, apart: true},
+		{env: map[string]string{"WORKER_REDIS_ADDR": "sandboxes.internal:6379", "WORKER_REDIS_CLUSTER": "true"}, apart: true},
+		{env: map[string]string{"WORKER_REDIS_ADDR": "REDIS.internal:6379"}, err: "WORKER_REDIS_ADDR"},
+		{env: map[string]string{"WORKER_REDIS_CLUSTER": "true"}, err: "WORKER_REDIS_CLUSTER"},
+	} {
+		env := map[string]string{}
+		for k, v := range base {
+			env[k] = v
+		}
+		for k, v := range tc.env {
+			env[k] = v
+		}
+		r := NewReader(MapLookup(env))
+		c := LoadShared(r)
+		err := r.Err()
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%v: %v; want an error naming %s", tc.env, err, tc.err)
+		case tc.err == "" && (err != nil || c.WorkerRedisApart() != tc.apart):
+			t.Errorf("%v: apart %v, %v; want apart %v", tc.env, c.WorkerRedisApart(), err, tc.apart)
+		}
+	}
+}

@@ -33,11 +33,21 @@ type Shared struct {
 	RedisPasswordSecretARN string
 	// RedisAccess says whether each sandbox gets a Redis user of its own.
 	RedisAccess sandbox.RedisAccess
+	// WorkerRedisAddr, when set, is a Redis server of the sandboxes' own: their namespaces,
+	// streams, usage counters and ACL users live there, apart from the route cache that
+	// production routing reads (docs/security.md, "A Redis of their own"). The functions reach
+	// it as the same user, with the same password and TLS setting, as REDIS_ADDR. Unset, the
+	// sandboxes share REDIS_ADDR with the route cache.
+	WorkerRedisAddr    string
+	WorkerRedisCluster bool
 
 	Limits          sandbox.Limits
 	TemplateSchema  string
 	ProtectedGuilds []string
 }
+
+// WorkerRedisApart reports whether the sandboxes have a Redis server of their own.
+func (c Shared) WorkerRedisApart() bool { return c.WorkerRedisAddr != "" }
 
 // LoadShared reads the shared configuration. Every problem is reported at once.
 func LoadShared(r *Reader) Shared {
@@ -53,6 +63,8 @@ func LoadShared(r *Reader) Shared {
 		RedisPassword:          r.String("REDIS_PASSWORD", ""),
 		RedisPasswordSecretARN: r.String("REDIS_PASSWORD_SECRET_ARN", ""),
 		RedisAccess:            sandbox.RedisAccess(r.String("SANDBOX_REDIS_ACCESS", string(sandbox.RedisAccessACL))),
+		WorkerRedisAddr:        r.String("WORKER_REDIS_ADDR", ""),
+		WorkerRedisCluster:     r.Bool("WORKER_REDIS_CLUSTER", false),
 		TemplateSchema:         r.String("SANDBOX_TEMPLATE_SCHEMA", "sandbox_template"),
 		Limits: sandbox.Limits{
 			DefaultTTL:       r.Duration("SANDBOX_DEFAULT_TTL", def.DefaultTTL),
@@ -86,6 +98,9 @@ func LoadShared(r *Reader) Shared {
 	r.Check(c.RedisAddr != "", "REDIS_ADDR", "is required")
 	r.Check(c.RedisAccess.Valid(), "SANDBOX_REDIS_ACCESS", "%q is not one of %s, %s", c.RedisAccess, sandbox.RedisAccessACL, sandbox.RedisAccessShared)
 	r.Check(c.RedisPassword == "" || c.RedisPasswordSecretARN == "", "REDIS_PASSWORD", "set either REDIS_PASSWORD or REDIS_PASSWORD_SECRET_ARN, not both")
+	r.Check(c.WorkerRedisAddr == "" || !strings.EqualFold(c.WorkerRedisAddr, c.RedisAddr), "WORKER_REDIS_ADDR",
+		"is REDIS_ADDR itself: leave it unset for the sandboxes to share that server")
+	r.Check(c.WorkerRedisAddr != "" || !c.WorkerRedisCluster, "WORKER_REDIS_CLUSTER", "is set but WORKER_REDIS_ADDR is not")
 	// The rule of every template's source schema, registered or configured.
 	terr := sandbox.ValidateTemplateSchema("SANDBOX_TEMPLATE_SCHEMA", c.TemplateSchema)
 	r.Check(terr == nil, "SANDBOX_TEMPLATE_SCHEMA", "%v", terr)

@@ -184,6 +184,11 @@ func (m *Manager) Create(ctx context.Context, actor string, in CreateInput) (_ *
 	if err != nil {
 		return nil, err
 	}
+	if r, ok := m.provisioner.(readiness); ok {
+		if err := r.Ready(ctx); err != nil {
+			return nil, err
+		}
+	}
 	err = pgx.BeginFunc(ctx, m.db, func(tx pgx.Tx) error {
 		// The owner's lock row makes the quota check and the insert atomic.
 		if err := lockRow(ctx, tx, "owner:"+in.Owner); err != nil {

@@ -20,6 +20,14 @@ type Provisioner interface {
 	Provision(ctx context.Context, id string) error
 }
 
+// readiness is a Provisioner that can say, before a creation is recorded, whether the stores
+// it provisions into answer (provision.Provisioner: the sandboxes' Redis). One that does not
+// refuses the creation as unavailable with nothing recorded, instead of a sandbox recorded and
+// then failed (the worker database's answer is read then too: sandboxServerConnections).
+type readiness interface {
+	Ready(ctx context.Context) error
+}
+
 // RoutePublisher makes route changes of guilds visible to every router: it bumps the route
 // generation and forgets the guilds' cached routes, returning which of them had an entry
 // (routecache.Cache).

@@ -13,6 +13,11 @@
 // SandboxACLRules): a sandbox's user matches its own keys and channels only, never a route;
 // and of the fields of an event stream's entries (StreamField*, stream.go).
 //
+// The namespaces, usage hashes and ACL users are the sandboxes' keys; the route entries and
+// the generation are the control plane's. With WORKER_REDIS_ADDR the two live on different
+// servers (clients.Stores.WorkerRedis and Redis), so no script or transaction names keys of
+// both.
+//
 // Patterns for SCAN MATCH are built only from validated ids, so user input never reaches a
 // glob.
 //

@@ -89,6 +89,19 @@ func New(db *pgxpool.Pool, rdb redis.UniversalClient, templateSchema string, opt
 // RedisAccess returns the Redis mode sandboxes are provisioned in.
 func (p *Provisioner) RedisAccess() sandbox.RedisAccess { return p.redisAccess }
 
+// Ready reports whether the sandboxes' Redis answers, asked before a creation is recorded: a
+// server that is down, or full of one worker's connections, then refuses the creation as
+// unavailable instead of failing it halfway.
+func (p *Provisioner) Ready(ctx context.Context) error {
+	if p.rdb == nil {
+		return nil
+	}
+	if err := p.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("the sandboxes' Redis: %w", err)
+	}
+	return nil
+}
+
 // redisUsers reports whether this Provisioner manages per-sandbox Redis users.
 func (p *Provisioner) redisUsers() bool {
 	return p.rdb != nil && p.redisAccess == sandbox.RedisAccessACL

@@ -24,7 +24,8 @@ type Options struct {
 	Store RouteStore
 	// Cache is the Redis route tier (routecache.Cache); nil goes from memory to Store.
 	Cache RouteCache
-	// Redis holds the sandbox streams.
+	// Redis holds the sandbox streams and their usage counters: the sandboxes' own server when
+	// they have one (clients.Stores.WorkerRedis), never needed for production's events.
 	Redis redis.UniversalClient
 	// Production sends to the production queue at ProductionQueueURL.
 	Production         QueueSender

@@ -718,6 +718,46 @@ run "worker_database_is_another_database" {
   expect_failures = [var.worker_database_secret_arn]
 }
 
+run "sandboxes_keys_live_in_a_redis_apart" {
+  command = plan
+
+  variables {
+    worker_redis_addr    = "sandboxes.abc123.euw1.cache.amazonaws.com:6379"
+    worker_redis_cluster = true
+  }
+
+  assert {
+    condition = alltrue([for f in ["api", "router", "cleanup"] :
+      aws_lambda_function.this[f].environment[0].variables.WORKER_REDIS_ADDR == var.worker_redis_addr &&
+      aws_lambda_function.this[f].environment[0].variables.WORKER_REDIS_CLUSTER == "true" &&
+      aws_lambda_function.this[f].environment[0].variables.REDIS_ADDR == var.redis_addr
+    ])
+    error_message = "Every function must reach the sandboxes' own Redis (the router appends to their streams), and keep the route cache on redis_addr."
+  }
+}
+
+run "sandboxes_share_redis_by_default" {
+  command = plan
+
+  assert {
+    condition = alltrue([for f in ["api", "router", "cleanup"] :
+      !contains(keys(aws_lambda_function.this[f].environment[0].variables), "WORKER_REDIS_ADDR")
+    ])
+    error_message = "Without worker_redis_addr the functions must not be told of a Redis apart."
+  }
+}
+
+run "worker_redis_is_another_server" {
+  command = plan
+
+  variables {
+    worker_redis_addr = "REDIS.example.internal:6379"
+    redis_addr        = "redis.example.internal:6379"
+  }
+
+  expect_failures = [var.worker_redis_addr]
+}
+
 run "standard_queues_by_default" {
   command = plan
 

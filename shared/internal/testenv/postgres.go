@@ -229,10 +229,11 @@ func LockWaits(pool *pgxpool.Pool, where string, args ...any) bool {
 }
 
 // workersModeVar selects where the tests that build the whole control plane put the
-// sandboxes: "apart" runs them on the sandboxes' own server (WorkerPostgres), as a deployment
-// with WORKER_DATABASE_URL does; unset, in the control plane's database.
-const workersModeVar = "SANDBOX_TEST_PG_MODE"
+// sandboxes: "apart" runs them on the sandboxes' own servers (WorkerPostgres, WorkerRedis), as
+// a deployment with WORKER_DATABASE_URL and WORKER_REDIS_ADDR does; unset, in the control
+// plane's database and Redis.
+const workersModeVar = "SANDBOX_TEST_WORKERS"
 
-// WorkersApart reports whether the tests put the sandboxes on a server of their own
-// (SANDBOX_TEST_PG_MODE=apart).
+// WorkersApart reports whether the tests put the sandboxes on servers of their own
+// (SANDBOX_TEST_WORKERS=apart).
 func WorkersApart() bool { return os.Getenv(workersModeVar) == "apart" }

@@ -180,7 +180,12 @@ func RedisAdmin(t testing.TB, db int) redis.UniversalClient {
 
 func adminClient(t testing.TB, db int) *redis.Client {
 	t.Helper()
-	return redis.NewClient(&redis.Options{Addr: RedisAddr(t), DB: db, Password: requireEnv(t, redisAdminPassVar)})
+	return adminClientAt(t, RedisAddr(t), db)
+}
+
+func adminClientAt(t testing.TB, addr string, db int) *redis.Client {
+	t.Helper()
+	return redis.NewClient(&redis.Options{Addr: addr, DB: db, Password: requireEnv(t, redisAdminPassVar)})
 }
 
 // RedisDB leases a logical database index that no concurrent test holds and empties it; when the
@@ -196,6 +201,34 @@ func RedisDB(t testing.TB) int {
 	return leaseRedisDB(t).db
 }
 
+// WorkerRedisAddr returns host:port of the sandboxes' own test Redis server (scripts/services.sh's
+// redis-workers), standalone in every mode, with the users of RedisAddr's.
+func WorkerRedisAddr(t testing.TB) string {
+	t.Helper()
+	return requireEnv(t, workerRedisAddrVar)
+}
+
+// WorkerRedis returns a client authenticated as the functions' ACL user on a logical database
+// of the sandboxes' own server (WorkerRedisAddr) that no concurrent test uses, empty at the
+// start, emptied and released when the test ends, as Redis does on the standalone server.
+func WorkerRedis(t testing.TB) *redis.Client {
+	t.Helper()
+	user, password := RedisCredentials(t)
+	addr := WorkerRedisAddr(t)
+	client := redis.NewClient(&redis.Options{Addr: addr, DB: leaseRedisDBAt(t, addr).db, Username: user, Password: password})
+	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+// WorkerRedisAdmin returns a client on logical database db of the sandboxes' own server as its
+// administrator (the default user), for assertions, closed when the test ends.
+func WorkerRedisAdmin(t testing.TB, db int) *redis.Client {
+	t.Helper()
+	client := adminClientAt(t, WorkerRedisAddr(t), db)
+	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
 type dbLease struct {
 	db    int
 	token string
@@ -205,8 +238,13 @@ func leaseKey(db int) string { return leaseKeyPrefix + strconv.Itoa(db) }
 
 func leaseRedisDB(t testing.TB) dbLease {
 	t.Helper()
-	addr := RedisAddr(t)
-	admin := adminClient(t, 0)
+	return leaseRedisDBAt(t, RedisAddr(t))
+}
+
+// leaseRedisDBAt is leaseRedisDB on the standalone server at addr.
+func leaseRedisDBAt(t testing.TB, addr string) dbLease {
+	t.Helper()
+	admin := adminClientAt(t, addr, 0)
 	defer func() { _ = admin.Close() }()
 
 	lease, err := acquireDB(t.Context(), admin)
@@ -216,9 +254,9 @@ func leaseRedisDB(t testing.TB) dbLease {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 		defer cancel()
-		admin := adminClient(t, 0)
+		admin := adminClientAt(t, addr, 0)
 		defer func() { _ = admin.Close() }()
-		err := flushDB(ctx, adminClient(t, lease.db))
+		err := flushDB(ctx, adminClientAt(t, addr, lease.db))
 		if err == nil {
 			err = releaseDB(ctx, admin, lease)
 		}
@@ -226,7 +264,7 @@ func leaseRedisDB(t testing.TB) dbLease {
 			t.Errorf("testenv: redis at %s: release database %d: %v", addr, lease.db, err)
 		}
 	})
-	if err := flushDB(t.Context(), adminClient(t, lease.db)); err != nil {
+	if err := flushDB(t.Context(), adminClientAt(t, addr, lease.db)); err != nil {
 		t.Fatalf("testenv: redis at %s: empty database %d: %v", addr, lease.db, err)
 	}
 	// The users a former holder left (keys.ACLUser names them sb_<id>@<db>).
@@ -371,4 +409,43 @@ func (see CommandHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 		}
 		return next(ctx, cmds)
 	}
+}
+
+// RedisClientLike returns a client built from opts on the server (or cluster) and logical
+// database of rdb, a client from Redis, WorkerRedis or NewRedisClient: a sandbox's worker,
+// say, on whichever server holds the sandboxes. It is closed when the test ends.
+func RedisClientLike(t testing.TB, rdb redis.UniversalClient, opts redis.UniversalOptions) redis.UniversalClient {
+	t.Helper()
+	c, ok := rdb.(*redis.Client)
+	if !ok {
+		return NewRedisClient(t, opts)
+	}
+	o := opts.Simple()
+	o.Addr, o.DB = c.Options().Addr, c.Options().DB
+	client := redis.NewClient(o)
+	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+// RedisAdminOf returns a client as the administrator (the default user) on the server (or
+// cluster) and logical database of rdb, as RedisAdmin does for Redis's, closed when the test ends.
+func RedisAdminOf(t testing.TB, rdb redis.UniversalClient) redis.UniversalClient {
+	t.Helper()
+	c, ok := rdb.(*redis.Client)
+	if !ok {
+		return RedisAdmin(t, 0)
+	}
+	client := adminClientAt(t, c.Options().Addr, c.Options().DB)
+	t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+// RedisAddrsOf returns the addresses of the server of rdb, a client from Redis, WorkerRedis or
+// NewRedisClient: its own, or every node of the cluster the test holds.
+func RedisAddrsOf(t testing.TB, rdb redis.UniversalClient) []string {
+	t.Helper()
+	if c, ok := rdb.(*redis.Client); ok {
+		return []string{c.Options().Addr}
+	}
+	return RedisAddrs(t)
 }

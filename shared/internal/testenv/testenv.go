@@ -27,14 +27,15 @@ const (
 	routerURLVar        = "SANDBOX_TEST_ROUTER_DATABASE_URL"
 	adminDatabaseURLVar = "SANDBOX_TEST_ADMIN_DATABASE_URL"
 	// The sandboxes' own PostgreSQL server (pg-workers): the control user and its superuser.
-	workerURLVar      = "SANDBOX_TEST_WORKER_DATABASE_URL"
-	workerAdminURLVar = "SANDBOX_TEST_WORKER_ADMIN_DATABASE_URL"
-	pgLogVar          = "SANDBOX_TEST_PG_LOG"
-	redisAddrVar      = "SANDBOX_TEST_REDIS_ADDR"
-	redisAdminPassVar = "SANDBOX_TEST_REDIS_ADMIN_PASSWORD"
-	redisUserVar      = "SANDBOX_TEST_REDIS_USERNAME"
-	redisPassVar      = "SANDBOX_TEST_REDIS_PASSWORD"
-	sqsEndpointVar    = "SANDBOX_TEST_SQS_ENDPOINT"
+	workerURLVar       = "SANDBOX_TEST_WORKER_DATABASE_URL"
+	workerAdminURLVar  = "SANDBOX_TEST_WORKER_ADMIN_DATABASE_URL"
+	pgLogVar           = "SANDBOX_TEST_PG_LOG"
+	redisAddrVar       = "SANDBOX_TEST_REDIS_ADDR"
+	workerRedisAddrVar = "SANDBOX_TEST_WORKER_REDIS_ADDR"
+	redisAdminPassVar  = "SANDBOX_TEST_REDIS_ADMIN_PASSWORD"
+	redisUserVar       = "SANDBOX_TEST_REDIS_USERNAME"
+	redisPassVar       = "SANDBOX_TEST_REDIS_PASSWORD"
+	sqsEndpointVar     = "SANDBOX_TEST_SQS_ENDPOINT"
 )
 
 const howToRun = "run the tests through `make test` or `scripts/with-services.sh go test ./...`"
