@@ -1,6 +1,7 @@
 package config
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -40,60 +41,52 @@ func TestLoadSharedReportsEveryProblem(t *testing.T) {
 	}
 }
 
+// apartCase is a configuration and whether it puts the sandboxes apart, or the error it
+// gets (a substring).
+type apartCase struct {
+	env   map[string]string
+	apart bool
+	err   string
+}
+
+// checkApart loads each case's configuration (over base) with load, which reports whether the
+// sandboxes are apart, and checks the answer or the error.
+func checkApart(t *testing.T, base map[string]string, cases []apartCase, load func(r *Reader) bool) {
+	t.Helper()
+	for _, tc := range cases {
+		env := maps.Clone(base)
+		maps.Copy(env, tc.env)
+		r := NewReader(MapLookup(env))
+		apart := load(r)
+		err := r.Err()
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%v: %v; want an error saying %q", tc.env, err, tc.err)
+		case tc.err == "" && (err != nil || apart != tc.apart):
+			t.Errorf("%v: apart %v, %v; want apart %v", tc.env, apart, err, tc.apart)
+		}
+	}
+}
+
 // The worker database is apart only when named, and by one of its two settings.
 func TestLoadWorkerDatabase(t *testing.T) {
-	for _, tc := range []struct {
-		env   map[string]string
-		apart bool
-		err   string
-	}{
+	checkApart(t, map[string]string{}, []apartCase{
 		{env: map[string]string{}},
 		{env: map[string]string{"WORKER_DATABASE_URL": "postgres://w@h/workers"}, apart: true},
 		{env: map[string]string{"WORKER_DATABASE_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:w"}, apart: true},
 		{env: map[string]string{"WORKER_DATABASE_URL": "postgres://w@h/workers", "WORKER_DATABASE_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:w"}, err: "not both"},
 		{env: map[string]string{"WORKER_DATABASE_SECRET_ARN": "workers"}, err: "WORKER_DATABASE_SECRET_ARN"},
-	} {
-		r := NewReader(MapLookup(tc.env))
-		w := LoadWorkerDatabase(r)
-		err := r.Err()
-		switch {
-		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
-			t.Errorf("%v: %v; want an error saying %q", tc.env, err, tc.err)
-		case tc.err == "" && (err != nil || w.Apart() != tc.apart):
-			t.Errorf("%v: %+v apart %v, %v; want apart %v", tc.env, w, w.Apart(), err, tc.apart)
-		}
-	}
+	}, func(r *Reader) bool { return LoadWorkerDatabase(r).Apart() })
 }
 
 // The sandboxes have a Redis of their own only when it is named, and never the route cache's.
 func TestLoadSharedWorkerRedis(t *testing.T) {
 	base := map[string]string{"DATABASE_URL": "postgres://x", "REDIS_ADDR": "redis.internal:6379"}
-	for _, tc := range []struct {
-		env   map[string]string
-		apart bool
-		err   string
-	}{
+	checkApart(t, base, []apartCase{
 		{env: map[string]string{}},
 		{env: map[string]string{"WORKER_REDIS_ADDR": "sandboxes.internal:6379"}, apart: true},
 		{env: map[string]string{"WORKER_REDIS_ADDR": "sandboxes.internal:6379", "WORKER_REDIS_CLUSTER": "true"}, apart: true},
 		{env: map[string]string{"WORKER_REDIS_ADDR": "REDIS.internal:6379"}, err: "WORKER_REDIS_ADDR"},
 		{env: map[string]string{"WORKER_REDIS_CLUSTER": "true"}, err: "WORKER_REDIS_CLUSTER"},
-	} {
-		env := map[string]string{}
-		for k, v := range base {
-			env[k] = v
-		}
-		for k, v := range tc.env {
-			env[k] = v
-		}
-		r := NewReader(MapLookup(env))
-		c := LoadShared(r)
-		err := r.Err()
-		switch {
-		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
-			t.Errorf("%v: %v; want an error naming %s", tc.env, err, tc.err)
-		case tc.err == "" && (err != nil || c.WorkerRedisApart() != tc.apart):
-			t.Errorf("%v: apart %v, %v; want apart %v", tc.env, c.WorkerRedisApart(), err, tc.apart)
-		}
-	}
+	}, func(r *Reader) bool { return LoadShared(r).WorkerRedisApart() })
 }
