@@ -119,11 +119,16 @@ func run(ctx context.Context, f flags, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	handler, err := api.New(cfg, api.Deps{
+	deps := api.Deps{
 		Sandboxes: manager, Resources: resources, Routes: routes,
 		Teardown: teardown, Cleanup: cleanup.Admin{Service: teardown},
 		DB: stores.DB, WorkerDB: stores.WorkerDB, Redis: stores.Redis, WorkerRedis: stores.WorkerRedis, Logger: logger,
-	})
+	}
+	if stores.RedisApart() {
+		// Sandbox users left on the route cache's server by a move: the health check warns.
+		deps.LeftBehind = provision.New(stores.WorkerDB, stores.Redis, cfg.TemplateSchema, provision.WithRedisAccess(cfg.RedisAccess))
+	}
+	handler, err := api.New(cfg, deps)
 	if err != nil {
 		return err
 	}

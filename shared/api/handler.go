@@ -125,8 +125,18 @@ type Deps struct {
 	// asks both.
 	Redis       redis.UniversalClient
 	WorkerRedis redis.UniversalClient
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// LeftBehind lists the sandbox users on Redis (the route cache's server) when the
+	// sandboxes have one of their own: users of sandboxes made before WORKER_REDIS_ADDR was
+	// set, whose credentials still open the route cache's server. The service health check
+	// warns of them. Nil: not checked.
+	LeftBehind RedisUsers
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// RedisUsers lists the sandboxes' Redis users of one server (provision.Provisioner).
+type RedisUsers interface {
+	SandboxRedisUsers(ctx context.Context) ([]string, error)
 }
 
 // Handler is the API's http.Handler.

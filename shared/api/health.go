@@ -86,13 +86,32 @@ func (h *Handler) ping(ctx context.Context, rdb redis.UniversalClient) (string, 
 	return CheckOK, "PING answered"
 }
 
+// leftBehind warns of sandbox users on the route cache's server while the sandboxes have a
+// Redis of their own: made before the move, they still let their workers in there.
+func (h *Handler) leftBehind(ctx context.Context, detail string) (string, string) {
+	ids, err := h.deps.LeftBehind.SandboxRedisUsers(ctx)
+	if err != nil {
+		return CheckWarn, detail + "; " + h.unreachable(ctx, "ACL USERS", err)
+	}
+	if len(ids) > 0 {
+		return CheckWarn, fmt.Sprintf("%s; %d sandbox users are on this server, made before the sandboxes had a Redis of their own (WORKER_REDIS_ADDR): their credentials still open it; delete them (runbook, RB-SB-010)", detail, len(ids))
+	}
+	return CheckOK, detail
+}
+
 func (h *Handler) serviceHealth(w http.ResponseWriter, r *http.Request, c caller) error {
 	if _, err := decodeRequest(r, nil); err != nil {
 		return err
 	}
 	probes := []probe{
 		{name: "database", run: func(ctx context.Context) (string, string) { return h.selectOne(ctx, h.deps.DB) }},
-		{name: "redis", run: func(ctx context.Context) (string, string) { return h.ping(ctx, h.deps.Redis) }},
+		{name: "redis", run: func(ctx context.Context) (string, string) {
+			status, detail := h.ping(ctx, h.deps.Redis)
+			if status == CheckOK && h.deps.LeftBehind != nil {
+				return h.leftBehind(ctx, detail)
+			}
+			return status, detail
+		}},
 	}
 	if h.deps.WorkerDB != h.deps.DB {
 		probes = append(probes, probe{name: "worker_database", run: func(ctx context.Context) (string, string) {

@@ -192,6 +192,9 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		Sandboxes: e.manager, Resources: e.resources, Routes: e.cache,
 		DB: pool, WorkerDB: e.workers, Redis: e.control, WorkerRedis: served, Logger: logger, Now: e.now,
 	}
+	if e.rdb != e.control {
+		deps.LeftBehind = provision.New(e.workers, e.control, "sandbox_template")
+	}
 	if opts.resources != nil {
 		deps.Resources = opts.resources(e, e.resources)
 	}

@@ -109,6 +109,23 @@ func TestSandboxesLiveInTheWorkerDatabase(t *testing.T) {
 		if checks := e.serviceChecks(t, 200); checks["redis"] != api.CheckOK || checks["worker_redis"] != api.CheckOK {
 			t.Errorf("service health checks %v; want redis and worker_redis ok", checks)
 		}
+		// A sandbox made before the move left its user on the route cache's server, where its
+		// credentials still open it: the check warns until the user is deleted.
+		admin := testenv.RedisAdminOf(t, e.control)
+		stale := keys.ACLUser(sandbox.NewID(), testenv.RedisDBOf(e.control))
+		if err := admin.Do(ctx, "ACL", "SETUSER", stale, "on", ">leaked", "~sandbox:*").Err(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { admin.Do(context.Background(), "ACL", "DELUSER", stale) })
+		if checks := e.serviceChecks(t, 200); checks["redis"] != api.CheckWarn {
+			t.Errorf("service health checks %v with a sandbox user left on the route cache's server; want redis warn", checks)
+		}
+		if err := admin.Do(ctx, "ACL", "DELUSER", stale).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if checks := e.serviceChecks(t, 200); checks["redis"] != api.CheckOK {
+			t.Errorf("service health checks %v once the user is gone; want redis ok", checks)
+		}
 	}
 
 	// Destroy drops it from the worker database.
