@@ -141,31 +141,28 @@ func Postgres(ctx context.Context, dbURL string, maxConns int32) (*pgxpool.Pool,
 
 // Redis returns a client for REDIS_ADDR: a cluster client when REDIS_CLUSTER is set.
 func Redis(ctx context.Context, cfg config.Shared, sm SecretGetter) (redis.UniversalClient, error) {
-	return redisClient(ctx, cfg, cfg.RedisAddr, cfg.RedisCluster, sm)
+	password, err := redisPassword(ctx, cfg, sm)
+	if err != nil {
+		return nil, err
+	}
+	return redisClient(cfg, cfg.RedisAddr, cfg.RedisCluster, password), nil
 }
 
-// WorkerRedis returns a client for WORKER_REDIS_ADDR, the sandboxes' own server, as the same
-// user with the same password and TLS setting as Redis; nil when the sandboxes share
-// REDIS_ADDR.
-func WorkerRedis(ctx context.Context, cfg config.Shared, sm SecretGetter) (redis.UniversalClient, error) {
-	if !cfg.WorkerRedisApart() {
-		return nil, nil
+// redisPassword is the functions' Redis password: REDIS_PASSWORD, or the secret
+// REDIS_PASSWORD_SECRET_ARN names (read once, for both servers when the sandboxes have their own).
+func redisPassword(ctx context.Context, cfg config.Shared, sm SecretGetter) (string, error) {
+	if cfg.RedisPasswordSecretARN == "" {
+		return cfg.RedisPassword, nil
 	}
-	return redisClient(ctx, cfg, cfg.WorkerRedisAddr, cfg.WorkerRedisCluster, sm)
+	if sm == nil {
+		return "", fmt.Errorf("clients: REDIS_PASSWORD_SECRET_ARN is set but no Secrets Manager client was given")
+	}
+	return secretString(ctx, sm, cfg.RedisPasswordSecretARN)
 }
 
-func redisClient(ctx context.Context, cfg config.Shared, addr string, cluster bool, sm SecretGetter) (redis.UniversalClient, error) {
-	password := cfg.RedisPassword
-	if cfg.RedisPasswordSecretARN != "" {
-		if sm == nil {
-			return nil, fmt.Errorf("clients: REDIS_PASSWORD_SECRET_ARN is set but no Secrets Manager client was given")
-		}
-		p, err := secretString(ctx, sm, cfg.RedisPasswordSecretARN)
-		if err != nil {
-			return nil, err
-		}
-		password = p
-	}
+// redisClient is a client for the server at addr as the functions' user, with their TLS
+// setting: the control plane's Redis or the sandboxes' own.
+func redisClient(cfg config.Shared, addr string, cluster bool, password string) redis.UniversalClient {
 	var tlsConfig *tls.Config
 	if cfg.RedisTLS {
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -184,7 +181,7 @@ func redisClient(ctx context.Context, cfg config.Shared, addr string, cluster bo
 		// it a Redis that never answers holds a call for ReadTimeout on every retry.
 		ContextTimeoutEnabled: true,
 	}
-	return redis.NewUniversalClient(opts), nil
+	return redis.NewUniversalClient(opts)
 }
 
 // Stores are the connections of one execution environment.
@@ -252,17 +249,15 @@ func Open(ctx context.Context, cfg config.Shared, workers config.WorkerDatabase,
 			return nil, errors.New("clients: the worker database is the control plane's own: leave WORKER_DATABASE_URL and WORKER_DATABASE_SECRET_ARN unset for that")
 		}
 	}
-	if s.Redis, err = Redis(ctx, cfg, sm); err != nil {
+	password, err := redisPassword(ctx, cfg, sm)
+	if err != nil {
 		s.Close()
 		return nil, err
 	}
+	s.Redis = redisClient(cfg, cfg.RedisAddr, cfg.RedisCluster, password)
 	s.WorkerRedis = s.Redis
 	if cfg.WorkerRedisApart() {
-		if s.WorkerRedis, err = WorkerRedis(ctx, cfg, sm); err != nil {
-			s.WorkerRedis = s.Redis
-			s.Close()
-			return nil, fmt.Errorf("worker redis: %w", err)
-		}
+		s.WorkerRedis = redisClient(cfg, cfg.WorkerRedisAddr, cfg.WorkerRedisCluster, password)
 	}
 	return s, nil
 }

@@ -186,4 +186,33 @@ func TestOpenOpensTheSandboxesOwnRedis(t *testing.T) {
 	if err := s.WorkerRedis.Ping(ctx).Err(); err == nil {
 		t.Error("Close left the sandboxes' Redis client open")
 	}
+
+	// From a secret, the password serves both servers and is read once.
+	const arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:redis"
+	secrets := &countingSecrets{fakeSecrets: fakeSecrets{arn: password}}
+	shared.RedisPassword, shared.RedisPasswordSecretARN = "", arn
+	s, err = clients.Open(ctx, shared, config.WorkerDatabase{}, secrets, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, rdb := range []redis.UniversalClient{s.Redis, s.WorkerRedis} {
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			t.Errorf("with the password from its secret: %v", err)
+		}
+	}
+	if secrets.calls != 1 {
+		t.Errorf("Open read the Redis password's secret %d times, want once", secrets.calls)
+	}
+}
+
+// countingSecrets is fakeSecrets that counts its reads.
+type countingSecrets struct {
+	fakeSecrets
+	calls int
+}
+
+func (c *countingSecrets) GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+	c.calls++
+	return c.fakeSecrets.GetSecretValue(ctx, in, opts...)
 }
