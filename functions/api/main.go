@@ -113,7 +113,7 @@ func run(ctx context.Context, f flags, logger *slog.Logger) error {
 	// Destroy runs the same teardown as the scheduled cleanup, with the same teardown settings
 	// (cfg.Teardown), on this Manager and Provisioner, and the admin routes run cleanup on
 	// demand; the API publishes no expiry warnings (no Publisher: they are logged).
-	teardown, err := cleanup.New(cleanup.Config{Teardown: cfg.Teardown}.ServiceOptions(cleanup.Options{
+	teardown, err := cleanup.New(cleanup.Config{Lifecycle: cfg.Lifecycle}.ServiceOptions(cleanup.Options{
 		Manager: manager, Resources: resources, Redis: stores.Redis, WorkerRedis: stores.WorkerRedis, Logger: logger,
 	}))
 	if err != nil {

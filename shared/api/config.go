@@ -19,13 +19,10 @@ const minTokenLength = 16
 
 // Config is the api function's configuration: the shared settings and its own.
 type Config struct {
-	config.Shared
-	// Teardown is how the api tears sandboxes down (destroy, the compensation of a failed
-	// creation, the admin runs), read as the cleanup function reads it (config.LoadTeardown).
-	Teardown config.Teardown
-	// Workers is the database of the sandboxes' schemas and roles, when apart from the
-	// control plane's (config.WorkerDatabase).
-	Workers config.WorkerDatabase
+	// Lifecycle holds the shared settings, the teardown settings (how the api tears sandboxes
+	// down: destroy, the compensation of a failed creation, the admin runs) and the sandboxes'
+	// database, read as the cleanup function reads them.
+	config.Lifecycle
 
 	// AdminPrincipals may manage every sandbox and use the admin routes (API_ADMIN_PRINCIPALS).
 	// A role listed as arn:PARTITION:iam::ACCOUNT:role/[PATH/]ROLE covers every session of it.
@@ -58,9 +55,7 @@ type Config struct {
 func LoadConfig(l config.Lookup) (Config, error) {
 	r := config.NewReader(l)
 	c := Config{
-		Shared:             config.LoadShared(r),
-		Teardown:           config.LoadTeardown(r),
-		Workers:            config.LoadWorkerDatabase(r),
+		Lifecycle:          config.LoadLifecycle(r),
 		AdminPrincipals:    r.List("API_ADMIN_PRINCIPALS"),
 		PublicDatabaseHost: r.String("API_PUBLIC_DATABASE_HOST", ""),
 		PublicRedisAddr:    r.String("API_PUBLIC_REDIS_ADDR", ""),

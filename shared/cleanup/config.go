@@ -18,14 +18,10 @@ const (
 	DefaultBatchLimit          = 2000
 )
 
-// Config is the cleanup function's configuration: the shared settings, the teardown settings
-// (which the api reads the same way) and its own.
+// Config is the cleanup function's configuration: the settings it reads as the api does
+// (config.Lifecycle) and its own.
 type Config struct {
-	config.Shared
-	Teardown config.Teardown
-	// Workers is the database of the sandboxes' schemas and roles, when apart from the
-	// control plane's (config.WorkerDatabase).
-	Workers config.WorkerDatabase
+	config.Lifecycle
 	// RemoveOrphans (CLEANUP_ORPHANED) lets the scheduled run remove the orphans it finds.
 	RemoveOrphans bool
 	// DeadlineMargin (CLEANUP_DEADLINE_MARGIN): no new sandbox is taken when less time than
@@ -45,9 +41,7 @@ type Config struct {
 func LoadConfig(l config.Lookup) (Config, error) {
 	r := config.NewReader(l)
 	c := Config{
-		Shared:                config.LoadShared(r),
-		Teardown:              config.LoadTeardown(r),
-		Workers:               config.LoadWorkerDatabase(r),
+		Lifecycle:             config.LoadLifecycle(r),
 		RemoveOrphans:         r.Bool("CLEANUP_ORPHANED", false),
 		DeadlineMargin:        r.Duration("CLEANUP_DEADLINE_MARGIN", DefaultDeadlineMargin),
 		ExpiryWarningWindow:   r.Duration("EXPIRY_WARNING_WINDOW", DefaultExpiryWarningWindow),
@@ -65,7 +59,7 @@ func LoadConfig(l config.Lookup) (Config, error) {
 
 // ServiceOptions returns deps, the clients a function's main built (Manager, Resources,
 // Redis, Publisher, Logger), with the settings of c: the teardown settings, which the api
-// passes the same way (Config{Teardown: ...}), and the cleanup function's own. Settings left
+// passes the same way (a Config with its Lifecycle), and the cleanup function's own. Settings left
 // zero take New's defaults.
 func (c Config) ServiceOptions(deps Options) Options {
 	deps.StuckCreatingAfter = c.Teardown.StuckCreatingAfter
