@@ -29,6 +29,16 @@ locals {
       treat_missing_data  = "notBreaching"
       description         = "Cleanup failed to tear down at least one sandbox; the next run resumes it. Runbook RB-SB-002."
     }
+    sandbox-redis-crowding = {
+      metric_name         = "SandboxRedisUsersSwitchedOff"
+      statistic           = "Sum"
+      comparison_operator = "GreaterThanThreshold"
+      threshold           = 0
+      period              = 900 # one cleanup interval
+      evaluation_periods  = 1
+      treat_missing_data  = "notBreaching"
+      description         = "Cleanup switched off a sandbox's Redis user: its workers held more connections than a sandbox may. Runbook RB-SB-011."
+    }
     orphaned-resources = {
       # A gauge reported once per run, the total over all resource types:
       # every report of the last hour above 5.
@@ -302,6 +312,7 @@ locals {
         { name = "CleanupFailures" },
         { name = "CleanupSandboxesRemaining", stat = "Maximum" },
         { name = "CleanupClaimsLost" },
+        { name = "SandboxRedisUsersSwitchedOff", label = "Redis users switched off" },
         { name = "ExpiryWarningsSent" },
         { name = "CleanupDuration", stat = "Maximum", yAxis = "right" },
       ]

@@ -75,7 +75,7 @@ type Resources interface {
 	ReadGroup(ctx context.Context, id string, a provision.GroupReadArgs) (provision.GroupPage, error)
 	ClaimGroup(ctx context.Context, id string, a provision.GroupClaimArgs) (provision.GroupPage, error)
 	AckGroup(ctx context.Context, id, group string, ids []string) (int64, error)
-	RedisUserExists(ctx context.Context, id string) (bool, error)
+	RedisUserStateOf(ctx context.Context, id string) (provision.RedisUserState, error)
 	RedisUserName(id string) string
 	RedisAccess() sandbox.RedisAccess
 	// Templates and usage (templates.go, usage.go).

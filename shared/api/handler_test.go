@@ -426,6 +426,25 @@ func TestSandboxHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A Redis user that cleanup switched off (its workers crowded the server) is unhealthy,
+	// saying so and how to switch it on again; connect does.
+	user := keys.ACLUser(sb.ID, testenv.RedisDBOf(e.rdb))
+	for _, node := range testenv.RedisNodes(t, e.rdb) {
+		if err := node.Do(ctx, "ACL", "SETUSER", user, "off").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h = decode[apiwire.SandboxHealth](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha/health", principal: alice}))
+	if c := checks(h)["redis"]; h.Overall != api.Unhealthy || c.Status != api.CheckFail ||
+		!strings.Contains(c.Detail, "switched off") || !strings.Contains(c.Detail, "sandbox connect") {
+		t.Errorf("switched-off user: %s %+v", h.Overall, c)
+	}
+	wantStatus(t, e.do(t, call{method: "POST", path: "/v1/sandboxes/alpha/connect", principal: alice}), 200)
+	h = decode[apiwire.SandboxHealth](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha/health", principal: alice}))
+	if c := checks(h)["redis"]; c.Status != api.CheckOK {
+		t.Errorf("after connect: %+v", c)
+	}
+
 	// A stream the sandbox's code made take no entry is unhealthy, saying why and how to mend
 	// it: an entry at the largest ID, another type in its place.
 	unusable := func(what, why string) {

@@ -15,6 +15,7 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/logkey"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
 	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
@@ -213,14 +214,18 @@ func (h *Handler) redisCheck(ctx context.Context, sb *sandbox.Sandbox) (string, 
 	if h.deps.Resources.RedisAccess() == sandbox.RedisAccessShared {
 		return CheckWarn, detail + "; " + sandbox.SharedRedisWarning
 	}
-	exists, err := h.deps.Resources.RedisUserExists(ctx, sb.ID)
-	if err != nil {
-		return CheckFail, h.unreachable(ctx, "ACL GETUSER "+h.deps.Resources.RedisUserName(sb.ID), err)
+	user := h.deps.Resources.RedisUserName(sb.ID)
+	state, err := h.deps.Resources.RedisUserStateOf(ctx, sb.ID)
+	switch {
+	case err != nil:
+		return CheckFail, h.unreachable(ctx, "ACL GETUSER "+user, err)
+	case state == provision.RedisUserMissing:
+		return CheckFail, fmt.Sprintf("%s; Redis user %s missing: workers cannot authenticate", detail, user)
+	case state == provision.RedisUserOff:
+		return CheckFail, fmt.Sprintf("%s; Redis user %s switched off: its workers held more than %d connections on one node, which would keep other clients out of the server; sandbox connect switches it on again, with new passwords",
+			detail, user, sandbox.RedisConnectionLimit)
 	}
-	if !exists {
-		return CheckFail, fmt.Sprintf("%s; Redis user %s missing: workers cannot authenticate", detail, h.deps.Resources.RedisUserName(sb.ID))
-	}
-	return CheckOK, fmt.Sprintf("%s, user %s limited to %s*", detail, h.deps.Resources.RedisUserName(sb.ID), keys.Namespace(sb.ID))
+	return CheckOK, fmt.Sprintf("%s, user %s limited to %s*", detail, user, keys.Namespace(sb.ID))
 }
 
 // routesCheck proves every mapped guild routes here, in the database and in the cache.

@@ -63,6 +63,10 @@ type RunReport struct {
 	// TransactionsEnded counts the sandbox sessions the run ended because their transaction
 	// had been open too long (CLEANUP_MAX_SANDBOX_TRANSACTION).
 	TransactionsEnded int `json:"transactions_ended,omitempty"`
+	// RedisUsersSwitchedOff lists the sandboxes whose Redis user the run switched off because
+	// it held more connections than a sandbox may (RedisConnectionLimit); their next connect
+	// switches it on again.
+	RedisUsersSwitchedOff []string `json:"redis_users_switched_off,omitempty"`
 
 	ActiveSandboxes int `json:"active_sandboxes"`
 	GuildMappings   int `json:"guild_mappings"`

@@ -164,12 +164,41 @@ func TestCleanupFailuresAlarm(t *testing.T) {
 	if len(rep.Failed) != 0 || len(rep.Destroyed) != 1 {
 		t.Fatalf("second run: %+v", rep)
 	}
-	lines := append(failing, clean...)
+	firesForOneQuarter(t, alarm, failing, clean)
+}
+
+// firesForOneQuarter checks a Sum alarm of one 15-minute period on the lines of two runs, a
+// quarter of an hour apart: in alarm after the first run's period, quiet after the second's,
+// whose one data point is its 0.
+func firesForOneQuarter(t *testing.T, alarm alarmtest.MetricAlarm, first, second []byte) {
+	t.Helper()
+	lines := append(first, second...)
 	alarmtest.Expect(t, alarm, lines, alarmEpoch.Add(15*time.Minute), alarmtest.Alarm)
 	ev := alarmtest.Expect(t, alarm, lines, alarmEpoch.Add(30*time.Minute), alarmtest.OK)
 	if p := ev.Periods[0]; p.Samples != 1 || p.Value != 0 {
-		t.Errorf("the clean run's period: %d data points, Sum %v; want its 0", p.Samples, p.Value)
+		t.Errorf("the second run's period: %d data points, Sum %v; want its 0", p.Samples, p.Value)
 	}
+}
+
+// TestSandboxRedisCrowdingAlarm: a run that switches off a sandbox's Redis user (its worker
+// held more connections than a sandbox may) fires the alarm for its period; the next run,
+// which finds the user off and nothing to switch off, leaves the next period quiet.
+func TestSandboxRedisCrowdingAlarm(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	alarm := alarmtest.Load(t, "sandbox-redis-crowding")
+	sb := e.create(t, "crowding", time.Hour)
+	_, creds := e.worker(t, sb.ID)
+	e.workerConnections(t, sb.ID, creds, sandbox.RedisConnectionLimit+1)
+	rep, crowded := e.runMetered(t, RunOptions{}, quarter(0))
+	if len(rep.RedisUsersSwitchedOff) != 1 {
+		t.Fatalf("first run switched off %v, want %s", rep.RedisUsersSwitchedOff, sb.ID)
+	}
+	rep, calm := e.runMetered(t, RunOptions{}, quarter(1))
+	if len(rep.RedisUsersSwitchedOff) != 0 {
+		t.Fatalf("second run switched off %v", rep.RedisUsersSwitchedOff)
+	}
+	firesForOneQuarter(t, alarm, crowded, calm)
 }
 
 // TestCleanupNotRunningAlarm: runs every 15 minutes keep the alarm quiet; three whole

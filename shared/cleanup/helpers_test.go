@@ -197,6 +197,21 @@ func (e *env) worker(t *testing.T, id string) (redis.UniversalClient, provision.
 		Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1, PoolSize: 1}), creds
 }
 
+// workerConnections opens n connections as the sandbox's Redis user, each a client of its own
+// that has run a command on the node of the sandbox's namespace, closed when the test ends.
+func (e *env) workerConnections(t *testing.T, id string, creds provision.Credentials, n int) []redis.UniversalClient {
+	t.Helper()
+	out := make([]redis.UniversalClient, n)
+	for i := range out {
+		out[i] = testenv.RedisClientLike(t, e.rdb, redis.UniversalOptions{
+			Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1, PoolSize: 1})
+		if err := out[i].Get(t.Context(), keys.Namespace(id)+"probe").Err(); err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatalf("a worker's connection as %s: %v", creds.RedisUser, err)
+		}
+	}
+	return out
+}
+
 // createExpired makes a sandbox that expired an hour ago, leaving the clock as it was.
 func (e *env) createExpired(t *testing.T, name string, guilds ...string) *sandbox.Sandbox {
 	t.Helper()

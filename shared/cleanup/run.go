@@ -48,10 +48,11 @@ type (
 
 // Run is one cleanup run: expiry warnings, then the teardown of every due sandbox (several
 // at once, each claimed so that concurrent runs never share one), then the end of sandbox
-// sessions whose transaction has been open too long, then orphan reconciliation, then the
-// gauges. It stops taking sandboxes when less than the deadline margin remains before ctx's
-// deadline and skips the orphans then. Failed teardowns are recorded and reported, not
-// returned; the error joins the problems of the run itself.
+// sessions whose transaction has been open too long and of the Redis users that hold too many
+// connections, then orphan reconciliation, then the gauges. It stops taking sandboxes when
+// less than the deadline margin remains before ctx's deadline and skips the orphans then.
+// Failed teardowns are recorded and reported, not returned; the error joins the problems of
+// the run itself.
 func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
 	start := time.Now()
 	rep := RunReport{StartedAt: s.now(), DryRun: opts.DryRun, Destroyed: []string{}, Failed: []SandboxFailure{}}
@@ -108,7 +109,9 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
 
 	if !opts.DryRun {
 		s.endLongTransactions(ctx, &rep, fail)
+		s.switchOffCrowdingRedisUsers(ctx, &rep, fail)
 	}
+	rec.Count(metrics.SandboxRedisUsersSwitchedOff, len(rep.RedisUsersSwitchedOff))
 
 	if nearDeadline(ctx, margin) {
 		rep.OrphansSkipped = true
@@ -350,4 +353,20 @@ func (s *Service) endLongTransactions(ctx context.Context, rep *RunReport, fail 
 			"pid", e.PID, "xact_start", e.XactStart, "state", e.State, "limit", s.maxXact.String())
 	}
 	rep.TransactionsEnded = len(ended)
+}
+
+// switchOffCrowdingRedisUsers switches off the Redis user of every sandbox that holds more
+// connections than sandbox.RedisConnectionLimit on one node, and closes them
+// (provision.SwitchOffCrowdingRedisUsers: Redis has no limit per user, so one worker could
+// take every connection of the sandboxes' server), logging each at warn.
+func (s *Service) switchOffCrowdingRedisUsers(ctx context.Context, rep *RunReport, fail func(error)) {
+	off, err := s.resources.SwitchOffCrowdingRedisUsers(ctx, sandbox.RedisConnectionLimit)
+	if err != nil {
+		fail(err)
+	}
+	for _, u := range off {
+		s.log.WarnContext(ctx, "switched off a sandbox's Redis user that held too many connections; its next connect switches it on again",
+			logkey.Sandbox, u.SandboxID, "connections", u.Connections, "node", u.Node, "closed", u.Closed, "limit", sandbox.RedisConnectionLimit)
+		rep.RedisUsersSwitchedOff = append(rep.RedisUsersSwitchedOff, u.SandboxID)
+	}
 }

@@ -127,9 +127,10 @@ type OrphanResources interface {
 	QuietRoleLogs(ctx context.Context, ids []string) (int, error)
 }
 
-// SessionResources ends what a sandbox's sessions hold of the shared database.
+// SessionResources ends what a sandbox's sessions hold of the shared database and Redis.
 type SessionResources interface {
 	EndLongTransactions(ctx context.Context, maxAge time.Duration) ([]provision.EndedSession, error)
+	SwitchOffCrowdingRedisUsers(ctx context.Context, limit int) ([]provision.CrowdingUser, error)
 }
 
 // Resources is all cleanup asks of the per-sandbox resources (provision.Provisioner), whose

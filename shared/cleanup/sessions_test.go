@@ -2,12 +2,15 @@ package cleanup
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -77,5 +80,80 @@ func TestRunEndsLongSandboxTransactions(t *testing.T) {
 	}
 	if _, err := control.Exec(ctx, "SELECT 1"); err != nil {
 		t.Errorf("the control plane's own transaction was ended: %v", err)
+	}
+}
+
+// A sandbox's Redis user that holds more connections on one node than a sandbox may
+// (sandbox.RedisConnectionLimit) is switched off by the scheduled run and its connections
+// closed: Redis bounds connections per server only, so one worker could otherwise keep every
+// other client out of the sandboxes' server. A user at the limit, another sandbox's user and
+// a dry run are left alone; later runs keep the user off; the sandbox's next connect switches
+// it on again.
+func TestRunSwitchesOffARedisUserThatCrowdsTheServer(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	crowd := e.create(t, "crowd", time.Hour)
+	quiet := e.create(t, "quiet", time.Hour)
+	_, crowdCreds := e.worker(t, crowd.ID)
+	quietWorker, _ := e.worker(t, quiet.ID)
+	conns := e.workerConnections(t, crowd.ID, crowdCreds, sandbox.RedisConnectionLimit)
+	if err := quietWorker.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	run := func(opts RunOptions) RunReport {
+		t.Helper()
+		rep, err := e.s.Run(ctx, opts)
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		return rep
+	}
+	if rep := run(RunOptions{}); len(rep.RedisUsersSwitchedOff) != 0 {
+		t.Fatalf("at the limit (%d connections): switched off %v", sandbox.RedisConnectionLimit, rep.RedisUsersSwitchedOff)
+	}
+	conns = append(conns, e.workerConnections(t, crowd.ID, crowdCreds, 1)...)
+	if rep := run(RunOptions{DryRun: true}); len(rep.RedisUsersSwitchedOff) != 0 {
+		t.Fatalf("a dry run switched off %v", rep.RedisUsersSwitchedOff)
+	}
+	if err := conns[0].Ping(ctx).Err(); err != nil {
+		t.Fatalf("the dry run closed a connection: %v", err)
+	}
+
+	rep := run(RunOptions{})
+	if !slices.Equal(rep.RedisUsersSwitchedOff, []string{crowd.ID}) {
+		t.Fatalf("switched off %v, want only %s (%d connections, more than %d)", rep.RedisUsersSwitchedOff, crowd.ID,
+			len(conns), sandbox.RedisConnectionLimit)
+	}
+	for i, c := range conns {
+		if err := c.Ping(ctx).Err(); err == nil {
+			t.Fatalf("connection %d of the crowding user still answers", i)
+		}
+	}
+	if err := testenv.RedisClientLike(t, e.rdb, redis.UniversalOptions{
+		Username: crowdCreds.RedisUser, Password: crowdCreds.RedisPassword, MaxRetries: -1}).Ping(ctx).Err(); err == nil {
+		t.Fatal("a new connection authenticated as the switched-off user")
+	}
+	if err := quietWorker.Ping(ctx).Err(); err != nil {
+		t.Errorf("the other sandbox's worker lost its connection: %v", err)
+	}
+	wantState := func(want provision.RedisUserState) {
+		t.Helper()
+		if st, err := e.p.RedisUserStateOf(ctx, crowd.ID); err != nil || st != want {
+			t.Fatalf("the crowding sandbox's Redis user is in state %d (%v), want %d", st, err, want)
+		}
+	}
+	wantState(provision.RedisUserOff)
+	// The next run sets every user's rules again (RefreshRedisUserRules): the user stays off.
+	if rep := run(RunOptions{}); len(rep.RedisUsersSwitchedOff) != 0 {
+		t.Fatalf("the next run switched off %v", rep.RedisUsersSwitchedOff)
+	}
+	wantState(provision.RedisUserOff)
+
+	// Connect switches it on again, with new passwords.
+	again, creds := e.worker(t, crowd.ID)
+	wantState(provision.RedisUserOn)
+	if err := again.Ping(ctx).Err(); err != nil {
+		t.Fatalf("after connect, the worker cannot authenticate as %s: %v", creds.RedisUser, err)
 	}
 }

@@ -155,6 +155,11 @@ var (
 		EmittedBy:   []Function{FunctionAPI, FunctionCleanup},
 		Description: "Teardowns a cleanup run stopped, writing nothing more, because its claim's lease expired and another run took the sandbox over (that run finishes it); not a failure.",
 	}
+	SandboxRedisUsersSwitchedOff = Metric{
+		Name: "SandboxRedisUsersSwitchedOff", Unit: unitCount, DimensionSets: byEnvironment(),
+		EmittedBy:   []Function{FunctionAPI, FunctionCleanup},
+		Description: "Sandboxes' Redis users a cleanup run switched off because they held more connections on one node than a sandbox may; alarm above 0.",
+	}
 	OrphanedResources = Metric{
 		Name: "OrphanedResources", Unit: unitCount, DimensionSets: byEnvironmentAnd(DimResourceType),
 		EmittedBy:   []Function{FunctionAPI, FunctionCleanup},
@@ -223,6 +228,7 @@ func Catalog() []Metric {
 		CleanupDuration,
 		CleanupSandboxesRemaining,
 		CleanupClaimsLost,
+		SandboxRedisUsersSwitchedOff,
 		OrphanedResources,
 		ExpiryWarningsSent,
 		RouteLookups,

@@ -165,20 +165,45 @@ func appendRules(args []any, id string, allowSelect bool) ([]any, error) {
 	return args, nil
 }
 
-// RedisUserExists reports whether the sandbox's Redis ACL user exists (on the node a plain
-// command reaches). Always false in shared Redis mode.
+// RedisUserExists reports whether the sandbox's Redis ACL user exists, on or off (on the
+// node a plain command reaches). Always false in shared Redis mode.
 func (p *Provisioner) RedisUserExists(ctx context.Context, id string) (bool, error) {
+	st, err := p.RedisUserStateOf(ctx, id)
+	return st != RedisUserMissing, err
+}
+
+// RedisUserState is what the node a plain command reaches says of a sandbox's Redis user.
+type RedisUserState int
+
+const (
+	// RedisUserMissing: no such user (always in shared Redis mode).
+	RedisUserMissing RedisUserState = iota
+	// RedisUserOn: its worker may authenticate.
+	RedisUserOn
+	// RedisUserOff: switched off (SwitchOffCrowdingRedisUsers); connect switches it on again.
+	RedisUserOff
+)
+
+// RedisUserStateOf reads the state of the sandbox's Redis user (ACL GETUSER).
+func (p *Provisioner) RedisUserStateOf(ctx context.Context, id string) (RedisUserState, error) {
 	if !p.redisUsers() {
-		return false, nil
+		return RedisUserMissing, nil
 	}
-	err := p.rdb.Do(ctx, "ACL", "GETUSER", p.RedisUserName(id)).Err()
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, redis.Nil):
-		return false, nil
+	if err := checkID(id); err != nil {
+		return RedisUserMissing, err
 	}
-	return false, fmt.Errorf("ACL GETUSER %s: %w", p.RedisUserName(id), err)
+	v, err := p.rdb.Do(ctx, "ACL", "GETUSER", p.RedisUserName(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return RedisUserMissing, nil
+	}
+	u, err := parseACLUser(v, err)
+	if err != nil {
+		return RedisUserMissing, fmt.Errorf("ACL GETUSER %s: %w", p.RedisUserName(id), err)
+	}
+	if !u.on {
+		return RedisUserOff, nil
+	}
+	return RedisUserOn, nil
 }
 
 // RedisUserResult says what DeleteRedisUsers found for one sandbox.

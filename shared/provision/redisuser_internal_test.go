@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"maps"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -50,5 +51,18 @@ func TestACLUserCopyKeepsThePassword(t *testing.T) {
 		if err != nil {
 			t.Fatalf("RESP%d: the copy does not authenticate: %v", protocol, err)
 		}
+	}
+}
+
+// A CLIENT LIST line counts for its user field alone: a worker that names its connection
+// after another sandbox's user (CLIENT SETNAME takes '=') counts for itself, not for that one.
+func TestConnectionsByUser(t *testing.T) {
+	list := "id=3 addr=127.0.0.1:5001 laddr=127.0.0.1:6379 fd=8 name=user=sb_victim age=1 db=0 user=sb_worker lib-name= cmd=get\n" +
+		"id=4 addr=127.0.0.1:5002 laddr=127.0.0.1:6379 fd=9 name= age=1 db=0 user=sb_worker cmd=blpop\n" +
+		"id=5 addr=127.0.0.1:5003 laddr=127.0.0.1:6379 fd=10 name= age=3 db=0 user=sandbox-control cmd=client|list\n"
+	got := connectionsByUser(list)
+	want := map[string]int{"sb_worker": 2, "sandbox-control": 1}
+	if !maps.Equal(got, want) {
+		t.Errorf("connectionsByUser = %v, want %v", got, want)
 	}
 }

@@ -3,12 +3,16 @@ package provision
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -154,4 +158,108 @@ func (p *Provisioner) EndSessions(ctx context.Context, id string) (SessionsEnded
 		return out, fmt.Errorf("end the database sessions of %s: %w", id, err)
 	}
 	return out, nil
+}
+
+// CrowdingUser is a sandbox's Redis user that SwitchOffCrowdingRedisUsers switched off.
+type CrowdingUser struct {
+	SandboxID string `json:"sandbox_id"`
+	// Connections is the most connections the user held on one node when they were counted,
+	// and Node that node's address.
+	Connections int    `json:"connections"`
+	Node        string `json:"node,omitempty"`
+	// Closed counts the connections closed, on every node.
+	Closed int `json:"closed"`
+}
+
+// SwitchOffCrowdingRedisUsers switches off the Redis user of every sandbox of this database
+// that holds more than limit connections on one node, closes every connection authenticated
+// as it, and returns those users, in sandbox id order.
+//
+// Redis bounds connections per server (maxclients), never per user: a sandbox's worker that
+// leaks connections would in time keep every other client out of the server, other sandboxes'
+// workers, the router and the API alike. This bounds that to one cleanup interval; a worker
+// that fills the server at once keeps this call out too (docs/security.md). The user is
+// switched off on every node first (ACL SETUSER off: no connection may authenticate as it any
+// more), then its connections are closed, so none comes back. It keeps its password and its
+// rules, and the scheduled refresh keeps it off (RefreshRedisUserRules sets no flag); the
+// sandbox's next connect (RotateCredentials) switches it on again, with new passwords. A user
+// that a teardown deletes between the count and the switch comes back switched off, with no
+// password and no rule: nothing authenticates as it, and the orphan finder removes it.
+//
+// Round trips: one CLIENT LIST per node, then for each user switched off one ACL SETUSER and
+// one CLIENT KILL per node. The functions' user needs +client|list for the count
+// (scripts/redis-control-user.rules).
+func (p *Provisioner) SwitchOffCrowdingRedisUsers(ctx context.Context, limit int) ([]CrowdingUser, error) {
+	if !p.redisUsers() {
+		return nil, nil
+	}
+	if limit < 1 {
+		return nil, fmt.Errorf("switch off crowding Redis users: limit %d is not positive", limit)
+	}
+	var mu sync.Mutex
+	most := map[string]CrowdingUser{} // sandbox id -> its most connections on one node
+	_, err := forEachNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
+		list, err := node.ClientList(ctx).Result()
+		if err != nil {
+			return fmt.Errorf("CLIENT LIST on %q: %w", nodeAddr(node), err)
+		}
+		counts := connectionsByUser(list)
+		mu.Lock()
+		defer mu.Unlock()
+		for user, n := range counts {
+			id, ok := keys.ParseACLUser(user, p.redisDB())
+			if ok && n > most[id].Connections {
+				most[id] = CrowdingUser{SandboxID: id, Connections: n, Node: nodeAddr(node)}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if redis.HasErrorPrefix(err, "NOPERM") {
+			err = fmt.Errorf("%w (the functions' Redis user needs +client|list: docs/deploy.md)", err)
+		}
+		return nil, fmt.Errorf("count the sandboxes' Redis connections: %w", err)
+	}
+	var out []CrowdingUser
+	for _, u := range most {
+		if u.Connections > limit {
+			out = append(out, u)
+		}
+	}
+	slices.SortFunc(out, func(a, b CrowdingUser) int { return strings.Compare(a.SandboxID, b.SandboxID) })
+	for i := range out {
+		user := p.RedisUserName(out[i].SandboxID)
+		if _, err := forEveryNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
+			return node.Do(ctx, "ACL", "SETUSER", user, "off").Err()
+		}); err != nil {
+			return out[:i], fmt.Errorf("switch off the Redis user of %s: %w", out[i].SandboxID, err)
+		}
+		var closed atomic.Int64
+		_, err := forEveryNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
+			n, err := node.ClientKillByFilter(ctx, "USER", user).Result()
+			closed.Add(n)
+			return err
+		})
+		out[i].Closed = int(closed.Load())
+		if err != nil {
+			return out[:i+1], fmt.Errorf("close the Redis connections of %s: %w", out[i].SandboxID, err)
+		}
+	}
+	return out, nil
+}
+
+// connectionsByUser counts the connections of a CLIENT LIST reply by their user: one line a
+// connection, its fields space-separated name=value pairs. A client's name and library name
+// hold no space, so no value can pass for a field of its own.
+func connectionsByUser(list string) map[string]int {
+	counts := map[string]int{}
+	for line := range strings.Lines(list) {
+		for field := range strings.FieldsSeq(line) {
+			if user, ok := strings.CutPrefix(field, "user="); ok {
+				counts[user]++
+				break
+			}
+		}
+	}
+	return counts
 }

@@ -29,6 +29,13 @@ type Limits struct {
 // CONNECTION LIMIT).
 const RoleConnectionLimit = 20
 
+// RedisConnectionLimit bounds the connections one sandbox's Redis user may hold on one node.
+// Redis has no limit per user, so the scheduled cleanup enforces it: a user found above it
+// is switched off and its connections closed, until the sandbox's next connect
+// (provision.SwitchOffCrowdingRedisUsers). A worker's pool needs far fewer: go-redis opens at
+// most 10 per CPU, on demand, plus one per blocking read.
+const RedisConnectionLimit = 50
+
 // RoleQuietLogSettings are the server settings a sandbox's database role gets as its own
 // defaults, at PANIC, so that its messages and failed statements stay out of the server's
 // log, which is the server's disk. Both are a superuser's settings: the role can set them

@@ -100,6 +100,7 @@ variables {
     routing-errors           = { metric = "RoutingErrors", statistic = "Sum", comparison = "GreaterThanThreshold", threshold = 50, period = 300, evaluation_periods = 1, missing = "notBreaching" }
     active-sandboxes-high    = { metric = "ActiveSandboxes", statistic = "Maximum", comparison = "GreaterThanThreshold", threshold = 100, period = 900, evaluation_periods = 1, missing = "notBreaching" }
     cleanup-not-running      = { metric = "CleanupRuns", statistic = "Sum", comparison = "LessThanThreshold", threshold = 1, period = 900, evaluation_periods = 3, missing = "breaching" }
+    sandbox-redis-crowding   = { metric = "SandboxRedisUsersSwitchedOff", statistic = "Sum", comparison = "GreaterThanThreshold", threshold = 0, period = 900, evaluation_periods = 1, missing = "notBreaching" }
   }
   expected_queue_alarms = {
     ingress-dlq-not-empty          = { metric = "ApproximateNumberOfMessagesVisible", threshold = 0, period = 300, evaluation_periods = 1 }
