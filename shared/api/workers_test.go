@@ -199,16 +199,26 @@ func TestTheControlPlaneServesWithoutTheWorkerDatabase(t *testing.T) {
 	if err != nil || routes[guild1].SandboxID != sb.ID || !routes[guild3].Protected {
 		t.Errorf("routes without the worker database: %+v, %v; want %s to the sandbox and %s protected", routes, err, guild1, guild3)
 	}
+	e.wantServingWithout(t, "database")
+	e.wantCreationRefusedUntil(t, e.workerProxy.Restore)
+}
+
+// wantServingWithout wants, with the sandboxes' own store down (store: "database" or
+// "redis"), the list to answer with the one sandbox's figures of that store unavailable, and
+// the service health check to answer 503 with "worker_"+store failed and the control plane's
+// own store ok.
+func (e *env) wantServingWithout(t *testing.T, store string) {
+	t.Helper()
 	r := e.do(t, call{method: "GET", path: "/v1/sandboxes", principal: alice})
 	wantStatus(t, r, 200)
 	list := decode[apiwire.ListResponse](t, r)
-	if len(list.Sandboxes) != 1 || list.Sandboxes[0].Usage == nil || !slices.Contains(list.Sandboxes[0].Usage.Unavailable, "database") {
-		t.Errorf("list without the worker database: %+v; want the sandbox, its schema size unavailable", list.Sandboxes)
+	if len(list.Sandboxes) != 1 || list.Sandboxes[0].Usage == nil || !slices.Contains(list.Sandboxes[0].Usage.Unavailable, store) {
+		t.Errorf("list without the sandboxes' %s: %+v; want the sandbox, its %s figures unavailable", store, list.Sandboxes, store)
 	}
-	if checks := e.serviceChecks(t, 503); checks["database"] != api.CheckOK || checks["worker_database"] != api.CheckFail {
-		t.Errorf("service health checks %v; want database ok and worker_database failed", checks)
+	down := "worker_" + store
+	if checks := e.serviceChecks(t, 503); checks[store] != api.CheckOK || checks[down] != api.CheckFail {
+		t.Errorf("service health checks %v; want %s ok and %s failed", checks, store, down)
 	}
-	e.wantCreationRefusedUntil(t, e.workerProxy.Restore)
 }
 
 // serviceChecks asks the service health check, wants status, and returns each check's status
@@ -245,15 +255,7 @@ func TestTheControlPlaneServesWithoutTheSandboxesRedis(t *testing.T) {
 	if err != nil || cached[guild1].SandboxID != sb.ID {
 		t.Errorf("the route cache without the sandboxes' Redis: %+v, %v; want %s to the sandbox", cached, err, guild1)
 	}
-	r := e.do(t, call{method: "GET", path: "/v1/sandboxes", principal: alice})
-	wantStatus(t, r, 200)
-	list := decode[apiwire.ListResponse](t, r)
-	if len(list.Sandboxes) != 1 || list.Sandboxes[0].Usage == nil || !slices.Contains(list.Sandboxes[0].Usage.Unavailable, "redis") {
-		t.Errorf("list without the sandboxes' Redis: %+v; want the sandbox, its Redis figures unavailable", list.Sandboxes)
-	}
-	if checks := e.serviceChecks(t, 503); checks["redis"] != api.CheckOK || checks["worker_redis"] != api.CheckFail {
-		t.Errorf("service health checks %v; want redis ok and worker_redis failed", checks)
-	}
+	e.wantServingWithout(t, "redis")
 	wantProblem(t, e.do(t, call{method: "GET", path: "/v1/sandboxes/apart/events", principal: alice}), 503, sandbox.CodeUnavailable, "")
 	e.wantCreationRefusedUntil(t, e.workerRedisProxy.Restore)
 }

@@ -107,8 +107,7 @@ func TestForeignRolesAreNeverTouched(t *testing.T) {
 func TestDropSchemaAndDropRoleDropOneObjectEach(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
-	id, pw := provisioned(t, e)
-	other, _ := provisioned(t, e)
+	id, pw, other := provisionedPair(t, e)
 	e.session(t, id, pw)
 	for _, s := range []string{"sb_short", "sbx_" + sandbox.NewID(), "sb_" + sandbox.NewID() + "_x"} {
 		if _, err := e.pool.Exec(ctx, "CREATE SCHEMA "+s); err != nil {

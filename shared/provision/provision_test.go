@@ -56,6 +56,15 @@ func provisioned(t *testing.T, e env) (string, string) {
 	return id, rotated(t, e, id).DatabasePassword
 }
 
+// provisionedPair provisions two sandboxes: the one a test acts as, with its role's password,
+// and another, which what the first does must leave untouched.
+func provisionedPair(t *testing.T, e env) (id, password, other string) {
+	t.Helper()
+	id, password = provisioned(t, e)
+	other, _ = provisioned(t, e)
+	return id, password, other
+}
+
 // rotated gives the sandbox fresh credentials, as connect does, valid for an hour.
 func rotated(t *testing.T, e env, id string) provision.Credentials {
 	t.Helper()
@@ -133,8 +142,7 @@ func TestCloneHasTablesIndexesConstraintsAndForeignKeys(t *testing.T) {
 func TestRoleIsConfinedToItsSchema(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
-	a, pwA := provisioned(t, e)
-	b, _ := provisioned(t, e)
+	a, pwA, b := provisionedPair(t, e)
 	conn := e.session(t, a, pwA)
 	if _, err := conn.Exec(ctx, `SELECT count(*) FROM members`); err != nil {
 		t.Fatalf("own schema: %v", err)
@@ -275,8 +283,7 @@ func TestEndSessionsEndsASessionThatShowsLate(t *testing.T) {
 func TestDropIsIdempotentAndTerminatesSessions(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
-	id, pw := provisioned(t, e)
-	other, _ := provisioned(t, e)
+	id, pw, other := provisionedPair(t, e)
 	e.session(t, id, pw)
 	res, err := e.p.Drop(ctx, id, 2*time.Second)
 	if err != nil || !res.SchemaExisted || !res.RoleExisted || res.SessionsTerminated != 1 {

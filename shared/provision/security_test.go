@@ -161,8 +161,7 @@ func TestRotationSendsNoPlaintextPassword(t *testing.T) {
 func TestSandboxRedisUserIsConfinedToItsNamespace(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
-	id, _ := provisioned(t, e)
-	other, _ := provisioned(t, e)
+	id, _, other := provisionedPair(t, e)
 	creds := rotated(t, e, id)
 	if creds.RedisUser != keys.ACLUser(id, testenv.RedisDBOf(e.rdb)) || creds.RedisPassword == "" {
 		t.Fatalf("credentials: user %q", creds.RedisUser)
@@ -466,8 +465,7 @@ func TestALateSessionIsEndedWithTheTeardown(t *testing.T) {
 func TestSandboxRoleCannotAdministerItself(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
-	id, pw := provisioned(t, e)
-	other, _ := provisioned(t, e)
+	id, pw, other := provisionedPair(t, e)
 	conn := e.session(t, id, pw)
 	var control string
 	if err := e.pool.QueryRow(ctx, "SELECT current_user").Scan(&control); err != nil {

@@ -110,8 +110,7 @@ func TestRedisUsage(t *testing.T) {
 func TestAStreamsContentCannotBlindTheUsageOfOthers(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
-	hostile, _ := provisioned(t, e)
-	other, _ := provisioned(t, e)
+	hostile, _, other := provisionedPair(t, e)
 	worker := asSandbox(t, e, rotated(t, e, hostile))
 	for i := range 3 {
 		if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.EventStream(other), Values: []string{"n", strconv.Itoa(i)}}).Err(); err != nil {
