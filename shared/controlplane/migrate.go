@@ -412,8 +412,10 @@ func MigrateStep(ctx context.Context, pool, workers *pgxpool.Pool, req MigrateRe
 	}
 	var settings ServerSettings
 	if err := workers.QueryRow(ctx, `SELECT pg_catalog.current_setting('temp_file_limit'),
-		pg_catalog.current_setting('max_prepared_transactions')::int, (`+sandbox.QuietLogPrivilegeSQL+`)`, sandbox.RoleQuietLogSettings).Scan(
-		&settings.TempFileLimit, &settings.MaxPreparedTransactions, &settings.CanQuietSandboxLogs); err != nil {
+		pg_catalog.current_setting('max_prepared_transactions')::int, (`+sandbox.QuietLogPrivilegeSQL+`),
+		pg_catalog.current_setting('server_version_num')::int, (`+reservedForControlSQL+`)`, sandbox.RoleQuietLogSettings).Scan(
+		&settings.TempFileLimit, &settings.MaxPreparedTransactions, &settings.CanQuietSandboxLogs,
+		&settings.ServerVersionNum, &settings.ReservedForControl); err != nil {
 		return report, fmt.Errorf("migrate: read the server's settings: %w", err)
 	}
 	report.Warnings = settings.Warnings()
@@ -463,7 +465,30 @@ type ServerSettings struct {
 	// CanQuietSandboxLogs: the control user may set the log settings that keep a sandbox's
 	// messages out of the server's log, which is the server's disk (sandbox.RoleQuietLogSettings).
 	CanQuietSandboxLogs bool
+	// ServerVersionNum is server_version_num (150000 and up).
+	ServerVersionNum int
+	// ReservedForControl is how many of the server's connections the control user may take
+	// that no sandbox's worker can (reservedForControlSQL). Connections that never
+	// authenticate hold a slot each until authentication_timeout, whatever role they name,
+	// so without a reserve a worker can keep the control plane out of the server.
+	ReservedForControl int
 }
+
+// reservedForControlSQL answers how many connections are reserved for the current user:
+// superuser_reserved_connections for a superuser, reserved_connections (PostgreSQL 16 on) for
+// a member of pg_use_reserved_connections, and 0 otherwise (on PostgreSQL 15 the setting and
+// the role do not exist: CASE reaches pg_has_role only when the setting does).
+const reservedForControlSQL = `SELECT CASE
+	WHEN (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+		THEN pg_catalog.current_setting('superuser_reserved_connections')::int
+	WHEN pg_catalog.current_setting('reserved_connections', true) IS NULL THEN 0
+	WHEN pg_catalog.pg_has_role(current_user, 'pg_use_reserved_connections', 'MEMBER')
+		THEN pg_catalog.current_setting('reserved_connections')::int
+	ELSE 0 END`
+
+// reservedConnectionsSince is the first server version with reserved_connections and
+// pg_use_reserved_connections (PostgreSQL 16).
+const reservedConnectionsSince = 160000
 
 // Warnings says which settings are not as docs/deploy.md ("Server settings") asks.
 func (s ServerSettings) Warnings() []string {
@@ -476,6 +501,11 @@ func (s ServerSettings) Warnings() []string {
 	}
 	if !s.CanQuietSandboxLogs {
 		out = append(out, "the control user may not set log_min_messages and log_min_error_statement: new sandboxes' roles may write the server's log, which is its disk, without bound; grant SET ON PARAMETER on both (docs/deploy.md, Server settings)")
+	}
+	// Before PostgreSQL 16 only a superuser has a reserve, and the control user should not be
+	// one: docs/deploy.md says so, and there is nothing to set.
+	if s.ServerVersionNum >= reservedConnectionsSince && s.ReservedForControl == 0 {
+		out = append(out, "no connection of the server is reserved for the control user: a sandbox's worker may hold every connection, even ones that never authenticate, and creations, connect and teardowns then fail; set reserved_connections and grant pg_use_reserved_connections to the control user (docs/deploy.md, Server settings)")
 	}
 	return out
 }

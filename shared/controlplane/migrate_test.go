@@ -247,6 +247,10 @@ func TestServerSettingWarnings(t *testing.T) {
 		{controlplane.ServerSettings{TempFileLimit: "256MB", MaxPreparedTransactions: 10, CanQuietSandboxLogs: true}, []string{"max_prepared_transactions is 10"}},
 		{controlplane.ServerSettings{TempFileLimit: "256MB"}, []string{"log_min_messages"}},
 		{controlplane.ServerSettings{TempFileLimit: "-1", MaxPreparedTransactions: 5}, []string{"temp_file_limit", "max_prepared_transactions is 5", "log_min_messages"}},
+		// PostgreSQL 16 on may reserve connections for the control user; 15 has nothing to set.
+		{controlplane.ServerSettings{TempFileLimit: "256MB", CanQuietSandboxLogs: true, ServerVersionNum: 160004}, []string{"reserved_connections"}},
+		{controlplane.ServerSettings{TempFileLimit: "256MB", CanQuietSandboxLogs: true, ServerVersionNum: 160004, ReservedForControl: 5}, nil},
+		{controlplane.ServerSettings{TempFileLimit: "256MB", CanQuietSandboxLogs: true, ServerVersionNum: 150013}, nil},
 	} {
 		got := c.settings.Warnings()
 		if len(got) != len(c.want) {
