@@ -21,9 +21,9 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/routing"
 )
 
-// route puts ingress messages through the real router of shared/routing, as the router
-// function does with a batch of the ingress queue; every one must land in a sandbox's stream.
-func (s *stack) route(t *testing.T, msgs ...routing.Message) {
+// router is the real router of shared/routing on the stack's stores, with no production
+// queue: every event the tests route goes to a sandbox.
+func (s *stack) router(t testing.TB) *routing.Router {
 	t.Helper()
 	r, err := routing.New(routing.Options{
 		Store: s.manager, Cache: routecache.New(s.rdb, 0, 0), Redis: s.rdb,
@@ -33,7 +33,14 @@ func (s *stack) route(t *testing.T, msgs ...routing.Message) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := r.Route(context.Background(), nil, msgs)
+	return r
+}
+
+// route puts ingress messages through the stack's router, as the router function does with
+// a batch of the ingress queue; every one must land in a sandbox's stream.
+func (s *stack) route(t *testing.T, msgs ...routing.Message) {
+	t.Helper()
+	res := s.router(t).Route(context.Background(), nil, msgs)
 	if len(res.Failed) > 0 || res.Routed[routing.DestinationSandbox] != len(msgs) {
 		t.Fatalf("routing %d events: %+v", len(msgs), res)
 	}
@@ -52,11 +59,7 @@ func (s *stack) streamIDs(t *testing.T, stream string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := make([]string, len(msgs))
-	for i, m := range msgs {
-		ids[i] = m.ID
-	}
-	return ids
+	return idsOf(msgs, func(m redis.XMessage) string { return m.ID })
 }
 
 // writeTranscriptAs saves the transcript of a test other than the end-to-end one next to it,

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
-	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/routing"
 )
 
@@ -132,11 +130,7 @@ func (s *stack) pendingIDs(t testing.TB, stream, consumer string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([]string, len(p))
-	for i, e := range p {
-		out[i] = e.ID
-	}
-	return out
+	return idsOf(p, func(e redis.XPendingExt) string { return e.ID })
 }
 
 // forwardSandbox creates alice's sandbox with guild1 and routes n events through the real
@@ -166,10 +160,13 @@ func (s *stack) routeN(t *testing.T, first, n int) []routing.Message {
 	return all
 }
 
-func ids(ds []delivery) []string {
-	out := make([]string, len(ds))
-	for i, d := range ds {
-		out[i] = d.id
+func ids(ds []delivery) []string { return idsOf(ds, func(d delivery) string { return d.id }) }
+
+// idsOf returns the id of each item, in order: of deliveries, stream entries, pending entries.
+func idsOf[T any](items []T, id func(T) string) []string {
+	out := make([]string, len(items))
+	for i, item := range items {
+		out[i] = id(item)
 	}
 	return out
 }
@@ -467,14 +464,7 @@ func BenchmarkForward(b *testing.B) {
 	if code := Run(context.Background(), []string{"create", "alice-bench", "--guild", guild1}, s.env(aliceToken, &stdout, &stderr)); code != ExitOK {
 		b.Fatalf("create: %s", stderr.String())
 	}
-	r, err := routing.New(routing.Options{
-		Store: s.manager, Cache: routecache.New(s.rdb, 0, 0), Redis: s.rdb,
-		Production: testenv.NoProduction{T: b}, ProductionQueueURL: "http://127.0.0.1:1/000000000000/production",
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	r := s.router(b)
 	route := func(msgs ...routing.Message) {
 		if res := r.Route(context.Background(), nil, msgs); len(res.Failed) > 0 {
 			b.Fatalf("routing: %+v", res)
