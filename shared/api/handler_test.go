@@ -330,6 +330,7 @@ func TestConnectRotatesAWorkingPassword(t *testing.T) {
 		"SANDBOX_REDIS_CLUSTER": strconv.FormatBool(testenv.RedisCluster()),
 		"SANDBOX_GUILD_IDS":     guild1 + "," + guild2, "SANDBOX_ID": sb.ID, "SANDBOX_NAME": "alpha",
 		"PGOPTIONS": "-c search_path=" + sb.Schema, "PGSSLMODE": db.SSLMode,
+		"SANDBOX_DATABASE_MAX_CONNECTIONS": "20", "SANDBOX_REDIS_MAX_CONNECTIONS": "50",
 	} {
 		if env[k] != want {
 			t.Errorf("env %s = %q, want %q", k, env[k], want)

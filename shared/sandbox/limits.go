@@ -26,14 +26,15 @@ type Limits struct {
 }
 
 // RoleConnectionLimit bounds the sessions one sandbox's database role may open (its role's
-// CONNECTION LIMIT).
+// CONNECTION LIMIT); connect hands it to the worker (SANDBOX_DATABASE_MAX_CONNECTIONS).
 const RoleConnectionLimit = 20
 
 // RedisConnectionLimit bounds the connections one sandbox's Redis user may hold on one node.
 // Redis has no limit per user, so the scheduled cleanup enforces it: a user found above it
 // is switched off and its connections closed, until the sandbox's next connect
-// (provision.SwitchOffCrowdingRedisUsers). A worker's pool needs far fewer: go-redis opens at
-// most 10 per CPU, on demand, plus one per blocking read.
+// (provision.SwitchOffCrowdingRedisUsers). connect hands it to the worker
+// (SANDBOX_REDIS_MAX_CONNECTIONS) to size its pools by: go-redis opens up to 10 a CPU on each
+// node by default, which on a large machine is more.
 const RedisConnectionLimit = 50
 
 // RoleQuietLogSettings are the server settings a sandbox's database role gets as its own
