@@ -130,17 +130,7 @@ func (p *Provisioner) EndSessions(ctx context.Context, id string) (SessionsEnded
 		return out, fmt.Errorf("end the database sessions of %s: %w", id, err)
 	}
 	if p.redisUsers() {
-		var closed atomic.Int64
-		user := p.RedisUserName(id)
-		_, err = forEveryNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
-			n, err := node.ClientKillByFilter(ctx, "USER", user).Result()
-			if redis.HasErrorPrefix(err, "No such user") {
-				return nil // not on this node: nothing is authenticated as it there
-			}
-			closed.Add(n)
-			return err
-		})
-		out.Redis = int(closed.Load())
+		out.Redis, err = p.closeRedisConnections(ctx, p.RedisUserName(id))
 		if err != nil {
 			return out, fmt.Errorf("close the Redis connections of %s: %w", id, err)
 		}
@@ -234,18 +224,29 @@ func (p *Provisioner) SwitchOffCrowdingRedisUsers(ctx context.Context, limit int
 		}); err != nil {
 			return out[:i], fmt.Errorf("switch off the Redis user of %s: %w", out[i].SandboxID, err)
 		}
-		var closed atomic.Int64
-		_, err := forEveryNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
-			n, err := node.ClientKillByFilter(ctx, "USER", user).Result()
-			closed.Add(n)
-			return err
-		})
-		out[i].Closed = int(closed.Load())
+		closed, err := p.closeRedisConnections(ctx, user)
+		out[i].Closed = closed
 		if err != nil {
 			return out[:i+1], fmt.Errorf("close the Redis connections of %s: %w", out[i].SandboxID, err)
 		}
 	}
 	return out, nil
+}
+
+// closeRedisConnections closes every connection authenticated as user, on every node the
+// cluster knows (CLIENT KILL USER), and returns how many it closed. A node without the user
+// has nothing authenticated as it.
+func (p *Provisioner) closeRedisConnections(ctx context.Context, user string) (int, error) {
+	var closed atomic.Int64
+	_, err := forEveryNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
+		n, err := node.ClientKillByFilter(ctx, "USER", user).Result()
+		if redis.HasErrorPrefix(err, "No such user") {
+			return nil
+		}
+		closed.Add(n)
+		return err
+	})
+	return int(closed.Load()), err
 }
 
 // connectionsByUser counts the connections of a CLIENT LIST reply by their user: one line a
