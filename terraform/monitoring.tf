@@ -37,7 +37,7 @@ locals {
       period              = 900 # one cleanup interval
       evaluation_periods  = 1
       treat_missing_data  = "notBreaching"
-      description         = "Cleanup switched off a sandbox's Redis user: its workers held more connections than a sandbox may. Runbook RB-SB-011."
+      description         = "Cleanup switched off a sandbox's Redis user: its workers held more connections, or its keys more memory, than a sandbox may. Runbook RB-SB-011."
     }
     orphaned-resources = {
       # A gauge reported once per run, the total over all resource types:

@@ -331,6 +331,7 @@ func TestConnectRotatesAWorkingPassword(t *testing.T) {
 		"SANDBOX_GUILD_IDS":     guild1 + "," + guild2, "SANDBOX_ID": sb.ID, "SANDBOX_NAME": "alpha",
 		"PGOPTIONS": "-c search_path=" + sb.Schema, "PGSSLMODE": db.SSLMode,
 		"SANDBOX_DATABASE_MAX_CONNECTIONS": "20", "SANDBOX_REDIS_MAX_CONNECTIONS": "50",
+		"SANDBOX_REDIS_MAX_MEMORY": "134217728",
 	} {
 		if env[k] != want {
 			t.Errorf("env %s = %q, want %q", k, env[k], want)

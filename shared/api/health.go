@@ -222,8 +222,8 @@ func (h *Handler) redisCheck(ctx context.Context, sb *sandbox.Sandbox) (string, 
 	case state == provision.RedisUserMissing:
 		return CheckFail, fmt.Sprintf("%s; Redis user %s missing: workers cannot authenticate", detail, user)
 	case state == provision.RedisUserOff:
-		return CheckFail, fmt.Sprintf("%s; Redis user %s switched off: its workers held more than %d connections on one node, which would keep other clients out of the server; sandbox connect switches it on again, with new passwords",
-			detail, user, sandbox.RedisConnectionLimit)
+		return CheckFail, fmt.Sprintf("%s; Redis user %s switched off by the cleanup: its workers held more than %d connections on one node, or its keys more than %d MiB (sandbox status shows their memory), which would keep other clients out of the server or fill it; sandbox connect switches it on again, with new passwords",
+			detail, user, sandbox.RedisConnectionLimit, sandbox.RedisMemoryLimit>>20)
 	}
 	return CheckOK, fmt.Sprintf("%s, user %s limited to %s*", detail, user, keys.Namespace(sb.ID))
 }

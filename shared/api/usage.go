@@ -54,11 +54,12 @@ func (h *Handler) addUsage(ctx context.Context, sbs []*sandbox.Sandbox, views []
 		if sb.Status == sandbox.StatusDestroyed {
 			continue
 		}
-		u := &apiwire.Usage{SchemaBytes: sizes[sb.ID], IdleAfterSeconds: int64(h.idleAfter / time.Second), Unavailable: unavailable}
+		u := &apiwire.Usage{SchemaBytes: sizes[sb.ID], IdleAfterSeconds: int64(h.idleAfter / time.Second),
+			RedisBytesLimit: sandbox.RedisMemoryLimit, Unavailable: unavailable}
 		if r, ok := fromRedis[sb.ID]; ok {
 			u.EventsRouted, u.LastEventAt = r.Events, r.LastEventAt
 			u.StreamLength, u.StreamPending = r.Stream.Length, r.Stream.Pending
-			u.Keys, u.KeysCountedAt = r.Keys, r.KeysCountedAt
+			u.Keys, u.RedisBytes, u.KeysCountedAt = r.Keys, r.Memory, r.KeysCountedAt
 			since := sb.CreatedAt
 			if r.LastEventAt != nil && r.LastEventAt.After(since) {
 				since = *r.LastEventAt

@@ -67,6 +67,10 @@ type RunReport struct {
 	// it held more connections than a sandbox may (RedisConnectionLimit); their next connect
 	// switches it on again.
 	RedisUsersSwitchedOff []string `json:"redis_users_switched_off,omitempty"`
+	// RedisUsersOverMemory lists the sandboxes whose Redis user the run switched off because
+	// their keys held more memory than a sandbox may (RedisMemoryLimit); their next connect
+	// switches it on again, and the next run switches it off again while they still do.
+	RedisUsersOverMemory []string `json:"redis_users_over_memory,omitempty"`
 
 	ActiveSandboxes int `json:"active_sandboxes"`
 	GuildMappings   int `json:"guild_mappings"`

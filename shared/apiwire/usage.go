@@ -4,7 +4,7 @@ import "time"
 
 // Usage is what one sandbox used (docs/api.md, "Usage"): the events the router routed to it
 // and when the last one came, its stream and consumer group now, its schema's size and its
-// namespace's key count. Nothing here is a metric dimension: it is per sandbox.
+// namespace's key count and memory. Nothing here is a metric dimension: it is per sandbox.
 type Usage struct {
 	// EventsRouted counts the events the router appended to the sandbox's stream since it was
 	// created (counted by the router in the usage hash, which the sandbox cannot write).
@@ -22,6 +22,11 @@ type Usage struct {
 	// them (KeysCountedAt, every cleanup run); null until one did.
 	Keys          *int64     `json:"keys"`
 	KeysCountedAt *time.Time `json:"keys_counted_at"`
+	// RedisBytes is the memory those keys held at that count (MEMORY USAGE of each, summed);
+	// null until one measured it. Above RedisBytesLimit (sandbox.RedisMemoryLimit) the
+	// cleanup switches off the sandbox's Redis user.
+	RedisBytes      *int64 `json:"redis_bytes"`
+	RedisBytesLimit int64  `json:"redis_bytes_limit"`
 	// Idle is set when a running sandbox had no event for IdleAfterSeconds
 	// (SANDBOX_IDLE_AFTER), counted from its last event or, before any, from its creation;
 	// IdleSeconds is for how long it had none.

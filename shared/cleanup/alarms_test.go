@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/internal/alarmtest"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -181,24 +183,46 @@ func firesForOneQuarter(t *testing.T, alarm alarmtest.MetricAlarm, first, second
 }
 
 // TestSandboxRedisCrowdingAlarm: a run that switches off a sandbox's Redis user (its worker
-// held more connections than a sandbox may) fires the alarm for its period; the next run,
-// which finds the user off and nothing to switch off, leaves the next period quiet.
+// held more connections than a sandbox may, or its keys more memory) fires the alarm for its
+// period; the next run, which finds the user off and nothing to switch off, leaves the next
+// period quiet.
 func TestSandboxRedisCrowdingAlarm(t *testing.T) {
 	t.Parallel()
-	e := setup(t)
-	alarm := alarmtest.Load(t, "sandbox-redis-crowding")
-	sb := e.create(t, "crowding", time.Hour)
-	_, creds := e.worker(t, sb.ID)
-	e.workerConnections(t, sb.ID, creds, sandbox.RedisConnectionLimit+1)
-	rep, crowded := e.runMetered(t, RunOptions{}, quarter(0))
-	if len(rep.RedisUsersSwitchedOff) != 1 {
-		t.Fatalf("first run switched off %v, want %s", rep.RedisUsersSwitchedOff, sb.ID)
+	const memoryLimit = 64 << 10
+	for _, tc := range []struct {
+		name string
+		// crowd makes the sandbox's worker pass its share; switched reads the run's report.
+		crowd    func(t *testing.T, e *env, id string, creds provision.Credentials)
+		switched func(rep RunReport) []string
+	}{
+		{"connections", func(t *testing.T, e *env, id string, creds provision.Credentials) {
+			e.workerConnections(t, id, creds, sandbox.RedisConnectionLimit+1)
+		}, func(rep RunReport) []string { return rep.RedisUsersSwitchedOff }},
+		{"memory", func(t *testing.T, e *env, id string, creds provision.Credentials) {
+			worker := e.workerConnections(t, id, creds, 1)[0]
+			if err := worker.Set(t.Context(), keys.Namespace(id)+"blob", strings.Repeat("x", 2*memoryLimit), 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}, func(rep RunReport) []string { return rep.RedisUsersOverMemory }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := setup(t, envConfig{options: func(o *Options) { o.RedisMemoryLimit = memoryLimit }})
+			alarm := alarmtest.Load(t, "sandbox-redis-crowding")
+			sb := e.create(t, "crowding", time.Hour)
+			_, creds := e.worker(t, sb.ID)
+			tc.crowd(t, e, sb.ID, creds)
+			rep, crowded := e.runMetered(t, RunOptions{}, quarter(0))
+			if got := tc.switched(rep); len(got) != 1 {
+				t.Fatalf("first run switched off %v, want %s", got, sb.ID)
+			}
+			rep, calm := e.runMetered(t, RunOptions{}, quarter(1))
+			if got := tc.switched(rep); len(got) != 0 {
+				t.Fatalf("second run switched off %v", got)
+			}
+			firesForOneQuarter(t, alarm, crowded, calm)
+		})
 	}
-	rep, calm := e.runMetered(t, RunOptions{}, quarter(1))
-	if len(rep.RedisUsersSwitchedOff) != 0 {
-		t.Fatalf("second run switched off %v", rep.RedisUsersSwitchedOff)
-	}
-	firesForOneQuarter(t, alarm, crowded, calm)
 }
 
 // TestCleanupNotRunningAlarm: runs every 15 minutes keep the alarm quiet; three whole

@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
 // latencyHook records the longest and total client-side time of each Redis command name.
@@ -400,4 +403,52 @@ func benchmarkFullRun(b *testing.B, n, perSandbox int) {
 	}
 	last := len(deletionPasses) - 1
 	b.ReportMetric(float64(passTotal[0])/float64(passTotal[last]), "scan1000/keys-time-ratio")
+}
+
+// BenchmarkKeyspacePassMemory is the cost of measuring every namespace's memory in the
+// keyspace pass (MEMORY USAGE ... SAMPLES 0 of each key, in the scan step) against the same
+// pass that only reads the names, over 200 namespaces of 50 small keys and one of a hash of
+// 100,000 fields (whose every field the measure counts): the baseline and the measured pass
+// run in the same process over the same keyspace.
+func BenchmarkKeyspacePassMemory(b *testing.B) {
+	ctx := context.Background()
+	e := setup(b)
+	pipe := e.rdb.Pipeline()
+	for range 200 {
+		ns := keys.Namespace(sandbox.NewID())
+		for k := range 50 {
+			pipe.Set(ctx, ns+"k"+strconv.Itoa(k), strings.Repeat("v", 64), 0)
+		}
+	}
+	big := keys.Namespace(sandbox.NewID()) + "hash"
+	for start := 0; start < 100_000; start += 1000 {
+		fields := make([]any, 0, 2000)
+		for f := start; f < start+1000; f++ {
+			fields = append(fields, "f"+strconv.Itoa(f), "v")
+		}
+		pipe.HSet(ctx, big, fields...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		b.Fatal(err)
+	}
+	for _, measured := range []string{"", keys.NamespacesPrefix} {
+		name := "names-only"
+		if measured != "" {
+			name = "with-memory"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				var total atomic.Int64
+				n, err := scanKeys(ctx, e.rdb, keys.AllKeysPattern, measured, DefaultScanCount, func(_ []string, bytes []int64) error {
+					for _, v := range bytes {
+						total.Add(v)
+					}
+					return nil
+				})
+				if err != nil || n == 0 || (measured != "") != (total.Load() > 0) {
+					b.Fatalf("pass over %d primaries: %v, %d bytes", n, err, total.Load())
+				}
+			}
+		})
+	}
 }

@@ -197,6 +197,16 @@ func (e *env) worker(t *testing.T, id string) (redis.UniversalClient, provision.
 		Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1, PoolSize: 1}), creds
 }
 
+// run runs cleanup once and fails the test on any problem of the run.
+func (e *env) run(t *testing.T, opts RunOptions) RunReport {
+	t.Helper()
+	rep, err := e.s.Run(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	return rep
+}
+
 // workerConnections opens n connections as the sandbox's Redis user, each a client of its own
 // that has run a command on the node of the sandbox's namespace, closed when the test ends.
 func (e *env) workerConnections(t *testing.T, id string, creds provision.Credentials, n int) []redis.UniversalClient {

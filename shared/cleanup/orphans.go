@@ -61,9 +61,10 @@ type (
 // sandboxes that are gone. Resources that became orphans within the grace period are counted
 // as young, not reported. It records first sightings of resources that have no sandbox row
 // at all (see the package doc) and, from the same keyspace pass, each live sandbox's key
-// count in its usage hash (recordKeyCounts); those are its only writes.
+// count and memory in its usage hash (recordNamespaceUse); those are its only writes.
 func (s *Service) FindOrphans(ctx context.Context) (OrphanReport, error) {
-	return s.findOrphans(ctx, true)
+	rep, _, err := s.findOrphans(ctx, true)
+	return rep, err
 }
 
 // candidate is a resource that no live sandbox owns, before the grace period applies.
@@ -72,31 +73,35 @@ type candidate struct {
 	unowned bool // no sandbox row: aged by its first sighting
 }
 
-func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (OrphanReport, error) {
+// findOrphans is FindOrphans; with recordSightings it also returns what the keyspace pass
+// found of each live sandbox's namespace, which it records (the scheduled run then bounds
+// their memory), and without it writes nothing (a dry run).
+func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (OrphanReport, map[string]namespaceUse, error) {
 	now := s.now()
+	live := map[string]namespaceUse{}
 	rep := OrphanReport{CheckedAt: now, GraceSeconds: int64(s.grace / time.Second), Orphans: []Orphan{}}
 
 	// Resources are listed before the control plane is read: a sandbox's row is committed
 	// before its resources exist, so a resource seen here has its row visible below.
 	namespaces, usage, routes, err := s.scanRedis(ctx)
 	if err != nil {
-		return rep, err
+		return rep, nil, err
 	}
 	redisUsers, err := s.resources.SandboxRedisUsers(ctx)
 	if err != nil {
-		return rep, fmt.Errorf("cleanup: list sandbox Redis users: %w", err)
+		return rep, nil, fmt.Errorf("cleanup: list sandbox Redis users: %w", err)
 	}
 	schemas, err := s.resources.SandboxSchemas(ctx)
 	if err != nil {
-		return rep, fmt.Errorf("cleanup: %w", err)
+		return rep, nil, fmt.Errorf("cleanup: %w", err)
 	}
 	roles, err := s.resources.SandboxRoles(ctx)
 	if err != nil {
-		return rep, fmt.Errorf("cleanup: %w", err)
+		return rep, nil, fmt.Errorf("cleanup: %w", err)
 	}
 	mappings, err := s.orphanMappings(ctx)
 	if err != nil {
-		return rep, err
+		return rep, nil, err
 	}
 
 	var ids []string
@@ -112,7 +117,7 @@ func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (Orphan
 	ids = append(append(append(ids, schemas...), roles...), redisUsers...)
 	states, err := s.bookkeeping.SandboxStates(ctx, ids)
 	if err != nil {
-		return rep, fmt.Errorf("cleanup: read sandboxes: %w", err)
+		return rep, nil, fmt.Errorf("cleanup: read sandboxes: %w", err)
 	}
 
 	var cands []candidate
@@ -133,7 +138,7 @@ func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (Orphan
 		add(Orphan{Type: ResourceRole, Name: sandbox.RoleName(id), SandboxID: id})
 	}
 	for id, n := range namespaces {
-		add(Orphan{Type: ResourceRedis, Name: keys.Namespace(id), SandboxID: id, Keys: n})
+		add(Orphan{Type: ResourceRedis, Name: keys.Namespace(id), SandboxID: id, Keys: n.keys})
 	}
 	for _, id := range redisUsers {
 		add(Orphan{Type: ResourceRedisUser, Name: s.resources.RedisUserName(id), SandboxID: id})
@@ -142,15 +147,14 @@ func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (Orphan
 		add(Orphan{Type: ResourceRedisUsage, Name: keys.Usage(id), SandboxID: id})
 	}
 	if recordSightings {
-		// The key counts of the live sandboxes (docs/api.md, "Usage"): the pass that found the
-		// orphans counted every namespace's keys.
-		counts := map[string]int{}
+		// The key counts and memory of the live sandboxes (docs/api.md, "Usage"): the pass
+		// that found the orphans counted and measured every namespace's keys.
 		for _, id := range ids {
 			if st, ok := states[id]; ok && st.Status.Live() {
-				counts[id] = namespaces[id]
+				live[id] = namespaces[id]
 			}
 		}
-		s.recordKeyCounts(ctx, counts)
+		s.recordNamespaceUse(ctx, live)
 		var live []string
 		for _, id := range redisUsers {
 			if st, ok := states[id]; ok && st.Status.Live() {
@@ -174,7 +178,7 @@ func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (Orphan
 	}
 
 	if err := s.ageUnowned(ctx, cands, now, recordSightings); err != nil {
-		return rep, err
+		return rep, nil, err
 	}
 	for _, c := range cands {
 		if now.Sub(c.Since) >= s.grace {
@@ -190,28 +194,41 @@ func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (Orphan
 	slices.SortFunc(rep.Orphans, func(a, b Orphan) int {
 		return cmp.Or(cmp.Compare(order[a.Type], order[b.Type]), strings.Compare(a.Name, b.Name))
 	})
-	return rep, nil
+	return rep, live, nil
 }
 
-// scanRedis lists the sandbox namespaces (id -> keys seen), the usage hashes (ids) and the
+// namespaceUse is what a keyspace pass found of one sandbox's namespace.
+type namespaceUse struct {
+	keys  int
+	bytes int64 // MEMORY USAGE of every key, summed
+}
+
+// scanRedis lists the sandbox namespaces (id -> keys seen and their memory), the usage hashes (ids) and the
 // route cache entries that point at a sandbox (key -> route), on every primary, with one
 // SCAN pass over the suite's keys (keys.AllKeysPattern) per server: SCAN visits the whole
 // keyspace whatever its pattern, so one pass costs a third of three. With the sandboxes on a
 // Redis of their own, namespaces and usage hashes are read there and route entries on the
 // control plane's server, each where the removal acts.
-func (s *Service) scanRedis(ctx context.Context) (map[string]int, map[string]bool, map[string]sandbox.Route, error) {
+func (s *Service) scanRedis(ctx context.Context) (map[string]namespaceUse, map[string]bool, map[string]sandbox.Route, error) {
 	var mu sync.Mutex
-	namespaces := map[string]int{}
+	namespaces := map[string]namespaceUse{}
 	usage := map[string]bool{}
 	guilds := map[string]bool{}
 	apart := s.sandboxRedis != s.rdb
 	scan := func(rdb redis.UniversalClient, sandboxKeys, routeKeys bool) error {
-		_, err := scanKeys(ctx, rdb, keys.AllKeysPattern, s.scanCount, func(batch []string) error {
+		measured := ""
+		if sandboxKeys {
+			measured = keys.NamespacesPrefix
+		}
+		_, err := scanKeys(ctx, rdb, keys.AllKeysPattern, measured, s.scanCount, func(batch []string, bytes []int64) error {
 			mu.Lock()
 			defer mu.Unlock()
-			for _, k := range batch {
+			for i, k := range batch {
 				if id, ok := keys.ParseNamespaceKey(k); ok && sandboxKeys {
-					namespaces[id]++
+					n := namespaces[id]
+					n.keys++
+					n.bytes += bytes[i]
+					namespaces[id] = n
 				} else if id, ok := keys.ParseUsageKey(k); ok && sandboxKeys {
 					usage[id] = true
 				} else if g, ok := keys.ParseRouteKey(k); ok && routeKeys {

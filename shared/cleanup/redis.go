@@ -31,21 +31,38 @@ const maxKeyName = 1024
 // whatever names the sandboxes gave their keys (maxKeyName).
 //
 // ARGV[1] the cursor, ARGV[2] the MATCH pattern, ARGV[3] the COUNT hint, ARGV[4] maxKeyName,
-// ARGV[5] and on the prefixes (keys.Namespace) whose long keys the step unlinks itself.
-// Returns {next cursor, names answered whole, long names it unlinked, other long names}, the
-// long names cut to ARGV[4] bytes.
+// ARGV[5] the prefix of the keys whose memory the step measures ("": none), ARGV[6] and on
+// the prefixes (keys.Namespace) whose long keys the step unlinks itself. Returns {next
+// cursor, names answered whole, long names it unlinked, other long names, bytes}, the long
+// names cut to ARGV[4] bytes, and bytes the memory of each name answered whole and then of
+// each other long name (0 for a key not measured or gone meanwhile).
+//
+// The memory is MEMORY USAGE with SAMPLES 0: every element of a hash, list, set, sorted set or
+// stream counted, not the five Redis samples by default. A sandbox's code chooses its
+// elements, and a sample of five misses the few large ones among many small: a hash of 1,000
+// small fields and two of 600 KB reads as 48 KB, where it holds 1.36 MB. Counting every
+// element costs the server time in proportion to the elements (docs/performance-cleanup.md):
+// as much as one HGETALL of the key, which the sandbox's worker may send at will.
 var scanStep = redis.NewScript(scanStepSource)
 
 const scanStepSource = `
 local reply = redis.call("SCAN", ARGV[1], "MATCH", ARGV[2], "COUNT", ARGV[3])
 local limit = tonumber(ARGV[4])
-local whole, unlinked, cut = {}, {}, {}
+local measured = ARGV[5]
+local whole, unlinked, cut, wholeBytes, cutBytes = {}, {}, {}, {}, {}
+local function memory(k)
+	if measured == "" or string.sub(k, 1, #measured) ~= measured then
+		return 0
+	end
+	return redis.call("MEMORY", "USAGE", k, "SAMPLES", "0") or 0
+end
 for _, k in ipairs(reply[2]) do
 	if #k <= limit then
 		whole[#whole + 1] = k
+		wholeBytes[#wholeBytes + 1] = memory(k)
 	else
 		local owned = false
-		for i = 5, #ARGV do
+		for i = 6, #ARGV do
 			if string.sub(k, 1, #ARGV[i]) == ARGV[i] then
 				owned = true
 				break
@@ -53,12 +70,16 @@ for _, k in ipairs(reply[2]) do
 		end
 		if not owned then
 			cut[#cut + 1] = string.sub(k, 1, limit)
+			cutBytes[#cutBytes + 1] = memory(k)
 		elseif redis.call("UNLINK", k) == 1 then
 			unlinked[#unlinked + 1] = string.sub(k, 1, limit)
 		end
 	end
 end
-return {reply[1], whole, unlinked, cut}`
+for _, n in ipairs(cutBytes) do
+	wholeBytes[#wholeBytes + 1] = n
+end
+return {reply[1], whole, unlinked, cut, wholeBytes}`
 
 // scanned is the answer of one scanStep.
 type scanned struct {
@@ -67,6 +88,9 @@ type scanned struct {
 	// unlinked are the longer names that began with one of the step's prefixes, which the
 	// step unlinked; cut are the other longer names. Both are cut to maxKeyName bytes.
 	unlinked, cut []string
+	// bytes is the memory of each key of keys and then of cut, when the pass measures them
+	// (0 otherwise).
+	bytes []int64
 }
 
 // scanNode calls batch with every non-empty answer of scanStep for pattern on one node. When
@@ -75,8 +99,10 @@ type scanned struct {
 // unlinks their long keys: a step without long keys, the usual one, costs one call. SCAN
 // returns every key that exists for the whole iteration at least once, and may return one
 // twice; deleting keys while iterating is safe.
-func scanNode(ctx context.Context, node redis.Cmdable, pattern string, count int64, owner func(cut string) (string, bool), batch func(scanned) error) error {
-	args := []any{"0", pattern, count, maxKeyName}
+//
+// measured is the prefix of the keys whose memory the pass reads (scanStep), "" for none.
+func scanNode(ctx context.Context, node redis.Cmdable, pattern, measured string, count int64, owner func(cut string) (string, bool), batch func(scanned) error) error {
+	args := []any{"0", pattern, count, maxKeyName, measured}
 	for {
 		next, found, err := runScanStep(ctx, node, args)
 		if err != nil {
@@ -94,6 +120,7 @@ func scanNode(ctx context.Context, node redis.Cmdable, pattern string, count int
 				return err
 			}
 			found.unlinked, found.cut = again.unlinked, again.cut
+			found.bytes = append(found.bytes[:len(found.keys)], again.bytes[len(again.keys):]...)
 		}
 		if len(found.keys)+len(found.unlinked)+len(found.cut) > 0 {
 			if err := batch(found); err != nil {
@@ -122,8 +149,8 @@ func runScanStep(ctx context.Context, node redis.Cmdable, args []any) (string, s
 // parseScanStep reads scanStep's answer.
 func parseScanStep(reply []any) (string, scanned, error) {
 	var found scanned
-	if len(reply) != 4 {
-		return "", found, fmt.Errorf("scan step: %d parts in the answer, want 4", len(reply))
+	if len(reply) != 5 {
+		return "", found, fmt.Errorf("scan step: %d parts in the answer, want 5", len(reply))
 	}
 	next, ok := reply[0].(string)
 	lists := []*[]string{&found.keys, &found.unlinked, &found.cut}
@@ -136,6 +163,13 @@ func parseScanStep(reply []any) (string, scanned, error) {
 			*list = append(*list, name)
 		}
 	}
+	sizes, isList := reply[4].([]any)
+	ok = ok && isList && len(sizes) == len(found.keys)+len(found.cut)
+	for _, n := range sizes {
+		size, isInt := n.(int64)
+		ok = ok && isInt
+		found.bytes = append(found.bytes, size)
+	}
 	if !ok {
 		return "", found, fmt.Errorf("scan step: unexpected answer %.200v", reply)
 	}
@@ -143,12 +177,13 @@ func parseScanStep(reply []any) (string, scanned, error) {
 }
 
 // scanKeys calls batch with the names of every non-empty scan step for pattern, on every
-// primary (concurrently: batch must be safe for concurrent use). Names longer than
+// primary (concurrently: batch must be safe for concurrent use), and with the memory of each
+// key that begins with measured (0 for the others; "" measures none). Names longer than
 // maxKeyName come cut to it: enough to tell whose a key is, not to address it.
-func scanKeys(ctx context.Context, rdb redis.UniversalClient, pattern string, count int64, batch func(keys []string) error) (int, error) {
+func scanKeys(ctx context.Context, rdb redis.UniversalClient, pattern, measured string, count int64, batch func(keys []string, bytes []int64) error) (int, error) {
 	return provision.ForEachPrimary(ctx, rdb, func(ctx context.Context, node redis.UniversalClient) error {
-		return scanNode(ctx, node, pattern, count, ownsNothing, func(found scanned) error {
-			return batch(append(found.keys, found.cut...))
+		return scanNode(ctx, node, pattern, measured, count, ownsNothing, func(found scanned) error {
+			return batch(append(found.keys, found.cut...), found.bytes)
 		})
 	})
 }
@@ -252,7 +287,7 @@ func unlinkScanned(ctx context.Context, rdb redis.UniversalClient, pattern strin
 	_, cluster := rdb.(*redis.ClusterClient)
 	return provision.ForEachPrimary(ctx, rdb, func(ctx context.Context, node redis.UniversalClient) error {
 		b := newSlotBatches(node, cluster, unlinked)
-		err := scanNode(ctx, node, pattern, count, owner, func(found scanned) error {
+		err := scanNode(ctx, node, pattern, "", count, owner, func(found scanned) error {
 			if len(found.unlinked) > 0 {
 				unlinked(found.unlinked, int64(len(found.unlinked)))
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/keys"
 	"github.com/botplatform/discord-sandboxes/shared/logkey"
 	"github.com/botplatform/discord-sandboxes/shared/metrics"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -49,8 +51,10 @@ type (
 // Run is one cleanup run: expiry warnings, then the teardown of every due sandbox (several
 // at once, each claimed so that concurrent runs never share one), then the end of sandbox
 // sessions whose transaction has been open too long and of the Redis users that hold too many
-// connections, then orphan reconciliation, then the gauges. It stops taking sandboxes when
-// less than the deadline margin remains before ctx's deadline and skips the orphans then.
+// connections, then orphan reconciliation, whose keyspace pass also measures every sandbox's
+// keys and switches off the Redis users of those above their memory share, then the gauges.
+// It stops taking sandboxes when less than the deadline margin remains before ctx's deadline
+// and skips the orphans (and the memory check) then.
 // Failed teardowns are recorded and reported, not returned; the error joins the problems of
 // the run itself.
 func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
@@ -111,14 +115,14 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
 		s.endLongTransactions(ctx, &rep, fail)
 		s.switchOffCrowdingRedisUsers(ctx, &rep, fail)
 	}
-	rec.Count(metrics.SandboxRedisUsersSwitchedOff, len(rep.RedisUsersSwitchedOff))
 
 	if nearDeadline(ctx, margin) {
 		rep.OrphansSkipped = true
 		s.log.WarnContext(ctx, "orphan reconciliation skipped: the deadline is near")
-	} else if orphans, err := s.findOrphans(ctx, !opts.DryRun); err != nil {
+	} else if orphans, live, err := s.findOrphans(ctx, !opts.DryRun); err != nil {
 		fail(err)
 	} else {
+		s.switchOffRedisUsersOverMemory(ctx, live, &rep, fail)
 		rep.Orphans = &orphans
 		for _, t := range ResourceTypes() {
 			rec.Count(metrics.OrphanedResources, orphans.Count(t), metrics.DimResourceType, t)
@@ -134,6 +138,8 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
 			}
 		}
 	}
+
+	rec.Count(metrics.SandboxRedisUsersSwitchedOff, len(rep.RedisUsersSwitchedOff)+len(rep.RedisUsersOverMemory))
 
 	if stats, err := s.gauges.Stats(ctx); err != nil {
 		fail(fmt.Errorf("cleanup: read gauges: %w", err))
@@ -368,5 +374,38 @@ func (s *Service) switchOffCrowdingRedisUsers(ctx context.Context, rep *RunRepor
 		s.log.WarnContext(ctx, "switched off a sandbox's Redis user that held too many connections; its next connect switches it on again",
 			logkey.Sandbox, u.SandboxID, "connections", u.Connections, "node", u.Node, "closed", u.Closed, "limit", sandbox.RedisConnectionLimit)
 		rep.RedisUsersSwitchedOff = append(rep.RedisUsersSwitchedOff, u.SandboxID)
+	}
+}
+
+// switchOffRedisUsersOverMemory switches off the Redis user of every sandbox whose keys held
+// more memory than the limit in the keyspace pass (live: what findOrphans measured, empty on a
+// dry run), and closes its connections, logging each at warn. Redis bounds memory per server,
+// never per namespace: one worker's keys could fill the server, and every other sandbox's
+// writes would then fail. The keys stay: the owner, connected again, deletes what it does not
+// need, or destroys the sandbox; the next run switches the user off again while they hold
+// more. A user already off is left off and not reported again; a sandbox without a user (the
+// shared Redis mode, or a teardown meanwhile) has nothing to switch off.
+func (s *Service) switchOffRedisUsersOverMemory(ctx context.Context, live map[string]namespaceUse, rep *RunReport, fail func(error)) {
+	for _, id := range slices.Sorted(maps.Keys(live)) {
+		n := live[id]
+		if n.bytes <= s.maxMemory {
+			continue
+		}
+		st, err := s.resources.RedisUserStateOf(ctx, id)
+		if err != nil {
+			fail(fmt.Errorf("read the Redis user of %s, whose keys hold %d bytes: %w", id, n.bytes, err))
+			continue
+		}
+		if st != provision.RedisUserOn {
+			continue
+		}
+		closed, err := s.resources.SwitchOffRedisUser(ctx, id)
+		if err != nil {
+			fail(fmt.Errorf("switch off the Redis user of %s, whose keys hold %d bytes: %w", id, n.bytes, err))
+			continue
+		}
+		s.log.WarnContext(ctx, "switched off a sandbox's Redis user whose keys hold more memory than a sandbox may; its next connect switches it on again",
+			logkey.Sandbox, id, "bytes", n.bytes, "keys", n.keys, "closed", closed, "limit", s.maxMemory)
+		rep.RedisUsersOverMemory = append(rep.RedisUsersOverMemory, id)
 	}
 }

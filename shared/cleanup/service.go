@@ -131,6 +131,8 @@ type OrphanResources interface {
 type SessionResources interface {
 	EndLongTransactions(ctx context.Context, maxAge time.Duration) ([]provision.EndedSession, error)
 	SwitchOffCrowdingRedisUsers(ctx context.Context, limit int) ([]provision.CrowdingUser, error)
+	SwitchOffRedisUser(ctx context.Context, id string) (int, error)
+	RedisUserStateOf(ctx context.Context, id string) (provision.RedisUserState, error)
 }
 
 // Resources is all cleanup asks of the per-sandbox resources (provision.Provisioner), whose
@@ -186,6 +188,9 @@ type Options struct {
 	// MaxTransaction is how long a sandbox's session may keep a transaction open before a
 	// scheduled run ends it (DefaultMaxTransaction).
 	MaxTransaction time.Duration
+	// RedisMemoryLimit is the memory, in bytes, a sandbox's keys may hold before a scheduled
+	// run switches off its Redis user (sandbox.RedisMemoryLimit); tests set less.
+	RedisMemoryLimit int64
 }
 
 // Service tears sandboxes down, warns owners before expiry and reconciles orphans.
@@ -221,6 +226,7 @@ type Service struct {
 	batchLimit  int
 	claimLease  time.Duration
 	maxXact     time.Duration
+	maxMemory   int64
 
 	// inject, set only by tests, fails the teardown at a chosen point (see fault).
 	inject func(ctx context.Context, point string, step Step, sandboxID string) error
@@ -262,6 +268,7 @@ func New(opts Options) (*Service, error) {
 		batchLimit:   orDefault(opts.BatchLimit, DefaultBatchLimit),
 		claimLease:   orDefault(opts.ClaimLease, config.DefaultClaimLease),
 		maxXact:      orDefault(opts.MaxTransaction, DefaultMaxTransaction),
+		maxMemory:    orDefault(opts.RedisMemoryLimit, sandbox.RedisMemoryLimit),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

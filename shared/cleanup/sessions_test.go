@@ -101,26 +101,18 @@ func TestRunSwitchesOffARedisUserThatCrowdsTheServer(t *testing.T) {
 	if err := quietWorker.Ping(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	run := func(opts RunOptions) RunReport {
-		t.Helper()
-		rep, err := e.s.Run(ctx, opts)
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-		return rep
-	}
-	if rep := run(RunOptions{}); len(rep.RedisUsersSwitchedOff) != 0 {
+	if rep := e.run(t, RunOptions{}); len(rep.RedisUsersSwitchedOff) != 0 {
 		t.Fatalf("at the limit (%d connections): switched off %v", sandbox.RedisConnectionLimit, rep.RedisUsersSwitchedOff)
 	}
 	conns = append(conns, e.workerConnections(t, crowd.ID, crowdCreds, 1)...)
-	if rep := run(RunOptions{DryRun: true}); len(rep.RedisUsersSwitchedOff) != 0 {
+	if rep := e.run(t, RunOptions{DryRun: true}); len(rep.RedisUsersSwitchedOff) != 0 {
 		t.Fatalf("a dry run switched off %v", rep.RedisUsersSwitchedOff)
 	}
 	if err := conns[0].Ping(ctx).Err(); err != nil {
 		t.Fatalf("the dry run closed a connection: %v", err)
 	}
 
-	rep := run(RunOptions{})
+	rep := e.run(t, RunOptions{})
 	if !slices.Equal(rep.RedisUsersSwitchedOff, []string{crowd.ID}) {
 		t.Fatalf("switched off %v, want only %s (%d connections, more than %d)", rep.RedisUsersSwitchedOff, crowd.ID,
 			len(conns), sandbox.RedisConnectionLimit)
@@ -145,7 +137,7 @@ func TestRunSwitchesOffARedisUserThatCrowdsTheServer(t *testing.T) {
 	}
 	wantState(provision.RedisUserOff)
 	// The next run sets every user's rules again (RefreshRedisUserRules): the user stays off.
-	if rep := run(RunOptions{}); len(rep.RedisUsersSwitchedOff) != 0 {
+	if rep := e.run(t, RunOptions{}); len(rep.RedisUsersSwitchedOff) != 0 {
 		t.Fatalf("the next run switched off %v", rep.RedisUsersSwitchedOff)
 	}
 	wantState(provision.RedisUserOff)

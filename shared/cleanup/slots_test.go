@@ -124,7 +124,7 @@ func scanAll(ctx context.Context, rdb redis.UniversalClient, pattern string) ([]
 		}
 		close(done)
 	}()
-	n, err := scanKeys(ctx, rdb, pattern, 1000, func(b []string) error {
+	n, err := scanKeys(ctx, rdb, pattern, "", 1000, func(b []string, _ []int64) error {
 		ch <- append([]string(nil), b...)
 		return nil
 	})

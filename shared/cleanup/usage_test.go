@@ -4,12 +4,14 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/botplatform/discord-sandboxes/shared/config"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -147,5 +149,91 @@ func TestKeyCountsAndLeftoverUsageHashes(t *testing.T) {
 	}
 	if c := e.auditCounts(t, ghost); c[controlplane.ActionOrphanRemoved] != 1 {
 		t.Errorf("audit of the ghost's removal: %v", c)
+	}
+}
+
+// A sandbox whose keys hold more memory than a sandbox may (Options.RedisMemoryLimit; here
+// 1 MiB) has its Redis user switched off by the scheduled run, after the keyspace pass
+// measured every namespace and recorded each live sandbox's memory in its usage hash: Redis
+// bounds memory per server only, so one worker's keys could otherwise fill the server that
+// every sandbox writes to. The keys are a hash of many small fields and two large ones, which
+// the five samples of MEMORY USAGE by default read as 48 KB (1.36 MB): the pass counts every
+// element. A sandbox under the limit and a dry run are left alone; a user already off
+// is not reported again; after connect the worker deletes its keys, and the next run leaves
+// it on.
+func TestRunSwitchesOffARedisUserWhoseKeysHoldTooMuchMemory(t *testing.T) {
+	t.Parallel()
+	const limit = 1 << 20
+	e := setup(t, envConfig{options: func(o *Options) { o.RedisMemoryLimit = limit }})
+	ctx := context.Background()
+	big := e.create(t, "memory-big", time.Hour)
+	small := e.create(t, "memory-small", time.Hour)
+	bigWorker, _ := e.worker(t, big.ID)
+	smallWorker, _ := e.worker(t, small.ID)
+	hash := keys.Namespace(big.ID) + "cache"
+	fields := make([]any, 0, 2*1002)
+	for i := range 1000 {
+		fields = append(fields, "f"+strconv.Itoa(i), "v")
+	}
+	large := strings.Repeat("x", 600<<10)
+	fields = append(fields, "large-1", large, "large-2", large)
+	if err := bigWorker.HSet(ctx, hash, fields...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := smallWorker.Set(ctx, keys.Namespace(small.ID)+"k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	memory := func(id string) int64 {
+		t.Helper()
+		v, err := e.rdb.HGet(ctx, keys.Usage(id), keys.UsageFieldMemory).Int64()
+		if err != nil {
+			t.Fatalf("memory of %s in its usage hash: %v", id, err)
+		}
+		return v
+	}
+	wantState := func(id string, want provision.RedisUserState) {
+		t.Helper()
+		if st, err := e.p.RedisUserStateOf(ctx, id); err != nil || st != want {
+			t.Fatalf("the Redis user of %s is in state %d (%v), want %d", id, st, err, want)
+		}
+	}
+
+	if rep := e.run(t, RunOptions{DryRun: true}); len(rep.RedisUsersOverMemory) != 0 || usageExists(t, e, big.ID) {
+		t.Fatalf("a dry run switched off %v or recorded the memory", rep.RedisUsersOverMemory)
+	}
+	rep := e.run(t, RunOptions{})
+	if !slices.Equal(rep.RedisUsersOverMemory, []string{big.ID}) || len(rep.RedisUsersSwitchedOff) != 0 {
+		t.Fatalf("over memory %v (crowding %v), want only %s", rep.RedisUsersOverMemory, rep.RedisUsersSwitchedOff, big.ID)
+	}
+	if m := memory(big.ID); m <= limit || m > 2*limit {
+		t.Errorf("the big sandbox's memory %d bytes, want its 1.36 MB hash and stream", m)
+	}
+	if m := memory(small.ID); m <= 0 || m >= limit {
+		t.Errorf("the small sandbox's memory %d bytes", m)
+	}
+	wantState(big.ID, provision.RedisUserOff)
+	wantState(small.ID, provision.RedisUserOn)
+	if err := bigWorker.Ping(ctx).Err(); err == nil {
+		t.Error("the big sandbox's worker connection still answers")
+	}
+	if err := smallWorker.Ping(ctx).Err(); err != nil {
+		t.Errorf("the small sandbox's worker lost its connection: %v", err)
+	}
+	if rep := e.run(t, RunOptions{}); len(rep.RedisUsersOverMemory) != 0 {
+		t.Errorf("the next run reported the user that is off already: %v", rep.RedisUsersOverMemory)
+	}
+	wantState(big.ID, provision.RedisUserOff)
+
+	again, _ := e.worker(t, big.ID) // connect switches it on
+	wantState(big.ID, provision.RedisUserOn)
+	if err := again.Del(ctx, hash).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if rep := e.run(t, RunOptions{}); len(rep.RedisUsersOverMemory) != 0 {
+		t.Fatalf("after the worker deleted its hash: over memory %v", rep.RedisUsersOverMemory)
+	}
+	wantState(big.ID, provision.RedisUserOn)
+	if m := memory(big.ID); m >= limit {
+		t.Errorf("the big sandbox's memory after the delete: %d bytes", m)
 	}
 }

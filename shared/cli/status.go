@@ -279,6 +279,13 @@ func usageFields(st style, u *apiwire.Usage, now time.Time, loc *time.Location) 
 	keys := "not counted yet (the cleanup counts them every run)"
 	if u.Keys != nil {
 		keys = fmt.Sprintf("%d", *u.Keys)
+		if u.RedisBytes != nil {
+			memory := fmt.Sprintf("%s of the %s a sandbox may hold", formatBytes(*u.RedisBytes), formatBytes(u.RedisBytesLimit))
+			if u.RedisBytesLimit > 0 && *u.RedisBytes > u.RedisBytesLimit {
+				memory = st.red(memory + ": over it, the cleanup switches off the sandbox's Redis user; sandbox connect switches it on, then delete keys")
+			}
+			keys += ", " + memory
+		}
 		if u.KeysCountedAt != nil {
 			keys += " (counted by the cleanup " + ago(*u.KeysCountedAt, now) + ")"
 		}

@@ -110,6 +110,10 @@ func NamespacePattern(id string) (string, error) {
 // AllNamespacesPattern matches the keys of every sandbox namespace (for orphan reconciliation).
 const AllNamespacesPattern = prefix + "{*}:*"
 
+// NamespacesPrefix begins every key of every namespace, and no other key of this layout:
+// cleanup's keyspace pass measures the memory of the keys that begin with it.
+const NamespacesPrefix = prefix + "{"
+
 // AllRoutesPattern matches every route cache entry.
 const AllRoutesPattern = routePrefix + "*"
 

@@ -8,7 +8,7 @@ import (
 
 // A sandbox's usage counters live in one hash per sandbox, outside its namespace:
 //
-//	sandbox:usage:{<id>}    events routed to it, its last event, its key count
+//	sandbox:usage:{<id>}    events routed to it, its last event, its key count and memory
 //
 // Outside the namespace, because the sandbox's own Redis user reaches sandbox:{<id>}:* and
 // nothing else (SandboxACLRules): its code can neither write nor delete its counters. With
@@ -48,6 +48,8 @@ const (
 	UsageFieldLastEventMS = "last_event_ms"
 	// UsageFieldKeys is how many keys the sandbox's namespace held at the last cleanup pass.
 	UsageFieldKeys = "keys"
+	// UsageFieldMemory is the memory those keys held at that pass, in bytes (MEMORY USAGE).
+	UsageFieldMemory = "memory_bytes"
 	// UsageFieldKeysCountedMS is when that pass counted them, in Unix milliseconds.
 	UsageFieldKeysCountedMS = "keys_counted_ms"
 )

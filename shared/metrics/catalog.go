@@ -158,7 +158,7 @@ var (
 	SandboxRedisUsersSwitchedOff = Metric{
 		Name: "SandboxRedisUsersSwitchedOff", Unit: unitCount, DimensionSets: byEnvironment(),
 		EmittedBy:   []Function{FunctionAPI, FunctionCleanup},
-		Description: "Sandboxes' Redis users a cleanup run switched off because they held more connections on one node than a sandbox may; alarm above 0.",
+		Description: "Sandboxes' Redis users a cleanup run switched off because they held more connections on one node, or their keys more memory, than a sandbox may; alarm above 0.",
 	}
 	OrphanedResources = Metric{
 		Name: "OrphanedResources", Unit: unitCount, DimensionSets: byEnvironmentAnd(DimResourceType),

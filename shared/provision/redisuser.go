@@ -180,7 +180,8 @@ const (
 	RedisUserMissing RedisUserState = iota
 	// RedisUserOn: its worker may authenticate.
 	RedisUserOn
-	// RedisUserOff: switched off (SwitchOffCrowdingRedisUsers); connect switches it on again.
+	// RedisUserOff: switched off by the cleanup (SwitchOffRedisUser: too many connections or too
+	// much memory); connect switches it on again.
 	RedisUserOff
 )
 

@@ -172,9 +172,8 @@ type CrowdingUser struct {
 // switched off on every node first (ACL SETUSER off: no connection may authenticate as it any
 // more), then its connections are closed, so none comes back. It keeps its password and its
 // rules, and the scheduled refresh keeps it off (RefreshRedisUserRules sets no flag); the
-// sandbox's next connect (RotateCredentials) switches it on again, with new passwords. A user
-// that a teardown deletes between the count and the switch comes back switched off, with no
-// password and no rule: nothing authenticates as it, and the orphan finder removes it.
+// sandbox's next connect (RotateCredentials) switches it on again, with new passwords
+// (SwitchOffRedisUser).
 //
 // Round trips: one CLIENT LIST per node, then for each user switched off one ACL SETUSER and
 // one CLIENT KILL per node. The functions' user needs +client|list for the count
@@ -218,19 +217,40 @@ func (p *Provisioner) SwitchOffCrowdingRedisUsers(ctx context.Context, limit int
 	}
 	slices.SortFunc(out, func(a, b CrowdingUser) int { return strings.Compare(a.SandboxID, b.SandboxID) })
 	for i := range out {
-		user := p.RedisUserName(out[i].SandboxID)
-		if _, err := forEveryNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
-			return node.Do(ctx, "ACL", "SETUSER", user, "off").Err()
-		}); err != nil {
-			return out[:i], fmt.Errorf("switch off the Redis user of %s: %w", out[i].SandboxID, err)
-		}
-		closed, err := p.closeRedisConnections(ctx, user)
+		closed, err := p.SwitchOffRedisUser(ctx, out[i].SandboxID)
 		out[i].Closed = closed
 		if err != nil {
-			return out[:i+1], fmt.Errorf("close the Redis connections of %s: %w", out[i].SandboxID, err)
+			return out[:i], err
 		}
 	}
 	return out, nil
+}
+
+// SwitchOffRedisUser switches off the Redis user of sandbox id on every node (ACL SETUSER
+// off: no connection may authenticate as it any more), then closes every connection
+// authenticated as it, so that none comes back, and returns how many it closed. The user
+// keeps its password, its rules and its keys; the sandbox's next connect switches it on
+// again. In shared Redis mode there is no user to switch off: it does nothing. A user that a
+// teardown deleted just before comes back switched off, with no password and no rule: nothing
+// authenticates as it, and the orphan finder removes it.
+func (p *Provisioner) SwitchOffRedisUser(ctx context.Context, id string) (int, error) {
+	if !p.redisUsers() {
+		return 0, nil
+	}
+	if err := checkID(id); err != nil {
+		return 0, err
+	}
+	user := p.RedisUserName(id)
+	if _, err := forEveryNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
+		return node.Do(ctx, "ACL", "SETUSER", user, "off").Err()
+	}); err != nil {
+		return 0, fmt.Errorf("switch off the Redis user of %s: %w", id, err)
+	}
+	closed, err := p.closeRedisConnections(ctx, user)
+	if err != nil {
+		return closed, fmt.Errorf("close the Redis connections of %s: %w", id, err)
+	}
+	return closed, nil
 }
 
 // closeRedisConnections closes every connection authenticated as user, on every node the

@@ -27,8 +27,9 @@ type RedisUsage struct {
 	// Stream is its event stream now (Exists false once it is gone).
 	Stream StreamCounts
 	// Keys is how many keys its namespace held at the last cleanup pass that counted them
-	// (KeysCountedAt); nil until one did.
+	// (KeysCountedAt), and Memory their memory in bytes; nil until one did.
 	Keys          *int64
+	Memory        *int64
 	KeysCountedAt *time.Time
 }
 
@@ -108,6 +109,10 @@ func (p *Provisioner) RedisUsage(ctx context.Context, ids []string) (map[string]
 		if _, ok := hash[keys.UsageFieldKeys]; ok {
 			n := field(hash, keys.UsageFieldKeys)
 			u.Keys, u.KeysCountedAt = &n, fieldTime(hash, keys.UsageFieldKeysCountedMS)
+		}
+		if _, ok := hash[keys.UsageFieldMemory]; ok {
+			n := field(hash, keys.UsageFieldMemory)
+			u.Memory = &n
 		}
 		counts, err := c.stream.Int64Slice()
 		if err == nil && len(counts) != 3 {

@@ -67,7 +67,7 @@ func TestRedisUsage(t *testing.T) {
 	}
 	at := time.UnixMilli(1767000000123).UTC()
 	if err := e.rdb.HSet(ctx, keys.Usage(busy), keys.UsageFieldEvents, 7, keys.UsageFieldLastEventMS, at.UnixMilli(),
-		keys.UsageFieldKeys, 4, keys.UsageFieldKeysCountedMS, at.UnixMilli()).Err(); err != nil {
+		keys.UsageFieldKeys, 4, keys.UsageFieldMemory, 5120, keys.UsageFieldKeysCountedMS, at.UnixMilli()).Err(); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
@@ -85,10 +85,11 @@ func TestRedisUsage(t *testing.T) {
 	}
 	b := got[busy]
 	if b.Events != 7 || b.LastEventAt == nil || !b.LastEventAt.Equal(at) || b.Keys == nil || *b.Keys != 4 ||
+		b.Memory == nil || *b.Memory != 5120 ||
 		b.KeysCountedAt == nil || !b.Stream.Exists || b.Stream.Length != 3 || b.Stream.Pending != 2 {
 		t.Errorf("busy: %+v", b)
 	}
-	if q := got[quiet]; q.Events != 0 || q.LastEventAt != nil || q.Keys != nil || !q.Stream.Exists || q.Stream.Length != 0 {
+	if q := got[quiet]; q.Events != 0 || q.LastEventAt != nil || q.Keys != nil || q.Memory != nil || !q.Stream.Exists || q.Stream.Length != 0 {
 		t.Errorf("quiet: %+v", q)
 	}
 	if g, ok := got[gone]; !ok || g.Stream.Exists || g.Events != 0 {

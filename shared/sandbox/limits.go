@@ -37,6 +37,16 @@ const RoleConnectionLimit = 20
 // node by default, which on a large machine is more.
 const RedisConnectionLimit = 50
 
+// RedisMemoryLimit bounds the memory one sandbox's keys may hold in Redis, in bytes, as
+// MEMORY USAGE counts it (the value, its name and the server's overhead). Redis bounds memory
+// per server (maxmemory), never per key prefix: one worker's keys could fill the server, and
+// with noeviction every other sandbox's writes and the router's appends would then fail. The
+// scheduled cleanup measures every namespace in its keyspace pass and switches off the Redis
+// user of a sandbox above it, as for RedisConnectionLimit. Its event stream counts: the
+// router keeps it at ROUTER_STREAM_MAXLEN entries (10,000 by default), which events of a few
+// KB keep well under this. connect hands it to the worker (SANDBOX_REDIS_MAX_MEMORY).
+const RedisMemoryLimit = 128 << 20
+
 // RoleQuietLogSettings are the server settings a sandbox's database role gets as its own
 // defaults, at PANIC, so that its messages and failed statements stay out of the server's
 // log, which is the server's disk. Both are a superuser's settings: the role can set them
