@@ -39,6 +39,16 @@ locals {
       treat_missing_data  = "notBreaching"
       description         = "Cleanup switched off a sandbox's Redis user: its workers held more connections, or its keys more memory, than a sandbox may. Runbook RB-SB-011."
     }
+    sandbox-database-oversized = {
+      metric_name         = "SandboxDatabaseRolesSwitchedOff"
+      statistic           = "Sum"
+      comparison_operator = "GreaterThanThreshold"
+      threshold           = 0
+      period              = 900 # one cleanup interval
+      evaluation_periods  = 1
+      treat_missing_data  = "notBreaching"
+      description         = "Cleanup took a sandbox role's password away: its schema took more disk than a sandbox may. Runbook RB-SB-012."
+    }
     orphaned-resources = {
       # A gauge reported once per run, the total over all resource types:
       # every report of the last hour above 5.
@@ -313,6 +323,7 @@ locals {
         { name = "CleanupSandboxesRemaining", stat = "Maximum" },
         { name = "CleanupClaimsLost" },
         { name = "SandboxRedisUsersSwitchedOff", label = "Redis users switched off" },
+        { name = "SandboxDatabaseRolesSwitchedOff", label = "Database roles switched off" },
         { name = "ExpiryWarningsSent" },
         { name = "CleanupDuration", stat = "Maximum", yAxis = "right" },
       ]

@@ -193,10 +193,12 @@ func (h *Handler) connection(sb *sandbox.Sandbox, creds provision.Credentials) a
 		"SANDBOX_CONSUMER_GROUP": keys.EventsGroup,
 		"SANDBOX_GUILD_IDS":      strings.Join(guilds, ","),
 	}
-	// A worker sizes its pools by the MAX_CONNECTIONS, and its caches by the MAX_MEMORY: its
-	// role refuses more sessions, and cleanup switches off a Redis user that holds more
-	// connections on one node, or whose keys hold more memory.
+	// A worker sizes its pools by the MAX_CONNECTIONS, and its data by the MAX_BYTES and
+	// MAX_MEMORY: its role refuses more sessions, and cleanup switches off a role whose schema
+	// takes more disk, and a Redis user that holds more connections on one node, or whose keys
+	// hold more memory.
 	resp.Env["SANDBOX_DATABASE_MAX_CONNECTIONS"] = strconv.Itoa(sandbox.RoleConnectionLimit)
+	resp.Env["SANDBOX_DATABASE_MAX_BYTES"] = strconv.Itoa(sandbox.SchemaSizeLimit)
 	if creds.RedisUser != "" {
 		resp.Env["SANDBOX_REDIS_USERNAME"] = creds.RedisUser
 		resp.Env["SANDBOX_REDIS_PASSWORD"] = creds.RedisPassword

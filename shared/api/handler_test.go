@@ -17,6 +17,7 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/keys"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
 	"github.com/botplatform/discord-sandboxes/shared/routecache"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
@@ -331,7 +332,7 @@ func TestConnectRotatesAWorkingPassword(t *testing.T) {
 		"SANDBOX_GUILD_IDS":     guild1 + "," + guild2, "SANDBOX_ID": sb.ID, "SANDBOX_NAME": "alpha",
 		"PGOPTIONS": "-c search_path=" + sb.Schema, "PGSSLMODE": db.SSLMode,
 		"SANDBOX_DATABASE_MAX_CONNECTIONS": "20", "SANDBOX_REDIS_MAX_CONNECTIONS": "50",
-		"SANDBOX_REDIS_MAX_MEMORY": "134217728",
+		"SANDBOX_REDIS_MAX_MEMORY": "134217728", "SANDBOX_DATABASE_MAX_BYTES": "1073741824",
 	} {
 		if env[k] != want {
 			t.Errorf("env %s = %q, want %q", k, env[k], want)
@@ -488,6 +489,35 @@ func TestSandboxHealth(t *testing.T) {
 	if cs["database"].Status != api.CheckFail || cs["status"].Status != api.CheckFail || h.Status != "destroying" {
 		t.Errorf("destroying sandbox health: %+v", h)
 	}
+}
+
+// oversized reports every sandbox's schema one byte above what a sandbox may take: a schema
+// of 1 GiB is not written for a test; the cleanup's tests fill one past a lower limit.
+type oversized struct{ api.Resources }
+
+func (o oversized) Inspect(ctx context.Context, id string) (provision.Resources, error) {
+	res, err := o.Resources.Inspect(ctx, id)
+	res.Bytes = sandbox.SchemaSizeLimit + 1
+	return res, err
+}
+
+// A schema above its share is unhealthy, saying that the cleanup takes its role's password
+// away and how to come back under it.
+func TestSandboxHealthOfAnOversizedSchema(t *testing.T) {
+	e := newEnv(t, envOptions{resources: func(_ *env, r api.Resources) api.Resources { return oversized{r} }})
+	e.create(t, alice, "alpha", guild1)
+	h := decode[apiwire.SandboxHealth](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha/health", principal: alice}))
+	for _, c := range h.Checks {
+		if c.Name != "database" {
+			continue
+		}
+		if h.Overall != api.Unhealthy || c.Status != api.CheckFail || !strings.Contains(c.Detail, "more than the 1024 MiB a sandbox may") ||
+			!strings.Contains(c.Detail, "sandbox connect") {
+			t.Errorf("oversized schema: %s %+v", h.Overall, c)
+		}
+		return
+	}
+	t.Fatalf("no database check: %+v", h.Checks)
 }
 
 func TestRouteExplanation(t *testing.T) {

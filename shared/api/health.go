@@ -186,6 +186,10 @@ func (h *Handler) databaseCheck(ctx context.Context, sb *sandbox.Sandbox) (strin
 	if len(res.Ungranted) > 0 {
 		return CheckFail, fmt.Sprintf("role %s lacks its rights on %s", sb.DBRole, strings.Join(res.Ungranted, ", "))
 	}
+	if res.Bytes > sandbox.SchemaSizeLimit {
+		return CheckFail, fmt.Sprintf("schema %s holds %d bytes, more than the %d MiB a sandbox may: the cleanup takes role %s's password away and ends its sessions at every run until it holds less; sandbox connect sets a new password, then truncate or drop tables (a DELETE leaves a table's size until VACUUM FULL)",
+			sb.SchemaName, res.Bytes, sandbox.SchemaSizeLimit>>20, sb.DBRole)
+	}
 	return CheckOK, fmt.Sprintf("schema %s present, %d tables, %d bytes, role %s may use them",
 		sb.SchemaName, len(res.Tables), res.Bytes, sb.DBRole)
 }

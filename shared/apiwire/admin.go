@@ -71,6 +71,11 @@ type RunReport struct {
 	// their keys held more memory than a sandbox may (RedisMemoryLimit); their next connect
 	// switches it on again, and the next run switches it off again while they still do.
 	RedisUsersOverMemory []string `json:"redis_users_over_memory,omitempty"`
+	// DatabaseRolesSwitchedOff lists the sandboxes whose database role the run took the
+	// password of, ending its sessions, because their schema took more disk than a sandbox
+	// may (SchemaSizeLimit); their next connect sets a new one, and the next run takes it
+	// again while the schema is still above.
+	DatabaseRolesSwitchedOff []string `json:"database_roles_switched_off,omitempty"`
 
 	ActiveSandboxes int `json:"active_sandboxes"`
 	GuildMappings   int `json:"guild_mappings"`

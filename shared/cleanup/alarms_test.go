@@ -182,39 +182,52 @@ func firesForOneQuarter(t *testing.T, alarm alarmtest.MetricAlarm, first, second
 	}
 }
 
-// TestSandboxRedisCrowdingAlarm: a run that switches off a sandbox's Redis user (its worker
-// held more connections than a sandbox may, or its keys more memory) fires the alarm for its
-// period; the next run, which finds the user off and nothing to switch off, leaves the next
-// period quiet.
-func TestSandboxRedisCrowdingAlarm(t *testing.T) {
+// TestSandboxShareAlarms: a run that switches off a sandbox's Redis user (its worker held
+// more connections than a sandbox may, or its keys more memory) fires sandbox-redis-crowding
+// for its period, and one that takes a role's password away (its schema took more disk)
+// sandbox-database-oversized; the next run, which finds nothing more to switch off (the
+// schema truncated), leaves the next period quiet.
+func TestSandboxShareAlarms(t *testing.T) {
 	t.Parallel()
-	const memoryLimit = 64 << 10
+	const memoryLimit, schemaLimit = 64 << 10, 1 << 20
+	redisAlarm := func(t *testing.T) alarmtest.MetricAlarm { return alarmtest.Load(t, "sandbox-redis-crowding") }
+	databaseAlarm := func(t *testing.T) alarmtest.MetricAlarm { return alarmtest.Load(t, "sandbox-database-oversized") }
 	for _, tc := range []struct {
-		name string
-		// crowd makes the sandbox's worker pass its share; switched reads the run's report.
-		crowd    func(t *testing.T, e *env, id string, creds provision.Credentials)
-		switched func(rep RunReport) []string
+		name  string
+		alarm func(t *testing.T) alarmtest.MetricAlarm
+		// crowd makes the sandbox's worker pass its share, calm brings it back under
+		// (nil: nothing to do); switched reads the run's report.
+		crowd, calm func(t *testing.T, e *env, sb *sandbox.Sandbox, creds provision.Credentials)
+		switched    func(rep RunReport) []string
 	}{
-		{"connections", func(t *testing.T, e *env, id string, creds provision.Credentials) {
-			e.workerConnections(t, id, creds, sandbox.RedisConnectionLimit+1)
-		}, func(rep RunReport) []string { return rep.RedisUsersSwitchedOff }},
-		{"memory", func(t *testing.T, e *env, id string, creds provision.Credentials) {
-			worker := e.workerConnections(t, id, creds, 1)[0]
-			if err := worker.Set(t.Context(), keys.Namespace(id)+"blob", strings.Repeat("x", 2*memoryLimit), 0).Err(); err != nil {
+		{"connections", redisAlarm, func(t *testing.T, e *env, sb *sandbox.Sandbox, creds provision.Credentials) {
+			e.workerConnections(t, sb.ID, creds, sandbox.RedisConnectionLimit+1)
+		}, nil, func(rep RunReport) []string { return rep.RedisUsersSwitchedOff }},
+		{"memory", redisAlarm, func(t *testing.T, e *env, sb *sandbox.Sandbox, creds provision.Credentials) {
+			worker := e.workerConnections(t, sb.ID, creds, 1)[0]
+			if err := worker.Set(t.Context(), keys.Namespace(sb.ID)+"blob", strings.Repeat("x", 2*memoryLimit), 0).Err(); err != nil {
 				t.Fatal(err)
 			}
-		}, func(rep RunReport) []string { return rep.RedisUsersOverMemory }},
+		}, nil, func(rep RunReport) []string { return rep.RedisUsersOverMemory }},
+		{"disk", databaseAlarm, func(t *testing.T, e *env, sb *sandbox.Sandbox, _ provision.Credentials) {
+			e.workerExec(t, "CREATE TABLE "+sb.SchemaName+".rows AS SELECT repeat('x', 1000) AS v FROM generate_series(1, 3000)")
+		}, func(t *testing.T, e *env, sb *sandbox.Sandbox, _ provision.Credentials) {
+			e.workerExec(t, "TRUNCATE "+sb.SchemaName+".rows")
+		}, func(rep RunReport) []string { return rep.DatabaseRolesSwitchedOff }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := setup(t, envConfig{options: func(o *Options) { o.RedisMemoryLimit = memoryLimit }})
-			alarm := alarmtest.Load(t, "sandbox-redis-crowding")
+			e := setup(t, envConfig{options: func(o *Options) { o.RedisMemoryLimit, o.SchemaSizeLimit = memoryLimit, schemaLimit }})
+			alarm := tc.alarm(t)
 			sb := e.create(t, "crowding", time.Hour)
 			_, creds := e.worker(t, sb.ID)
-			tc.crowd(t, e, sb.ID, creds)
+			tc.crowd(t, e, sb, creds)
 			rep, crowded := e.runMetered(t, RunOptions{}, quarter(0))
 			if got := tc.switched(rep); len(got) != 1 {
 				t.Fatalf("first run switched off %v, want %s", got, sb.ID)
+			}
+			if tc.calm != nil {
+				tc.calm(t, e, sb, creds)
 			}
 			rep, calm := e.runMetered(t, RunOptions{}, quarter(1))
 			if got := tc.switched(rep); len(got) != 0 {

@@ -50,8 +50,8 @@ type (
 
 // Run is one cleanup run: expiry warnings, then the teardown of every due sandbox (several
 // at once, each claimed so that concurrent runs never share one), then the end of sandbox
-// sessions whose transaction has been open too long and of the Redis users that hold too many
-// connections, then orphan reconciliation, whose keyspace pass also measures every sandbox's
+// sessions whose transaction has been open too long, of the Redis users that hold too many
+// connections and of the roles whose schema takes too much disk, then orphan reconciliation, whose keyspace pass also measures every sandbox's
 // keys and switches off the Redis users of those above their memory share, then the gauges.
 // It stops taking sandboxes when less than the deadline margin remains before ctx's deadline
 // and skips the orphans (and the memory check) then.
@@ -114,7 +114,9 @@ func (s *Service) Run(ctx context.Context, opts RunOptions) (RunReport, error) {
 	if !opts.DryRun {
 		s.endLongTransactions(ctx, &rep, fail)
 		s.switchOffCrowdingRedisUsers(ctx, &rep, fail)
+		s.switchOffOversizedRoles(ctx, &rep, fail)
 	}
+	rec.Count(metrics.SandboxDatabaseRolesSwitchedOff, len(rep.DatabaseRolesSwitchedOff))
 
 	if nearDeadline(ctx, margin) {
 		rep.OrphansSkipped = true
@@ -407,5 +409,25 @@ func (s *Service) switchOffRedisUsersOverMemory(ctx context.Context, live map[st
 		s.log.WarnContext(ctx, "switched off a sandbox's Redis user whose keys hold more memory than a sandbox may; its next connect switches it on again",
 			logkey.Sandbox, id, "bytes", n.bytes, "keys", n.keys, "closed", closed, "limit", s.maxMemory)
 		rep.RedisUsersOverMemory = append(rep.RedisUsersOverMemory, id)
+	}
+}
+
+// switchOffOversizedRoles takes the password of the role of every sandbox whose schema takes
+// more disk than the limit away and ends its sessions (provision.SwitchOffOversizedRoles:
+// PostgreSQL has no quota per schema, so one worker's rows could fill the disk every other
+// sandbox writes to), logging each at warn.
+func (s *Service) switchOffOversizedRoles(ctx context.Context, rep *RunReport, fail func(error)) {
+	res, err := s.resources.SwitchOffOversizedRoles(ctx, s.maxSchema, s.lockTimeout)
+	if err != nil {
+		fail(err)
+	}
+	for _, o := range res.SwitchedOff {
+		s.log.WarnContext(ctx, "took the password of a sandbox's role whose schema takes more disk than a sandbox may; its next connect sets a new one",
+			logkey.Sandbox, o.SandboxID, "bytes", o.Bytes, "sessions_ended", o.SessionsEnded, "limit", s.maxSchema)
+		rep.DatabaseRolesSwitchedOff = append(rep.DatabaseRolesSwitchedOff, o.SandboxID)
+	}
+	if len(res.Unmeasured) > 0 {
+		s.log.WarnContext(ctx, "could not read the size of sandbox schemas whose sessions hold a lock; the next run reads them again",
+			"sandboxes", res.Unmeasured)
 	}
 }

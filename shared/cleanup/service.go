@@ -133,6 +133,7 @@ type SessionResources interface {
 	SwitchOffCrowdingRedisUsers(ctx context.Context, limit int) ([]provision.CrowdingUser, error)
 	SwitchOffRedisUser(ctx context.Context, id string) (int, error)
 	RedisUserStateOf(ctx context.Context, id string) (provision.RedisUserState, error)
+	SwitchOffOversizedRoles(ctx context.Context, limit int64, lockTimeout time.Duration) (provision.OversizedRoles, error)
 }
 
 // Resources is all cleanup asks of the per-sandbox resources (provision.Provisioner), whose
@@ -191,6 +192,9 @@ type Options struct {
 	// RedisMemoryLimit is the memory, in bytes, a sandbox's keys may hold before a scheduled
 	// run switches off its Redis user (sandbox.RedisMemoryLimit); tests set less.
 	RedisMemoryLimit int64
+	// SchemaSizeLimit is the size, in bytes, a sandbox's schema may take before a scheduled
+	// run takes its role's password away (sandbox.SchemaSizeLimit); tests set less.
+	SchemaSizeLimit int64
 }
 
 // Service tears sandboxes down, warns owners before expiry and reconciles orphans.
@@ -227,6 +231,7 @@ type Service struct {
 	claimLease  time.Duration
 	maxXact     time.Duration
 	maxMemory   int64
+	maxSchema   int64
 
 	// inject, set only by tests, fails the teardown at a chosen point (see fault).
 	inject func(ctx context.Context, point string, step Step, sandboxID string) error
@@ -269,6 +274,7 @@ func New(opts Options) (*Service, error) {
 		claimLease:   orDefault(opts.ClaimLease, config.DefaultClaimLease),
 		maxXact:      orDefault(opts.MaxTransaction, DefaultMaxTransaction),
 		maxMemory:    orDefault(opts.RedisMemoryLimit, sandbox.RedisMemoryLimit),
+		maxSchema:    orDefault(opts.SchemaSizeLimit, sandbox.SchemaSizeLimit),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

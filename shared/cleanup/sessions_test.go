@@ -149,3 +149,74 @@ func TestRunSwitchesOffARedisUserThatCrowdsTheServer(t *testing.T) {
 		t.Fatalf("after connect, the worker cannot authenticate as %s: %v", creds.RedisUser, err)
 	}
 }
+
+// A sandbox whose schema takes more disk than a sandbox may (Options.SchemaSizeLimit; here
+// 1 MiB) has its role's password taken away and its sessions ended by the scheduled run:
+// PostgreSQL has no quota per schema, so one worker's rows could otherwise fill the disk every
+// sandbox writes to. A sandbox under the limit keeps its session, and one whose session holds
+// a lock on its own table (which keeps the one query of every schema's size from it) keeps
+// neither from being measured. A dry run does nothing; the next run takes the password again
+// while the schema is still above; connect sets a new one, and after a TRUNCATE the next run
+// leaves the role alone.
+func TestRunTakesThePasswordOfARoleWhoseSchemaTakesTooMuchDisk(t *testing.T) {
+	t.Parallel()
+	const limit = 1 << 20
+	e := setup(t, envConfig{options: func(o *Options) { o.SchemaSizeLimit = limit }})
+	ctx := context.Background()
+	big := e.create(t, "disk-big", time.Hour)
+	small := e.create(t, "disk-small", time.Hour)
+	locker := e.create(t, "disk-locker", time.Hour)
+	login := func(sb *sandbox.Sandbox) (*pgx.Conn, string) {
+		t.Helper()
+		creds, err := e.p.RotateCredentials(ctx, sb.ID, time.Now().Add(time.Hour), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := testenv.ConnectAs(t, e.workerURL, sandbox.RoleName(sb.ID), creds.DatabasePassword)
+		if err != nil {
+			t.Fatalf("login as %s: %v", sb.Name, err)
+		}
+		return conn, creds.DatabasePassword
+	}
+	exec := func(conn *pgx.Conn, sql string) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	bigWorker, bigPassword := login(big)
+	exec(bigWorker, "CREATE TABLE "+big.SchemaName+".rows AS SELECT repeat('x', 1000) AS v FROM generate_series(1, 3000)")
+	smallWorker, _ := login(small)
+	exec(smallWorker, "CREATE TABLE "+small.SchemaName+".rows AS SELECT 1 AS v")
+	lockerWorker, _ := login(locker)
+	exec(lockerWorker, "CREATE TABLE "+locker.SchemaName+".rows AS SELECT 1 AS v")
+	exec(lockerWorker, "BEGIN")
+	exec(lockerWorker, "LOCK TABLE "+locker.SchemaName+".rows IN ACCESS EXCLUSIVE MODE")
+
+	if rep := e.run(t, RunOptions{DryRun: true}); len(rep.DatabaseRolesSwitchedOff) != 0 {
+		t.Fatalf("a dry run switched off %v", rep.DatabaseRolesSwitchedOff)
+	}
+	exec(bigWorker, "SELECT 1")
+	rep := e.run(t, RunOptions{})
+	if !slices.Equal(rep.DatabaseRolesSwitchedOff, []string{big.ID}) {
+		t.Fatalf("switched off %v, want only %s", rep.DatabaseRolesSwitchedOff, big.ID)
+	}
+	if _, err := bigWorker.Exec(ctx, "SELECT 1"); err == nil {
+		t.Error("the big sandbox's session still answers")
+	}
+	if _, err := testenv.ConnectAs(t, e.workerURL, big.DBRole, bigPassword); err == nil {
+		t.Error("a login with the big sandbox's password still succeeds")
+	}
+	exec(smallWorker, "SELECT 1")
+	exec(lockerWorker, "SELECT 1") // its transaction and lock are intact
+	if rep := e.run(t, RunOptions{}); !slices.Equal(rep.DatabaseRolesSwitchedOff, []string{big.ID}) {
+		t.Fatalf("the next run switched off %v, want %s again (its schema is still above)", rep.DatabaseRolesSwitchedOff, big.ID)
+	}
+
+	again, _ := login(big) // connect sets a new password
+	exec(again, "TRUNCATE "+big.SchemaName+".rows")
+	if rep := e.run(t, RunOptions{}); len(rep.DatabaseRolesSwitchedOff) != 0 {
+		t.Fatalf("after the truncate: switched off %v", rep.DatabaseRolesSwitchedOff)
+	}
+	exec(again, "SELECT 1")
+}

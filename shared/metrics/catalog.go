@@ -160,6 +160,11 @@ var (
 		EmittedBy:   []Function{FunctionAPI, FunctionCleanup},
 		Description: "Sandboxes' Redis users a cleanup run switched off because they held more connections on one node, or their keys more memory, than a sandbox may; alarm above 0.",
 	}
+	SandboxDatabaseRolesSwitchedOff = Metric{
+		Name: "SandboxDatabaseRolesSwitchedOff", Unit: unitCount, DimensionSets: byEnvironment(),
+		EmittedBy:   []Function{FunctionAPI, FunctionCleanup},
+		Description: "Sandboxes' database roles whose password a cleanup run took away, ending their sessions, because their schema took more disk than a sandbox may; alarm above 0.",
+	}
 	OrphanedResources = Metric{
 		Name: "OrphanedResources", Unit: unitCount, DimensionSets: byEnvironmentAnd(DimResourceType),
 		EmittedBy:   []Function{FunctionAPI, FunctionCleanup},
@@ -229,6 +234,7 @@ func Catalog() []Metric {
 		CleanupSandboxesRemaining,
 		CleanupClaimsLost,
 		SandboxRedisUsersSwitchedOff,
+		SandboxDatabaseRolesSwitchedOff,
 		OrphanedResources,
 		ExpiryWarningsSent,
 		RouteLookups,

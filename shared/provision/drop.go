@@ -131,10 +131,23 @@ func (p *Provisioner) drop(ctx context.Context, id string, lockTimeout time.Dura
 // that made its tables again between two cleanup runs would keep a destroyed sandbox's
 // database until its password expired. The sessions are ended first because one of them may
 // hold the role's own catalog row (a role may change its own password, in a transaction it
-// keeps open), which ALTER ROLE waits for. ALTER ROLE changes the role alone and runs no code
-// of the sandbox.
+// keeps open), which ALTER ROLE waits for.
 func (p *Provisioner) lockOut(ctx context.Context, roleName string, lockTimeout time.Duration) ([]int32, error) {
-	var ended []int32
+	ended, _, err := p.endSessionsAndAlter(ctx, roleName, lockTimeout, "NOLOGIN")
+	return ended, err
+}
+
+// endSessionsAndAlter ends the sessions of the role roleName and alters it with clause (a
+// constant of this package: NOLOGIN, PASSWORD NULL), in one transaction with lockTimeout,
+// when the role is this database's (ourRoleOf; a role that does not exist is left alone:
+// oid 0). It returns the sessions it ended and the role's OID. The sessions are ended first:
+// one of them may hold the role's own catalog row, which ALTER ROLE waits for. ALTER ROLE
+// changes the role alone and runs no code of the sandbox.
+func (p *Provisioner) endSessionsAndAlter(ctx context.Context, roleName string, lockTimeout time.Duration, clause string) ([]int32, uint32, error) {
+	var (
+		ended []int32
+		oid   uint32
+	)
 	err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
 		if err := setLockTimeout(ctx, tx, lockTimeout); err != nil {
 			return err
@@ -146,12 +159,16 @@ func (p *Provisioner) lockOut(ctx context.Context, roleName string, lockTimeout 
 		if ended, err = endSessions(ctx, tx, st.oid, nil); err != nil {
 			return fmt.Errorf("terminate sessions of %s: %w", roleName, err)
 		}
-		if _, err := tx.Exec(ctx, "ALTER ROLE "+pgx.Identifier{roleName}.Sanitize()+" NOLOGIN"); err != nil {
-			return fmt.Errorf("refuse the logins of %s: %w", roleName, err)
+		if _, err := tx.Exec(ctx, "ALTER ROLE "+pgx.Identifier{roleName}.Sanitize()+" "+clause); err != nil {
+			return fmt.Errorf("ALTER ROLE %s %s: %w", roleName, clause, err)
 		}
+		oid = st.oid
 		return nil
 	})
-	return ended, err
+	if err != nil {
+		return nil, 0, err
+	}
+	return ended, oid, nil
 }
 
 // endSessions ends the sessions of the role roleOID but those of except (ended already: they

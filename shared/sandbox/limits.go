@@ -47,6 +47,16 @@ const RedisConnectionLimit = 50
 // KB keep well under this. connect hands it to the worker (SANDBOX_REDIS_MAX_MEMORY).
 const RedisMemoryLimit = 128 << 20
 
+// SchemaSizeLimit bounds the disk one sandbox's schema may take, in bytes: its tables,
+// indexes and TOAST, and its role's temporary tables (what usage shows as schema_bytes).
+// PostgreSQL has no quota per schema or role: one worker's rows could fill the disk every
+// other sandbox writes to, and on a shared server the control plane's tables and WAL. The
+// scheduled cleanup reads every schema's size and takes the password of a role above it away,
+// ending its sessions, until the sandbox's next connect
+// (provision.SwitchOffOversizedRoles). connect hands it to the worker
+// (SANDBOX_DATABASE_MAX_BYTES).
+const SchemaSizeLimit = 1 << 30
+
 // RoleQuietLogSettings are the server settings a sandbox's database role gets as its own
 // defaults, at PANIC, so that its messages and failed statements stay out of the server's
 // log, which is the server's disk. Both are a superuser's settings: the role can set them

@@ -94,13 +94,14 @@ variables {
 
   # The alarm list of issue 6 (and the seed): what each alarm must watch.
   expected_metric_alarms = {
-    cleanup-failures         = { metric = "CleanupFailures", statistic = "Sum", comparison = "GreaterThanThreshold", threshold = 0, period = 900, evaluation_periods = 1, missing = "notBreaching" }
-    orphaned-resources       = { metric = "OrphanedResources", statistic = "Minimum", comparison = "GreaterThanThreshold", threshold = 5, period = 900, evaluation_periods = 4, missing = "notBreaching" }
-    schema-creation-failures = { metric = "SchemaCreationFailures", statistic = "Sum", comparison = "GreaterThanThreshold", threshold = 3, period = 300, evaluation_periods = 1, missing = "notBreaching" }
-    routing-errors           = { metric = "RoutingErrors", statistic = "Sum", comparison = "GreaterThanThreshold", threshold = 50, period = 300, evaluation_periods = 1, missing = "notBreaching" }
-    active-sandboxes-high    = { metric = "ActiveSandboxes", statistic = "Maximum", comparison = "GreaterThanThreshold", threshold = 100, period = 900, evaluation_periods = 1, missing = "notBreaching" }
-    cleanup-not-running      = { metric = "CleanupRuns", statistic = "Sum", comparison = "LessThanThreshold", threshold = 1, period = 900, evaluation_periods = 3, missing = "breaching" }
-    sandbox-redis-crowding   = { metric = "SandboxRedisUsersSwitchedOff", statistic = "Sum", comparison = "GreaterThanThreshold", threshold = 0, period = 900, evaluation_periods = 1, missing = "notBreaching" }
+    cleanup-failures           = { metric = "CleanupFailures", statistic = "Sum", comparison = "GreaterThanThreshold", threshold = 0, period = 900, evaluation_periods = 1, missing = "notBreaching" }
+    orphaned-resources         = { metric = "OrphanedResources", statistic = "Minimum", comparison = "GreaterThanThreshold", threshold = 5, period = 900, evaluation_periods = 4, missing = "notBreaching" }
+    schema-creation-failures   = { metric = "SchemaCreationFailures", statistic = "Sum", comparison = "GreaterThanThreshold", threshold = 3, period = 300, evaluation_periods = 1, missing = "notBreaching" }
+    routing-errors             = { metric = "RoutingErrors", statistic = "Sum", comparison = "GreaterThanThreshold", threshold = 50, period = 300, evaluation_periods = 1, missing = "notBreaching" }
+    active-sandboxes-high      = { metric = "ActiveSandboxes", statistic = "Maximum", comparison = "GreaterThanThreshold", threshold = 100, period = 900, evaluation_periods = 1, missing = "notBreaching" }
+    cleanup-not-running        = { metric = "CleanupRuns", statistic = "Sum", comparison = "LessThanThreshold", threshold = 1, period = 900, evaluation_periods = 3, missing = "breaching" }
+    sandbox-redis-crowding     = { metric = "SandboxRedisUsersSwitchedOff", statistic = "Sum", comparison = "GreaterThanThreshold", threshold = 0, period = 900, evaluation_periods = 1, missing = "notBreaching" }
+    sandbox-database-oversized = { metric = "SandboxDatabaseRolesSwitchedOff", statistic = "Sum", comparison = "GreaterThanThreshold", threshold = 0, period = 900, evaluation_periods = 1, missing = "notBreaching" }
   }
   expected_queue_alarms = {
     ingress-dlq-not-empty          = { metric = "ApproximateNumberOfMessagesVisible", threshold = 0, period = 300, evaluation_periods = 1 }
