@@ -426,6 +426,10 @@ func (s *Service) switchOffOversizedRoles(ctx context.Context, rep *RunReport, f
 			logkey.Sandbox, o.SandboxID, "bytes", o.Bytes, "sessions_ended", o.SessionsEnded, "limit", s.maxSchema)
 		rep.DatabaseRolesSwitchedOff = append(rep.DatabaseRolesSwitchedOff, o.SandboxID)
 	}
+	if res.LockingSessionsEnded > 0 {
+		s.log.WarnContext(ctx, "ended sandbox sessions whose exclusive locks kept their schema's size from being read",
+			"sessions", res.LockingSessionsEnded)
+	}
 	if len(res.Unmeasured) > 0 {
 		s.log.WarnContext(ctx, "could not read the size of sandbox schemas whose sessions hold a lock; the next run reads them again",
 			"sandboxes", res.Unmeasured)

@@ -153,11 +153,12 @@ func TestRunSwitchesOffARedisUserThatCrowdsTheServer(t *testing.T) {
 // A sandbox whose schema takes more disk than a sandbox may (Options.SchemaSizeLimit; here
 // 1 MiB) has its role's password taken away and its sessions ended by the scheduled run:
 // PostgreSQL has no quota per schema, so one worker's rows could otherwise fill the disk every
-// sandbox writes to. A sandbox under the limit keeps its session, and one whose session holds
-// a lock on its own table (which keeps the one query of every schema's size from it) keeps
-// neither from being measured. A dry run does nothing; the next run takes the password again
-// while the schema is still above; connect sets a new one, and after a TRUNCATE the next run
-// leaves the role alone.
+// sandbox writes to. A sandbox under the limit keeps its session. A worker that keeps its
+// large table locked (ACCESS EXCLUSIVE, in a transaction it keeps open), which keeps every
+// size read from that table, keeps neither itself nor the others from being measured: the
+// locking session is ended, and its schema read and switched off too. A dry run does
+// nothing; the next run takes the password again while the schema is still above; connect
+// sets a new one, and after a TRUNCATE the next run leaves the role alone.
 func TestRunTakesThePasswordOfARoleWhoseSchemaTakesTooMuchDisk(t *testing.T) {
 	t.Parallel()
 	const limit = 1 << 20
@@ -189,7 +190,7 @@ func TestRunTakesThePasswordOfARoleWhoseSchemaTakesTooMuchDisk(t *testing.T) {
 	smallWorker, _ := login(small)
 	exec(smallWorker, "CREATE TABLE "+small.SchemaName+".rows AS SELECT 1 AS v")
 	lockerWorker, _ := login(locker)
-	exec(lockerWorker, "CREATE TABLE "+locker.SchemaName+".rows AS SELECT 1 AS v")
+	exec(lockerWorker, "CREATE TABLE "+locker.SchemaName+".rows AS SELECT repeat('x', 1000) AS v FROM generate_series(1, 3000)")
 	exec(lockerWorker, "BEGIN")
 	exec(lockerWorker, "LOCK TABLE "+locker.SchemaName+".rows IN ACCESS EXCLUSIVE MODE")
 
@@ -197,9 +198,15 @@ func TestRunTakesThePasswordOfARoleWhoseSchemaTakesTooMuchDisk(t *testing.T) {
 		t.Fatalf("a dry run switched off %v", rep.DatabaseRolesSwitchedOff)
 	}
 	exec(bigWorker, "SELECT 1")
+	exec(lockerWorker, "SELECT 1")
 	rep := e.run(t, RunOptions{})
-	if !slices.Equal(rep.DatabaseRolesSwitchedOff, []string{big.ID}) {
-		t.Fatalf("switched off %v, want only %s", rep.DatabaseRolesSwitchedOff, big.ID)
+	want := []string{big.ID, locker.ID}
+	slices.Sort(want)
+	if !slices.Equal(rep.DatabaseRolesSwitchedOff, want) {
+		t.Fatalf("switched off %v, want %v (the big and the locking sandbox)", rep.DatabaseRolesSwitchedOff, want)
+	}
+	if _, err := lockerWorker.Exec(ctx, "SELECT 1"); err == nil {
+		t.Error("the session that kept its table locked still answers")
 	}
 	if _, err := bigWorker.Exec(ctx, "SELECT 1"); err == nil {
 		t.Error("the big sandbox's session still answers")
@@ -208,13 +215,13 @@ func TestRunTakesThePasswordOfARoleWhoseSchemaTakesTooMuchDisk(t *testing.T) {
 		t.Error("a login with the big sandbox's password still succeeds")
 	}
 	exec(smallWorker, "SELECT 1")
-	exec(lockerWorker, "SELECT 1") // its transaction and lock are intact
-	if rep := e.run(t, RunOptions{}); !slices.Equal(rep.DatabaseRolesSwitchedOff, []string{big.ID}) {
-		t.Fatalf("the next run switched off %v, want %s again (its schema is still above)", rep.DatabaseRolesSwitchedOff, big.ID)
+	if rep := e.run(t, RunOptions{}); !slices.Equal(rep.DatabaseRolesSwitchedOff, want) {
+		t.Fatalf("the next run switched off %v, want %v again (their schemas are still above)", rep.DatabaseRolesSwitchedOff, want)
 	}
 
 	again, _ := login(big) // connect sets a new password
 	exec(again, "TRUNCATE "+big.SchemaName+".rows")
+	e.workerExec(t, "DROP TABLE "+locker.SchemaName+".rows")
 	if rep := e.run(t, RunOptions{}); len(rep.DatabaseRolesSwitchedOff) != 0 {
 		t.Fatalf("after the truncate: switched off %v", rep.DatabaseRolesSwitchedOff)
 	}

@@ -26,8 +26,11 @@ type OversizedSchema struct {
 type OversizedRoles struct {
 	// SwitchedOff are the sandboxes whose role it took the password of, in id order.
 	SwitchedOff []OversizedSchema
-	// Unmeasured are the sandboxes whose size it could not read: one of their sessions held a
-	// lock on a relation of theirs longer than the lock timeout (the next run reads again).
+	// LockingSessionsEnded counts the sandboxes' sessions it ended because they held (or
+	// waited for) an exclusive lock that kept their schema's size from being read.
+	LockingSessionsEnded int
+	// Unmeasured are the sandboxes whose size it could not read even then (the next run
+	// reads again).
 	Unmeasured []string
 }
 
@@ -38,10 +41,14 @@ type OversizedRoles struct {
 // what it does not need (a DELETE leaves a table's size until VACUUM FULL), or destroys the
 // sandbox. A schema still above the limit at the next run is switched off again.
 //
-// The sizes are read from the catalog (schemaSizes), in one query for every schema; when one
-// sandbox's session holds a lock on one of its relations past sizeLockTimeout, that query
-// fails, and each schema is then read alone, so that one sandbox cannot keep the others
-// unmeasured. It reads no row and runs no code a sandbox can define.
+// The sizes are read from the catalog (schemaSizes), in one query for every schema. The size
+// of a relation waits for its ACCESS EXCLUSIVE locks: when one sandbox's session holds one
+// past sizeLockTimeout, that query fails, and each schema is then read alone, so that one
+// sandbox cannot keep the others unmeasured. A schema that still cannot be read has the
+// sessions of its role that hold or wait for an ACCESS EXCLUSIVE lock on a relation ended
+// (endLockingSessions), and is read again: otherwise a worker that kept one of its tables
+// locked in an open transaction, locking it again as soon as it reconnects, would keep that
+// table's rows from every measure. It reads no row and runs no code a sandbox can define.
 func (p *Provisioner) SwitchOffOversizedRoles(ctx context.Context, limit int64, lockTimeout time.Duration) (OversizedRoles, error) {
 	var out OversizedRoles
 	if limit < 1 {
@@ -56,6 +63,14 @@ func (p *Provisioner) SwitchOffOversizedRoles(ctx context.Context, limit int64, 
 		sizes = make(map[string]int64, len(ids))
 		for _, id := range ids {
 			one, err := p.SchemaSizes(ctx, []string{id})
+			if pgCode(err) == pgLockNotAvailable {
+				ended, endErr := p.endLockingSessions(ctx, id)
+				if endErr != nil {
+					return out, endErr
+				}
+				out.LockingSessionsEnded += ended
+				one, err = p.SchemaSizes(ctx, []string{id})
+			}
 			switch {
 			case pgCode(err) == pgLockNotAvailable:
 				out.Unmeasured = append(out.Unmeasured, id)
@@ -99,4 +114,26 @@ func (p *Provisioner) switchOffRole(ctx context.Context, id string, lockTimeout 
 	}
 	late, err := endSessions(ctx, p.db, oid, ended)
 	return len(ended) + len(late), err
+}
+
+// endLockingSessions ends the sessions of the sandbox's role that hold or wait for an ACCESS
+// EXCLUSIVE lock on a relation, the one lock mode that keeps the size of a relation from
+// being read (and a waiting request queues every later reader behind it), and returns how
+// many it ended. Only sessions of this database's role are ended (ourRoleOf): the control
+// plane's own DDL is never a sandbox's session.
+func (p *Provisioner) endLockingSessions(ctx context.Context, id string) (int, error) {
+	role := sandbox.RoleName(id)
+	st, err := ourRoleOf(ctx, p.db, role)
+	if err != nil || !st.exists {
+		return 0, err
+	}
+	var ended []int32
+	err = p.db.QueryRow(ctx, `SELECT pg_catalog.array_agg(a.pid) FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid))
+		FROM pg_catalog.pg_stat_activity a
+		WHERE a.usesysid = $1 AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
+			WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock')`, st.oid).Scan(&ended)
+	if err != nil {
+		return 0, fmt.Errorf("end the sessions of %s that lock its relations: %w", role, err)
+	}
+	return len(ended), nil
 }
