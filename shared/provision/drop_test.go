@@ -93,6 +93,14 @@ func TestForeignRolesAreNeverTouched(t *testing.T) {
 	if err != nil || slices.Contains(roles, foreign) || slices.Contains(roles, bare) {
 		t.Errorf("SandboxRoles = %v, %v: lists roles that are not this database's", roles, err)
 	}
+	// Its schema namesake above the disk share is this database's, the role is not: the run's
+	// switch-off passes over it, and fails nothing else.
+	if _, err := e.pool.Exec(ctx, "CREATE TABLE "+sandbox.SchemaName(foreign)+".rows AS SELECT 1 AS v"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := e.p.SwitchOffOversizedRoles(ctx, 1, time.Second); err != nil || len(res.SwitchedOff) != 0 {
+		t.Errorf("SwitchOffOversizedRoles over a foreign role's namesake: %+v %v", res, err)
+	}
 	// The schema is this database's whatever the role: orphan reconciliation may drop it alone.
 	if res, err := e.p.DropSchema(ctx, foreign, time.Second); err != nil || !res.SchemaExisted || res.RoleExisted {
 		t.Fatalf("DropSchema: %+v %v", res, err)

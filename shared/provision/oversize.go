@@ -6,6 +6,7 @@ package provision
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -100,7 +101,8 @@ func (p *Provisioner) SwitchOffOversizedRoles(ctx context.Context, limit int64, 
 
 // switchOffRole ends the sessions of the sandbox's role and sets its password to NULL, in one
 // transaction (endSessionsAndAlter), then ends the sessions that logged in before that
-// committed; it returns how many sessions it ended, -1 when the role does not exist. The role
+// committed; it returns how many sessions it ended, -1 when the role does not exist or is
+// another database's (a schema of this database named like it is not its). The role
 // keeps its LOGIN, so that a teardown's lockOut stays the one place that takes it away, and
 // connect's new password is all it takes to log in again. A role that is not this
 // database's is refused (ourRoleOf).
@@ -109,6 +111,9 @@ func (p *Provisioner) switchOffRole(ctx context.Context, id string, lockTimeout 
 		return 0, err
 	}
 	ended, oid, err := p.endSessionsAndAlter(ctx, sandbox.RoleName(id), lockTimeout, "PASSWORD NULL")
+	if errors.Is(err, errForeignRole) {
+		return -1, nil
+	}
 	if err != nil || oid == 0 {
 		return -1, err
 	}
@@ -124,6 +129,9 @@ func (p *Provisioner) switchOffRole(ctx context.Context, id string, lockTimeout 
 func (p *Provisioner) endLockingSessions(ctx context.Context, id string) (int, error) {
 	role := sandbox.RoleName(id)
 	st, err := ourRoleOf(ctx, p.db, role)
+	if errors.Is(err, errForeignRole) {
+		return 0, nil
+	}
 	if err != nil || !st.exists {
 		return 0, err
 	}
