@@ -26,7 +26,7 @@ type env struct {
 	p    *provision.Provisioner
 }
 
-func setup(t *testing.T) env {
+func setup(t testing.TB) env {
 	t.Helper()
 	pool, dbURL := testenv.Postgres(t)
 	if _, err := controlplane.Migrate(context.Background(), pool); err != nil {

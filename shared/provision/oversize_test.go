@@ -1,0 +1,46 @@
+package provision_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/botplatform/discord-sandboxes/shared/sandbox"
+)
+
+// BenchmarkSwitchOffOversizedRoles is the cost of the disk share in a cleanup run: the read of
+// every sandbox schema's size, none above the limit, against listing the schemas alone (the
+// baseline), over 0 and 500 schemas of two tables each (with an index each: what the size
+// query sums over).
+func BenchmarkSwitchOffOversizedRoles(b *testing.B) {
+	for _, schemas := range []int{0, 500} {
+		b.Run(fmt.Sprintf("schemas=%d", schemas), func(b *testing.B) {
+			e := setup(b)
+			ctx := context.Background()
+			for range schemas {
+				s := sandbox.SchemaName(sandbox.NewID())
+				if _, err := e.pool.Exec(ctx, fmt.Sprintf(`CREATE SCHEMA %[1]s;
+					CREATE TABLE %[1]s.a (id int PRIMARY KEY, v text); CREATE TABLE %[1]s.b (id int PRIMARY KEY, v text);
+					INSERT INTO %[1]s.a SELECT g, 'x' FROM generate_series(1, 10) g`, s)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.Run("list", func(b *testing.B) {
+				for b.Loop() {
+					if ids, err := e.p.SandboxSchemas(ctx); err != nil || len(ids) != schemas {
+						b.Fatalf("%d schemas, %v", len(ids), err)
+					}
+				}
+			})
+			b.Run("measure", func(b *testing.B) {
+				for b.Loop() {
+					res, err := e.p.SwitchOffOversizedRoles(ctx, sandbox.SchemaSizeLimit, time.Second)
+					if err != nil || len(res.SwitchedOff)+len(res.Unmeasured) != 0 {
+						b.Fatalf("%+v %v", res, err)
+					}
+				}
+			})
+		})
+	}
+}
