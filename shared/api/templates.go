@@ -11,6 +11,7 @@ import (
 
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
+	"github.com/botplatform/discord-sandboxes/shared/provision"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -103,7 +104,11 @@ func (h *Handler) addTemplate(w http.ResponseWriter, r *http.Request, c caller) 
 	if err != nil {
 		return err
 	}
-	if _, err := h.deps.Resources.CheckTemplateSource(r.Context(), req.SourceSchema); err != nil {
+	src, err := h.deps.Resources.CheckTemplateSource(r.Context(), req.SourceSchema)
+	if err != nil {
+		return err
+	}
+	if err := checkTemplateSize(src, req.CopyRows); err != nil {
 		return err
 	}
 	t, err := h.deps.Sandboxes.AddTemplate(r.Context(), c.principal, controlplane.TemplateInput{
@@ -138,8 +143,8 @@ func (h *Handler) updateTemplate(w http.ResponseWriter, r *http.Request, c calle
 		}
 		in.DefaultTTL = &ttl
 	}
-	if req.SourceSchema != nil {
-		if _, err := h.deps.Resources.CheckTemplateSource(r.Context(), *req.SourceSchema); err != nil {
+	if req.SourceSchema != nil || (req.CopyRows != nil && *req.CopyRows) {
+		if err := h.checkTemplateChange(r, name, req); err != nil {
 			return err
 		}
 	}
@@ -178,5 +183,47 @@ func (h *Handler) retireTemplate(w http.ResponseWriter, r *http.Request, c calle
 		return err
 	}
 	writeJSON(w, http.StatusOK, apiwire.RetireTemplateResponse{Template: h.templateView(t), Changed: changed})
+	return nil
+}
+
+// checkTemplateChange checks the template an update would leave: its source schema
+// (CheckTemplateSource, when the update names one) and its size against the disk share, when
+// it would copy rows. A template that is not registered is left to UpdateTemplate's answer.
+func (h *Handler) checkTemplateChange(r *http.Request, name string, req apiwire.UpdateTemplateRequest) error {
+	schema, copyRows := "", false
+	all, err := h.deps.Sandboxes.Templates(r.Context(), true)
+	if err != nil {
+		return err
+	}
+	for _, t := range all {
+		if t.Name == name {
+			schema, copyRows = t.SourceSchema, t.CopyRows
+		}
+	}
+	if req.SourceSchema != nil {
+		schema = *req.SourceSchema
+	}
+	if req.CopyRows != nil {
+		copyRows = *req.CopyRows
+	}
+	if schema == "" {
+		return nil
+	}
+	src, err := h.deps.Resources.CheckTemplateSource(r.Context(), schema)
+	if err != nil {
+		return err
+	}
+	return checkTemplateSize(src, copyRows)
+}
+
+// checkTemplateSize refuses a template that copies the rows of a source schema larger than
+// the disk a sandbox's schema may take (sandbox.SchemaSizeLimit): every sandbox made from it
+// would start above its share, and the next cleanup run would take its role's password away.
+func checkTemplateSize(src provision.TemplateSource, copyRows bool) error {
+	if copyRows && src.Bytes > sandbox.SchemaSizeLimit {
+		return sandbox.InvalidField("copy_rows",
+			"template schema %q takes %d bytes: a sandbox that copies its rows would start above the %d MiB a sandbox's schema may take, and the cleanup would take its role's password away at once; keep fewer rows in it, or register it without copy_rows",
+			src.Schema, src.Bytes, sandbox.SchemaSizeLimit>>20)
+	}
 	return nil
 }

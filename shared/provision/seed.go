@@ -23,13 +23,18 @@ type TemplateSource struct {
 	Schema string
 	// Tables are the tables a sandbox clones from it.
 	Tables []string
+	// Bytes is the size of its relations (schemaSizes): about what a sandbox that copies its
+	// rows starts with.
+	Bytes int64
 }
 
 // CheckTemplateSource checks a schema a template names, as provisioning will before it clones
 // or copies anything: its name follows sandbox.ValidateTemplateSchema, it exists, and no role
 // named like a sandbox's (sb_...) owns it, nor any of its tables, nor any table their rows
 // are read from (partitions, inheritance children). The registry's routes run it before they
-// register a schema; an invalid one is invalid_input, field source_schema.
+// register a schema; an invalid one is invalid_input, field source_schema. It also reads the
+// schema's size, which the routes hold against the disk share of a sandbox that copies its
+// rows.
 func (p *Provisioner) CheckTemplateSource(ctx context.Context, schema string) (TemplateSource, error) {
 	var src TemplateSource
 	err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
@@ -37,7 +42,14 @@ func (p *Provisioner) CheckTemplateSource(ctx context.Context, schema string) (T
 		if src, err = checkTemplateSource(ctx, tx, schema); err != nil {
 			return err
 		}
-		src.Tables, err = templateTables(ctx, tx, schema)
+		if src.Tables, err = templateTables(ctx, tx, schema); err != nil {
+			return err
+		}
+		if err := setLockTimeout(ctx, tx, sizeLockTimeout); err != nil {
+			return err
+		}
+		sizes, err := schemaSizes(ctx, tx, []string{schema})
+		src.Bytes = sizes[schema]
 		return err
 	})
 	return src, err

@@ -265,8 +265,17 @@ func TestSeedSourceUsingSandboxCodeIsRefused(t *testing.T) {
 	traps.RequireNotSprung(t, e.pool)
 	// The seed template, which uses only what the operator and PostgreSQL define, passes.
 	testenv.SeedTemplate(t, e.pool, "seed_tmpl", 100)
-	if _, err := e.p.CheckTemplateSource(ctx, "seed_tmpl"); err != nil {
+	src, err := e.p.CheckTemplateSource(ctx, "seed_tmpl")
+	if err != nil {
 		t.Errorf("the seed template is refused: %v", err)
+	}
+	var want int64 // its size as the catalog says, for the disk share's check at registration
+	if err := e.pool.QueryRow(ctx, `SELECT sum(pg_total_relation_size(c.oid))::bigint FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'seed_tmpl' AND c.relkind IN ('r', 'p', 'm')`).Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	if src.Bytes != want || want == 0 {
+		t.Errorf("the seed template's size: %d bytes, want %d", src.Bytes, want)
 	}
 
 	// The control experiment: copying the rows as the copy would springs the trap.
