@@ -491,20 +491,28 @@ func TestSandboxHealth(t *testing.T) {
 	}
 }
 
-// oversized reports every sandbox's schema one byte above what a sandbox may take: a schema
-// of 1 GiB is not written for a test; the cleanup's tests fill one past a lower limit.
-type oversized struct{ api.Resources }
+// aboveDiskShare reports every schema it reads, a sandbox's (Inspect) or a template's
+// (CheckTemplateSource), one byte above the disk a sandbox's schema may take: a schema of
+// 1 GiB is not written for a test. The cleanup's tests fill one past a lower limit, and
+// provision's TestSeedSourceUsingSandboxCodeIsRefused checks the size the catalog gives.
+type aboveDiskShare struct{ api.Resources }
 
-func (o oversized) Inspect(ctx context.Context, id string) (provision.Resources, error) {
-	res, err := o.Resources.Inspect(ctx, id)
+func (a aboveDiskShare) Inspect(ctx context.Context, id string) (provision.Resources, error) {
+	res, err := a.Resources.Inspect(ctx, id)
 	res.Bytes = sandbox.SchemaSizeLimit + 1
 	return res, err
+}
+
+func (a aboveDiskShare) CheckTemplateSource(ctx context.Context, schema string) (provision.TemplateSource, error) {
+	src, err := a.Resources.CheckTemplateSource(ctx, schema)
+	src.Bytes = sandbox.SchemaSizeLimit + 1
+	return src, err
 }
 
 // A schema above its share is unhealthy, saying that the cleanup takes its role's password
 // away and how to come back under it.
 func TestSandboxHealthOfAnOversizedSchema(t *testing.T) {
-	e := newEnv(t, envOptions{resources: func(_ *env, r api.Resources) api.Resources { return oversized{r} }})
+	e := newEnv(t, envOptions{resources: func(_ *env, r api.Resources) api.Resources { return aboveDiskShare{r} }})
 	e.create(t, alice, "alpha", guild1)
 	h := decode[apiwire.SandboxHealth](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha/health", principal: alice}))
 	for _, c := range h.Checks {

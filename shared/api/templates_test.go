@@ -12,7 +12,6 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/apiwire"
 	"github.com/botplatform/discord-sandboxes/shared/controlplane"
 	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
-	"github.com/botplatform/discord-sandboxes/shared/provision"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -168,22 +167,11 @@ func jsonHas(raw json.RawMessage, key string, want any) bool {
 	return json.Unmarshal(raw, &m) == nil && m[key] == want
 }
 
-// largeTemplates reports every template schema one byte above the disk a sandbox's schema may
-// take: a template of 1 GiB is not written for a test (provision's
-// TestSeedSourceUsingSandboxCodeIsRefused checks the size the catalog gives).
-type largeTemplates struct{ api.Resources }
-
-func (l largeTemplates) CheckTemplateSource(ctx context.Context, schema string) (provision.TemplateSource, error) {
-	src, err := l.Resources.CheckTemplateSource(ctx, schema)
-	src.Bytes = sandbox.SchemaSizeLimit + 1
-	return src, err
-}
-
 // A template that would copy more rows than a sandbox's schema may hold is refused, at
 // registration and when an update would make it copy them, naming copy_rows; the same schema
 // without its rows is registered, and an update that leaves the rows alone passes.
 func TestATemplateAboveTheDiskShareCopiesNoRows(t *testing.T) {
-	e := newEnv(t, envOptions{resources: func(_ *env, r api.Resources) api.Resources { return largeTemplates{r} }})
+	e := newEnv(t, envOptions{resources: func(_ *env, r api.Resources) api.Resources { return aboveDiskShare{r} }})
 	testenv.SeedTemplate(t, e.workers, "tmpl_large", 100)
 	wantProblem(t, e.do(t, call{method: "POST", path: "/v1/admin/templates", principal: admin,
 		body: `{"name":"large","source_schema":"tmpl_large","copy_rows":true}`}), 400, sandbox.CodeInvalidInput, "copy_rows")
