@@ -155,13 +155,13 @@ func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (Orphan
 			}
 		}
 		s.recordNamespaceUse(ctx, live)
-		var live []string
+		var liveUsers []string
 		for _, id := range redisUsers {
 			if st, ok := states[id]; ok && st.Status.Live() {
-				live = append(live, id)
+				liveUsers = append(liveUsers, id)
 			}
 		}
-		s.refreshRedisUserRules(ctx, live)
+		s.refreshRedisUserRules(ctx, liveUsers)
 		var liveRoles []string
 		for _, id := range roles {
 			if st, ok := states[id]; ok && st.Status.Live() {

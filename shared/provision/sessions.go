@@ -217,10 +217,14 @@ func (p *Provisioner) SwitchOffCrowdingRedisUsers(ctx context.Context, limit int
 	}
 	slices.SortFunc(out, func(a, b CrowdingUser) int { return strings.Compare(a.SandboxID, b.SandboxID) })
 	for i := range out {
-		closed, err := p.SwitchOffRedisUser(ctx, out[i].SandboxID)
+		user := p.RedisUserName(out[i].SandboxID)
+		if err := p.switchOffRedisUser(ctx, user); err != nil {
+			return out[:i], fmt.Errorf("switch off the Redis user of %s: %w", out[i].SandboxID, err)
+		}
+		closed, err := p.closeRedisConnections(ctx, user)
 		out[i].Closed = closed
-		if err != nil {
-			return out[:i], err
+		if err != nil { // switched off all the same: reported with the error
+			return out[:i+1], fmt.Errorf("close the Redis connections of %s: %w", out[i].SandboxID, err)
 		}
 	}
 	return out, nil
@@ -241,9 +245,7 @@ func (p *Provisioner) SwitchOffRedisUser(ctx context.Context, id string) (int, e
 		return 0, err
 	}
 	user := p.RedisUserName(id)
-	if _, err := forEveryNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
-		return node.Do(ctx, "ACL", "SETUSER", user, "off").Err()
-	}); err != nil {
+	if err := p.switchOffRedisUser(ctx, user); err != nil {
 		return 0, fmt.Errorf("switch off the Redis user of %s: %w", id, err)
 	}
 	closed, err := p.closeRedisConnections(ctx, user)
@@ -251,6 +253,14 @@ func (p *Provisioner) SwitchOffRedisUser(ctx context.Context, id string) (int, e
 		return closed, fmt.Errorf("close the Redis connections of %s: %w", id, err)
 	}
 	return closed, nil
+}
+
+// switchOffRedisUser sets user off on every node the cluster knows (ACL SETUSER off).
+func (p *Provisioner) switchOffRedisUser(ctx context.Context, user string) error {
+	_, err := forEveryNode(ctx, p.rdb, func(ctx context.Context, node redis.UniversalClient) error {
+		return node.Do(ctx, "ACL", "SETUSER", user, "off").Err()
+	})
+	return err
 }
 
 // closeRedisConnections closes every connection authenticated as user, on every node the
