@@ -52,6 +52,9 @@ PG_WORKER_DATABASE=sandbox_workers
 # (api -migrate -router-role) grants it what the router reads and deletes, and no DDL.
 PG_ROUTER_USER=sandbox_router
 PG_ROUTER_PASSWORD=sandbox_router
+# The functions that make a large object, which PUBLIC may not call in the sandboxes' database
+# (docs/deploy.md, Server settings; controlplane.LargeObjectMakers).
+PG_LARGE_OBJECT_MAKERS="pg_catalog.lo_creat(integer), pg_catalog.lo_create(oid), pg_catalog.lo_from_bytea(oid, bytea)"
 REDIS_DATABASES=256
 # Redis users: the default user is the harness's administrator (FLUSHDB, CONFIG, leases); the
 # functions and the tests use REDIS_CONTROL_USER, whose rules are those of docs/deploy.md.
@@ -249,6 +252,17 @@ start_pg_server() {
 		show_log_tail "$log"
 		die "could not grant $PG_USER SET on the log parameters on $name"
 	fi
+	# No sandbox role may make large objects: they live outside its schema, where no share
+	# measures them (docs/deploy.md, docs/security.md). Function rights are a database's, so in
+	# template1 (the tests' fresh databases are copies of it) and in the database itself.
+	local db
+	for db in template1 "$database"; do
+		if ! PGPASSWORD=$PG_ADMIN_PASSWORD "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U "$PG_ADMIN_USER" -d "$db" \
+			-c "REVOKE EXECUTE ON FUNCTION $PG_LARGE_OBJECT_MAKERS FROM PUBLIC" >>"$log" 2>&1; then
+			show_log_tail "$log"
+			die "could not take the large object functions from PUBLIC in $db on $name"
+		fi
+	done
 
 	url="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$port/$database?sslmode=disable"
 	admin_url="postgres://$PG_ADMIN_USER:$PG_ADMIN_PASSWORD@127.0.0.1:$port/postgres?sslmode=disable"

@@ -413,9 +413,10 @@ func MigrateStep(ctx context.Context, pool, workers *pgxpool.Pool, req MigrateRe
 	var settings ServerSettings
 	if err := workers.QueryRow(ctx, `SELECT pg_catalog.current_setting('temp_file_limit'),
 		pg_catalog.current_setting('max_prepared_transactions')::int, (`+sandbox.QuietLogPrivilegeSQL+`),
-		pg_catalog.current_setting('server_version_num')::int, (`+reservedForControlSQL+`)`, sandbox.RoleQuietLogSettings).Scan(
+		pg_catalog.current_setting('server_version_num')::int, (`+reservedForControlSQL+`), (`+publicMakesLargeObjectsSQL+`)`,
+		sandbox.RoleQuietLogSettings, LargeObjectMakers).Scan(
 		&settings.TempFileLimit, &settings.MaxPreparedTransactions, &settings.CanQuietSandboxLogs,
-		&settings.ServerVersionNum, &settings.ReservedForControl); err != nil {
+		&settings.ServerVersionNum, &settings.ReservedForControl, &settings.PublicMakesLargeObjects); err != nil {
 		return report, fmt.Errorf("migrate: read the server's settings: %w", err)
 	}
 	report.Warnings = settings.Warnings()
@@ -472,7 +473,22 @@ type ServerSettings struct {
 	// authenticate hold a slot each until authentication_timeout, whatever role they name,
 	// so without a reserve a worker can keep the control plane out of the server.
 	ReservedForControl int
+	// PublicMakesLargeObjects: PUBLIC may call one of LargeObjectMakers in the sandboxes'
+	// database, so a sandbox's role may store large objects, which live outside its schema
+	// and out of the disk share's sight (only a superuser may read their sizes).
+	PublicMakesLargeObjects bool
 }
+
+// LargeObjectMakers are the functions that make a large object (lo_import, the fourth, is a
+// superuser's by default). docs/deploy.md ("Server settings") takes them from PUBLIC in the
+// sandboxes' database, and scripts/services.sh does so for the tests and make dev.
+var LargeObjectMakers = []string{"pg_catalog.lo_creat(integer)", "pg_catalog.lo_create(oid)", "pg_catalog.lo_from_bytea(oid, bytea)"}
+
+// publicMakesLargeObjectsSQL answers whether PUBLIC may execute one of the functions $2
+// names: a function whose proacl is NULL has its default rights, EXECUTE for PUBLIC (grantee 0).
+const publicMakesLargeObjectsSQL = `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p,
+	LATERAL pg_catalog.aclexplode(coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
+	WHERE p.oid = ANY ($2::pg_catalog.regprocedure[]) AND a.grantee = 0 AND a.privilege_type = 'EXECUTE')`
 
 // reservedForControlSQL answers how many connections are reserved for the current user:
 // superuser_reserved_connections for a superuser, reserved_connections (PostgreSQL 16 on) for
@@ -501,6 +517,9 @@ func (s ServerSettings) Warnings() []string {
 	}
 	if !s.CanQuietSandboxLogs {
 		out = append(out, "the control user may not set log_min_messages and log_min_error_statement: new sandboxes' roles may write the server's log, which is its disk, without bound; grant SET ON PARAMETER on both (docs/deploy.md, Server settings)")
+	}
+	if s.PublicMakesLargeObjects {
+		out = append(out, "PUBLIC may make large objects in the sandboxes' database: a sandbox's role may store them outside its schema, beyond its disk share; revoke EXECUTE on "+strings.Join(LargeObjectMakers, ", ")+" from PUBLIC (docs/deploy.md, Server settings)")
 	}
 	// Before PostgreSQL 16 only a superuser has a reserve, and the control user should not be
 	// one: docs/deploy.md says so, and there is nothing to set.

@@ -199,6 +199,14 @@ func TestMigrateStep(t *testing.T) {
 	if len(report.Warnings) != 0 {
 		t.Errorf("warnings on the tests' server: %q", report.Warnings)
 	}
+	// A database whose PUBLIC may still make large objects is one a sandbox can fill beyond
+	// its disk share: the step says so. The rights are the database's, so the next test's
+	// fresh database has them taken again.
+	testenv.AdminExec(t, dbURL, "GRANT EXECUTE ON FUNCTION pg_catalog.lo_from_bytea(oid, bytea) TO PUBLIC")
+	report, err = controlplane.MigrateStep(ctx, pool, nil, req)
+	if err != nil || len(report.Warnings) != 1 || !strings.Contains(report.Warnings[0], "large objects") {
+		t.Errorf("with PUBLIC's lo_from_bytea: warnings %q (%v), want the large objects'", report.Warnings, err)
+	}
 
 	// The router's role may now read the schema's version: the functions' cold-start check.
 	router, err := pgxpool.New(ctx, testenv.RouterURL(t, dbURL))
@@ -229,6 +237,18 @@ func TestDeployDocShowsTheRouterGrants(t *testing.T) {
 	}
 }
 
+// docs/deploy.md takes from PUBLIC the functions whose rights the migrate step checks.
+func TestDeployDocTakesTheLargeObjectsFromPublic(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/deploy.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmt := "REVOKE EXECUTE ON FUNCTION " + strings.Join(controlplane.LargeObjectMakers, ", ") + " FROM PUBLIC;"
+	if !strings.Contains(string(doc), stmt) {
+		t.Errorf("docs/deploy.md does not show %s", stmt)
+	}
+}
+
 func exec(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
 	t.Helper()
 	if _, err := pool.Exec(t.Context(), sql, args...); err != nil {
@@ -251,6 +271,7 @@ func TestServerSettingWarnings(t *testing.T) {
 		{controlplane.ServerSettings{TempFileLimit: "256MB", CanQuietSandboxLogs: true, ServerVersionNum: 160004}, []string{"reserved_connections"}},
 		{controlplane.ServerSettings{TempFileLimit: "256MB", CanQuietSandboxLogs: true, ServerVersionNum: 160004, ReservedForControl: 5}, nil},
 		{controlplane.ServerSettings{TempFileLimit: "256MB", CanQuietSandboxLogs: true, ServerVersionNum: 150013}, nil},
+		{controlplane.ServerSettings{TempFileLimit: "256MB", CanQuietSandboxLogs: true, PublicMakesLargeObjects: true}, []string{"lo_from_bytea"}},
 	} {
 		got := c.settings.Warnings()
 		if len(got) != len(c.want) {

@@ -219,6 +219,7 @@ func TestDropOfASchemaOfManyObjects(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
 	id, pw := provisioned(t, e)
+	e.allowLargeObjects(t)
 	conn := e.session(t, id, pw)
 	defer func() { _ = conn.Close(ctx) }()
 	const tables = 6000

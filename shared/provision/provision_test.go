@@ -36,6 +36,15 @@ func setup(t testing.TB) env {
 	return env{pool: pool, url: dbURL, rdb: rdb, p: provision.New(pool, rdb, "sandbox_template")}
 }
 
+// allowLargeObjects lets every role of the test's database make large objects, as on a server
+// whose operator has not taken them from PUBLIC (docs/deploy.md, Server settings): the
+// teardown must drop a role's large objects all the same. (A grant to the role itself would
+// be the superuser's, which the control user's DROP OWNED may not revoke.)
+func (e env) allowLargeObjects(t testing.TB) {
+	t.Helper()
+	testenv.AdminExec(t, e.url, "GRANT EXECUTE ON FUNCTION pg_catalog.lo_create(oid) TO PUBLIC")
+}
+
 // session opens a connection as sandbox id's role with its password, failing the test if it
 // cannot.
 func (e env) session(t *testing.T, id, password string) *pgx.Conn {
