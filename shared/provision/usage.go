@@ -186,27 +186,19 @@ func (p *Provisioner) SchemaSizes(ctx context.Context, ids []string) (map[string
 	return out, nil
 }
 
-// schemaSizes returns the total size of the relations (tables, materialized views, with their
-// indexes and TOAST) of each existing schema of schemas, and of the temporary tables its role
-// (named like the schema) holds in its sessions, from the catalog: pg_total_relation_size
-// reads no row of a relation. A temporary table lives outside the schema, in the session's
+// schemaSizes returns the size of each existing schema of schemas (schemaSizeSQL): its
+// relations (tables, materialized views and sequences, with their indexes and TOAST), the
+// temporary tables its role (named like the schema) holds in its sessions, and its objects'
+// rows in the catalogs. A temporary table lives outside the schema, in the session's
 // pg_temp_N, but on the same disk: without it, one session's CREATE TEMP TABLE of 20 GB
-// showed nowhere. Inspect, SchemaSizes and the disk share (SwitchOffOversizedRoles) share it.
-//
-// Each part is one pass over pg_class joined to the schemas, not a subquery per schema:
-// pg_class has no index on relnamespace alone, and a subquery per schema scanned it once for
-// each: 450 ms for 500 schemas, against 60-90 ms in one pass (BenchmarkSwitchOffOversizedRoles).
+// showed nowhere; nor did a function body of 32 MB, held in pg_proc. Inspect, SchemaSizes,
+// the template check and the disk share (SwitchOffOversizedRoles) share it.
 func schemaSizes(ctx context.Context, q querier, schemas []string) (map[string]int64, error) {
-	rows, err := q.Query(ctx, `
-		WITH s AS (SELECT oid, nspname FROM pg_catalog.pg_namespace WHERE nspname = ANY($1)),
-		own AS (SELECT c.relnamespace AS nsp, pg_catalog.sum(pg_catalog.pg_total_relation_size(c.oid)) AS bytes
-			FROM pg_catalog.pg_class c JOIN s ON c.relnamespace = s.oid
-			WHERE c.relkind IN ('r', 'p', 'm') GROUP BY c.relnamespace),
-		temp AS (SELECT r.rolname, pg_catalog.sum(pg_catalog.pg_total_relation_size(c.oid)) AS bytes
-			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid = c.relowner JOIN s ON s.nspname = r.rolname
-			WHERE c.relpersistence = 't' AND c.relkind IN ('r', 'p', 'm') GROUP BY r.rolname)
-		SELECT s.nspname, (coalesce(own.bytes, 0) + coalesce(temp.bytes, 0))::bigint
-		FROM s LEFT JOIN own ON own.nsp = s.oid LEFT JOIN temp ON temp.rolname = s.nspname`, schemas)
+	sql, err := schemaSizeSQL(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.Query(ctx, sql, schemas)
 	if err != nil {
 		return nil, err
 	}

@@ -215,6 +215,41 @@ func TestSchemaSizes(t *testing.T) {
 		return err == nil && now[a] == sizes[a]
 	})
 
+	// What the role stores outside its relations' files counts too: each of these stored
+	// about 1 MiB that the relations' sizes did not show (a default's or a view's expression
+	// is stored compressed: 0.9 MiB).
+	const mib = 1 << 20
+	big := `(SELECT string_agg(md5(g::text), '') FROM generate_series(1, 32768) g)` // 1 MiB of digits
+	for _, c := range []struct {
+		what, sql string
+		atLeast   int64
+	}{
+		{"120 sequences (8 kB files)", `DO $$ BEGIN FOR i IN 1..120 LOOP EXECUTE format('CREATE SEQUENCE q%s', i); END LOOP; END $$`, 120 * 8192},
+		{"a function's body", `DO $$ BEGIN EXECUTE format('CREATE FUNCTION big() RETURNS int LANGUAGE sql AS %L', 'SELECT 1 /*' || ` + big + ` || '*/'); END $$`, mib},
+		{"a comment", `DO $$ BEGIN EXECUTE format('COMMENT ON FUNCTION big() IS %L', ` + big + `); END $$`, mib},
+		{"a column's default", `DO $$ BEGIN EXECUTE format('CREATE TABLE padded (x int, padding text DEFAULT %L)', ` + big + `); END $$`, mib * 3 / 4},
+		{"a view", `DO $$ BEGIN EXECUTE format('CREATE VIEW wide AS SELECT %L::text AS x', ` + big + `); END $$`, mib * 3 / 4},
+		{"a role setting", `DO $$ BEGIN EXECUTE format('ALTER ROLE CURRENT_USER SET search_path = %L', ` + big + `); END $$`, mib},
+		{"a table of 1,600 columns", `DO $$ BEGIN EXECUTE 'CREATE TABLE columns (' ||
+			(SELECT string_agg(format('c%s int', i), ', ') FROM generate_series(1, 1600) i) || ')'; END $$`, 1600 * 100},
+	} {
+		before, err := e.p.SchemaSizes(ctx, []string{a, b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Exec(ctx, c.sql); err != nil {
+			t.Fatalf("%s, as the sandbox's role: %v", c.what, err)
+		}
+		after, err := e.p.SchemaSizes(ctx, []string{a, b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if grown := after[a] - before[a]; grown < c.atLeast || after[b] != before[b] {
+			t.Errorf("%s grew the sandbox's size by %d bytes, want at least %d (the other's: %d to %d)",
+				c.what, grown, c.atLeast, before[b], after[b])
+		}
+	}
+
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
