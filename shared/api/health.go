@@ -187,7 +187,7 @@ func (h *Handler) databaseCheck(ctx context.Context, sb *sandbox.Sandbox) (strin
 		return CheckFail, fmt.Sprintf("role %s lacks its rights on %s", sb.DBRole, strings.Join(res.Ungranted, ", "))
 	}
 	if res.Bytes > sandbox.SchemaSizeLimit {
-		return CheckFail, fmt.Sprintf("schema %s holds %d bytes, more than the %d MiB a sandbox may: the cleanup takes role %s's password away and ends its sessions at every run until it holds less; sandbox connect sets a new password, then truncate or drop tables (a DELETE leaves a table's size until VACUUM FULL)",
+		return CheckFail, fmt.Sprintf("schema %s holds %d bytes, more than the %d MiB a sandbox may: the cleanup takes role %s's password away and ends its sessions at every run until it holds less; sandbox connect sets a new password, then truncate or drop tables (a DELETE leaves a table's size until VACUUM FULL) and drop what else holds bytes: sequences, function bodies, views, comments, the role's own settings (ALTER ROLE CURRENT_USER RESET ALL)",
 			sb.SchemaName, res.Bytes, sandbox.SchemaSizeLimit>>20, sb.DBRole)
 	}
 	return CheckOK, fmt.Sprintf("schema %s present, %d tables, %d bytes, role %s may use them",
