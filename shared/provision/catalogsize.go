@@ -16,11 +16,12 @@ import (
 )
 
 // keySet names a set of objects of the measured schemas, as a CTE of schemaSizeSQL with the
-// columns oid and nsp (the schema's OID).
+// columns key (an object's OID, or a name) and nsp (the schema's OID).
 type keySet string
 
 const (
 	bySchema   keySet = "s"     // the schemas themselves
+	byName     keySet = "names" // the schemas' names
 	byRelation keySet = "rels"  // their relations (pg_class)
 	byType     keySet = "types" // their types
 	byProc     keySet = "procs" // their functions
@@ -43,8 +44,8 @@ type catalogPart struct {
 
 // catalogParts are the catalogs a sandbox's role can add rows to with its rights (it owns its
 // schema and nothing else; it cannot create a schema, an extension, an event trigger or a
-// publication, nor comment on a role). pg_statistic and pg_statistic_ext_data, which ANALYZE
-// writes within the statistics target, are a superuser's to read and are not counted.
+// publication, nor comment on a role). pg_statistic_ext_data, the extended statistics, is not
+// counted: only a superuser may read it, and its view (pg_stats_ext) rebuilds every value.
 var catalogParts = slices.Concat(
 	// The schema and its objects with an OID of their own.
 	catalogPartsOf(bySchema, true, "pg_namespace.oid", "pg_class.relnamespace", "pg_type.typnamespace",
@@ -61,6 +62,11 @@ var catalogParts = slices.Concat(
 	[]catalogPart{
 		{table: "pg_description", key: "objoid", keys: byObject, class: "classoid"},
 		{table: "pg_depend", key: "objid", keys: byObject, class: "classid"},
+		// The statistics ANALYZE keeps of the schema's columns, through the view that shows
+		// them to a member of the owner (the control user is one of every sandbox role;
+		// pg_statistic is a superuser's): up to 10,000 values of up to 1 kB a column, and
+		// they stay when the table is truncated.
+		{table: "pg_stats", key: "schemaname", keys: byName},
 	},
 )
 
@@ -126,7 +132,7 @@ func schemaSizeSQL(ctx context.Context, q querier) (string, error) {
 		for _, column := range l.variable {
 			bytes += " + coalesce(pg_catalog.pg_column_size(t." + pgx.Identifier{column}.Sanitize() + "), 0)"
 		}
-		on := "t." + part.key + " = k.oid"
+		on := "t." + part.key + " = k.key"
 		if part.class != "" {
 			on += " AND t." + part.class + " = k.classoid"
 		}
@@ -139,11 +145,12 @@ func schemaSizeSQL(ctx context.Context, q querier) (string, error) {
 	// (BenchmarkSwitchOffOversizedRoles). Sequences take a file each (8 kB): 2,000 of them
 	// took 21 MB.
 	return `
-		WITH s AS (SELECT n.oid, n.oid AS nsp, n.nspname FROM pg_catalog.pg_namespace n WHERE n.nspname = ANY($1)),
-		rels AS (SELECT c.oid, c.relnamespace AS nsp FROM pg_catalog.pg_class c JOIN s ON c.relnamespace = s.oid),
-		types AS (SELECT y.oid, y.typnamespace AS nsp FROM pg_catalog.pg_type y JOIN s ON y.typnamespace = s.oid),
-		procs AS (SELECT p.oid, p.pronamespace AS nsp FROM pg_catalog.pg_proc p JOIN s ON p.pronamespace = s.oid),
-		roles AS (SELECT r.oid, s.oid AS nsp FROM pg_catalog.pg_roles r JOIN s ON s.nspname = r.rolname),
+		WITH s AS (SELECT n.oid, n.oid AS key, n.oid AS nsp, n.nspname FROM pg_catalog.pg_namespace n WHERE n.nspname = ANY($1)),
+		names AS (SELECT s.nspname AS key, s.oid AS nsp FROM s),
+		rels AS (SELECT c.oid AS key, c.relnamespace AS nsp FROM pg_catalog.pg_class c JOIN s ON c.relnamespace = s.oid),
+		types AS (SELECT y.oid AS key, y.typnamespace AS nsp FROM pg_catalog.pg_type y JOIN s ON y.typnamespace = s.oid),
+		procs AS (SELECT p.oid AS key, p.pronamespace AS nsp FROM pg_catalog.pg_proc p JOIN s ON p.pronamespace = s.oid),
+		roles AS (SELECT r.oid AS key, s.oid AS nsp FROM pg_catalog.pg_roles r JOIN s ON s.nspname = r.rolname),
 		objs AS (` + objectsSQL() + `),
 		own AS (SELECT c.relnamespace AS nsp, pg_catalog.sum(pg_catalog.pg_total_relation_size(c.oid)) AS bytes
 			FROM pg_catalog.pg_class c JOIN s ON c.relnamespace = s.oid
@@ -164,7 +171,7 @@ func objectsSQL() string {
 	var out []string
 	for _, part := range catalogParts {
 		if part.object {
-			out = append(out, fmt.Sprintf("SELECT 'pg_catalog.%s'::pg_catalog.regclass::pg_catalog.oid AS classoid, t.oid, k.nsp FROM pg_catalog.%s t JOIN %s k ON t.%s = k.oid",
+			out = append(out, fmt.Sprintf("SELECT 'pg_catalog.%s'::pg_catalog.regclass::pg_catalog.oid AS classoid, t.oid AS key, k.nsp FROM pg_catalog.%s t JOIN %s k ON t.%s = k.key",
 				part.table, part.table, part.keys, part.key))
 		}
 	}

@@ -230,6 +230,11 @@ func TestSchemaSizes(t *testing.T) {
 		{"a column's default", `DO $$ BEGIN EXECUTE format('CREATE TABLE padded (x int, padding text DEFAULT %L)', ` + big + `); END $$`, mib * 3 / 4},
 		{"a view", `DO $$ BEGIN EXECUTE format('CREATE VIEW wide AS SELECT %L::text AS x', ` + big + `); END $$`, mib * 3 / 4},
 		{"a role setting", `DO $$ BEGIN EXECUTE format('ALTER ROLE CURRENT_USER SET search_path = %L', ` + big + `); END $$`, mib},
+		// ANALYZE keeps up to 10,000 values of a column at this target, and TRUNCATE leaves them.
+		{"a column's statistics", `DO $$ BEGIN
+			CREATE TABLE sampled AS SELECT (SELECT string_agg(md5(g::text || ':' || i), '') FROM generate_series(1, 28) i) AS v
+				FROM generate_series(1, 12000) g;
+			ALTER TABLE sampled ALTER COLUMN v SET STATISTICS 10000; ANALYZE sampled; TRUNCATE sampled; END $$`, 4 * mib},
 		{"a table of 1,600 columns", `DO $$ BEGIN EXECUTE 'CREATE TABLE columns (' ||
 			(SELECT string_agg(format('c%s int', i), ', ') FROM generate_series(1, 1600) i) || ')'; END $$`, 1600 * 100},
 	} {
