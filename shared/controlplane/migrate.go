@@ -475,7 +475,7 @@ type ServerSettings struct {
 	ReservedForControl int
 	// PublicMakesLargeObjects: PUBLIC may call one of LargeObjectMakers in the sandboxes'
 	// database, so a sandbox's role may store large objects, which live outside its schema
-	// and out of the disk share's sight (only a superuser may read their sizes).
+	// and out of the disk share's sight (the catalog does not say how large they are).
 	PublicMakesLargeObjects bool
 }
 

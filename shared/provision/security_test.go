@@ -711,7 +711,7 @@ func TestASandboxQueryCannotFillTheDisk(t *testing.T) {
 	}
 }
 
-// A large object lives outside the role's schema, and only a superuser may read its size, so
+// A large object lives outside the role's schema, and the catalog does not say how large, so
 // the disk share cannot see it: one call stored 32 MB that no size showed. The server the
 // tests run on is set as docs/deploy.md asks, and no way of making one is left to the role.
 func TestASandboxCannotMakeLargeObjects(t *testing.T) {
