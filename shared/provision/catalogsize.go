@@ -58,7 +58,8 @@ var catalogParts = slices.Concat(
 		"pg_inherits.inhrelid", "pg_sequence.seqrelid"),
 	catalogPartsOf(byType, false, "pg_enum.enumtypid", "pg_range.rngtypid"),
 	catalogPartsOf(byProc, false, "pg_aggregate.aggfnoid"),
-	catalogPartsOf(byRole, false, "pg_db_role_setting.setrole", "pg_default_acl.defaclrole"),
+	// The role's own settings and default privileges, and the record of what it owns.
+	catalogPartsOf(byRole, false, "pg_db_role_setting.setrole", "pg_default_acl.defaclrole", "pg_shdepend.refobjid"),
 	[]catalogPart{
 		{table: "pg_description", key: "objoid", keys: byObject, class: "classoid"},
 		{table: "pg_depend", key: "objid", keys: byObject, class: "classid"},
