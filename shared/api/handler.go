@@ -82,7 +82,7 @@ type Resources interface {
 	TemplateSchema() string
 	CheckTemplateSource(ctx context.Context, schema string) (provision.TemplateSource, error)
 	RedisUsage(ctx context.Context, ids []string) (map[string]provision.RedisUsage, error)
-	SchemaSizes(ctx context.Context, ids []string) (map[string]int64, error)
+	RelationSizes(ctx context.Context, ids []string) (map[string]int64, error)
 }
 
 // RouteCache is what the API reads of the Redis route cache (routecache.Cache).

@@ -3,7 +3,9 @@ package api
 // This file: what sandboxes used, in the answers of get and list (docs/api.md, "Usage"). The
 // counters come from the sandbox's usage hash, which the router and the cleanup write and the
 // sandbox's own code cannot (keys.Usage); the stream's length and pending entries from its
-// stream; the schema's size from the catalog. A page of any size costs one Redis round trip
+// stream; the schema's relations' size from the catalog, and its catalog rows' as the last
+// cleanup run counted them (from the usage hash: reading them live costs a pass over some
+// thirty catalogs, whatever the page's size). A page of any size costs one Redis round trip
 // and one PostgreSQL query. A store that cannot be read leaves its fields zero and says so
 // (unavailable): a sandbox's usage never fails its read.
 
@@ -44,7 +46,7 @@ func (h *Handler) addUsage(ctx context.Context, sbs []*sandbox.Sandbox, views []
 		h.log.WarnContext(ctx, "reading the sandboxes' usage from Redis failed", "sandboxes", len(ids), logkey.Error, err)
 		unavailable = append(unavailable, usageRedis)
 	}
-	sizes, err := h.deps.Resources.SchemaSizes(ctx, ids)
+	sizes, err := h.deps.Resources.RelationSizes(ctx, ids)
 	if err != nil {
 		h.log.WarnContext(ctx, "reading the sandboxes' schema sizes failed", "sandboxes", len(ids), logkey.Error, err)
 		unavailable = append(unavailable, usageDatabase)
@@ -60,6 +62,7 @@ func (h *Handler) addUsage(ctx context.Context, sbs []*sandbox.Sandbox, views []
 			u.EventsRouted, u.LastEventAt = r.Events, r.LastEventAt
 			u.StreamLength, u.StreamPending = r.Stream.Length, r.Stream.Pending
 			u.Keys, u.RedisBytes, u.KeysCountedAt = r.Keys, r.Memory, r.KeysCountedAt
+			u.CatalogBytes, u.CatalogCountedAt = r.Catalog, r.CatalogCountedAt
 			since := sb.CreatedAt
 			if r.LastEventAt != nil && r.LastEventAt.After(since) {
 				since = *r.LastEventAt

@@ -16,8 +16,15 @@ type Usage struct {
 	// has not acknowledged.
 	StreamLength  int64 `json:"stream_length"`
 	StreamPending int64 `json:"stream_pending"`
-	// SchemaBytes is the size of its schema: tables, indexes and TOAST.
+	// SchemaBytes is the size of its schema's relations now: tables, materialized views and
+	// sequences with their indexes and TOAST, and its role's temporary tables.
 	SchemaBytes int64 `json:"schema_bytes"`
+	// CatalogBytes is what its objects' rows took in the system catalogs (function bodies,
+	// comments, views, defaults, columns, statistics, its role's settings) when the cleanup
+	// last counted them (CatalogCountedAt, every cleanup run); null until one did. With
+	// SchemaBytes it makes the disk a sandbox may take (sandbox.SchemaSizeLimit).
+	CatalogBytes     *int64     `json:"catalog_bytes"`
+	CatalogCountedAt *time.Time `json:"catalog_counted_at"`
 	// Keys is how many keys its namespace held when the cleanup's keyspace pass last counted
 	// them (KeysCountedAt, every cleanup run); null until one did.
 	Keys          *int64     `json:"keys"`

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
@@ -195,6 +196,21 @@ func (e *env) worker(t *testing.T, id string) (redis.UniversalClient, provision.
 	}
 	return testenv.RedisClientLike(t, e.rdb, redis.UniversalOptions{
 		Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1, PoolSize: 1}), creds
+}
+
+// login connects to the database as sandbox sb's role, with the new password a connect gives
+// it, and returns the session and the password.
+func (e *env) login(t *testing.T, sb *sandbox.Sandbox) (*pgx.Conn, string) {
+	t.Helper()
+	creds, err := e.p.RotateCredentials(context.Background(), sb.ID, time.Now().Add(time.Hour), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := testenv.ConnectAs(t, e.workerURL, sandbox.RoleName(sb.ID), creds.DatabasePassword)
+	if err != nil {
+		t.Fatalf("login as %s: %v", sb.Name, err)
+	}
+	return conn, creds.DatabasePassword
 }
 
 // run runs cleanup once and fails the test on any problem of the run.

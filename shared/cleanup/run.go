@@ -421,6 +421,7 @@ func (s *Service) switchOffOversizedRoles(ctx context.Context, rep *RunReport, f
 	if err != nil {
 		fail(err)
 	}
+	s.recordCatalogUse(ctx, res.Measured)
 	for _, o := range res.SwitchedOff {
 		s.log.WarnContext(ctx, "took the password of a sandbox's role whose schema takes more disk than a sandbox may; its next connect sets a new one",
 			logkey.Sandbox, o.SandboxID, "bytes", o.Bytes, "sessions_ended", o.SessionsEnded, "limit", s.maxSchema)

@@ -167,29 +167,17 @@ func TestRunTakesThePasswordOfARoleWhoseSchemaTakesTooMuchDisk(t *testing.T) {
 	big := e.create(t, "disk-big", time.Hour)
 	small := e.create(t, "disk-small", time.Hour)
 	locker := e.create(t, "disk-locker", time.Hour)
-	login := func(sb *sandbox.Sandbox) (*pgx.Conn, string) {
-		t.Helper()
-		creds, err := e.p.RotateCredentials(ctx, sb.ID, time.Now().Add(time.Hour), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := testenv.ConnectAs(t, e.workerURL, sandbox.RoleName(sb.ID), creds.DatabasePassword)
-		if err != nil {
-			t.Fatalf("login as %s: %v", sb.Name, err)
-		}
-		return conn, creds.DatabasePassword
-	}
 	exec := func(conn *pgx.Conn, sql string) {
 		t.Helper()
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
-	bigWorker, bigPassword := login(big)
+	bigWorker, bigPassword := e.login(t, big)
 	exec(bigWorker, "CREATE TABLE "+big.SchemaName+".rows AS SELECT repeat('x', 1000) AS v FROM generate_series(1, 3000)")
-	smallWorker, _ := login(small)
+	smallWorker, _ := e.login(t, small)
 	exec(smallWorker, "CREATE TABLE "+small.SchemaName+".rows AS SELECT 1 AS v")
-	lockerWorker, _ := login(locker)
+	lockerWorker, _ := e.login(t, locker)
 	exec(lockerWorker, "CREATE TABLE "+locker.SchemaName+".rows AS SELECT repeat('x', 1000) AS v FROM generate_series(1, 3000)")
 	exec(lockerWorker, "BEGIN")
 	exec(lockerWorker, "LOCK TABLE "+locker.SchemaName+".rows IN ACCESS EXCLUSIVE MODE")
@@ -219,11 +207,51 @@ func TestRunTakesThePasswordOfARoleWhoseSchemaTakesTooMuchDisk(t *testing.T) {
 		t.Fatalf("the next run switched off %v, want %v again (their schemas are still above)", rep.DatabaseRolesSwitchedOff, want)
 	}
 
-	again, _ := login(big) // connect sets a new password
+	again, _ := e.login(t, big) // connect sets a new password
 	exec(again, "TRUNCATE "+big.SchemaName+".rows")
 	e.workerExec(t, "DROP TABLE "+locker.SchemaName+".rows")
 	if rep := e.run(t, RunOptions{}); len(rep.DatabaseRolesSwitchedOff) != 0 {
 		t.Fatalf("after the truncate: switched off %v", rep.DatabaseRolesSwitchedOff)
 	}
 	exec(again, "SELECT 1")
+}
+
+// What a sandbox's objects take in the system catalogs counts in its disk share, and the run
+// records it in the usage hash, where a page of usage reads it (it does not read the catalogs
+// live). A function body of 1.5 MB, which no relation holds, takes the role's password at a
+// limit of 1 MiB; a small sandbox gets its few kB recorded; a dry run records nothing.
+func TestRunCountsAndRecordsWhatSchemasTakeInTheCatalogs(t *testing.T) {
+	t.Parallel()
+	const limit = 1 << 20
+	e := setup(t, envConfig{options: func(o *Options) { o.SchemaSizeLimit = limit }})
+	ctx := context.Background()
+	big := e.create(t, "catalog-big", time.Hour)
+	small := e.create(t, "catalog-small", time.Hour)
+	worker, _ := e.login(t, big)
+	if _, err := worker.Exec(ctx, `DO $$ BEGIN EXECUTE format('CREATE FUNCTION body() RETURNS int LANGUAGE sql AS %L',
+		'SELECT 1 /*' || (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 50000) g) || '*/'); END $$`); err != nil {
+		t.Fatal(err)
+	}
+	usage := func() map[string]provision.RedisUsage {
+		t.Helper()
+		u, err := e.p.RedisUsage(ctx, []string{big.ID, small.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+
+	if rep := e.run(t, RunOptions{DryRun: true}); len(rep.DatabaseRolesSwitchedOff) != 0 || usage()[big.ID].Catalog != nil {
+		t.Fatalf("a dry run switched off %v or recorded %v", rep.DatabaseRolesSwitchedOff, usage()[big.ID].Catalog)
+	}
+	if rep := e.run(t, RunOptions{}); !slices.Equal(rep.DatabaseRolesSwitchedOff, []string{big.ID}) {
+		t.Fatalf("switched off %v, want only the sandbox whose function body takes 1.5 MB", rep.DatabaseRolesSwitchedOff)
+	}
+	u := usage()
+	if c := u[big.ID].Catalog; c == nil || *c < 1_500_000 || u[big.ID].CatalogCountedAt == nil {
+		t.Errorf("recorded for the big sandbox: %v at %v, want at least 1.5 MB", c, u[big.ID].CatalogCountedAt)
+	}
+	if c := u[small.ID].Catalog; c == nil || *c <= 0 || *c >= limit {
+		t.Errorf("recorded for the small sandbox: %v, want its few kB", c)
+	}
 }

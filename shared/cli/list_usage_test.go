@@ -71,13 +71,14 @@ func TestUsageEndToEnd(t *testing.T) {
 	u := view.Sandbox.Usage
 	if u == nil || u.EventsRouted != 5 || u.StreamLength != 5 || u.StreamPending != 2 || u.LastEventAt == nil ||
 		u.Keys == nil || *u.Keys != int64(len(nsKeys)) || u.KeysCountedAt == nil || u.SchemaBytes < 100_000 ||
+		u.CatalogBytes == nil || *u.CatalogBytes <= 0 || u.CatalogCountedAt == nil ||
 		u.RedisBytes == nil || *u.RedisBytes <= 0 || u.RedisBytesLimit != sandbox.RedisMemoryLimit ||
 		u.Idle || u.IdleAfterSeconds != int64(6*time.Hour/time.Second) || len(u.Unavailable) != 0 {
 		t.Fatalf("usage after 5 routed events, 2 read, %d keys: %+v", len(nsKeys), u)
 	}
 	r = s.run(t, aliceToken, "status", name)
 	expect(t, r, ExitOK)
-	mustMatch(t, r.stdout, `\nUsage\n  Events  5 routed, the last at .* UTC \(\d+s ago\)\n  Stream  5 entries, 2 pending\n  Schema  \d+\.\d KiB\n  Keys    `+
+	mustMatch(t, r.stdout, `\nUsage\n  Events  5 routed, the last at .* UTC \(\d+s ago\)\n  Stream  5 entries, 2 pending\n  Schema  \d+\.\d KiB, and \d+\.\d KiB in the catalogs \(counted by the cleanup \d+s ago\)\n  Keys    `+
 		strconv.Itoa(len(nsKeys))+`, \d+\.\d KiB of the 128\.0 MiB a sandbox may hold \(counted by the cleanup \d+s ago\)\n  Idle    no \(idle after 6h without an event\)\n`)
 
 	// A sandbox created seven hours ago without an event since is idle: list flags it.

@@ -290,10 +290,17 @@ func usageFields(st style, u *apiwire.Usage, now time.Time, loc *time.Location) 
 			keys += " (counted by the cleanup " + ago(*u.KeysCountedAt, now) + ")"
 		}
 	}
+	schema := formatBytes(u.SchemaBytes)
+	if u.CatalogBytes != nil {
+		schema += ", and " + formatBytes(*u.CatalogBytes) + " in the catalogs"
+		if u.CatalogCountedAt != nil {
+			schema += " (counted by the cleanup " + ago(*u.CatalogCountedAt, now) + ")"
+		}
+	}
 	fields := [][2]string{
 		{"Events", events},
 		{"Stream", fmt.Sprintf("%d entries, %d pending", u.StreamLength, u.StreamPending)},
-		{"Schema", formatBytes(u.SchemaBytes)},
+		{"Schema", schema},
 		{"Keys", keys},
 	}
 	after := humanDuration(time.Duration(u.IdleAfterSeconds) * time.Second)

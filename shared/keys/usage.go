@@ -8,7 +8,8 @@ import (
 
 // A sandbox's usage counters live in one hash per sandbox, outside its namespace:
 //
-//	sandbox:usage:{<id>}    events routed to it, its last event, its key count and memory
+//	sandbox:usage:{<id>}    events routed to it, its last event, its key count and memory,
+//	                        its catalog rows' size
 //
 // Outside the namespace, because the sandbox's own Redis user reaches sandbox:{<id>}:* and
 // nothing else (SandboxACLRules): its code can neither write nor delete its counters. With
@@ -52,4 +53,9 @@ const (
 	UsageFieldMemory = "memory_bytes"
 	// UsageFieldKeysCountedMS is when that pass counted them, in Unix milliseconds.
 	UsageFieldKeysCountedMS = "keys_counted_ms"
+	// UsageFieldCatalog is what the sandbox's objects took in the database's catalogs at the
+	// last cleanup run's disk share, in bytes.
+	UsageFieldCatalog = "catalog_bytes"
+	// UsageFieldCatalogCountedMS is when that run counted it, in Unix milliseconds.
+	UsageFieldCatalogCountedMS = "catalog_counted_ms"
 )

@@ -1,7 +1,7 @@
 package provision
 
-// This file: the query of a schema's size, whose larger part is the bytes its objects take in
-// the system catalogs, which its relations' sizes do not show. A sandbox's role stores text
+// This file: the bytes a schema's objects take in the system catalogs, which its relations'
+// sizes do not show. A sandbox's role stores text
 // there as freely as in a table: a function body or a comment of 32 MB, a role setting of
 // 3 MB, or tables of 1,600 columns grew the database while the schema's relations stayed at
 // 0 bytes.
@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// keySet names a set of objects of the measured schemas, as a CTE of schemaSizeSQL with the
+// keySet names a set of objects of the measured schemas, as a CTE of catalogSizeSQL with the
 // columns key (an object's OID, or a name) and nsp (the schema's OID).
 type keySet string
 
@@ -85,14 +85,13 @@ func catalogPartsOf(keys keySet, object bool, columns ...string) []catalogPart {
 // to 24) and its line pointer (4).
 const tupleOverhead = 28
 
-// schemaSizeSQL returns the query of schemaSizes: for each existing schema of $1 (rows
-// nspname, bytes), the size of its relations, of its role's temporary tables, and of the rows
-// that describe its objects in the catalogs. A catalog row counts its overhead, its
-// fixed-width columns and pg_column_size of each of its variable-width ones, which is their
-// stored size (compressed, or in TOAST) read from the row without fetching the value. The
-// columns come from the server's own pg_attribute, so the query fits its version: q is asked
-// for them first. No row of a sandbox's relation is read.
-func schemaSizeSQL(ctx context.Context, q querier) (string, error) {
+// catalogSizeSQL returns the query of the catalog part of schemaSizes: for each existing
+// schema of $1 (rows nspname, bytes), the rows that describe its objects in the catalogs. A
+// catalog row counts its overhead, its fixed-width columns and pg_column_size of each of its
+// variable-width ones, which is their stored size (compressed, or in TOAST) read from the row
+// without fetching the value. The columns come from the server's own pg_attribute, so the
+// query fits its version: q is asked for them first. No row of a sandbox's relation is read.
+func catalogSizeSQL(ctx context.Context, q querier) (string, error) {
 	tables := make([]string, 0, len(catalogParts))
 	for _, part := range catalogParts {
 		tables = append(tables, part.table)
@@ -137,14 +136,17 @@ func schemaSizeSQL(ctx context.Context, q querier) (string, error) {
 		if part.class != "" {
 			on += " AND t." + part.class + " = k.classoid"
 		}
+		if part.keys == byName {
+			// Said of the view itself, the names reach into its plan: joined only, pg_stats
+			// read the statistics of every table of the database first (33 of 54 ms for
+			// one schema among 500).
+			on += " AND t." + part.key + " = ANY($1)"
+		}
 		parts = append(parts, fmt.Sprintf("SELECT k.nsp, pg_catalog.sum(%s) AS bytes FROM pg_catalog.%s t JOIN %s k ON %s GROUP BY k.nsp",
 			bytes, part.table, part.keys, on))
 	}
-	// Each part is one pass over its catalog joined to the schemas, not a subquery per schema:
-	// pg_class has no index on relnamespace alone, and a subquery per schema scanned it once
-	// for each: 450 ms for 500 schemas, against 60-90 ms in one pass
-	// (BenchmarkSwitchOffOversizedRoles). Sequences take a file each (8 kB): 2,000 of them
-	// took 21 MB.
+	// Each part is one pass over its catalog joined to the schemas, not a subquery per schema,
+	// as for the relations (relationSizeSQL).
 	return `
 		WITH s AS (SELECT n.oid, n.oid AS key, n.oid AS nsp, n.nspname FROM pg_catalog.pg_namespace n WHERE n.nspname = ANY($1)),
 		names AS (SELECT s.nspname AS key, s.oid AS nsp FROM s),
@@ -152,18 +154,9 @@ func schemaSizeSQL(ctx context.Context, q querier) (string, error) {
 		types AS (SELECT y.oid AS key, y.typnamespace AS nsp FROM pg_catalog.pg_type y JOIN s ON y.typnamespace = s.oid),
 		procs AS (SELECT p.oid AS key, p.pronamespace AS nsp FROM pg_catalog.pg_proc p JOIN s ON p.pronamespace = s.oid),
 		roles AS (SELECT r.oid AS key, s.oid AS nsp FROM pg_catalog.pg_roles r JOIN s ON s.nspname = r.rolname),
-		objs AS (` + objectsSQL() + `),
-		own AS (SELECT c.relnamespace AS nsp, pg_catalog.sum(pg_catalog.pg_total_relation_size(c.oid)) AS bytes
-			FROM pg_catalog.pg_class c JOIN s ON c.relnamespace = s.oid
-			WHERE c.relkind IN ('r', 'p', 'm', 'S') GROUP BY c.relnamespace),
-		temp AS (SELECT r.rolname, pg_catalog.sum(pg_catalog.pg_total_relation_size(c.oid)) AS bytes
-			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid = c.relowner JOIN s ON s.nspname = r.rolname
-			WHERE c.relpersistence = 't' AND c.relkind IN ('r', 'p', 'm', 'S') GROUP BY r.rolname),
-		catalog AS (SELECT nsp, pg_catalog.sum(bytes) AS bytes FROM (
-			` + strings.Join(parts, "\n\t\t\tUNION ALL ") + `) p GROUP BY nsp)
-		SELECT s.nspname::text, (coalesce(own.bytes, 0) + coalesce(temp.bytes, 0) + coalesce(catalog.bytes, 0))::bigint
-		FROM s LEFT JOIN own ON own.nsp = s.oid LEFT JOIN temp ON temp.rolname = s.nspname
-			LEFT JOIN catalog ON catalog.nsp = s.oid`, nil
+		objs AS (` + objectsSQL() + `)
+		SELECT s.nspname::text, pg_catalog.sum(p.bytes)::bigint FROM s JOIN (
+			` + strings.Join(parts, "\n\t\t\tUNION ALL ") + `) p ON p.nsp = s.oid GROUP BY s.nspname`, nil
 }
 
 // objectsSQL is the byObject set: every object of the schemas that may have a comment or a

@@ -88,11 +88,13 @@ func (p *Provisioner) Inspect(ctx context.Context, id string) (Resources, error)
 			}
 		}
 		// Sizes from the catalog: pg_total_relation_size reads no row of the relation.
-		sizes, err := schemaSizes(ctx, p.db, []string{schema})
-		if err != nil {
+		if err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
+			sizes, err := schemaSizes(ctx, tx, []string{schema}, true)
+			r.Bytes = sizes[schema].Bytes()
+			return err
+		}); err != nil {
 			return r, err
 		}
-		r.Bytes = sizes[schema]
 	}
 	if p.rdb != nil {
 		n, err := p.rdb.Exists(ctx, keys.EventStream(id)).Result()

@@ -16,8 +16,8 @@ import (
 // OversizedSchema is a sandbox whose schema SwitchOffOversizedRoles found above the limit.
 type OversizedSchema struct {
 	SandboxID string `json:"sandbox_id"`
-	// Bytes is the schema's size when it was read (schemaSizes: its relations and its role's
-	// temporary tables).
+	// Bytes is the schema's size when it was read (SchemaSize.Bytes: its relations, its role's
+	// temporary tables and its catalog rows).
 	Bytes int64 `json:"bytes"`
 	// SessionsEnded counts the sessions of its role that were ended.
 	SessionsEnded int `json:"sessions_ended"`
@@ -33,6 +33,9 @@ type OversizedRoles struct {
 	// Unmeasured are the sandboxes whose size it could not read even then (the next run
 	// reads again).
 	Unmeasured []string
+	// Measured are the sizes it read, by sandbox id: the cleanup records their catalog part,
+	// which a page of usage does not read (RelationSizes).
+	Measured map[string]SchemaSize
 }
 
 // SwitchOffOversizedRoles reads the size of every sandbox schema of this database and, for
@@ -61,7 +64,7 @@ func (p *Provisioner) SwitchOffOversizedRoles(ctx context.Context, limit int64, 
 	}
 	sizes, err := p.SchemaSizes(ctx, ids)
 	if pgCode(err) == pgLockNotAvailable {
-		sizes = make(map[string]int64, len(ids))
+		sizes = make(map[string]SchemaSize, len(ids))
 		for _, id := range ids {
 			one, err := p.SchemaSizes(ctx, []string{id})
 			if pgCode(err) == pgLockNotAvailable {
@@ -84,16 +87,17 @@ func (p *Provisioner) SwitchOffOversizedRoles(ctx context.Context, limit int64, 
 	} else if err != nil {
 		return out, err
 	}
+	out.Measured = sizes
 	for _, id := range ids {
-		if sizes[id] <= limit {
+		if sizes[id].Bytes() <= limit {
 			continue
 		}
 		ended, err := p.switchOffRole(ctx, id, lockTimeout)
 		if err != nil {
-			return out, fmt.Errorf("switch off the role of %s, whose schema holds %d bytes: %w", id, sizes[id], err)
+			return out, fmt.Errorf("switch off the role of %s, whose schema holds %d bytes: %w", id, sizes[id].Bytes(), err)
 		}
 		if ended >= 0 {
-			out.SwitchedOff = append(out.SwitchedOff, OversizedSchema{SandboxID: id, Bytes: sizes[id], SessionsEnded: ended})
+			out.SwitchedOff = append(out.SwitchedOff, OversizedSchema{SandboxID: id, Bytes: sizes[id].Bytes(), SessionsEnded: ended})
 		}
 	}
 	return out, nil

@@ -48,8 +48,8 @@ func (p *Provisioner) CheckTemplateSource(ctx context.Context, schema string) (T
 		if err := setLockTimeout(ctx, tx, sizeLockTimeout); err != nil {
 			return err
 		}
-		sizes, err := schemaSizes(ctx, tx, []string{schema})
-		src.Bytes = sizes[schema]
+		sizes, err := schemaSizes(ctx, tx, []string{schema}, true)
+		src.Bytes = sizes[schema].Bytes()
 		return err
 	})
 	return src, err

@@ -174,7 +174,7 @@ func TestAStreamsContentCannotBlindTheUsageOfOthers(t *testing.T) {
 	}
 }
 
-// SchemaSizes reads the sizes of many schemas in one catalog query, and a sandbox that holds
+// SchemaSizes reads the sizes of many schemas from the catalogs, and a sandbox that holds
 // an ACCESS EXCLUSIVE lock on its table makes the read fail within the lock timeout instead
 // of holding it (and a whole list page) up.
 func TestSchemaSizes(t *testing.T) {
@@ -187,7 +187,7 @@ func TestSchemaSizes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sizes[a] <= 0 || sizes[b] <= 0 {
+	if sizes[a].Relations <= 0 || sizes[a].Catalog <= 0 || sizes[b].Bytes() <= 0 {
 		t.Errorf("sizes %v", sizes)
 	}
 	if _, ok := sizes[missing]; ok {
@@ -204,7 +204,7 @@ func TestSchemaSizes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if grown := withTemp[a] - sizes[a]; grown < 2000*1000 || withTemp[b] != sizes[b] {
+	if grown := withTemp[a].Bytes() - sizes[a].Bytes(); grown < 2000*1000 || withTemp[b] != sizes[b] {
 		t.Errorf("a temporary table of 2 MB grew the sandbox's size by %d bytes (the other's: %d to %d)", grown, sizes[b], withTemp[b])
 	}
 	if err := temp.Close(ctx); err != nil {
@@ -249,9 +249,14 @@ func TestSchemaSizes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if grown := after[a] - before[a]; grown < c.atLeast || after[b] != before[b] {
-			t.Errorf("%s grew the sandbox's size by %d bytes, want at least %d (the other's: %d to %d)",
+		if grown := after[a].Bytes() - before[a].Bytes(); grown < c.atLeast || after[b] != before[b] {
+			t.Errorf("%s grew the sandbox's size by %d bytes, want at least %d (the other's: %+v to %+v)",
 				c.what, grown, c.atLeast, before[b], after[b])
+		}
+		// A page of usage reads the relations alone, and the same figure.
+		relations, err := e.p.RelationSizes(ctx, []string{a, b})
+		if err != nil || relations[a] != after[a].Relations || relations[b] != after[b].Relations {
+			t.Errorf("relation sizes %v (%v), want those of %+v and %+v", relations, err, after[a], after[b])
 		}
 	}
 
