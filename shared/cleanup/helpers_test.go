@@ -198,6 +198,20 @@ func (e *env) worker(t *testing.T, id string) (redis.UniversalClient, provision.
 		Username: creds.RedisUser, Password: creds.RedisPassword, MaxRetries: -1, PoolSize: 1}), creds
 }
 
+// shareLimit is what the tests of the sandboxes' shares lower the share they test to (1 MiB),
+// so that they fill it with megabytes, not gigabytes.
+const shareLimit = 1 << 20
+
+// setupShare sets up a parallel test of one of the sandboxes' shares, which lower lowers to
+// shareLimit, with two sandboxes named after what: big, which the test fills past the share,
+// and small, which stays under it.
+func setupShare(t *testing.T, what string, lower func(*Options)) (e *env, big, small *sandbox.Sandbox) {
+	t.Helper()
+	t.Parallel()
+	e = setup(t, envConfig{options: lower})
+	return e, e.create(t, what+"-big", time.Hour), e.create(t, what+"-small", time.Hour)
+}
+
 // login connects to the database as sandbox sb's role, with the new password a connect gives
 // it, and returns the session and the password.
 func (e *env) login(t *testing.T, sb *sandbox.Sandbox) (*pgx.Conn, string) {

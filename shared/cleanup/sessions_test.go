@@ -160,12 +160,8 @@ func TestRunSwitchesOffARedisUserThatCrowdsTheServer(t *testing.T) {
 // nothing; the next run takes the password again while the schema is still above; connect
 // sets a new one, and after a TRUNCATE the next run leaves the role alone.
 func TestRunTakesThePasswordOfARoleWhoseSchemaTakesTooMuchDisk(t *testing.T) {
-	t.Parallel()
-	const limit = 1 << 20
-	e := setup(t, envConfig{options: func(o *Options) { o.SchemaSizeLimit = limit }})
+	e, big, small := setupShare(t, "disk", func(o *Options) { o.SchemaSizeLimit = shareLimit })
 	ctx := context.Background()
-	big := e.create(t, "disk-big", time.Hour)
-	small := e.create(t, "disk-small", time.Hour)
 	locker := e.create(t, "disk-locker", time.Hour)
 	exec := func(conn *pgx.Conn, sql string) {
 		t.Helper()
@@ -221,12 +217,8 @@ func TestRunTakesThePasswordOfARoleWhoseSchemaTakesTooMuchDisk(t *testing.T) {
 // live). A function body of 1.5 MB, which no relation holds, takes the role's password at a
 // limit of 1 MiB; a small sandbox gets its few kB recorded; a dry run records nothing.
 func TestRunCountsAndRecordsWhatSchemasTakeInTheCatalogs(t *testing.T) {
-	t.Parallel()
-	const limit = 1 << 20
-	e := setup(t, envConfig{options: func(o *Options) { o.SchemaSizeLimit = limit }})
+	e, big, small := setupShare(t, "catalog", func(o *Options) { o.SchemaSizeLimit = shareLimit })
 	ctx := context.Background()
-	big := e.create(t, "catalog-big", time.Hour)
-	small := e.create(t, "catalog-small", time.Hour)
 	worker, _ := e.login(t, big)
 	if _, err := worker.Exec(ctx, `DO $$ BEGIN EXECUTE format('CREATE FUNCTION body() RETURNS int LANGUAGE sql AS %L',
 		'SELECT 1 /*' || (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 50000) g) || '*/'); END $$`); err != nil {
@@ -251,7 +243,7 @@ func TestRunCountsAndRecordsWhatSchemasTakeInTheCatalogs(t *testing.T) {
 	if c := u[big.ID].Catalog; c == nil || *c < 1_500_000 || u[big.ID].CatalogCountedAt == nil {
 		t.Errorf("recorded for the big sandbox: %v at %v, want at least 1.5 MB", c, u[big.ID].CatalogCountedAt)
 	}
-	if c := u[small.ID].Catalog; c == nil || *c <= 0 || *c >= limit {
+	if c := u[small.ID].Catalog; c == nil || *c <= 0 || *c >= shareLimit {
 		t.Errorf("recorded for the small sandbox: %v, want its few kB", c)
 	}
 }

@@ -162,12 +162,8 @@ func TestKeyCountsAndLeftoverUsageHashes(t *testing.T) {
 // is not reported again; after connect the worker deletes its keys, and the next run leaves
 // it on.
 func TestRunSwitchesOffARedisUserWhoseKeysHoldTooMuchMemory(t *testing.T) {
-	t.Parallel()
-	const limit = 1 << 20
-	e := setup(t, envConfig{options: func(o *Options) { o.RedisMemoryLimit = limit }})
+	e, big, small := setupShare(t, "memory", func(o *Options) { o.RedisMemoryLimit = shareLimit })
 	ctx := context.Background()
-	big := e.create(t, "memory-big", time.Hour)
-	small := e.create(t, "memory-small", time.Hour)
 	bigWorker, _ := e.worker(t, big.ID)
 	smallWorker, _ := e.worker(t, small.ID)
 	hash := keys.Namespace(big.ID) + "cache"
@@ -205,10 +201,10 @@ func TestRunSwitchesOffARedisUserWhoseKeysHoldTooMuchMemory(t *testing.T) {
 	if !slices.Equal(rep.RedisUsersOverMemory, []string{big.ID}) || len(rep.RedisUsersSwitchedOff) != 0 {
 		t.Fatalf("over memory %v (crowding %v), want only %s", rep.RedisUsersOverMemory, rep.RedisUsersSwitchedOff, big.ID)
 	}
-	if m := memory(big.ID); m <= limit || m > 2*limit {
+	if m := memory(big.ID); m <= shareLimit || m > 2*shareLimit {
 		t.Errorf("the big sandbox's memory %d bytes, want its 1.36 MB hash and stream", m)
 	}
-	if m := memory(small.ID); m <= 0 || m >= limit {
+	if m := memory(small.ID); m <= 0 || m >= shareLimit {
 		t.Errorf("the small sandbox's memory %d bytes", m)
 	}
 	wantState(big.ID, provision.RedisUserOff)
@@ -233,7 +229,7 @@ func TestRunSwitchesOffARedisUserWhoseKeysHoldTooMuchMemory(t *testing.T) {
 		t.Fatalf("after the worker deleted its hash: over memory %v", rep.RedisUsersOverMemory)
 	}
 	wantState(big.ID, provision.RedisUserOn)
-	if m := memory(big.ID); m >= limit {
+	if m := memory(big.ID); m >= shareLimit {
 		t.Errorf("the big sandbox's memory after the delete: %d bytes", m)
 	}
 }
