@@ -1,10 +1,9 @@
 package provision
 
 // This file: the bytes a schema's objects take in the system catalogs, which its relations'
-// sizes do not show. A sandbox's role stores text
-// there as freely as in a table: a function body or a comment of 32 MB, a role setting of
-// 3 MB, or tables of 1,600 columns grew the database while the schema's relations stayed at
-// 0 bytes.
+// sizes do not show. A sandbox's role stores text there as freely as in a table: a function
+// body or a comment of 32 MB, a role setting of 3 MB, or tables of 1,600 columns grew the
+// database while the schema's relations stayed at 0 bytes.
 
 import (
 	"context"
