@@ -528,6 +528,34 @@ func TestSandboxHealthOfAnOversizedSchema(t *testing.T) {
 	t.Fatalf("no database check: %+v", h.Checks)
 }
 
+// The health check's size counts the catalog rows the last cleanup run recorded (it does not
+// read them live): a schema whose relations are small but whose function bodies and comments
+// take its share is unhealthy too.
+func TestSandboxHealthCountsTheRecordedCatalogRows(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	sb := e.create(t, alice, "alpha", guild1)
+	database := func() apiwire.Check {
+		t.Helper()
+		h := decode[apiwire.SandboxHealth](t, e.do(t, call{method: "GET", path: "/v1/sandboxes/alpha/health", principal: alice}))
+		for _, c := range h.Checks {
+			if c.Name == "database" {
+				return c
+			}
+		}
+		t.Fatalf("no database check: %+v", h.Checks)
+		return apiwire.Check{}
+	}
+	if c := database(); c.Status != api.CheckOK {
+		t.Fatalf("before any count: %+v", c)
+	}
+	if err := e.rdb.HSet(t.Context(), keys.Usage(sb.ID), keys.UsageFieldCatalog, sandbox.SchemaSizeLimit).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if c := database(); c.Status != api.CheckFail || !strings.Contains(c.Detail, "more than the 1024 MiB a sandbox may") {
+		t.Errorf("with the share's worth of catalog rows recorded: %+v", c)
+	}
+}
+
 func TestRouteExplanation(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	sb := e.create(t, alice, "alpha", guild1)

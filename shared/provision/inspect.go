@@ -27,7 +27,9 @@ type Resources struct {
 	// Ungranted are the tables created by provisioning (owned by the control user) on which
 	// the role lacks one of the rights provisioning granted.
 	Ungranted []string
-	// Bytes is the total size of the schema's relations, indexes and TOAST included.
+	// Bytes is the total size of the schema's relations, indexes and TOAST included, and of its
+	// role's temporary tables (SchemaSize.Relations). Its catalog rows are not read here: that
+	// costs a pass over some thirty catalogs, and the cleanup records them (RedisUsage).
 	Bytes        int64
 	StreamExists bool
 	// RedisUserExists is whether the sandbox's Redis ACL user exists (ACL mode only).
@@ -89,8 +91,8 @@ func (p *Provisioner) Inspect(ctx context.Context, id string) (Resources, error)
 		}
 		// Sizes from the catalog: pg_total_relation_size reads no row of the relation.
 		if err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
-			sizes, err := schemaSizes(ctx, tx, []string{schema}, true)
-			r.Bytes = sizes[schema].Bytes()
+			sizes, err := schemaSizes(ctx, tx, []string{schema}, false)
+			r.Bytes = sizes[schema].Relations
 			return err
 		}); err != nil {
 			return r, err

@@ -12,7 +12,7 @@ import (
 // BenchmarkSwitchOffOversizedRoles is the cost of the disk share in a cleanup run: the read of
 // every sandbox schema's size, none above the limit, against listing the schemas alone (the
 // baseline), over 0 and 500 schemas of two tables each (with an index each: what the size
-// query sums over); and the read of one schema's size among them, a health check's.
+// query sums over); and the read of one schema's whole size among them, a template check's.
 func BenchmarkSwitchOffOversizedRoles(b *testing.B) {
 	for _, schemas := range []int{0, 500} {
 		b.Run(fmt.Sprintf("schemas=%d", schemas), func(b *testing.B) {

@@ -249,8 +249,9 @@ const relationSizeSQL = `
 // schemaSizes returns the size of each existing schema of schemas, in the caller's
 // transaction: its relations (relationSizeSQL) and, with catalog, its objects' rows in the
 // catalogs (catalogSizeSQL; a function body of 32 MB, held in pg_proc, showed nowhere
-// before). Inspect, the template check and the disk share (SwitchOffOversizedRoles) read both;
-// a page of usage the relations only.
+// before). The template check and the disk share (SwitchOffOversizedRoles) read both; Inspect
+// (the health check) and a page of usage the relations only, and take the catalog part the
+// cleanup recorded.
 //
 // The catalog part runs without JIT compilation: the query has many parts, and once its
 // estimate passes jit_above_cost, which a larger catalog reaches, compiling its 788 functions
