@@ -2,7 +2,8 @@ package cleanup
 
 // This file: the cleanup's share of the sandboxes' usage hashes (keys.Usage): the key counts
 // and memory its keyspace pass records (the pass orphan reconciliation makes anyway), the
-// catalog sizes its disk share reads, and the hashes the teardown deletes, which are outside the namespaces its keyspace step unlinks.
+// catalog sizes its disk share reads, and the hashes the teardown deletes, which are outside
+// the namespaces its keyspace step unlinks.
 
 import (
 	"context"

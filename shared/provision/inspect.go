@@ -90,11 +90,7 @@ func (p *Provisioner) Inspect(ctx context.Context, id string) (Resources, error)
 			}
 		}
 		// Sizes from the catalog: pg_total_relation_size reads no row of the relation.
-		if err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
-			sizes, err := schemaSizes(ctx, tx, []string{schema}, false)
-			r.Bytes = sizes[schema].Relations
-			return err
-		}); err != nil {
+		if err := sumSizes(ctx, p.db, relationSizeSQL, []string{schema}, func(_ string, n int64) { r.Bytes = n }); err != nil {
 			return r, err
 		}
 	}

@@ -18,7 +18,7 @@ func BenchmarkSwitchOffOversizedRoles(b *testing.B) {
 		b.Run(fmt.Sprintf("schemas=%d", schemas), func(b *testing.B) {
 			e := setup(b)
 			ctx := context.Background()
-			var one []string // the id of one of the schemas, for a health check's read
+			var one []string // the id of one of the schemas, for a template check's read
 			for range schemas {
 				id := sandbox.NewID()
 				one = []string{id}

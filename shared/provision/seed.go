@@ -23,8 +23,8 @@ type TemplateSource struct {
 	Schema string
 	// Tables are the tables a sandbox clones from it.
 	Tables []string
-	// Bytes is the size of its relations (schemaSizes): about what a sandbox that copies its
-	// rows starts with.
+	// Bytes is its whole size, relations and catalog rows (SchemaSize.Bytes): about what a
+	// sandbox that copies its rows starts with.
 	Bytes int64
 }
 

@@ -279,9 +279,9 @@ func schemaSizes(ctx context.Context, tx pgx.Tx, schemas []string, catalog bool)
 	return out, err
 }
 
-// sumSizes runs a size query of schemas (rows nspname, bytes), calling add for each row.
-func sumSizes(ctx context.Context, tx pgx.Tx, sql string, schemas []string, add func(schema string, n int64)) error {
-	rows, err := tx.Query(ctx, sql, schemas)
+// sumSizes runs a size query of schemas (rows nspname, bytes) on q, calling add for each row.
+func sumSizes(ctx context.Context, q querier, sql string, schemas []string, add func(schema string, n int64)) error {
+	rows, err := q.Query(ctx, sql, schemas)
 	if err != nil {
 		return err
 	}
