@@ -14,41 +14,34 @@ locals {
   metric_dimensions = { Environment = var.environment }
 
   # --- alarms on the functions' own metrics ---------------------------------
+  # An action a cleanup run took that an operator must hear of: any count above
+  # 0 in one run's interval.
+  cleanup_action_alarm = {
+    statistic           = "Sum"
+    comparison_operator = "GreaterThanThreshold"
+    threshold           = 0
+    period              = 900 # one cleanup interval
+    evaluation_periods  = 1
+    treat_missing_data  = "notBreaching"
+  }
+
   # Each alarm reads the metric with the dimension set [Environment] only. Each
   # is proven by a scenario test that feeds the EMF lines of the real code to
   # an evaluator of this definition (shared/internal/alarmtest; the tests are
   # alarms_test.go in shared/cleanup, shared/api and shared/routing).
   metric_alarms = {
-    cleanup-failures = {
-      metric_name         = "CleanupFailures"
-      statistic           = "Sum"
-      comparison_operator = "GreaterThanThreshold"
-      threshold           = 0
-      period              = 900 # one cleanup interval
-      evaluation_periods  = 1
-      treat_missing_data  = "notBreaching"
-      description         = "Cleanup failed to tear down at least one sandbox; the next run resumes it. Runbook RB-SB-002."
-    }
-    sandbox-redis-crowding = {
-      metric_name         = "SandboxRedisUsersSwitchedOff"
-      statistic           = "Sum"
-      comparison_operator = "GreaterThanThreshold"
-      threshold           = 0
-      period              = 900 # one cleanup interval
-      evaluation_periods  = 1
-      treat_missing_data  = "notBreaching"
-      description         = "Cleanup switched off a sandbox's Redis user: its workers held more connections, or its keys more memory, than a sandbox may. Runbook RB-SB-011."
-    }
-    sandbox-database-oversized = {
-      metric_name         = "SandboxDatabaseRolesSwitchedOff"
-      statistic           = "Sum"
-      comparison_operator = "GreaterThanThreshold"
-      threshold           = 0
-      period              = 900 # one cleanup interval
-      evaluation_periods  = 1
-      treat_missing_data  = "notBreaching"
-      description         = "Cleanup took a sandbox role's password away: its schema took more disk than a sandbox may. Runbook RB-SB-012."
-    }
+    cleanup-failures = merge(local.cleanup_action_alarm, {
+      metric_name = "CleanupFailures"
+      description = "Cleanup failed to tear down at least one sandbox; the next run resumes it. Runbook RB-SB-002."
+    })
+    sandbox-redis-crowding = merge(local.cleanup_action_alarm, {
+      metric_name = "SandboxRedisUsersSwitchedOff"
+      description = "Cleanup switched off a sandbox's Redis user: its workers held more connections, or its keys more memory, than a sandbox may. Runbook RB-SB-011."
+    })
+    sandbox-database-oversized = merge(local.cleanup_action_alarm, {
+      metric_name = "SandboxDatabaseRolesSwitchedOff"
+      description = "Cleanup took a sandbox role's password away: its schema took more disk than a sandbox may. Runbook RB-SB-012."
+    })
     orphaned-resources = {
       # A gauge reported once per run, the total over all resource types:
       # every report of the last hour above 5.
