@@ -3,9 +3,11 @@ package api_test
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/botplatform/discord-sandboxes/shared/internal/testenv"
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
@@ -60,9 +62,11 @@ func benchCreate(b *testing.B, e *env, template string) []time.Duration {
 	b.ResetTimer()
 	for b.Loop() {
 		n++
-		body := fmt.Sprintf(`{"name":"bench-%d","ttl":"1h","guilds":["%d"]}`, n, 80351110224700000+n)
+		guild := strconv.Itoa(80351110224700000 + n)
+		testenv.RegisterTestGuilds(b, e.pool, guild) // only registered test guilds may be mapped
+		body := fmt.Sprintf(`{"name":"bench-%d","ttl":"1h","guilds":["%s"]}`, n, guild)
 		if template != "" {
-			body = fmt.Sprintf(`{"name":"bench-%d","ttl":"1h","guilds":["%d"],"template":%q}`, n, 80351110224700000+n, template)
+			body = fmt.Sprintf(`{"name":"bench-%d","ttl":"1h","guilds":["%s"],"template":%q}`, n, guild, template)
 		}
 		start := time.Now()
 		r := e.invokeRaw(b, event(b, call{method: "POST", path: "/v1/sandboxes", principal: alice, body: body}))
