@@ -530,7 +530,7 @@ func TestSandboxHealthOfAnOversizedSchema(t *testing.T) {
 
 // The health check's size counts the catalog rows the last cleanup run recorded (it does not
 // read them live): a schema whose relations are small but whose function bodies and comments
-// take its share is unhealthy too.
+// take its share is unhealthy too. A table its role does not own yet is a warning.
 func TestSandboxHealthCountsTheRecordedCatalogRows(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	sb := e.create(t, alice, "alpha", guild1)
@@ -553,6 +553,17 @@ func TestSandboxHealthCountsTheRecordedCatalogRows(t *testing.T) {
 	}
 	if c := database(); c.Status != api.CheckFail || !strings.Contains(c.Detail, "more than the 1024 MiB a sandbox may") {
 		t.Errorf("with the share's worth of catalog rows recorded: %+v", c)
+	}
+	// A table the control user still owns, as in a sandbox made before provisioning handed the
+	// tables over, is a warning until the cleanup hands it over (provision.HandOverTables).
+	if err := e.rdb.HDel(t.Context(), keys.Usage(sb.ID), keys.UsageFieldCatalog).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.workers.Exec(t.Context(), "ALTER TABLE "+sandbox.SchemaName(sb.ID)+".members OWNER TO CURRENT_USER"); err != nil {
+		t.Fatal(err)
+	}
+	if c := database(); c.Status != api.CheckWarn || !strings.Contains(c.Detail, "does not own members yet") {
+		t.Errorf("with a table the control user owns: %+v", c)
 	}
 }
 

@@ -132,3 +132,36 @@ func TestRunGivesOlderRolesTheLogSettings(t *testing.T) {
 		}
 	}
 }
+
+// A sandbox provisioned while the control user kept its tables gets them at the next run, not
+// at a dry run (provision.HandOverTables).
+func TestRunHandsOlderSandboxesTheirTables(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	ctx := context.Background()
+	sb := e.create(t, "older-tables", time.Hour)
+	schema := pgx.Identifier{sandbox.SchemaName(sb.ID)}.Sanitize()
+	if _, err := e.workers.Exec(ctx, "ALTER TABLE "+schema+".guild_settings OWNER TO CURRENT_USER"); err != nil { // as it was made
+		t.Fatal(err)
+	}
+	owner := func() string {
+		var who string
+		if err := e.workers.QueryRow(ctx, `SELECT pg_catalog.pg_get_userbyid(relowner) FROM pg_catalog.pg_class WHERE oid = $1::regclass`,
+			schema+".guild_settings").Scan(&who); err != nil {
+			t.Fatal(err)
+		}
+		return who
+	}
+	if _, err := e.s.Run(ctx, RunOptions{DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got := owner(); got == sandbox.RoleName(sb.ID) {
+		t.Fatal("a dry run handed the table over")
+	}
+	if _, err := e.s.Run(ctx, RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := owner(); got != sandbox.RoleName(sb.ID) {
+		t.Errorf("after the run the table is owned by %s, want the sandbox's role", got)
+	}
+}

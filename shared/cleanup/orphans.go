@@ -169,6 +169,7 @@ func (s *Service) findOrphans(ctx context.Context, recordSightings bool) (Orphan
 			}
 		}
 		s.quietRoleLogs(ctx, liveRoles)
+		s.handOverTables(ctx, liveRoles)
 	}
 	for key, r := range routes {
 		add(Orphan{Type: ResourceRouteCache, Name: key, SandboxID: r.SandboxID, Value: routecache.Encode(r)})
@@ -484,5 +485,20 @@ func (s *Service) quietRoleLogs(ctx context.Context, ids []string) {
 	}
 	if n > 0 {
 		s.log.InfoContext(ctx, "sandbox roles given the log settings of new roles", "roles", n)
+	}
+}
+
+// handOverTables gives the live sandboxes' roles the tables the control user still owns in
+// their schemas (provision.HandOverTables), as provisioning left them before it handed them
+// over, so that no foreign key of theirs runs a role's code as the control user from the next
+// run on (docs/security.md, "PostgreSQL"). Failures are logged: the next run tries again.
+func (s *Service) handOverTables(ctx context.Context, ids []string) {
+	n, err := s.resources.HandOverTables(ctx, ids, s.lockTimeout)
+	if err != nil {
+		s.log.WarnContext(ctx, "handing the sandboxes' tables to their roles failed; the next run tries again",
+			"sandboxes", len(ids), logkey.Error, err)
+	}
+	if n > 0 {
+		s.log.InfoContext(ctx, "sandboxes' tables handed to their roles", "sandboxes", n)
 	}
 }

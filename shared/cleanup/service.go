@@ -125,6 +125,7 @@ type OrphanResources interface {
 	DeleteRedisUsers(ctx context.Context, ids []string) (map[string]provision.RedisUserResult, error)
 	RefreshRedisUserRules(ctx context.Context, ids []string) (int, error)
 	QuietRoleLogs(ctx context.Context, ids []string) (int, error)
+	HandOverTables(ctx context.Context, ids []string, lockTimeout time.Duration) (int, error)
 }
 
 // SessionResources ends what a sandbox's sessions hold of the shared database and Redis.

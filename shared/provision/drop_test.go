@@ -101,6 +101,15 @@ func TestForeignRolesAreNeverTouched(t *testing.T) {
 	if res, err := e.p.SwitchOffOversizedRoles(ctx, 1, time.Second); err != nil || len(res.SwitchedOff) != 0 {
 		t.Errorf("SwitchOffOversizedRoles over a foreign role's namesake: %+v %v", res, err)
 	}
+	// Nor is its namesake's table, which the control user owns, given to it.
+	if n, err := e.p.HandOverTables(ctx, []string{foreign, bare}, time.Second); err != nil || n != 0 {
+		t.Errorf("HandOverTables of a foreign role's namesake = %d, %v; want nothing done", n, err)
+	}
+	var owner string
+	if err := e.pool.QueryRow(ctx, `SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = $1::regclass`,
+		sandbox.SchemaName(foreign)+".rows").Scan(&owner); err != nil || owner == sandbox.RoleName(foreign) {
+		t.Errorf("the foreign role's namesake's table is owned by %q (%v)", owner, err)
+	}
 	// The schema is this database's whatever the role: orphan reconciliation may drop it alone.
 	if res, err := e.p.DropSchema(ctx, foreign, time.Second); err != nil || !res.SchemaExisted || res.RoleExisted {
 		t.Fatalf("DropSchema: %+v %v", res, err)

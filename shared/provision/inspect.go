@@ -24,9 +24,10 @@ type Resources struct {
 	RoleUsage bool
 	// Tables are the schema's tables (relkind r or p), whoever owns them.
 	Tables []string
-	// Ungranted are the tables created by provisioning (owned by the control user) on which
-	// the role lacks one of the rights provisioning granted.
-	Ungranted []string
+	// NotHandedOver are the tables the control user still owns, which the role should
+	// (handover.go): those of a sandbox provisioned before provisioning handed its tables
+	// over, until the next cleanup run does (HandOverTables).
+	NotHandedOver []string
 	// Bytes is the total size of the schema's relations, indexes and TOAST included, and of its
 	// role's temporary tables (SchemaSize.Relations). Its catalog rows are not read here: that
 	// costs a pass over some thirty catalogs, and the cleanup records them (RedisUsage).
@@ -63,30 +64,27 @@ func (p *Provisioner) Inspect(ctx context.Context, id string) (Resources, error)
 	}
 	if r.SchemaExists {
 		type table struct {
-			name      string
-			ungranted bool
+			name       string
+			controlled bool
 		}
 		rows, err := p.db.Query(ctx, `
-			SELECT c.relname,
-				c.relowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
-				AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $2)
-				AND NOT pg_catalog.has_table_privilege($2, c.oid, 'SELECT, INSERT, UPDATE, DELETE')
+			SELECT c.relname, c.relowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
 			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-			WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname`, schema, role)
+			WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname`, schema)
 		if err != nil {
 			return r, err
 		}
 		tables, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (table, error) {
 			var t table
-			return t, row.Scan(&t.name, &t.ungranted)
+			return t, row.Scan(&t.name, &t.controlled)
 		})
 		if err != nil {
 			return r, err
 		}
 		for _, t := range tables {
 			r.Tables = append(r.Tables, t.name)
-			if t.ungranted {
-				r.Ungranted = append(r.Ungranted, t.name)
+			if t.controlled {
+				r.NotHandedOver = append(r.NotHandedOver, t.name)
 			}
 		}
 		// Sizes from the catalog: pg_total_relation_size reads no row of the relation.

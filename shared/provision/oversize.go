@@ -68,7 +68,7 @@ func (p *Provisioner) SwitchOffOversizedRoles(ctx context.Context, limit int64, 
 		for _, id := range ids {
 			one, err := p.SchemaSizes(ctx, []string{id})
 			if pgCode(err) == pgLockNotAvailable {
-				ended, endErr := p.endLockingSessions(ctx, id)
+				ended, endErr := p.endLockingSessions(ctx, id, accessExclusiveLock)
 				if endErr != nil {
 					return out, endErr
 				}
@@ -125,12 +125,20 @@ func (p *Provisioner) switchOffRole(ctx context.Context, id string, lockTimeout 
 	return len(ended) + len(late), err
 }
 
-// endLockingSessions ends the sessions of the sandbox's role that hold or wait for an ACCESS
-// EXCLUSIVE lock on a relation, the one lock mode that keeps the size of a relation from
-// being read (and a waiting request queues every later reader behind it), and returns how
-// many it ended. Only sessions of this database's role are ended (ourRoleOf): the control
-// plane's own DDL is never a sandbox's session.
-func (p *Provisioner) endLockingSessions(ctx context.Context, id string) (int, error) {
+// The lock modes endLockingSessions looks for.
+const (
+	// accessExclusiveLock is the one mode that keeps the size of a relation from being read
+	// (and a waiting request queues every later reader behind it).
+	accessExclusiveLock = "AccessExclusiveLock"
+	// anyRelationLock is every mode: each keeps an ALTER ... OWNER from its table.
+	anyRelationLock = ""
+)
+
+// endLockingSessions ends the sessions of the sandbox's role that hold or wait for a lock of
+// mode on a relation (any mode for anyRelationLock), and returns how many it ended. Only
+// sessions of this database's role are ended (ourRoleOf): the control plane's own DDL is never
+// a sandbox's session.
+func (p *Provisioner) endLockingSessions(ctx context.Context, id, mode string) (int, error) {
 	role := sandbox.RoleName(id)
 	st, err := ourRoleOf(ctx, p.db, role)
 	if errors.Is(err, errForeignRole) {
@@ -143,7 +151,7 @@ func (p *Provisioner) endLockingSessions(ctx context.Context, id string) (int, e
 	err = p.db.QueryRow(ctx, `SELECT pg_catalog.array_agg(a.pid) FILTER (WHERE pg_catalog.pg_terminate_backend(a.pid))
 		FROM pg_catalog.pg_stat_activity a
 		WHERE a.usesysid = $1 AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
-			WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock')`, st.oid).Scan(&ended)
+			WHERE l.pid = a.pid AND l.locktype = 'relation' AND ($2 = '' OR l.mode = $2))`, st.oid, mode).Scan(&ended)
 	if err != nil {
 		return 0, fmt.Errorf("end the sessions of %s that lock its relations: %w", role, err)
 	}

@@ -70,7 +70,7 @@ func TestInspectRunsNoSandboxCode(t *testing.T) {
 		if err != nil || len(roles) != 1 || roles[0] != id {
 			t.Fatalf("roles %v %v", roles, err)
 		}
-		if !res.SchemaExists || !res.RoleExists || !res.RoleUsage || len(res.Ungranted) != 0 || res.Bytes <= 0 {
+		if !res.SchemaExists || !res.RoleExists || !res.RoleUsage || len(res.NotHandedOver) != 0 || res.Bytes <= 0 {
 			t.Fatalf("inspect: %+v", res)
 		}
 		// The tables the role made are listed (the rule turned aaa_rule into a view).
@@ -106,6 +106,82 @@ func TestDropRunsNoSandboxCode(t *testing.T) {
 	after, err := e.p.Inspect(ctx, id)
 	if err != nil || after.SchemaExists || after.RoleExists {
 		t.Fatalf("after drop: %+v %v", after, err)
+	}
+}
+
+// PostgreSQL runs a foreign key's checks and actions as the owner of the table they read or
+// write, not as the session's user. The role owns every relation of its schema, so neither way
+// it can hook a key runs its code as anyone but itself: a row trigger on the child table of
+// the default template's ON DELETE CASCADE key (moderation_cases to guild_settings), fired by
+// the cascade, and the cast of a type of its own by which a key of its references a
+// provisioned table, called by the key's check. Both ran as the control user while it owned
+// the provisioned tables: the trigger made a role with the control user's CREATEROLE.
+func TestForeignKeysRunNoSandboxCodeAsTheControlUser(t *testing.T) {
+	e := setup(t)
+	id, pw := provisioned(t, e)
+	conn := e.session(t, id, pw)
+	traps := testenv.ArmTraps(t, conn, sandbox.SchemaName(id), sandbox.RoleName(id))
+	if foreign := notOwnedByTheRole(t, e, id); len(foreign) > 0 {
+		t.Errorf("relations of the schema its role does not own: %v", foreign)
+	}
+	fireForeignKeyHooks(t, conn, traps, id)
+	traps.RequireNotSprung(t, e.pool)
+}
+
+// notOwnedByTheRole lists the relations of the sandbox's schema, with their owners, that its
+// role does not own.
+func notOwnedByTheRole(t *testing.T, e env, id string) []string {
+	t.Helper()
+	rows, err := e.pool.Query(t.Context(), `SELECT c.relname || ' (' || pg_get_userbyid(c.relowner) || ')'
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relowner <> (SELECT oid FROM pg_roles WHERE rolname = $2) ORDER BY 1`,
+		sandbox.SchemaName(id), sandbox.RoleName(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// fireForeignKeyHooks hooks, as the sandbox's role (conn), the two ways a foreign key can run
+// its code, and fires both: the cascade of the default template's key reaches the traps' row
+// trigger on moderation_cases, and a key of its own, on a type of its own, calls its cast
+// function. It fails the test unless the spy ran in each, so that a test whose spy stays
+// silent proves nothing; who it ran as is for the caller to read (traps.Seen).
+func fireForeignKeyHooks(t *testing.T, conn *pgx.Conn, traps *testenv.Traps, id string) {
+	t.Helper()
+	s := pgx.Identifier{sandbox.SchemaName(id)}.Sanitize()
+	exec := func(stmts ...string) {
+		t.Helper()
+		for _, stmt := range stmts {
+			if _, err := conn.Exec(t.Context(), stmt); err != nil {
+				t.Fatalf("as the sandbox's role: %s: %v", stmt, err)
+			}
+		}
+	}
+	exec(
+		fmt.Sprintf(`INSERT INTO %s.guild_settings (guild_id) VALUES ('10000000000000001'), ('10000000000000002')`, s),
+		fmt.Sprintf(`INSERT INTO %s.moderation_cases (guild_id, user_id, moderator_id, action)
+			VALUES ('10000000000000001', '1', '2', 'warn')`, s),
+		fmt.Sprintf(`CREATE TYPE %s.gid AS (v text)`, s),
+		fmt.Sprintf(`CREATE FUNCTION %[1]s.gid_text(%[1]s.gid) RETURNS text LANGUAGE plpgsql AS
+			$f$ BEGIN PERFORM %[1]s.spy(); RETURN $1.v; END $f$`, s),
+		fmt.Sprintf(`CREATE CAST (%[1]s.gid AS text) WITH FUNCTION %[1]s.gid_text(%[1]s.gid) AS IMPLICIT`, s),
+		fmt.Sprintf(`CREATE TABLE %[1]s.hooked (g %[1]s.gid REFERENCES %[1]s.guild_settings (guild_id))`, s),
+	)
+	before := len(traps.Seen(t))
+	// One row trigger on guild_settings, one on moderation_cases inside the cascade.
+	exec(fmt.Sprintf(`DELETE FROM %s.guild_settings WHERE guild_id = '10000000000000001'`, s))
+	if n := len(traps.Seen(t)) - before; n != 2 {
+		t.Fatalf("the cascade ran the spy %d times, want 2 (its own delete, and the cascade's): this test proves nothing", n)
+	}
+	before += 2
+	exec(fmt.Sprintf(`INSERT INTO %s.hooked VALUES (ROW('10000000000000002'))`, s))
+	if n := len(traps.Seen(t)) - before; n < 1 {
+		t.Fatal("the key's check did not run the cast: this test proves nothing")
 	}
 }
 

@@ -15,8 +15,8 @@ import (
 // a spy function that records current_user and, when it runs as anyone but the role, tries
 // to escalate (create a table in public, grant the role the control plane's sandboxes table).
 // It is reached through every hook a role can create on its own: a table turned into a view
-// by an ON SELECT rule, a row-level security policy, triggers on the provisioned tables
-// (provisioning grants TRIGGER), a view, and functions named like built-ins in its schema.
+// by an ON SELECT rule, a row-level security policy, triggers on the provisioned tables, a
+// view, and functions named like built-ins in its schema.
 type Traps struct {
 	conn   *pgx.Conn
 	schema string
@@ -45,6 +45,15 @@ func ConnectAs(t testing.TB, dbURL, role, password string) (*pgx.Conn, error) {
 func ArmTraps(t testing.TB, conn *pgx.Conn, schema, role string) *Traps {
 	t.Helper()
 	tr := &Traps{conn: conn, schema: schema, role: role, Marker: "pwned_" + strings.TrimPrefix(schema, "sb_")}
+	rows, err := conn.Query(t.Context(), `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relkind = 'r'`, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	provisioned, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := pgx.Identifier{schema}.Sanitize()
 	r := pgx.Identifier{role}.Sanitize()
 	stmts := []string{
@@ -61,7 +70,11 @@ BEGIN
 END $f$`, s, quoteLit(role), tr.Marker),
 		fmt.Sprintf(`GRANT EXECUTE ON FUNCTION %s.spy() TO PUBLIC`, s),
 		fmt.Sprintf(`CREATE FUNCTION %[1]s.spy_trigger() RETURNS trigger LANGUAGE plpgsql AS $f$
-BEGIN PERFORM %[1]s.spy(); RETURN NULL; END $f$`, s),
+BEGIN
+	PERFORM %[1]s.spy();
+	IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+	RETURN NEW; -- the write goes on: a spy is not seen
+END $f$`, s),
 		// Tables named to sort first, so "the first table" of the schema is a trap.
 		fmt.Sprintf(`CREATE TABLE %s.aaa_policy (x int)`, s),
 		fmt.Sprintf(`INSERT INTO %s.aaa_policy VALUES (1)`, s),
@@ -82,17 +95,8 @@ BEGIN PERFORM %[1]s.spy(); RETURN NULL; END $f$`, s),
 			t.Fatalf("arming trap: %s: %v", stmt, err)
 		}
 	}
-	// Triggers on every table provisioning created and granted TRIGGER on.
-	rows, err := conn.Query(t.Context(), `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relkind = 'r' AND pg_get_userbyid(c.relowner) <> $2`, schema, role)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, table := range tables {
+	// Triggers on every table provisioning created.
+	for _, table := range provisioned {
 		tbl := pgx.Identifier{schema, table}.Sanitize()
 		for _, stmt := range []string{
 			fmt.Sprintf(`CREATE TRIGGER spy_row BEFORE INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW EXECUTE FUNCTION %s.spy_trigger()`, tbl, s),
