@@ -41,6 +41,19 @@ func checkID(id string) error {
 	return nil
 }
 
+// checkedNames is checkID of every id, and then name (sandbox.SchemaName, sandbox.RoleName) of
+// each, in order.
+func checkedNames(ids []string, name func(id string) string) ([]string, error) {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		if err := checkID(id); err != nil {
+			return nil, err
+		}
+		out[i] = name(id)
+	}
+	return out, nil
+}
+
 // checkStream is checkID before a command on sandbox id's event stream key, which also needs
 // a Redis client; what names the operation in the error.
 func (p *Provisioner) checkStream(id, key, what string) error {

@@ -30,6 +30,11 @@ import (
 	"github.com/botplatform/discord-sandboxes/shared/sandbox"
 )
 
+// controlOwnedRelation is true of a relation of pg_class c that the control user (the current
+// user) owns, of the kinds a schema's owner could be given.
+const controlOwnedRelation = `c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f')
+	AND c.relowner = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)`
+
 // controlOwnedRelationsSQL lists the ALTER ... OWNER TO statements that give the relations of
 // schema $1 owned by the current (control) user to role $2, tables first. A sequence owned by
 // a column follows its table, and an index its table, so neither is listed.
@@ -39,8 +44,7 @@ const controlOwnedRelationsSQL = `
 			WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END,
 		n.nspname, c.relname, $2::text)
 	FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-	WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f')
-		AND c.relowner = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+	WHERE n.nspname = $1 AND ` + controlOwnedRelation + `
 		AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
 			WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid
 				AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.deptype IN ('a', 'i'))
@@ -74,24 +78,17 @@ func handOverRelations(ctx context.Context, tx pgx.Tx, id string) (int, error) {
 // One query finds the schemas that have such relations; each is then changed in a
 // transaction of its own, after the role checks (ourRoleOf: another database's role named like
 // a sandbox's is never touched). The ALTERs need every table's ACCESS EXCLUSIVE lock: when a
-// session of the role holds a lock on one past handOverLockTimeout, the sessions of the role
+// session of the role holds a lock on one past lockTimeout, the sessions of the role
 // that hold or wait for a lock on a relation are ended and the sandbox is tried once more,
 // so that a worker cannot keep its tables out of the hand-over by keeping them locked.
 func (p *Provisioner) HandOverTables(ctx context.Context, ids []string, lockTimeout time.Duration) (int, error) {
-	schemas := make([]string, 0, len(ids))
-	for _, id := range ids {
-		if err := checkID(id); err != nil {
-			return 0, err
-		}
-		schemas = append(schemas, sandbox.SchemaName(id))
-	}
-	if len(schemas) == 0 {
-		return 0, nil
+	schemas, err := checkedNames(ids, sandbox.SchemaName)
+	if err != nil || len(schemas) == 0 {
+		return 0, err
 	}
 	rows, err := p.db.Query(ctx, `SELECT DISTINCT n.nspname FROM pg_catalog.pg_class c
 		JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f')
-			AND c.relowner = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+		WHERE n.nspname = ANY($1) AND `+controlOwnedRelation+`
 		ORDER BY 1`, schemas)
 	if err != nil {
 		return 0, fmt.Errorf("find the sandbox schemas whose tables the control user owns: %w", err)

@@ -471,22 +471,16 @@ func quietLogStatements(role string) []string {
 // each in a transaction of its own. It returns how many it changed: none when the control
 // user may not set the settings.
 func (p *Provisioner) QuietRoleLogs(ctx context.Context, ids []string) (int, error) {
-	names := make([]string, 0, len(ids))
-	for _, id := range ids {
-		if err := checkID(id); err != nil {
-			return 0, err
-		}
-		names = append(names, sandbox.RoleName(id))
-	}
-	if len(names) == 0 {
-		return 0, nil
+	names, err := checkedNames(ids, sandbox.RoleName)
+	if err != nil || len(names) == 0 {
+		return 0, err
 	}
 	quiet := make([]string, len(sandbox.RoleQuietLogSettings))
 	for i, name := range sandbox.RoleQuietLogSettings {
 		quiet[i] = name + "=" + quietLogLevel // as pg_roles.rolconfig shows it
 	}
 	var loud []string
-	err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
 		if ok, err := canQuietLogs(ctx, tx); err != nil || !ok {
 			return err
 		}

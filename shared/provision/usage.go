@@ -199,14 +199,11 @@ func (p *Provisioner) schemaSizesOf(ctx context.Context, ids []string, catalog b
 	if len(ids) == 0 {
 		return out, nil
 	}
-	schemas := make([]string, len(ids))
-	for i, id := range ids {
-		if err := checkID(id); err != nil {
-			return nil, err
-		}
-		schemas[i] = sandbox.SchemaName(id)
+	schemas, err := checkedNames(ids, sandbox.SchemaName)
+	if err != nil {
+		return nil, err
 	}
-	err := pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, p.db, func(tx pgx.Tx) error {
 		if err := setLockTimeout(ctx, tx, sizeLockTimeout); err != nil {
 			return err
 		}
